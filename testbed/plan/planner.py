@@ -1,0 +1,224 @@
+"""Topology + run name -> Plan. Pure and deterministic: the same inputs give the same plan.
+
+Who is where:
+- mgmt: every node (metrics, control); never carries experiment traffic.
+- backbone: border routers and trust centers.
+- internet: border routers and Internet hosts.
+- pan-<name>: the things of that PAN and the border router that serves it.
+Border routers forward between PANs, backbone and internet; every other node gets static routes
+through the router that owns the destination, so experiment traffic crosses a router as in a
+real building.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from testbed.errors import PlanError
+from testbed.node.config import Interface, NodeConfig, Route
+from testbed.plan import addressing
+from testbed.plan.labels import NETWORK, RUN, NodeLabels
+from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
+from testbed.topology.schema import NAME_RE, Topology
+
+RESOURCE_PREFIX = "tb"
+SYSCTLS_ALL = {
+    # Docker leaves IPv6 off on interfaces created later (TUN); DAD would delay binding.
+    "net.ipv6.conf.all.disable_ipv6": "0",
+    "net.ipv6.conf.default.disable_ipv6": "0",
+    "net.ipv6.conf.all.accept_dad": "0",
+    "net.ipv6.conf.default.accept_dad": "0",
+}
+SYSCTLS_ROUTER = {"net.ipv6.conf.all.forwarding": "1"}
+TIER_INFRA = 0
+TIER_THINGS = 1
+
+
+def resource_name(run: str, name: str) -> str:
+    return f"{RESOURCE_PREFIX}-{run}-{name}"
+
+
+def check_run_name(run: str) -> None:
+    if not re.match(NAME_RE, run):
+        raise PlanError(
+            f"run name {run!r} is not valid: use lower case letters, digits and '-', "
+            "starting with a letter, at most 30 characters",
+            "pick another --run NAME",
+        )
+
+
+def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: str = "") -> Plan:
+    check_run_name(run)
+    prefix = addressing.ula_prefix(topology.building, run)
+    networks = _networks(topology, run, prefix)
+    nets = {n.name: n for n in networks}
+    numbers = addressing.HostNumbers()
+    router_of_pan = {pan: r.name for r in topology.border_routers for pan in r.pans}
+    first_router = topology.border_routers[0].name
+
+    def addr(network: str) -> str:
+        net = ipaddress.IPv6Network(nets[network].subnet6)
+        return f"{addressing.host(net, numbers.take(network))}/64"
+
+    # Addresses are handed out in a fixed order: routers, trust centers, hosts, things.
+    interfaces: dict[str, list[Interface]] = {}
+    for router in topology.border_routers:
+        names = ["mgmt", "backbone", "internet", *(f"pan-{p}" for p in router.pans)]
+        interfaces[router.name] = [Interface(n, addr(n)) for n in names]
+    for domain in topology.domains:
+        interfaces[domain.trust_center_name] = [Interface(n, addr(n)) for n in ("mgmt", "backbone")]
+    for host in topology.hosts:
+        interfaces[host.name] = [Interface(n, addr(n)) for n in ("mgmt", "internet")]
+    for thing in topology.things:
+        for name in thing.names():
+            interfaces[name] = [Interface(n, addr(n)) for n in ("mgmt", f"pan-{thing.pan}")]
+
+    def router_address(router: str, network: str) -> str:
+        for iface in interfaces[router]:
+            if iface.network == network:
+                return iface.ipv6.split("/")[0]
+        raise PlanError(f"router {router} is not on {network}")  # schema makes this unreachable
+
+    def routes_via(network: str, destinations: list[tuple[str, str]]) -> tuple[Route, ...]:
+        return tuple(
+            Route(prefix=nets[dest].subnet6, via=router_address(router, network))
+            for dest, router in destinations
+        )
+
+    pan_routes = [(f"pan-{pan.name}", router_of_pan[pan.name]) for pan in topology.pans]
+    nodes: list[NodePlan] = []
+
+    def add(
+        name: str,
+        role: str,
+        tier: int,
+        attributes: dict[str, str],
+        routes: tuple[Route, ...] = (),
+        *,
+        kind: str = "",
+        forwarding: bool = False,
+        tun: bool = False,
+    ) -> None:
+        config = NodeConfig(
+            run=run,
+            building=topology.building,
+            node=name,
+            role=role,
+            interfaces=tuple(interfaces[name]),
+            routes=routes,
+            attributes={**attributes, **({"kind": kind} if kind else {})},
+            forwarding=forwarding,
+        )
+        labels = NodeLabels(
+            run=run,
+            node=name,
+            role=role,
+            building=topology.building,
+            kind=kind,
+            run_dir=run_dir,
+            topology=topology_path,
+            attributes=tuple(sorted(attributes.items())),
+        )
+        sysctls = dict(SYSCTLS_ALL, **(SYSCTLS_ROUTER if forwarding else {}))
+        nodes.append(
+            NodePlan(
+                name=name,
+                role=role,
+                resource=resource_name(run, name),
+                hostname=name,
+                volume=resource_name(run, f"{name}-state"),
+                labels=labels.to_labels(),
+                config=config,
+                tier=tier,
+                net_admin=True,  # every node installs its own routes
+                tun=tun,
+                sysctls=sysctls,
+            )
+        )
+
+    for router in topology.border_routers:
+        add(
+            router.name,
+            "border_router",
+            TIER_INFRA,
+            {"pans": ",".join(router.pans)},
+            forwarding=True,
+            tun=True,
+        )
+    for domain in topology.domains:
+        trusted = domain.trusted_vendors or [v.name for v in topology.vendors]
+        add(
+            domain.trust_center_name,
+            "trust_center",
+            TIER_INFRA,
+            {"domain": domain.name, "trusted-vendors": ",".join(trusted)},
+            routes_via("backbone", [*pan_routes, ("internet", first_router)]),
+        )
+    for host in topology.hosts:
+        add(
+            host.name,
+            "internet_host",
+            TIER_INFRA,
+            {},
+            routes_via("internet", [*pan_routes, ("backbone", first_router)]),
+            kind=host.role,
+        )
+    for thing in topology.things:
+        model = topology.model(thing.vendor, thing.model)
+        pan_router = router_of_pan[thing.pan]
+        attributes = {
+            "vendor": thing.vendor,
+            "model": thing.model,
+            "device-class": thing.role or model.role,
+            "domain": thing.domain,
+            "pan": thing.pan,
+            "profile": thing.profile or model.profile,
+            "firmware": model.firmware,
+        }
+        others = [(n, pan_router) for n in ("backbone", "internet")]
+        others += [(p, r) for p, r in pan_routes if p != f"pan-{thing.pan}"]
+        for name in thing.names():
+            add(
+                name,
+                "thing",
+                TIER_THINGS,
+                attributes,
+                routes_via(f"pan-{thing.pan}", others),
+                tun=True,
+            )
+    return Plan(
+        run=run,
+        building=topology.building,
+        topology_path=topology_path,
+        ula_prefix=str(prefix),
+        networks=tuple(networks),
+        nodes=tuple(nodes),
+    )
+
+
+def _networks(topology: Topology, run: str, prefix: ipaddress.IPv6Network) -> list[NetworkPlan]:
+    specs: list[tuple[str, NetworkKind, int]] = [
+        ("mgmt", "mgmt", addressing.SUBNET_IDS["mgmt"]),
+        ("backbone", "backbone", addressing.SUBNET_IDS["backbone"]),
+        ("internet", "internet", addressing.SUBNET_IDS["internet"]),
+    ]
+    specs += [
+        (f"pan-{pan.name}", "pan", addressing.PAN_BASE + index)
+        for index, pan in enumerate(topology.pans)
+    ]
+    out = []
+    for name, kind, subnet_id in specs:
+        net = addressing.subnet(prefix, subnet_id)
+        out.append(
+            NetworkPlan(
+                name=name,
+                kind=kind,
+                resource=resource_name(run, name),
+                subnet6=str(net),
+                gateway6=str(addressing.host(net, addressing.GATEWAY_HOST)),
+                labels={RUN: run, NETWORK: name},
+                internal=kind != "mgmt",
+            )
+        )
+    return out

@@ -1,0 +1,119 @@
+"""Read a topology file: YAML -> Topology, with errors that name the file, the line and the key.
+
+PyYAML loses line numbers once it builds Python objects, so the file is composed twice over the
+same text: once into nodes (which keep their marks) to map key paths to lines, once into data.
+Duplicate keys, which PyYAML would silently merge, are refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from testbed.errors import TopologyError
+from testbed.topology.schema import Loc, Topology, cross_reference_problems, dotted
+
+Lines = dict[Loc, int]
+
+
+def load_topology(path: Path | str) -> Topology:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise TopologyError(
+            f"{path}: no such topology file", "list the shipped ones with: ls topologies/"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TopologyError(
+            f"{path}: cannot read: {exc}", "check the path and permissions"
+        ) from exc
+    return parse_topology(text, source=str(path))
+
+
+def parse_topology(text: str, source: str = "<topology>") -> Topology:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise TopologyError(
+            f"{where}: not valid YAML: {exc.problem}", "fix the YAML syntax at that line"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise TopologyError(f"{source}: not valid YAML: {exc}", "fix the YAML syntax") from exc
+    if not isinstance(data, dict):
+        raise TopologyError(
+            f"{source}: a topology must be a mapping with keys like 'building', 'things'",
+            "see topologies/default.yaml or run: testbed schema",
+        )
+    lines: Lines = {}
+    _collect_lines(root, (), lines, source)
+    try:
+        topology = Topology.model_validate(data, context={"defer_cross_references": True})
+    except ValidationError as exc:
+        raise TopologyError(
+            _format_errors(source, lines, [(tuple(e["loc"]), _message(e)) for e in exc.errors()]),
+            "fix the key named above; `testbed schema` prints every allowed key",
+        ) from exc
+    problems = cross_reference_problems(topology)
+    if problems:
+        raise TopologyError(
+            _format_errors(source, lines, problems),
+            "make the reference point at a name defined in the file",
+        )
+    return topology
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key (misspelt?)"
+    if error["type"] == "missing":
+        return "required key is missing"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _format_errors(source: str, lines: Lines, problems: list[tuple[Loc, str]]) -> str:
+    out = []
+    for loc, message in problems:
+        # pydantic puts union/tagged members into the path; keep only real keys and indices.
+        loc = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith("function-"))
+        out.append(f"{source}:{_line_for(lines, loc)}: {dotted(loc) or '(top level)'}: {message}")
+    head = "invalid topology" if len(out) == 1 else f"invalid topology ({len(out)} problems)"
+    return head + "\n  " + "\n  ".join(out)
+
+
+def _line_for(lines: Lines, loc: Loc) -> int:
+    # A missing key has no line of its own: point at the closest enclosing one that exists.
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return 1
+
+
+def _collect_lines(node: yaml.Node | None, loc: Loc, lines: Lines, source: str) -> None:
+    if node is None:
+        return
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise TopologyError(
+                    f"{source}:{line}: {dotted((*loc, key))}: key given twice "
+                    f"(first at line {seen[key]})",
+                    "remove one of the two entries",
+                )
+            seen[key] = line
+            lines[(*loc, key)] = line
+            _collect_lines(value_node, (*loc, key), lines, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _collect_lines(item, (*loc, index), lines, source)
