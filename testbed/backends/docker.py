@@ -1,0 +1,323 @@
+"""Docker backend (docker SDK): networks, volumes and containers of a plan, found by labels.
+
+Every Docker error is translated into a TestbedError with a hint at this boundary, so users
+see what to do instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import IPAMConfig, IPAMPool
+
+from testbed.backends.base import EventFn, ExecResult, NodeStatus, RemovalReport
+from testbed.errors import BackendError, DaemonUnavailable, NodeFailed, NotRunning
+from testbed.node.config import CONFIG_DIR, STATE_DIR
+from testbed.plan import labels as L
+from testbed.plan.model import NodePlan, Plan
+
+READY_TIMEOUT = 60.0
+READY_POLL = 0.25
+STOP_TIMEOUT = 5
+WORKERS = 8
+LOG_TAIL = 30
+
+
+def connect() -> docker.DockerClient:
+    """A client for the local daemon, or DaemonUnavailable with what to do about it."""
+    try:
+        client = docker.from_env(timeout=60, max_pool_size=WORKERS + 4)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise _daemon_error(exc) from exc
+    return client
+
+
+def _daemon_error(exc: BaseException) -> DaemonUnavailable:
+    text = str(exc)
+    if "Permission denied" in text or "PermissionError" in text:
+        return DaemonUnavailable(
+            "permission denied on the Docker socket",
+            "add yourself to the 'docker' group (then log in again) or run as root",
+        )
+    return DaemonUnavailable(
+        f"cannot connect to the Docker daemon ({text.splitlines()[0][:160]})",
+        "start it (e.g. `sudo systemctl start docker` or `sudo dockerd &`) and try again",
+    )
+
+
+class DockerBackend:
+    name = "docker"
+
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self.client = client or connect()
+
+    # -- bring-up ---------------------------------------------------------------------------
+
+    def deploy(self, plan: Plan, image: str, run_dir: Path, on_event: EventFn) -> None:
+        with _translated("creating networks"):
+            for net in plan.networks:
+                self.client.networks.create(
+                    net.resource,
+                    driver="bridge",
+                    enable_ipv6=True,
+                    internal=net.internal,
+                    ipam=IPAMConfig(
+                        pool_configs=[IPAMPool(subnet=net.subnet6, gateway=net.gateway6)]
+                    ),
+                    labels=net.labels,
+                    check_duplicate=True,
+                )
+                on_event("network", net.name)
+        tiers = [
+            list(group)
+            for _, group in groupby(sorted(plan.nodes, key=lambda n: n.tier), key=lambda n: n.tier)
+        ]
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            for tier in tiers:
+                # Nodes of one tier are independent: create, start and wait for them together.
+                list(pool.map(lambda n: self._start_node(plan, n, image, run_dir, on_event), tier))
+
+    def _start_node(
+        self, plan: Plan, node: NodePlan, image: str, run_dir: Path, on_event: EventFn
+    ) -> None:
+        nets = {n.name: n for n in plan.networks}
+        first, *rest = node.config.interfaces
+        config_dir = run_dir / "nodes" / node.name
+        with _translated(f"creating node {node.name}"):
+            self.client.volumes.create(node.volume, labels={L.RUN: plan.run, L.NODE: node.name})
+            networking = self.client.api.create_networking_config(
+                {
+                    nets[first.network].resource: self.client.api.create_endpoint_config(
+                        ipv6_address=first.ipv6.split("/")[0], aliases=[node.name]
+                    )
+                }
+            )
+            host_config = self.client.api.create_host_config(
+                binds={
+                    node.volume: {"bind": str(STATE_DIR), "mode": "rw"},
+                    str(config_dir.resolve()): {"bind": str(CONFIG_DIR), "mode": "ro"},
+                },
+                cap_add=["NET_ADMIN"] if node.net_admin else None,
+                devices=["/dev/net/tun:/dev/net/tun:rwm"] if node.tun else None,
+                sysctls=node.sysctls or None,
+                network_mode=nets[first.network].resource,
+                init=False,
+            )
+            created = self.client.api.create_container(
+                image,
+                name=node.resource,
+                hostname=node.hostname,
+                labels=node.labels,
+                environment={"PYTHONUNBUFFERED": "1"},
+                host_config=host_config,
+                networking_config=networking,
+                stop_timeout=STOP_TIMEOUT,
+                detach=True,
+            )
+            container_id = created["Id"]
+            for iface in rest:
+                self.client.api.connect_container_to_network(
+                    container_id,
+                    nets[iface.network].resource,
+                    ipv6_address=iface.ipv6.split("/")[0],
+                    aliases=[node.name],
+                )
+            on_event("created", node.name)
+            self.client.api.start(container_id)
+            on_event("started", node.name)
+        self._wait_ready(node, container_id)
+        on_event("ready", node.name)
+
+    def _wait_ready(self, node: NodePlan, container_id: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        probe = ["python3", "-m", "testbed.node.probe", "ready"]
+        while True:
+            with _translated(f"checking node {node.name}"):
+                info = self.client.api.inspect_container(container_id)
+                if not info["State"]["Running"]:
+                    raise NodeFailed(
+                        node.name,
+                        f"node {node.name} stopped during start-up "
+                        f"(exit code {info['State']['ExitCode']})",
+                        self._log_tail(container_id),
+                        f"read its log: `testbed logs {node.name}`",
+                    )
+                exec_id = self.client.api.exec_create(container_id, probe)["Id"]
+                self.client.api.exec_start(exec_id)
+                if self.client.api.exec_inspect(exec_id)["ExitCode"] == 0:
+                    return
+            if time.monotonic() > deadline:
+                raise NodeFailed(
+                    node.name,
+                    f"node {node.name} did not report ready within {READY_TIMEOUT:.0f} s",
+                    self._log_tail(container_id),
+                    f"read its log: `testbed logs {node.name}`; rerun with --keep-on-error",
+                )
+            time.sleep(READY_POLL)
+
+    def _log_tail(self, container_id: str) -> str:
+        try:
+            raw: bytes = self.client.api.logs(container_id, tail=LOG_TAIL)
+            return raw.decode("utf-8", "replace")
+        except docker.errors.DockerException:
+            return "(log not available)"
+
+    # -- tear-down --------------------------------------------------------------------------
+
+    def undeploy(self, run: str) -> RemovalReport:
+        report = RemovalReport()
+        filters = L.run_filter(run)
+        with _translated(f"removing run {run}"):
+            containers = self.client.containers.list(all=True, filters=filters)
+
+            def remove(container: Any) -> str:
+                # Gone already is what we wanted.
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True, v=False)
+                return str(container.name)
+
+            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+                report.containers = list(pool.map(remove, containers))
+            for net in self.client.networks.list(filters=filters):
+                try:
+                    net.remove()
+                    report.networks.append(net.name)
+                except docker.errors.NotFound:
+                    pass
+            for volume in self.client.volumes.list(filters=filters):
+                try:
+                    volume.remove(force=True)
+                    report.volumes.append(volume.name)
+                except docker.errors.NotFound:
+                    pass
+        return report
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def runs(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        filters = L.run_filter(None)
+        with _translated("listing runs"):
+            objects: list[Any] = [
+                *self.client.containers.list(all=True, filters=filters),
+                *self.client.networks.list(filters=filters),
+                *self.client.volumes.list(filters=filters),
+            ]
+        for obj in objects:
+            run = (obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}).get(
+                L.RUN
+            )
+            if run:
+                counts[run] = counts.get(run, 0) + 1
+        return counts
+
+    def status(self, run: str | None = None) -> list[NodeStatus]:
+        with _translated("listing nodes"):
+            containers = self.client.containers.list(all=True, filters=L.run_filter(run))
+            nets = self.client.networks.list(filters=L.run_filter(run))
+        logical = {n.name: n.attrs["Labels"].get(L.NETWORK, n.name) for n in nets}
+        out = []
+        for container in containers:
+            labels = container.labels
+            if L.NODE not in labels:
+                continue
+            ident = L.NodeLabels.from_labels(labels)
+            addresses: dict[str, str] = {}
+            mgmt_ipv4 = ""
+            for net_name, endpoint in container.attrs["NetworkSettings"]["Networks"].items():
+                name = logical.get(net_name, net_name)
+                if endpoint.get("GlobalIPv6Address"):
+                    addresses[name] = endpoint["GlobalIPv6Address"]
+                if name == "mgmt":
+                    mgmt_ipv4 = endpoint.get("IPAddress", "")
+            out.append(
+                NodeStatus(
+                    run=ident.run,
+                    node=ident.node,
+                    role=ident.role,
+                    kind=ident.kind,
+                    state=container.status,
+                    resource=container.name,
+                    image=(container.image.tags or [container.image.short_id])[0]
+                    if container.image
+                    else "",
+                    addresses=addresses,
+                    mgmt_ipv4=mgmt_ipv4,
+                    attributes=ident.attribute_map,
+                    run_dir=ident.run_dir,
+                    topology=ident.topology,
+                )
+            )
+        return sorted(out, key=lambda s: (s.run, _ROLE_ORDER.get(s.role, 9), s.node))
+
+    def _container(self, run: str, node: str) -> Any:
+        with _translated(f"finding node {node}"):
+            found = self.client.containers.list(
+                all=True, filters={"label": [f"{L.RUN}={run}", f"{L.NODE}={node}"]}
+            )
+        if not found:
+            raise NotRunning(
+                f"run {run!r} has no node {node!r}",
+                f"list its nodes with `testbed status --run {run}`",
+            )
+        return found[0]
+
+    def exec(self, run: str, node: str, command: list[str]) -> ExecResult:
+        container = self._container(run, node)
+        with _translated(f"running a command in {node}"):
+            result = container.exec_run(command, demux=False)
+        return ExecResult(exit_code=int(result.exit_code), output=result.output or b"")
+
+    def logs(self, run: str, node: str, tail: int, follow: bool) -> Iterator[bytes]:
+        container = self._container(run, node)
+        with _translated(f"reading the log of {node}"):
+            if follow:
+                yield from container.logs(stream=True, follow=True, tail=tail)
+            else:
+                yield container.logs(tail=tail)
+
+
+_ROLE_ORDER = {"border_router": 0, "trust_center": 1, "internet_host": 2, "thing": 3}
+
+
+class _translated:
+    """Context manager: docker errors -> TestbedError, naming what we were doing."""
+
+    def __init__(self, doing: str) -> None:
+        self.doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or not isinstance(exc, docker.errors.DockerException):
+            return
+        if isinstance(exc, docker.errors.APIError):
+            explanation = str(exc.explanation or exc)
+            if exc.status_code == 409:
+                raise BackendError(
+                    f"{self.doing}: name conflict: {explanation}",
+                    "a container or network of that name exists: `testbed down --run RUN`, "
+                    "or remove it with `docker rm -f NAME` if it is not the testbed's",
+                ) from exc
+            if exc.status_code == 404 and "image" in explanation.lower():
+                raise BackendError(
+                    f"{self.doing}: image missing: {explanation}",
+                    "build it with `testbed images build`",
+                ) from exc
+            raise BackendError(
+                f"{self.doing}: Docker refused: {explanation}",
+                "see the message above; `docker info` shows the daemon's state",
+            ) from exc
+        if "Connection" in str(exc) or "connect" in str(exc):
+            raise _daemon_error(exc) from exc
+        raise BackendError(f"{self.doing}: {exc}", "check `docker info`") from exc

@@ -1,0 +1,93 @@
+"""The use cases behind `testbed up` and `testbed down`: topology -> plan -> run dir -> nodes.
+
+Kept apart from the CLI so tests, benchmarks and scenario runners call the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import testbed
+from testbed import rundir
+from testbed.backends.base import Backend, EventFn, RemovalReport
+from testbed.errors import AlreadyRunning, NotRunning, TestbedError
+from testbed.plan import Plan, make_plan
+from testbed.topology import load_topology
+
+PROJECT_ROOT = Path(testbed.__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class UpResult:
+    plan: Plan
+    run_dir: Path
+    image: str
+
+
+def plan_for(topology_path: Path, run: str | None) -> tuple[Plan, str]:
+    topology = load_topology(topology_path)
+    run_name = run or topology.building
+    path = topology_path.resolve()
+    plan = make_plan(topology, run_name, str(path), str(rundir.run_dir_for(run_name)))
+    return plan, path.read_text(encoding="utf-8")
+
+
+def up(
+    backend: Backend,
+    plan: Plan,
+    topology_text: str,
+    image: str,
+    on_event: EventFn,
+    *,
+    keep_on_error: bool = False,
+) -> UpResult:
+    ensure_not_running(backend, plan.run)
+    run_dir = rundir.run_dir_for(plan.run)
+    rundir.write_run_dir(plan, run_dir, topology_text)
+    try:
+        backend.deploy(plan, image, run_dir, on_event)
+    except BaseException:
+        # Leave nothing half-made behind unless the user wants to look at it.
+        if not keep_on_error:
+            backend.undeploy(plan.run)
+            rundir.remove_run_dir(run_dir)
+        raise
+    return UpResult(plan=plan, run_dir=run_dir, image=image)
+
+
+def ensure_not_running(backend: Backend, run: str) -> None:
+    count = backend.runs().get(run, 0)
+    if count:
+        raise AlreadyRunning(
+            f"run {run!r} is already up ({count} objects carry its label); nothing was changed",
+            f"see it with `testbed status --run {run}`; remove it with "
+            f"`testbed down --run {run}`, or pick another --run NAME",
+        )
+
+
+def resolve_run(backend: Backend, run: str | None) -> str:
+    """The run a command means: the one named, or the only one that is up."""
+    runs = backend.runs()
+    if run:
+        return run
+    if not runs:
+        raise NotRunning("no testbed run is up", "start one with `testbed up`")
+    if len(runs) > 1:
+        raise TestbedError(
+            f"several runs are up: {', '.join(sorted(runs))}",
+            "name one with --run NAME",
+        )
+    return next(iter(runs))
+
+
+def down(backend: Backend, run: str, *, keep_files: bool = False) -> RemovalReport:
+    run_dirs = {Path(s.run_dir) for s in backend.status(run) if s.run_dir}
+    if not backend.runs().get(run) and not run_dirs and not rundir.run_dir_for(run).is_dir():
+        raise NotRunning(f"run {run!r} is not up", "list what is up with `testbed status`")
+    report = backend.undeploy(run)
+    if not keep_files:
+        for path in sorted(run_dirs | {rundir.run_dir_for(run)}):
+            if rundir.remove_run_dir(path):
+                report.run_dirs.append(str(path))
+    return report

@@ -1,0 +1,54 @@
+"""Rendering helpers shared by the verbs: errors with hints, tables, progress."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict
+
+from rich.console import Console
+from rich.table import Table
+
+from testbed.backends.base import NodeStatus
+from testbed.errors import NodeFailed, TestbedError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def error(exc: TestbedError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+    if isinstance(exc, NodeFailed) and exc.log_tail:
+        err_console.print(f"[dim]--- last lines of {exc.node}'s log ---[/]")
+        err_console.print(exc.log_tail.rstrip(), markup=False, highlight=False)
+        err_console.print("[dim]---[/]")
+    if exc.hint:
+        err_console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+
+
+def status_json(nodes: Iterable[NodeStatus]) -> str:
+    return json.dumps([asdict(n) for n in nodes], indent=2, sort_keys=True)
+
+
+def status_table(nodes: list[NodeStatus]) -> None:
+    runs = sorted({n.run for n in nodes})
+    for run in runs:
+        members = [n for n in nodes if n.run == run]
+        table = Table(title=f"run {run}", title_justify="left")
+        for column in ("node", "role", "class", "vendor", "domain", "pan", "state", "data address"):
+            table.add_column(column)
+        for n in members:
+            a = n.attributes
+            data = [f"{net}: {addr}" for net, addr in sorted(n.addresses.items()) if net != "mgmt"]
+            state = n.state if n.state == "running" else f"[red]{n.state}[/]"
+            table.add_row(
+                n.node,
+                n.role,
+                a.get("device-class", n.kind),
+                a.get("vendor", ""),
+                a.get("domain", ""),
+                a.get("pan", a.get("pans", "")),
+                state,
+                "\n".join(data),
+            )
+        console.print(table)

@@ -1,0 +1,64 @@
+"""The run directory on the host (``.testbed/RUN/``): plan, topology copy, per-node files.
+
+Each node gets only its own subdirectory, mounted read-only at /etc/testbed. Directories are
+0700 and files 0600 because later issues put keys there; writes are atomic (temp + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from testbed.plan.model import Plan
+
+HOME_ENV = "TESTBED_HOME"
+
+
+def testbed_home() -> Path:
+    """Where run directories and caches live: $TESTBED_HOME or ./.testbed."""
+    return Path(os.environ.get(HOME_ENV) or Path.cwd() / ".testbed").resolve()
+
+
+def run_dir_for(run: str) -> Path:
+    return testbed_home() / "runs" / run
+
+
+def cache_dir() -> Path:
+    return testbed_home() / "cache"
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file with mode 0600 atomically; its directory is created 0700."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_run_dir(plan: Plan, run_dir: Path, topology_text: str) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(run_dir, 0o700)
+    write_private(run_dir / "topology.yaml", topology_text.encode())
+    write_private(run_dir / "plan.json", json.dumps(plan.to_dict(), indent=2).encode())
+    for node in plan.nodes:
+        node_dir = run_dir / "nodes" / node.name
+        node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_private(node_dir / "node.json", node.config.to_json().encode())
+
+
+def remove_run_dir(run_dir: Path) -> bool:
+    if run_dir.is_dir():
+        shutil.rmtree(run_dir)
+        return True
+    return False
