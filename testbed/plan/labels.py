@@ -18,7 +18,7 @@ NETWORK = PREFIX + "network"
 RUN_DIR = PREFIX + "run-dir"
 TOPOLOGY = PREFIX + "topology"
 PLAN = PREFIX + "plan"
-ATTRIBUTE_KEYS = ("vendor", "model", "domain", "pan", "profile", "device-class", "pans")
+CORE = frozenset({RUN, NODE, ROLE, KIND, BUILDING, NETWORK, RUN_DIR, TOPOLOGY, PLAN})
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,13 @@ class NodeLabels:
 
     @classmethod
     def from_labels(cls, labels: dict[str, str]) -> NodeLabels:
+        # Every other testbed.* label is a role attribute (vendor, model, domain, pan, ...).
         attributes = tuple(
-            (key, labels[PREFIX + key]) for key in ATTRIBUTE_KEYS if PREFIX + key in labels
+            sorted(
+                (key.removeprefix(PREFIX), value)
+                for key, value in labels.items()
+                if key.startswith(PREFIX) and key not in CORE
+            )
         )
         return cls(
             run=labels[RUN],

@@ -138,11 +138,13 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         )
 
     for router in topology.border_routers:
+        foreign = [(p, r) for p, r in pan_routes if r != router.name]
         add(
             router.name,
             "border_router",
             TIER_INFRA,
             {"pans": ",".join(router.pans)},
+            routes_via("backbone", foreign),
             forwarding=True,
             tun=True,
         )
@@ -177,7 +179,8 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             "firmware": model.firmware,
         }
         others = [(n, pan_router) for n in ("backbone", "internet")]
-        others += [(p, r) for p, r in pan_routes if p != f"pan-{thing.pan}"]
+        # Other PANs are reached through the own router, which forwards over the backbone.
+        others += [(p, pan_router) for p, _ in pan_routes if p != f"pan-{thing.pan}"]
         for name in thing.names():
             add(
                 name,

@@ -48,7 +48,8 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
         raise TopologyError(f"{source}: not valid YAML: {exc}", "fix the YAML syntax") from exc
     if not isinstance(data, dict):
         raise TopologyError(
-            f"{source}: a topology must be a mapping with keys like 'building', 'things'",
+            f"{source}:1: (top level): a topology must be a mapping with keys like "
+            "'building', 'things'",
             "see topologies/default.yaml or run: testbed schema",
         )
     lines: Lines = {}
