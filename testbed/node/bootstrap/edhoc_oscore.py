@@ -1,0 +1,97 @@
+"""The ``edhoc-oscore`` bootstrap profile, thing side.
+
+EDHOC with the factory key (method 3, suite 2, CCS by kid) to the trust center, OSCORE from
+it, then the LDevID enrollment as EST-coaps names it (RFC 9148): POST the PKCS#10 CSR to
+``/.well-known/est/sen``, 2.04 with the certificate. With RFC 9668's combined mode the CSR
+request carries EDHOC message_3, so the whole bootstrap takes two round trips: message_1 /
+message_2, then message_3 with the CSR / the certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiocoap
+from aiocoap import error
+from cryptography import x509
+
+from testbed.node.bootstrap.accounting import WireLog
+from testbed.node.bootstrap.profile import (
+    BootstrapContext,
+    BootstrapResult,
+    Enrollment,
+    FailureReason,
+)
+from testbed.node.coap.classify import CoapClassifier
+from testbed.node.coap.credentials import Credential, EdhocIdentity
+from testbed.node.coap.edhoc_client import EdhocOscoreClient
+from testbed.node.coap.errors import ChannelError, CredentialError, HandshakeRefused
+
+EST_SIMPLE_ENROLL = "/.well-known/est/sen"
+CONTENT_FORMAT_PKCS10 = 286  # application/pkcs10 (RFC 9148)
+CONTENT_FORMAT_PKIX_CERT = 287  # application/pkix-cert
+
+
+class EdhocOscoreProfile:
+    name = "edhoc-oscore"
+
+    def __init__(self, enroll_path: str = EST_SIMPLE_ENROLL) -> None:
+        self.enroll_path = enroll_path
+
+    async def bootstrap(self, ctx: BootstrapContext) -> BootstrapResult:
+        started = time.monotonic()
+        wire = WireLog(CoapClassifier())
+
+        def failed(reason: FailureReason, detail: str) -> BootstrapResult:
+            return BootstrapResult.measured(
+                self.name, time.monotonic() - started, wire.records, reason=reason, detail=detail
+            )
+
+        if ctx.identity.ccs is None or ctx.trust_center.ccs is None:
+            return failed(FailureReason.CONFIGURATION, "edhoc-oscore needs both CCS files")
+        try:
+            identity = EdhocIdentity.from_files(ctx.identity.private_key, ctx.identity.ccs)
+            server = Credential.from_file(ctx.trust_center.ccs)
+        except (CredentialError, OSError) as exc:
+            return failed(FailureReason.CONFIGURATION, str(exc))
+
+        client = await EdhocOscoreClient.connect(identity, server, ctx.trust_center.uri, sink=wire)
+        try:
+            response = await asyncio.wait_for(
+                client.request(
+                    aiocoap.POST,
+                    self.enroll_path,
+                    ctx.csr_der,
+                    content_format=CONTENT_FORMAT_PKCS10,
+                ),
+                ctx.timeout_s,
+            )
+        except TimeoutError:
+            return failed(FailureReason.TIMEOUT, f"no enrollment within {ctx.timeout_s} s")
+        except error.TimeoutError as exc:  # CoAP gave up retransmitting (aiocoap's own class)
+            return failed(FailureReason.TIMEOUT, str(exc))
+        except HandshakeRefused as exc:
+            return failed(FailureReason.HANDSHAKE_REFUSED, exc.message)
+        except ChannelError as exc:
+            return failed(FailureReason.PEER_AUTHENTICATION, exc.message)
+        except (OSError, error.NetworkError) as exc:
+            return failed(FailureReason.UNREACHABLE, str(exc))
+        finally:
+            await client.close()
+
+        if response.code != aiocoap.CHANGED:
+            detail = f"{response.code}: {response.payload[:100]!r}"
+            return failed(FailureReason.ENROLLMENT_REFUSED, detail)
+        try:
+            x509.load_der_x509_certificate(response.payload)
+        except ValueError:
+            return failed(
+                FailureReason.PROTOCOL_ERROR, "enrollment answer is not a DER certificate"
+            )
+        return BootstrapResult.measured(
+            self.name,
+            time.monotonic() - started,
+            wire.records,
+            enrollment=Enrollment(ldevid_der=response.payload),
+        )

@@ -1,0 +1,100 @@
+"""An aiocoap context whose UDP socket reports every datagram it sends and receives.
+
+Costs are measured where they arise: on the socket, after CoAP has added its header and its
+retransmissions, so that what the testbed reports is what a radio would have to carry. The tap
+is a subclass of aiocoap's udp6 transport; it wraps the asyncio transport to see ``sendmsg``
+and hooks ``datagram_msg_received``. Nothing else of aiocoap changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal, Protocol
+
+import aiocoap
+from aiocoap.transports.oscore import TransportOSCORE
+from aiocoap.transports.udp6 import MessageInterfaceUDP6
+
+Direction = Literal["sent", "received"]
+Peer = tuple[str, int]
+
+
+class DatagramSink(Protocol):
+    """Where the tap reports datagrams: UDP payload bytes, as they cross the socket."""
+
+    def record(self, direction: Direction, peer: Peer, data: bytes) -> None: ...
+
+
+class _TappedTransport:
+    """Delegates to the real asyncio transport, reporting each ``sendmsg`` first."""
+
+    def __init__(self, inner: Any, owner: RecordingUDP6) -> None:
+        self._inner = inner
+        self._owner = owner
+
+    def sendmsg(self, data: bytes, ancdata: Any, flags: int, address: Any) -> None:
+        if self._owner.sink is not None:
+            self._owner.sink.record("sent", (address[0], address[1]), data)
+        self._inner.sendmsg(data, ancdata, flags, address)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class RecordingUDP6(MessageInterfaceUDP6):  # type: ignore[misc]
+    # Set right after the endpoint is created (aiocoap's factories take no extra arguments).
+    sink: DatagramSink | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(_TappedTransport(transport, self))
+
+    def datagram_msg_received(self, data: bytes, ancdata: Any, flags: int, address: Any) -> None:
+        if self.sink is not None:
+            self.sink.record("received", (address[0], address[1]), data)
+        super().datagram_msg_received(data, ancdata, flags, address)
+
+
+async def create_context(
+    *,
+    site: Any = None,
+    bind: tuple[str, int] | None = None,
+    sink: DatagramSink | None = None,
+    loggername: str = "coap",
+) -> aiocoap.Context:
+    """A context with exactly two transports: OSCORE over recording UDP.
+
+    ``bind`` makes it a server on that address (port 0: any free port, see ``bound_port``);
+    without it the socket takes an ephemeral port and serves as a client. This mirrors
+    ``Context.create_server_context`` with ``transports=["oscore", "udp6"]``; the private
+    ``_append_tokenmanaged_messagemanaged_transport`` is the only way to hand aiocoap another
+    transport class, and aiocoap is pinned (==0.4.17) for that reason among others.
+    """
+    loop = asyncio.get_running_loop()
+    context = aiocoap.Context(loop=loop, serversite=site, loggername=loggername)
+    # OSCORE first: it claims requests for which client credentials exist, UDP takes the rest.
+    context.request_interfaces.append(TransportOSCORE(context, context))
+
+    async def endpoint(mman: Any) -> RecordingUDP6:
+        if bind is None:
+            udp = await RecordingUDP6.create_client_transport_endpoint(
+                mman, log=context.log, loop=loop
+            )
+        else:
+            udp = await RecordingUDP6.create_server_transport_endpoint(
+                mman, log=context.log, loop=loop, bind=bind, multicast=[]
+            )
+        udp.sink = sink
+        return udp  # type: ignore[no-any-return]
+
+    await context._append_tokenmanaged_messagemanaged_transport(endpoint)
+    return context
+
+
+def bound_port(context: aiocoap.Context) -> int:
+    """The UDP port a context created by ``create_context`` listens on."""
+    for interface in context.request_interfaces:
+        udp = getattr(getattr(interface, "token_interface", None), "message_interface", None)
+        if isinstance(udp, RecordingUDP6):
+            port: int = udp.transport.get_extra_info("socket").getsockname()[1]
+            return port
+    raise LookupError("context has no recording UDP transport")
