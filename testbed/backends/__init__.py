@@ -1,0 +1,1 @@
+"""Container backends: the Backend protocol, the Docker backend and node images."""
