@@ -1,0 +1,5 @@
+"""Entry point: ``python -m testbed.node [--config PATH] [--state-dir DIR]``."""
+
+from testbed.node.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""The lifecycle of a thing (RFC 8576 Fig. 1; Heer et al. 2011 Fig. 1) and where it is kept.
+
+    manufactured -> installed -> bootstrapping -> operational <-> maintenance
+         ^                          |     ^          |    |            |
+         |                          v     +----------+----+------------+  (re-bootstrapping)
+         |                        failed
+         +------ decommissioned <------- (installed, operational, maintenance, failed)
+        (re-ownership)
+
+The table is the single authority on which moves are legal; everything that changes a thing's
+state (bootstrap profiles, control actions, the phases) goes through :meth:`LifecycleStore.move`,
+which checks it and persists the result before anyone can observe the new state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from testbed.node.errors import LifecycleError, StateError
+from testbed.node.statefile import read_json, write_json_atomic
+
+
+class LifecycleState(StrEnum):
+    MANUFACTURED = "manufactured"
+    INSTALLED = "installed"
+    BOOTSTRAPPING = "bootstrapping"
+    OPERATIONAL = "operational"
+    MAINTENANCE = "maintenance"
+    DECOMMISSIONED = "decommissioned"
+    FAILED = "failed"
+
+
+S = LifecycleState
+
+TRANSITIONS: Mapping[LifecycleState, frozenset[LifecycleState]] = {
+    S.MANUFACTURED: frozenset({S.INSTALLED}),
+    # An installed thing can be removed before it was ever commissioned.
+    S.INSTALLED: frozenset({S.BOOTSTRAPPING, S.DECOMMISSIONED}),
+    S.BOOTSTRAPPING: frozenset({S.OPERATIONAL, S.FAILED}),
+    # Re-bootstrapping (new keys, new trust center) starts again from bootstrapping.
+    S.OPERATIONAL: frozenset({S.MAINTENANCE, S.BOOTSTRAPPING, S.DECOMMISSIONED, S.FAILED}),
+    S.MAINTENANCE: frozenset({S.OPERATIONAL, S.BOOTSTRAPPING, S.DECOMMISSIONED, S.FAILED}),
+    # Re-ownership: operational keys are wiped, the factory identity is kept, so the thing is
+    # as good as new for its next owner.
+    S.DECOMMISSIONED: frozenset({S.MANUFACTURED}),
+    # From failed: retry, give up (back to installed, awaiting an operator), or remove.
+    S.FAILED: frozenset({S.BOOTSTRAPPING, S.INSTALLED, S.DECOMMISSIONED}),
+}
+
+INITIAL = S.INSTALLED  # things are placed in the building already installed, for now
+
+
+def check_transition(current: LifecycleState, target: LifecycleState) -> None:
+    """Raise LifecycleError unless the table allows current -> target."""
+    allowed = TRANSITIONS[current]
+    if target not in allowed:
+        options = ", ".join(sorted(s.value for s in allowed)) or "none"
+        raise LifecycleError(
+            f"illegal lifecycle transition {current.value} -> {target.value}",
+            f"from {current.value} the thing can go to: {options}",
+        )
+
+
+@dataclass(frozen=True)
+class LifecycleRecord:
+    state: LifecycleState
+    since: float  # wall clock (epoch seconds) of the last change
+    transitions: int  # changes since the record was created
+
+
+class LifecycleStore:
+    """The thing's lifecycle state in ``state.json`` on the state volume."""
+
+    SCHEMA = 1
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._record: LifecycleRecord | None = None
+
+    @property
+    def record(self) -> LifecycleRecord:
+        if self._record is None:
+            raise RuntimeError("LifecycleStore.load() has not been called")
+        return self._record
+
+    @property
+    def state(self) -> LifecycleState:
+        return self.record.state
+
+    def load(self, initial: LifecycleState = INITIAL) -> tuple[LifecycleRecord, bool]:
+        """Read the persisted record, creating it in ``initial`` on first start.
+
+        Returns the record and whether it was created now.
+        """
+        data = read_json(self.path)
+        if data is None:
+            self._save(LifecycleRecord(initial, time.time(), 0))
+            return self.record, True
+        try:
+            record = LifecycleRecord(
+                state=LifecycleState(data["lifecycle"]),
+                since=float(data["since"]),
+                transitions=int(data["transitions"]),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise StateError(
+                f"{self.path} does not hold a valid lifecycle record: {exc!r}",
+                "inspect it; delete it only if resetting this thing to 'installed' is intended",
+            ) from exc
+        self._record = record
+        return record, False
+
+    def move(self, target: LifecycleState) -> LifecycleRecord:
+        """Check and persist a transition; the old record stays if anything fails."""
+        current = self.record
+        check_transition(current.state, target)
+        self._save(LifecycleRecord(target, time.time(), current.transitions + 1))
+        return self.record
+
+    def _save(self, record: LifecycleRecord) -> None:
+        write_json_atomic(
+            self.path,
+            {
+                "schema": self.SCHEMA,
+                "lifecycle": record.state.value,
+                "since": record.since,
+                "transitions": record.transitions,
+            },
+        )
+        self._record = record

@@ -1,0 +1,128 @@
+"""Network setup at node start: IPv6 on, forwarding (routers), static routes.
+
+Docker is normally asked for these sysctls when the container is created; doing it here too
+makes the node correct on runtimes that ignore them. Where the node is not allowed to (read-only
+/proc/sys, no CAP_NET_ADMIN, a developer host running tests as a user) each step is skipped with
+a warning instead of failing: the host side can see the outcome in /state under "network".
+
+A route that *is* permitted but keeps failing is fatal, because a node without its routes makes
+reachability experiments silently wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from testbed.node.config import NodeConfig, Route
+from testbed.node.errors import ConfigError, NetSetupError
+from testbed.node.logs import EventLog
+
+SYSCTL_IPV6_ALL = Path("/proc/sys/net/ipv6/conf/all")
+IP_COMMAND: tuple[str, ...] = ("ip",)
+# Routes via a neighbour fail while our own address on that link is still tentative (DAD takes
+# about a second with the default settings); a few seconds covers it with margin.
+ROUTE_DEADLINE = 5.0
+ROUTE_RETRY_DELAY = 0.2
+IP_TIMEOUT = 5.0
+
+# ip(8) messages that mean "you may not", as opposed to "not yet".
+_NOT_PERMITTED = ("operation not permitted", "permission denied", "read-only file system")
+
+
+def set_sysctl(path: Path, value: str, log: EventLog) -> str:
+    """Write ``value`` unless it is already there. Returns "unchanged", "set" or "skipped"."""
+    try:
+        if path.read_text().strip() == value:
+            return "unchanged"  # no write: also leaves a developer host untouched in tests
+        path.write_text(value + "\n")
+    except OSError as exc:
+        log.warning("netsetup.sysctl_skipped", path=str(path), value=value, error=str(exc))
+        return "skipped"
+    log.info("netsetup.sysctl_set", path=str(path), value=value)
+    return "set"
+
+
+def validate_route(route: Route) -> None:
+    """Reject anything that is not an IPv6 prefix and address (they become ip(8) arguments)."""
+    try:
+        ipaddress.IPv6Network(route.prefix)
+        ipaddress.IPv6Address(route.via.split("%")[0])
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid route {route.prefix} via {route.via}: {exc}",
+            "routes need an IPv6 prefix and an IPv6 next hop",
+        ) from exc
+
+
+async def _run(cmd: Sequence[str]) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), IP_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return -1, f"timed out after {IP_TIMEOUT} s"
+    return proc.returncode or 0, err.decode(errors="replace").strip()
+
+
+async def install_route(
+    route: Route,
+    log: EventLog,
+    ip_command: Sequence[str] = IP_COMMAND,
+    deadline: float = ROUTE_DEADLINE,
+) -> str:
+    """``ip -6 route replace PREFIX via VIA``, retried until ``deadline`` s.
+
+    Returns "installed" or "skipped"; raises NetSetupError if it never succeeds.
+    """
+    validate_route(route)
+    cmd = [*ip_command, "-6", "route", "replace", route.prefix, "via", route.via]
+    give_up = time.monotonic() + deadline
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            code, err = await _run(cmd)
+        except FileNotFoundError:
+            log.warning("netsetup.route_skipped", prefix=route.prefix, error="no ip command")
+            return "skipped"
+        if code == 0:
+            log.info(
+                "netsetup.route_installed", prefix=route.prefix, via=route.via, attempts=attempts
+            )
+            return "installed"
+        if any(marker in err.lower() for marker in _NOT_PERMITTED):
+            log.warning("netsetup.route_skipped", prefix=route.prefix, via=route.via, error=err)
+            return "skipped"
+        if time.monotonic() >= give_up:
+            raise NetSetupError(
+                f"cannot install route {route.prefix} via {route.via}: {err}",
+                "is the next hop on a directly attached network of this node?",
+            )
+        log.debug("netsetup.route_retry", prefix=route.prefix, error=err, attempt=attempts)
+        await asyncio.sleep(ROUTE_RETRY_DELAY)
+
+
+async def setup_network(
+    config: NodeConfig,
+    log: EventLog,
+    sysctl_dir: Path = SYSCTL_IPV6_ALL,
+    ip_command: Sequence[str] = IP_COMMAND,
+    route_deadline: float = ROUTE_DEADLINE,
+) -> dict[str, object]:
+    """Apply the config's network settings; returns what was done (shown in /state)."""
+    report: dict[str, object] = {"ipv6": set_sysctl(sysctl_dir / "disable_ipv6", "0", log)}
+    if config.forwarding:
+        report["forwarding"] = set_sysctl(sysctl_dir / "forwarding", "1", log)
+    # Concurrently: the routes are independent and each may wait out DAD on its own link.
+    outcomes = await asyncio.gather(
+        *(install_route(r, log, ip_command, route_deadline) for r in config.routes)
+    )
+    report["routes"] = {r.prefix: o for r, o in zip(config.routes, outcomes, strict=True)}
+    return report

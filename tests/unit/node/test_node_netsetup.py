@@ -1,0 +1,107 @@
+"""Network setup: sysctls and routes, with stand-ins for /proc/sys and ip(8)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import stat
+from pathlib import Path
+
+import pytest
+
+from testbed.node import logs, netsetup
+from testbed.node.config import Interface, NodeConfig, Route
+from testbed.node.errors import ConfigError, NetSetupError
+
+LOG = logs.setup("n", "r", stream=io.StringIO())
+
+
+def fake_ip(tmp_path: Path, script: str) -> tuple[str, ...]:
+    """An 'ip' command that runs ``script`` (sh) with a call counter in $COUNT."""
+    path = tmp_path / "ip"
+    counter = tmp_path / "count"
+    counter.write_text("0")
+    path.write_text(
+        "#!/bin/sh\n"
+        f"COUNT=$(( $(cat {counter}) + 1 )); echo $COUNT > {counter}\n"
+        f'echo "$@" >> {tmp_path / "calls"}\n' + script
+    )
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return (str(path),)
+
+
+def calls(tmp_path: Path) -> list[str]:
+    return (tmp_path / "calls").read_text().splitlines()
+
+
+def test_sysctl_unchanged_set_and_skipped(tmp_path: Path) -> None:
+    knob = tmp_path / "disable_ipv6"
+    knob.write_text("0\n")
+    assert netsetup.set_sysctl(knob, "0", LOG) == "unchanged"
+    knob.write_text("1\n")
+    assert netsetup.set_sysctl(knob, "0", LOG) == "set"
+    assert knob.read_text() == "0\n"
+    assert netsetup.set_sysctl(tmp_path / "absent" / "forwarding", "1", LOG) == "skipped"
+
+
+ROUTE = Route(prefix="fd00:2::/64", via="fd00:1::1")
+
+
+def test_route_retried_until_the_next_hop_is_usable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(netsetup, "ROUTE_RETRY_DELAY", 0.01)
+    ip = fake_ip(
+        tmp_path,
+        'if [ $COUNT -lt 3 ]; then echo "Error: Nexthop has invalid gateway." >&2; exit 2; fi\n',
+    )
+    assert asyncio.run(netsetup.install_route(ROUTE, LOG, ip)) == "installed"
+    assert calls(tmp_path) == ["-6 route replace fd00:2::/64 via fd00:1::1"] * 3
+
+
+def test_route_not_permitted_is_skipped_without_retry(tmp_path: Path) -> None:
+    ip = fake_ip(tmp_path, 'echo "RTNETLINK answers: Operation not permitted" >&2; exit 2\n')
+    assert asyncio.run(netsetup.install_route(ROUTE, LOG, ip)) == "skipped"
+    assert len(calls(tmp_path)) == 1
+
+
+def test_route_that_never_works_is_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(netsetup, "ROUTE_RETRY_DELAY", 0.01)
+    ip = fake_ip(tmp_path, 'echo "Error: Nexthop has invalid gateway." >&2; exit 2\n')
+    with pytest.raises(NetSetupError, match="invalid gateway"):
+        asyncio.run(netsetup.install_route(ROUTE, LOG, ip, deadline=0.2))
+
+
+def test_missing_ip_command_is_skipped() -> None:
+    assert asyncio.run(netsetup.install_route(ROUTE, LOG, ("/nonexistent/ip",))) == "skipped"
+
+
+@pytest.mark.parametrize(
+    "route",
+    [Route("fd00::/64", "-a"), Route("--help", "fd00::1"), Route("10.0.0.0/8", "10.0.0.1")],
+)
+def test_invalid_routes_are_config_errors(route: Route) -> None:
+    with pytest.raises(ConfigError):
+        netsetup.validate_route(route)
+
+
+def test_setup_network_reports_what_it_did(tmp_path: Path) -> None:
+    (tmp_path / "disable_ipv6").write_text("1\n")
+    (tmp_path / "forwarding").write_text("0\n")
+    ip = fake_ip(tmp_path, "exit 0\n")
+    config = NodeConfig(
+        run="r",
+        building="b",
+        node="br",
+        role="border_router",
+        interfaces=(Interface("mgmt", "::1/128"),),
+        routes=(ROUTE, Route("fd00:3::/64", "fd00:1::2")),
+        forwarding=True,
+    )
+    report = asyncio.run(netsetup.setup_network(config, LOG, tmp_path, ip))
+    assert report == {
+        "ipv6": "set",
+        "forwarding": "set",
+        "routes": {"fd00:2::/64": "installed", "fd00:3::/64": "installed"},
+    }
+    assert (tmp_path / "forwarding").read_text() == "1\n"

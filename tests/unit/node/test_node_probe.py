@@ -1,0 +1,81 @@
+"""``python3 -m testbed.node.probe``: ready and reach, as the host calls them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from testbed.node import config, probe
+from tests.unit.node.node_harness import ROOT, NodeProcess, free_port
+
+
+def run_probe(*args: str) -> tuple[int, object]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "testbed.node.probe", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_ready_against_a_ready_node(running_thing: NodeProcess) -> None:
+    assert run_probe("ready", "--port", str(running_thing.control_port)) == (0, {"ready": True})
+
+
+def test_ready_reads_the_port_from_node_json(running_thing: NodeProcess) -> None:
+    code, out = run_probe("ready", "--config", str(running_thing.config_path))
+    assert (code, out) == (0, {"ready": True})
+
+
+def test_ready_against_nothing() -> None:
+    code, out = run_probe("ready", "--port", str(free_port()))
+    assert code == 1
+    assert isinstance(out, dict)
+    assert out["ready"] is False
+    assert "refused" in out["error"]
+
+
+def test_reach_loopback() -> None:
+    code, out = run_probe("reach", "::1", "--count", "2", "--timeout", "1")
+    assert code == 0
+    assert isinstance(out, dict)
+    assert (out["sent"], out["received"]) == (2, 2)
+    assert all(rtt >= 0 for rtt in out["rtt_ms"])
+
+
+def test_reach_unreachable_fails() -> None:
+    # 100::/64 is the IPv6 discard prefix (RFC 6666): nothing ever answers.
+    code, out = run_probe("reach", "100::1", "--count", "1", "--timeout", "0.3")
+    assert code == 1
+    assert isinstance(out, dict)
+    assert out["received"] == 0
+
+
+def test_reach_bad_address() -> None:
+    code, out = run_probe("reach", "not-an-address", "--count", "1")
+    assert code == 1
+    assert isinstance(out, dict)
+    assert "error" in out
+
+
+def test_probe_stays_light() -> None:
+    # The host runs it through docker exec for every node while bringing a building up.
+    code = (
+        "import sys, testbed.node.probe\n"
+        "heavy = {'asyncio', 'prometheus_client', 'cryptography', 'aiocoap', 'testbed.node.config',"
+        " 'testbed.node.app', 'dataclasses'}\n"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_probe_defaults_match_the_config_contract() -> None:
+    assert probe.CONTROL_PORT == config.CONTROL_PORT
+    assert Path(probe.CONFIG_FILE) == config.CONFIG_FILE
