@@ -66,7 +66,8 @@ OFFLINE_BASE_SUITE = "bookworm"
 OFFLINE_BASE_PACKAGES = ("python3", "python3-venv", "iproute2", "nftables")
 OFFLINE_BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-PULL_TIMEOUT_S = 30.0
+PULL_STALL_TIMEOUT_S = 20.0  # give up a pull when the daemon sent nothing for this long
+PULL_RETRY_AFTER_S = 600  # after a failed pull, use the offline base without asking again
 MMDEBSTRAP_TIMEOUT_S = 1200.0
 PIP_TIMEOUT_S = 900.0
 OLDEST_GLIBC_MINOR = 17  # manylinux2014 == manylinux_2_17
@@ -374,11 +375,21 @@ def _resolve_base(
         image_id = _image_id(client, wanted)
         if image_id is not None:
             return wanted, image_id, False
-        report(f"pulling {wanted}", None, None)
-        error = _try_pull(client, wanted, PULL_TIMEOUT_S)
-        image_id = _image_id(client, wanted)
-        if error is None and image_id is not None:
-            return wanted, image_id, False
+        marker = _pull_marker(cache_dir, wanted)
+        if requested is None and _pull_recently_failed(cache_dir, wanted):
+            # Do not make every `testbed up` wait for a registry that was not there minutes ago.
+            error: str | None = (
+                f"a pull of {wanted} failed less than {PULL_RETRY_AFTER_S // 60} min ago"
+            )
+        else:
+            report(f"pulling {wanted}", None, None)
+            error = _try_pull(client, wanted, PULL_STALL_TIMEOUT_S)
+            image_id = _image_id(client, wanted)
+            if error is None and image_id is not None:
+                marker.unlink(missing_ok=True)
+                return wanted, image_id, False
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"{wanted}\n{error}\n", encoding="utf-8")
         if requested is not None:
             raise ImageError(
                 f"base image {wanted} is not present and cannot be pulled: {error}",
@@ -404,18 +415,21 @@ def _resolve_base(
     return OFFLINE_BASE, image_id, True
 
 
-def _try_pull(client: docker.DockerClient, ref: str, timeout: float) -> str | None:
-    """Pull ``ref``; None on success, else why not. Gives up after ``timeout`` seconds.
+def _try_pull(client: docker.DockerClient, ref: str, stall_timeout: float) -> str | None:
+    """Pull ``ref``; None on success, else why not.
 
     The SDK's pull has no timeout of its own, and a daemon without a route to the registry can
-    take minutes to say so; the pull runs in a daemon thread that is abandoned on timeout.
+    take minutes to say so. The pull runs in a daemon thread; it is abandoned when the daemon has
+    sent nothing for ``stall_timeout`` seconds (a slow pull that makes progress goes on).
     """
     repository, tag = parse_repository_tag(ref)
     outcome: list[str | None] = []
+    last_activity = [time.monotonic()]
 
     def pull() -> None:
         try:
             for chunk in client.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+                last_activity[0] = time.monotonic()
                 if isinstance(chunk, dict) and "error" in chunk:
                     outcome.append(str(chunk["error"]))
                     return
@@ -427,10 +441,24 @@ def _try_pull(client: docker.DockerClient, ref: str, timeout: float) -> str | No
 
     worker = threading.Thread(target=pull, name=f"pull {ref}", daemon=True)
     worker.start()
-    worker.join(timeout)
-    if worker.is_alive() or not outcome:
-        return f"no answer within {timeout:.0f} s"
-    return outcome[0]
+    while worker.is_alive():
+        worker.join(min(1.0, stall_timeout))
+        if worker.is_alive() and time.monotonic() - last_activity[0] > stall_timeout:
+            return f"no answer from the registry for {stall_timeout:.0f} s"
+    return outcome[0] if outcome else "the pull ended without a result"
+
+
+def _pull_recently_failed(cache_dir: Path, ref: str) -> bool:
+    marker = _pull_marker(cache_dir, ref)
+    try:
+        return time.time() - marker.stat().st_mtime < PULL_RETRY_AFTER_S
+    except OSError:
+        return False
+
+
+def _pull_marker(cache_dir: Path, ref: str) -> Path:
+    name = hashlib.sha256(ref.encode("utf-8")).hexdigest()[:16]
+    return cache_dir / "pull-failed" / name
 
 
 def build_offline_base(client: docker.DockerClient, cache_dir: Path) -> str:

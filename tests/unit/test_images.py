@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -340,6 +342,50 @@ def test_unreachable_registry_falls_back_to_an_existing_offline_base(tmp_path: P
     client = _FakeClient({OFFLINE_BASE: "sha256:offline"})
     assert _resolve(client, None, tmp_path) == (OFFLINE_BASE, "sha256:offline", False)
     assert client.api.pulled == [("python", "3.11-slim")]
+
+
+def test_a_failed_pull_is_not_retried_for_a_while(tmp_path: Path) -> None:
+    client = _FakeClient({OFFLINE_BASE: "sha256:offline"})
+    _resolve(client, None, tmp_path)
+    _resolve(client, None, tmp_path)
+    assert client.api.pulled == [("python", "3.11-slim")]
+    # an explicit request always asks the registry
+    with pytest.raises(ImageError):
+        _resolve(client, "python:3.11-slim", tmp_path)
+    assert len(client.api.pulled) == 2
+
+
+def test_a_stalled_pull_is_abandoned() -> None:
+    release = threading.Event()
+
+    class _StalledApi:
+        def pull(self, repository: str, tag: str, stream: bool, decode: bool) -> Iterator[Any]:
+            release.wait(10)
+            yield {"status": "too late"}
+
+    class _Client:
+        api = _StalledApi()
+
+    started = time.monotonic()
+    try:
+        error = images._try_pull(_Client(), "python:3.11-slim", 0.3)
+    finally:
+        release.set()
+    assert error is not None and "no answer" in error
+    assert time.monotonic() - started < 5
+
+
+def test_a_pull_that_makes_progress_is_not_cut_short() -> None:
+    class _SlowApi:
+        def pull(self, repository: str, tag: str, stream: bool, decode: bool) -> Iterator[Any]:
+            for _ in range(8):
+                time.sleep(0.1)
+                yield {"status": "Downloading"}
+
+    class _Client:
+        api = _SlowApi()
+
+    assert images._try_pull(_Client(), "python:3.11-slim", 0.3) is None
 
 
 def test_explicit_base_that_cannot_be_had_is_an_error(tmp_path: Path) -> None:
