@@ -1,0 +1,95 @@
+"""Benchmark: wall time of `testbed up` against the floor of starting bare containers.
+
+For default.yaml and a 30-thing topology, it measures
+  - testbed:  bringup.up() (networks, volumes, containers, routes, readiness checks), and
+  - floor:    the same number of containers from the same image, started with the SDK in the
+              same thread pool, doing nothing (`sleep`), with no networks or readiness checks,
+and prints both and their ratio. Run: .venv/bin/python bench/bringup.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+
+from testbed import bringup
+from testbed.backends.docker import WORKERS, DockerBackend
+from testbed.backends.images import ensure_node_image
+from testbed.plan import make_plan
+from testbed.topology import parse_topology
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def thirty_things() -> str:
+    text = (ROOT / "topologies" / "default.yaml").read_text()
+    # 2 + 1 + 3 = 6 things in default.yaml; scale the lamp group to reach 30.
+    return text.replace(
+        '  - name: "lamp-{n:02d}"\n    count: 3', '  - name: "lamp-{n:02d}"\n    count: 27'
+    )
+
+
+def time_testbed(backend: DockerBackend, text: str, image: str) -> float:
+    run = f"bench-{uuid.uuid4().hex[:6]}"
+    plan = make_plan(parse_topology(text), run)
+    start = time.perf_counter()
+    try:
+        bringup.up(backend, plan, text, image, lambda *_: None)
+        return time.perf_counter() - start
+    finally:
+        bringup.down(backend, run)
+
+
+def time_floor(client: docker.DockerClient, count: int, image: str) -> float:
+    run = f"bench-floor-{uuid.uuid4().hex[:6]}"
+
+    def start_one(i: int) -> None:
+        client.containers.run(
+            image,
+            entrypoint=["sleep", "300"],
+            name=f"{run}-{i}",
+            detach=True,
+            labels={"testbed.run": run},
+        )
+
+    start = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            list(pool.map(start_one, range(count)))
+        return time.perf_counter() - start
+    finally:
+        for c in client.containers.list(all=True, filters={"label": f"testbed.run={run}"}):
+            c.remove(force=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("TESTBED_HOME", tempfile.mkdtemp(prefix="testbed-bench-"))
+    client = docker.from_env(timeout=300)
+    image = ensure_node_image(client, project_root=ROOT, cache_dir=ROOT / ".testbed" / "cache").tag
+    backend = DockerBackend(client)
+    cases = {
+        "default.yaml": (ROOT / "topologies" / "default.yaml").read_text(),
+        "30 things": thirty_things(),
+    }
+    print(f"{'topology':<14} {'nodes':>5} {'testbed up s':>13} {'floor s':>8} {'ratio':>6}")
+    for name, text in cases.items():
+        nodes = len(make_plan(parse_topology(text), "x").nodes)
+        ups = [time_testbed(backend, text, image) for _ in range(args.repeat)]
+        floors = [time_floor(client, nodes, image) for _ in range(args.repeat)]
+        up_s, floor_s = statistics.median(ups), statistics.median(floors)
+        print(f"{name:<14} {nodes:>5} {up_s:>13.2f} {floor_s:>8.2f} {up_s / floor_s:>6.1f}")
+
+
+if __name__ == "__main__":
+    main()

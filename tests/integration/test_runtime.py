@@ -1,0 +1,214 @@
+"""Issue 2 acceptance: `testbed up / status / down` against a real Docker daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from testbed.plan import make_plan
+from testbed.topology import load_topology
+from tests.integration.conftest import ROOT, remove_run, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def _metrics(address: str, port: int = 9180) -> str:
+    with urllib.request.urlopen(f"http://[{address}]:{port}/metrics", timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def test_default_building_up_status_down(docker_client, node_image, cli_env, run_name):  # type: ignore[no-untyped-def]
+    topology = ROOT / "topologies" / "default.yaml"
+    run_dir = Path(cli_env["TESTBED_HOME"]) / "runs" / run_name
+    plan = make_plan(load_topology(topology), run_name, str(topology), str(run_dir))
+    try:
+        up = run_cli(["up", "-t", str(topology), "--run", run_name], cli_env)
+        assert f"run {run_name!r} is up" in up.stdout
+
+        # Every planned node runs, with its labels and its planned addresses.
+        containers = {
+            c.labels["testbed.node"]: c
+            for c in docker_client.containers.list(filters={"label": f"testbed.run={run_name}"})
+        }
+        assert sorted(containers) == sorted(n.name for n in plan.nodes)
+        for node in plan.nodes:
+            c = containers[node.name]
+            assert c.status == "running"
+            for key, value in node.labels.items():
+                assert c.labels.get(key) == value, (node.name, key)
+            attached = c.attrs["NetworkSettings"]["Networks"]
+            for iface in node.config.interfaces:
+                resource = plan.network(iface.network).resource
+                assert attached[resource]["GlobalIPv6Address"] == iface.ipv6.split("/")[0]
+
+        # Every node answers on its metrics endpoint over mgmt.
+        for node in plan.nodes:
+            text = _metrics(node.config.address("mgmt"))
+            assert "testbed_node_up 1.0" in text, node.name
+            assert f'node="{node.name}"' in text
+
+        # IPv6 reachability on data networks: thing -> border router (PAN), router -> backend
+        # (internet), and across the router: thing -> backend, trust center -> thing.
+        br = plan.node("br1").config
+        backend = plan.node("backend").config
+        thing = plan.node("thermostat-01").config
+        tc = plan.node("tc-facility").config
+        for src, dst in [
+            ("thermostat-01", br.address("pan-floor1")),
+            ("br1", backend.address("internet")),
+            ("thermostat-01", backend.address("internet")),
+            ("backend", thing.address("pan-floor1")),
+            ("tc-facility", thing.address("pan-floor1")),
+        ]:
+            proc = run_cli(
+                [
+                    "exec",
+                    src,
+                    "--run",
+                    run_name,
+                    "--",
+                    "python3",
+                    "-m",
+                    "testbed.node.probe",
+                    "reach",
+                    dst,
+                ],
+                cli_env,
+                check=False,
+            )
+            assert proc.returncode == 0, f"{src} cannot reach {dst}: {proc.stdout}{proc.stderr}"
+        # mgmt is not a path for experiment traffic: a thing has no route to the backbone via mgmt.
+        assert tc.address("backbone") not in {r.via for r in thing.routes}
+
+        # status --json agrees with Docker.
+        status = json.loads(run_cli(["status", "--run", run_name, "--json"], cli_env).stdout)
+        assert sorted(s["node"] for s in status) == sorted(containers)
+        for entry in status:
+            node = plan.node(entry["node"])
+            assert entry["state"] == "running"
+            assert entry["role"] == node.role
+            for iface in node.config.interfaces:
+                assert entry["addresses"][iface.network] == iface.ipv6.split("/")[0]
+
+        # A second `up` of the same run: clear message, exit 6, no duplicates.
+        again = run_cli(["up", "-t", str(topology), "--run", run_name], cli_env, check=False)
+        assert again.returncode == 6
+        assert "already up" in again.stderr and "Traceback" not in again.stderr
+        after = docker_client.containers.list(
+            all=True, filters={"label": f"testbed.run={run_name}"}
+        )
+        assert len(after) == len(plan.nodes)
+
+        assert (run_dir / "nodes" / "br1" / "node.json").stat().st_mode & 0o777 == 0o600
+
+        down = run_cli(["down", "--run", run_name], cli_env)
+        assert "removed" in down.stdout
+        flt = {"label": f"testbed.run={run_name}"}
+        assert docker_client.containers.list(all=True, filters=flt) == []
+        assert docker_client.networks.list(filters=flt) == []
+        assert docker_client.volumes.list(filters=flt) == []
+        assert not run_dir.exists()
+    finally:
+        remove_run(docker_client, run_name)
+
+
+def test_no_daemon_is_a_clear_error(cli_env: dict[str, str], tmp_path: Path) -> None:
+    env = dict(cli_env, DOCKER_HOST=f"unix://{tmp_path}/no-such-docker.sock")
+    proc = run_cli(
+        ["up", "-t", str(ROOT / "topologies" / "minimal.yaml"), "--run", "nodaemon"],
+        env,
+        check=False,
+    )
+    assert proc.returncode == 5
+    assert "cannot connect to the Docker daemon" in proc.stderr
+    assert "hint:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_status_and_down_without_runs(docker_client, cli_env) -> None:  # type: ignore[no-untyped-def]
+    proc = run_cli(["down", "--run", "never-started"], cli_env, check=False)
+    assert proc.returncode == 8 and "not up" in proc.stderr
+    proc = run_cli(["status", "--run", "never-started"], cli_env, check=False)
+    assert proc.returncode == 8
+
+
+def test_failed_node_is_named_and_everything_is_removed(  # type: ignore[no-untyped-def]
+    docker_client, node_image, run_name, tmp_path, monkeypatch
+):
+    """A node that dies at start: the error names it with its log tail, and `up` cleans up."""
+    import dataclasses
+
+    from testbed import bringup
+    from testbed.backends.docker import DockerBackend
+    from testbed.errors import NodeFailed
+
+    monkeypatch.setenv("TESTBED_HOME", str(tmp_path))
+    plan = make_plan(load_topology(ROOT / "topologies" / "minimal.yaml"), run_name)
+    broken = plan.node("thermostat-01")
+    # A role the node process does not know makes it exit at start, as a real defect would.
+    bad = dataclasses.replace(broken, config=dataclasses.replace(broken.config, role="toaster"))
+    plan = dataclasses.replace(
+        plan, nodes=tuple(bad if n.name == broken.name else n for n in plan.nodes)
+    )
+    try:
+        with pytest.raises(NodeFailed) as caught:
+            bringup.up(DockerBackend(), plan, "", node_image, lambda *_: None)
+        assert caught.value.node == "thermostat-01"
+        assert "toaster" in caught.value.log_tail
+        flt = {"label": f"testbed.run={run_name}"}
+        assert docker_client.containers.list(all=True, filters=flt) == []
+        assert docker_client.networks.list(filters=flt) == []
+        assert not (tmp_path / "runs" / run_name).exists()
+    finally:
+        remove_run(docker_client, run_name)
+
+
+def test_keep_on_error_keeps_the_run(  # type: ignore[no-untyped-def]
+    docker_client, node_image, run_name, tmp_path, monkeypatch
+):
+    import dataclasses
+
+    from testbed import bringup
+    from testbed.backends.docker import DockerBackend
+    from testbed.errors import NodeFailed
+
+    monkeypatch.setenv("TESTBED_HOME", str(tmp_path))
+    plan = make_plan(load_topology(ROOT / "topologies" / "minimal.yaml"), run_name)
+    broken = plan.node("backend")
+    bad = dataclasses.replace(broken, config=dataclasses.replace(broken.config, role="toaster"))
+    plan = dataclasses.replace(
+        plan, nodes=tuple(bad if n.name == broken.name else n for n in plan.nodes)
+    )
+    try:
+        with pytest.raises(NodeFailed):
+            bringup.up(DockerBackend(), plan, "", node_image, lambda *_: None, keep_on_error=True)
+        flt = {"label": f"testbed.run={run_name}"}
+        assert docker_client.containers.list(all=True, filters=flt)
+        report = bringup.down(DockerBackend(), run_name)
+        assert report.containers and report.networks
+        assert docker_client.containers.list(all=True, filters=flt) == []
+    finally:
+        remove_run(docker_client, run_name)
+
+
+def test_node_stops_cleanly_on_sigterm(docker_client, node_image, cli_env, run_name):  # type: ignore[no-untyped-def]
+    topology = ROOT / "topologies" / "minimal.yaml"
+    try:
+        run_cli(["up", "-t", str(topology), "--run", run_name], cli_env)
+        c = docker_client.containers.list(
+            filters={"label": [f"testbed.run={run_name}", "testbed.node=thermostat-01"]}
+        )[0]
+        c.stop(timeout=10)
+        c.reload()
+        assert c.attrs["State"]["ExitCode"] == 0, c.logs(tail=20)
+        lines = [json.loads(x) for x in c.logs().decode().splitlines() if x.startswith("{")]
+        assert lines and all({"ts", "level", "node"} <= set(x) for x in lines)
+        # logs through the CLI
+        proc = run_cli(["logs", "thermostat-01", "--run", run_name], cli_env)
+        assert "thermostat-01" in proc.stdout
+    finally:
+        run_cli(["down", "--run", run_name], cli_env, check=False)
+        remove_run(docker_client, run_name)
