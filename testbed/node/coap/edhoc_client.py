@@ -102,7 +102,7 @@ class EdhocOscoreClient:
                 logger=log,
             )
         except error.ResponseWrappingError as exc:
-            code = str(exc.coapmessage.code)
+            code = exc.coapmessage.code.dotted
             raise HandshakeRefused(
                 f"{self.origin} refused EDHOC with {code}",
                 code,
@@ -157,7 +157,7 @@ class EdhocOscoreClient:
                 self._oscore, self._confirmed = None, False
             raise HandshakeRefused(
                 f"{self.origin} answered {plain.code} without OSCORE: {plain.payload!r}",
-                str(plain.code),
+                plain.code.dotted,
                 "the server does not admit this node's credential, or dropped its context",
             ) from exc
         return response

@@ -75,7 +75,7 @@ def test_copy_memory_is_bounded() -> None:
         def classify(self, direction: str, peer: object, data: bytes) -> Classification:
             return Classification("x", None, data)
 
-    log = WireLog(Same(), remembered_copies=2)  # type: ignore[arg-type]
+    log = WireLog(Same(), remembered_copies=2)
     peer = ("::1", 1)
     for data in (b"1", b"2", b"3", b"1"):  # b"1" was forgotten by the time it recurs
         log.record("sent", peer, data)

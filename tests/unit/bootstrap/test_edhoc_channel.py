@@ -106,7 +106,7 @@ def test_initiator_not_in_table_is_refused() -> None:
                     await client.request(aiocoap.POST, "/echo", b"let me in")
             finally:
                 await client.close()
-            assert refused.value.code == "4.01 Unauthorized"
+            assert refused.value.code == "4.01"
             assert h.echo.calls == []
             stats = h.server.sessions.stats
             assert (stats.handshakes_completed, stats.handshakes_failed) == (0, 1)
@@ -126,7 +126,7 @@ def test_impostor_with_a_known_kid_but_another_key_is_refused() -> None:
                     await client.request(aiocoap.POST, "/echo")
             finally:
                 await client.close()
-            assert refused.value.code == "4.01 Unauthorized"
+            assert refused.value.code == "4.01"
             assert h.echo.calls == []
 
     asyncio.run(body())

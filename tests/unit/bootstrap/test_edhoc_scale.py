@@ -90,7 +90,7 @@ def test_stock_aiocoap_responder_still_fails_at_49_sessions() -> None:
                 try:
                     await client.request(aiocoap.POST, "/echo")
                 except HandshakeRefused as refused:
-                    assert refused.code == "5.00 Internal Server Error"
+                    assert refused.code == "5.00"
                     return attempt
                 finally:
                     await client.close()
