@@ -56,8 +56,11 @@ class EdhocOscoreProfile:
         except (CredentialError, OSError) as exc:
             return failed(FailureReason.CONFIGURATION, str(exc))
 
-        client = await EdhocOscoreClient.connect(identity, server, ctx.trust_center.uri, sink=wire)
+        client: EdhocOscoreClient | None = None
         try:
+            client = await EdhocOscoreClient.connect(
+                identity, server, ctx.trust_center.uri, sink=wire
+            )
             response = await asyncio.wait_for(
                 client.request(
                     aiocoap.POST,
@@ -78,7 +81,8 @@ class EdhocOscoreProfile:
         except (OSError, error.NetworkError) as exc:
             return failed(FailureReason.UNREACHABLE, str(exc))
         finally:
-            await client.close()
+            if client is not None:
+                await client.close()
 
         if response.code != aiocoap.CHANGED:
             detail = f"{response.code}: {response.payload[:100]!r}"

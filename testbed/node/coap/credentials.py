@@ -53,7 +53,7 @@ class Credential:
                 "CCS is not in deterministic CBOR encoding",
                 "re-encode it with cbor2.dumps(..., canonical=True)",
             )
-        return cls._from_claims(claims)
+        return cls.from_claims(claims)
 
     @classmethod
     def from_file(cls, path: Path) -> Credential:
@@ -74,10 +74,10 @@ class Credential:
         claims: dict[int, Any] = {_CWT_CNF: {_CNF_COSE_KEY: cose_key}}
         if subject is not None:
             claims[_CWT_SUB] = subject
-        return cls._from_claims(claims)
+        return cls.from_claims(claims)
 
     @classmethod
-    def _from_claims(cls, claims: Any) -> Credential:
+    def from_claims(cls, claims: Any) -> Credential:
         try:
             cose_key = claims[_CWT_CNF][_CNF_COSE_KEY]
             kty, crv, kid = cose_key[_KTY], cose_key[_CRV], cose_key[_KID]

@@ -59,14 +59,6 @@ class ResponderSession(EdhocResponderContext):  # type: ignore[misc]
         super().__init__(responder, c_i, c_r, table, table.log)
         self._table = table
 
-    @property
-    def peer(self) -> Credential | None:
-        """The authenticated initiator, once message_3 has been verified."""
-        for claim in self.authenticated_claims:
-            if isinstance(claim, Credential):
-                return claim
-        return None
-
     def _offer_message_3(self, message_3: bytes) -> bytes:
         if not self._incomplete:
             result: bytes = super()._offer_message_3(message_3)
@@ -188,9 +180,6 @@ class SessionTable:
             return self._pending[kid][0]  # message_3 rides on this request (RFC 9668)
         raise KeyError(kid)
 
-    def find_all_used_contextless_oscore_kid(self) -> set[bytes]:
-        return set(self._pending) | set(self._established)
-
     def find_edhoc_by_id_cred_peer(self, id_cred_i: bytes) -> tuple[bytes, list[Credential]]:
         """CRED_I for the ID_CRED_I in message_3, and the claim resources will see.
 
@@ -217,7 +206,7 @@ class SessionTable:
         if isinstance(by_value, dict):
             # A CCS sent by value is only as good as the table's entry for its kid.
             try:
-                offered = Credential._from_claims(by_value)
+                offered = Credential.from_claims(by_value)
             except CredentialError:
                 return None
             known = self.peers(offered.kid)
