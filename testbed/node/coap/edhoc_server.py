@@ -82,7 +82,7 @@ class EdhocOscoreSite(OscoreSiteWrapper):  # type: ignore[misc]
         except (cbor2.CBORDecodeError, ValueError) as exc:
             raise error.BadRequest("message_3 without C_R") from exc
         # A one-byte C_R whose value is a CBOR int travels as that int (RFC 9528 3.3.2).
-        # (aiocoap 0.4.17 checks -24 <= C_R < 23 here and so rejects C_R 23.)
+        # (aiocoap 0.4.17 tests -24 <= C_R < 23, so C_R 23 ends in a broken log format: 5.00.)
         if isinstance(c_r, int) and not isinstance(c_r, bool) and -24 <= c_r <= 23:
             c_r = cbor2.dumps(c_r)
         session = self.sessions.session(c_r) if isinstance(c_r, bytes) else None

@@ -268,3 +268,32 @@ def test_wire_log_of_a_server_counts_per_peer() -> None:
             assert server_received == clients_sent
 
     asyncio.run(body())
+
+
+def test_explicit_message_3_and_message_4_without_the_combined_request() -> None:
+    async def body() -> None:
+        # Run until C_R 23 (0x17, handed out last of the one-byte ones) was used: aiocoap's own
+        # message_3 handler could not parse it (it tests C_R < 23).
+        things = [EdhocIdentity.generate(bytes([0x50 + i])) for i in range(60)]
+        async with edhoc_server(PeerTable(t.credential for t in things)) as h:
+            done = 0
+            while h.server.sessions.session(b"\x17") is None:
+                thing = things[done]
+                client = await EdhocOscoreClient.connect(
+                    thing, h.identity.credential, h.uri, combined=False
+                )
+                try:
+                    await client.establish()
+                    response = await client.request(aiocoap.POST, "/echo", b"x")
+                finally:
+                    await client.close()
+                assert response.payload == b"kid=" + thing.credential.kid.hex().encode()
+                done += 1
+            assert done >= 48
+            assert h.received("edhoc_message_3") == done
+            assert h.received("edhoc_message_3+oscore_request") == 0
+            assert h.received("oscore_request") == done
+            sent = [r.message for r in h.wire.records if r.direction == "sent"]
+            assert sent.count("edhoc_message_4") == done
+
+    asyncio.run(body())
