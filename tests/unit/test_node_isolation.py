@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "testbed" / "node"
 FORBIDDEN = frozenset({"docker", "ansible_runner", "typer", "rich", "pydantic", "yaml"})
 # Host-side halves of the package (they import the libraries above).
-ALLOWED_TESTBED = ("testbed.node", "testbed.errors")
+ALLOWED_TESTBED = ("testbed.node", "testbed.errors", "testbed.pki")
 
 
 def node_modules() -> list[Path]:

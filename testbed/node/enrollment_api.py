@@ -1,0 +1,122 @@
+"""The CoAP API of a trust center, shared by the trust center, things and backends.
+
+Everything below runs over OSCORE derived from EDHOC (testbed.node.coap): the trust center knows
+which authenticated credential (kid) sent each request. Payloads are CBOR maps with the integer
+keys below (compact on a constrained link).
+
+Thing (initiator with its factory key):
+    POST /.well-known/est/sen   payload: PKCS#10 CSR (DER, content-format 286)
+                                2.04 + LDevID (DER, content-format 287), or a refusal
+    GET  /.well-known/est/crts  2.05 + domain CA certificate (DER, 287); also unprotected
+    GET  /cfg/oscore            2.05 + {K_CONTEXTS: [context, ...]} once enrolled
+    GET  /crl                   2.05 + the domain CRL (DER); also unprotected
+
+Backend (initiator with its host key, listed under backends/ at the trust center):
+    GET  /things                2.05 + {K_THINGS: [thing, ...]}: every operational thing with
+                                its address and the backend side of its OSCORE context
+
+Refusals: 4.03 with payload {K_REASON: "<reason code>", K_DETAIL: "<text>"}; the reason codes
+are the values of RefusalReason. 4.01 for requests that did not come over OSCORE.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+EST_SIMPLE_ENROLL = "/.well-known/est/sen"
+EST_SIMPLE_REENROLL = "/.well-known/est/sren"
+EST_CA_CERTS = "/.well-known/est/crts"
+OSCORE_CONFIG = "/cfg/oscore"
+CRL = "/crl"
+THINGS = "/things"
+
+CF_PKCS10 = 286
+CF_PKIX_CERT = 287
+CF_CBOR = 60
+
+# CBOR map keys
+K_REASON = 1
+K_DETAIL = 2
+K_CONTEXTS = 3
+K_THINGS = 4
+# an OSCORE context (RFC 8613 parameters), from the receiver's point of view
+K_PURPOSE = 10
+K_SENDER_ID = 11
+K_RECIPIENT_ID = 12
+K_MASTER_SECRET = 13
+K_MASTER_SALT = 14
+K_ID_CONTEXT = 15
+K_GENERATION = 16
+# a thing in /things
+K_NAME = 20
+K_SERIAL = 21
+K_ADDRESS = 22
+K_VENDOR = 23
+K_MODEL = 24
+K_DEVICE_CLASS = 25
+K_CONTEXT = 26
+K_PORT = 27
+
+
+class RefusalReason(enum.Enum):
+    """Why a trust center refused a pledge; recorded in its registry and exported as a label."""
+
+    UNKNOWN_DEVICE = "unknown-device"  # no imported voucher/device record for this credential
+    VENDOR_NOT_TRUSTED = "vendor-not-trusted"  # the domain does not trust the device's vendor
+    VOUCHER_INVALID = "voucher-invalid"  # the chain does not verify
+    VOUCHER_FOREIGN_OWNER = "voucher-foreign-owner"  # valid chain, ends at another owner
+    IDEVID_INVALID = "idevid-invalid"  # IDevID does not chain to the vendor CA / key mismatch
+    REVOKED = "revoked"  # revoked or decommissioned
+    BAD_CSR = "bad-csr"  # CSR unparsable, bad signature, wrong serial
+    NOT_ENROLLED = "not-enrolled"  # asked for contexts before enrolling
+    NOT_AUTHORIZED = "not-authorized"  # a credential without the right for that resource
+
+
+@dataclass(frozen=True)
+class OscoreContextGrant:
+    """One OSCORE security context handed out by the trust center, seen by its receiver."""
+
+    purpose: str  # "backend" (thing <-> backend), "group" (later)
+    sender_id: bytes
+    recipient_id: bytes
+    master_secret: bytes
+    master_salt: bytes
+    id_context: bytes | None
+    generation: int  # bumped on every re-keying; old generations stop working
+
+    def to_cbor_map(self) -> dict[int, Any]:
+        return {
+            K_PURPOSE: self.purpose,
+            K_SENDER_ID: self.sender_id,
+            K_RECIPIENT_ID: self.recipient_id,
+            K_MASTER_SECRET: self.master_secret,
+            K_MASTER_SALT: self.master_salt,
+            K_ID_CONTEXT: self.id_context,
+            K_GENERATION: self.generation,
+        }
+
+    @classmethod
+    def from_cbor_map(cls, data: dict[int, Any]) -> OscoreContextGrant:
+        return cls(
+            purpose=str(data[K_PURPOSE]),
+            sender_id=bytes(data[K_SENDER_ID]),
+            recipient_id=bytes(data[K_RECIPIENT_ID]),
+            master_secret=bytes(data[K_MASTER_SECRET]),
+            master_salt=bytes(data.get(K_MASTER_SALT) or b""),
+            id_context=None if data.get(K_ID_CONTEXT) is None else bytes(data[K_ID_CONTEXT]),
+            generation=int(data.get(K_GENERATION, 0)),
+        )
+
+    def mirrored(self) -> OscoreContextGrant:
+        """The other end's view of the same context (sender and recipient swapped)."""
+        return OscoreContextGrant(
+            self.purpose,
+            self.recipient_id,
+            self.sender_id,
+            self.master_secret,
+            self.master_salt,
+            self.id_context,
+            self.generation,
+        )
