@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import testbed
-from testbed import rundir
+from testbed import manufacture, rundir
 from testbed.backends.base import Backend, EventFn, RemovalReport
 from testbed.errors import AlreadyRunning, NotRunning, TestbedError
 from testbed.plan import Plan, make_plan
@@ -44,8 +44,11 @@ def up(
 ) -> UpResult:
     ensure_not_running(backend, plan.run)
     run_dir = rundir.run_dir_for(plan.run)
+    # Nothing of this run is up, so a directory left by a crashed run is stale: start clean.
+    rundir.remove_run_dir(run_dir)
     rundir.write_run_dir(plan, run_dir, topology_text)
     try:
+        manufacture.mint(plan, run_dir)
         backend.deploy(plan, image, run_dir, on_event)
     except BaseException:
         # Leave nothing half-made behind unless the user wants to look at it.

@@ -30,9 +30,18 @@ def cache_dir() -> Path:
     return testbed_home() / "cache"
 
 
+def private_dir(path: Path) -> Path:
+    """Create a directory (and missing parents) with mode 0700, whatever the umask."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700)
+        os.chmod(directory, 0o700)
+    return path
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Write a file with mode 0600 atomically; its directory is created 0700."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, 0o600)
@@ -47,13 +56,12 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def write_run_dir(plan: Plan, run_dir: Path, topology_text: str) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(run_dir)
     os.chmod(run_dir, 0o700)
     write_private(run_dir / "topology.yaml", topology_text.encode())
     write_private(run_dir / "plan.json", json.dumps(plan.to_dict(), indent=2).encode())
     for node in plan.nodes:
-        node_dir = run_dir / "nodes" / node.name
-        node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        node_dir = private_dir(run_dir / "nodes" / node.name)
         write_private(node_dir / "node.json", node.config.to_json().encode())
 
 

@@ -24,6 +24,7 @@ from testbed.pki.names import DeviceName, device_name, device_urn, parse_device_
 from testbed.pki.store import (
     device_files,
     domain_files,
+    identity_files,
     load_device,
     load_domain,
     load_vendor,
@@ -60,6 +61,7 @@ __all__ = [
     "device_urn",
     "domain_files",
     "extend_voucher",
+    "identity_files",
     "is_revoked",
     "issue_ldevid",
     "issue_voucher",

@@ -85,6 +85,15 @@ def device_files(device: DeviceIdentity, voucher: Voucher | None = None) -> dict
     return files
 
 
+def identity_files(key: keys.PrivateKey, credential: Ccs, stem: str) -> dict[str, bytes]:
+    """An EDHOC identity that is not a thing (trust center, backend): key and CCS files."""
+    return {
+        f"{stem}.key.pem": keys.private_pem(key),
+        f"{stem}.key.cbor": _cbor.dumps(keys.cose_private_key(key)),
+        f"{stem}.ccs.cbor": credential.to_bytes(),
+    }
+
+
 def vendor_files(vendor: Vendor) -> dict[str, bytes]:
     return {
         VENDOR_CA_KEY: keys.private_pem(vendor.ca.key),

@@ -12,6 +12,7 @@ real building.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 
@@ -37,6 +38,12 @@ TIER_THINGS = 1
 
 def resource_name(run: str, name: str) -> str:
     return f"{RESOURCE_PREFIX}-{run}-{name}"
+
+
+def serial_number(building: str, vendor: str, thing: str) -> str:
+    """The factory serial of a thing: stable for a building, unique per thing."""
+    digest = hashlib.sha256(f"{building}/{thing}".encode()).hexdigest()[:10].upper()
+    return f"{vendor.upper()}-{digest}"
 
 
 def check_run_name(run: str) -> None:
@@ -74,17 +81,23 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         for name in thing.names():
             interfaces[name] = [Interface(n, addr(n)) for n in ("mgmt", f"pan-{thing.pan}")]
 
-    def router_address(router: str, network: str) -> str:
-        for iface in interfaces[router]:
+    def address_of(node: str, network: str) -> str:
+        for iface in interfaces[node]:
             if iface.network == network:
                 return iface.ipv6.split("/")[0]
-        raise PlanError(f"router {router} is not on {network}")  # schema makes this unreachable
+        raise PlanError(f"node {node} is not on {network}")  # the schema makes this unreachable
 
     def routes_via(network: str, destinations: list[tuple[str, str]]) -> tuple[Route, ...]:
         return tuple(
-            Route(prefix=nets[dest].subnet6, via=router_address(router, network))
+            Route(prefix=nets[dest].subnet6, via=address_of(router, network))
             for dest, router in destinations
         )
+
+    coap_port = 5683  # testbed.node.material.COAP_PORT
+
+    def trust_center_uri(domain_name: str) -> str:
+        domain = next(d for d in topology.domains if d.name == domain_name)
+        return f"coap://[{address_of(domain.trust_center_name, 'backbone')}]:{coap_port}"
 
     pan_routes = [(f"pan-{pan.name}", router_of_pan[pan.name]) for pan in topology.pans]
     nodes: list[NodePlan] = []
@@ -158,11 +171,17 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             routes_via("backbone", [*pan_routes, ("internet", first_router)]),
         )
     for host in topology.hosts:
+        host_attributes = {}
+        if host.role == "backend":
+            # A backend works for every operator domain of the building.
+            host_attributes["trust-centers"] = ",".join(
+                f"{d.name}={trust_center_uri(d.name)}" for d in topology.domains
+            )
         add(
             host.name,
             "internet_host",
             TIER_INFRA,
-            {},
+            host_attributes,
             routes_via("internet", [*pan_routes, ("backbone", first_router)]),
             kind=host.role,
         )
@@ -177,7 +196,10 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             "pan": thing.pan,
             "profile": thing.profile or model.profile,
             "firmware": model.firmware,
+            "trust-center-uri": trust_center_uri(thing.domain),
         }
+        if thing.faults:
+            attributes["faults"] = ",".join(thing.faults)
         others = [(n, pan_router) for n in ("backbone", "internet")]
         # Other PANs are reached through the own router, which forwards over the backbone.
         others += [(p, pan_router) for p, _ in pan_routes if p != f"pan-{thing.pan}"]
@@ -186,7 +208,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
                 name,
                 "thing",
                 TIER_THINGS,
-                attributes,
+                {**attributes, "serial": serial_number(topology.building, thing.vendor, name)},
                 routes_via(f"pan-{thing.pan}", others),
                 tun=True,
             )

@@ -32,6 +32,10 @@ Rate = Annotated[int, BeforeValidator(units.rate)]
 ThingRole = Literal["thermostat", "luminaire", "smoke-detector", "sensor", "actuator"]
 HostRole = Literal["backend", "vendor-cloud", "attacker"]
 ProfileName = Literal["edhoc-oscore", "dtls-cert", "dtls-psk"]
+# Manufacturing faults and attacks a thing can be minted with (RFC 8576 Section 3 threats):
+# rogue-idevid: a counterfeit whose IDevID is signed by a CA other than its vendor's;
+# foreign-voucher: its voucher assigns it to an owner outside this building.
+Fault = Literal["rogue-idevid", "foreign-voucher"]
 
 
 class Strict(BaseModel):
@@ -139,6 +143,9 @@ class Thing(Strict):
     domain: Name
     pan: Name
     profile: ProfileName | None = Field(None, description="default: the model's profile")
+    faults: list[Fault] = Field(
+        default_factory=list, description="minted flaws for security experiments"
+    )
 
     @model_validator(mode="after")
     def _count_needs_pattern(self) -> Thing:

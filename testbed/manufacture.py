@@ -1,0 +1,170 @@
+"""Manufacture and sale, done on the host at `testbed up`: every credential a run needs.
+
+From the plan alone (vendors, domains, things, hosts and their attributes) it mints
+- per vendor a CA (signs IDevIDs and vouchers),
+- per operator domain an owner key and a domain CA, and the trust center's EDHOC identity,
+- per thing a device key, IDevID, CCS and an ownership voucher naming its domain's owner,
+- per backend host an EDHOC identity known to every trust center,
+and lays each node's share into its run directory (testbed.node.material names the paths).
+Keys of CAs and owners stay in ``RUN/pki`` on the host; nodes get only what their role needs.
+
+Faults for security experiments (topology ``faults``): ``rogue-idevid`` makes a counterfeit
+whose IDevID is signed by a CA that is not its vendor's; ``foreign-voucher`` issues its voucher
+to an owner outside the building.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from testbed import pki
+from testbed.node import material as M
+from testbed.pki import keys
+from testbed.plan.model import NodePlan, Plan
+
+# EDHOC kids: a trust center must resolve every initiator's kid to one credential. With at most
+# this many initiators in a building, one-byte kids keep messages as small as RFC 9529's traces;
+# beyond it, kids derived from the keys (4 bytes) stay unique without coordination.
+COMPACT_KID_LIMIT = 47
+
+
+@dataclass
+class Minted:
+    vendors: dict[str, pki.Vendor] = field(default_factory=dict)
+    domains: dict[str, pki.Domain] = field(default_factory=dict)
+    devices: dict[str, pki.DeviceIdentity] = field(default_factory=dict)  # by node name
+    vouchers: dict[str, pki.Voucher] = field(default_factory=dict)  # by node name
+
+
+def _things(plan: Plan) -> list[NodePlan]:
+    return [n for n in plan.nodes if n.role == "thing"]
+
+
+def _backends(plan: Plan) -> list[NodePlan]:
+    return [
+        n
+        for n in plan.nodes
+        if n.role == "internet_host" and "trust-centers" in n.config.attributes
+    ]
+
+
+def _trust_centers(plan: Plan) -> list[NodePlan]:
+    return [n for n in plan.nodes if n.role == "trust_center"]
+
+
+def _kids(plan: Plan) -> Iterator[bytes | None]:
+    initiators = len(_things(plan)) + len(_backends(plan))
+    if initiators > COMPACT_KID_LIMIT:
+        while True:
+            yield None  # derived from the key
+    for index in range(1, initiators + 1):
+        yield pki.compact_kid(index)
+
+
+def mint(plan: Plan, run_dir: Path) -> Minted:
+    minted = Minted()
+    pki_dir = run_dir / "pki"
+    things = _things(plan)
+    vendor_names = sorted(
+        {t.config.attributes["vendor"] for t in things}
+        | {
+            v
+            for tc in _trust_centers(plan)
+            for v in tc.config.attributes.get("trusted-vendors", "").split(",")
+            if v
+        }
+    )
+    for name in vendor_names:
+        minted.vendors[name] = pki.new_vendor(name)
+        pki.write_vendor(pki_dir / "vendors" / name, minted.vendors[name])
+    for tc in _trust_centers(plan):
+        name = tc.config.attributes["domain"]
+        minted.domains[name] = pki.new_domain(name)
+        pki.write_domain(pki_dir / "domains" / name, minted.domains[name])
+
+    kids = _kids(plan)
+    rogue: pki.Vendor | None = None
+    foreign: pki.Domain | None = None
+    for thing in things:
+        attrs = thing.config.attributes
+        faults = set(filter(None, attrs.get("faults", "").split(",")))
+        vendor = minted.vendors[attrs["vendor"]]
+        maker = vendor
+        if "rogue-idevid" in faults:
+            # A counterfeiter uses the vendor's name with its own CA.
+            rogue = rogue or pki.new_vendor(attrs["vendor"])
+            maker = rogue
+        device = pki.manufacture(maker, attrs["serial"], attrs["model"], kid=next(kids))
+        owner = minted.domains[attrs["domain"]].owner_public_key
+        if "foreign-voucher" in faults:
+            foreign = foreign or pki.new_domain("foreign-owner")
+            owner = foreign.owner_public_key
+        # The voucher is the genuine vendor's statement (a counterfeiter cannot make one).
+        voucher = pki.issue_voucher(vendor, device, owner)
+        minted.devices[thing.name] = device
+        minted.vouchers[thing.name] = voucher
+        pki.write_device(pki_dir / "things" / thing.name, device, voucher)
+        factory = {f"{M.IDENTITY}/{n}": b for n, b in pki.device_files(device).items()}
+        _write_node(run_dir, thing, factory)
+
+    backend_ids: dict[str, tuple[keys.PrivateKey, pki.Ccs]] = {}
+    for host in _backends(plan):
+        key = keys.generate()
+        kid = next(kids) or pki.derive_kid(key.public_key())
+        credential = pki.Ccs(f"urn:testbed:host:{host.name}", kid, key.public_key())
+        backend_ids[host.name] = (key, credential)
+
+    tc_ccs: dict[str, pki.Ccs] = {}
+    for tc in _trust_centers(plan):
+        domain_name = tc.config.attributes["domain"]
+        domain = minted.domains[domain_name]
+        key = keys.generate()
+        credential = pki.Ccs(f"urn:testbed:tc:{domain_name}", pki.compact_kid(0), key.public_key())
+        tc_ccs[domain_name] = credential
+        files = {f"tc/{n}": b for n, b in pki.identity_files(key, credential, "tc").items()}
+        files[M.DOMAIN_CA_KEY] = keys.private_pem(domain.ca.key)
+        files[M.DOMAIN_CA_CERT] = _der(domain.ca_cert)
+        files[M.OWNER_PUB] = keys.public_pem(domain.owner_public_key)
+        for vendor_name in filter(None, tc.config.attributes.get("trusted-vendors", "").split(",")):
+            files[f"{M.VENDORS_DIR}/{vendor_name}/{M.VENDOR_CA_CERT}"] = _der(
+                minted.vendors[vendor_name].ca_cert
+            )
+        # The owner imported the vouchers of the things it bought (issue 4 moves this to the
+        # install phase): every thing planned into this domain, faulty ones included.
+        for thing in things:
+            if thing.config.attributes["domain"] != domain_name:
+                continue
+            device = minted.devices[thing.name]
+            record = f"{M.DEVICES_DIR}/{device.serial}"
+            files[f"{record}/{M.VOUCHER}"] = minted.vouchers[thing.name].to_bytes()
+            files[f"{record}/{M.DEVICE_RECORD_IDEVID}"] = _der(device.idevid)
+            files[f"{record}/{M.DEVICE_RECORD_CCS}"] = device.ccs.to_bytes()
+        for host_name, (_, credential) in backend_ids.items():
+            files[f"{M.BACKENDS_DIR}/{host_name}.ccs.cbor"] = credential.to_bytes()
+        _write_node(run_dir, tc, files)
+
+    for thing in things:
+        domain_name = thing.config.attributes["domain"]
+        _write_node(run_dir, thing, {M.TRUST_CENTER_CCS: tc_ccs[domain_name].to_bytes()})
+    for host in _backends(plan):
+        key, credential = backend_ids[host.name]
+        files = {
+            f"{M.IDENTITY}/{n}": b for n, b in pki.identity_files(key, credential, "host").items()
+        }
+        for domain_name, ccs in tc_ccs.items():
+            files[f"{M.TRUST_CENTERS_DIR}/{domain_name}.ccs.cbor"] = ccs.to_bytes()
+        _write_node(run_dir, host, files)
+    return minted
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(Encoding.DER)
+
+
+def _write_node(run_dir: Path, node: NodePlan, files: dict[str, bytes]) -> None:
+    pki.write_files(run_dir / "nodes" / node.name, files)
