@@ -5,12 +5,16 @@ Kept apart from the CLI so tests, benchmarks and scenario runners call the same 
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import testbed
 from testbed import manufacture, rundir
-from testbed.backends.base import Backend, EventFn, RemovalReport
+from testbed.backends.base import Backend, EventFn, NodeStatus, RemovalReport
 from testbed.errors import AlreadyRunning, NotRunning, TestbedError
 from testbed.plan import Plan, make_plan
 from testbed.topology import load_topology
@@ -57,6 +61,74 @@ def up(
             rundir.remove_run_dir(run_dir)
         raise
     return UpResult(plan=plan, run_dir=run_dir, image=image)
+
+
+FINAL_STATES = frozenset({"operational", "failed"})
+COMMISSION_TIMEOUT = 180.0
+
+
+def lifecycle_of(state: dict[str, Any] | None) -> tuple[str, str]:
+    """(lifecycle state, failure reason) from a thing's GET /state answer."""
+    role_state = (state or {}).get("state") or {}
+    return str(role_state.get("lifecycle", "")), str(role_state.get("reason") or "")
+
+
+def wait_commissioned(
+    backend: Backend,
+    plan: Plan,
+    on_event: EventFn,
+    timeout: float = COMMISSION_TIMEOUT,
+) -> dict[str, tuple[str, str]]:
+    """Wait until every thing is operational or failed; returns {thing: (state, reason)}.
+
+    Things whose bootstrap does not finish in time are reported with their last state, so the
+    caller can say which ones hang and where.
+    """
+    pending = [n.name for n in plan.nodes if n.role == "thing"]
+    result: dict[str, tuple[str, str]] = {}
+    deadline = time.monotonic() + timeout
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while pending:
+            states = dict(
+                zip(
+                    pending,
+                    pool.map(lambda n: backend.node_state(plan.run, n), pending),
+                    strict=True,
+                )
+            )
+            still = []
+            for name, state in states.items():
+                result[name] = lifecycle_of(state)
+                if result[name][0] in FINAL_STATES:
+                    on_event(result[name][0], name)
+                else:
+                    still.append(name)
+            pending = still
+            if pending and time.monotonic() > deadline:
+                for name in pending:
+                    result[name] = (result[name][0] or "unknown", "timeout: still not commissioned")
+                break
+            if pending:
+                time.sleep(0.5)
+    return result
+
+
+def with_lifecycle(backend: Backend, nodes: list[NodeStatus]) -> list[NodeStatus]:
+    """Status entries of running things completed with the lifecycle state they report."""
+    asked = [n for n in nodes if n.role == "thing" and n.state == "running"]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = dict(
+            zip(
+                [n.node + "@" + n.run for n in asked],
+                pool.map(lambda n: lifecycle_of(backend.node_state(n.run, n.node)), asked),
+                strict=True,
+            )
+        )
+    out = []
+    for node in nodes:
+        lifecycle, reason = answers.get(node.node + "@" + node.run, ("", ""))
+        out.append(dataclasses.replace(node, lifecycle=lifecycle, reason=reason))
+    return out
 
 
 def ensure_not_running(backend: Backend, run: str) -> None:

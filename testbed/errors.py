@@ -9,6 +9,7 @@
     │   ├── AlreadyRunning        a run of that name is up already
     │   └── NodeFailed            a node did not become ready (carries its log tail)
     ├── NotRunning                a command needs a run that is not up
+    ├── CommissioningFailed       the run is up but some things did not become operational
     └── PkiError                  minting or verifying credentials failed
 
 Library errors (docker.errors, yaml, pydantic, subprocess) are translated into these at the
@@ -72,3 +73,7 @@ class NotRunning(TestbedError):
 
 class PkiError(TestbedError):
     exit_code = 9
+
+
+class CommissioningFailed(TestbedError):
+    exit_code = 10

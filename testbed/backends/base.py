@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from testbed.plan.model import Plan
 
@@ -28,6 +28,8 @@ class NodeStatus:
     attributes: dict[str, str] = field(default_factory=dict)
     run_dir: str = ""
     topology: str = ""
+    lifecycle: str = ""  # things: the lifecycle state the node reports; "" if not asked/known
+    reason: str = ""  # things: why it is in a failure state
 
 
 @dataclass(frozen=True)
@@ -64,5 +66,8 @@ class Backend(Protocol):
         """Run name -> number of objects (containers, networks, volumes) carrying its label."""
 
     def exec(self, run: str, node: str, command: list[str]) -> ExecResult: ...
+
+    def node_state(self, run: str, node: str) -> dict[str, Any] | None:
+        """What the node's control endpoint reports under GET /state (None: no answer)."""
 
     def logs(self, run: str, node: str, tail: int, follow: bool) -> Iterator[bytes]: ...

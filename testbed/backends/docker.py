@@ -7,6 +7,7 @@ see what to do instead of a traceback.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -276,6 +277,19 @@ class DockerBackend:
         with _translated(f"running a command in {node}"):
             result = container.exec_run(command, demux=False)
         return ExecResult(exit_code=int(result.exit_code), output=result.output or b"")
+
+    def node_state(self, run: str, node: str) -> dict[str, Any] | None:
+        try:
+            result = self.exec(run, node, ["python3", "-m", "testbed.node.probe", "state"])
+        except (BackendError, NotRunning):
+            return None
+        if result.exit_code != 0:
+            return None
+        try:
+            state = json.loads(result.output)
+        except ValueError:
+            return None
+        return state if isinstance(state, dict) else None
 
     def logs(self, run: str, node: str, tail: int, follow: bool) -> Iterator[bytes]:
         container = self._container(run, node)

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from testbed import bringup, rundir
 from testbed.cli.render import console, error, status_json, status_table
-from testbed.errors import TestbedError
+from testbed.errors import CommissioningFailed, TestbedError
 from testbed.topology import load_topology
 from testbed.topology.schema import Topology
 
@@ -128,8 +128,12 @@ def up(
     ] = None,
     keep_on_error: Annotated[bool, typer.Option(help="keep what was made if a node fails")] = False,
     base_image: Annotated[str | None, typer.Option(help="base image for the node image")] = None,
+    wait: Annotated[
+        bool, typer.Option(help="wait until every thing is commissioned (operational or failed)")
+    ] = True,
+    commission_timeout: Annotated[float, typer.Option(help="seconds to wait for that")] = 180.0,
 ) -> None:
-    """Bring up an emulated building from a topology file."""
+    """Bring up an emulated building from a topology file, commissioned."""
     from testbed.backends.docker import DockerBackend
 
     the_plan, text = bringup.plan_for(topology, run)
@@ -147,6 +151,17 @@ def up(
                 progress.update(ready, advance=1, detail=name)
 
         result = bringup.up(backend, the_plan, text, image, on_event, keep_on_error=keep_on_error)
+        outcomes: dict[str, tuple[str, str]] = {}
+        if wait:
+            things = [n for n in the_plan.nodes if n.role == "thing"]
+            commissioned = progress.add_task("commissioned", total=len(things), detail="")
+
+            def on_commission(event: str, name: str) -> None:
+                progress.update(commissioned, advance=1, detail=f"{name}: {event}")
+
+            outcomes = bringup.wait_commissioned(
+                backend, the_plan, on_commission, timeout=commission_timeout
+            )
     console.print(
         f"[green]run {result.plan.run!r} is up[/]: {len(result.plan.nodes)} nodes, "
         f"{len(result.plan.networks)} networks ({result.plan.ula_prefix})"
@@ -155,6 +170,17 @@ def up(
     console.print(f"  logs:     testbed logs NODE --run {result.plan.run}")
     console.print(f"  run dir:  {result.run_dir}")
     console.print(f"  tear down: testbed down --run {result.plan.run}")
+    failed = {n: o for n, o in outcomes.items() if o[0] != "operational"}
+    if outcomes:
+        console.print(f"  commissioned: {len(outcomes) - len(failed)} of {len(outcomes)} things")
+    if failed:
+        for name, (state, reason) in sorted(failed.items()):
+            console.print(f"  [red]{name}[/]: {state or 'no answer'} {reason}")
+        raise CommissioningFailed(
+            f"{len(failed)} of {len(outcomes)} things are not operational; the run stays up",
+            f"inspect with `testbed status --run {result.plan.run}` and "
+            f"`testbed logs NODE --run {result.plan.run}`",
+        )
 
 
 @app.command()
@@ -186,7 +212,7 @@ def status(
     from testbed.backends.docker import DockerBackend
 
     backend = DockerBackend()
-    nodes = backend.status(run)
+    nodes = bringup.with_lifecycle(backend, backend.status(run))
     if as_json:
         print(status_json(nodes))
         return

@@ -35,7 +35,8 @@ def status_table(nodes: list[NodeStatus]) -> None:
     for run in runs:
         members = [n for n in nodes if n.run == run]
         table = Table(title=f"run {run}", title_justify="left")
-        for column in ("node", "role", "class", "vendor", "domain", "pan", "state", "data address"):
+        columns = ("node", "role", "class", "vendor", "domain", "pan", "state", "lifecycle")
+        for column in (*columns, "data address"):
             table.add_column(column)
         for n in members:
             a = n.attributes
@@ -49,6 +50,17 @@ def status_table(nodes: list[NodeStatus]) -> None:
                 a.get("domain", ""),
                 a.get("pan", a.get("pans", "")),
                 state,
+                _lifecycle(n),
                 "\n".join(data),
             )
         console.print(table)
+
+
+def _lifecycle(node: NodeStatus) -> str:
+    if node.role != "thing":
+        return ""
+    if node.lifecycle == "operational":
+        return "[green]operational[/]"
+    if node.lifecycle == "failed":
+        return f"[red]failed[/] {node.reason}"
+    return node.lifecycle or "[dim]?[/]"

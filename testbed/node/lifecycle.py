@@ -70,6 +70,8 @@ class LifecycleRecord:
     state: LifecycleState
     since: float  # wall clock (epoch seconds) of the last change
     transitions: int  # changes since the record was created
+    # Why the thing is in this state, where that matters (e.g. failed: "revoked"); None else.
+    reason: str | None = None
 
 
 class LifecycleStore:
@@ -105,6 +107,7 @@ class LifecycleStore:
                 state=LifecycleState(data["lifecycle"]),
                 since=float(data["since"]),
                 transitions=int(data["transitions"]),
+                reason=None if data.get("reason") is None else str(data["reason"]),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise StateError(
@@ -114,11 +117,14 @@ class LifecycleStore:
         self._record = record
         return record, False
 
-    def move(self, target: LifecycleState) -> LifecycleRecord:
-        """Check and persist a transition; the old record stays if anything fails."""
+    def move(self, target: LifecycleState, reason: str | None = None) -> LifecycleRecord:
+        """Check and persist a transition; the old record stays if anything fails.
+
+        ``reason`` is kept with the new state (and dropped by the next move without one).
+        """
         current = self.record
         check_transition(current.state, target)
-        self._save(LifecycleRecord(target, time.time(), current.transitions + 1))
+        self._save(LifecycleRecord(target, time.time(), current.transitions + 1, reason))
         return self.record
 
     def _save(self, record: LifecycleRecord) -> None:
@@ -129,6 +135,8 @@ class LifecycleStore:
                 "lifecycle": record.state.value,
                 "since": record.since,
                 "transitions": record.transitions,
+                # Optional and additive: files without it read back as reason None.
+                **({} if record.reason is None else {"reason": record.reason}),
             },
         )
         self._record = record

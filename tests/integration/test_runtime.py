@@ -25,7 +25,7 @@ def test_default_building_up_status_down(docker_client, node_image, cli_env, run
     run_dir = Path(cli_env["TESTBED_HOME"]) / "runs" / run_name
     plan = make_plan(load_topology(topology), run_name, str(topology), str(run_dir))
     try:
-        up = run_cli(["up", "-t", str(topology), "--run", run_name], cli_env)
+        up = run_cli(["up", "-t", str(topology), "--run", run_name, "--no-wait"], cli_env)
         assert f"run {run_name!r} is up" in up.stdout
 
         # Every planned node runs, with its labels and its planned addresses.
@@ -94,7 +94,7 @@ def test_default_building_up_status_down(docker_client, node_image, cli_env, run
                 assert entry["addresses"][iface.network] == iface.ipv6.split("/")[0]
 
         # A second `up` of the same run: clear message, exit 6, no duplicates.
-        again = run_cli(["up", "-t", str(topology), "--run", run_name], cli_env, check=False)
+        again = run_cli(["up", "-t", str(topology), "--run", run_name, "--no-wait"], cli_env, check=False)
         assert again.returncode == 6
         assert "already up" in again.stderr and "Traceback" not in again.stderr
         after = docker_client.containers.list(
@@ -196,7 +196,7 @@ def test_keep_on_error_keeps_the_run(  # type: ignore[no-untyped-def]
 def test_node_stops_cleanly_on_sigterm(docker_client, node_image, cli_env, run_name):  # type: ignore[no-untyped-def]
     topology = ROOT / "topologies" / "minimal.yaml"
     try:
-        run_cli(["up", "-t", str(topology), "--run", run_name], cli_env)
+        run_cli(["up", "-t", str(topology), "--run", run_name, "--no-wait"], cli_env)
         c = docker_client.containers.list(
             filters={"label": [f"testbed.run={run_name}", "testbed.node=thermostat-01"]}
         )[0]

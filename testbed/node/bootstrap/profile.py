@@ -71,6 +71,7 @@ class OscoreGrant:
     master_secret: bytes = field(repr=False)
     master_salt: bytes = field(default=b"", repr=False)
     id_context: bytes | None = None
+    generation: int = 0  # bumped by the trust center on every re-keying
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,11 @@ class BootstrapResult:
     reason: FailureReason | None = None
     detail: str = ""
     enrollment: Enrollment | None = None
+    # The CoAP response code of the answer that ended a failed run ("4.03"), where there was one,
+    # and the trust center's refusal reason code from its payload (enrollment_api.RefusalReason):
+    # a caller decides from these whether retrying can help.
+    code: str | None = None
+    refusal: str | None = None
 
     @classmethod
     def measured(
@@ -99,6 +105,8 @@ class BootstrapResult:
         reason: FailureReason | None = None,
         detail: str = "",
         enrollment: Enrollment | None = None,
+        code: str | None = None,
+        refusal: str | None = None,
     ) -> BootstrapResult:
         """A result whose outcome follows from ``reason`` (None: success)."""
         return cls(
@@ -109,6 +117,8 @@ class BootstrapResult:
             reason,
             detail,
             enrollment,
+            code,
+            refusal,
         )
 
     @property
@@ -127,6 +137,8 @@ class BootstrapResult:
             "outcome": self.outcome.value,
             "reason": None if self.reason is None else self.reason.value,
             "detail": self.detail,
+            "code": self.code,
+            "refusal": self.refusal,
             "duration_s": self.duration_s,
             "retransmissions": self.retransmissions,
             "messages": [
