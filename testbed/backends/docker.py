@@ -181,19 +181,20 @@ class DockerBackend:
             containers = self.client.containers.list(all=True, filters=filters)
 
             def remove(container: Any) -> str:
-                # Gone already is what we wanted.
+                # Stop first (SIGTERM: nodes shut down cleanly), then remove. Force-removing
+                # running containers in parallel can leave a stale endpoint behind in Docker
+                # 20.10's libnetwork, and the network then refuses removal.
                 with contextlib.suppress(docker.errors.NotFound):
+                    if container.status == "running":
+                        container.stop(timeout=STOP_TIMEOUT)
                     container.remove(force=True, v=False)
                 return str(container.name)
 
             with ThreadPoolExecutor(max_workers=WORKERS) as pool:
                 report.containers = list(pool.map(remove, containers))
             for net in self.client.networks.list(filters=filters):
-                try:
-                    net.remove()
+                if self._remove_network(net):
                     report.networks.append(net.name)
-                except docker.errors.NotFound:
-                    pass
             for volume in self.client.volumes.list(filters=filters):
                 try:
                     volume.remove(force=True)
@@ -201,6 +202,36 @@ class DockerBackend:
                 except docker.errors.NotFound:
                     pass
         return report
+
+    def _remove_network(self, net: Any, attempts: int = 10) -> bool:
+        """Remove a network; the daemon may still hold endpoints of containers just removed."""
+        for attempt in range(attempts):
+            try:
+                net.remove()
+                return True
+            except docker.errors.NotFound:
+                return False
+            except docker.errors.APIError as exc:
+                if "active endpoints" not in str(exc):
+                    raise
+                if attempt == attempts - 1:
+                    raise BackendError(
+                        f"network {net.name} keeps an endpoint although no container of the "
+                        "run is left (a known Docker 20.10 libnetwork defect)",
+                        "restart the Docker daemon (`sudo systemctl restart docker`), then run "
+                        "`testbed down` again",
+                    ) from exc
+                # Endpoints left behind (a container removed mid-connect, a foreign container
+                # attached by hand): detach them, then try again.
+                with contextlib.suppress(docker.errors.APIError):
+                    net.reload()
+                    for container_id in net.attrs.get("Containers") or {}:
+                        with contextlib.suppress(docker.errors.APIError):
+                            self.client.api.disconnect_container_from_network(
+                                container_id, net.id, force=True
+                            )
+                time.sleep(0.2 * (attempt + 1))
+        return False
 
     # -- inspection -------------------------------------------------------------------------
 
