@@ -6,7 +6,16 @@ keys below (compact on a constrained link).
 
 Thing (initiator with its factory key):
     POST /.well-known/est/sen   payload: PKCS#10 CSR (DER, content-format 286)
-                                2.04 + LDevID (DER, content-format 287), or a refusal
+   [?name=N&class=C&port=P]     2.04 + LDevID (DER, content-format 287), or a refusal.
+                                Optional Uri-Query: the thing's node name and device class
+                                (1-64 printable characters each) and the UDP port it serves
+                                CoAP on (default 5683), shown in /things; the trust center
+                                knows serial, vendor and model from the device record.
+                                Enrolling again (say, the answer was lost) is allowed: a new
+                                LDevID with a new serial, the older one revoked as superseded,
+                                a new OSCORE context generation.
+    POST /.well-known/est/sren  the same, for a thing that is enrolled already (else 4.03
+                                not-enrolled): a new LDevID and a new context generation
     GET  /.well-known/est/crts  2.05 + domain CA certificate (DER, 287); also unprotected
     GET  /cfg/oscore            2.05 + {K_CONTEXTS: [context, ...]} once enrolled
     GET  /crl                   2.05 + the domain CRL (DER); also unprotected
@@ -14,6 +23,7 @@ Thing (initiator with its factory key):
 Backend (initiator with its host key, listed under backends/ at the trust center):
     GET  /things                2.05 + {K_THINGS: [thing, ...]}: every operational thing with
                                 its address and the backend side of its OSCORE context
+                                (K_DEVICE_CLASS only when the thing reported one)
 
 Refusals: 4.03 with payload {K_REASON: "<reason code>", K_DETAIL: "<text>"}; the reason codes
 are the values of RefusalReason. 4.01 for requests that did not come over OSCORE.
@@ -31,6 +41,11 @@ EST_CA_CERTS = "/.well-known/est/crts"
 OSCORE_CONFIG = "/cfg/oscore"
 CRL = "/crl"
 THINGS = "/things"
+
+# Uri-Query keys of /est/sen and /est/sren (what the thing reports about itself)
+Q_NAME = "name"
+Q_DEVICE_CLASS = "class"
+Q_PORT = "port"
 
 CF_PKCS10 = 286
 CF_PKIX_CERT = 287

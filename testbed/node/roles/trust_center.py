@@ -1,23 +1,96 @@
 """The trust center of one operator domain (registrar / configuration entity).
 
-Enrollment (voucher chain checks, LDevID issuance, OSCORE contexts, the SQLite registry in WAL
-mode on the state volume) will be started from :meth:`TrustCenterRole.start`.
+The role is the node-facing shell of ``testbed.node.trust_center.service.TrustCenter``: it
+reads the role facts (``domain``, ``trusted-vendors``), registers the metrics, starts the EDHOC
+responder on [::]:5683 with the registry on the node's volume, and exposes the control actions
+``import-device`` and ``revoke``.
+
+Material (keys, CAs, device records) is read from ``material_root``, /etc/testbed unless the
+caller says otherwise (tests use a temporary directory).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from testbed.node.roles.base import Role
+from prometheus_client import CollectorRegistry
+
+from testbed.node.config import CONFIG_DIR
+from testbed.node.errors import ActionError
+from testbed.node.material import COAP_PORT
+from testbed.node.roles.base import Action, Role, RoleContext
+from testbed.node.trust_center.metrics import TrustCenterMetrics
+from testbed.node.trust_center.service import TrustCenter
+from testbed.node.trust_center.trust import parse_vendor_list
 
 
 class TrustCenterRole(Role):
     name = "trust_center"
     required_attributes = ("domain",)
 
+    def __init__(
+        self,
+        ctx: RoleContext,
+        *,
+        material_root: Path | None = None,
+        bind: tuple[str, int] = ("::", COAP_PORT),
+    ) -> None:
+        super().__init__(ctx)
+        self.material_root = CONFIG_DIR if material_root is None else Path(material_root)
+        self.bind = bind
+        self.metrics: TrustCenterMetrics | None = None
+        self.service: TrustCenter | None = None
+
+    @property
+    def domain(self) -> str:
+        return str(self.attribute("domain"))
+
+    def trusted_vendors(self) -> list[str] | None:
+        return parse_vendor_list(self.config.attributes.get("trusted-vendors"))
+
     def facts(self) -> dict[str, Any]:
-        trusted = self.attribute("trusted-vendors") or ""
-        return {
-            "domain": self.attribute("domain"),
-            "trusted_vendors": [v.strip() for v in trusted.split(",") if v.strip()],
-        }
+        return {"domain": self.domain, "trusted_vendors": self.trusted_vendors() or []}
+
+    def state(self) -> dict[str, Any]:
+        state = self.facts()
+        if self.service is not None:
+            state.update(self.service.state())
+        return state
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        self.metrics = TrustCenterMetrics(registry, self.domain)
+
+    def actions(self) -> Mapping[str, Action]:
+        return {"import-device": self._import_device, "revoke": self._revoke}
+
+    async def start(self) -> None:
+        service = TrustCenter(
+            material_root=self.material_root,
+            state_dir=self.ctx.state_dir,
+            domain=self.domain,
+            trusted_vendors=self.trusted_vendors(),
+            log=self.log,
+            metrics=self.metrics,
+            bind=self.bind,
+            on_fatal=self.ctx.fatal,
+        )
+        await service.start()
+        self.service = service
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.service is not None:
+            await self.service.stop()
+
+    async def _import_device(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._running().import_device(params)
+
+    async def _revoke(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._running().revoke(params)
+
+    def _running(self) -> TrustCenter:
+        if self.service is None:
+            raise ActionError("the trust center is not running", "wait until the node is ready")
+        return self.service

@@ -1,0 +1,258 @@
+"""The procedures behind the trust center's CoAP API, free of CoAP.
+
+Each takes the EDHOC-authenticated peer credential (the resources have already answered 4.01
+to anything else) and either returns what to answer or raises ``Refused``. Every refusal is
+recorded in the registry and counted before it propagates (``record_refusal``), so that the
+registry is the complete account of what the trust center turned away, and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+from cryptography import x509
+
+from testbed.errors import PkiError
+from testbed.node.coap.credentials import Credential
+from testbed.node.enrollment_api import (
+    K_ADDRESS,
+    K_CONTEXT,
+    K_DEVICE_CLASS,
+    K_MODEL,
+    K_NAME,
+    K_PORT,
+    K_SERIAL,
+    K_THINGS,
+    K_VENDOR,
+    OscoreContextGrant,
+    RefusalReason,
+)
+from testbed.node.logs import EventLog
+from testbed.node.material import COAP_PORT
+from testbed.node.trust_center.admission import AdmissionPolicy, Refused
+from testbed.node.trust_center.devices import DeviceRecord
+from testbed.node.trust_center.metrics import UNKNOWN, TrustCenterMetrics
+from testbed.node.trust_center.registry import (
+    ENROLLED,
+    IMPORTED,
+    REFUSED,
+    REVOKED,
+    Issued,
+    Registry,
+    Thing,
+)
+from testbed.node.trust_center.revocation import CrlPublisher
+from testbed.node.trust_center.trust import TrustAnchors
+from testbed.pki import issue_ldevid
+
+# Refusals of these reasons at /est/sen or /est/sren move an imported thing to "refused".
+_ADMISSION_REASONS = frozenset(RefusalReason) - {
+    RefusalReason.REVOKED,
+    RefusalReason.NOT_ENROLLED,
+    RefusalReason.NOT_AUTHORIZED,
+}
+
+
+@dataclass(frozen=True)
+class Reported:
+    """What a thing says about itself at enrollment (enrollment_api Q_NAME, Q_DEVICE_CLASS,
+    Q_PORT). Shown to backends; never used as a metric label or for a policy decision."""
+
+    name: str | None = None
+    device_class: str | None = None
+    port: int | None = None
+
+
+class Enrollment:
+    def __init__(
+        self,
+        policy: AdmissionPolicy,
+        registry: Registry,
+        crl: CrlPublisher,
+        log: EventLog,
+        metrics: TrustCenterMetrics | None = None,
+    ) -> None:
+        self.policy = policy
+        self.registry = registry
+        self.crl = crl
+        self.log = log
+        self.metrics = metrics
+        self._things_cache: tuple[int, bytes] | None = None
+
+    @property
+    def trust(self) -> TrustAnchors:
+        return self.policy.trust
+
+    # -- /.well-known/est/sen and /sren ----------------------------------------------------
+
+    def enroll(
+        self,
+        peer: Credential,
+        csr_der: bytes,
+        content_format: int | None,
+        *,
+        address: str | None,
+        reported: Reported = Reported(),
+        reenroll: bool = False,
+    ) -> Issued:
+        try:
+            return self._enroll(peer, csr_der, content_format, address, reported, reenroll)
+        except Refused as refused:
+            self.record_refusal(refused, peer.kid, enrollment=True)
+            raise
+
+    def _enroll(
+        self,
+        peer: Credential,
+        csr_der: bytes,
+        content_format: int | None,
+        address: str | None,
+        reported: Reported,
+        reenroll: bool,
+    ) -> Issued:
+        record = self.policy.record_for(peer)
+        self.policy.check_device(record)
+        thing = self.registry.thing(record.serial)
+        if thing is None:  # records are synced at start and import; this is a safety net
+            self.registry.ensure_imported(
+                [(record.serial, record.vendor, record.model, record.kid)]
+            )
+            thing = self.registry.thing(record.serial)
+            assert thing is not None
+        if thing.state == REVOKED:
+            raise Refused(RefusalReason.REVOKED, f"{record.serial} is revoked", record)
+        if reenroll and thing.state != ENROLLED:
+            raise Refused(
+                RefusalReason.NOT_ENROLLED,
+                f"{record.serial} has no LDevID to renew (state {thing.state})",
+                record,
+            )
+        admitted = self.policy.check_csr(record, csr_der, content_format)
+        domain = self.trust.domain
+
+        def issue(serial_number: int) -> x509.Certificate:
+            return issue_ldevid(domain, admitted.csr, serial_number, expected_serial=record.serial)
+
+        try:
+            issued = self.registry.enroll(
+                record.serial,
+                issue,
+                address=address,
+                name=reported.name,
+                device_class=reported.device_class,
+                port=reported.port,
+            )
+        except PkiError as exc:
+            raise Refused(RefusalReason.BAD_CSR, exc.message, record) from exc
+        if issued.superseded:
+            self.crl.invalidate()
+        if self.metrics is not None:
+            self.metrics.certificates.inc()
+        self.publish_registry()
+        self.log.info(
+            "enrollment.issued",
+            serial=record.serial,
+            vendor=record.vendor,
+            certificate=issued.certificate.serial_number,
+            generation=issued.thing.oscore_generation,
+            superseded=list(issued.superseded),
+            reenroll=reenroll,
+            address=address,
+        )
+        return issued
+
+    # -- /cfg/oscore -----------------------------------------------------------------------
+
+    def contexts(self, peer: Credential) -> list[OscoreContextGrant]:
+        try:
+            record = self.policy.record_for(peer)
+            thing = self.registry.thing(record.serial)
+            if thing is not None and thing.state == REVOKED:
+                raise Refused(RefusalReason.REVOKED, f"{record.serial} is revoked", record)
+            grant = None if thing is None or thing.state != ENROLLED else thing.grant()
+            if grant is None:
+                raise Refused(
+                    RefusalReason.NOT_ENROLLED, f"{record.serial} has not enrolled yet", record
+                )
+        except Refused as refused:
+            self.record_refusal(refused, peer.kid)
+            raise
+        return [grant]
+
+    # -- /things ---------------------------------------------------------------------------
+
+    def things_payload(self, peer: Credential) -> bytes:
+        backend = self.trust.backends.get(peer.kid)
+        if backend is None or backend[1].encoded != peer.encoded:
+            refused = Refused(
+                RefusalReason.NOT_AUTHORIZED,
+                f"kid {peer.kid.hex()} is not a backend of this domain",
+                self.policy.devices.by_kid(peer.kid),
+            )
+            self.record_refusal(refused, peer.kid)
+            raise refused
+        # Backends poll; the list changes only when the registry does.
+        cached = self._things_cache
+        if cached is None or cached[0] != self.registry.version:
+            entries = [self._thing_entry(t) for t in self.registry.things(ENROLLED)]
+            cached = (self.registry.version, cbor2.dumps({K_THINGS: entries}))
+            self._things_cache = cached
+        return cached[1]
+
+    @staticmethod
+    def _thing_entry(thing: Thing) -> dict[int, Any]:
+        grant = thing.grant()
+        entry: dict[int, Any] = {
+            K_NAME: thing.name,
+            K_SERIAL: thing.serial,
+            K_ADDRESS: thing.address,
+            K_PORT: thing.port or COAP_PORT,
+            K_VENDOR: thing.vendor,
+            K_MODEL: thing.model,
+            K_CONTEXT: None if grant is None else grant.mirrored().to_cbor_map(),
+        }
+        if thing.device_class is not None:
+            entry[K_DEVICE_CLASS] = thing.device_class
+        return entry
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def record_refusal(
+        self, refused: Refused, kid: bytes | None, *, enrollment: bool = False
+    ) -> None:
+        record: DeviceRecord | None = refused.record
+        serial = record.serial if record is not None else None
+        vendor = record.vendor if record is not None else None
+        self.registry.record_refusal(
+            kid=kid,
+            serial=serial,
+            vendor=vendor,
+            reason=refused.reason.value,
+            detail=refused.detail,
+        )
+        if enrollment and serial is not None and refused.reason in _ADMISSION_REASONS:
+            self.registry.set_state(serial, REFUSED, only_from=(IMPORTED,))
+        if self.metrics is not None:
+            self.metrics.refusal(refused.reason.value, vendor or UNKNOWN)
+        self.publish_registry()
+        self.log.warning(
+            "enrollment.refused",
+            reason=refused.reason.value,
+            detail=refused.detail,
+            kid=None if kid is None else kid.hex(),
+            serial=serial,
+            vendor=vendor,
+        )
+
+    def refuse_handshake(self, kid: bytes) -> None:
+        """The EDHOC layer met a kid without device record or backend credential."""
+        self.record_refusal(
+            Refused(RefusalReason.UNKNOWN_DEVICE, f"EDHOC initiator with unknown kid {kid.hex()}"),
+            kid,
+        )
+
+    def publish_registry(self) -> None:
+        if self.metrics is not None:
+            self.metrics.registry_summary(self.registry.state_counts, self.registry.revoked_count)

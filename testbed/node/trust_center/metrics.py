@@ -1,0 +1,112 @@
+"""Prometheus metrics of the trust center role.
+
+    testbed_tc_enrollments_total{vendor,model,domain,profile,outcome,reason}
+                                     answers of /est/sen and /est/sren (outcome success|refused;
+                                     reason "" on success, a RefusalReason value or
+                                     "unauthenticated" otherwise)
+    testbed_tc_refusals_total{reason,vendor}
+                                     every refusal recorded in the registry, handshakes included
+    testbed_tc_certificates_issued_total
+    testbed_tc_registry_things{state}        things per registry state
+    testbed_tc_crl_entries                   revoked certificates (superseded included)
+    testbed_tc_edhoc_sessions                EDHOC sessions the responder holds (pending + live)
+    testbed_tc_bootstrap_duration_seconds{vendor,model,domain,profile}
+                                     histogram: message_1 received to enrollment response sent
+    testbed_tc_bootstrap_bytes{domain,profile,direction}
+                                     histogram: UDP payload bytes of one bootstrap, per direction
+                                     (received | sent, as the trust center's socket saw them)
+
+Label values come from device records and the protocol, never from what a peer sends, so an
+attacker cannot blow up the number of series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from testbed.node.trust_center.registry import STATES
+
+PROFILE = "edhoc-oscore"  # the only profile this responder speaks; DTLS profiles will add theirs
+UNKNOWN = "unknown"
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+BYTES_BUCKETS = (100, 200, 400, 600, 800, 1000, 1500, 2000, 3000, 5000, 10000, 20000)
+
+
+class TrustCenterMetrics:
+    def __init__(self, registry: CollectorRegistry, domain: str) -> None:
+        self.domain = domain
+        self.enrollments = Counter(
+            "testbed_tc_enrollments",
+            "Enrollment requests answered, by outcome and refusal reason.",
+            ["vendor", "model", "domain", "profile", "outcome", "reason"],
+            registry=registry,
+        )
+        self.refusals = Counter(
+            "testbed_tc_refusals",
+            "Refusals recorded in the registry (EDHOC handshakes and CoAP requests).",
+            ["reason", "vendor"],
+            registry=registry,
+        )
+        self.certificates = Counter(
+            "testbed_tc_certificates_issued",
+            "LDevID certificates issued (committed to the registry).",
+            registry=registry,
+        )
+        self.things = Gauge(
+            "testbed_tc_registry_things",
+            "Things in the registry per state.",
+            ["state"],
+            registry=registry,
+        )
+        for state in STATES:
+            self.things.labels(state).set(0)
+        self.crl_entries = Gauge(
+            "testbed_tc_crl_entries",
+            "Revoked certificates the domain CRL lists (superseded ones included).",
+            registry=registry,
+        )
+        self.edhoc_sessions = Gauge(
+            "testbed_tc_edhoc_sessions",
+            "EDHOC sessions held by the responder (half-done and established).",
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "testbed_tc_bootstrap_duration_seconds",
+            "Server-side bootstrap duration: EDHOC message_1 received to enrollment response sent.",
+            ["vendor", "model", "domain", "profile"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.bytes = Histogram(
+            "testbed_tc_bootstrap_bytes",
+            "UDP payload bytes of one bootstrap at the trust center's socket.",
+            ["domain", "profile", "direction"],
+            buckets=BYTES_BUCKETS,
+            registry=registry,
+        )
+
+    def watch_sessions(self, count: Callable[[], int]) -> None:
+        # Read at scrape time (from the exporter's thread): len() of the session table's dicts
+        # is atomic under the GIL, and nothing has to remember to update a gauge.
+        self.edhoc_sessions.set_function(lambda: float(count()))
+
+    def enrollment(self, vendor: str, model: str, outcome: str, reason: str | None) -> None:
+        self.enrollments.labels(vendor, model, self.domain, PROFILE, outcome, reason or "").inc()
+
+    def refusal(self, reason: str, vendor: str | None) -> None:
+        self.refusals.labels(reason, vendor or UNKNOWN).inc()
+
+    def registry_summary(self, state_counts: dict[str, int], crl_entries: int) -> None:
+        for state, count in state_counts.items():
+            self.things.labels(state).set(count)
+        self.crl_entries.set(crl_entries)
+
+    def bootstrap(
+        self, vendor: str, model: str, duration_s: float, received: int, sent: int
+    ) -> None:
+        self.duration.labels(vendor, model, self.domain, PROFILE).observe(duration_s)
+        self.bytes.labels(self.domain, PROFILE, "received").observe(received)
+        self.bytes.labels(self.domain, PROFILE, "sent").observe(sent)

@@ -1,0 +1,318 @@
+"""The running trust center: material and registry loaded, EDHOC responder serving the API.
+
+Start order: trust anchors (a ConfigError stops the node: exit 2), device records (an unusable
+record is logged and skipped: one bad file must not take the domain down, and its thing then
+shows up as an unknown-device refusal), registry (a StateError: exit 1), then the CoAP server.
+
+Control actions (JSON in and out, run one at a time by the node's control endpoint):
+
+    import-device  {voucher, idevid, ccs: base64; serial: optional check}
+                   store a device record on the state volume (idempotent: the same record
+                   again changes nothing; a different one for the same serial replaces it)
+    revoke         {serial, reason: RFC 5280 reason name, default cessationOfOperation}
+                   the thing becomes revoked, its live certificates go on the CRL (next number)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from testbed.node.coap.credentials import Credential
+from testbed.node.coap.edhoc_server import EdhocServer, start_edhoc_server
+from testbed.node.errors import ActionError, StateError
+from testbed.node.logs import EventLog
+from testbed.node.material import COAP_PORT, DEVICES_DIR
+from testbed.node.trust_center import devices as dev
+from testbed.node.trust_center.admission import AdmissionPolicy
+from testbed.node.trust_center.bootstraps import BootstrapReport, BootstrapTracker
+from testbed.node.trust_center.enrollment import Enrollment
+from testbed.node.trust_center.metrics import TrustCenterMetrics
+from testbed.node.trust_center.registry import BootstrapRow, Registry
+from testbed.node.trust_center.resources import build_site
+from testbed.node.trust_center.revocation import CrlPublisher, parse_reason
+from testbed.node.trust_center.trust import TrustAnchors, load_trust
+
+DEFAULT_REVOCATION_REASON = "cessationOfOperation"
+
+
+class TrustCenter:
+    def __init__(
+        self,
+        *,
+        material_root: Path,
+        state_dir: Path,
+        domain: str,
+        trusted_vendors: list[str] | None,
+        log: EventLog,
+        metrics: TrustCenterMetrics | None = None,
+        bind: tuple[str, int] = ("::", COAP_PORT),
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.material_root = Path(material_root)
+        self.state_dir = Path(state_dir)
+        self.domain = domain
+        self.trusted_vendors = trusted_vendors
+        self.log = log
+        self.metrics = metrics
+        self.bind = bind
+        self.on_fatal = on_fatal
+        self.devices = dev.DeviceBook()
+        self.unusable_records: dict[str, str] = {}
+        self._trust: TrustAnchors | None = None
+        self._registry: Registry | None = None
+        self._enrollment: Enrollment | None = None
+        self._crl: CrlPublisher | None = None
+        self._server: EdhocServer | None = None
+        self.tracker = BootstrapTracker(self._bootstrap_done)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        trust = self._trust = load_trust(self.material_root, self.domain, self.trusted_vendors)
+        self._load_records(trust)
+        try:
+            registry = self._registry = Registry.open(self.state_dir)
+            registry.ensure_imported((r.serial, r.vendor, r.model, r.kid) for r in self.devices)
+        except sqlite3.Error as exc:
+            raise StateError(
+                f"registry {self.state_dir} unusable: {exc}",
+                "check the trust center's volume; the registry is never reset automatically",
+            ) from exc
+        crl = self._crl = CrlPublisher(trust.ca, registry)
+        policy = AdmissionPolicy(trust, self.devices)
+        enrollment = self._enrollment = Enrollment(policy, registry, crl, self.log, self.metrics)
+        site = build_site(
+            enrollment,
+            self.tracker,
+            ca_certificate=trust.ca.cert.public_bytes(Encoding.DER),
+            crl=lambda: crl.current().der,
+            on_fatal=self.on_fatal,
+        )
+        self._server = await start_edhoc_server(
+            site, trust.identity, self.lookup, bind=self.bind, sink=self.tracker
+        )
+        if self.metrics is not None:
+            server = self._server
+            self.metrics.watch_sessions(lambda: len(server.sessions))
+        enrollment.publish_registry()
+        self.log.info(
+            "trust_center.serving",
+            port=self._server.port,
+            domain=self.domain,
+            trusted_vendors=sorted(trust.vendor_cas),
+            device_records=len(self.devices),
+            unusable_records=len(self.unusable_records),
+            backends=sorted(name for name, _ in trust.backends.values()),
+            things=dict(registry.state_counts),
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("trust center not started")
+        return self._server.port
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            raise RuntimeError("trust center not started")
+        return self._registry
+
+    def _load_records(self, trust: TrustAnchors) -> None:
+        # State volume last: a record imported at run time replaces the minted one.
+        for directory in (self.material_root / DEVICES_DIR, self.state_dir / DEVICES_DIR):
+            for path, found in dev.scan(directory):
+                try:
+                    if isinstance(found, dev.RecordError):
+                        raise found
+                    self.devices.put(found, frozenset(trust.backends))
+                except dev.RecordError as exc:
+                    self.unusable_records[path.name] = str(exc)
+                    self.log.error("device_record.unusable", path=str(path), error=str(exc))
+
+    # -- EDHOC peer lookup ---------------------------------------------------------------
+
+    def lookup(self, kid: bytes) -> Credential | None:
+        """PeerLookup: device records and backends are admitted to the handshake; policy
+        decisions about devices come later, per request, so that they are recorded."""
+        record = self.devices.by_kid(kid)
+        if record is not None:
+            return record.credential
+        if self._trust is not None and kid in self._trust.backends:
+            return self._trust.backends[kid][1]
+        if self._enrollment is not None:
+            try:
+                self._enrollment.refuse_handshake(kid)
+            except sqlite3.Error as exc:
+                if self.on_fatal is not None:
+                    self.on_fatal(exc)
+        return None
+
+    # -- bootstrap accounting ------------------------------------------------------------
+
+    def _bootstrap_done(self, report: BootstrapReport) -> None:
+        # Called from the socket's send path: store after the datagram is out, not inside it.
+        asyncio.get_running_loop().call_soon(self._store_bootstrap, report)
+
+    def _store_bootstrap(self, report: BootstrapReport) -> None:
+        if self._registry is None:
+            return
+        received, datagrams_in = report.total("received")
+        sent, datagrams_out = report.total("sent")
+        answer = report.answer
+        try:
+            self._registry.record_bootstrap(
+                BootstrapRow(
+                    thing=answer.thing,
+                    kid=answer.kid,
+                    resource=answer.resource,
+                    started_at=report.started_at,
+                    duration_s=report.duration_s if report.edhoc else None,
+                    bytes_in=received,
+                    bytes_out=sent,
+                    datagrams_in=datagrams_in,
+                    datagrams_out=datagrams_out,
+                    retransmissions=report.retransmissions,
+                    messages=[
+                        {
+                            "message": m.message,
+                            "direction": m.direction,
+                            "bytes": m.bytes,
+                            "datagrams": m.datagrams,
+                            "retransmissions": m.retransmissions,
+                            "message_bytes": m.message_bytes,
+                        }
+                        for m in report.messages
+                    ],
+                    outcome=answer.outcome,
+                    reason=answer.reason,
+                )
+            )
+        except sqlite3.Error as exc:
+            self.log.error("bootstrap.record_failed", error=str(exc))
+            if self.on_fatal is not None:
+                self.on_fatal(exc)
+            return
+        if self.metrics is not None and report.edhoc:
+            self.metrics.bootstrap(answer.vendor, answer.model, report.duration_s, received, sent)
+
+    # -- control actions -----------------------------------------------------------------
+
+    async def import_device(self, params: dict[str, Any]) -> dict[str, Any]:
+        trust, registry = self._require_started()
+        voucher, idevid, ccs = (_b64(params, name) for name in ("voucher", "idevid", "ccs"))
+        serial = params.get("serial")
+        if serial is not None and not isinstance(serial, str):
+            raise ActionError("'serial' must be a string")
+        try:
+            record = dev.parse_record(voucher, idevid, ccs, serial=serial)
+            changed = self.devices.check(record, frozenset(trust.backends))
+            if changed:
+                dev.store(self.state_dir / DEVICES_DIR, record)
+                self.devices.put(record, frozenset(trust.backends))
+        except dev.RecordError as exc:
+            raise ActionError(f"device record refused: {exc}", "send the owner's files") from exc
+        self.unusable_records.pop(record.serial, None)
+        registry.ensure_imported([(record.serial, record.vendor, record.model, record.kid)])
+        self._publish()
+        thing = registry.thing(record.serial)
+        self.log.info(
+            "device.imported", serial=record.serial, kid=record.kid.hex(), changed=changed
+        )
+        return {
+            "serial": record.serial,
+            "vendor": record.vendor,
+            "model": record.model,
+            "kid": record.kid.hex(),
+            "changed": changed,
+            "state": None if thing is None else thing.state,
+        }
+
+    async def revoke(self, params: dict[str, Any]) -> dict[str, Any]:
+        _, registry = self._require_started()
+        serial = params.get("serial")
+        if not isinstance(serial, str) or not serial:
+            raise ActionError("missing parameter 'serial'", 'send {"serial": "<device serial>"}')
+        reason_name = params.get("reason") or DEFAULT_REVOCATION_REASON
+        try:
+            reason = parse_reason(str(reason_name))
+        except ValueError as exc:
+            raise ActionError(str(exc)) from exc
+        result = registry.revoke(serial, reason.value)
+        if result is None:
+            raise ActionError(f"no thing with serial {serial!r} in the registry")
+        previous, certificates = result
+        assert self._crl is not None
+        if certificates:
+            self._crl.invalidate()
+        crl = self._crl.current()
+        self._publish()
+        self.log.info(
+            "thing.revoked",
+            serial=serial,
+            reason=reason.value,
+            certificates=list(certificates),
+            crl_number=crl.number,
+        )
+        return {
+            "serial": serial,
+            "previous_state": previous,
+            "state": "revoked",
+            "reason": reason.value,
+            "revoked_certificates": list(certificates),
+            "crl_number": crl.number,
+            "crl_entries": crl.entries,
+        }
+
+    def _require_started(self) -> tuple[TrustAnchors, Registry]:
+        if self._trust is None or self._registry is None:
+            raise ActionError("the trust center is not running", "wait until the node is ready")
+        return self._trust, self._registry
+
+    def _publish(self) -> None:
+        if self._enrollment is not None:
+            self._enrollment.publish_registry()
+
+    # -- observation ---------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        if self._registry is None:
+            return {"serving": False}
+        registry = self._registry
+        return {
+            "serving": self._server is not None,
+            "coap_port": None if self._server is None else self._server.port,
+            "things": dict(registry.state_counts),
+            "certificates_issued": registry.certificates_count,
+            "crl_entries": registry.revoked_count,
+            "device_records": len(self.devices),
+            "unusable_records": dict(self.unusable_records),
+            "edhoc_sessions": 0 if self._server is None else len(self._server.sessions),
+            "last_refusals": [r.to_dict() for r in reversed(registry.recent_refusals)],
+        }
+
+
+def _b64(params: dict[str, Any], name: str) -> bytes:
+    value = params.get(name)
+    if not isinstance(value, str) or not value:
+        raise ActionError(f"missing parameter {name!r}", f"send {name} as base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ActionError(f"parameter {name!r} is not base64") from exc
