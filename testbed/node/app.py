@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             state_dir=str(args.state_dir),
         )
         prepare_state_dir(args.state_dir)
-        node = Node(config, args.state_dir, log)
+        node = Node(config, args.state_dir, log, material_root=Path(args.config).parent)
     except NodeError as exc:
         log.error("node.failed", error=exc.message, hint=exc.hint, exit_code=exc.exit_code)
         return exc.exit_code

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from testbed.node.config import NodeConfig
+from testbed.node.config import CONFIG_DIR, NodeConfig
 from testbed.node.control import ControlServer
 from testbed.node.errors import ServeError, UnknownAction
 from testbed.node.logs import EventLog
@@ -33,7 +33,9 @@ ROLE_STOP_TIMEOUT = 0.8
 
 
 class Node:
-    def __init__(self, config: NodeConfig, state_dir: Path, log: EventLog) -> None:
+    def __init__(
+        self, config: NodeConfig, state_dir: Path, log: EventLog, material_root: Path = CONFIG_DIR
+    ) -> None:
         self.config = config
         self.state_dir = state_dir
         self.log = log
@@ -42,7 +44,13 @@ class Node:
         self._network: dict[str, object] = {}
         self._failure: BaseException | None = None
         self.failed = asyncio.Event()
-        ctx = RoleContext(config=config, state_dir=state_dir, log=log, fatal=self._fatal)
+        ctx = RoleContext(
+            config=config,
+            state_dir=state_dir,
+            log=log,
+            fatal=self._fatal,
+            material_root=material_root,
+        )
         # Raises UnknownRole/ConfigError before anything is bound: exit code 2.
         self.role: Role = role_class(config.role)(ctx)
         self.metrics = NodeMetrics(config)

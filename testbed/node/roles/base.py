@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry
 
-from testbed.node.config import NodeConfig
+from testbed.node.config import CONFIG_DIR, NodeConfig
 from testbed.node.errors import ConfigError
 from testbed.node.logs import EventLog
 
@@ -35,6 +35,9 @@ class RoleContext:
     # Called when a background task dies unexpectedly: the node then stops with exit code 1,
     # because a half-working node produces misleading experiment results.
     fatal: Callable[[BaseException], None]
+    # Where the node's credentials are: the directory of its node.json (/etc/testbed in a
+    # container; a temp dir in tests that run the node process on the host).
+    material_root: Path = CONFIG_DIR
 
 
 class Role(ABC):

@@ -17,7 +17,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from testbed.node.config import CONFIG_DIR
 from testbed.node.errors import ActionError
 from testbed.node.material import COAP_PORT
 from testbed.node.roles.base import Action, Role, RoleContext
@@ -38,7 +37,7 @@ class TrustCenterRole(Role):
         bind: tuple[str, int] = ("::", COAP_PORT),
     ) -> None:
         super().__init__(ctx)
-        self.material_root = CONFIG_DIR if material_root is None else Path(material_root)
+        self.material_root = ctx.material_root if material_root is None else Path(material_root)
         self.bind = bind
         self.metrics: TrustCenterMetrics | None = None
         self.service: TrustCenter | None = None

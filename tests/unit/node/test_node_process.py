@@ -111,12 +111,6 @@ def test_corrupt_state_file_is_not_reset(node_factory: Any, tmp_path: Path) -> N
     ("role", "attributes", "extra_interfaces", "expected"),
     [
         (
-            "trust_center",
-            {"domain": "hvac", "trusted-vendors": "acme,globex"},
-            [],
-            {"domain": "hvac", "trusted_vendors": ["acme", "globex"]},
-        ),
-        (
             "border_router",
             {"pans": "pan1,pan0"},
             [
@@ -156,6 +150,17 @@ def test_roles_report_their_facts(
     if role == "border_router":
         assert "testbed_border_router_served_pans 2.0" in scrape(node.metrics_port)
     assert node.stop()[0] == 0
+
+
+def test_trust_center_without_its_keys_refuses_to_start(node_factory: Any) -> None:
+    """A trust center without credentials would only produce misleading refusals: exit 2."""
+    config = thing_config(
+        node="tc-1", role="trust_center", attributes={"domain": "hvac", "trusted-vendors": "acme"}
+    )
+    node = node_factory(config).start()
+    assert node.proc is not None
+    assert node.proc.wait(15) == 2
+    assert "EDHOC identity" in node.output()
 
 
 @pytest.mark.parametrize(
