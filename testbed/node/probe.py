@@ -4,6 +4,9 @@
         exit 0 when the control endpoint answers GET /ready with 200, else 1; prints its JSON.
     python3 -m testbed.node.probe reach IPV6ADDR [--count 3] [--timeout 2]
         ICMPv6 echo; exit 0 if any reply came back, else 1; prints the RTTs as JSON.
+    python3 -m testbed.node.probe state [--port N] [--timeout S]
+        prints the control endpoint's GET /state JSON (a thing's lifecycle, its last bootstrap
+        and what it cost, request counts); exit 0 on 200, else 1.
 
 The host calls this many times per node during bring-up, so it must start fast: standard library
 only (socket, struct, json, argparse), nothing from the rest of testbed.node. The images ship no
@@ -66,6 +69,17 @@ def ready(port: int, timeout: float, host: str = CONTROL_HOST) -> int:
         answer: Any = json.loads(body)
     except ValueError:
         answer = {"ready": False, "status": status, "body": body.decode(errors="replace")}
+    _emit(answer)
+    return 0 if status == 200 else 1
+
+
+def state(port: int, timeout: float, host: str = CONTROL_HOST) -> int:
+    try:
+        status, body = _http_get(host, port, "/state", timeout)
+        answer: Any = json.loads(body)
+    except (OSError, ValueError) as exc:
+        _emit({"error": str(exc) or type(exc).__name__, "port": port})
+        return 1
     _emit(answer)
     return 0 if status == 200 else 1
 
@@ -147,14 +161,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_ready.add_argument("--port", type=int, help="control port (default: from node.json)")
     p_ready.add_argument("--config", default=CONFIG_FILE, help="node.json to read the port from")
     p_ready.add_argument("--timeout", type=float, default=2.0)
+    p_state = sub.add_parser("state", help="the node's state (GET /state)")
+    p_state.add_argument("--port", type=int, help="control port (default: from node.json)")
+    p_state.add_argument("--config", default=CONFIG_FILE, help="node.json to read the port from")
+    p_state.add_argument("--timeout", type=float, default=5.0)
     p_reach = sub.add_parser("reach", help="ICMPv6 echo to an address")
     p_reach.add_argument("address")
     p_reach.add_argument("--count", type=int, default=3)
     p_reach.add_argument("--timeout", type=float, default=2.0, help="seconds per echo")
     args = parser.parse_args(argv)
-    if args.cmd == "ready":
+    if args.cmd in ("ready", "state"):
         port = args.port if args.port is not None else _control_port(args.config)
-        return ready(port, args.timeout)
+        return (ready if args.cmd == "ready" else state)(port, args.timeout)
     if args.count < 1 or args.timeout <= 0:
         parser.error("--count must be >= 1 and --timeout > 0")
     return reach(args.address, args.count, args.timeout)

@@ -2,15 +2,34 @@
 
 ``kind`` selects what it will run: backend polling and commanding things end to end; firmware
 and voucher service for a vendor; DoS and eavesdropping tools for the attacker.
+
+A backend with trust centers (attribute ``trust-centers``: "domain=coap://[addr]:port,...")
+runs ``testbed.node.backend.Backend``. Without that attribute it is inert (facts only), as are
+the other kinds for now. Actions of a running backend:
+
+    read {thing, resource}               protected GET -> value, code, latency_s
+    write {thing, resource, payload}     protected PUT of the JSON payload as CBOR
+    probe-unprotected {thing, resource}  plain CoAP GET -> the code (a thing answers 4.01)
+    probe-replay {thing, resource}       one protected GET, its datagram re-sent from a fresh
+                                         socket -> the replay's code (4.01 Replay detected)
+
+Optional attributes: poll-interval (2 s), read-interval (5 s), request-timeout (10 s).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from testbed.node.errors import ConfigError
-from testbed.node.roles.base import Role, RoleContext
+from prometheus_client import CollectorRegistry
+
+from testbed.node import material
+from testbed.node.errors import ActionError, ConfigError
+from testbed.node.roles.base import Action, Role, RoleContext
+
+if TYPE_CHECKING:
+    from testbed.node.backend.service import Backend
 
 
 class HostKind(StrEnum):
@@ -33,9 +52,117 @@ class InternetHostRole(Role):
                 f"internet host {self.config.node} has unknown kind {raw!r}",
                 "attribute 'kind' must be one of: " + ", ".join(k.value for k in HostKind),
             ) from None
+        self.material_root = ctx.material_root  # beside node.json: /etc/testbed
+        self.trust_centers: dict[str, str] = {}
+        if self.kind is HostKind.BACKEND and self.attribute("trust-centers"):
+            try:
+                self.trust_centers = material.parse_trust_centers(
+                    self.config.attributes["trust-centers"]
+                )
+            except ValueError as exc:
+                raise ConfigError(str(exc), 'write "domain=coap://[addr]:port,..."') from None
+        self.intervals = {
+            "poll_interval": self._seconds("poll-interval", 2.0),
+            "read_interval": self._seconds("read-interval", 5.0),
+            "timeout": self._seconds("request-timeout", 10.0),
+        }
+        self._registry: CollectorRegistry | None = None
+        self.backend: Backend | None = None
+
+    def _seconds(self, name: str, default: float) -> float:
+        raw = self.attribute(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"attribute {name}={raw!r} is not a number") from None
+        if value <= 0:
+            raise ConfigError(f"attribute {name}={raw!r} must be positive")
+        return value
 
     def facts(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"kind": self.kind.value}
         if self.kind is HostKind.VENDOR_CLOUD and self.attribute("vendor"):
             facts["vendor"] = self.attribute("vendor")
         return facts
+
+    def state(self) -> dict[str, Any]:
+        state = self.facts()
+        if self.backend is not None:
+            state["backend"] = self.backend.state()
+        return state
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    async def start(self) -> None:
+        if not self.trust_centers:
+            return
+        # Imported here: an attacker or vendor cloud never loads the CoAP stack for nothing.
+        from testbed.node.backend.metrics import BackendMetrics
+        from testbed.node.backend.service import Backend
+        from testbed.node.coap.errors import CredentialError
+
+        backend = Backend(
+            trust_centers=self.trust_centers,
+            material_root=self.material_root,
+            state_dir=self.ctx.state_dir,
+            metrics=BackendMetrics(self._registry or CollectorRegistry()),
+            log=self.log,
+            **self.intervals,
+        )
+        try:
+            await backend.start(self.spawn)
+        except (CredentialError, OSError) as exc:
+            await backend.stop()
+            raise ConfigError(
+                f"backend {self.config.node} cannot load its EDHOC material: {exc}",
+                "the host needs identity/host.key.cbor, identity/host.ccs.cbor and "
+                "trust-centers/<domain>.ccs.cbor for every domain in 'trust-centers'",
+            ) from exc
+        self.backend = backend
+        self.log.info("backend.started", trust_centers=sorted(self.trust_centers))
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.backend is not None:
+            await self.backend.stop()
+            self.backend = None
+
+    def actions(self) -> Mapping[str, Action]:
+        if not self.trust_centers:
+            return {}
+        return {
+            "read": self._read,
+            "write": self._write,
+            "probe-unprotected": self._probe_unprotected,
+            "probe-replay": self._probe_replay,
+        }
+
+    def _running(self) -> Backend:
+        if self.backend is None:
+            raise ActionError("the backend is not running", "wait until the node is ready")
+        return self.backend
+
+    async def _read(self, params: dict[str, Any]) -> dict[str, Any]:
+        backend = self._running()
+        peer, resource = backend.peer(params)
+        return await backend.read(peer, resource)
+
+    async def _write(self, params: dict[str, Any]) -> dict[str, Any]:
+        backend = self._running()
+        peer, resource = backend.peer(params)
+        if "payload" not in params:
+            raise ActionError("missing parameter 'payload'", '{"payload": 22.5} (sent as CBOR)')
+        return await backend.write(peer, resource, params["payload"])
+
+    async def _probe_unprotected(self, params: dict[str, Any]) -> dict[str, Any]:
+        backend = self._running()
+        peer, resource = backend.peer(params)
+        return await backend.probe_unprotected(peer, resource)
+
+    async def _probe_replay(self, params: dict[str, Any]) -> dict[str, Any]:
+        backend = self._running()
+        peer, resource = backend.peer(params)
+        return await backend.probe_replay(peer, resource)

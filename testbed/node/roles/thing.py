@@ -1,21 +1,48 @@
 """The thing: a constrained device of some vendor, owned by some operator domain.
 
-For now it keeps its lifecycle state on its volume and reports its facts. The bootstrap profile
-(testbed.node.bootstrap) will run from here to move it installed -> bootstrapping -> operational.
+It keeps its lifecycle state on its volume. A thing that knows its trust center (attribute
+``trust-center-uri``) bootstraps itself in the background when it starts installed (or
+bootstrapping: it crashed mid-way), unless ``auto-commission`` is "false", with the profile
+its ``profile`` attribute names. Once operational it serves its device class's resources on
+UDP [``coap-bind``]:``coap-port`` (default [::]:5683), only through the OSCORE context the
+trust center handed out (testbed.node.thing).
+
+Actions:
+    transition {"to": STATE}      move the lifecycle by hand (experiments, phases)
+    bootstrap {}                  start a bootstrap now (or cut a retry wait short); from
+                                  operational this is a re-bootstrap (serving stops meanwhile)
+    status {}                     lifecycle, reason, attempts, retry wait, last result
+    stimulate {resource, value}   change the simulated world (smoke, a warm room)
+
+Optional attributes (numbers, for experiments and tests): bootstrap-timeout (s, per attempt),
+bootstrap-retry-initial and bootstrap-retry-max (s), coap-port, coap-bind, serial.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from testbed.node.errors import ActionError
+from testbed.node import enrollment_api as api
+from testbed.node import material
+from testbed.node.errors import ActionError, ConfigError
 from testbed.node.lifecycle import LifecycleState, LifecycleStore
 from testbed.node.roles.base import Action, Role, RoleContext
+from testbed.node.thing import catalog, physics
+from testbed.node.thing.bootstrapper import Bootstrapper, RetryPolicy
+from testbed.node.thing.metrics import ThingMetrics
+from testbed.node.thing.oscore_server import ThingServer
+from testbed.node.thing.profiles import DEFAULT_PROFILE, profile_for
+from testbed.node.thing.resources import RequestLog
+from testbed.node.thing.store import Operational, ThingStore
 
 STATE_FILE = "state.json"
+S = LifecycleState
+# States from which the bootstrap action may start a run (bootstrapping: resume after a crash).
+BOOTSTRAPPABLE = frozenset({S.INSTALLED, S.BOOTSTRAPPING, S.FAILED, S.OPERATIONAL, S.MAINTENANCE})
 
 
 class ThingRole(Role):
@@ -25,9 +52,56 @@ class ThingRole(Role):
 
     def __init__(self, ctx: RoleContext) -> None:
         super().__init__(ctx)
+        self.material_root = ctx.material_root  # beside node.json: /etc/testbed
         self.lifecycle = LifecycleStore(ctx.state_dir / STATE_FILE)
+        self.store = ThingStore(ctx.state_dir)
         self._state_gauge: Gauge | None = None
         self._transitions: Counter | None = None
+        self.metrics: ThingMetrics | None = None
+        self.commissioning = self.attribute("trust-center-uri") is not None
+        self.device_class = self.attribute("device-class") or "sensor"
+        self.bind = (
+            self.attribute("coap-bind") or "::",
+            int(self._number("coap-port", material.COAP_PORT)),
+        )
+        # A thing that is to bootstrap refuses a config it cannot work with right here (exit 2).
+        if self.commissioning:
+            if self.device_class not in catalog.DEVICE_CLASSES:
+                raise ConfigError(
+                    f"thing {self.config.node} has unknown device-class {self.device_class!r}",
+                    "one of: " + ", ".join(catalog.DEVICE_CLASSES),
+                )
+            # What the trust center's /things will list for the backend to reach us by.
+            report = {api.Q_NAME: self.config.node, api.Q_DEVICE_CLASS: self.device_class}
+            if self.bind[1] not in (0, material.COAP_PORT):  # 0: not known before serving
+                report[api.Q_PORT] = str(self.bind[1])
+            self.profile = profile_for(self.attribute("profile") or DEFAULT_PROFILE, report)
+        self.policy = RetryPolicy(
+            self._number("bootstrap-retry-initial", RetryPolicy.initial_s),
+            self._number("bootstrap-retry-max", RetryPolicy.max_s),
+        )
+        timeout = self.attribute("bootstrap-timeout")
+        self.timeout_s = None if timeout is None else self._number("bootstrap-timeout", 0)
+        self.device = physics.device_for(
+            self.device_class if self.device_class in physics.MODELS else "sensor",
+            seed=self.config.node,
+        )
+        self.requests: RequestLog | None = None
+        self.bootstrapper: Bootstrapper | None = None
+        self.server: ThingServer | None = None
+        self._bootstrap_task: asyncio.Task[None] | None = None
+
+    def _number(self, name: str, default: float) -> float:
+        raw = self.attribute(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"attribute {name}={raw!r} is not a number") from None
+        if value < 0:
+            raise ConfigError(f"attribute {name}={raw!r} must not be negative")
+        return value
 
     def facts(self) -> dict[str, Any]:
         return {
@@ -42,12 +116,27 @@ class ThingRole(Role):
 
     def state(self) -> dict[str, Any]:
         record = self.lifecycle.record
-        return {
+        state: dict[str, Any] = {
             **self.facts(),
             "lifecycle": record.state.value,
             "lifecycle_since": record.since,
             "lifecycle_transitions": record.transitions,
         }
+        # Sections appear only where they mean something, so that a thing without a trust
+        # center looks as it did before bootstrapping existed.
+        if record.reason is not None:
+            state["lifecycle_reason"] = record.reason
+        if self.bootstrapper is not None:
+            status = self.bootstrapper.status()
+            state["bootstrap"] = status.pop("last")
+            state["bootstrap_run"] = status
+        if self.server is not None and self.server.serving and self.requests is not None:
+            state["coap"] = {
+                "port": self.server.port,
+                "contexts": {p: c.generation for p, c in self.server.contexts.items()},
+            }
+            state["requests"] = self.requests.snapshot()
+        return state
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
         # One series per state, 1 for the current one (the StateSet pattern): a dashboard can
@@ -64,6 +153,15 @@ class ThingRole(Role):
             ["from_state", "to_state"],
             registry=registry,
         )
+        self.metrics = ThingMetrics(registry, self._identity())
+
+    def _identity(self) -> dict[str, str]:
+        return {
+            "vendor": self.attribute("vendor") or "",
+            "model": self.attribute("model") or "",
+            "domain": self.attribute("domain") or "",
+            "profile": self.attribute("profile") or DEFAULT_PROFILE,
+        }
 
     async def start(self) -> None:
         record, created = self.lifecycle.load()
@@ -73,9 +171,106 @@ class ThingRole(Role):
             path=str(self.lifecycle.path),
         )
         self._publish_state()
+        if self.metrics is None:  # started without a node (tests): metrics go nowhere
+            self.metrics = ThingMetrics(CollectorRegistry(), self._identity())
+        self.requests = RequestLog(self.metrics)
+        if self.commissioning:
+            self.bootstrapper = Bootstrapper(
+                node=self.config.node,
+                profile=self.profile,
+                material_root=self.material_root,
+                attributes=self.config.attributes,
+                store=self.store,
+                metrics=self.metrics,
+                log=self.log,
+                move=self._move,
+                on_operational=self._serve,
+                policy=self.policy,
+                timeout_s=self.timeout_s,
+            )
+        state = record.state
+        if state is S.OPERATIONAL:
+            operational = self.store.load_operational()
+            if operational is not None:
+                await self._serve(operational)
+            else:
+                self.log.warning("thing.no_operational_material", state=state.value)
+        elif state in (S.INSTALLED, S.BOOTSTRAPPING):
+            if not self.commissioning:
+                self.log.info("bootstrap.unconfigured", detail="no trust-center-uri attribute")
+            elif self.attribute("auto-commission") == "false":
+                self.log.info("bootstrap.waiting", detail="auto-commission is false")
+            else:
+                await self._bootstrap()
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.server is not None:
+            await self.server.close()
+            self.server = None
 
     def actions(self) -> Mapping[str, Action]:
-        return {"transition": self._transition}
+        return {
+            "transition": self._transition,
+            "bootstrap": self._bootstrap_action,
+            "status": self._status,
+            "stimulate": self._stimulate,
+        }
+
+    # -- bootstrap ----------------------------------------------------------------------------
+
+    async def _bootstrap(self) -> None:
+        if self._bootstrap_task is not None and not self._bootstrap_task.done():
+            assert self.bootstrapper is not None
+            self.bootstrapper.kick()
+            return
+        if self.lifecycle.state is not S.BOOTSTRAPPING:
+            await self._stop_serving()
+            self._move(S.BOOTSTRAPPING, None)
+        assert self.bootstrapper is not None
+        self._bootstrap_task = self.bootstrapper.launch(self.spawn)
+
+    async def _bootstrap_action(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.bootstrapper is None:
+            raise ActionError(
+                f"thing {self.config.node} has no trust center to bootstrap with",
+                "the planner must set attribute 'trust-center-uri'",
+            )
+        if self.lifecycle.state not in BOOTSTRAPPABLE:
+            raise ActionError(
+                f"cannot bootstrap a {self.lifecycle.state.value} thing",
+                "from: " + ", ".join(sorted(s.value for s in BOOTSTRAPPABLE)),
+            )
+        await self._bootstrap()
+        return await self._status({})
+
+    async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
+        record = self.lifecycle.record
+        status: dict[str, Any] = {"lifecycle": record.state.value, "reason": record.reason}
+        if self.bootstrapper is not None:
+            status.update(self.bootstrapper.status())
+        return status
+
+    async def _serve(self, operational: Operational) -> None:
+        await self._stop_serving()
+        assert self.requests is not None
+        self.server = ThingServer(
+            self.device_class, self.device, self.requests, operational.contexts, self.bind
+        )
+        await self.server.start()
+        self.log.info(
+            "thing.serving",
+            port=self.server.port,
+            device_class=self.device_class,
+            contexts=sorted(operational.contexts),
+        )
+
+    async def _stop_serving(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+            self.server = None
+
+    # -- other actions -----------------------------------------------------------------------
 
     async def _transition(self, params: dict[str, Any]) -> dict[str, Any]:
         """{"to": STATE}: move the lifecycle by hand (experiments, phases). Checked by the table."""
@@ -89,12 +284,37 @@ class ThingRole(Role):
                 f"unknown lifecycle state {params['to']!r}", f"one of: {known}"
             ) from None
         before = self.lifecycle.state
-        self.lifecycle.move(target)
+        self._move(target, None)
+        # Serving follows the state: a thing taken out of operation stops answering.
+        if target is not S.OPERATIONAL:
+            await self._stop_serving()
+        elif self.server is None and (operational := self.store.load_operational()) is not None:
+            await self._serve(operational)
+        return {"from": before.value, "to": target.value}
+
+    async def _stimulate(self, params: dict[str, Any]) -> dict[str, Any]:
+        name, value = params.get("resource"), params.get("value")
+        if not isinstance(name, str):
+            raise ActionError("missing parameter 'resource'", '{"resource": "alarm", "value": 1}')
+        try:
+            now = self.device.stimulate(name, value)
+        except KeyError:
+            raise ActionError(f"a {self.device_class} has no resource {name!r}") from None
+        except ValueError as exc:
+            raise ActionError(f"value for {name}: {exc}") from None
+        return {"resource": name, "value": now}
+
+    # -- lifecycle bookkeeping ---------------------------------------------------------------
+
+    def _move(self, target: LifecycleState, reason: str | None) -> None:
+        before = self.lifecycle.state
+        self.lifecycle.move(target, reason)
         if self._transitions is not None:
             self._transitions.labels(before.value, target.value).inc()
         self._publish_state()
-        self.log.info("lifecycle.transition", from_state=before.value, to_state=target.value)
-        return {"from": before.value, "to": target.value}
+        self.log.info(
+            "lifecycle.transition", from_state=before.value, to_state=target.value, reason=reason
+        )
 
     def _publish_state(self) -> None:
         if self._state_gauge is None:

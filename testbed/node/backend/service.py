@@ -1,0 +1,275 @@
+"""The backend: polls its trust centers for operational things and reads them end to end.
+
+Every ``poll_interval`` (2 s) it asks each trust center for GET /things; every
+``read_interval`` (5 s) it reads every GET resource of every listed thing's device class, each
+thing through the OSCORE context the trust center granted for it. A thing that leaves the
+listing (revoked, decommissioned) is no longer read and its context is closed.
+
+Errors of one poll or one read are measured and logged, never fatal: a backend under a lossy
+link or a thing under attack is exactly what experiments look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import aiocoap
+from aiocoap import error
+
+from testbed.node.backend import probes
+from testbed.node.backend.directory import ListingError, ThingEntry, TrustCenterDirectory
+from testbed.node.backend.metrics import BackendMetrics, outcome_of
+from testbed.node.backend.peers import PeerContexts, Reply, ThingPeer
+from testbed.node.coap.errors import ChannelError
+from testbed.node.coap.transport import create_context
+from testbed.node.errors import ActionError
+from testbed.node.logs import EventLog
+from testbed.node.thing import catalog
+
+Spawn = Callable[[Coroutine[Any, Any, None], str], Any]
+# What a request to a thing or a trust center can end in besides an answer.
+_TRANSPORT_ERRORS = (TimeoutError, ChannelError, error.Error, OSError)
+
+
+class Backend:
+    def __init__(
+        self,
+        *,
+        trust_centers: dict[str, str],
+        material_root: Path,
+        state_dir: Path,
+        metrics: BackendMetrics,
+        log: EventLog,
+        poll_interval: float = 2.0,
+        read_interval: float = 5.0,
+        timeout: float = 10.0,
+    ) -> None:
+        self.trust_centers = trust_centers
+        self.material_root = material_root
+        self.contexts = PeerContexts(state_dir / "backend")
+        self.metrics = metrics
+        self.log = log
+        self.poll_interval = poll_interval
+        self.read_interval = read_interval
+        self.timeout = timeout
+        self.directories: dict[str, TrustCenterDirectory] = {}
+        self.peers: dict[str, ThingPeer] = {}  # by thing name
+        self.polled: dict[str, dict[str, Any]] = {}  # domain -> last poll outcome
+        self.refusals: dict[str, int] = {}  # responses our contexts refused to unprotect
+        self.coap: aiocoap.Context | None = None
+
+    async def start(self, spawn: Spawn) -> None:
+        """Load credentials (CredentialError for unusable files) and start the loops."""
+        for domain, uri in self.trust_centers.items():
+            self.directories[domain] = await TrustCenterDirectory.connect(
+                domain, uri, self.material_root
+            )
+        self.coap = await create_context(loggername="backend")
+        for domain in self.directories:
+            spawn(self._poll_loop(domain), f"poll-{domain}")
+        spawn(self._read_loop(), "read")
+
+    async def stop(self) -> None:
+        for directory in self.directories.values():
+            await directory.close()
+        if self.coap is not None:
+            await self.coap.shutdown()
+            self.coap = None
+        for peer in self.peers.values():
+            peer.context.close()
+        self.peers.clear()
+
+    # -- polling ------------------------------------------------------------------------------
+
+    async def _poll_loop(self, domain: str) -> None:
+        while True:
+            await self.poll(domain)
+            await asyncio.sleep(self.poll_interval)
+
+    async def poll(self, domain: str) -> None:
+        directory = self.directories[domain]
+        try:
+            things = await asyncio.wait_for(directory.things(), self.timeout)
+        except (*_TRANSPORT_ERRORS, ListingError) as exc:
+            self.metrics.polls.labels(domain, "error").inc()
+            if self.polled.get(domain, {}).get("ok", True):  # log the change, not every poll
+                self.log.warning("backend.poll_failed", domain=domain, error=repr(exc))
+            self.polled[domain] = {"ok": False, "at": time.time(), "error": repr(exc)}
+            return
+        self.metrics.polls.labels(domain, "ok").inc()
+        self.metrics.things.labels(domain).set(len(things))
+        self.polled[domain] = {"ok": True, "at": time.time(), "things": len(things)}
+        self._update(domain, things)
+
+    def _update(self, domain: str, things: list[ThingEntry]) -> None:
+        listed = {t.name: t for t in things}
+        for name, gone in list(self.peers.items()):
+            if gone.entry.domain == domain and name not in listed:
+                self.log.info("backend.thing_gone", thing=name, domain=domain)
+                gone.context.close()
+                del self.peers[name]
+        for name, entry in listed.items():
+            peer = self.peers.get(name)
+            if peer is not None and peer.entry == entry:
+                continue
+            if peer is not None and peer.entry.grant == entry.grant:
+                peer.entry = entry  # moved (address), same context
+                continue
+            if peer is not None:
+                peer.context.close()  # re-keyed: the old generation is dead
+            context = self.contexts.open(entry, self._refused)
+            self.peers[name] = ThingPeer(entry, context, {} if peer is None else peer.last)
+            self.log.info(
+                "backend.thing_added",
+                thing=name,
+                domain=domain,
+                address=entry.address,
+                generation=entry.grant.generation,
+            )
+
+    def _refused(self, why: str) -> None:
+        self.refusals[why] = self.refusals.get(why, 0) + 1
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        # Each thing on its own clock, starting when it first appears in a listing: a freshly
+        # commissioned thing is read at once, not at the next round of the others.
+        due: dict[str, float] = {}
+        tick = min(self.read_interval, 0.25)
+        while True:
+            now = time.monotonic()
+            ready = [p for n, p in self.peers.items() if due.setdefault(n, now) <= now]
+            for peer in ready:
+                due[peer.entry.name] = now + self.read_interval
+            for name in set(due) - set(self.peers):
+                del due[name]
+            await asyncio.gather(*(self._read_thing(p) for p in ready))
+            await asyncio.sleep(tick)
+
+    async def _read_thing(self, peer: ThingPeer) -> None:
+        for resource in catalog.readable(peer.entry.device_class):
+            try:
+                await self.read(peer, resource)
+            except Exception as exc:  # one odd read must not end the measurement
+                name = peer.entry.name
+                self.log.warning(
+                    "backend.read_crashed", thing=name, resource=resource, error=repr(exc)
+                )
+
+    async def read(self, peer: ThingPeer, resource: str) -> dict[str, Any]:
+        return await self._exchange(peer, aiocoap.GET, resource)
+
+    async def write(self, peer: ThingPeer, resource: str, value: Any) -> dict[str, Any]:
+        return await self._exchange(
+            peer, aiocoap.PUT, resource, catalog.encode(value), content_format=catalog.CF_CBOR
+        )
+
+    async def _exchange(
+        self,
+        peer: ThingPeer,
+        code: aiocoap.numbers.Code,
+        resource: str,
+        payload: bytes = b"",
+        **options: Any,
+    ) -> dict[str, Any]:
+        assert self.coap is not None
+        reply: Reply | None = None
+        failure = None
+        try:
+            reply = await peer.request(self.coap, code, resource, payload, self.timeout, **options)
+        except (TimeoutError, error.TimeoutError):  # ours, or CoAP gave up retransmitting
+            failure = "timeout"
+        except (error.NetworkError, OSError):
+            failure = "unreachable"
+        except (ChannelError, error.Error) as exc:
+            failure = "error"
+            self.log.warning("backend.request_failed", thing=peer.entry.name, error=repr(exc))
+        outcome = failure or outcome_of(reply.code if reply else None)
+        result: dict[str, Any] = {
+            "thing": peer.entry.name,
+            "resource": resource,
+            "method": code.name,
+            "outcome": outcome,
+            "code": None if reply is None else reply.code,
+            "protected": None if reply is None else reply.protected,
+            "latency_s": None if reply is None else round(reply.latency_s, 6),
+            "at": time.time(),
+        }
+        if reply is not None:
+            self.metrics.latency.labels(peer.entry.device_class).observe(reply.latency_s)
+            if reply.ok:
+                result["value"] = _value(reply.payload)
+            else:
+                result["diagnostic"] = reply.diagnostic()
+        if code == aiocoap.GET:
+            self.metrics.reads.labels(peer.entry.name, resource, outcome).inc()
+            peer.last[resource] = result
+        return result
+
+    # -- control actions ----------------------------------------------------------------------
+
+    def peer(self, params: dict[str, Any]) -> tuple[ThingPeer, str]:
+        name, resource = params.get("thing"), params.get("resource")
+        if not isinstance(name, str) or not isinstance(resource, str):
+            raise ActionError(
+                "parameters 'thing' and 'resource' are required",
+                '{"thing": "thermostat-01", "resource": "temperature"}',
+            )
+        peer = self.peers.get(name)
+        if peer is None:
+            known = ", ".join(sorted(self.peers)) or "none yet"
+            raise ActionError(f"no operational thing {name!r} listed", f"known: {known}")
+        return peer, resource.lstrip("/")
+
+    async def probe_unprotected(self, peer: ThingPeer, resource: str) -> dict[str, Any]:
+        assert self.coap is not None
+        try:
+            reply = await probes.probe_unprotected(
+                self.coap, f"{peer.entry.uri}/{resource}", self.timeout
+            )
+        except TimeoutError:
+            return {"thing": peer.entry.name, "resource": resource, "code": None}
+        return {
+            "thing": peer.entry.name,
+            "resource": resource,
+            "code": reply.code,
+            "diagnostic": reply.diagnostic(),
+            "latency_s": round(reply.latency_s, 6),
+        }
+
+    async def probe_replay(self, peer: ThingPeer, resource: str) -> dict[str, Any]:
+        result = await probes.probe_replay(peer, resource, self.timeout)
+        return {"thing": peer.entry.name, "resource": resource, **result}
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "trust_centers": {
+                d: {"uri": self.trust_centers[d], **self.polled.get(d, {})}
+                for d in self.trust_centers
+            },
+            "things": {
+                name: {
+                    "domain": p.entry.domain,
+                    "serial": p.entry.serial,
+                    "address": p.entry.address,
+                    "port": p.entry.port,
+                    "device_class": p.entry.device_class,
+                    "generation": p.entry.grant.generation,
+                    "last": p.last,
+                }
+                for name, p in sorted(self.peers.items())
+            },
+            "refused_responses": self.refusals,
+        }
+
+
+def _value(payload: bytes) -> Any:
+    try:
+        return catalog.decode(payload) if payload else None
+    except ValueError:
+        return {"undecodable": payload.hex()}

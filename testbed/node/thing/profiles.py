@@ -1,0 +1,52 @@
+"""Bootstrap profile registry: the thing's ``profile`` attribute -> a profile instance.
+
+A new profile (dtls-cert, dtls-psk) is a module under testbed.node.bootstrap plus one entry
+here. A name that is not here is a configuration error the node reports at start (exit 2), not
+a bootstrap failure: retrying cannot make a missing implementation appear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from urllib.parse import quote
+
+from testbed.node.bootstrap.profile import BootstrapProfile
+from testbed.node.errors import ConfigError
+
+DEFAULT_PROFILE = "edhoc-oscore"
+# What the thing tells the trust center about itself at enrollment, as Uri-Query items
+# (enrollment_api Q_NAME, Q_DEVICE_CLASS, Q_PORT), so that /things can list it.
+Report = Mapping[str, str]
+
+
+def _edhoc_oscore(report: Report) -> BootstrapProfile:
+    from testbed.node.bootstrap.edhoc_oscore import EdhocOscoreProfile
+    from testbed.node.enrollment_api import EST_SIMPLE_ENROLL, OSCORE_CONFIG
+
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in report.items() if v)
+    # The thing needs its OSCORE contexts as much as its LDevID: fetch them over the same
+    # EDHOC-derived context (one more round trip, no second handshake).
+    return EdhocOscoreProfile(
+        enroll_path=f"{EST_SIMPLE_ENROLL}?{query}" if query else EST_SIMPLE_ENROLL,
+        config_path=OSCORE_CONFIG,
+    )
+
+
+PROFILES: dict[str, Callable[[Report], BootstrapProfile]] = {
+    "edhoc-oscore": _edhoc_oscore,
+}
+
+
+def profile_names() -> tuple[str, ...]:
+    return tuple(PROFILES)
+
+
+def profile_for(name: str, report: Report | None = None) -> BootstrapProfile:
+    try:
+        factory = PROFILES[name]
+    except KeyError:
+        raise ConfigError(
+            f"bootstrap profile {name!r} is not available in this node image",
+            "attribute 'profile' must be one of: " + ", ".join(PROFILES),
+        ) from None
+    return factory(report or {})
