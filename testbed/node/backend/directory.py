@@ -48,7 +48,8 @@ def parse_things(domain: str, payload: bytes) -> list[ThingEntry]:
     try:
         body: Any = cbor2.loads(payload)
         items = body[api.K_THINGS]
-        return [_entry(domain, item) for item in items]
+        # A thing without a context for us (none granted yet) cannot be read: not listed.
+        return [_entry(domain, item) for item in items if item.get(api.K_CONTEXT) is not None]
     except (cbor2.CBORDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ListingError(f"/things from {domain} is not a thing list: {exc!r}") from exc
 

@@ -278,3 +278,5 @@ def test_a_listing_that_is_not_one_is_refused() -> None:
     with pytest.raises(ListingError):
         parse_things("hvac", cbor2.dumps({api.K_THINGS: [{api.K_NAME: "x"}]}))
     assert parse_things("hvac", cbor2.dumps({api.K_THINGS: []})) == []
+    no_context = {api.K_NAME: "x", api.K_SERIAL: "S", api.K_ADDRESS: "::1", api.K_CONTEXT: None}
+    assert parse_things("hvac", cbor2.dumps({api.K_THINGS: [no_context]})) == []
