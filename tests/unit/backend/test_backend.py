@@ -276,7 +276,7 @@ def test_a_listing_that_is_not_one_is_refused() -> None:
     with pytest.raises(ListingError):
         parse_things("hvac", b"\xa0")  # an empty map: no K_THINGS
     with pytest.raises(ListingError):
-        parse_things("hvac", cbor2.dumps({api.K_THINGS: [{api.K_NAME: "x"}]}))
+        parse_things("hvac", cbor2.dumps({api.K_THINGS: [{api.K_NAME: "x", api.K_CONTEXT: {}}]}))
     assert parse_things("hvac", cbor2.dumps({api.K_THINGS: []})) == []
     no_context = {api.K_NAME: "x", api.K_SERIAL: "S", api.K_ADDRESS: "::1", api.K_CONTEXT: None}
     assert parse_things("hvac", cbor2.dumps({api.K_THINGS: [no_context]})) == []
