@@ -2,6 +2,10 @@
 
     python3 -m testbed.node.probe ready [--port N] [--timeout S]
         exit 0 when the control endpoint answers GET /ready with 200, else 1; prints its JSON.
+    python3 -m testbed.node.probe state [--port N]
+        prints GET /state; exit 0 on 200.
+    python3 -m testbed.node.probe action NAME ['{"json": "params"}'] [--port N]
+        POST /actions/NAME with the JSON object; prints the answer; exit 0 on 200.
     python3 -m testbed.node.probe reach IPV6ADDR [--count 3] [--timeout 2]
         ICMPv6 echo; exit 0 if any reply came back, else 1; prints the RTTs as JSON.
     python3 -m testbed.node.probe state [--port N] [--timeout S]
@@ -45,18 +49,26 @@ def _control_port(config_path: str) -> int:
 
 
 def _http_get(host: str, port: int, path: str, timeout: float) -> tuple[int, bytes]:
+    return _http(host, port, "GET", path, b"", timeout)
+
+
+def _http(
+    host: str, port: int, method: str, path: str, body: bytes, timeout: float
+) -> tuple[int, bytes]:
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode("ascii")
+        request = (
+            f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
+        sock.sendall(request.encode("ascii") + body)
         chunks = []
         while chunk := sock.recv(65536):  # the server closes after one response
             chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    head, _, answer = b"".join(chunks).partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0].split()
     if len(status_line) < 2 or not status_line[1].isdigit():
         raise ValueError(f"not an HTTP response: {head[:80]!r}")
-    return int(status_line[1]), body
+    return int(status_line[1]), answer
 
 
 def ready(port: int, timeout: float, host: str = CONTROL_HOST) -> int:
@@ -76,6 +88,22 @@ def ready(port: int, timeout: float, host: str = CONTROL_HOST) -> int:
 def state(port: int, timeout: float, host: str = CONTROL_HOST) -> int:
     try:
         status, body = _http_get(host, port, "/state", timeout)
+        answer: Any = json.loads(body)
+    except (OSError, ValueError) as exc:
+        _emit({"error": str(exc) or type(exc).__name__, "port": port})
+        return 1
+    _emit(answer)
+    return 0 if status == 200 else 1
+
+
+def action(port: int, name: str, params: str, timeout: float, host: str = CONTROL_HOST) -> int:
+    try:
+        json.loads(params)
+    except ValueError as exc:
+        _emit({"error": f"parameters are not JSON: {exc}"})
+        return 2
+    try:
+        status, body = _http(host, port, "POST", f"/actions/{name}", params.encode(), timeout)
         answer: Any = json.loads(body)
     except (OSError, ValueError) as exc:
         _emit({"error": str(exc) or type(exc).__name__, "port": port})
@@ -165,6 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_state.add_argument("--port", type=int, help="control port (default: from node.json)")
     p_state.add_argument("--config", default=CONFIG_FILE, help="node.json to read the port from")
     p_state.add_argument("--timeout", type=float, default=5.0)
+    p_action = sub.add_parser("action", help="run a control action (POST /actions/NAME)")
+    p_action.add_argument("name")
+    p_action.add_argument("params", nargs="?", default="{}", help="JSON object")
+    p_action.add_argument("--port", type=int, help="control port (default: from node.json)")
+    p_action.add_argument("--config", default=CONFIG_FILE, help="node.json to read the port from")
+    p_action.add_argument("--timeout", type=float, default=30.0)
     p_reach = sub.add_parser("reach", help="ICMPv6 echo to an address")
     p_reach.add_argument("address")
     p_reach.add_argument("--count", type=int, default=3)
@@ -173,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd in ("ready", "state"):
         port = args.port if args.port is not None else _control_port(args.config)
         return (ready if args.cmd == "ready" else state)(port, args.timeout)
+    if args.cmd == "action":
+        port = args.port if args.port is not None else _control_port(args.config)
+        return action(port, args.name, args.params, args.timeout)
     if args.count < 1 or args.timeout <= 0:
         parser.error("--count must be >= 1 and --timeout > 0")
     return reach(args.address, args.count, args.timeout)

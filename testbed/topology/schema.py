@@ -32,6 +32,8 @@ Rate = Annotated[int, BeforeValidator(units.rate)]
 ThingRole = Literal["thermostat", "luminaire", "smoke-detector", "sensor", "actuator"]
 HostRole = Literal["backend", "vendor-cloud", "attacker"]
 ProfileName = Literal["edhoc-oscore", "dtls-cert", "dtls-psk"]
+# Profiles the node image implements today; the others are part of the design, not yet built.
+AVAILABLE_PROFILES = ("edhoc-oscore",)
 # Manufacturing faults and attacks a thing can be minted with (RFC 8576 Section 3 threats):
 # rogue-idevid: a counterfeit whose IDevID is signed by a CA other than its vendor's;
 # foreign-voucher: its voucher assigns it to an owner outside this building.
@@ -299,6 +301,19 @@ def cross_reference_problems(topo: Topology) -> list[tuple[Loc, str]]:
             problems.append(
                 (("things", ti, "pan"), f"unknown PAN {thing.pan!r}; known PANs: {sorted(pans)}")
             )
+        if thing.vendor in vendors and thing.model in {
+            m.name for m in vendors[thing.vendor].models
+        }:
+            profile = thing.profile or topo.model(thing.vendor, thing.model).profile
+            if profile not in AVAILABLE_PROFILES:
+                where: Loc = ("things", ti, "profile") if thing.profile else ("things", ti, "model")
+                problems.append(
+                    (
+                        where,
+                        f"bootstrap profile {profile!r} is not available yet; "
+                        f"available: {', '.join(AVAILABLE_PROFILES)}",
+                    )
+                )
     seen: dict[str, str] = {}
     for loc_name, name in _node_name_locations(topo):
         if name in seen:

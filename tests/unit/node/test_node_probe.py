@@ -31,6 +31,18 @@ def test_ready_reads_the_port_from_node_json(running_thing: NodeProcess) -> None
     assert (code, out) == (0, {"ready": True})
 
 
+def test_state_and_actions(running_thing: NodeProcess) -> None:
+    port = str(running_thing.control_port)
+    code, state = run_probe("state", "--port", port)
+    assert code == 0 and state["role"] == "thing"  # type: ignore[index]
+    code, answer = run_probe("action", "transition", '{"to": "bootstrapping"}', "--port", port)
+    assert code == 0 and answer["result"]["to"] == "bootstrapping"  # type: ignore[index]
+    code, answer = run_probe("action", "no-such-action", "--port", port)
+    assert code == 1 and "error" in answer  # type: ignore[operator]
+    code, answer = run_probe("action", "transition", "{not json", "--port", port)
+    assert code == 2 and "not JSON" in answer["error"]  # type: ignore[index]
+
+
 def test_ready_against_nothing() -> None:
     code, out = run_probe("ready", "--port", str(free_port()))
     assert code == 1
