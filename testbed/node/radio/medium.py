@@ -25,7 +25,8 @@ What it models, and why so:
   (``emulate_mac=True``). A RIOT ``native`` node does its own (``emulate_mac=False``): the medium
   carries its frames once each, its ACK frames like any frame, and still synthesises the ACK
   when the *receiver* is one of our stations, which cannot send one.
-- Unicast frames reach only the node owning the destination address (attach/learn addresses);
+- Unicast frames reach only the node owning the destination address (given at attach, from a
+  ZEP HELLO via ``learn``, or the first node to use it as a frame source);
   broadcasts and address-less frames (ACKs from RIOT nodes) reach every other node, each over
   its own link. ``record_air`` adds an ``OnAir`` event per transmission, for captures.
 
@@ -252,6 +253,12 @@ class Medium:
         if node is None:
             return
         node.submitted += 1
+        src = info.src
+        if src is not None and src != BROADCAST and src not in self._owner:
+            # A RIOT node announces only its EUI-64 (HELLO); its short address becomes known
+            # from its frames. First come, first served: a frame cannot take over an address
+            # another node owns (that would silently cut the owner off).
+            self.learn(name, src)
         if len(node.queue) >= self.config.queue_limit:
             node.dropped[QUEUE_FULL] += 1
             out.append(TxStatus(self.now, name, info.seq, False, 0, QUEUE_FULL))

@@ -1,4 +1,4 @@
-"""FCS (CRC-16/KERMIT) and 802.15.4 MAC framing, cross-checked against scapy's Dot15d4FCS."""
+"""FCS (CRC-16/KERMIT) and 802.15.4 MAC framing (scapy cross-checks: test_scapy.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from testbed.node.radio import mac
 from testbed.node.radio.crc import crc16_kermit, crc16_kermit_reference
 from testbed.node.radio.errors import MalformedError
 from tests.unit.radio.packets import A_EXT, A_SHORT, B_EXT, B_SHORT
-
-scapy_dot15d4 = pytest.importorskip("scapy.layers.dot15d4")
 
 
 def test_crc_catalogue_check_value() -> None:
@@ -64,45 +62,6 @@ def test_data_frame_layout_byte_by_byte() -> None:
     assert int.from_bytes(broadcast[:2], "little") & 0x20 == 0  # no ACK request on broadcast
     assert broadcast[5:7] == b"\xff\xff"
     assert broadcast[7:15] == A_EXT[::-1]  # extended source, little-endian on the air
-
-
-@pytest.mark.parametrize("src", [A_SHORT, A_EXT])
-@pytest.mark.parametrize("dst", [B_SHORT, B_EXT, b"\xff\xff"])
-def test_scapy_parses_our_frames(src: bytes, dst: bytes) -> None:
-    frame = mac.encode_data(seq=9, pan_id=0xBEEF, src=src, dst=dst, payload=b"\x41hello")
-    pkt = scapy_dot15d4.Dot15d4FCS(frame)
-    assert pkt.fcf_frametype == 1
-    assert pkt.fcs == crc16_kermit(frame[:-2])
-    assert pkt.compute_fcs(frame[:-2]) == frame[-2:]
-    data = pkt[scapy_dot15d4.Dot15d4Data]
-    assert data.dest_panid == 0xBEEF
-    assert data.dest_addr == int.from_bytes(dst, "big")
-    assert data.src_addr == int.from_bytes(src, "big")
-    assert pkt.fcf_ackreq == (dst != b"\xff\xff")
-
-
-@pytest.mark.parametrize(("smode", "dmode"), [(2, 2), (3, 3), (2, 3), (3, 2)])
-@pytest.mark.parametrize("compress", [True, False])
-def test_we_parse_scapy_frames(smode: int, dmode: int, compress: bool) -> None:
-    d = scapy_dot15d4
-    src = 0x0200000000000001 if smode == 3 else 0x0001
-    dst = 0x0200000000000002 if dmode == 3 else 0x0002
-    fields = {"dest_panid": 0x1234, "dest_addr": dst, "src_addr": src}
-    if not compress:
-        fields["src_panid"] = 0x4321
-    pkt = d.Dot15d4FCS(
-        fcf_frametype=1,
-        fcf_panidcompress=int(compress),
-        fcf_srcaddrmode=smode,
-        fcf_destaddrmode=dmode,
-        fcf_ackreq=1,
-        seqnum=77,
-    ) / d.Dot15d4Data(**fields)
-    f = mac.decode(bytes(pkt))
-    assert f.seq == 77 and f.ack_request and f.dst_pan == 0x1234
-    assert f.src_pan == (0x1234 if compress else 0x4321)
-    assert f.dst == dst.to_bytes(8 if dmode == 3 else 2, "big")
-    assert f.src == src.to_bytes(8 if smode == 3 else 2, "big")
 
 
 def _with_fcs(body: bytes) -> bytes:

@@ -4,33 +4,19 @@ RFC 6282 has no worked hex examples, so the vectors are of three kinds:
 - field layouts derived by hand from the RFC's figures (each case says which bits it sets);
 - RIOT's own test vectors (tests/net/gnrc_sixlowpan and gnrc_sixlowpan_frag_minfwd): compressed
   headers RIOT produces, and a two-fragment datagram RIOT reassembles to a known packet;
-- scapy's LoWPAN_IPHC, both directions, over generated headers (hypothesis). scapy puts the
-  traffic class on the wire unrotated (it treats the top two bits as ECN), contrary to Section
-  3.1.1, so the cross-check keeps the traffic class at zero; the rotation is pinned by the
-  hand-derived vectors below and by Wireshark (test_wireshark.py). scapy also still reads
-  0x7F as RFC 4944's ESC dispatch, which RFC 6282 made an IPHC value (TF=11, NH=1, HLIM=11;
-  RFC 8066 moved ESC to 0x40 for that reason, and RIOT's own vector starts with 0x7F), so that
-  one first byte is left out of the scapy direction. Finally scapy keeps reading NHC records
-  after the UDP one (which ends the chain), so UDP payloads starting with 0xE0-0xFF are left out
-  of that direction too.
+- scapy's LoWPAN_IPHC, both directions (test_scapy.py), and Wireshark (test_wireshark.py).
 """
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
-from testbed.node.radio import mac
 from testbed.node.radio.addressing import link_local
 from testbed.node.radio.errors import MalformedError
 from testbed.node.radio.iphc import Context, compress, decompress
 from testbed.node.radio.reassembly import Reassembler
-from testbed.node.radio.station import Station, StationConfig
 from tests.unit.radio.packets import (
-    A_EXT,
     A_SHORT,
-    B_EXT,
     B_SHORT,
     ULA,
     filler,
@@ -181,120 +167,6 @@ def test_riot_minfwd_link_local_and_global_icmpv6() -> None:
     # _test_send_frag1: the same between global addresses: 7a 00 3a + both inline.
     pkt = ipv6(LOC_GB, REM_GB, 58, filler(108))
     assert compress(pkt, LL, REM_L2)[0].hex() == "7a003a" + LOC_GB.hex() + REM_GB.hex()
-
-
-# ---------------------------------------------------------------- scapy, both directions
-
-sixlowpan = pytest.importorskip("scapy.layers.sixlowpan")
-dot15d4 = pytest.importorskip("scapy.layers.dot15d4")
-inet6 = pytest.importorskip("scapy.layers.inet6")
-inet = pytest.importorskip("scapy.layers.inet")
-scapy_packet = pytest.importorskip("scapy.packet")
-
-
-def _lladdr(kind: str, ext: bytes, short: bytes) -> bytes:
-    return ext if kind == "ext" else short
-
-
-unicast_iids = st.sampled_from(["mac", "short16", "any"])
-
-
-@st.composite
-def headers(draw: st.DrawFn) -> tuple[bytes, bytes, bytes]:
-    """(packet, src lladdr, dst lladdr) with address forms scapy handles statelessly."""
-    src_ll = _lladdr(draw(st.sampled_from(["ext", "short"])), A_EXT, A_SHORT)
-    dst_ll = _lladdr(draw(st.sampled_from(["ext", "short"])), B_EXT, B_SHORT)
-
-    def unicast(ll: bytes) -> bytes:
-        kind = draw(st.sampled_from(["mac", "short16", "any", "global"]))
-        if kind == "mac":
-            return link_local(ll)
-        if kind == "short16":
-            return link_local(draw(st.binary(min_size=2, max_size=2)))
-        iid = draw(st.binary(min_size=8, max_size=8))
-        return (b"\xfe\x80" + bytes(6) if kind == "any" else ip6("2001:db8::")[:8]) + iid
-
-    src = unicast(src_ll)
-    if draw(st.booleans()):
-        dst = unicast(dst_ll)
-    else:
-        dst_ll = b"\xff\xff"
-        dst = draw(st.sampled_from(["ff02::1", "ff02::1:ff00:2", "ff05::1:3", "ff0e::1:2:3:4"]))
-        dst = ip6(dst)
-    hlim = draw(st.sampled_from([1, 64, 255, 7]))
-    flow = draw(st.sampled_from([0, 0xABCDE]))
-    payload = draw(st.binary(max_size=40))
-    if draw(st.booleans()):
-        ports = st.sampled_from([0xF0B3, 0xF0C4, 5683, 61616, 1])
-        pkt = udp6(src, dst, draw(ports), draw(ports), payload, hlim=hlim, flow=flow)
-    else:
-        pkt = ipv6(src, dst, 58, b"\x80\x00" + payload, hlim=hlim, flow=flow)
-    return pkt, src_ll, dst_ll
-
-
-@settings(max_examples=150, deadline=None)
-@given(headers())
-def test_scapy_decompresses_what_we_compress(case: tuple[bytes, bytes, bytes]) -> None:
-    pkt, src_ll, dst_ll = case
-    # scapy quirks, see the module docstring: 0x7F as ESC, NHC parsing past UDP.
-    assume(compress(pkt, src_ll, dst_ll)[0][0] != 0x7F)
-    assume(pkt[6] != 17 or len(pkt) == 48 or pkt[48] < 0xE0)
-    short = src_ll if len(src_ll) == 2 else None
-    (frame,) = Station(StationConfig(ext_addr=A_EXT, short_addr=short)).send(pkt, dst_ll)
-    parsed = dot15d4.Dot15d4FCS(frame)
-    assert bytes(parsed[inet6.IPv6]) == pkt
-
-
-def _scapy_frame(pkt: bytes, src_ll: bytes, dst_ll: bytes) -> bytes:
-    """Let scapy compress ``pkt`` (it needs the modes spelt out; pick what RFC 6282 allows)."""
-    ip = inet6.IPv6(pkt)
-    src, dst = pkt[8:24], pkt[24:40]
-    link = b"\xfe\x80" + bytes(6)
-
-    def mode(addr: bytes, ll: bytes) -> int:
-        if addr[:8] != link:
-            return 0
-        if addr == link_local(ll):
-            return 3
-        return 2 if addr[8:14] == bytes.fromhex("000000fffe00") else 1
-
-    multicast = dst[0] == 0xFF
-    if multicast:
-        if dst[1] == 2 and dst[2:15] == bytes(13):
-            dam = 3
-        elif dst[2:13] == bytes(11):
-            dam = 2
-        elif dst[2:11] == bytes(9):
-            dam = 1
-        else:
-            dam = 0
-    else:
-        dam = mode(dst, dst_ll)
-    hlim_code = {1: 1, 64: 2, 255: 3}.get(pkt[7], 0)
-    udp = pkt[6] == 17
-    tf = 3 if ip.fl == 0 else 1
-    iphc = sixlowpan.LoWPAN_IPHC(
-        tf=tf, nh=int(udp), hlim=hlim_code, sam=mode(src, src_ll), m=int(multicast), dam=dam
-    )
-    layers = iphc / sixlowpan.LoWPAN_NHC() / ip if udp else iphc / ip
-    fcf = {"fcf_frametype": 1, "fcf_panidcompress": 1, "fcf_framever": 1, "seqnum": 3}
-    fcf["fcf_srcaddrmode"] = 3 if len(src_ll) == 8 else 2
-    fcf["fcf_destaddrmode"] = 3 if len(dst_ll) == 8 else 2
-    data = dot15d4.Dot15d4Data(
-        dest_panid=0x23,
-        dest_addr=int.from_bytes(dst_ll, "big"),
-        src_addr=int.from_bytes(src_ll, "big"),
-    )
-    return bytes(dot15d4.Dot15d4FCS(**fcf) / data / layers)
-
-
-@settings(max_examples=150, deadline=None)
-@given(headers())
-def test_we_decompress_what_scapy_compresses(case: tuple[bytes, bytes, bytes]) -> None:
-    pkt, src_ll, dst_ll = case
-    frame = _scapy_frame(pkt, src_ll, dst_ll)
-    f = mac.decode(frame)
-    assert Reassembler().receive(f.payload, f.src, f.dst, 0.0) == pkt
 
 
 # ---------------------------------------------------------------- rejections
