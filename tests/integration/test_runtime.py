@@ -94,7 +94,9 @@ def test_default_building_up_status_down(docker_client, node_image, cli_env, run
                 assert entry["addresses"][iface.network] == iface.ipv6.split("/")[0]
 
         # A second `up` of the same run: clear message, exit 6, no duplicates.
-        again = run_cli(["up", "-t", str(topology), "--run", run_name, "--no-wait"], cli_env, check=False)
+        again = run_cli(
+            ["up", "-t", str(topology), "--run", run_name, "--no-wait"], cli_env, check=False
+        )
         assert again.returncode == 6
         assert "already up" in again.stderr and "Traceback" not in again.stderr
         after = docker_client.containers.list(
