@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from testbed.plan import make_plan
+from testbed import bringup
+from testbed.backends.docker import DockerBackend
+from testbed.errors import NodeFailed
+from testbed.plan import Plan, make_plan
 from testbed.topology import load_topology
 from tests.integration.conftest import ROOT, remove_run, run_cli
 
@@ -136,24 +140,21 @@ def test_status_and_down_without_runs(docker_client, cli_env) -> None:  # type: 
     assert proc.returncode == 8
 
 
+def _minimal_plan_with_a_broken(node: str, run: str) -> Plan:
+    """minimal.yaml with one node given a role the node process does not know: it exits at
+    start, as a node with a real defect would."""
+    plan = make_plan(load_topology(ROOT / "topologies" / "minimal.yaml"), run)
+    broken = plan.node(node)
+    bad = dataclasses.replace(broken, config=dataclasses.replace(broken.config, role="toaster"))
+    return dataclasses.replace(plan, nodes=tuple(bad if n.name == node else n for n in plan.nodes))
+
+
 def test_failed_node_is_named_and_everything_is_removed(  # type: ignore[no-untyped-def]
     docker_client, node_image, run_name, tmp_path, monkeypatch
 ):
     """A node that dies at start: the error names it with its log tail, and `up` cleans up."""
-    import dataclasses
-
-    from testbed import bringup
-    from testbed.backends.docker import DockerBackend
-    from testbed.errors import NodeFailed
-
     monkeypatch.setenv("TESTBED_HOME", str(tmp_path))
-    plan = make_plan(load_topology(ROOT / "topologies" / "minimal.yaml"), run_name)
-    broken = plan.node("thermostat-01")
-    # A role the node process does not know makes it exit at start, as a real defect would.
-    bad = dataclasses.replace(broken, config=dataclasses.replace(broken.config, role="toaster"))
-    plan = dataclasses.replace(
-        plan, nodes=tuple(bad if n.name == broken.name else n for n in plan.nodes)
-    )
+    plan = _minimal_plan_with_a_broken("thermostat-01", run_name)
     try:
         with pytest.raises(NodeFailed) as caught:
             bringup.up(DockerBackend(), plan, "", node_image, lambda *_: None)
@@ -170,19 +171,8 @@ def test_failed_node_is_named_and_everything_is_removed(  # type: ignore[no-unty
 def test_keep_on_error_keeps_the_run(  # type: ignore[no-untyped-def]
     docker_client, node_image, run_name, tmp_path, monkeypatch
 ):
-    import dataclasses
-
-    from testbed import bringup
-    from testbed.backends.docker import DockerBackend
-    from testbed.errors import NodeFailed
-
     monkeypatch.setenv("TESTBED_HOME", str(tmp_path))
-    plan = make_plan(load_topology(ROOT / "topologies" / "minimal.yaml"), run_name)
-    broken = plan.node("backend")
-    bad = dataclasses.replace(broken, config=dataclasses.replace(broken.config, role="toaster"))
-    plan = dataclasses.replace(
-        plan, nodes=tuple(bad if n.name == broken.name else n for n in plan.nodes)
-    )
+    plan = _minimal_plan_with_a_broken("backend", run_name)
     try:
         with pytest.raises(NodeFailed):
             bringup.up(DockerBackend(), plan, "", node_image, lambda *_: None, keep_on_error=True)
