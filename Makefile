@@ -3,7 +3,7 @@
 #   make venv      .venv with the project installed editable (+ dev extras); redone only when
 #                  pyproject.toml changed
 #   make images    build the node image (offline when no registry is reachable)
-#   make up        bring the default topology up (installs mmdebstrap first when root and missing)
+#   make up        bring the default topology up as run $(RUN) (installs mmdebstrap when missing)
 #   make down      tear it down
 #   make lint      ruff + mypy
 #   make test      lint, then pytest (NO_TESTS_OK=1: pytest's "no tests collected" is success)
@@ -19,6 +19,9 @@ STAMP := $(VENV)/.installed-from-pyproject
 # Paths that exist in this checkout (ruff fails on a missing one).
 LINT_PATHS := $(wildcard testbed tests bench)
 PYTEST_ARGS ?=
+# The run `make up` starts and `make down` removes (named, so `make down` never takes another run).
+RUN ?= office
+TOPOLOGY ?= topologies/default.yaml
 NO_TESTS_OK ?=
 
 .PHONY: help venv images up down lint test mmdebstrap
@@ -49,10 +52,10 @@ images: venv mmdebstrap
 	$(BIN)/testbed images build
 
 up: venv mmdebstrap
-	$(BIN)/testbed up
+	$(BIN)/testbed up -t $(TOPOLOGY) --run $(RUN)
 
 down: venv
-	$(BIN)/testbed down
+	$(BIN)/testbed down --run $(RUN)
 
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)
