@@ -16,6 +16,7 @@ import testbed
 from testbed import manufacture, rundir
 from testbed.backends.base import Backend, EventFn, NodeStatus, RemovalReport
 from testbed.errors import AlreadyRunning, NotRunning, TestbedError
+from testbed.observe.hook import start_for_run as start_prometheus
 from testbed.plan import Plan, make_plan
 from testbed.topology import load_topology
 
@@ -60,6 +61,9 @@ def up(
             backend.undeploy(plan.run)
             rundir.remove_run_dir(run_dir)
         raise
+    # observe (issue 6): the run's Prometheus, once the nodes are ready. Never raises: a run
+    # without it still works and the user is told. `down` removes it by the run's labels.
+    start_prometheus(backend, plan, run_dir)
     return UpResult(plan=plan, run_dir=run_dir, image=image)
 
 

@@ -12,6 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from testbed import bringup, rundir
+from testbed.cli.observe import metrics_app
 from testbed.cli.render import console, error, status_json, status_table
 from testbed.errors import CommissioningFailed, TestbedError
 from testbed.topology import load_topology
@@ -29,6 +30,7 @@ images_app = typer.Typer(
     help="Node images (built locally, no registry needed).", no_args_is_help=True
 )
 app.add_typer(images_app, name="images")
+app.add_typer(metrics_app, name="metrics")
 
 RunOption = Annotated[
     str | None, typer.Option("--run", "-r", help="run name (default: the only run that is up)")

@@ -1,0 +1,205 @@
+"""The Prometheus container of a run: on mgmt only, published on 127.0.0.1, found by labels.
+
+It carries the run's labels like a node (``testbed.run``, ``testbed.node=prometheus``,
+``testbed.role=observer``), so ``testbed status`` lists it and ``testbed down`` removes it with
+its TSDB volume; ``testbed.url`` holds the URL it is published on. Its mgmt address is fixed: the
+host number just below the planner's first (``addressing.FIRST_HOST``), which the planner never
+hands out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from testbed.observe.api import PrometheusAPI
+from testbed.observe.config import PROMETHEUS_PORT
+from testbed.observe.errors import ObserveError
+from testbed.observe.targets import OBSERVER_ROLE
+from testbed.plan import addressing
+from testbed.plan import labels as L
+from testbed.plan.model import Plan
+from testbed.plan.planner import resource_name
+
+OBSERVER_NODE = "prometheus"
+OBSERVER_KIND = "prometheus"
+URL_ATTRIBUTE = "url"
+OBSERVER_HOST = addressing.FIRST_HOST - 1
+CONFIG_MOUNT = "/etc/prometheus"
+DATA_MOUNT = "/prometheus"
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5
+PORT_ATTEMPTS = 5
+LOG_TAIL = 20
+SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.all.accept_dad": "0"}
+
+
+@dataclass(frozen=True)
+class Observer:
+    run: str
+    url: str
+    container: str  # name
+    address: str  # on mgmt
+
+
+def observer_address(plan: Plan) -> str:
+    mgmt = ipaddress.IPv6Network(plan.network("mgmt").subnet6)
+    return str(addressing.host(mgmt, OBSERVER_HOST))
+
+
+def observer_labels(plan: Plan, url: str) -> dict[str, str]:
+    any_node = L.NodeLabels.from_labels(plan.nodes[0].labels) if plan.nodes else None
+    return L.NodeLabels(
+        run=plan.run,
+        node=OBSERVER_NODE,
+        role=OBSERVER_ROLE,
+        building=plan.building,
+        kind=OBSERVER_KIND,
+        run_dir=any_node.run_dir if any_node else "",
+        topology=plan.topology_path,
+        attributes=((URL_ATTRIBUTE, url),),
+    ).to_labels()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_observer(
+    client: docker.DockerClient, plan: Plan, observe_dir: Path, image: str
+) -> Observer:
+    """Create and start the run's Prometheus; return once it answers /-/ready."""
+    name = resource_name(plan.run, OBSERVER_NODE)
+    volume = resource_name(plan.run, f"{OBSERVER_NODE}-data")
+    mgmt = plan.network("mgmt").resource
+    address = observer_address(plan)
+    try:
+        client.volumes.create(volume, labels={L.RUN: plan.run, L.NODE: OBSERVER_NODE})
+        for attempt in range(PORT_ATTEMPTS):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            container_id = _create(
+                client, plan, name, volume, mgmt, address, observe_dir, image, port, url
+            )
+            try:
+                client.api.start(container_id)
+                break
+            except docker.errors.APIError as exc:
+                # Another process took the port between free_port() and start: try another.
+                with contextlib.suppress(docker.errors.APIError):
+                    client.api.remove_container(container_id, force=True)
+                text = str(exc.explanation or exc)
+                taken = "allocated" in text or "in use" in text
+                if not taken or attempt == PORT_ATTEMPTS - 1:
+                    raise
+    except docker.errors.DockerException as exc:
+        raise ObserveError(
+            f"cannot start Prometheus for run {plan.run}: {exc}",
+            "see the message above; `docker info` shows the daemon's state",
+        ) from exc
+    _wait_ready(client, container_id, url)
+    return Observer(plan.run, url, name, address)
+
+
+def _create(
+    client: docker.DockerClient,
+    plan: Plan,
+    name: str,
+    volume: str,
+    mgmt: str,
+    address: str,
+    observe_dir: Path,
+    image: str,
+    port: int,
+    url: str,
+) -> str:
+    host_config = client.api.create_host_config(
+        binds={
+            volume: {"bind": DATA_MOUNT, "mode": "rw"},
+            str(observe_dir.resolve()): {"bind": CONFIG_MOUNT, "mode": "ro"},
+        },
+        port_bindings={PROMETHEUS_PORT: ("127.0.0.1", port)},
+        sysctls=SYSCTLS,
+        network_mode=mgmt,
+    )
+    networking = client.api.create_networking_config(
+        {mgmt: client.api.create_endpoint_config(ipv6_address=address, aliases=[OBSERVER_NODE])}
+    )
+    created: dict[str, Any] = client.api.create_container(
+        image,
+        name=name,
+        hostname=OBSERVER_NODE,
+        labels=observer_labels(plan, url),
+        ports=[PROMETHEUS_PORT],
+        host_config=host_config,
+        networking_config=networking,
+        stop_timeout=STOP_TIMEOUT_S,
+        detach=True,
+    )
+    return str(created["Id"])
+
+
+def _wait_ready(client: docker.DockerClient, container_id: str, url: str) -> None:
+    api = PrometheusAPI(url, timeout=2.0)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        try:
+            state = client.api.inspect_container(container_id)["State"]
+        except docker.errors.DockerException as exc:
+            raise ObserveError(
+                f"the Prometheus container vanished: {exc}", "look at `docker ps -a`"
+            ) from exc
+        if not state.get("Running"):
+            raise ObserveError(
+                f"Prometheus exited at start (exit code {state.get('ExitCode')}):\n"
+                + _log_tail(client, container_id),
+                "the lines above are the end of its log",
+            )
+        if api.ready():
+            return
+        if time.monotonic() > deadline:
+            raise ObserveError(
+                f"Prometheus did not become ready within {READY_TIMEOUT_S:.0f} s on {url}:\n"
+                + _log_tail(client, container_id),
+                "the lines above are the end of its log",
+            )
+        time.sleep(0.3)
+
+
+def _log_tail(client: docker.DockerClient, container_id: str) -> str:
+    try:
+        raw: bytes = client.api.logs(container_id, tail=LOG_TAIL)
+    except docker.errors.DockerException:
+        return "(log not available)"
+    return raw.decode("utf-8", "replace").rstrip()
+
+
+def remove_observer(client: docker.DockerClient, run: str) -> None:
+    """Remove a run's Prometheus container (its volume stays for `testbed down`)."""
+    for container in _observer_containers(client, run):
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+
+
+def find_observer(client: docker.DockerClient, run: str) -> Observer | None:
+    for container in _observer_containers(client, run):
+        labels = container.labels or {}
+        url = labels.get(L.PREFIX + URL_ATTRIBUTE, "")
+        if container.status == "running" and url:
+            return Observer(run, url, str(container.name), "")
+    return None
+
+
+def _observer_containers(client: docker.DockerClient, run: str) -> list[Any]:
+    flt = {"label": [f"{L.RUN}={run}", f"{L.ROLE}={OBSERVER_ROLE}"]}
+    return list(client.containers.list(all=True, filters=flt))

@@ -1,0 +1,293 @@
+"""The rules do what they say, on synthetic series: `promtool test rules` (no Prometheus needed)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from testbed.observe import rules as R
+from testbed.observe.files import atomic_write
+from testbed.observe.rules import AlertTimings, alert_rules, recording_rules, render_rules
+
+THING = 'run="r", node="t1", domain="d", vendor="acme", model="m1"'
+BOOTSTRAPPING = f'testbed_thing_lifecycle_state{{{THING}, state="bootstrapping"}}'
+
+
+def _promtool_test(tmp_path: Path, promtool: str, tests: list[dict[str, Any]]) -> None:
+    atomic_write(tmp_path / "recording.yml", render_rules(recording_rules()))
+    atomic_write(tmp_path / "alerts.yml", render_rules(alert_rules(AlertTimings())))
+    spec = {
+        "rule_files": ["recording.yml", "alerts.yml"],
+        "evaluation_interval": "5s",
+        "tests": tests,
+    }
+    atomic_write(tmp_path / "test.yml", yaml.safe_dump(spec, sort_keys=False))
+    proc = subprocess.run(
+        [promtool, "test", "rules", "test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_failed_thing_raises_the_commissioning_alert(tmp_path: Path, promtool: str) -> None:
+    summary = "t1 failed to commission"
+    _promtool_test(
+        tmp_path,
+        promtool,
+        [
+            {
+                "interval": "5s",
+                "input_series": [
+                    {
+                        "series": f'testbed_thing_lifecycle_state{{{THING}, state="failed"}}',
+                        "values": "0 0 1 1 1 1 1 1",
+                    },
+                    {
+                        "series": BOOTSTRAPPING,
+                        "values": "1 1 0 0 0 0 0 0",
+                    },
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "5s", "alertname": "ThingCommissioningFailed", "exp_alerts": []},
+                    {
+                        "eval_time": "30s",
+                        "alertname": "ThingCommissioningFailed",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "warning",
+                                    "run": "r",
+                                    "node": "t1",
+                                    "domain": "d",
+                                    "vendor": "acme",
+                                    "model": "m1",
+                                },
+                                "exp_annotations": {
+                                    "summary": summary,
+                                    "description": "Thing t1 (acme/m1) of domain d in run r is "
+                                    "in lifecycle state failed.",
+                                },
+                            }
+                        ],
+                    },
+                    {"eval_time": "30s", "alertname": "ThingStuckBootstrapping", "exp_alerts": []},
+                ],
+            }
+        ],
+    )
+
+
+def test_stuck_bootstrapping_fires_after_two_minutes(tmp_path: Path, promtool: str) -> None:
+    stuck = {
+        "severity": "warning",
+        "run": "r",
+        "node": "t1",
+        "domain": "d",
+        "vendor": "acme",
+        "model": "m1",
+    }
+    _promtool_test(
+        tmp_path,
+        promtool,
+        [
+            {
+                "interval": "30s",
+                "input_series": [
+                    {
+                        "series": BOOTSTRAPPING,
+                        "values": "1x10",
+                    }
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "90s", "alertname": "ThingStuckBootstrapping", "exp_alerts": []},
+                    {
+                        "eval_time": "150s",
+                        "alertname": "ThingStuckBootstrapping",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": stuck,
+                                "exp_annotations": {
+                                    "summary": "t1 is stuck bootstrapping",
+                                    "description": "Thing t1 has been bootstrapping for longer "
+                                    "than the alert's for: duration.",
+                                },
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    )
+
+
+def test_trust_center_down_and_refusals(tmp_path: Path, promtool: str) -> None:
+    tc = f'job="{R.NODES_JOB}", run="r", node="tc", role="trust_center", domain="d"'
+    _promtool_test(
+        tmp_path,
+        promtool,
+        [
+            {
+                "interval": "10s",
+                "input_series": [
+                    {"series": f"up{{{tc}}}", "values": "1 1 0 0 0 0 0"},
+                    {
+                        "series": 'testbed_tc_refusals_total{run="r", node="tc", domain="d", '
+                        'reason="untrusted-vendor", vendor="shady"}',
+                        "values": "0 1 2 3 3 3 3",
+                    },
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "60s",
+                        "alertname": "TrustCenterDown",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "critical",
+                                    "job": R.NODES_JOB,
+                                    "run": "r",
+                                    "node": "tc",
+                                    "role": "trust_center",
+                                    "domain": "d",
+                                },
+                                "exp_annotations": {
+                                    "summary": "trust center tc is down",
+                                    "description": "Prometheus cannot scrape trust center tc of "
+                                    "domain d: no thing of that domain can be commissioned.",
+                                },
+                            }
+                        ],
+                    },
+                    {
+                        "eval_time": "30s",
+                        "alertname": "EnrollmentsRefused",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "warning",
+                                    "run": "r",
+                                    "domain": "d",
+                                    "reason": "untrusted-vendor",
+                                },
+                                "exp_annotations": {
+                                    "summary": "the trust center of d refuses pledges "
+                                    "(untrusted-vendor)",
+                                    "description": "3 refusals with reason untrusted-vendor in "
+                                    "the last 5 minutes.",
+                                },
+                            }
+                        ],
+                    },
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": R.REFUSALS,
+                        "eval_time": "60s",
+                        "exp_samples": [
+                            {
+                                "labels": f'{R.REFUSALS}{{run="r", domain="d", '
+                                'reason="untrusted-vendor"}',
+                                "value": 3,
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    )
+
+
+def test_pan_loss_alert_uses_the_threshold(tmp_path: Path, promtool: str) -> None:
+    pan = 'run="r", node="br1", pan="p0"'
+    _promtool_test(
+        tmp_path,
+        promtool,
+        [
+            {
+                "interval": "15s",
+                "input_series": [
+                    {"series": f"testbed_radio_frames_sent_total{{{pan}}}", "values": "0+100x20"},
+                    # 30 % dropped: above the default 20 % threshold
+                    {"series": f"testbed_radio_frames_dropped_total{{{pan}}}", "values": "0+30x20"},
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "4m",
+                        "alertname": "PanFrameLossHigh",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "warning", "run": "r", "pan": "p0"},
+                                "exp_annotations": {
+                                    "summary": "PAN p0 loses 30% of its frames",
+                                    "description": "Frames dropped / frames sent on PAN p0 over 1 "
+                                    "minute is above 0.2 (testbed_radio_frames_dropped_total / "
+                                    "testbed_radio_frames_sent_total).",
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    )
+
+
+def test_recording_rules_count_things_and_quantiles(tmp_path: Path, promtool: str) -> None:
+    bucket = (
+        'testbed_bootstrap_duration_seconds_bucket{run="r", node="t1", profile="edhoc-oscore", '
+        'vendor="acme"'
+    )
+    _promtool_test(
+        tmp_path,
+        promtool,
+        [
+            {
+                "interval": "5s",
+                "input_series": [
+                    {
+                        "series": f'testbed_thing_lifecycle_state{{{THING}, state="operational"}}',
+                        "values": "1x5",
+                    },
+                    {
+                        "series": 'testbed_thing_lifecycle_state{run="r", node="t2", domain="d", '
+                        'vendor="acme", model="m1", state="operational"}',
+                        "values": "1x5",
+                    },
+                    {"series": f'{bucket}, le="0.1"}}', "values": "0x5"},
+                    {"series": f'{bucket}, le="1"}}', "values": "4x5"},
+                    {"series": f'{bucket}, le="+Inf"}}', "values": "4x5"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": R.THINGS_BY_STATE + '{state="operational"}',
+                        "eval_time": "10s",
+                        "exp_samples": [
+                            {
+                                "labels": f'{R.THINGS_BY_STATE}{{run="r", domain="d", '
+                                'vendor="acme", state="operational"}',
+                                "value": 2,
+                            }
+                        ],
+                    },
+                    {
+                        "expr": R.BOOTSTRAP_DURATION_Q + '{quantile="0.5"}',
+                        "eval_time": "10s",
+                        "exp_samples": [
+                            {
+                                "labels": f'{R.BOOTSTRAP_DURATION_Q}{{run="r", '
+                                'profile="edhoc-oscore", vendor="acme", quantile="0.5"}',
+                                "value": 0.55,
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    )
