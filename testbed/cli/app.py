@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from testbed import bringup, rundir
 from testbed.cli.observe import metrics_app
+from testbed.cli.phase import register as register_phase_commands
 from testbed.cli.render import console, error, status_json, status_table
 from testbed.errors import CommissioningFailed, TestbedError
 from testbed.topology import load_topology
@@ -254,6 +255,9 @@ def exec_(
     sys.stdout.buffer.write(result.output)
     sys.stdout.flush()
     raise typer.Exit(result.exit_code)
+
+
+register_phase_commands(app)
 
 
 def main() -> None:
