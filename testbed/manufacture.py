@@ -5,6 +5,10 @@ From the plan alone (vendors, domains, things, hosts and their attributes) it mi
 - per operator domain an owner key and a domain CA, and the trust center's EDHOC identity,
 - per thing a device key, IDevID, CCS and an ownership voucher naming its domain's owner,
 - per backend host an EDHOC identity known to every trust center,
+- per vendor cloud host the firmware releases of every (vendor, model) the building has:
+  the factory version, ``FIRMWARE_VERSIONS``, and the broken variants of
+  ``testbed.pki.firmware`` (tampered, forged, other model), each manifest signed by the
+  vendor CA key; every thing gets its vendor's CA certificate to verify them,
 and lays each node's share into its run directory (testbed.node.material names the paths).
 Keys of CAs and owners stay in ``RUN/pki`` on the host; nodes get only what their role needs.
 
@@ -24,13 +28,16 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from testbed import pki
 from testbed.node import material as M
-from testbed.pki import keys
+from testbed.pki import firmware, keys
 from testbed.plan.model import NodePlan, Plan
 
 # EDHOC kids: a trust center must resolve every initiator's kid to one credential. With at most
 # this many initiators in a building, one-byte kids keep messages as small as RFC 9529's traces;
 # beyond it, kids derived from the keys (4 bytes) stay unique without coordination.
 COMPACT_KID_LIMIT = 47
+# Releases every vendor cloud serves per model, besides the model's factory version: one
+# minor and one major update, so that update, no-op and downgrade can all be exercised.
+FIRMWARE_VERSIONS = ("1.0.0", "1.1.0", "2.0.0")
 
 
 @dataclass
@@ -50,6 +57,14 @@ def _backends(plan: Plan) -> list[NodePlan]:
         n
         for n in plan.nodes
         if n.role == "internet_host" and "trust-centers" in n.config.attributes
+    ]
+
+
+def _vendor_clouds(plan: Plan) -> list[NodePlan]:
+    return [
+        n
+        for n in plan.nodes
+        if n.role == "internet_host" and n.config.attributes.get("kind") == "vendor-cloud"
     ]
 
 
@@ -110,6 +125,8 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
         minted.vouchers[thing.name] = voucher
         pki.write_device(pki_dir / "things" / thing.name, device, voucher)
         factory = {f"{M.IDENTITY}/{n}": b for n, b in pki.device_files(device).items()}
+        # The genuine vendor's CA, also for a counterfeit: firmware comes from the vendor.
+        factory[M.THING_VENDOR_CA] = _der(vendor.ca_cert)
         _write_node(run_dir, thing, factory)
 
     backend_ids: dict[str, tuple[keys.PrivateKey, pki.Ccs]] = {}
@@ -159,7 +176,29 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
         for domain_name, ccs in tc_ccs.items():
             files[f"{M.TRUST_CENTERS_DIR}/{domain_name}.ccs.cbor"] = ccs.to_bytes()
         _write_node(run_dir, host, files)
+    clouds = _vendor_clouds(plan)
+    if clouds:
+        releases = _firmware(minted, things)
+        for cloud in clouds:
+            _write_node(run_dir, cloud, releases)
     return minted
+
+
+def _firmware(minted: Minted, things: list[NodePlan]) -> dict[str, bytes]:
+    """The vendor cloud's release files for every (vendor, model) of the building."""
+    factory: dict[tuple[str, str], set[str]] = {}
+    for thing in things:
+        attrs = thing.config.attributes
+        versions = factory.setdefault((attrs["vendor"], attrs["model"]), set(FIRMWARE_VERSIONS))
+        if attrs.get("firmware"):
+            versions.add(attrs["firmware"])
+    files: dict[str, bytes] = {}
+    for (vendor_name, model), versions in sorted(factory.items()):
+        ordered = sorted(versions, key=firmware.parse_version)
+        for release in firmware.mint_releases(minted.vendors[vendor_name], model, ordered):
+            image, manifest = M.firmware_files(vendor_name, model, release.name)
+            files[image], files[manifest] = release.image, release.manifest
+    return files
 
 
 def _der(cert: x509.Certificate) -> bytes:

@@ -17,7 +17,11 @@ Thing (initiator with its factory key):
     POST /.well-known/est/sren  the same, for a thing that is enrolled already (else 4.03
                                 not-enrolled): a new LDevID and a new context generation
     GET  /.well-known/est/crts  2.05 + domain CA certificate (DER, 287); also unprotected
-    GET  /cfg/oscore            2.05 + {K_CONTEXTS: [context, ...]} once enrolled
+    GET  /cfg/oscore            2.05 + {K_CONTEXTS: [context, ...]} once enrolled: purpose
+                                "backend" (the thing <-> backend context, new generation on
+                                every enrollment) and "group" (the domain's group key, the
+                                same for every member; the thing keeps it, serves nothing
+                                through it)
     GET  /crl                   2.05 + the domain CRL (DER); also unprotected
 
 Backend (initiator with its host key, listed under backends/ at the trust center):
@@ -46,6 +50,10 @@ THINGS = "/things"
 Q_NAME = "name"
 Q_DEVICE_CLASS = "class"
 Q_PORT = "port"
+
+# K_PURPOSE values of the contexts /cfg/oscore hands out
+PURPOSE_BACKEND = "backend"
+PURPOSE_GROUP = "group"
 
 CF_PKCS10 = 286
 CF_PKIX_CERT = 287
@@ -93,7 +101,7 @@ class RefusalReason(enum.Enum):
 class OscoreContextGrant:
     """One OSCORE security context handed out by the trust center, seen by its receiver."""
 
-    purpose: str  # "backend" (thing <-> backend), "group" (later)
+    purpose: str  # PURPOSE_BACKEND (thing <-> backend) or PURPOSE_GROUP (the domain's group)
     sender_id: bytes
     recipient_id: bytes
     master_secret: bytes

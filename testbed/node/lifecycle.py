@@ -1,11 +1,14 @@
 """The lifecycle of a thing (RFC 8576 Fig. 1; Heer et al. 2011 Fig. 1) and where it is kept.
 
     manufactured -> installed -> bootstrapping -> operational <-> maintenance
-         ^                          |     ^          |    |            |
-         |                          v     +----------+----+------------+  (re-bootstrapping)
-         |                        failed
-         +------ decommissioned <------- (installed, operational, maintenance, failed)
-        (re-ownership)
+         ^            ^    |        |     ^          |    |            |
+         |            |    |        v     +----------+----+------------+  (re-bootstrapping)
+         |            |    |      failed ---> bootstrapping (retry)
+         |            |    v
+         +------ decommissioned <---- (installed, bootstrapping, operational, maintenance,
+                      |                failed)
+                      +--> installed: re-ownership, the thing now points at a new owner's
+                           trust center (control action ``transfer``)
 
 The table is the single authority on which moves are legal; everything that changes a thing's
 state (bootstrap profiles, control actions, the phases) goes through :meth:`LifecycleStore.move`,
@@ -40,13 +43,15 @@ TRANSITIONS: Mapping[LifecycleState, frozenset[LifecycleState]] = {
     S.MANUFACTURED: frozenset({S.INSTALLED}),
     # An installed thing can be removed before it was ever commissioned.
     S.INSTALLED: frozenset({S.BOOTSTRAPPING, S.DECOMMISSIONED}),
-    S.BOOTSTRAPPING: frozenset({S.OPERATIONAL, S.FAILED}),
+    # Decommissioning a thing mid-bootstrap abandons the run (the operator gave up on it).
+    S.BOOTSTRAPPING: frozenset({S.OPERATIONAL, S.FAILED, S.DECOMMISSIONED}),
     # Re-bootstrapping (new keys, new trust center) starts again from bootstrapping.
     S.OPERATIONAL: frozenset({S.MAINTENANCE, S.BOOTSTRAPPING, S.DECOMMISSIONED, S.FAILED}),
     S.MAINTENANCE: frozenset({S.OPERATIONAL, S.BOOTSTRAPPING, S.DECOMMISSIONED, S.FAILED}),
     # Re-ownership: operational keys are wiped, the factory identity is kept, so the thing is
-    # as good as new for its next owner.
-    S.DECOMMISSIONED: frozenset({S.MANUFACTURED}),
+    # as good as new for its next owner: back to the vendor (manufactured), or transferred in
+    # place to the next owner's trust center (installed, awaiting commissioning).
+    S.DECOMMISSIONED: frozenset({S.MANUFACTURED, S.INSTALLED}),
     # From failed: retry, give up (back to installed, awaiting an operator), or remove.
     S.FAILED: frozenset({S.BOOTSTRAPPING, S.INSTALLED, S.DECOMMISSIONED}),
 }

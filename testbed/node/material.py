@@ -8,8 +8,10 @@ Thing (factory identity only; the operational identity is created on the thing's
     identity/device.key.pem, identity/device.key.cbor   P-256 device key (PKCS#8, COSE_Key)
     identity/idevid.crt.der, identity/idevid.crt.pem     IDevID from the vendor CA
     identity/device.ccs.cbor                             the same key as an EDHOC CCS (with kid)
+    identity/vendor-ca.crt.der                           its vendor's CA: verifies firmware
+                                                         manifests (testbed.pki.firmware)
     trust-center.ccs.cbor                                the owning domain's trust center
-    attributes: serial, trust-center-uri
+    attributes: serial, trust-center-uri, firmware (factory version), vendor-cloud-uri
 
 Trust center:
     tc/tc.key.cbor, tc/tc.key.pem, tc/tc.ccs.cbor       its EDHOC identity
@@ -25,6 +27,10 @@ Internet host (backend):
     identity/host.key.cbor, identity/host.key.pem, identity/host.ccs.cbor
     trust-centers/<domain>.ccs.cbor                      one per domain it works for
     attributes: trust-centers = "domain=coap://[addr]:port,..."
+
+Internet host (vendor cloud):
+    firmware/<vendor>/<model>/<image>.bin, <image>.manifest.cose
+                                                         releases it serves (pki.mint_releases)
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ DEVICE_KEY_COSE = f"{IDENTITY}/device.key.cbor"
 IDEVID_DER = f"{IDENTITY}/idevid.crt.der"
 IDEVID_PEM = f"{IDENTITY}/idevid.crt.pem"
 DEVICE_CCS = f"{IDENTITY}/device.ccs.cbor"
+THING_VENDOR_CA = f"{IDENTITY}/vendor-ca.crt.der"
 TRUST_CENTER_CCS = "trust-center.ccs.cbor"
 
 TC_KEY_COSE = "tc/tc.key.cbor"
@@ -60,7 +67,17 @@ HOST_KEY_PEM = f"{IDENTITY}/host.key.pem"
 HOST_CCS = f"{IDENTITY}/host.ccs.cbor"
 TRUST_CENTERS_DIR = "trust-centers"  # trust-centers/<domain>.ccs.cbor
 
+FIRMWARE_DIR = "firmware"  # firmware/<vendor>/<model>/<image><suffix>
+FIRMWARE_IMAGE_SUFFIX = ".bin"
+FIRMWARE_MANIFEST_SUFFIX = ".manifest.cose"
+
 COAP_PORT = 5683
+
+
+def firmware_files(vendor: str, model: str, image: str) -> tuple[str, str]:
+    """(image file, manifest file) of one release under the vendor cloud's material root."""
+    base = f"{FIRMWARE_DIR}/{vendor}/{model}/{image}"
+    return base + FIRMWARE_IMAGE_SUFFIX, base + FIRMWARE_MANIFEST_SUFFIX
 
 
 def path(name: str, root: Path = CONFIG_DIR) -> Path:

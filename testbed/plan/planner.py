@@ -185,6 +185,9 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             routes_via("internet", [*pan_routes, ("backbone", first_router)]),
             kind=host.role,
         )
+    # Things fetch firmware from the building's first vendor cloud (internet side).
+    clouds = [h.name for h in topology.hosts if h.role == "vendor-cloud"]
+    cloud_uri = f"coap://[{address_of(clouds[0], 'internet')}]:{coap_port}" if clouds else None
     for thing in topology.things:
         model = topology.model(thing.vendor, thing.model)
         pan_router = router_of_pan[thing.pan]
@@ -198,6 +201,8 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             "firmware": model.firmware,
             "trust-center-uri": trust_center_uri(thing.domain),
         }
+        if cloud_uri:
+            attributes["vendor-cloud-uri"] = cloud_uri
         if thing.faults:
             attributes["faults"] = ",".join(thing.faults)
         others = [(n, pan_router) for n in ("backbone", "internet")]

@@ -45,6 +45,7 @@ def test_a_thing_gets_its_factory_identity_and_nothing_else(minted) -> None:  # 
         M.IDEVID_DER,
         M.IDEVID_PEM,
         M.DEVICE_CCS,
+        M.THING_VENDOR_CA,  # verifies firmware manifests
         M.TRUST_CENTER_CCS,
     }
     device = m.devices["lamp-01"]

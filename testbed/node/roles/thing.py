@@ -1,26 +1,35 @@
 """The thing: a constrained device of some vendor, owned by some operator domain.
 
 It keeps its lifecycle state on its volume. A thing that knows its trust center (attribute
-``trust-center-uri``) bootstraps itself in the background when it starts installed (or
-bootstrapping: it crashed mid-way), unless ``auto-commission`` is "false", with the profile
-its ``profile`` attribute names. Once operational it serves its device class's resources on
-UDP [``coap-bind``]:``coap-port`` (default [::]:5683), only through the OSCORE context the
-trust center handed out (testbed.node.thing).
+``trust-center-uri``, or the owner an ownership transfer recorded on its volume) bootstraps
+itself in the background when it starts installed (or bootstrapping: it crashed mid-way),
+unless ``auto-commission`` is "false", with the profile its ``profile`` attribute names. Once
+operational it serves its device class's resources on UDP [``coap-bind``]:``coap-port``
+(default [::]:5683), only through the backend OSCORE context the trust center handed out
+(testbed.node.thing); the domain's group context is stored, not served.
 
-Actions:
-    transition {"to": STATE}      move the lifecycle by hand (experiments, phases)
+Actions (the lifecycle ones are testbed.node.thing.actions; they return the ``status`` fields
+plus their own, always with "changed"):
+    status {}                     lifecycle, reason, firmware, domain, trust_center_uri,
+                                  ldevid_serial, generation, bootstrap run
+    commission {timeout}          bootstrap now and wait for operational or failed
     bootstrap {}                  start a bootstrap now (or cut a retry wait short); from
                                   operational this is a re-bootstrap (serving stops meanwhile)
-    status {}                     lifecycle, reason, attempts, retry wait, last result
+    firmware-update {version, image, timeout}, rekey {timeout, older_than},
+    rebootstrap {timeout, older_than}, decommission {}, transfer {trust_center_uri,
+    trust_center_ccs, domain}
+    transition {"to": STATE}      move the lifecycle by hand (experiments, phases)
     stimulate {resource, value}   change the simulated world (smoke, a warm room)
 
 Optional attributes (numbers, for experiments and tests): bootstrap-timeout (s, per attempt),
-bootstrap-retry-initial and bootstrap-retry-max (s), coap-port, coap-bind, serial.
+bootstrap-retry-initial and bootstrap-retry-max (s), coap-port, coap-bind, serial,
+vendor-cloud-uri (where firmware comes from), firmware-block-size (bytes, default 64).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,13 +37,19 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from testbed.node import enrollment_api as api
 from testbed.node import material
-from testbed.node.errors import ActionError, ConfigError
+from testbed.node.bootstrap.profile import BootstrapProfile, TrustCenterRef
+from testbed.node.enrollment_api import PURPOSE_BACKEND as BACKEND
+from testbed.node.errors import ActionError, ConfigError, StateError
+from testbed.node.firmware import api as fwapi
+from testbed.node.firmware.updater import FirmwareStore
 from testbed.node.lifecycle import LifecycleState, LifecycleStore
 from testbed.node.roles.base import Action, Role, RoleContext
 from testbed.node.thing import catalog, physics
+from testbed.node.thing.actions import ThingActions
 from testbed.node.thing.bootstrapper import Bootstrapper, RetryPolicy
 from testbed.node.thing.metrics import ThingMetrics
 from testbed.node.thing.oscore_server import ThingServer
+from testbed.node.thing.owner import Owner, OwnerStore
 from testbed.node.thing.profiles import DEFAULT_PROFILE, profile_for
 from testbed.node.thing.resources import RequestLog
 from testbed.node.thing.store import Operational, ThingStore
@@ -55,27 +70,31 @@ class ThingRole(Role):
         self.material_root = ctx.material_root  # beside node.json: /etc/testbed
         self.lifecycle = LifecycleStore(ctx.state_dir / STATE_FILE)
         self.store = ThingStore(ctx.state_dir)
+        self.owners = OwnerStore(ctx.state_dir, self.material_root, self.config.attributes)
+        self.owner = self.owners.current()
+        self.firmware = FirmwareStore(ctx.state_dir, self.attribute("firmware"))
         self._state_gauge: Gauge | None = None
         self._transitions: Counter | None = None
         self.metrics: ThingMetrics | None = None
-        self.commissioning = self.attribute("trust-center-uri") is not None
         self.device_class = self.attribute("device-class") or "sensor"
         self.bind = (
             self.attribute("coap-bind") or "::",
             int(self._number("coap-port", material.COAP_PORT)),
         )
+        # What the trust center's /things will list for the backend to reach us by.
+        self.report = {api.Q_NAME: self.config.node, api.Q_DEVICE_CLASS: self.device_class}
+        if self.bind[1] not in (0, material.COAP_PORT):  # 0: not known before serving
+            self.report[api.Q_PORT] = str(self.bind[1])
+        self.profile_name = self.attribute("profile") or DEFAULT_PROFILE
+        self.profile: BootstrapProfile | None = None
         # A thing that is to bootstrap refuses a config it cannot work with right here (exit 2).
         if self.commissioning:
-            if self.device_class not in catalog.DEVICE_CLASSES:
-                raise ConfigError(
-                    f"thing {self.config.node} has unknown device-class {self.device_class!r}",
-                    "one of: " + ", ".join(catalog.DEVICE_CLASSES),
-                )
-            # What the trust center's /things will list for the backend to reach us by.
-            report = {api.Q_NAME: self.config.node, api.Q_DEVICE_CLASS: self.device_class}
-            if self.bind[1] not in (0, material.COAP_PORT):  # 0: not known before serving
-                report[api.Q_PORT] = str(self.bind[1])
-            self.profile = profile_for(self.attribute("profile") or DEFAULT_PROFILE, report)
+            self.profile = self._check_profile()
+        self.block_size = int(self._number("firmware-block-size", fwapi.DEFAULT_BLOCK_SIZE))
+        try:
+            fwapi.size_exponent(self.block_size)
+        except ValueError as exc:
+            raise ConfigError(f"attribute firmware-block-size: {exc}") from None
         self.policy = RetryPolicy(
             self._number("bootstrap-retry-initial", RetryPolicy.initial_s),
             self._number("bootstrap-retry-max", RetryPolicy.max_s),
@@ -90,6 +109,22 @@ class ThingRole(Role):
         self.bootstrapper: Bootstrapper | None = None
         self.server: ThingServer | None = None
         self._bootstrap_task: asyncio.Task[None] | None = None
+        # One lifecycle operation at a time, also for in-process callers (the control endpoint
+        # serializes actions already).
+        self.lock = asyncio.Lock()
+        self.operations = ThingActions(self)
+
+    @property
+    def commissioning(self) -> bool:
+        return self.owner.trust_center_uri is not None
+
+    def _check_profile(self) -> BootstrapProfile:
+        if self.device_class not in catalog.DEVICE_CLASSES:
+            raise ConfigError(
+                f"thing {self.config.node} has unknown device-class {self.device_class!r}",
+                "one of: " + ", ".join(catalog.DEVICE_CLASSES),
+            )
+        return profile_for(self.profile_name, self.report)
 
     def _number(self, name: str, default: float) -> float:
         raw = self.attribute(name)
@@ -118,10 +153,16 @@ class ThingRole(Role):
         record = self.lifecycle.record
         state: dict[str, Any] = {
             **self.facts(),
+            # What holds now: the installed firmware and the current owner, which updates and
+            # transfers change (the facts are what the plan said).
+            "firmware": self.firmware.installed().version,
+            "domain": self.owner.domain,
             "lifecycle": record.state.value,
             "lifecycle_since": record.since,
             "lifecycle_transitions": record.transitions,
         }
+        if self.owner.transferred_at is not None:
+            state["transferred_at"] = self.owner.transferred_at
         # Sections appear only where they mean something, so that a thing without a trust
         # center looks as it did before bootstrapping existed.
         if record.reason is not None:
@@ -159,8 +200,8 @@ class ThingRole(Role):
         return {
             "vendor": self.attribute("vendor") or "",
             "model": self.attribute("model") or "",
-            "domain": self.attribute("domain") or "",
-            "profile": self.attribute("profile") or DEFAULT_PROFILE,
+            "domain": self.owner.domain or "",
+            "profile": self.profile_name,
         }
 
     async def start(self) -> None:
@@ -174,27 +215,19 @@ class ThingRole(Role):
         if self.metrics is None:  # started without a node (tests): metrics go nowhere
             self.metrics = ThingMetrics(CollectorRegistry(), self._identity())
         self.requests = RequestLog(self.metrics)
-        if self.commissioning:
-            self.bootstrapper = Bootstrapper(
-                node=self.config.node,
-                profile=self.profile,
-                material_root=self.material_root,
-                attributes=self.config.attributes,
-                store=self.store,
-                metrics=self.metrics,
-                log=self.log,
-                move=self._move,
-                on_operational=self._serve,
-                policy=self.policy,
-                timeout_s=self.timeout_s,
-            )
+        self.metrics.installed(self.firmware.installed().version)
+        self.ensure_bootstrapper()
         state = record.state
+        if state is S.MAINTENANCE:
+            # A maintenance operation died with the process. Each one leaves the previous
+            # complete set (firmware, keys, contexts) in force until its switch, so the thing
+            # goes back into operation with whatever is current.
+            self._move(S.OPERATIONAL, "maintenance-interrupted")
+            state = S.OPERATIONAL
+        if state is S.DECOMMISSIONED and self.store.wipe():
+            self.log.warning("thing.wiped_after_restart", detail="decommission was interrupted")
         if state is S.OPERATIONAL:
-            operational = self.store.load_operational()
-            if operational is not None:
-                await self._serve(operational)
-            else:
-                self.log.warning("thing.no_operational_material", state=state.value)
+            await self.serve_current()
         elif state in (S.INSTALLED, S.BOOTSTRAPPING):
             if not self.commissioning:
                 self.log.info("bootstrap.unconfigured", detail="no trust-center-uri attribute")
@@ -213,22 +246,74 @@ class ThingRole(Role):
         return {
             "transition": self._transition,
             "bootstrap": self._bootstrap_action,
-            "status": self._status,
             "stimulate": self._stimulate,
+            **self.operations.table(),
         }
 
     # -- bootstrap ----------------------------------------------------------------------------
 
-    async def _bootstrap(self) -> None:
-        if self._bootstrap_task is not None and not self._bootstrap_task.done():
+    def ensure_bootstrapper(self) -> Bootstrapper | None:
+        """The bootstrapper for the current owner (None: no trust center to bootstrap with)."""
+        if self.bootstrapper is None and self.commissioning:
+            self.profile = self.profile or self._check_profile()
+            assert self.metrics is not None
+            self.bootstrapper = Bootstrapper(
+                node=self.config.node,
+                profile=self.profile,
+                material_root=self.material_root,
+                attributes=self.config.attributes,
+                store=self.store,
+                metrics=self.metrics,
+                log=self.log,
+                move=self._move,
+                on_operational=self._serve,
+                policy=self.policy,
+                timeout_s=self.timeout_s,
+                trust_center=self._trust_center,
+            )
+        return self.bootstrapper
+
+    def _trust_center(self) -> TrustCenterRef:
+        uri = self.owner.trust_center_uri
+        assert uri is not None  # no bootstrapper without one
+        return TrustCenterRef(uri=uri, ccs=self.owner.trust_center_ccs)
+
+    def new_owner(self, owner: Owner) -> None:
+        """After a transfer: bootstrap with the new trust center, label metrics with its domain."""
+        self.owner = owner
+        self.bootstrapper = None
+        if self.metrics is not None:
+            self.metrics.identity["domain"] = owner.domain or ""
+        self.ensure_bootstrapper()
+
+    @property
+    def bootstrap_task(self) -> asyncio.Task[None] | None:
+        task = self._bootstrap_task
+        return None if task is None or task.done() else task
+
+    async def start_bootstrap(self, reason: str | None = None) -> asyncio.Task[None]:
+        """Start a bootstrap run (or cut the retry wait of the running one short)."""
+        running = self.bootstrap_task
+        if running is not None:
             assert self.bootstrapper is not None
             self.bootstrapper.kick()
-            return
+            return running
         if self.lifecycle.state is not S.BOOTSTRAPPING:
-            await self._stop_serving()
-            self._move(S.BOOTSTRAPPING, None)
+            await self.stop_serving()
+            self._move(S.BOOTSTRAPPING, reason)
         assert self.bootstrapper is not None
-        self._bootstrap_task = self.bootstrapper.launch(self.spawn)
+        task = self._bootstrap_task = self.bootstrapper.launch(self.spawn)
+        return task
+
+    async def cancel_bootstrap(self) -> None:
+        task = self.bootstrap_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _bootstrap(self) -> None:
+        await self.start_bootstrap()
 
     async def _bootstrap_action(self, params: dict[str, Any]) -> dict[str, Any]:
         if self.bootstrapper is None:
@@ -242,30 +327,54 @@ class ThingRole(Role):
                 "from: " + ", ".join(sorted(s.value for s in BOOTSTRAPPABLE)),
             )
         await self._bootstrap()
-        return await self._status({})
+        return {**self.status(), "changed": True}
 
-    async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
+    def status(self) -> dict[str, Any]:
+        """The ``status`` action's answer, and the common part of every lifecycle action's."""
         record = self.lifecycle.record
-        status: dict[str, Any] = {"lifecycle": record.state.value, "reason": record.reason}
+        try:
+            operational = self.store.load_operational()
+        except StateError:
+            operational = None  # /state and status must work on a damaged volume too
+        status: dict[str, Any] = {
+            "lifecycle": record.state.value,
+            "reason": record.reason,
+            "firmware": self.firmware.installed().version,
+            "domain": self.owner.domain,
+            "trust_center_uri": self.owner.trust_center_uri,
+            "ldevid_serial": None if operational is None else operational.ldevid.serial_number,
+            "generation": None if operational is None else self.store.generation(BACKEND),
+            "changed": False,
+        }
         if self.bootstrapper is not None:
             status.update(self.bootstrapper.status())
         return status
 
+    async def serve_current(self) -> None:
+        """Serve with the operational material on the volume, if there is any."""
+        operational = self.store.load_operational()
+        if operational is not None:
+            await self._serve(operational)
+        else:
+            self.log.warning("thing.no_operational_material", state=self.lifecycle.state.value)
+
     async def _serve(self, operational: Operational) -> None:
-        await self._stop_serving()
+        await self.stop_serving()
         assert self.requests is not None
-        self.server = ThingServer(
-            self.device_class, self.device, self.requests, operational.contexts, self.bind
-        )
+        # Only the pairwise backend context: the group key is shared by every member, so a
+        # request under it could come from any of them (see trust_center.contexts).
+        served = {p: d for p, d in operational.contexts.items() if p == BACKEND}
+        self.server = ThingServer(self.device_class, self.device, self.requests, served, self.bind)
         await self.server.start()
         self.log.info(
             "thing.serving",
             port=self.server.port,
             device_class=self.device_class,
-            contexts=sorted(operational.contexts),
+            contexts=sorted(served),
+            stored=sorted(operational.contexts),
         )
 
-    async def _stop_serving(self) -> None:
+    async def stop_serving(self) -> None:
         if self.server is not None:
             await self.server.close()
             self.server = None
@@ -287,7 +396,7 @@ class ThingRole(Role):
         self._move(target, None)
         # Serving follows the state: a thing taken out of operation stops answering.
         if target is not S.OPERATIONAL:
-            await self._stop_serving()
+            await self.stop_serving()
         elif self.server is None and (operational := self.store.load_operational()) is not None:
             await self._serve(operational)
         return {"from": before.value, "to": target.value}
@@ -305,6 +414,9 @@ class ThingRole(Role):
         return {"resource": name, "value": now}
 
     # -- lifecycle bookkeeping ---------------------------------------------------------------
+
+    def move(self, target: LifecycleState, reason: str | None = None) -> None:
+        self._move(target, reason)
 
     def _move(self, target: LifecycleState, reason: str | None) -> None:
         before = self.lifecycle.state

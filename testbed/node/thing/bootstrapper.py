@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from testbed.errors import PkiError
 from testbed.node import material
@@ -95,6 +96,7 @@ class Bootstrapper:
         policy: RetryPolicy = RetryPolicy(),
         timeout_s: float | None = None,
         rng: random.Random | None = None,
+        trust_center: Callable[[], TrustCenterRef] | None = None,
     ) -> None:
         self.node = node
         self.profile = profile
@@ -108,6 +110,8 @@ class Bootstrapper:
         self.policy = policy
         self.timeout_s = timeout_s
         self.rng = rng or random.Random()
+        # Asked at every attempt: an ownership transfer changes it (testbed.node.thing.owner).
+        self._trust_center = trust_center or self._trust_center_from_attributes
         self.attempts = 0  # in the current run
         self.running = False
         self.next_attempt_at: float | None = None  # monotonic, while waiting to retry
@@ -168,7 +172,7 @@ class Bootstrapper:
 
     async def _attempt(self) -> BootstrapResult:
         try:
-            ctx = self._context()
+            ctx = self.context()
         except (PkiError, ValueError, OSError) as exc:
             detail = getattr(exc, "message", None) or str(exc)
             return BootstrapResult.measured(
@@ -176,13 +180,21 @@ class Bootstrapper:
             )
         return await self.profile.bootstrap(ctx)
 
-    def _context(self) -> BootstrapContext:
+    def _trust_center_from_attributes(self) -> TrustCenterRef:
+        return TrustCenterRef(
+            uri=self.attributes["trust-center-uri"],
+            ccs=material.path(material.TRUST_CENTER_CCS, self.material_root),
+        )
+
+    def context(self, key: ec.EllipticCurvePrivateKey | None = None) -> BootstrapContext:
+        """What a profile needs for one attempt, with a CSR for ``key`` (default: the
+        operational key). PkiError, ValueError or OSError if the factory material is unusable."""
         root = self.material_root
         device = load_device(root / material.IDENTITY)  # key, IDevID and CCS, checked together
         serial = self.attributes.get("serial")
         if serial and serial != device.serial:
             raise ValueError(f"attribute serial {serial!r} but the IDevID says {device.serial!r}")
-        csr = make_csr(device, self.store.operational_key())
+        csr = make_csr(device, key or self.store.operational_key())
         extra = {} if self.timeout_s is None else {"timeout_s": self.timeout_s}
         return BootstrapContext(
             node=self.node,
@@ -191,10 +203,7 @@ class Bootstrapper:
                 idevid=material.path(material.IDEVID_DER, root),
                 ccs=material.path(material.DEVICE_CCS, root),
             ),
-            trust_center=TrustCenterRef(
-                uri=self.attributes["trust-center-uri"],
-                ccs=material.path(material.TRUST_CENTER_CCS, root),
-            ),
+            trust_center=self._trust_center(),
             csr_der=csr.public_bytes(serialization.Encoding.DER),
             attributes=self.attributes,
             **extra,

@@ -79,6 +79,14 @@ def holds(directory: Path, grant: Grant) -> bool:
         return False
 
 
+def generation_of(directory: Path) -> int | None:
+    """The trust center's generation of the context in ``directory`` (None: unreadable)."""
+    try:
+        return int(json.loads((directory / SECRET_FILE).read_text())["testbed-generation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def write_context(root: Path, grant: Grant) -> Path:
     """A new directory under ``root`` holding ``grant``; it appears complete or not at all."""
     name = f"{grant.purpose}-g{grant.generation}-{secrets.token_hex(4)}"

@@ -8,6 +8,11 @@
     testbed_thing_requests_total{resource,method,code}      requests that reached a handler
     testbed_thing_refused_total{reason}                     unprotected, replay, echo-recovery,
                                                             invalid: stopped before any handler
+    testbed_thing_firmware_updates_total{outcome,reason}    outcome updated, refused, unchanged;
+                                                            reason the refusal (none otherwise)
+    testbed_thing_firmware_info{version}                    1 for the installed version
+    testbed_thing_rekeys_total{outcome,reason}              outcome renewed, failed; reason as
+                                                            for bootstrap attempts (none)
 
 The vendor/model/domain/profile labels repeat on every thing, so that a query across the
 building compares vendors and profiles without joining testbed_node_info. Bytes are UDP
@@ -16,7 +21,7 @@ payload bytes, retransmissions included (bootstrap.accounting).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from testbed.node.bootstrap.profile import BootstrapResult
 
@@ -73,6 +78,30 @@ class ThingMetrics:
             ["reason"],
             registry=registry,
         )
+
+        self.firmware_updates = Counter(
+            "testbed_thing_firmware_updates",
+            "Firmware update requests by outcome and refusal reason (none unless refused).",
+            ["outcome", "reason"],
+            registry=registry,
+        )
+        self.firmware = Gauge(
+            "testbed_thing_firmware_info",
+            "The installed firmware version (1 for it, no other series).",
+            ["version"],
+            registry=registry,
+        )
+        self.rekeys = Counter(
+            "testbed_thing_rekeys",
+            "Key rotations (LDevID renewal and new contexts) by outcome and failure reason.",
+            ["outcome", "reason"],
+            registry=registry,
+        )
+
+    def installed(self, version: str | None) -> None:
+        self.firmware.clear()
+        if version is not None:
+            self.firmware.labels(version).set(1)
 
     def observe_attempt(self, result: BootstrapResult, reason: str) -> None:
         ident = self.identity

@@ -19,20 +19,24 @@ DEFAULT_PROFILE = "edhoc-oscore"
 Report = Mapping[str, str]
 
 
-def _edhoc_oscore(report: Report) -> BootstrapProfile:
+def _edhoc_oscore(report: Report, renewal: bool = False) -> BootstrapProfile:
     from testbed.node.bootstrap.edhoc_oscore import EdhocOscoreProfile
-    from testbed.node.enrollment_api import EST_SIMPLE_ENROLL, OSCORE_CONFIG
+    from testbed.node.enrollment_api import EST_SIMPLE_ENROLL, EST_SIMPLE_REENROLL, OSCORE_CONFIG
 
+    path = EST_SIMPLE_REENROLL if renewal else EST_SIMPLE_ENROLL
     query = "&".join(f"{k}={quote(v, safe='')}" for k, v in report.items() if v)
     # The thing needs its OSCORE contexts as much as its LDevID: fetch them over the same
-    # EDHOC-derived context (one more round trip, no second handshake).
+    # EDHOC-derived context (one more round trip, no second handshake). A renewal (/sren)
+    # runs the same way: a fresh EDHOC with the factory key, because that is the credential
+    # the trust center authenticates things by; the thing keeps no channel to it between
+    # enrollments, and its granted contexts are for the backend, not the trust center.
     return EdhocOscoreProfile(
-        enroll_path=f"{EST_SIMPLE_ENROLL}?{query}" if query else EST_SIMPLE_ENROLL,
+        enroll_path=f"{path}?{query}" if query else path,
         config_path=OSCORE_CONFIG,
     )
 
 
-PROFILES: dict[str, Callable[[Report], BootstrapProfile]] = {
+PROFILES: dict[str, Callable[[Report, bool], BootstrapProfile]] = {
     "edhoc-oscore": _edhoc_oscore,
 }
 
@@ -41,7 +45,10 @@ def profile_names() -> tuple[str, ...]:
     return tuple(PROFILES)
 
 
-def profile_for(name: str, report: Report | None = None) -> BootstrapProfile:
+def profile_for(
+    name: str, report: Report | None = None, *, renewal: bool = False
+) -> BootstrapProfile:
+    """The profile ``name``; ``renewal``: its LDevID renewal (EST /sren) variant."""
     try:
         factory = PROFILES[name]
     except KeyError:
@@ -49,4 +56,4 @@ def profile_for(name: str, report: Report | None = None) -> BootstrapProfile:
             f"bootstrap profile {name!r} is not available in this node image",
             "attribute 'profile' must be one of: " + ", ".join(PROFILES),
         ) from None
-    return factory(report or {})
+    return factory(report or {}, renewal)

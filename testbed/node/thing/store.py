@@ -3,17 +3,28 @@
     state.json             lifecycle record (testbed.node.lifecycle)
     operational.key.pem    the operational P-256 key: created at the first attempt, reused by
                            every retry (a CSR per attempt, one key), certified by the LDevID
+    operational.next.key.pem  the next key during a rekey (renewal): certified by the renewed
+                           LDevID, it replaces operational.key.pem when the renewal is saved
     ldevid.crt.der         the LDevID the trust center issued
     oscore/<dir>/          one aiocoap context directory per granted OSCORE context (contexts)
     operational.json       the index: which LDevID and context directories are current; written
                            last, so a crash mid-way leaves the previous complete set in force
     bootstrap.json         the last bootstrap result (costs, outcome; no key material)
 
-Every file is mode 0600 and replaced atomically (temp file, fsync, rename).
+Every file is mode 0600 and replaced atomically (temp file, fsync, rename). ``wipe`` removes
+all of the operational identity (decommissioning, re-bootstrapping); the factory identity is
+not on the volume and so never at risk.
+
+A renewal replaces LDevID, then key, then index; a crash between two of them leaves an LDevID
+or key that does not match the index's contexts. Nothing operational uses key or LDevID once
+enrolled (OSCORE runs on the granted contexts), and the next rekey or re-bootstrap replaces
+all of it, so this window is accepted rather than versioning every file.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +42,7 @@ from testbed.node.thing.contexts import Grant
 from testbed.pki import store as pki_store
 
 OPERATIONAL_KEY = "operational.key.pem"
+NEXT_KEY = "operational.next.key.pem"
 LDEVID = "ldevid.crt.der"
 OSCORE_DIR = "oscore"
 INDEX = "operational.json"
@@ -54,7 +66,18 @@ class ThingStore:
 
     def operational_key(self) -> ec.EllipticCurvePrivateKey:
         """The key to certify: loaded if present, else generated and written (0600) first."""
-        path = self.root / OPERATIONAL_KEY
+        return self._key(OPERATIONAL_KEY)
+
+    def next_key(self) -> ec.EllipticCurvePrivateKey:
+        """The key a renewal certifies; a renewal that crashed left it, and it is reused (the
+        trust center may have certified it already: no harm, the new LDevID supersedes)."""
+        return self._key(NEXT_KEY)
+
+    def discard_next_key(self) -> None:
+        (self.root / NEXT_KEY).unlink(missing_ok=True)
+
+    def _key(self, name: str) -> ec.EllipticCurvePrivateKey:
+        path = self.root / name
         if path.exists():
             try:
                 key = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -72,13 +95,18 @@ class ThingStore:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        self._write({OPERATIONAL_KEY: pem})
+        self._write({name: pem})
         return key
 
     # -- enrollment -------------------------------------------------------------------------
 
-    def save_enrollment(self, ldevid_der: bytes, grants: tuple[Grant, ...]) -> Operational:
-        """Persist LDevID and contexts, then switch the index to them."""
+    def save_enrollment(
+        self, ldevid_der: bytes, grants: tuple[Grant, ...], *, renewed_key: bool = False
+    ) -> Operational:
+        """Persist LDevID and contexts, then switch the index to them.
+
+        ``renewed_key``: the LDevID certifies ``next_key``, which becomes the operational key.
+        """
         current = self.load_operational()
         oscore_root = self.root / OSCORE_DIR
         dirs: dict[str, Path] = {}
@@ -91,6 +119,8 @@ class ThingStore:
             else:
                 dirs[grant.purpose] = contexts.write_context(oscore_root, grant)
         self._write({LDEVID: ldevid_der})
+        if renewed_key:
+            os.replace(self.root / NEXT_KEY, self.root / OPERATIONAL_KEY)
         enrolled_at = time.time()
         write_json_atomic(
             self.root / INDEX,
@@ -117,6 +147,36 @@ class ThingStore:
                 f"{self.root / INDEX} names operational material that is unusable: {exc!r}",
                 "re-bootstrap the thing (action bootstrap) or inspect the state volume",
             ) from exc
+
+    def generation(self, purpose: str) -> int | None:
+        """The generation of the current context of ``purpose`` (None: there is none)."""
+        operational = self.load_operational()
+        directory = None if operational is None else operational.contexts.get(purpose)
+        return None if directory is None else contexts.generation_of(directory)
+
+    def has_operational_material(self) -> bool:
+        return any(
+            (self.root / name).exists()
+            for name in (OPERATIONAL_KEY, NEXT_KEY, LDEVID, INDEX, OSCORE_DIR)
+        )
+
+    def wipe(self) -> bool:
+        """Delete the operational identity: key(s), LDevID, contexts, index. Index first, so
+        that a crash mid-way never leaves an index naming missing files. True if anything was
+        there."""
+        existed = self.has_operational_material()
+        try:
+            for name in (INDEX, LDEVID, OPERATIONAL_KEY, NEXT_KEY):
+                (self.root / name).unlink(missing_ok=True)
+            shutil.rmtree(self.root / OSCORE_DIR, ignore_errors=True)
+        except OSError as exc:
+            raise StateError(
+                f"cannot wipe the operational identity in {self.root}: {exc}",
+                "check that the state volume is mounted read-write",
+            ) from exc
+        if (self.root / OSCORE_DIR).exists():
+            raise StateError(f"{self.root / OSCORE_DIR} could not be removed")
+        return existed
 
     # -- the last result ----------------------------------------------------------------------
 

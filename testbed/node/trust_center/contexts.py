@@ -12,6 +12,14 @@ reused). From it:
   one, even by accident, and a backend can tell generations apart on the wire.
 
 Master secret (16 bytes) and salt (8 bytes) are fresh random values for every generation.
+
+The domain's group context (purpose ``group``) is one random master secret, salt and group id
+(the ID Context, 4 random bytes) per domain, kept in the registry. Each member sends in the
+group with its own thing sender ID (``2n``); the recipient ID ``GROUP_COMMANDER_ID`` (0x00,
+never a thing's ID) names the party that will send group commands (the backend). Things store
+it for later use and do not serve requests through it: with a shared secret and no signatures
+(Group OSCORE's group mode), any member could forge a command to another member. Rotation of
+the group key is not implemented (generation 1).
 """
 
 from __future__ import annotations
@@ -21,9 +29,13 @@ from dataclasses import dataclass
 
 import cbor2
 
+from testbed.node import enrollment_api as api
 from testbed.node.enrollment_api import OscoreContextGrant
 
-PURPOSE_BACKEND = "backend"
+PURPOSE_BACKEND = api.PURPOSE_BACKEND
+PURPOSE_GROUP = api.PURPOSE_GROUP
+GROUP_ID_BYTES = 4
+GROUP_COMMANDER_ID = b"\x00"
 MASTER_SECRET_BYTES = 16
 MASTER_SALT_BYTES = 8
 
@@ -65,5 +77,33 @@ def thing_view(
         master_secret=master_secret,
         master_salt=master_salt,
         id_context=id_context(index, generation),
+        generation=generation,
+    )
+
+
+def fresh_group() -> tuple[bytes, bytes, bytes]:
+    """(group id, master secret, master salt) of a new group key."""
+    return (
+        secrets.token_bytes(GROUP_ID_BYTES),
+        secrets.token_bytes(MASTER_SECRET_BYTES),
+        secrets.token_bytes(MASTER_SALT_BYTES),
+    )
+
+
+def group_view(
+    thing_sender_id: bytes,
+    group_id: bytes,
+    master_secret: bytes,
+    master_salt: bytes,
+    generation: int,
+) -> OscoreContextGrant:
+    """A member's view of the domain's group context."""
+    return OscoreContextGrant(
+        purpose=PURPOSE_GROUP,
+        sender_id=thing_sender_id,
+        recipient_id=GROUP_COMMANDER_ID,
+        master_secret=master_secret,
+        master_salt=master_salt,
+        id_context=group_id,
         generation=generation,
     )

@@ -31,6 +31,7 @@ from testbed.node.enrollment_api import (
 )
 from testbed.node.logs import EventLog
 from testbed.node.material import COAP_PORT
+from testbed.node.trust_center import contexts
 from testbed.node.trust_center.admission import AdmissionPolicy, Refused
 from testbed.node.trust_center.devices import DeviceRecord
 from testbed.node.trust_center.metrics import UNKNOWN, TrustCenterMetrics
@@ -163,7 +164,7 @@ class Enrollment:
         )
         return issued
 
-    # -- /cfg/oscore -----------------------------------------------------------------------
+    # -- /cfg/oscore: the backend context, and the domain's group context ------------------
 
     def contexts(self, peer: Credential) -> list[OscoreContextGrant]:
         try:
@@ -179,7 +180,11 @@ class Enrollment:
         except Refused as refused:
             self.record_refusal(refused, peer.kid)
             raise
-        return [grant]
+        key = self.registry.group_key()
+        group = contexts.group_view(
+            grant.sender_id, key.group_id, key.master_secret, key.master_salt, key.generation
+        )
+        return [grant, group]
 
     # -- /things ---------------------------------------------------------------------------
 

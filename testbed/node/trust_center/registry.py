@@ -1,6 +1,6 @@
 """The trust center's durable registry: SQLite in WAL mode with synchronous=FULL.
 
-Schema (version 1):
+Schema (version 2):
 
     things        serial PK, name, vendor, model, device_class, kid, state, address, port,
                   ldevid_serial, oscore_index (unique, never reused), oscore_generation,
@@ -14,6 +14,7 @@ Schema (version 1):
                   retransmissions, messages (JSON: per protocol message and direction), outcome,
                   reason
     counters      certificate_serial, crl_number, oscore_index
+    group_keys    the domain's OSCORE group key: group id, master secret and salt, generation
     meta          schema_version
 
 Why it is shaped this way:
@@ -55,7 +56,9 @@ from testbed.node.trust_center.schema import (
     STATES,
     SUPERSEDED,
     THING_COLUMNS,
+    UPGRADES,
     BootstrapRow,
+    GroupKey,
     Issued,
     Refusal,
     RevokedCertificate,
@@ -71,6 +74,7 @@ __all__ = [
     "STATES",
     "SUPERSEDED",
     "BootstrapRow",
+    "GroupKey",
     "Issued",
     "Refusal",
     "Registry",
@@ -136,7 +140,16 @@ class Registry:
                 )
                 return
             (version,) = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if int(version) != SCHEMA_VERSION:
+            version = int(version)
+            # Older registries are upgraded in place, in this same transaction: all or nothing.
+            while version in UPGRADES and version < SCHEMA_VERSION:
+                for statement in UPGRADES[version]:
+                    db.execute(statement)
+                version += 1
+                db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
+                )
+            if version != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(
                     f"registry schema version {version}, this code knows {SCHEMA_VERSION}"
                 )
@@ -308,6 +321,21 @@ class Registry:
         self.certificates_count += 1
         self.revoked_count += len(superseded)
         return Issued(after, certificate, before.state, superseded)
+
+    # -- the group key -------------------------------------------------------------------
+
+    def group_key(self) -> GroupKey:
+        """The domain's group key, created (random) and committed on first use."""
+        with _transaction(self._db):
+            row = self._db.execute(
+                "SELECT group_id, master_secret, master_salt, generation, created_at"
+                " FROM group_keys WHERE id = 1"
+            ).fetchone()
+            if row is None:
+                group_id, secret, salt = contexts.fresh_group()
+                row = (group_id, secret, salt, 1, self._clock())
+                self._db.execute("INSERT INTO group_keys VALUES (1, ?, ?, ?, ?, ?)", row)
+        return GroupKey(*row)
 
     # -- revocation ----------------------------------------------------------------------
 

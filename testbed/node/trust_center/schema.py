@@ -1,6 +1,9 @@
 """The registry's tables and the rows read from them (see ``registry`` for the why).
 
-Version 1. ``SCHEMA`` is applied statement by statement inside the creating transaction.
+Version 2. ``SCHEMA`` is applied statement by statement inside the creating transaction;
+``UPGRADES[n]`` takes a registry of version n to n + 1 (in the opening transaction).
+
+    1 -> 2   group_keys: the domain's OSCORE group key (one row)
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from cryptography import x509
 from testbed.node.enrollment_api import OscoreContextGrant
 from testbed.node.trust_center import contexts
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATES = ("imported", "enrolled", "refused", "revoked")
 IMPORTED, ENROLLED, REFUSED, REVOKED = STATES
 SUPERSEDED = "superseded"  # CRL reason of a certificate a newer enrollment replaced
@@ -84,6 +87,21 @@ CREATE TABLE bootstraps (
 );
 """
 
+# One row (id 1): the domain's group key, created the first time a thing asks for its contexts.
+# Rotation is not implemented: generation stays 1 (see trust_center.contexts).
+GROUP_KEYS_TABLE = """
+CREATE TABLE group_keys (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    group_id BLOB NOT NULL,
+    master_secret BLOB NOT NULL,
+    master_salt BLOB NOT NULL,
+    generation INTEGER NOT NULL,
+    created_at REAL NOT NULL
+)
+"""
+SCHEMA += GROUP_KEYS_TABLE + ";\n"
+UPGRADES = {1: (GROUP_KEYS_TABLE,)}
+
 THING_COLUMNS = (
     "serial, name, vendor, model, device_class, kid, state, address, port, ldevid_serial,"
     " oscore_index, oscore_generation, oscore_sender_id, oscore_recipient_id, oscore_id_context,"
@@ -129,6 +147,17 @@ class Thing:
             id_context=self.id_context,
             generation=self.oscore_generation,
         )
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """The domain's OSCORE group key material (every member derives its contexts from it)."""
+
+    group_id: bytes  # the OSCORE ID Context of the group
+    master_secret: bytes = field(repr=False)
+    master_salt: bytes = field(repr=False)
+    generation: int
+    created_at: float
 
 
 @dataclass(frozen=True)

@@ -53,11 +53,20 @@ def test_good_thing_enrolls_and_gets_its_oscore_context(world: World) -> None:
     assert ldevid.public_key() == thing.device.public_key  # the CSR was made with the factory key
 
     assert config.code == aiocoap.CONTENT
-    (grant_map,) = cbor2.loads(config.payload)[K_CONTEXTS]
+    grant_map, group_map = cbor2.loads(config.payload)[K_CONTEXTS]
     grant = OscoreContextGrant.from_cbor_map(grant_map)
     assert grant.purpose == "backend" and grant.generation == 1
     assert len(grant.master_secret) == 16 and len(grant.master_salt) == 8
     assert grant.sender_id != grant.recipient_id
+    # The domain's group key: the thing sends in the group under its own sender ID.
+    group = OscoreContextGrant.from_cbor_map(group_map)
+    assert (group.purpose, group.sender_id, group.recipient_id) == (
+        "group",
+        grant.sender_id,
+        b"\x00",
+    )
+    assert group.id_context is not None and len(group.id_context) == 4
+    assert group.master_secret != grant.master_secret and group.generation == 1
 
     from testbed.node.trust_center.registry import Registry
 
@@ -73,6 +82,8 @@ def test_good_thing_enrolls_and_gets_its_oscore_context(world: World) -> None:
         )
         assert row.ldevid_serial == ldevid.serial_number
         assert row.grant() == grant
+        key = registry.group_key()  # kept in the registry: the same key for every member
+        assert (key.group_id, key.master_secret) == (group.id_context, group.master_secret)
         assert registry.certificate_serials() == [ldevid.serial_number]
         (boot,) = registry.bootstraps()
         assert (boot.thing, boot.outcome, boot.resource) == (
