@@ -1,6 +1,6 @@
 """`testbed phase` and `testbed inventory`: lifecycle phases through Ansible.
 
-    testbed phase PHASE [--run R] [--limit PATTERN] [-e k=v ...] [--forks N] [--check]
+    testbed phase PHASE [--run R] [--limit PATTERN] [-e k=v ...] [--forks N] [--check] [--resume]
     testbed inventory [--run R] [--graph]
 
 Exit codes (besides the shared ones of testbed.cli.app): 11 the phase could not run at all,
@@ -170,6 +170,10 @@ def phase(
     ] = None,
     forks: Annotated[int, typer.Option(help="hosts worked on in parallel", min=1)] = DEFAULT_FORKS,
     check: Annotated[bool, typer.Option(help="predict only (Ansible check and diff mode)")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(help="continue the last failed run of this phase (skip what it finished)"),
+    ] = False,
 ) -> None:
     """Run a lifecycle phase (an Ansible playbook) on the things of a running testbed."""
     from testbed.backends.docker import DockerBackend
@@ -190,6 +194,7 @@ def phase(
             extravars=extravars,
             forks=forks,
             check=check,
+            resume=resume,
             on_event=progress,
             on_collections=said,
         )
@@ -198,12 +203,11 @@ def phase(
     if not result.succeeded:
         failed = result.failed_hosts
         raise PhaseFailed(
-            f"phase {name}: {len(failed)} of {len(result.hosts)} hosts failed: "
-            + ", ".join(failed)
+            f"phase {name}: {len(failed)} of {len(result.hosts)} hosts failed: " + ", ".join(failed)
             if failed
             else f"phase {name}: ansible-runner reported {result.status} (rc {result.rc})",
-            f"fix the cause and run `testbed phase {name}` again (only what is not done yet "
-            f"is done); Ansible's full output: {result.artifacts}/stdout",
+            f"fix the cause, then `testbed phase {name} --resume` finishes what is missing; "
+            f"Ansible's full output: {result.artifacts}/stdout",
         )
 
 

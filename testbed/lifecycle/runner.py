@@ -112,6 +112,7 @@ class PhaseResult:
     tasks: int = 0  # task starts seen (all plays)
     artifacts: str = ""  # ansible-runner's artifact directory of this run (stdout, events)
     run_dir: str = ""
+    resumed_from: float | None = None  # --resume: the start of the failed run it continues
 
     @property
     def failed_hosts(self) -> list[str]:
@@ -135,6 +136,7 @@ class PhaseResult:
             "forks": self.forks,
             "check": self.check,
             "extravars": self.extravars,
+            "resumed_from": self.resumed_from,
             "tasks": self.tasks,
             "hosts": {h: o.to_dict() for h, o in sorted(self.hosts.items())},
         }
@@ -275,8 +277,14 @@ def run_phase(
     on_event: EventFn | None = None,
     on_collections: Callable[[str], None] | None = None,
     record: bool = True,
+    resume: bool = False,
 ) -> PhaseResult:
-    """Run one phase on a running testbed; the result is also appended to RUN/phases.jsonl."""
+    """Run one phase on a running testbed; the result is also appended to RUN/phases.jsonl.
+
+    The playbooks get ``testbed_phase_start``: now, or with ``resume`` the start of the last
+    run of this phase if it failed, so that key rotation and re-bootstrap skip the things that
+    run already did (their credentials are newer) and do the rest.
+    """
     playbook = playbook_path(phase)
     try:
         import ansible_runner  # type: ignore[import-untyped]
@@ -292,13 +300,14 @@ def run_phase(
     collector = _Collector(on_event)
     variables = dict(extravars or {})
     start = time.time()
+    phase_start = resumed_start(run_dir, phase) if resume else start
     try:
         runner = ansible_runner.run(
             private_data_dir=str(private),
             project_dir=str(PLAYBOOKS),
             playbook=playbook.name,
             inventory=str(inventory_file),
-            extravars=variables,
+            extravars={"testbed_phase_start": phase_start, **variables},
             limit=limit,
             forks=forks,
             cmdline="--check --diff" if check else None,
@@ -331,6 +340,7 @@ def run_phase(
         tasks=collector.tasks,
         artifacts=str(getattr(runner.config, "artifact_dir", "")),
         run_dir=str(run_dir),
+        resumed_from=phase_start if resume else None,
     )
     if not hosts and result.rc != 0:
         # Nothing ran (a syntax error, an empty --limit, a missing collection): say why.
@@ -345,6 +355,21 @@ def run_phase(
     if record:
         records.record_phase(run_dir, result.to_record())
     return result
+
+
+def resumed_start(run_dir: Path, phase: str) -> float:
+    """The start of the last run of ``phase`` if it failed (what --resume continues)."""
+    last = None
+    for entry in records.read_phases(run_dir):
+        if entry.get("phase") == phase and not entry.get("check"):
+            last = entry
+    if last is None or last.get("status") != "failed":
+        state = "no run" if last is None else "its last run succeeded"
+        raise PhaseError(
+            f"nothing to resume: phase {phase} has {state} in {records.phases_path(run_dir)}",
+            f"run it without --resume: testbed phase {phase}",
+        )
+    return float(last["start"])
 
 
 def _tail(path: Path, lines: int = 6) -> str:

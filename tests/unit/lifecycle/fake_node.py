@@ -42,6 +42,7 @@ class FakeThing:
     generation: int = 0
     releases: tuple[str, ...] = ("1.0.0", "1.1.0", "2.0.0")
     reason: str | None = None
+    fail_bootstrap: bool = False
 
     def status(self) -> dict[str, Any]:
         return {
@@ -69,23 +70,39 @@ class FakeThing:
             if self.lifecycle == "operational":
                 return {"changed": False, **self.status()}
             if self.lifecycle not in ("installed", "failed", "bootstrapping"):
-                raise self._illegal("bootstrapping")
+                raise Refused(409, f"cannot commission a {self.lifecycle} thing")
+            if self.fail_bootstrap:
+                self.lifecycle, self.reason = "failed", "refused:revoked"
+                return {**self.status(), "changed": True, "timed_out": False}
             self.lifecycle, self.generation = "operational", self.generation + 1
             self.ldevid_serial = f"ld-{self.generation}"
-            return {"changed": True, **self.status()}
+            return {**self.status(), "changed": True, "timed_out": False}
         if name == "firmware-update":
             version = str(params["version"])
+            image = str(params.get("image", version))
             if self.lifecycle != "operational":
-                raise self._illegal("maintenance")
-            if params.get("image", "").endswith("-tampered"):
-                raise Refused(409, "firmware refused: digest-mismatch")
-            if version not in self.releases:
-                raise Refused(404, f"the vendor cloud has no release {version}")
-            if _version(version) < _version(self.firmware):
-                raise Refused(409, f"firmware refused: downgrade from {self.firmware} to {version}")
-            changed = version != self.firmware
-            self.firmware = version
-            return {"changed": changed, **self.status()}
+                raise Refused(409, f"cannot update the firmware of a {self.lifecycle} thing")
+            if version == self.firmware:
+                return {**self.status(), "changed": False, "outcome": "unchanged"}
+            refusal = None
+            if image.endswith("-tampered"):
+                refusal = "digest-mismatch"
+            elif version not in self.releases:
+                refusal = "unavailable"
+            elif _version(version) < _version(self.firmware):
+                refusal = "downgrade"
+            if refusal is not None:  # a result, not an error: the old firmware stays
+                self.reason = f"firmware-update:{refusal}"
+                return {
+                    **self.status(),
+                    "changed": False,
+                    "outcome": "refused",
+                    "refusal": refusal,
+                    "requested": version,
+                    "detail": "",
+                }
+            self.firmware, self.reason = version, None
+            return {**self.status(), "changed": True, "outcome": "updated", "requested": version}
         if name == "rekey":
             if self.lifecycle != "operational":
                 raise Refused(409, f"a {self.lifecycle} thing has no operational keys")
@@ -93,7 +110,7 @@ class FakeThing:
             self.ldevid_serial = f"ld-{self.generation}"
             return {"changed": True, **self.status()}
         if name == "rebootstrap":
-            if self.lifecycle in ("manufactured", "decommissioned"):
+            if self.lifecycle not in ("operational", "failed"):
                 raise self._illegal("bootstrapping")
             self.lifecycle, self.generation = "operational", self.generation + 1
             return {"changed": True, **self.status()}
@@ -116,9 +133,10 @@ class FakeThing:
 class FakeTrustCenter:
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     listing_has_digest: bool = True
+    has_listing: bool = True
 
     def act(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        if name == "devices":
+        if name == "devices" and self.has_listing:
             entries = []
             for serial, entry in sorted(self.devices.items()):
                 shown = {k: v for k, v in entry.items() if k != "voucher_sha256"}

@@ -194,3 +194,15 @@ def test_extravars() -> None:
         parse_extravars(["novalue"])
     with pytest.raises(TestbedError):
         parse_extravars(["{not json"])
+
+
+def test_resume_continues_the_last_failed_run(tmp_path: Path) -> None:
+    with pytest.raises(runner.PhaseError, match="no run"):
+        runner.resumed_start(tmp_path, "maintain")
+    base = {"phase": "maintain", "start": 10.0, "end": 20.0, "hosts": {}, "status": "failed"}
+    records.record_phase(tmp_path, base)
+    records.record_phase(tmp_path, {**base, "phase": "install", "start": 30.0})
+    assert runner.resumed_start(tmp_path, "maintain") == 10.0
+    records.record_phase(tmp_path, {**base, "start": 40.0, "status": "successful"})
+    with pytest.raises(runner.PhaseError, match="succeeded"):
+        runner.resumed_start(tmp_path, "maintain")

@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "rekey": False,
     "rebootstrap": False,
     "transfer_to": None,
+    "older_than": None,
     "timeout": 5.0,
     "control_port": None,
     "control_host": "127.0.0.1",
@@ -99,6 +100,8 @@ def test_check_mode_without_differences_is_unchanged(
         (FakeThing(lifecycle="decommissioned"), {"state": "operational"}, "commission: a "),
         (FakeThing(lifecycle="operational", firmware="2.0.0"), {"firmware": "1.1.0"}, "downgrade"),
         (FakeThing(lifecycle="installed"), {"firmware": "2.0.0"}, "not maintained"),
+        (FakeThing(lifecycle="maintenance"), {"state": "operational"}, "cannot bootstrap"),
+        (FakeThing(lifecycle="installed"), {"rebootstrap": True}, "cannot bootstrap"),
         (FakeThing(lifecycle="installed"), {"rekey": True}, "no keys to rotate"),
         (
             FakeThing(lifecycle="operational"),
@@ -131,10 +134,49 @@ def test_refusal_fails_with_the_nodes_message(
             params(firmware="2.0.0", firmware_image="2.0.0-tampered"), client(control, node)
         )
     failure = caught.value
-    assert "digest-mismatch" in failure.msg
-    assert failure.msg.startswith("firmware-update: ")
-    assert failure.result["http_status"] == 409
+    assert failure.msg == "firmware-update: firmware 2.0.0 refused: digest-mismatch"
     assert failure.result["action"] == "firmware-update"
+    # the thing stays operational with the old firmware, and says why
+    assert failure.result["status"]["firmware"] == "1.0.0"
+    assert failure.result["status"]["reason"] == "firmware-update:digest-mismatch"
+
+
+def test_downgrade_is_refused_by_the_thing(thing_module: ModuleType, control: ModuleType) -> None:
+    with (
+        serving(FakeThing(lifecycle="operational", firmware="2.0.0")) as node,
+        pytest.raises(thing_module.ModuleFailure, match="refused: downgrade"),
+    ):
+        thing_module.run(params(firmware="1.1.0"), client(control, node))
+
+
+def test_commission_that_ends_failed_fails(thing_module: ModuleType, control: ModuleType) -> None:
+    with (
+        serving(FakeThing(lifecycle="installed", fail_bootstrap=True)) as node,
+        pytest.raises(thing_module.ModuleFailure) as caught,
+    ):
+        thing_module.run(params(state="operational"), client(control, node))
+    assert caught.value.msg == "commission: the thing is failed: refused:revoked"
+    assert caught.value.result["changed"] is True
+
+
+def test_outcome_failures(thing_module: ModuleType) -> None:
+    failure = thing_module.outcome_failure
+    assert failure("commission", {"lifecycle": "bootstrapping", "timed_out": True}) == (
+        "still bootstrapping when the timeout ran out"
+    )
+    assert failure("rekey", {"outcome": "failed", "failure": "timeout"}).startswith(
+        "key renewal failed: timeout"
+    )
+    assert failure("rekey", {"outcome": "renewed"}) is None
+    assert failure("firmware-update", {"outcome": "unchanged"}) is None
+    assert failure("decommission", {"lifecycle": "decommissioned"}) is None
+
+
+def test_older_than_is_passed_to_rekey(thing_module: ModuleType, control: ModuleType) -> None:
+    with serving(FakeThing(lifecycle="operational")) as node:
+        thing_module.run(params(rekey=True, older_than=1700000000.5), client(control, node))
+        sent = next(p for name, p in node.calls if name == "rekey")
+    assert sent == {"timeout": 5.0, "older_than": 1700000000.5}
 
 
 def test_decommissioned_thing_cannot_commission_in_its_old_domain(
@@ -145,7 +187,7 @@ def test_decommissioned_thing_cannot_commission_in_its_old_domain(
         pytest.raises(thing_module.ModuleFailure) as caught,
     ):
         thing_module.run(params(state="operational"), client(control, node))
-    assert "illegal lifecycle transition decommissioned" in caught.value.msg
+    assert caught.value.msg == "commission: cannot commission a decommissioned thing"
 
 
 def test_transfer_then_commission_in_one_task(
@@ -258,5 +300,5 @@ def test_module_failure_carries_the_message() -> None:
     with serving(FakeThing(lifecycle="decommissioned")) as node:
         result = run_module("thing", {"state": "operational", "control_port": node.port})
     assert result["failed"] is True
-    assert result["msg"].startswith("commission: illegal lifecycle transition")
+    assert result["msg"] == "commission: cannot commission a decommissioned thing"
     assert result["http_status"] == 409

@@ -118,3 +118,22 @@ def test_module_requires_serial_for_revoke() -> None:
     result = run_module("trust_center", {"state": "revoked"})
     assert result["failed"] is True
     assert "serial" in result["msg"]
+
+
+def test_without_a_devices_listing_the_answers_decide(
+    tc_module: ModuleType, control: ModuleType
+) -> None:
+    with serving(FakeTrustCenter(has_listing=False)) as node:
+        c = control.ControlClient(port=node.port)
+        predicted = tc_module.run(params(), c, check_mode=True)
+        assert node.changing_calls == [] and predicted["changed"] is True
+        assert tc_module.run(params(), c)["changed"] is True
+        assert tc_module.run(params(), c)["changed"] is False
+        assert tc_module.run(params(state="revoked"), c)["changed"] is True
+        second = tc_module.run(params(state="revoked"), c)
+    assert second["changed"] is False and second["device"]["state"] == "revoked"
+
+
+def test_revoke_answer_without_changed_flag(tc_module: ModuleType) -> None:
+    assert tc_module.changed_by("revoke", {"previous_state": "revoked"}) is False
+    assert tc_module.changed_by("revoke", {"previous_state": "operational"}) is True

@@ -18,8 +18,10 @@ description:
     changed.
   - "Order of work when several options are given: O(transfer_to), O(state), O(firmware),
     O(rekey), O(rebootstrap)."
-  - A refusal by the thing (an illegal lifecycle transition, a tampered or older firmware image,
-    a revoked identity) fails the task with the thing's own message.
+  - A refusal by the thing fails the task with the thing's own words - an illegal lifecycle
+    transition (HTTP 409), a firmware image it refused (bad signature, digest mismatch,
+    downgrade, wrong model), a key renewal that failed, or a bootstrap that ended C(failed) or
+    did not finish within O(timeout).
   - Without any option it only reads the thing's status (like a facts module).
 options:
   state:
@@ -77,8 +79,14 @@ options:
         description: The trust center's EDHOC credential (CCS), base64.
         type: str
         required: true
+  older_than:
+    description:
+      - Unix time. With it, O(rekey) and O(rebootstrap) act only on a thing whose credentials
+        were enrolled before that time, which makes them idempotent within a phase (the
+        playbooks pass the phase's start, so re-running a phase completes what is missing).
+    type: float
   timeout:
-    description: Seconds the thing may take to commission or re-bootstrap.
+    description: Seconds the thing may take to commission, re-bootstrap, rekey or update.
     type: float
     default: 120
   control_port:
@@ -194,10 +202,12 @@ from ansible_collections.testbed.iot.plugins.module_utils.control import (  # no
 )
 
 DIFF_KEYS = ("lifecycle", "firmware", "domain", "generation")
-MAINTAINABLE = ("operational", "maintenance")
-REBOOTSTRAPPABLE = ("installed", "bootstrapping", "operational", "maintenance", "failed")
+# What the node's lifecycle allows (testbed.node.thing.actions); used for check-mode predictions.
+MAINTAINABLE = ("operational",)
+REBOOTSTRAPPABLE = ("operational", "failed")
 TRANSFERABLE = ("decommissioned",)
-COMMISSIONABLE = ("installed", "bootstrapping", "failed", "maintenance")
+COMMISSIONABLE = ("installed", "bootstrapping", "failed")
+BOOTSTRAPPING_ACTIONS = ("commission", "rebootstrap")
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "state": {"type": "str", "choices": ["installed", "operational", "decommissioned"]},
@@ -213,6 +223,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
             "trust_center_ccs": {"type": "str", "required": True, "no_log": False},
         },
     },
+    "older_than": {"type": "float"},
     "timeout": {"type": "float", "default": 120.0},
     "control_port": {"type": "int"},
     "control_host": {"type": "str", "default": "127.0.0.1"},
@@ -348,13 +359,22 @@ def plan_steps(params: dict[str, Any], status: dict[str, Any]) -> list[Step]:
         update: dict[str, Any] = {"version": firmware}
         if params.get("firmware_image"):
             update["image"] = params["firmware_image"]
+        update["timeout"] = timeout
         add(Step("firmware-update", update, {"firmware": firmware}, refusal, timeout=timeout + 15))
     if params.get("rekey"):
         lifecycle = str(now.get("lifecycle"))
         refusal = None
         if lifecycle not in MAINTAINABLE:
             refusal = f"a {lifecycle} thing has no keys to rotate"
-        add(Step("rekey", {}, {"generation": _bump(now.get("generation"))}, refusal, timeout))
+        add(
+            Step(
+                "rekey",
+                _with_older_than({"timeout": timeout}, params),
+                {"generation": _bump(now.get("generation"))},
+                refusal,
+                timeout=timeout + 15,
+            )
+        )
     if params.get("rebootstrap"):
         lifecycle = str(now.get("lifecycle"))
         refusal = None
@@ -363,13 +383,37 @@ def plan_steps(params: dict[str, Any], status: dict[str, Any]) -> list[Step]:
         add(
             Step(
                 "rebootstrap",
-                {"timeout": timeout},
+                _with_older_than({"timeout": timeout}, params),
                 {"lifecycle": "operational", "generation": _bump(now.get("generation"))},
                 refusal,
                 timeout=timeout + 15,
             )
         )
     return steps
+
+
+def _with_older_than(call: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    if params.get("older_than") is not None:
+        call["older_than"] = float(params["older_than"])
+    return call
+
+
+def outcome_failure(action: str, answer: dict[str, Any]) -> str | None:
+    """Why an answered action did not do its job (the node reports these as results, not
+    errors: a refused firmware image, a failed renewal, a bootstrap that ended failed)."""
+    outcome = answer.get("outcome")
+    if action == "firmware-update" and outcome not in (None, "updated", "unchanged"):
+        detail = f" ({answer['detail']})" if answer.get("detail") else ""
+        return f"firmware {answer.get('requested')} {outcome}: {answer.get('refusal')}{detail}"
+    if action == "rekey" and outcome == "failed":
+        detail = f" ({answer['detail']})" if answer.get("detail") else ""
+        return f"key renewal failed: {answer.get('failure')}{detail}"
+    if action in BOOTSTRAPPING_ACTIONS and answer.get("lifecycle") != "operational":
+        if answer.get("timed_out"):
+            return f"still {answer.get('lifecycle')} when the timeout ran out"
+        reason = answer.get("reason") or answer.get("last_failure") or "no reason given"
+        return f"the thing is {answer.get('lifecycle')}: {reason}"
+    return None
 
 
 def _view(status: dict[str, Any]) -> dict[str, Any]:
@@ -426,6 +470,16 @@ def run(
                 }
             )
             result["changed"] = result["changed"] or changed
+            failure = outcome_failure(step.action, answer)
+            if failure is not None:
+                raise ModuleFailure(
+                    f"{step.action}: {failure}",
+                    action=step.action,
+                    changed=result["changed"],
+                    before=before,
+                    status=_status(client),
+                    actions=result["actions"],
+                )
         after = _status(client) if steps else before
     result.update(
         status=after,

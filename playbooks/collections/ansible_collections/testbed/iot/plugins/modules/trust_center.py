@@ -197,17 +197,44 @@ def predict(
     return "import-device", {**entry, "serial": serial, "state": entry.get("state", "imported")}
 
 
+def _listing(client: ControlClient) -> dict[str, dict[str, Any]] | None:
+    """The registry's devices; None when the trust center has no ``devices`` action."""
+    try:
+        return devices_by_serial(client.action("devices"))
+    except ControlError as exc:
+        if exc.status == 404:
+            return None
+        raise ModuleFailure(f"cannot list the trust center's devices: {exc.describe()}") from None
+
+
+def changed_by(action: str, answer: dict[str, Any]) -> bool:
+    if "changed" in answer:
+        return bool(answer["changed"])
+    if action == "revoke" and "previous_state" in answer:
+        return answer["previous_state"] != "revoked"
+    return changed_of(answer)
+
+
 def run(
     params: dict[str, Any], client: ControlClient, check_mode: bool = False, diff: bool = False
 ) -> dict[str, Any]:
-    try:
-        listing = client.action("devices")
-    except ControlError as exc:
-        raise ModuleFailure(f"cannot list the trust center's devices: {exc.describe()}") from None
-    devices = devices_by_serial(listing)
-    before = devices.get(params.get("serial") or "", {})
-    action, expected = predict(params, devices)
-    result: dict[str, Any] = {"changed": False, "device": before}
+    devices = _listing(client)
+    serial = params.get("serial") or ""
+    result: dict[str, Any] = {"changed": False}
+    if devices is None:
+        # No listing to predict from: the action itself tells what it changed.
+        before: dict[str, Any] = {}
+        action: str | None = "revoke" if params["state"] == "revoked" else "import-device"
+        expected: dict[str, Any] = {"serial": serial, "state": params["state"]}
+        if params["state"] == "imported":
+            for name in ("voucher", "idevid", "ccs"):
+                _decode(name, params[name])
+        if check_mode:
+            result["warnings"] = ["the trust center cannot list its devices: assuming a change"]
+    else:
+        before = devices.get(serial, {})
+        action, expected = predict(params, devices)
+    result["device"] = before
     if action is not None:
         result["action"] = action
     if action is None or check_mode:
@@ -227,14 +254,11 @@ def run(
                 exc.describe(), action=action, http_status=exc.status, hint=exc.hint
             ) from None
         result["result"] = answer
-        result["changed"] = changed_of(answer)
-        serial = params.get("serial") or answer.get("serial")
-        if serial:
-            try:
-                after = devices_by_serial(client.action("devices")).get(str(serial))
-            except ControlError:
-                after = None
-            result["device"] = after or {**before, **answer}
+        result["changed"] = changed_by(action, answer)
+        serial = serial or str(answer.get("serial") or "")
+        after = _listing(client) if devices is not None else None
+        entry = (after or {}).get(serial)
+        result["device"] = entry or {**before, "serial": serial, "state": answer.get("state")}
     if diff:
         result["diff"] = {
             "before_header": "registry entry (before)",
@@ -258,6 +282,8 @@ def main() -> None:
         result = run(module.params, client, module.check_mode, module._diff)
     except ModuleFailure as exc:
         module.fail_json(msg=exc.msg, **exc.result)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     module.exit_json(**result)
 
 
