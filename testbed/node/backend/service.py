@@ -7,6 +7,11 @@ listing (revoked, decommissioned) is no longer read and its context is closed.
 
 Errors of one poll or one read are measured and logged, never fatal: a backend under a lossy
 link or a thing under attack is exactly what experiments look at.
+
+The ``read`` and ``write`` actions (``request``) do not wait for the next poll when the thing
+says it does not know our context (an unprotected 4.01: it was re-keyed or decommissioned):
+they ask the trust center at once and, if it lists a new generation, send the request again
+through it, once. A thing that is no longer listed is reported as such, never retried.
 """
 
 from __future__ import annotations
@@ -163,6 +168,26 @@ class Backend:
 
     async def read(self, peer: ThingPeer, resource: str) -> dict[str, Any]:
         return await self._exchange(peer, aiocoap.GET, resource)
+
+    async def request(
+        self, peer: ThingPeer, resource: str, value: Any = None, *, write: bool = False
+    ) -> dict[str, Any]:
+        """A read or write for a control action: re-polls and retries once on a stale context."""
+        result = await (self.write(peer, resource, value) if write else self.read(peer, resource))
+        if result["code"] == "4.01" and result["protected"] is False:
+            await self.poll(peer.entry.domain)
+            fresh = self.peers.get(peer.entry.name)
+            result["stale_context"] = True
+            if fresh is None:
+                result["listed"] = False
+            elif fresh.entry.grant != peer.entry.grant:
+                retried = await (
+                    self.write(fresh, resource, value) if write else self.read(fresh, resource)
+                )
+                result = {**retried, "retried": True}
+                peer = fresh
+        result["generation"] = peer.entry.grant.generation
+        return result
 
     async def write(self, peer: ThingPeer, resource: str, value: Any) -> dict[str, Any]:
         return await self._exchange(

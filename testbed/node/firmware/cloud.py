@@ -6,7 +6,9 @@ it serves exactly what the vendor published, tampered variants included, because
 to install is the thing's job and what the experiments test.
 
 Metrics:
-    testbed_vendor_cloud_requests_total{kind}   index, manifest, image (one per block)
+    testbed_vendor_cloud_requests_total{kind}   index, manifest, image: representations
+                                                rendered (one per transfer: aiocoap serves
+                                                the later blocks of a transfer from its cache)
     testbed_vendor_cloud_releases               releases served
 """
 
@@ -91,7 +93,7 @@ class VendorCloud:
         registry = registry or CollectorRegistry()
         self.requests = Counter(
             "testbed_vendor_cloud_requests",
-            "Requests the vendor cloud answered, by kind (image: one per block).",
+            "Representations the vendor cloud rendered, by kind (one per block-wise transfer).",
             ["kind"],
             registry=registry,
         )

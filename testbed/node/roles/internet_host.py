@@ -4,16 +4,21 @@
 and voucher service for a vendor; DoS and eavesdropping tools for the attacker.
 
 A backend with trust centers (attribute ``trust-centers``: "domain=coap://[addr]:port,...")
-runs ``testbed.node.backend.Backend``. Without that attribute it is inert (facts only), as are
-the other kinds for now. Actions of a running backend:
+runs ``testbed.node.backend.Backend``. Without that attribute it is inert (facts only). Actions
+of a running backend:
 
     read {thing, resource}               protected GET -> value, code, latency_s
     write {thing, resource, payload}     protected PUT of the JSON payload as CBOR
     probe-unprotected {thing, resource}  plain CoAP GET -> the code (a thing answers 4.01)
     probe-replay {thing, resource}       one protected GET, its datagram re-sent from a fresh
                                          socket -> the replay's code (4.01 Replay detected)
+    status {}                            the backend's state (things, generations, polls)
 
 Optional attributes: poll-interval (2 s), read-interval (5 s), request-timeout (10 s).
+
+A vendor cloud serves the firmware releases of its material over CoAP on
+[``coap-bind``]:``coap-port`` (default [::]:5683; testbed.node.firmware.cloud); action
+``status`` lists them. The attacker is inert for now.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from testbed.node.roles.base import Action, Role, RoleContext
 
 if TYPE_CHECKING:
     from testbed.node.backend.service import Backend
+    from testbed.node.firmware.cloud import VendorCloud
 
 
 class HostKind(StrEnum):
@@ -68,6 +74,7 @@ class InternetHostRole(Role):
         }
         self._registry: CollectorRegistry | None = None
         self.backend: Backend | None = None
+        self.cloud: VendorCloud | None = None
 
     def _seconds(self, name: str, default: float) -> float:
         raw = self.attribute(name)
@@ -91,12 +98,16 @@ class InternetHostRole(Role):
         state = self.facts()
         if self.backend is not None:
             state["backend"] = self.backend.state()
+        if self.cloud is not None:
+            state["vendor_cloud"] = self.cloud.state()
         return state
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
         self._registry = registry
 
     async def start(self) -> None:
+        if self.kind is HostKind.VENDOR_CLOUD:
+            await self._start_cloud()
         if not self.trust_centers:
             return
         # Imported here: an attacker or vendor cloud never loads the CoAP stack for nothing.
@@ -124,13 +135,31 @@ class InternetHostRole(Role):
         self.backend = backend
         self.log.info("backend.started", trust_centers=sorted(self.trust_centers))
 
+    async def _start_cloud(self) -> None:
+        from testbed.node.firmware.cloud import VendorCloud
+
+        port = self.attribute("coap-port")
+        try:
+            bind = (self.attribute("coap-bind") or "::", int(port or material.COAP_PORT))
+        except ValueError:
+            raise ConfigError(f"attribute coap-port={port!r} is not a port number") from None
+        cloud = VendorCloud(self.material_root, bind, self._registry)
+        await cloud.start()
+        self.cloud = cloud
+        self.log.info("vendor_cloud.serving", port=cloud.port, releases=len(cloud.releases))
+
     async def stop(self) -> None:
         await super().stop()
         if self.backend is not None:
             await self.backend.stop()
             self.backend = None
+        if self.cloud is not None:
+            await self.cloud.stop()
+            self.cloud = None
 
     def actions(self) -> Mapping[str, Action]:
+        if self.kind is HostKind.VENDOR_CLOUD:
+            return {"status": self._status}
         if not self.trust_centers:
             return {}
         return {
@@ -138,7 +167,11 @@ class InternetHostRole(Role):
             "write": self._write,
             "probe-unprotected": self._probe_unprotected,
             "probe-replay": self._probe_replay,
+            "status": self._status,
         }
+
+    async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {**self.state(), "changed": False}
 
     def _running(self) -> Backend:
         if self.backend is None:
@@ -148,14 +181,15 @@ class InternetHostRole(Role):
     async def _read(self, params: dict[str, Any]) -> dict[str, Any]:
         backend = self._running()
         peer, resource = backend.peer(params)
-        return await backend.read(peer, resource)
+        return {**await backend.request(peer, resource), "changed": False}
 
     async def _write(self, params: dict[str, Any]) -> dict[str, Any]:
         backend = self._running()
         peer, resource = backend.peer(params)
         if "payload" not in params:
             raise ActionError("missing parameter 'payload'", '{"payload": 22.5} (sent as CBOR)')
-        return await backend.write(peer, resource, params["payload"])
+        result = await backend.request(peer, resource, params["payload"], write=True)
+        return {**result, "changed": result["outcome"] == "ok"}
 
     async def _probe_unprotected(self, params: dict[str, Any]) -> dict[str, Any]:
         backend = self._running()

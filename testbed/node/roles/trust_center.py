@@ -3,7 +3,14 @@
 The role is the node-facing shell of ``testbed.node.trust_center.service.TrustCenter``: it
 reads the role facts (``domain``, ``trusted-vendors``), registers the metrics, starts the EDHOC
 responder on [::]:5683 with the registry on the node's volume, and exposes the control actions
-``import-device`` and ``revoke``.
+(each answers a JSON object with "changed"; see trust_center.service):
+
+    import-device {voucher, idevid, ccs, serial?}   -> serial, state, changed, reinstated, ...
+    revoke {serial, reason?}                        -> state "revoked", revoked_certificates,
+                                                       crl_number, changed
+    devices {}                                      -> {"devices": [{serial, name, state,
+                                                       ldevid_serial, generation, ...}]}
+    status {}                                       -> the node state (counts, CRL, refusals)
 
 Material (keys, CAs, device records) is read from ``material_root``, /etc/testbed unless the
 caller says otherwise (tests use a temporary directory).
@@ -62,7 +69,12 @@ class TrustCenterRole(Role):
         self.metrics = TrustCenterMetrics(registry, self.domain)
 
     def actions(self) -> Mapping[str, Action]:
-        return {"import-device": self._import_device, "revoke": self._revoke}
+        return {
+            "import-device": self._import_device,
+            "revoke": self._revoke,
+            "devices": self._devices,
+            "status": self._status,
+        }
 
     async def start(self) -> None:
         service = TrustCenter(
@@ -88,6 +100,13 @@ class TrustCenterRole(Role):
 
     async def _revoke(self, params: dict[str, Any]) -> dict[str, Any]:
         return await self._running().revoke(params)
+
+    async def _devices(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"devices": self._running().devices_list(), "changed": False}
+
+    async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._running()
+        return {**self.state(), "changed": False}
 
     def _running(self) -> TrustCenter:
         if self.service is None:

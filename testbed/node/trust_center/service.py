@@ -8,9 +8,16 @@ Control actions (JSON in and out, run one at a time by the node's control endpoi
 
     import-device  {voucher, idevid, ccs: base64; serial: optional check}
                    store a device record on the state volume (idempotent: the same record
-                   again changes nothing; a different one for the same serial replaces it)
+                   again changes nothing; a different one for the same serial replaces it).
+                   A different record for a revoked thing reinstates it (revoked -> imported):
+                   a new voucher is a new ownership decision of the operator, e.g. the thing
+                   came back from another owner; the same record again does not.
     revoke         {serial, reason: RFC 5280 reason name, default cessationOfOperation}
-                   the thing becomes revoked, its live certificates go on the CRL (next number)
+                   the thing becomes revoked, its live certificates go on the CRL (next number),
+                   it leaves /things (backends drop its context) and every later enrollment
+                   or /cfg/oscore of it is refused "revoked"; again: changed false
+    devices        {} every thing in the registry with its state and credentials' serials
+    status         {} the trust center's state (counts, CRL, refusals)
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from testbed.node.trust_center.admission import AdmissionPolicy
 from testbed.node.trust_center.bootstraps import BootstrapReport, BootstrapTracker
 from testbed.node.trust_center.enrollment import Enrollment
 from testbed.node.trust_center.metrics import TrustCenterMetrics
-from testbed.node.trust_center.registry import BootstrapRow, Registry
+from testbed.node.trust_center.registry import IMPORTED, REVOKED, BootstrapRow, Registry
 from testbed.node.trust_center.resources import build_site
 from testbed.node.trust_center.revocation import CrlPublisher, parse_reason
 from testbed.node.trust_center.trust import TrustAnchors, load_trust
@@ -230,10 +237,16 @@ class TrustCenter:
             raise ActionError(f"device record refused: {exc}", "send the owner's files") from exc
         self.unusable_records.pop(record.serial, None)
         registry.ensure_imported([(record.serial, record.vendor, record.model, record.kid)])
+        reinstated = changed and registry.set_state(record.serial, IMPORTED, only_from=(REVOKED,))
         self._publish()
         thing = registry.thing(record.serial)
         self.log.info(
-            "device.imported", serial=record.serial, kid=record.kid.hex(), changed=changed
+            "device.imported",
+            serial=record.serial,
+            kid=record.kid.hex(),
+            changed=changed,
+            reinstated=bool(reinstated),
+            voucher_links=len(record.voucher),
         )
         return {
             "serial": record.serial,
@@ -241,6 +254,8 @@ class TrustCenter:
             "model": record.model,
             "kid": record.kid.hex(),
             "changed": changed,
+            "reinstated": bool(reinstated),
+            "voucher_links": len(record.voucher),
             "state": None if thing is None else thing.state,
         }
 
@@ -272,6 +287,7 @@ class TrustCenter:
         )
         return {
             "serial": serial,
+            "changed": previous != REVOKED or bool(certificates),
             "previous_state": previous,
             "state": "revoked",
             "reason": reason.value,
@@ -279,6 +295,31 @@ class TrustCenter:
             "crl_number": crl.number,
             "crl_entries": crl.entries,
         }
+
+    def devices_list(self) -> list[dict[str, Any]]:
+        """Every thing the registry knows, with what the operator needs to see about it."""
+        _, registry = self._require_started()
+        out = []
+        for thing in registry.things():
+            record = self.devices.by_serial(thing.serial)
+            out.append(
+                {
+                    "serial": thing.serial,
+                    "name": thing.name,
+                    "vendor": thing.vendor,
+                    "model": thing.model,
+                    "device_class": thing.device_class,
+                    "state": thing.state,
+                    "address": thing.address,
+                    "ldevid_serial": thing.ldevid_serial,
+                    "generation": thing.oscore_generation,
+                    "enrollments": thing.enrollments,
+                    "kid": thing.kid.hex(),
+                    "record": record is not None,
+                    "voucher_links": None if record is None else len(record.voucher),
+                }
+            )
+        return out
 
     def _require_started(self) -> tuple[TrustAnchors, Registry]:
         if self._trust is None or self._registry is None:

@@ -3,11 +3,16 @@
 Material is minted with testbed.pki and laid out per node exactly as testbed.node.material
 names it (what ``testbed.manufacture`` writes into each node's /etc/testbed). Roles are the real
 ones, constructed in-process with a ``material_root`` and loopback ports.
+
+The building has one operator domain (``DOMAIN``) unless a test adds more with ``operator``
+(each with its own owner key, domain CA and trust center: ownership transfer), and a vendor
+cloud serving ``FIRMWARE_VERSIONS`` of the things' model (``vendor_cloud``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import socket
 import time
@@ -35,10 +40,13 @@ from testbed.node.roles.internet_host import InternetHostRole
 from testbed.node.roles.thing import ThingRole
 from testbed.node.roles.trust_center import TrustCenterRole
 from testbed.node.thing.contexts import PersistentContext, write_context
-from testbed.pki import keys
+from testbed.pki import firmware, keys
 
 DOMAIN = "hvac"
 BACKEND = "backend-1"
+MODEL = "t-1000"
+FACTORY_FIRMWARE = "1.0.0"
+FIRMWARE_VERSIONS = ["1.0.0", "1.1.0", "2.0.0"]
 
 
 def free_udp_port() -> int:
@@ -94,6 +102,46 @@ class MintedThing:
     def serial(self) -> str:
         return self.device.serial
 
+    def record_params(self, voucher: pki.Voucher | None = None) -> dict[str, str]:
+        """import-device parameters for this thing (with ``voucher`` instead of its own)."""
+        return {
+            "serial": self.serial,
+            "voucher": b64((voucher or self.voucher).to_bytes()),
+            "idevid": b64(der(self.device.idevid)),
+            "ccs": b64(self.device.ccs.to_bytes()),
+        }
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@dataclass
+class Operator:
+    """An operator domain: owner key and domain CA, and its trust center's identity and port."""
+
+    name: str
+    domain: pki.Domain
+    tc_key: keys.PrivateKey
+    tc_ccs: pki.Ccs
+    tc_port: int
+
+    @property
+    def tc_uri(self) -> str:
+        return f"coap://[::1]:{self.tc_port}"
+
+    @property
+    def node(self) -> str:
+        return "tc-1" if self.name == DOMAIN else f"tc-{self.name}"
+
+    def transfer_params(self) -> dict[str, str]:
+        """What a thing's ``transfer`` action needs to know about this owner."""
+        return {
+            "trust_center_uri": self.tc_uri,
+            "trust_center_ccs": b64(self.tc_ccs.to_bytes()),
+            "domain": self.name,
+        }
+
 
 @dataclass
 class World:
@@ -113,10 +161,28 @@ class World:
             f"urn:testbed:host:{BACKEND}", pki.compact_kid(40), self.backend_key.public_key()
         )
         self.tc_port = free_udp_port()
+        self.cloud_port = free_udp_port()
+        self.operators = {
+            DOMAIN: Operator(DOMAIN, self.domain, self.tc_key, self.tc_ccs, self.tc_port)
+        }
 
     @property
     def tc_uri(self) -> str:
         return f"coap://[::1]:{self.tc_port}"
+
+    @property
+    def cloud_uri(self) -> str:
+        return f"coap://[::1]:{self.cloud_port}"
+
+    def operator(self, name: str = DOMAIN) -> Operator:
+        """The operator ``name``, created (new owner key, CA, trust center) on first use."""
+        if name not in self.operators:
+            key = keys.generate()
+            ccs = pki.Ccs(f"urn:testbed:tc:{name}", pki.compact_kid(0), key.public_key())
+            self.operators[name] = Operator(
+                name, pki.new_domain(name), key, ccs, free_udp_port()
+            )
+        return self.operators[name]
 
     # -- minting ----------------------------------------------------------------------------
 
@@ -130,12 +196,13 @@ class World:
     ) -> MintedThing:
         index = len(self.things) + 1
         device = pki.manufacture(
-            self.vendor, f"ACME-{index:04d}", "t-1000", kid=pki.compact_kid(index)
+            self.vendor, f"ACME-{index:04d}", MODEL, kid=pki.compact_kid(index)
         )
         owner = pki.new_domain("elsewhere").owner_public_key if foreign_owner else None
         voucher = pki.issue_voucher(self.vendor, device, owner or self.domain.owner_public_key)
         material = self.tmp / "nodes" / name
         files = {f"{M.IDENTITY}/{n}": b for n, b in pki.device_files(device).items()}
+        files[M.THING_VENDOR_CA] = der(self.vendor.ca_cert)
         files[M.TRUST_CENTER_CCS] = self.tc_ccs.to_bytes()
         pki.write_files(material, files)
         thing = MintedThing(
@@ -145,16 +212,17 @@ class World:
             self.things[name] = thing
         return thing
 
-    def write_tc_material(self) -> Path:
-        root = self.tmp / "nodes" / "tc-1"
-        files = {
-            f"tc/{n}": b for n, b in pki.identity_files(self.tc_key, self.tc_ccs, "tc").items()
-        }
-        files[M.DOMAIN_CA_KEY] = keys.private_pem(self.domain.ca.key)
-        files[M.DOMAIN_CA_CERT] = der(self.domain.ca_cert)
-        files[M.OWNER_PUB] = keys.public_pem(self.domain.owner_public_key)
+    def write_tc_material(self, name: str = DOMAIN) -> Path:
+        """A trust center's material; the things' records only in the first domain's (the
+        others learn of things by import-device)."""
+        op = self.operator(name)
+        root = self.tmp / "nodes" / op.node
+        files = {f"tc/{n}": b for n, b in pki.identity_files(op.tc_key, op.tc_ccs, "tc").items()}
+        files[M.DOMAIN_CA_KEY] = keys.private_pem(op.domain.ca.key)
+        files[M.DOMAIN_CA_CERT] = der(op.domain.ca_cert)
+        files[M.OWNER_PUB] = keys.public_pem(op.domain.owner_public_key)
         files[f"{M.VENDORS_DIR}/{self.vendor.name}/{M.VENDOR_CA_CERT}"] = der(self.vendor.ca_cert)
-        for thing in self.things.values():
+        for thing in self.things.values() if name == DOMAIN else ():
             record = f"{M.DEVICES_DIR}/{thing.serial}"
             files[f"{record}/{M.VOUCHER}"] = thing.voucher.to_bytes()
             files[f"{record}/{M.DEVICE_RECORD_IDEVID}"] = der(thing.device.idevid)
@@ -169,8 +237,20 @@ class World:
             f"{M.IDENTITY}/{n}": b
             for n, b in pki.identity_files(self.backend_key, self.backend_ccs, "host").items()
         }
-        files[f"{M.TRUST_CENTERS_DIR}/{DOMAIN}.ccs.cbor"] = self.tc_ccs.to_bytes()
+        for op in self.operators.values():
+            files[f"{M.TRUST_CENTERS_DIR}/{op.name}.ccs.cbor"] = op.tc_ccs.to_bytes()
         pki.write_files(root, files)
+        return root
+
+    def write_cloud_material(self) -> Path:
+        """The vendor cloud's releases: FIRMWARE_VERSIONS of MODEL and their broken variants."""
+        root = self.tmp / "nodes" / "cloud-1"
+        if not root.exists():
+            files: dict[str, bytes] = {}
+            for release in firmware.mint_releases(self.vendor, MODEL, FIRMWARE_VERSIONS):
+                image, manifest = M.firmware_files(self.vendor.name, MODEL, release.name)
+                files[image], files[manifest] = release.image, release.manifest
+            pki.write_files(root, files)
         return root
 
     # -- roles ------------------------------------------------------------------------------
@@ -180,11 +260,13 @@ class World:
     ) -> ThingRole:
         attrs = {
             "vendor": self.vendor.name,
-            "model": "t-1000",
+            "model": MODEL,
             "device-class": thing.device_class,
             "domain": DOMAIN,
             "profile": "edhoc-oscore",
             "serial": thing.serial,
+            "firmware": FACTORY_FIRMWARE,
+            "vendor-cloud-uri": self.cloud_uri,
             "trust-center-uri": self.tc_uri,
             "coap-bind": "::1",
             "coap-port": str(free_udp_port()),
@@ -199,17 +281,18 @@ class World:
         return role
 
     @asynccontextmanager
-    async def trust_center(self) -> AsyncIterator[TrustCenterRole]:
-        material = self.write_tc_material()
+    async def trust_center(self, name: str = DOMAIN) -> AsyncIterator[TrustCenterRole]:
+        op = self.operator(name)
+        material = self.write_tc_material(name)
         ctx = context(
-            "tc-1",
+            op.node,
             "trust_center",
-            self.tmp / "volumes" / "tc-1",
-            {"domain": DOMAIN, "trusted-vendors": self.vendor.name},
+            self.tmp / "volumes" / op.node,
+            {"domain": name, "trusted-vendors": self.vendor.name},
             self.failures,
             material,
         )
-        role = TrustCenterRole(ctx, bind=("::1", self.tc_port))
+        role = TrustCenterRole(ctx, bind=("::1", op.tc_port))
         role.register_metrics(CollectorRegistry())
         await role.start()
         try:
@@ -217,12 +300,36 @@ class World:
         finally:
             await role.stop()
 
+    @asynccontextmanager
+    async def vendor_cloud(
+        self, registry: CollectorRegistry | None = None
+    ) -> AsyncIterator[InternetHostRole]:
+        attrs = {
+            "kind": "vendor-cloud",
+            "coap-bind": "::1",
+            "coap-port": str(self.cloud_port),
+        }
+        volume, material = self.tmp / "volumes" / "cloud-1", self.write_cloud_material()
+        ctx = context("cloud-1", "internet_host", volume, attrs, self.failures, material)
+        role = InternetHostRole(ctx)
+        role.register_metrics(registry or CollectorRegistry())
+        await role.start()
+        try:
+            yield role
+        finally:
+            await role.stop()
+
     def backend_role(
-        self, registry: CollectorRegistry | None = None, /, **attributes: str
+        self,
+        registry: CollectorRegistry | None = None,
+        /,
+        domains: tuple[str, ...] = (DOMAIN,),
+        **attributes: str,
     ) -> InternetHostRole:
+        trust_centers = ",".join(f"{d}={self.operator(d).tc_uri}" for d in domains)
         attrs = {
             "kind": "backend",
-            "trust-centers": f"{DOMAIN}={self.tc_uri}",
+            "trust-centers": trust_centers,
             "poll-interval": "0.2",
             "read-interval": "0.3",
             "request-timeout": "5",
@@ -295,10 +402,10 @@ class Client:
         return out
 
 
-async def listing(world: World) -> dict[str, ThingEntry]:
+async def listing(world: World, domain: str = DOMAIN) -> dict[str, ThingEntry]:
     """The trust center's /things, fetched the way the backend does (EDHOC with the host key)."""
     directory = await TrustCenterDirectory.connect(
-        DOMAIN, world.tc_uri, world.write_backend_material()
+        domain, world.operator(domain).tc_uri, world.write_backend_material()
     )
     try:
         return {t.name: t for t in await directory.things()}
