@@ -73,3 +73,32 @@ def test_thing_doc_matches_argument_spec(thing_module: ModuleType) -> None:
 
 def test_trust_center_doc_matches_argument_spec(tc_module: ModuleType) -> None:
     _check_spec(_documented("trust_center")["options"], tc_module.ARGUMENT_SPEC, "trust_center")
+
+
+def test_collection_is_typed_and_lint_clean() -> None:
+    """`make lint` covers testbed/, tests/ and bench/; the collection's Python is checked here
+    with the same strictness (mypy --strict, ruff)."""
+    bindir = Path(sys.executable).parent
+    plugins = "ansible_collections/testbed/iot/plugins"
+    mypy = subprocess.run(
+        [
+            str(bindir / "mypy"),
+            "--strict",
+            "--explicit-package-bases",
+            "--namespace-packages",
+            "--no-incremental",
+            plugins,
+        ],
+        cwd=COLLECTIONS,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert mypy.returncode == 0, mypy.stdout + mypy.stderr
+    ruff = subprocess.run(
+        [str(bindir / "ruff"), "check", str(COLLECTIONS / plugins)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ruff.returncode == 0, ruff.stdout + ruff.stderr

@@ -211,7 +211,7 @@ def changed_by(action: str, answer: dict[str, Any]) -> bool:
     if "changed" in answer:
         return bool(answer["changed"])
     if action == "revoke" and "previous_state" in answer:
-        return answer["previous_state"] != "revoked"
+        return bool(answer["previous_state"] != "revoked")
     return changed_of(answer)
 
 
