@@ -1,0 +1,243 @@
+"""Issue 6 acceptance against real containers: the run's Prometheus scrapes every node on mgmt,
+holds the key series, fires the commissioning-failure alert, follows nodes that come and go,
+exports snapshots, and leaves with `testbed down`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testbed.observe.api import PrometheusAPI
+from testbed.plan import Plan, make_plan
+from testbed.topology import load_topology
+from tests.integration.conftest import ROOT, remove_run, run_cli
+from tests.integration.nodes import wait_for
+
+pytestmark = pytest.mark.integration
+DEFAULT = ROOT / "topologies" / "default.yaml"
+REFUSALS = ROOT / "tests" / "fixtures" / "topologies" / "integration" / "refusals.yaml"
+KEY_SERIES = (
+    "testbed_node_up",
+    "testbed_thing_lifecycle_state",
+    "testbed_tc_enrollments_total",
+    "testbed_bootstrap_duration_seconds_bucket",
+)
+REFUSED = {"untrusted-01", "counterfeit-01", "foreign-01"}
+
+
+class Run:
+    def __init__(self, name: str, plan: Plan, up_output: str, api: PrometheusAPI) -> None:
+        self.name = name
+        self.plan = plan
+        self.up_output = up_output
+        self.api = api
+
+
+def _bring_up(
+    docker_client: Any, cli_env: dict[str, str], topology: Path, run: str, exit_code: int
+) -> Run:
+    remove_run(docker_client, run)
+    up = run_cli(["up", "-t", str(topology), "--run", run], cli_env, check=False)
+    assert up.returncode == exit_code, up.stdout + up.stderr
+    assert "Prometheus: http://127.0.0.1:" in up.stdout, up.stdout
+    url = run_cli(["metrics", "url", "--run", run], cli_env).stdout.strip()
+    assert url.startswith("http://127.0.0.1:") and url in up.stdout.replace("\n", "")
+    plan = make_plan(load_topology(topology), run, str(topology))
+    return Run(run, plan, up.stdout, PrometheusAPI(url))
+
+
+def _down(docker_client: Any, cli_env: dict[str, str], run: str) -> None:
+    run_cli(["down", "--run", run], cli_env, check=False)
+    remove_run(docker_client, run)
+
+
+@pytest.fixture(scope="module")
+def office(docker_client, node_image, cli_env) -> Iterator[Run]:  # type: ignore[no-untyped-def]
+    run = _bring_up(docker_client, cli_env, DEFAULT, "obs-it-office", 0)
+    try:
+        yield run
+    finally:
+        _down(docker_client, cli_env, run.name)
+
+
+def _up_by_node(run: Run) -> dict[str, float]:
+    return {
+        r["metric"]["node"]: float(r["value"][1]) for r in run.api.query(f'up{{run="{run.name}"}}')
+    }
+
+
+def test_every_target_is_up(office: Run) -> None:
+    expected = {n.name for n in office.plan.nodes} | {"prometheus"}
+
+    def all_up() -> dict[str, float] | None:
+        up = _up_by_node(office)
+        return up if set(up) == expected and all(v == 1 for v in up.values()) else None
+
+    wait_for(all_up, 60, "Prometheus to scrape every node of the run")
+    for target in office.api.targets():
+        labels = target["labels"]
+        if labels["job"] != "testbed-nodes":
+            continue
+        node = office.plan.node(labels["node"])
+        assert f"[{node.config.address('mgmt')}]:9180" in target["scrapeUrl"]
+        assert labels["run"] == office.name and labels["role"] == node.role
+        if node.role == "thing":
+            attributes = node.config.attributes
+            for key in ("vendor", "model", "domain", "pan"):
+                assert labels[key] == attributes[key], (node.name, key)
+
+
+@pytest.mark.parametrize("metric", KEY_SERIES)
+def test_key_series_hold_data_for_the_run(office: Run, metric: str) -> None:
+    found = wait_for(
+        lambda: office.api.query(f'{metric}{{run="{office.name}"}}'), 60, f"{metric} in Prometheus"
+    )
+    assert all(r["metric"]["run"] == office.name for r in found)
+    if metric == "testbed_thing_lifecycle_state":
+        current = {r["metric"]["node"] for r in found if r["metric"]["state"] == "operational"}
+        current_value = {
+            r["metric"]["node"]
+            for r in found
+            if r["metric"]["state"] == "operational" and r["value"][1] == "1"
+        }
+        things = {n.name for n in office.plan.nodes if n.role == "thing"}
+        assert current == things and current_value == things
+    if metric == "testbed_tc_enrollments_total":
+        total = sum(float(r["value"][1]) for r in found if r["metric"]["outcome"] == "success")
+        assert total == 6
+        # honor_labels: the pledge's vendor stays "vendor", not "exported_vendor"
+        assert {r["metric"]["vendor"] for r in found} == {"acme", "lumina"}
+
+
+def test_recording_rules_answer(office: Run) -> None:
+    operational = (
+        "sum(run_domain_vendor_state:testbed_thing_lifecycle_state:sum"
+        f'{{run="{office.name}", state="operational"}})'
+    )
+
+    def six() -> bool:
+        found = office.api.query(operational)
+        return bool(found) and float(found[0]["value"][1]) == 6
+
+    # The rule is evaluated every 5 s over what was scraped by then: all six within a minute.
+    wait_for(six, 60, "the things-per-state recording rule to count six operational things")
+    quantiles = office.api.query(
+        f'run_profile_vendor:testbed_bootstrap_duration_seconds:quantile{{run="{office.name}"}}'
+    )
+    assert {r["metric"]["vendor"] for r in quantiles} == {"acme", "lumina"}
+
+
+def test_status_lists_prometheus_with_its_url(office: Run, cli_env: dict[str, str]) -> None:
+    status = json.loads(run_cli(["status", "--run", office.name, "--json"], cli_env).stdout)
+    observers = [s for s in status if s["role"] == "observer"]
+    assert len(observers) == 1
+    assert observers[0]["node"] == "prometheus" and observers[0]["state"] == "running"
+    assert observers[0]["attributes"]["url"] == office.api.url
+    assert list(observers[0]["addresses"]) == ["mgmt"]  # mgmt only
+    table = run_cli(["status", "--run", office.name], cli_env).stdout
+    assert "prometheus" in table and "observer" in table
+
+
+def test_snapshot_json_and_csv(office: Run, cli_env: dict[str, str], tmp_path: Path) -> None:
+    wait_for(lambda: len(_up_by_node(office)) > 1, 60, "a first scrape")
+    out_json, out_csv = tmp_path / "snap.json", tmp_path / "snap.csv"
+    run_cli(["metrics", "snapshot", "-o", str(out_json), "--run", office.name], cli_env)
+    run_cli(
+        ["metrics", "snapshot", "-o", str(out_csv), "-r", office.name, "--format", "csv"], cli_env
+    )
+    data = json.loads(out_json.read_text())
+    assert data["run"] == office.name and data["end"] > data["start"]
+    names = {s["series"] for s in data["series"]}
+    assert {
+        "node_up",
+        "thing_lifecycle_state",
+        "tc_enrollments",
+        "bootstrap_duration_buckets",
+    } <= names
+    assert all(s["labels"].get("run") == office.name for s in data["series"])
+    rows = list(csv.DictReader(out_csv.open()))
+    assert rows and {r["run"] for r in rows} == {office.name}
+
+
+def test_targets_follow_nodes_that_come_and_go(
+    office: Run, docker_client: Any, cli_env: dict[str, str]
+) -> None:
+    # Last test of the module: it stops a thing of the shared run.
+    wait_for(lambda: "lamp-03" in _up_by_node(office), 60, "lamp-03 to be scraped")
+    docker_client.containers.get(f"tb-{office.name}-lamp-03").stop(timeout=5)
+    run_cli(["metrics", "targets", "--run", office.name], cli_env)
+    wait_for(
+        lambda: not any(t["labels"].get("node") == "lamp-03" for t in office.api.targets()),
+        30,
+        "Prometheus to drop the stopped lamp-03 from its targets",
+    )
+    assert "lamp-01" in _up_by_node(office)
+
+
+# -- refusals: the commissioning-failure alert ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def refusals(docker_client, node_image, cli_env) -> Iterator[Run]:  # type: ignore[no-untyped-def]
+    # Three things are refused by design: `up` exits 10 and leaves the run up.
+    run = _bring_up(docker_client, cli_env, REFUSALS, "obs-it-refusals", 10)
+    try:
+        yield run
+    finally:
+        _down(docker_client, cli_env, run.name)
+
+
+def _firing(run: Run, alertname: str) -> list[dict[str, Any]]:
+    return [
+        a
+        for a in run.api.alerts()
+        if a["labels"].get("alertname") == alertname
+        and a["labels"].get("run") == run.name
+        and a["state"] == "firing"
+    ]
+
+
+def test_commissioning_failure_alert_fires_for_each_refused_thing(refusals: Run) -> None:
+    alerts = wait_for(
+        lambda: (
+            (found := _firing(refusals, "ThingCommissioningFailed"))
+            and {a["labels"]["node"] for a in found} == REFUSED
+            and found
+        ),
+        90,
+        "ThingCommissioningFailed to fire for the three refused things",
+        interval=2,
+    )
+    for alert in alerts:
+        assert alert["labels"]["severity"] == "warning"
+        assert alert["labels"]["domain"] == "facility"
+        assert "failed to commission" in alert["annotations"]["summary"]
+    # the genuine thing commissioned: no alert for it
+    assert "genuine-01" not in {a["labels"]["node"] for a in alerts}
+
+
+def test_refusals_are_counted_per_reason(refusals: Run) -> None:
+    found = wait_for(
+        lambda: refusals.api.query(
+            f'run_domain_reason:testbed_tc_refusals:sum{{run="{refusals.name}"}} > 0'
+        ),
+        60,
+        "refusals in the recording rule",
+    )
+    assert len({r["metric"]["reason"] for r in found}) >= 2, found
+
+
+def test_down_removes_prometheus(
+    refusals: Run, docker_client: Any, cli_env: dict[str, str]
+) -> None:
+    run_cli(["down", "--run", refusals.name], cli_env)
+    flt = {"label": f"testbed.run={refusals.name}"}
+    assert docker_client.containers.list(all=True, filters=flt) == []
+    assert docker_client.volumes.list(filters=flt) == []
+    assert not refusals.api.ready()
