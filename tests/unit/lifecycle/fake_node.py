@@ -142,6 +142,8 @@ class FakeTrustCenter:
                 shown = {k: v for k, v in entry.items() if k != "voucher_sha256"}
                 if self.listing_has_digest:
                     shown["voucher_sha256"] = entry["voucher_sha256"]
+                else:  # what the real trust center lists
+                    shown["record"] = True
                 entries.append({"serial": serial, **shown})
             return {"devices": entries}
         if name == "import-device":

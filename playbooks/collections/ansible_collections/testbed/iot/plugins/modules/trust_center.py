@@ -165,15 +165,32 @@ def _decode(name: str, value: str) -> bytes:
 
 
 def _same_record(entry: dict[str, Any], voucher: bytes) -> bool | None:
-    """Whether the registry holds this very voucher; None when the entry does not say."""
+    """Whether the registry holds this very voucher: True, False, or None (cannot tell)."""
     for key in ("voucher_sha256", "voucher_digest"):
         if entry.get(key):
             return str(entry[key]).lower() == hashlib.sha256(voucher).hexdigest()
+    if entry.get("record") is False:
+        return False  # the registry knows the serial but holds no device record
+    links = entry.get("voucher_links")
+    if isinstance(links, int) and links != _array_length(voucher):
+        return False  # a chain of another length: another ownership path
+    return None
+
+
+def _array_length(cbor: bytes) -> int | None:
+    """Length of the CBOR array a voucher is, from its first bytes (no CBOR library)."""
+    if not cbor or cbor[0] >> 5 != 4:
+        return None
+    info = cbor[0] & 0x1F
+    if info < 24:
+        return info
+    if info == 24 and len(cbor) > 1:
+        return cbor[1]
     return None
 
 
 def predict(
-    params: dict[str, Any], devices: dict[str, dict[str, Any]]
+    params: dict[str, Any], devices: dict[str, dict[str, Any]], check_mode: bool = False
 ) -> tuple[str | None, dict[str, Any]]:
     """(action to run or None, predicted entry) for the desired state."""
     serial = params.get("serial")
@@ -190,11 +207,14 @@ def predict(
     voucher = _decode("voucher", params["voucher"])
     _decode("idevid", params["idevid"])
     _decode("ccs", params["ccs"])
-    if entry and _same_record(entry, voucher) is True:
+    same = _same_record(entry, voucher) if entry else False
+    if same is True or (same is None and check_mode):
+        # None: the listing cannot tell two chains of one length apart; check mode predicts
+        # the likely "same", a real run asks the trust center, whose answer decides.
         return None, entry
-    # Unknown serial, another voucher, or a listing that cannot tell: the import runs (and
-    # reports changed=false itself when the record is the same).
-    return "import-device", {**entry, "serial": serial, "state": entry.get("state", "imported")}
+    state = entry.get("state")
+    after = "imported" if state in (None, "revoked") else state
+    return "import-device", {**entry, "serial": serial, "state": after}
 
 
 def _listing(client: ControlClient) -> dict[str, dict[str, Any]] | None:
@@ -233,7 +253,7 @@ def run(
             result["warnings"] = ["the trust center cannot list its devices: assuming a change"]
     else:
         before = devices.get(serial, {})
-        action, expected = predict(params, devices)
+        action, expected = predict(params, devices, check_mode)
     result["device"] = before
     if action is not None:
         result["action"] = action
