@@ -36,7 +36,7 @@ def _api(run: str | None) -> tuple[str, PrometheusAPI]:
     from testbed.observe.hook import url_of
 
     backend = DockerBackend()
-    name = bringup.resolve_run(backend, run)
+    name = run or bringup.resolve_run(backend, run)
     url = url_of(backend, name)
     if url is None:
         raise ObserveError(
@@ -147,7 +147,8 @@ def check(
     if directory is None:
         from testbed.backends.docker import DockerBackend
 
-        directory = observe_dir(rundir.run_dir_for(bringup.resolve_run(DockerBackend(), run)))
+        name = run or bringup.resolve_run(DockerBackend(), run)
+        directory = observe_dir(rundir.run_dir_for(name))
     result = check_config(directory / CONFIG_FILE)
     console.print(result.output, markup=False, highlight=False)
     if not result.ok:

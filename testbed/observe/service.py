@@ -202,4 +202,5 @@ def find_observer(client: docker.DockerClient, run: str) -> Observer | None:
 
 def _observer_containers(client: docker.DockerClient, run: str) -> list[Any]:
     flt = {"label": [f"{L.RUN}={run}", f"{L.ROLE}={OBSERVER_ROLE}"]}
-    return list(client.containers.list(all=True, filters=flt))
+    # ignore_removed: other runs' containers may vanish while the daemon lists them
+    return list(client.containers.list(all=True, filters=flt, ignore_removed=True))

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from testbed.observe import dashcheck
+from testbed.observe import rules as R
 from testbed.observe.api import PrometheusAPI
 from testbed.plan import Plan, make_plan
 from testbed.topology import load_topology
@@ -231,6 +233,35 @@ def test_refusals_are_counted_per_reason(refusals: Run) -> None:
         "refusals in the recording rule",
     )
     assert len({r["metric"]["reason"] for r in found}) >= 2, found
+
+
+def test_every_dashboard_panel_returns_data_for_the_run(refusals: Run) -> None:
+    # The refusals run holds both kinds of data: a commissioned thing and refused ones, so
+    # success and failure panels alike must answer. Variables: run = this run, the rest All.
+    dashboards = dashcheck.load((ROOT / "dashboards" / "json").glob("*.json"))
+    assert len(dashboards) == 3
+    # rate() panels need two samples in their window; recording rules one evaluation
+    wait_for(
+        lambda: (
+            refusals.api.query(
+                f'count_over_time(up{{run="{refusals.name}", role="trust_center"}}[1m]) >= 3'
+            )
+            and refusals.api.query(f'{R.BOOTSTRAP_FAILURES}{{run="{refusals.name}"}}')
+        ),
+        60,
+        "three scrapes and the recording rules",
+    )
+    empty: list[str] = []
+    for dashboard in dashboards:
+        options = dashcheck.variable_options(refusals.api, dashboard, refusals.name)
+        assert refusals.name in options["run"]
+        assert options.get("domain", {"facility"}) == {"facility"}
+        assert options.get("vendor", {"acme", "shady"}) == {"acme", "shady"}
+        for result in dashcheck.check_dashboard(refusals.api, dashboard, refusals.name):
+            assert not result.error, (result.query.panel, result.filled, result.error)
+            if not result.series:
+                empty.append(f"{result.query.dashboard} / {result.query.panel}: {result.filled}")
+    assert not empty, "panels without data:\n" + "\n".join(empty)
 
 
 def test_down_removes_prometheus(
