@@ -25,9 +25,10 @@ from testbed.node.errors import ServeError, UnknownAction
 from testbed.node.logs import EventLog
 from testbed.node.metrics import NodeMetrics
 from testbed.node.netsetup import setup_network
+from testbed.node.radio.attach import RadioAttachment
 from testbed.node.redact import scrub
 from testbed.node.roles import role_class
-from testbed.node.roles.base import Role, RoleContext
+from testbed.node.roles.base import Action, Role, RoleContext
 
 ROLE_STOP_TIMEOUT = 0.8
 
@@ -55,6 +56,11 @@ class Node:
         self.role: Role = role_class(config.role)(ctx)
         self.metrics = NodeMetrics(config)
         self.role.register_metrics(self.metrics.registry)
+        # Radio PANs (medium: radio): TUN + 802.15.4 emulation; None on bridge PANs.
+        self.radio = RadioAttachment.for_node(config, log)
+        if self.radio is not None:
+            self.radio.register_metrics(self.metrics.registry)
+            self.radio.instrument(self.role)
         self.control = ControlServer(self, config.control_port, log)
         self._role_started = False
 
@@ -70,6 +76,8 @@ class Node:
                 "another process holds the port; check control_port in node.json",
             ) from exc
         self.log.info("control.serving", port=self.config.control_port)
+        if self.radio is not None:  # before the routes: their next hop is on the TUN
+            await self.radio.start()
         self._network = await setup_network(self.config, self.log)
         await self.metrics.serve(self.config.address("mgmt"), self.config.metrics_port, self.log)
         await self.role.start()
@@ -88,6 +96,9 @@ class Node:
                 self.log.warning("role.stop_timeout", timeout=ROLE_STOP_TIMEOUT)
             except Exception:
                 self.log.exception("role.stop_failed")
+        if self.radio is not None:
+            with contextlib.suppress(Exception):
+                await self.radio.stop()
         with contextlib.suppress(Exception):
             await self.control.close()
         with contextlib.suppress(Exception):
@@ -120,15 +131,19 @@ class Node:
                 "started_at": self.started_at,
                 "network": self._network,
                 "state": self.role.state() if self._role_started else None,
+                **({"radio": self.radio.snapshot()} if self.radio is not None else {}),
             }
         )
         return snapshot
 
+    def _actions(self) -> dict[str, Action]:
+        return {**self.role.actions(), **(self.radio.actions() if self.radio else {})}
+
     def action_names(self) -> Sequence[str]:
-        return list(self.role.actions())
+        return list(self._actions())
 
     async def dispatch(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        action = self.role.actions().get(name)
+        action = self._actions().get(name)
         if action is None:
             raise UnknownAction(
                 f"role {self.role.name} has no action {name!r}",

@@ -42,3 +42,23 @@ class HostNumbers:
         number = self._next.get(network, FIRST_HOST)
         self._next[network] = number + 1
         return number
+
+
+# -- radio PANs (Pan.medium == "radio") ------------------------------------------------------
+# The PAN /64 (PAN_BASE + index) lives on the nodes' TUN devices; the PAN's Docker network only
+# carries ZEP between the things and the medium, on a carrier /64 of its own.
+CARRIER_BASE = 0x100
+_SHORT_IID = 0x0000_00FF_FE00_0000  # RFC 6282: IID 0000:00ff:fe00:XXXX of short address XXXX
+
+
+def host_number(address: str) -> int:
+    """The host number of an address planned by ``host`` (prefix length allowed)."""
+    return int(ipaddress.IPv6Interface(address).ip) & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def radio_host(net: ipaddress.IPv6Network, number: int) -> ipaddress.IPv6Address:
+    """A node's PAN address on a radio PAN: the IID of 802.15.4 short address ``number``, so
+    that 6LoWPAN elides it and the link-layer address follows from the IPv6 address."""
+    if not 0 <= number <= 0xFFFD:
+        raise ValueError(f"host number {number:#x} is not a usable short address")
+    return net.network_address + (_SHORT_IID | number)

@@ -12,16 +12,18 @@ real building.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import re
 
 from testbed.errors import PlanError
 from testbed.node.config import Interface, NodeConfig, Route
+from testbed.node.radio.config import GilbertElliottSpec, RadioPanConfig
 from testbed.plan import addressing
 from testbed.plan.labels import NETWORK, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
-from testbed.topology.schema import NAME_RE, Topology
+from testbed.topology.schema import NAME_RE, Pan, Topology
 
 RESOURCE_PREFIX = "tb"
 SYSCTLS_ALL = {
@@ -81,7 +83,52 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         for name in thing.names():
             interfaces[name] = [Interface(n, addr(n)) for n in ("mgmt", f"pan-{thing.pan}")]
 
+    # -- radio PANs: the node's PAN address is on its TUN, its interface is on the carrier ---
+    radio = {f"pan-{p.name}": p for p in topology.pans if p.medium == "radio"}
+    pan_prefix = {
+        f"pan-{p.name}": addressing.subnet(prefix, addressing.PAN_BASE + i)
+        for i, p in enumerate(topology.pans)
+    }
+    radio_address = {
+        (node, iface.network): addressing.radio_host(
+            pan_prefix[iface.network], addressing.host_number(iface.ipv6)
+        )
+        for node, ifaces in interfaces.items()
+        for iface in ifaces
+        if iface.network in radio
+    }
+
+    def radio_attributes(node: str, pans: list[str], hub: bool) -> dict[str, str]:
+        out = {}
+        for network in (f"pan-{p}" for p in pans if f"pan-{p}" in radio):
+            pan, router = radio[network], router_of_pan[network.removeprefix("pan-")]
+            address = radio_address[node, network]
+            names = {  # short address (hex) -> node, for the medium's metrics and link settings
+                f"{addressing.host_number(str(a)) & 0xFFFF:04x}": n
+                for (n, net), a in radio_address.items()
+                if net == network
+            }
+            config = RadioPanConfig(
+                pan=pan.name,
+                address=f"{address}/64",
+                short=addressing.host_number(str(address)) & 0xFFFF,
+                medium=carrier_of(router, network),
+                router="" if hub else str(radio_address[router, network]),
+                channel=pan.channel,
+                pan_id=pan.pan_id,
+                reassembly_timeout=pan.reassembly_timeout,
+            )
+            if hub:
+                config = _with_channel_model(config, pan, names)
+            out[config.key] = config.to_attribute()
+        return out
+
+    def carrier_of(node: str, network: str) -> str:
+        return next(i.ipv6.split("/")[0] for i in interfaces[node] if i.network == network)
+
     def address_of(node: str, network: str) -> str:
+        if (node, network) in radio_address:
+            return str(radio_address[node, network])
         for iface in interfaces[node]:
             if iface.network == network:
                 return iface.ipv6.split("/")[0]
@@ -89,7 +136,10 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
 
     def routes_via(network: str, destinations: list[tuple[str, str]]) -> tuple[Route, ...]:
         return tuple(
-            Route(prefix=nets[dest].subnet6, via=address_of(router, network))
+            Route(
+                prefix=str(pan_prefix[dest]) if dest in radio else nets[dest].subnet6,
+                via=address_of(router, network),
+            )
             for dest, router in destinations
         )
 
@@ -156,7 +206,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             router.name,
             "border_router",
             TIER_INFRA,
-            {"pans": ",".join(router.pans)},
+            {"pans": ",".join(router.pans), **radio_attributes(router.name, router.pans, True)},
             routes_via("backbone", foreign),
             forwarding=True,
             tun=True,
@@ -213,7 +263,11 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
                 name,
                 "thing",
                 TIER_THINGS,
-                {**attributes, "serial": serial_number(topology.building, thing.vendor, name)},
+                {
+                    **attributes,
+                    "serial": serial_number(topology.building, thing.vendor, name),
+                    **radio_attributes(name, [thing.pan], False),
+                },
                 routes_via(f"pan-{thing.pan}", others),
                 tun=True,
             )
@@ -234,7 +288,12 @@ def _networks(topology: Topology, run: str, prefix: ipaddress.IPv6Network) -> li
         ("internet", "internet", addressing.SUBNET_IDS["internet"]),
     ]
     specs += [
-        (f"pan-{pan.name}", "pan", addressing.PAN_BASE + index)
+        # A radio PAN's Docker network is its ZEP carrier; the PAN /64 is on the nodes' TUNs.
+        (
+            f"pan-{pan.name}",
+            "pan",
+            (addressing.CARRIER_BASE if pan.medium == "radio" else addressing.PAN_BASE) + index,
+        )
         for index, pan in enumerate(topology.pans)
     ]
     out = []
@@ -252,3 +311,16 @@ def _networks(topology: Topology, run: str, prefix: ipaddress.IPv6Network) -> li
             )
         )
     return out
+
+
+def _with_channel_model(config: RadioPanConfig, pan: Pan, names: dict[str, str]) -> RadioPanConfig:
+    """What the medium in the border router applies to a radio PAN (from the topology)."""
+    ge = pan.gilbert_elliott
+    return dataclasses.replace(
+        config,
+        loss=pan.loss,
+        gilbert_elliott=GilbertElliottSpec(ge.p, ge.r, ge.loss_good, ge.loss_bad) if ge else None,
+        max_frame_retries=pan.mac_max_frame_retries,
+        seed=pan.seed,
+        names=names,
+    )

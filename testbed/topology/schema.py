@@ -85,6 +85,10 @@ class Pan(Strict):
     """An emulated IEEE 802.15.4 PAN (applied by the radio medium)."""
 
     name: Name
+    # bridge: things sit on a Docker bridge with the PAN /64 (no frame-level emulation);
+    # radio: the PAN /64 lives on TUN devices and every packet crosses the emulated medium
+    # (802.15.4 frames, 6LoWPAN, loss, retries) run by the border router (testbed.node.radio).
+    medium: Literal["bridge", "radio"] = "bridge"
     channel: int = Field(15, ge=11, le=26)
     pan_id: int = Field(0xABCD, ge=0, le=0xFFFE)
     loss: Probability = Field(0.0, description="frame loss probability per directed link")

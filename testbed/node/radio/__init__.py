@@ -1,7 +1,7 @@
 """The emulated IEEE 802.15.4 PAN, frame level (runs inside containers; pure library code).
 
-    packet --Station.send--> MAC frames --ZEP/UDP (later step)--> Medium.submit
-    Medium.run --> Delivery --ZEP/UDP--> Station.receive --> packet
+    TUN --StationPort/Station.send--> MAC frames --ZepClient, ZEP/UDP--> MediumHub: Medium.submit
+    Medium.run --> Delivery --ZEP/UDP--> ZepClient --Station.receive--> packet --> TUN
 
 Modules, bottom up:
     crc          FCS (CRC-16/KERMIT), in C via binascii
@@ -16,6 +16,15 @@ Modules, bottom up:
     links        per directed link loss: Bernoulli and Gilbert-Elliott, seeded per link
     medium       the event-driven channel: airtime, one frame at a time, ACKs and retries
     pcap         capture files Wireshark reads (802.15.4 with FCS, or IPv6/UDP/ZEP)
+
+The node side (``medium: radio`` PANs), on top of those:
+    config       the planner's radio-<pan> attributes; addressing convention (IID <- short)
+    tun          the TUN device (lowpan<i>) the PAN /64 lives on
+    port         a node's station on a PAN: next hop without ND, MLD/RS filter, airtime
+    frontend     asyncio: ZepClient (a node's radio), MediumHub (the medium on the loop clock)
+    metrics      testbed_radio_* from published samples; bootstrap frames histogram
+    bootstrap    frames per bootstrap attempt, into the bootstrap report
+    attach       what testbed.node.node starts: TUN + radio per PAN, link-set/reset actions
 
 Garbled input never raises out of a receive path (Station.receive, Reassembler.receive,
 Medium.submit): it is dropped and counted by reason. Decoders used directly (mac.decode,

@@ -135,6 +135,11 @@ class LinkTable:
         self.configure(src, dst, self.default)
         del self._configured[src, dst]
 
+    def reset_all(self, default: LinkConfig) -> None:
+        """Forget every per-link setting and use ``default`` everywhere (streams are kept)."""
+        self._configured.clear()
+        self.set_default(default)
+
     def set_default(self, config: LinkConfig) -> None:
         self.default = config
         for key, state in self._states.items():

@@ -1,6 +1,6 @@
 """The radio medium of one PAN: a pure, event-driven model on a virtual clock.
 
-No sockets and no wall clock: a front end (the ZEP/UDP server, a later step) calls
+No sockets and no wall clock: a front end (frontend.MediumHub, the ZEP/UDP server) calls
 ``submit(node, frame, at)`` when a frame arrives, ``run(until)`` to advance the clock, sends the
 returned events out, and sleeps until ``next_event_time()``. Tests drive it the same way and get
 the same answer every time for the same seed.

@@ -1,7 +1,7 @@
 """A node's end of the PAN: IPv6 packets in, 802.15.4 frames out, and back.
 
-This is what a thing or the border router runs behind its TUN device (the TUN and socket glue is
-a later step): ``send`` compresses and fragments one packet into complete MAC frames (FCS
+This is what a thing or the border router runs behind its TUN device (glue: port.py,
+frontend.py, attach.py): ``send`` compresses and fragments one packet into complete MAC frames (FCS
 included) with fresh sequence numbers and one datagram tag; ``receive`` filters, de-duplicates
 and reassembles frames. MAC acknowledgements and retransmissions are not done here: the medium
 emulates them for our stations (see medium.py), so a station hands each frame over exactly once.

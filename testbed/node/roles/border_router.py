@@ -1,8 +1,13 @@
 """The border router (6LBR): routes between its PANs, the backbone and the Internet.
 
 The PANs it serves come from the planner's ``pans`` attribute (comma-separated names); without
-it, from the networks it is attached to whose name starts with ``pan-``. The radio medium and an
-optional CoAP proxy will be started from :meth:`BorderRouterRole.start`.
+it, from the networks it is attached to whose name starts with ``pan-``. An optional CoAP proxy
+will be started from :meth:`BorderRouterRole.start`.
+
+For a PAN with ``medium: radio`` the node runs the PAN's radio medium (testbed.node.radio.attach,
+started by the node before its routes): a ZEP hub on the router's carrier address, and a TUN
+``lowpan<i>`` with the router's PAN address that the kernel forwards to and from like any
+interface; its ``link-show``/``link-set``/``link-reset`` actions change the PAN's frame loss live.
 """
 
 from __future__ import annotations

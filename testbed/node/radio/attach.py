@@ -1,0 +1,340 @@
+"""A node's attachment to the radio PANs its config names (``radio-<pan>`` attributes).
+
+    thing           TUN lowpan0 (its PAN address) <-> StationPort <-> ZepClient --ZEP--> hub
+    border router   per PAN i: TUN lowpan<i> (its PAN address) <-> StationPort <-> MediumHub
+                    (the PAN's medium, a ZEP hub on its carrier address)
+
+The node starts it *before* installing routes (testbed.node.node): the things' routes point at
+the router's PAN address, which is on-link only once the TUN carries the /64. The router
+forwards between its TUNs and the backbone like between any interfaces (forwarding is on).
+
+Control actions (the later ``testbed link`` CLI calls them on the router):
+    link-show  {}                                       links, nodes, counters per PAN
+    link-set   {loss, [pan], [src], [dst], [gilbert_elliott: {p, r, loss_good, loss_bad}]}
+               loss as 0.1 or "10%"; without src/dst it changes every link of the PAN
+    link-reset {[pan]}                                  back to the topology's settings
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+
+from testbed.node.config import NodeConfig
+from testbed.node.errors import ActionError, ConfigError
+from testbed.node.logs import EventLog
+from testbed.node.radio.bootstrap import RadioMetered
+from testbed.node.radio.config import TUN_PREFIX, RadioPanConfig, radio_pans
+from testbed.node.radio.frontend import MediumHub, ZepClient, link_config
+from testbed.node.radio.links import GilbertElliott
+from testbed.node.radio.metrics import (
+    PUBLISH_INTERVAL,
+    NodeSample,
+    PanSample,
+    RadioCollector,
+    Samples,
+    bootstrap_frames_histogram,
+)
+from testbed.node.radio.port import StationPort
+from testbed.node.radio.tun import Tun
+
+Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+BIND_DEADLINE = 10.0  # the carrier address may still be tentative right after start
+
+
+async def _bind(open_: Callable[[], Awaitable[None]]) -> None:
+    give_up = time.monotonic() + BIND_DEADLINE
+    while True:
+        try:
+            await open_()
+            return
+        except OSError as exc:
+            if exc.errno != errno.EADDRNOTAVAIL or time.monotonic() >= give_up:
+                raise
+            await asyncio.sleep(0.2)
+
+
+class _Pan:
+    """One PAN of this node: its TUN, station port and radio (client or hub)."""
+
+    def __init__(self, node: str, config: RadioPanConfig, index: int, hub: bool) -> None:
+        self.config = config
+        self.tun = Tun(f"{TUN_PREFIX}{index}", self._from_tun)
+        self.hub = MediumHub(config) if hub else None
+        self.client = None if hub else ZepClient(config)
+        self._transmit: Callable[[bytes], None] = lambda frame: None
+        self.port = StationPort(config, lambda frame: self._transmit(frame), self.tun.write)
+        self.node = node
+
+    def _from_tun(self, packet: bytes) -> None:
+        self.port.send_packet(packet)
+
+    async def start(self) -> None:
+        if self.hub is not None:
+            await _bind(self.hub.open)
+            self._transmit = self.hub.attach_local(
+                self.node, (self.config.short_addr, self.config.ext_addr), self.port.receive_frame
+            )
+        else:
+            assert self.client is not None
+            self.client.port = self.port
+            self._transmit = self.client.transmit
+            await _bind(self.client.open)
+        await self.tun.open(self.config.address)
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.tun.close()
+        if self.hub is not None:
+            self.hub.close()
+        if self.client is not None:
+            self.client.close()
+
+    def samples(self) -> list[NodeSample]:
+        pan, st = self.config.pan, self.port.station
+        own = st.snapshot()
+        own_dropped: dict[str, int] = dict(own["dropped_frames"])  # type: ignore[call-overload]
+        if self.client is not None:
+            for reason, count in self.client.dropped.items():
+                own_dropped[reason] = own_dropped.get(reason, 0) + count
+            own_dropped["tun-write"] = self.tun.write_dropped
+            return [
+                NodeSample(
+                    pan,
+                    self.node,
+                    st.frames_sent,
+                    st.frames_received,
+                    self.port.airtime_s,
+                    own_dropped,
+                    dict(st.fragments_per_packet),
+                    dict(self.port.packets_filtered),
+                )
+            ]
+        assert self.hub is not None
+        out = []
+        nodes: dict[str, dict[str, Any]] = self.hub.medium.snapshot()["nodes"]  # type: ignore[assignment]
+        for name, n in nodes.items():
+            dropped = dict(n["dropped"])
+            mine = name == self.node
+            if mine:
+                for cause, count in own_dropped.items():
+                    dropped[cause] = dropped.get(cause, 0) + count
+            out.append(
+                NodeSample(
+                    pan,
+                    name,
+                    n["transmissions"],
+                    n["frames_received"],
+                    n["airtime_s"],
+                    dropped,
+                    dict(st.fragments_per_packet) if mine else {},
+                    dict(self.port.packets_filtered) if mine else {},
+                    retries=n["retries"],
+                    queue_length=n["queue_length"],
+                )
+            )
+        return out
+
+    def pan_sample(self) -> PanSample | None:
+        if self.hub is None:
+            return None
+        default = self.hub.medium.links.default
+        return PanSample(self.config.pan, self.hub.medium.busy_s, default.expected_loss)
+
+    def snapshot(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "address": self.config.address,
+            "short": f"0x{self.config.short:04x}",
+            "tun": {
+                "name": self.tun.name,
+                "read": self.tun.packets_read,
+                "written": self.tun.packets_written,
+                "write_dropped": self.tun.write_dropped,
+            },
+            "station": self.port.station.snapshot(),
+            "filtered": dict(self.port.packets_filtered),
+        }
+        if self.hub is not None:
+            out["medium"] = self.hub.medium.snapshot()
+            out["endpoints"] = self.hub.endpoints()
+            out["hub_dropped"] = dict(self.hub.dropped)
+            default = self.hub.medium.links.default
+            out["default_link"] = {"loss": default.expected_loss, "planned": self.config.loss}
+        if self.client is not None:
+            out["medium_endpoint"] = f"[{self.config.medium}]:{self.config.port}"
+            out["zep"] = {
+                "sent": self.client.datagrams_sent,
+                "received": self.client.datagrams_received,
+                "dropped": dict(self.client.dropped),
+            }
+        return out
+
+
+class RadioAttachment:
+    def __init__(self, config: NodeConfig, pans: list[RadioPanConfig], log: EventLog) -> None:
+        self.config = config
+        self.log = log
+        self.is_hub = config.role == "border_router"
+        self.pans = {p.pan: _Pan(config.node, p, i, self.is_hub) for i, p in enumerate(pans)}
+        self.collector = RadioCollector()
+        self.bootstrap_frames: Histogram | None = None
+        self.metered: RadioMetered | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_node(cls, config: NodeConfig, log: EventLog) -> RadioAttachment | None:
+        """The attachment the config asks for; None when no PAN of the node is a radio PAN."""
+        try:
+            pans = radio_pans(config.attributes)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "the planner writes radio-<pan> attributes") from None
+        if not pans:
+            return None
+        if config.role != "border_router" and len(pans) != 1:
+            raise ConfigError(f"node {config.node} is on {len(pans)} radio PANs; a thing has one")
+        return cls(config, pans, log)
+
+    # ------------------------------------------------------------ node integration
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        registry.register(self.collector)
+        if not self.is_hub:
+            self.bootstrap_frames = bootstrap_frames_histogram(registry)
+
+    def instrument(self, role: object) -> None:
+        """Count frames per bootstrap: wrap the role's bootstrap profile, where it has one (a
+        thing that is to commission; ``profile`` is what its Bootstrapper runs)."""
+        profile = getattr(role, "profile", None)
+        if self.is_hub or profile is None or not hasattr(profile, "bootstrap"):
+            return
+        port = next(iter(self.pans.values())).port
+        self.metered = RadioMetered(profile, port.counters, self.bootstrap_frames)
+        role.profile = self.metered  # type: ignore[attr-defined]
+
+    async def start(self) -> None:
+        for pan in self.pans.values():
+            try:
+                await pan.start()
+            except OSError as exc:
+                await self.stop()
+                raise ConfigError(
+                    f"radio PAN {pan.config.pan}: {exc}",
+                    "the node needs CAP_NET_ADMIN and /dev/net/tun (the plan asks for both)",
+                ) from exc
+            self.log.info(
+                "radio.attached",
+                pan=pan.config.pan,
+                tun=pan.tun.name,
+                address=pan.config.address,
+                short=f"0x{pan.config.short:04x}",
+                medium=f"[{pan.config.medium}]:{pan.config.port}",
+                hub=self.is_hub,
+            )
+        self._task = asyncio.create_task(self._housekeeping(), name="radio:housekeeping")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for pan in self.pans.values():
+            pan.stop()
+        self.publish()
+
+    async def _housekeeping(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(PUBLISH_INTERVAL)
+            for pan in self.pans.values():
+                pan.port.station.expire(loop.time())
+            self.publish()
+
+    def publish(self) -> None:
+        nodes, pans = [], []
+        for pan in self.pans.values():
+            nodes += pan.samples()
+            sample = pan.pan_sample()
+            if sample is not None:
+                pans.append(sample)
+        self.collector.publish(Samples(tuple(nodes), tuple(pans)))
+
+    def snapshot(self) -> dict[str, Any]:
+        out: dict[str, Any] = {p: pan.snapshot() for p, pan in self.pans.items()}
+        if self.metered is not None and self.metered.last is not None:
+            out["last_bootstrap"] = self.metered.last
+        return out
+
+    # ------------------------------------------------------------ actions
+
+    def actions(self) -> Mapping[str, Action]:
+        if not self.is_hub:
+            return {"link-show": self._show}
+        return {"link-show": self._show, "link-set": self._set, "link-reset": self._reset}
+
+    def _pan(self, params: dict[str, Any]) -> _Pan:
+        name = params.get("pan")
+        if name is None:
+            if len(self.pans) == 1:
+                return next(iter(self.pans.values()))
+            raise ActionError("this router has several radio PANs: name one", '{"pan": "floor1"}')
+        if name not in self.pans:
+            raise ActionError(f"no radio PAN {name!r} here", f"one of: {', '.join(self.pans)}")
+        return self.pans[name]
+
+    async def _show(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.snapshot()
+
+    async def _set(self, params: dict[str, Any]) -> dict[str, Any]:
+        pan = self._pan(params)
+        assert pan.hub is not None
+        loss = probability(params.get("loss", 0.0), "loss")
+        burst = None
+        if (ge := params.get("gilbert_elliott")) is not None:
+            if not isinstance(ge, dict):
+                raise ActionError("gilbert_elliott must be an object", '{"p": 0.1, "r": 0.5}')
+            try:
+                burst = GilbertElliott(
+                    **{k: probability(v, k) for k, v in ge.items()}  # p, r, loss_good, loss_bad
+                )
+            except (TypeError, ValueError) as exc:
+                raise ActionError(f"gilbert_elliott: {exc}") from None
+        try:
+            pan.hub.set_links(link_config(loss, burst), params.get("src"), params.get("dst"))
+        except KeyError as exc:
+            raise ActionError(
+                f"no node {exc.args[0]!r} on PAN {pan.config.pan}",
+                "link-show lists the medium's nodes",
+            ) from None
+        self.log.info("radio.link_set", pan=pan.config.pan, loss=loss, burst=burst is not None)
+        return {
+            "pan": pan.config.pan,
+            "loss": loss,
+            "src": params.get("src"),
+            "dst": params.get("dst"),
+        }
+
+    async def _reset(self, params: dict[str, Any]) -> dict[str, Any]:
+        pan = self._pan(params)
+        assert pan.hub is not None
+        pan.hub.reset_links()
+        self.log.info("radio.link_reset", pan=pan.config.pan)
+        return {"pan": pan.config.pan, "loss": pan.config.loss}
+
+
+def probability(value: Any, name: str) -> float:
+    """0.1, "0.1" or "10%" -> 0.1; ActionError outside [0, 1]."""
+    try:
+        text = str(value).strip()
+        p = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ActionError(f'{name} must be a probability, e.g. 0.1 or "10%"') from None
+    if not 0.0 <= p <= 1.0:
+        raise ActionError(f"{name} must lie between 0 and 1 (0% and 100%)")
+    return p

@@ -1,0 +1,322 @@
+"""The asyncio front ends of the radio medium: ZEP v2 over UDP between nodes and the medium.
+
+    thing:  TUN -> StationPort -> ZepClient --ZEP/UDP--> MediumHub -> Medium (virtual clock)
+    router: TUN -> StationPort ------(in process)------> MediumHub
+            MediumHub: Delivery --ZEP/UDP--> ZepClient -> StationPort -> TUN
+
+``ZepClient`` is a node's radio: it registers with a HELLO (RIOT's ``socket_zep_hello``), again
+every ``HELLO_INTERVAL`` so that a restarted hub learns it back without waiting for traffic,
+sends each frame as one ZEP data datagram and hands received frames to its port. It accepts
+datagrams only from the hub's address: anyone else on the carrier network is not the medium.
+
+``MediumHub`` owns one ``Medium`` (a pure model on a virtual clock) and maps its time onto the
+event loop's: virtual time = loop.time() - t0. A frame arriving from a node is submitted at the
+current virtual time; a single timer sleeps until ``next_event_time()``; when it fires the
+medium runs up to now and its deliveries go out at once (the loop's timer resolution, about a
+millisecond, delays them slightly in wall time; virtual times stay exact, so airtime and queueing
+are modelled exactly and only the real-time rendering jitters). Nodes become known from their
+HELLO or first frame, named by the plan's short address -> name table where it knows them (the
+border router's own stations are attached in process). Garbled input is counted by reason and
+dropped; nothing raised by a datagram ends the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from testbed.node.radio import mac, zep
+from testbed.node.radio.config import RadioPanConfig, short_from_ext
+from testbed.node.radio.errors import MalformedError
+from testbed.node.radio.links import GilbertElliott, LinkConfig
+from testbed.node.radio.medium import Delivery, Medium, MediumConfig
+from testbed.node.radio.port import StationPort
+
+HELLO_INTERVAL = 5.0
+MAX_NODES = 1024  # attached through UDP; a flood of fake endpoints stops here
+WRONG_CHANNEL = "wrong-channel"
+FOREIGN_SENDER = "foreign-sender"
+TOO_MANY_NODES = "too-many-nodes"
+NO_ENDPOINT = "no-endpoint"
+
+Endpoint = tuple[Any, ...]  # (host, port[, flowinfo, scope]) as asyncio reports it
+
+
+def _host(endpoint: Endpoint) -> str:
+    return str(endpoint[0]).split("%")[0]
+
+
+class ZepClient(asyncio.DatagramProtocol):
+    """A station's radio: frames to the hub as ZEP, ZEP from the hub to the port."""
+
+    def __init__(self, config: RadioPanConfig, port: StationPort | None = None) -> None:
+        self.config = config
+        self.port = port
+        self.hub: Endpoint = (config.medium, config.port)
+        self.transport: asyncio.DatagramTransport | None = None
+        self._seq = 0
+        self._hello: asyncio.TimerHandle | None = None
+        self.datagrams_sent = 0
+        self.datagrams_received = 0
+        self.dropped: Counter[str] = Counter()  # datagrams, by reason
+
+    async def open(self, bind: Endpoint | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=bind or ("::", self.config.port)
+        )
+        self.transport = transport
+        self._send_hello()
+
+    def close(self) -> None:
+        if self._hello is not None:
+            self._hello.cancel()
+            self._hello = None
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    def _send_hello(self) -> None:
+        if self.transport is None:
+            return
+        self.transport.sendto(zep.encode_hello(self.config.ext_addr), self.hub)
+        self._hello = asyncio.get_running_loop().call_later(HELLO_INTERVAL, self._send_hello)
+
+    def transmit(self, frame: bytes) -> None:
+        if self.transport is None:
+            self.dropped["closed"] += 1
+            return
+        datagram = zep.encode_data(
+            frame,
+            channel=self.config.channel,
+            device_id=self.config.short,
+            seq=self._seq,
+            timestamp=zep.ntp_timestamp(time.time()),
+        )
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self.transport.sendto(datagram, self.hub)
+        self.datagrams_sent += 1
+
+    def datagram_received(self, data: bytes, addr: Endpoint) -> None:
+        if _host(addr) != _host(self.hub) or addr[1] != self.hub[1]:
+            self.dropped[FOREIGN_SENDER] += 1
+            return
+        self.datagrams_received += 1
+        try:
+            msg = zep.decode(data)
+        except MalformedError as exc:
+            self.dropped[f"garbled-{exc.reason}"] += 1
+            return
+        if not isinstance(msg, zep.ZepData):
+            return  # HELLO/ACK from the hub: nothing we act on
+        if msg.channel != self.config.channel:
+            self.dropped[WRONG_CHANNEL] += 1
+            return
+        if self.port is not None:
+            self.port.receive_frame(msg.frame, asyncio.get_running_loop().time())
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (hub not there yet) surface here on Linux; the next HELLO retries.
+        self.dropped["socket-error"] += 1
+
+
+def link_config(loss: float, burst: GilbertElliott | None = None) -> LinkConfig:
+    return LinkConfig(delivery=1.0 - loss, burst=burst)
+
+
+class MediumHub(asyncio.DatagramProtocol):
+    """The medium of one PAN behind a UDP socket, on the event loop's clock."""
+
+    def __init__(self, config: RadioPanConfig) -> None:
+        self.config = config
+        ge = config.gilbert_elliott
+        self.planned_link = link_config(
+            config.loss, GilbertElliott(ge.p, ge.r, ge.loss_good, ge.loss_bad) if ge else None
+        )
+        self.medium = Medium(
+            MediumConfig(
+                seed=config.seed,
+                max_frame_retries=config.max_frame_retries,
+                default_link=self.planned_link,
+            )
+        )
+        self.transport: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._t0 = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._endpoint_of: dict[str, Endpoint] = {}
+        self._name_at: dict[Endpoint, str] = {}
+        self._index: dict[str, int] = {}
+        self._local: dict[str, Callable[[bytes, float], None]] = {}
+        self._seq = 0
+        self.datagrams_received = 0
+        self.datagrams_sent = 0
+        self.dropped: Counter[str] = Counter()  # datagrams the hub refused, by reason
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def open(self, bind: Endpoint | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._t0 = loop.time()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=bind or (self.config.medium, self.config.port)
+        )
+        self.transport = transport
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    def now(self) -> float:
+        """The medium's virtual time for the loop's current time."""
+        assert self._loop is not None, "open() first"
+        return self._loop.time() - self._t0
+
+    # ------------------------------------------------------------ nodes
+
+    def attach_local(
+        self, name: str, lladdrs: tuple[bytes, ...], receive: Callable[[bytes, float], None]
+    ) -> Callable[[bytes], None]:
+        """A station in this process (the border router's); returns its transmit function."""
+        self.medium.attach(name, *lladdrs)
+        self._local[name] = receive
+        self._index[name] = len(self._index)
+        return lambda frame: self.submit(name, frame)
+
+    def _node_for(self, endpoint: Endpoint, lladdr: bytes | None) -> str | None:
+        """The medium node behind ``endpoint``, attached on first sight; None if refused."""
+        name = self._name_at.get(endpoint)
+        if name is None:
+            if lladdr is None:
+                self.dropped[NO_ENDPOINT] += 1
+                return None
+            short = lladdr if len(lladdr) == 2 else short_from_ext(lladdr)
+            name = (self.config.name_of(short) if short else None) or f"ll-{lladdr.hex()}"
+            if name in self._local:
+                self.dropped[FOREIGN_SENDER] += 1  # someone claims the router's address
+                return None
+            if name in self._endpoint_of:
+                # The node came back from another endpoint (restart): follow it.
+                del self._name_at[self._endpoint_of[name]]
+            elif len(self._endpoint_of) >= MAX_NODES:
+                self.dropped[TOO_MANY_NODES] += 1
+                return None
+            else:
+                self.medium.attach(name)
+                self._index[name] = len(self._index)
+            self._endpoint_of[name] = endpoint
+            self._name_at[endpoint] = name
+        if lladdr is not None and self.medium.owner(lladdr) is None:
+            self.medium.learn(name, lladdr)
+            short = short_from_ext(lladdr)
+            if short is not None and self.medium.owner(short) is None:
+                self.medium.learn(name, short)
+        return name
+
+    # ------------------------------------------------------------ input
+
+    def datagram_received(self, data: bytes, addr: Endpoint) -> None:
+        self.datagrams_received += 1
+        try:
+            msg = zep.decode(data)
+        except MalformedError as exc:
+            self.dropped[f"garbled-{exc.reason}"] += 1
+            return
+        if isinstance(msg, zep.ZepHello):
+            self._node_for(addr, msg.ext_addr)
+            return
+        if not isinstance(msg, zep.ZepData):
+            return
+        if msg.channel != self.config.channel:
+            self.dropped[WRONG_CHANNEL] += 1
+            return
+        try:
+            src = mac.decode(msg.frame).src
+        except MalformedError:
+            src = None  # the medium counts it as garbled, if the sender is known
+        name = self._node_for(addr, src)
+        if name is not None:
+            self.submit(name, msg.frame)
+
+    def error_received(self, exc: Exception) -> None:
+        self.dropped["socket-error"] += 1  # a node went away; its frames will find no one
+
+    def submit(self, name: str, frame: bytes) -> None:
+        self.medium.submit(name, frame, self.now())
+        self._arm()
+
+    # ------------------------------------------------------------ clock
+
+    def _arm(self) -> None:
+        t = self.medium.next_event_time()
+        if t is None or self._loop is None:
+            return
+        when = self._t0 + t
+        if self._timer is not None:
+            if self._timer_at <= when:
+                return
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._pump)
+
+    def _pump(self) -> None:
+        self._timer, self._timer_at = None, float("inf")
+        now = self.now()
+        for event in self.medium.run(now):
+            if isinstance(event, Delivery):
+                self._deliver(event)
+        self._arm()
+
+    def _deliver(self, d: Delivery) -> None:
+        local = self._local.get(d.dst)
+        if local is not None:
+            local(d.frame, d.time + self._t0)
+            return
+        endpoint = self._endpoint_of.get(d.dst)
+        if endpoint is None or self.transport is None:
+            return
+        datagram = zep.encode_data(
+            d.frame,
+            channel=self.config.channel,
+            device_id=self._index.get(d.src, 0),
+            seq=self._seq,
+            timestamp=zep.ntp_timestamp(time.time()),
+        )
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self.transport.sendto(datagram, endpoint)
+        self.datagrams_sent += 1
+
+    # ------------------------------------------------------------ live link changes
+
+    def set_links(self, config: LinkConfig, src: str | None = None, dst: str | None = None) -> None:
+        """Every link (no names), or the directed links from/to the named nodes."""
+        if src is None and dst is None:
+            self.medium.links.set_default(config)
+            return
+        for a, b in self._pairs(src, dst):
+            self.medium.set_link(a, b, config)
+
+    def reset_links(self) -> None:
+        """Back to the plan: the planned default on every link, per-link settings removed."""
+        self.medium.links.reset_all(self.planned_link)
+
+    def _pairs(self, src: str | None, dst: str | None) -> list[tuple[str, str]]:
+        nodes = self.medium.nodes()
+        for given in (src, dst):
+            if given is not None and given not in nodes:
+                raise KeyError(given)
+        return [
+            (a, b) for a in ([src] if src else nodes) for b in ([dst] if dst else nodes) if a != b
+        ]
+
+    def endpoints(self) -> dict[str, str]:
+        return {name: f"[{_host(ep)}]:{ep[1]}" for name, ep in self._endpoint_of.items()}

@@ -1,0 +1,159 @@
+"""Prometheus metrics of the radio, in the node's registry.
+
+    testbed_radio_frames_sent_total{pan,node}            frames put on the air (attempts: the
+                                                          router's medium counts MAC retries;
+                                                          a thing counts what its station sent)
+    testbed_radio_frames_received_total{pan,node}        data frames received
+    testbed_radio_frames_dropped_total{pan,node,cause}   channel-loss, retries-exhausted,
+                                                          queue-full, garbled, reassembly-timeout,
+                                                          buffer-full, duplicate, not-for-us, ...
+    testbed_radio_retries_total{pan,node}                MAC retransmissions (router only)
+    testbed_radio_fragments_per_packet{pan,node}         histogram: frames per IPv6 packet sent
+    testbed_radio_airtime_seconds_total{pan,node}        channel time of the node's frames
+    testbed_radio_queue_length{pan,node}                 frames waiting for the channel (router)
+    testbed_radio_packets_filtered_total{pan,node,kind}  TUN packets not sent (mld, rs, ...)
+    testbed_radio_channel_busy_seconds_total{pan}        (router)
+    testbed_radio_link_loss_ratio{pan}                   configured default frame loss (router)
+    testbed_radio_bootstrap_frames{direction}            histogram per bootstrap attempt (thing)
+
+The router exports every node of its medium (the medium's view: what really crossed the
+channel); a thing exports itself (its station's view). Counters live in the radio objects that
+the event loop mutates; the metrics endpoint scrapes from its own thread, so the loop publishes
+immutable samples (``publish``, every ``PUBLISH_INTERVAL`` s) and scrapes read the latest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+PUBLISH_INTERVAL = 0.5
+FRAGMENT_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16)
+BOOTSTRAP_FRAME_BUCKETS = (5, 10, 20, 40, 80, 160, 320, 640)
+_NODE = ("pan", "node")
+
+
+@dataclass(frozen=True)
+class NodeSample:
+    pan: str
+    node: str
+    frames_sent: int
+    frames_received: int
+    airtime_s: float
+    dropped: Mapping[str, int] = field(default_factory=dict)
+    fragments: Mapping[int, int] = field(default_factory=dict)  # frames per packet -> packets
+    filtered: Mapping[str, int] = field(default_factory=dict)
+    retries: int | None = None
+    queue_length: int | None = None
+
+
+@dataclass(frozen=True)
+class PanSample:
+    pan: str
+    busy_s: float
+    loss: float
+
+
+@dataclass(frozen=True)
+class Samples:
+    nodes: tuple[NodeSample, ...] = ()
+    pans: tuple[PanSample, ...] = ()
+
+
+def fragment_buckets(fragments: Mapping[int, int]) -> tuple[list[tuple[str, float]], float]:
+    """Cumulative histogram buckets and sum of a frames-per-packet count."""
+    buckets = [
+        (str(bound), float(sum(n for k, n in fragments.items() if k <= bound)))
+        for bound in FRAGMENT_BUCKETS
+    ]
+    buckets.append(("+Inf", float(sum(fragments.values()))))
+    return buckets, float(sum(k * n for k, n in fragments.items()))
+
+
+class RadioCollector(Collector):
+    def __init__(self) -> None:
+        self.samples = Samples()
+
+    def publish(self, samples: Samples) -> None:
+        self.samples = samples  # one reference assignment: atomic for the scraping thread
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.samples
+        sent = CounterMetricFamily(
+            "testbed_radio_frames_sent", "802.15.4 frames put on the air.", labels=_NODE
+        )
+        received = CounterMetricFamily(
+            "testbed_radio_frames_received", "802.15.4 data frames received.", labels=_NODE
+        )
+        dropped = CounterMetricFamily(
+            "testbed_radio_frames_dropped",
+            "Frames lost or discarded, by cause.",
+            labels=[*_NODE, "cause"],
+        )
+        retries = CounterMetricFamily(
+            "testbed_radio_retries", "MAC retransmissions of the node's frames.", labels=_NODE
+        )
+        fragments = HistogramMetricFamily(
+            "testbed_radio_fragments_per_packet",
+            "Frames per IPv6 packet sent (6LoWPAN fragments; 1 = unfragmented).",
+            labels=_NODE,
+        )
+        airtime = CounterMetricFamily(
+            "testbed_radio_airtime_seconds", "Channel time of the node's frames.", labels=_NODE
+        )
+        queue = GaugeMetricFamily(
+            "testbed_radio_queue_length", "Frames waiting for the channel.", labels=_NODE
+        )
+        filtered = CounterMetricFamily(
+            "testbed_radio_packets_filtered",
+            "IPv6 packets from the TUN not sent on the PAN, by kind.",
+            labels=[*_NODE, "kind"],
+        )
+        for n in s.nodes:
+            key = [n.pan, n.node]
+            sent.add_metric(key, n.frames_sent)
+            received.add_metric(key, n.frames_received)
+            airtime.add_metric(key, n.airtime_s)
+            for cause, count in sorted(n.dropped.items()):
+                dropped.add_metric([*key, cause], count)
+            for kind, count in sorted(n.filtered.items()):
+                filtered.add_metric([*key, kind], count)
+            if n.retries is not None:
+                retries.add_metric(key, n.retries)
+            if n.queue_length is not None:
+                queue.add_metric(key, n.queue_length)
+            if n.fragments:
+                buckets, total = fragment_buckets(n.fragments)
+                fragments.add_metric(key, buckets, total)
+        busy = CounterMetricFamily(
+            "testbed_radio_channel_busy_seconds", "Time the PAN's channel was busy.", labels=["pan"]
+        )
+        loss = GaugeMetricFamily(
+            "testbed_radio_link_loss_ratio",
+            "Configured default frame loss per link.",
+            labels=["pan"],
+        )
+        for p in s.pans:
+            busy.add_metric([p.pan], p.busy_s)
+            loss.add_metric([p.pan], p.loss)
+        yield from (sent, received, dropped, retries, fragments, airtime, queue, filtered)
+        yield from (busy, loss)
+
+
+def bootstrap_frames_histogram(registry: CollectorRegistry) -> Histogram:
+    return Histogram(
+        "testbed_radio_bootstrap_frames",
+        "802.15.4 frames of one bootstrap attempt, per direction (sent: put on the air).",
+        ["direction"],
+        buckets=BOOTSTRAP_FRAME_BUCKETS,
+        registry=registry,
+    )
