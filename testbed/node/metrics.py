@@ -44,6 +44,8 @@ BIND_DEADLINE = 10.0
 BIND_RETRY_DELAY = 0.25
 
 _BASE_LABELS = ("run", "building", "node", "role")
+# Attributes that are structured configuration (JSON), not facts to group series by.
+_NOT_LABELS = ("radio-", "links-")
 
 
 def info_labels(config: NodeConfig) -> dict[str, str]:
@@ -54,7 +56,7 @@ def info_labels(config: NodeConfig) -> dict[str, str]:
         if not name or name[0].isdigit():
             name = f"attr_{name}"
         # Identity labels win; secret-looking attributes never become labels.
-        if name in labels or is_secret_name(key):
+        if name in labels or is_secret_name(key) or key.startswith(_NOT_LABELS):
             continue
         labels[name] = str(value)
     return labels
