@@ -9,7 +9,8 @@ Errors of one poll or one read are measured and logged, never fatal: a backend u
 link or a thing under attack is exactly what experiments look at.
 
 The ``read`` and ``write`` actions (``request``) do not wait for the next poll when the thing
-says it does not know our context (an unprotected 4.01: it was re-keyed or decommissioned):
+says it does not know our context (an unprotected 4.01 or 4.00: re-keyed, re-bootstrapped,
+transferred):
 they ask the trust center at once and, if it lists a new generation, send the request again
 through it, once. A thing that is no longer listed is reported as such, never retried.
 """
@@ -174,7 +175,9 @@ class Backend:
     ) -> dict[str, Any]:
         """A read or write for a control action: re-polls and retries once on a stale context."""
         result = await (self.write(peer, resource, value) if write else self.read(peer, resource))
-        if result["code"] == "4.01" and result["protected"] is False:
+        # Unprotected 4.01 (no such context) or 4.00 (it does not decrypt: same IDs under a
+        # new secret) means the thing holds other keys than ours now.
+        if result["code"] in ("4.00", "4.01") and result["protected"] is False:
             await self.poll(peer.entry.domain)
             fresh = self.peers.get(peer.entry.name)
             result["stale_context"] = True
@@ -184,7 +187,7 @@ class Backend:
                 retried = await (
                     self.write(fresh, resource, value) if write else self.read(fresh, resource)
                 )
-                result = {**retried, "retried": True}
+                result = {**retried, "stale_context": True, "retried": True}
                 peer = fresh
         result["generation"] = peer.entry.grant.generation
         return result

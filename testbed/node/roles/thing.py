@@ -112,6 +112,7 @@ class ThingRole(Role):
         # One lifecycle operation at a time, also for in-process callers (the control endpoint
         # serializes actions already).
         self.lock = asyncio.Lock()
+        self._serving = asyncio.Lock()
         self.operations = ThingActions(self)
 
     @property
@@ -238,9 +239,7 @@ class ThingRole(Role):
 
     async def stop(self) -> None:
         await super().stop()
-        if self.server is not None:
-            await self.server.close()
-            self.server = None
+        await self.stop_serving()
 
     def actions(self) -> Mapping[str, Action]:
         return {
@@ -311,6 +310,8 @@ class ThingRole(Role):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            assert self.bootstrapper is not None
+            self.bootstrapper.stopped()
 
     async def _bootstrap(self) -> None:
         await self.start_bootstrap()
@@ -359,25 +360,35 @@ class ThingRole(Role):
             self.log.warning("thing.no_operational_material", state=self.lifecycle.state.value)
 
     async def _serve(self, operational: Operational) -> None:
-        await self.stop_serving()
-        assert self.requests is not None
-        # Only the pairwise backend context: the group key is shared by every member, so a
-        # request under it could come from any of them (see trust_center.contexts).
-        served = {p: d for p, d in operational.contexts.items() if p == BACKEND}
-        self.server = ThingServer(self.device_class, self.device, self.requests, served, self.bind)
-        await self.server.start()
-        self.log.info(
-            "thing.serving",
-            port=self.server.port,
-            device_class=self.device_class,
-            contexts=sorted(served),
-            stored=sorted(operational.contexts),
-        )
+        # Serialized with stop_serving: the bootstrap task serves right after it moved to
+        # operational, and an action may take the thing out of operation in that very moment.
+        async with self._serving:
+            await self._close_server()
+            if self.lifecycle.state is not S.OPERATIONAL:
+                return  # overtaken (maintenance, decommission): whoever did it serves later
+            assert self.requests is not None
+            # Only the pairwise backend context: the group key is shared by every member, so a
+            # request under it could come from any of them (see trust_center.contexts).
+            served = {p: d for p, d in operational.contexts.items() if p == BACKEND}
+            server = ThingServer(self.device_class, self.device, self.requests, served, self.bind)
+            await server.start()
+            self.server = server
+            self.log.info(
+                "thing.serving",
+                port=server.port,
+                device_class=self.device_class,
+                contexts=sorted(served),
+                stored=sorted(operational.contexts),
+            )
 
     async def stop_serving(self) -> None:
+        async with self._serving:
+            await self._close_server()
+
+    async def _close_server(self) -> None:
         if self.server is not None:
-            await self.server.close()
-            self.server = None
+            server, self.server = self.server, None
+            await server.close()
 
     # -- other actions -----------------------------------------------------------------------
 

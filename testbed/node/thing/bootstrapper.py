@@ -133,6 +133,11 @@ class Bootstrapper:
             "last": self.last,
         }
 
+    def stopped(self) -> None:
+        """The run's task was cancelled, maybe before it ever ran (so ``run``'s own cleanup
+        did not either)."""
+        self.running, self.next_attempt_at = False, None
+
     def launch(self, spawn: Callable[[Coroutine[Any, Any, None], str], T]) -> T:
         """Start a run with ``spawn`` (Role.spawn); running from this moment on, so that a
         status taken right after says so."""

@@ -31,7 +31,8 @@ def test_installed_thing_becomes_operational_with_a_valid_ldevid(world: World) -
             role = world.thing_role(thing, registry)
             await role.start()
             try:
-                await eventually(lambda: role.lifecycle.state is S.OPERATIONAL)
+                # Serving follows right after the move to operational.
+                await eventually(lambda: role.server is not None)
                 return role.state()
             finally:
                 await role.stop()

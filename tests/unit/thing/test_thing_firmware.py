@@ -77,7 +77,8 @@ def test_update_passes_through_maintenance_and_installs_the_new_version(world: W
     assert status["firmware"] == "2.0.0" and serving
     assert transitions(registry, S.OPERATIONAL, S.MAINTENANCE) == 1
     assert transitions(registry, S.MAINTENANCE, S.OPERATIONAL) == 1
-    assert sample(registry, "testbed_thing_firmware_updates_total", outcome="updated", reason="none")
+    updated = {"outcome": "updated", "reason": "none"}
+    assert sample(registry, "testbed_thing_firmware_updates_total", **updated) == 1
     assert sample(registry, "testbed_thing_firmware_info", version="2.0.0") == 1
     assert sample(registry, "testbed_thing_firmware_info", version="1.0.0") == 0
 

@@ -179,9 +179,7 @@ class World:
         if name not in self.operators:
             key = keys.generate()
             ccs = pki.Ccs(f"urn:testbed:tc:{name}", pki.compact_kid(0), key.public_key())
-            self.operators[name] = Operator(
-                name, pki.new_domain(name), key, ccs, free_udp_port()
-            )
+            self.operators[name] = Operator(name, pki.new_domain(name), key, ccs, free_udp_port())
         return self.operators[name]
 
     # -- minting ----------------------------------------------------------------------------

@@ -1,0 +1,148 @@
+"""The trust center's side of the lifecycle: group key, revocation as the end of a thing in this
+domain, reinstatement by a new voucher, the devices and status actions, schema upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sqlite3
+from typing import Any
+
+import aiocoap
+import cbor2
+
+from testbed import pki
+from testbed.node.bootstrap.profile import Outcome
+from testbed.node.enrollment_api import K_CONTEXTS, OSCORE_CONFIG, OscoreContextGrant
+from testbed.node.trust_center.registry import Registry
+from testbed.node.trust_center.schema import SCHEMA_VERSION
+
+from .world import Thing, World, port_of, refusal, running
+
+
+def _params(thing: Thing, voucher: pki.Voucher | None = None) -> dict[str, Any]:
+    files = {name.rsplit("/", 1)[1]: data for name, data in thing.record_files().items()}
+    if voucher is not None:
+        files["voucher.cbor"] = voucher.to_bytes()
+    return {
+        "serial": thing.serial,
+        **{
+            key: base64.b64encode(files[name]).decode()
+            for key, name in (
+                ("voucher", "voucher.cbor"),
+                ("idevid", "idevid.crt.der"),
+                ("ccs", "device.ccs.cbor"),
+            )
+        },
+    }
+
+
+def _grants(message: aiocoap.Message) -> dict[str, OscoreContextGrant]:
+    items = cbor2.loads(message.payload)[K_CONTEXTS]
+    return {g.purpose: g for g in map(OscoreContextGrant.from_cbor_map, items)}
+
+
+def test_every_member_gets_the_same_group_key_and_it_survives_a_restart(world: World) -> None:
+    one, two = world.make_thing("SN-0001"), world.make_thing("SN-0002")
+    world.write_material()
+
+    async def body() -> list[dict[str, OscoreContextGrant]]:
+        out = []
+        async with running(world) as role:
+            for thing in (one, two):
+                assert (await world.bootstrap(thing, port_of(role))).outcome is Outcome.SUCCESS
+                out.append(
+                    _grants(
+                        await world.request(
+                            thing.identity(), port_of(role), aiocoap.GET, OSCORE_CONFIG
+                        )
+                    )
+                )
+        async with running(world) as role:
+            out.append(
+                _grants(
+                    await world.request(one.identity(), port_of(role), aiocoap.GET, OSCORE_CONFIG)
+                )
+            )
+        return out
+
+    first, second, restarted = asyncio.run(body())
+    group = first["group"]
+    assert second["group"].master_secret == group.master_secret == restarted["group"].master_secret
+    assert second["group"].id_context == group.id_context
+    # Each member sends under its own ID in the group (its backend-context sender ID).
+    assert group.sender_id == first["backend"].sender_id != second["group"].sender_id
+    assert group.recipient_id == b"\x00" and group.generation == 1
+
+
+def test_revocation_ends_the_thing_in_this_domain_until_a_new_voucher(world: World) -> None:
+    thing = world.make_thing("SN-0001")
+    world.write_material()
+    elsewhere = pki.new_domain("elsewhere")
+
+    async def body() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with running(world) as role:
+            port = port_of(role)
+            assert (await world.bootstrap(thing, port)).outcome is Outcome.SUCCESS
+            revoke = role.actions()["revoke"]
+            out["revoke"] = await revoke({"serial": thing.serial})
+            out["revoke_again"] = await revoke({"serial": thing.serial})
+            out["enroll"] = await world.bootstrap(thing, port)
+            out["config"] = await world.request(thing.identity(), port, aiocoap.GET, OSCORE_CONFIG)
+            out["same_record"] = await role.actions()["import-device"](_params(thing))
+            # It went to another owner and came back: A -> elsewhere -> A.
+            away = pki.extend_voucher(
+                thing.voucher, world.domain.owner_key, elsewhere.owner_public_key
+            )
+            back = pki.extend_voucher(away, elsewhere.owner_key, world.domain.owner_public_key)
+            out["returned"] = await role.actions()["import-device"](_params(thing, back))
+            out["enroll_after"] = await world.bootstrap(thing, port)
+            out["devices"] = await role.actions()["devices"]({})
+            out["status"] = await role.actions()["status"]({})
+        return out
+
+    out = asyncio.run(body())
+    assert (out["revoke"]["changed"], out["revoke"]["state"]) == (True, "revoked")
+    assert out["revoke_again"]["changed"] is False
+    assert out["revoke_again"]["revoked_certificates"] == []
+    assert out["enroll"].outcome is Outcome.FAILURE and out["enroll"].refusal == "revoked"
+    assert refusal(out["config"])[1] == "revoked"
+    assert (out["same_record"]["changed"], out["same_record"]["reinstated"]) == (False, False)
+    assert out["same_record"]["state"] == "revoked"
+    returned = out["returned"]
+    assert (returned["changed"], returned["reinstated"], returned["state"]) == (
+        True,
+        True,
+        "imported",
+    )
+    assert returned["voucher_links"] == 3
+    assert out["enroll_after"].outcome is Outcome.SUCCESS, out["enroll_after"].detail
+    (device,) = out["devices"]["devices"]
+    assert (device["serial"], device["state"], device["enrollments"]) == ("SN-0001", "enrolled", 2)
+    assert device["voucher_links"] == 3 and device["generation"] == 2
+    assert out["devices"]["changed"] is False
+    status = out["status"]
+    assert status["changed"] is False and status["things"]["enrolled"] == 1
+    assert status["domain"] == "hvac"
+
+
+def test_a_version_1_registry_is_upgraded_in_place(world: World) -> None:
+    registry = Registry.open(world.state)
+    registry.close()
+    db = sqlite3.connect(world.state / "registry.sqlite")
+    db.execute("DROP TABLE group_keys")
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+
+    upgraded = Registry.open(world.state)
+    try:
+        key = upgraded.group_key()
+        assert upgraded.group_key() == key  # created once, then kept
+        (version,) = upgraded._db.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone()
+        assert int(version) == SCHEMA_VERSION == 2
+    finally:
+        upgraded.close()
