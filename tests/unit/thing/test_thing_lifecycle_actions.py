@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from testbed.node.errors import ActionError, LifecycleError
 from testbed.node.lifecycle import LifecycleState as S
+from testbed.node.lifecycle import LifecycleStore
 from testbed.node.roles.internet_host import InternetHostRole
 from testbed.node.roles.thing import ThingRole
 from testbed.node.roles.trust_center import TrustCenterRole
@@ -344,3 +345,44 @@ def test_decommission_cancels_a_running_bootstrap(world: World) -> None:
         "decommissioned",
         False,
     )
+
+
+# -- crashes -----------------------------------------------------------------------------------
+
+
+def test_a_restart_finishes_what_a_crash_interrupted(world: World) -> None:
+    thing = world.make_thing("thermostat-01")
+
+    async def scenario() -> tuple[dict[str, Any], bool, dict[str, Any], bool]:
+        async with world.trust_center():
+            role = world.thing_role(thing)
+            await role.start()
+            await eventually(lambda: role.server is not None)
+            await role.stop()
+            # The process died in the middle of a maintenance operation.
+            crashed = LifecycleStore(thing.state / "state.json")
+            crashed.load()
+            crashed.move(S.MAINTENANCE, "firmware-update")
+            again = world.thing_role(thing)
+            await again.start()
+            recovered = await again.actions()["status"]({})
+            serving = again.server is not None
+            await again.actions()["decommission"]({})
+            await again.stop()
+            # ... and in the middle of a decommission: the state moved, the wipe did not run.
+            (thing.state / store.OPERATIONAL_KEY).write_bytes(b"left over")
+            third = world.thing_role(thing)
+            await third.start()
+            try:
+                return recovered, serving, await third.actions()["status"]({}), bool(third.server)
+            finally:
+                await third.stop()
+
+    recovered, serving, decommissioned, serving_after = asyncio.run(scenario())
+    assert (recovered["lifecycle"], recovered["reason"]) == (
+        "operational",
+        "maintenance-interrupted",
+    )
+    assert serving and recovered["generation"] == 1
+    assert decommissioned["lifecycle"] == "decommissioned" and not serving_after
+    assert not (thing.state / store.OPERATIONAL_KEY).exists()
