@@ -3,7 +3,7 @@
     dashboards/provisioning/datasources/testbed.yaml   the Prometheus datasource (uid below)
     dashboards/provisioning/dashboards/testbed.yaml    loads every JSON file of dashboards/json
     dashboards/json/*.json                             lifecycle overview, bootstrap cost, trust
-                                                       center
+                                                       center, PAN health
 
 Generated rather than hand-edited so that panel ids stay unique, every panel names the
 provisioned datasource, and queries use the recording rules of ``testbed.observe.rules`` by their
@@ -295,7 +295,86 @@ TRUST_CENTER = Dashboard(
     ),
 )
 
-DASHBOARDS = (LIFECYCLE, BOOTSTRAP, TRUST_CENTER)
+RADIO = _sel(RUN, PAN, R.MEDIUM)
+PAN_HEALTH = Dashboard(
+    uid="testbed-pan",
+    title="Testbed: PAN health",
+    description="The emulated IEEE 802.15.4 PANs as their border router's medium sees them: "
+    "frames, losses by cause, airtime, fragmentation, MAC retries.",
+    variables=("run", "pan"),
+    panels=(
+        Panel(
+            "Frames put on the air",
+            ((f"{R.PAN_FRAMES}{_sel(RUN, PAN)}", "{{pan}}"),),
+            unit="pps",
+            description="802.15.4 frames per second, MAC retries included.",
+        ),
+        Panel(
+            "Frame loss on the channel",
+            (
+                (f"{R.PAN_LOSS}{_sel(RUN, PAN)}", "{{pan}} measured"),
+                (f"testbed_radio_link_loss_ratio{_sel(RUN, PAN)}", "{{pan}} configured"),
+            ),
+            unit="percentunit",
+        ),
+        Panel(
+            "Frames dropped, by cause",
+            ((f"{R.PAN_DROPS}{_sel(RUN, PAN)}", "{{pan}} {{cause}}"),),
+            unit="pps",
+            stacked=True,
+        ),
+        Panel(
+            "Channel busy",
+            ((f"{R.PAN_BUSY}{_sel(RUN, PAN)}", "{{pan}}"),),
+            unit="percentunit",
+            description="Fraction of time the channel carried a frame (250 kbit/s airtime).",
+        ),
+        Panel(
+            "Airtime per node",
+            (
+                (
+                    f"sum by (pan, node) "
+                    f"(rate(testbed_radio_airtime_seconds_total{RADIO}[$__rate_interval]))",
+                    "{{pan}} {{node}}",
+                ),
+            ),
+            unit="percentunit",
+        ),
+        Panel(
+            "MAC retries",
+            (
+                (
+                    f"sum by (pan) (rate(testbed_radio_retries_total{RADIO}[$__rate_interval]))",
+                    "{{pan}}",
+                ),
+            ),
+            unit="pps",
+        ),
+        Panel(
+            "Frames per IPv6 packet (6LoWPAN fragments)",
+            (
+                (
+                    f"sum by (le) (testbed_radio_fragments_per_packet_bucket{RADIO})",
+                    "{{le}}",
+                ),
+            ),
+            kind="bargauge",
+            description="Cumulative: packets sent in at most le frames.",
+        ),
+        Panel(
+            "Frames per bootstrap attempt (median, thing side)",
+            (
+                (
+                    "histogram_quantile(0.5, sum by (le, vendor, direction) "
+                    f"(testbed_radio_bootstrap_frames_bucket{_sel(RUN, PAN)}))",
+                    "{{vendor}} {{direction}}",
+                ),
+            ),
+        ),
+    ),
+)
+
+DASHBOARDS = (LIFECYCLE, BOOTSTRAP, TRUST_CENTER, PAN_HEALTH)
 
 # --- Grafana JSON ---------------------------------------------------------------------------------
 
@@ -303,7 +382,7 @@ _VARIABLES = {
     "run": ("label_values(testbed_node_up, run)", False),
     "domain": ('label_values(testbed_node_up{run="$run"}, domain)', True),
     "vendor": ('label_values(testbed_thing_lifecycle_state{run="$run"}, vendor)', True),
-    "pan": ('label_values(testbed_thing_lifecycle_state{run="$run"}, pan)', True),
+    "pan": ('label_values(testbed_node_up{run="$run"}, pan)', True),
 }
 
 

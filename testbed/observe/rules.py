@@ -9,10 +9,12 @@ Alert ``for:`` durations are configurable (``AlertTimings``; the environment var
 so tests can provoke an alert without waiting minutes. Without Alertmanager the alerts are read
 from Prometheus itself (``/api/v1/alerts``, the Alerts page).
 
-PAN loss: the radio medium does not export frame counters yet. ``PanFrameLossHigh`` is written
-against the names it will use, ``testbed_radio_frames_dropped_total`` and
-``testbed_radio_frames_sent_total`` (labels run and pan); until they exist the rule evaluates to
-nothing and never fires.
+PAN loss: the border router runs the radio medium and exports its view of every node of the PAN
+(``testbed_radio_*{pan,node}``, role border_router); things export their own station's view of
+the same frames. PAN rules read the medium's view only (``role="border_router"``), so no frame is
+counted twice. Loss is ``testbed_radio_frames_dropped_total{cause="channel-loss"}`` over
+``testbed_radio_frames_sent_total``: what the channel lost of what was put on the air (MAC
+retries included), the quantity ``loss`` of a PAN and ``testbed link set`` control.
 """
 
 from __future__ import annotations
@@ -45,7 +47,11 @@ REFUSALS_RATE = "run_domain_reason:testbed_tc_refusals:rate1m"
 REFUSALS = "run_domain_reason:testbed_tc_refusals:sum"
 ENROLLMENTS = "run_domain_outcome:testbed_tc_enrollments:sum"
 TARGETS_UP = "run_role:up:sum"
-PAN_LOSS = "run_pan:testbed_radio_frames_loss:ratio_rate1m"
+PAN_LOSS = "run_pan:testbed_radio_frames_lost:ratio_rate1m"
+PAN_DROPS = "run_pan_cause:testbed_radio_frames_dropped:rate1m"
+PAN_FRAMES = "run_pan:testbed_radio_frames_sent:rate1m"
+PAN_BUSY = "run_pan:testbed_radio_channel_busy:ratio_rate1m"
+MEDIUM = 'role="border_router"'
 
 
 def recording_rules() -> list[dict[str, Any]]:
@@ -106,12 +112,27 @@ def recording_rules() -> list[dict[str, Any]]:
             "expr": "sum by (run, domain, outcome) (testbed_tc_enrollments_total)",
         },
     ]
+    sent = f"sum by (run, pan) (rate(testbed_radio_frames_sent_total{{{MEDIUM}}}[1m]))"
+    lost = (
+        "sum by (run, pan) (rate(testbed_radio_frames_dropped_total"
+        f'{{{MEDIUM}, cause="channel-loss"}}[1m]))'
+    )
     pan = [
+        {"record": PAN_FRAMES, "expr": sent},
         {
             "record": PAN_LOSS,
-            "expr": "sum by (run, pan) (rate(testbed_radio_frames_dropped_total[1m])) "
-            "/ sum by (run, pan) (rate(testbed_radio_frames_sent_total[1m]))",
-        }
+            # "or ... * 0": no channel-loss series until the first loss; then the ratio is 0
+            "expr": f"({lost} or {sent} * 0) / {sent}",
+        },
+        {
+            "record": PAN_DROPS,
+            "expr": "sum by (run, pan, cause) "
+            f"(rate(testbed_radio_frames_dropped_total{{{MEDIUM}}}[1m]))",
+        },
+        {
+            "record": PAN_BUSY,
+            "expr": "sum by (run, pan) (rate(testbed_radio_channel_busy_seconds_total[1m]))",
+        },
     ]
     return [
         {"name": "testbed-lifecycle", "rules": lifecycle},
@@ -232,8 +253,9 @@ def alert_rules(timings: AlertTimings) -> list[dict[str, Any]]:
             f"{PAN_LOSS} > {timings.pan_loss_threshold:g}",
             "warning",
             "PAN {{ $labels.pan }} loses {{ $value | humanizePercentage }} of its frames",
-            "Frames dropped / frames sent on PAN {{ $labels.pan }} over 1 minute is above "
-            f"{timings.pan_loss_threshold:g} (testbed_radio_frames_dropped_total / "
+            "Frames lost on the channel / frames put on the air in PAN {{ $labels.pan }} over "
+            f"1 minute is above {timings.pan_loss_threshold:g} (the border router's medium: "
+            'testbed_radio_frames_dropped_total{cause="channel-loss"} / '
             "testbed_radio_frames_sent_total).",
         ),
     ]

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
+from testbed.backends.docker import DockerBackend
 from testbed.observe import dashcheck
 from testbed.observe import rules as R
 from testbed.observe.api import PrometheusAPI
 from testbed.plan import Plan, make_plan
 from testbed.topology import load_topology
 from tests.integration.conftest import ROOT, remove_run, run_cli
-from tests.integration.nodes import wait_for
+from tests.integration.nodes import action, wait_for
 
 pytestmark = pytest.mark.integration
 DEFAULT = ROOT / "topologies" / "default.yaml"
@@ -30,7 +31,10 @@ KEY_SERIES = (
     "testbed_tc_enrollments_total",
     "testbed_bootstrap_duration_seconds_bucket",
 )
+RADIO = ROOT / "topologies" / "radio.yaml"
 REFUSED = {"untrusted-01", "counterfeit-01", "foreign-01"}
+DASHBOARDS = ROOT / "dashboards" / "json"
+BUILDING_DASHBOARDS = ("lifecycle", "bootstrap", "trust-center")
 
 
 class Run:
@@ -45,7 +49,7 @@ def _bring_up(
     docker_client: Any, cli_env: dict[str, str], topology: Path, run: str, exit_code: int
 ) -> Run:
     remove_run(docker_client, run)
-    up = run_cli(["up", "-t", str(topology), "--run", run], cli_env, check=False)
+    up = run_cli(["up", "-t", str(topology), "--run", run], cli_env, check=False, timeout=900)
     assert up.returncode == exit_code, up.stdout + up.stderr
     assert "Prometheus: http://127.0.0.1:" in up.stdout, up.stdout
     url = run_cli(["metrics", "url", "--run", run], cli_env).stdout.strip()
@@ -238,8 +242,7 @@ def test_refusals_are_counted_per_reason(refusals: Run) -> None:
 def test_every_dashboard_panel_returns_data_for_the_run(refusals: Run) -> None:
     # The refusals run holds both kinds of data: a commissioned thing and refused ones, so
     # success and failure panels alike must answer. Variables: run = this run, the rest All.
-    dashboards = dashcheck.load((ROOT / "dashboards" / "json").glob("*.json"))
-    assert len(dashboards) == 3
+    dashboards = dashcheck.load(DASHBOARDS / f"{name}.json" for name in BUILDING_DASHBOARDS)
     # rate() panels need two samples in their window; recording rules one evaluation
     wait_for(
         lambda: (
@@ -251,17 +254,11 @@ def test_every_dashboard_panel_returns_data_for_the_run(refusals: Run) -> None:
         60,
         "three scrapes and the recording rules",
     )
-    empty: list[str] = []
     for dashboard in dashboards:
         options = dashcheck.variable_options(refusals.api, dashboard, refusals.name)
-        assert refusals.name in options["run"]
         assert options.get("domain", {"facility"}) == {"facility"}
         assert options.get("vendor", {"acme", "shady"}) == {"acme", "shady"}
-        for result in dashcheck.check_dashboard(refusals.api, dashboard, refusals.name):
-            assert not result.error, (result.query.panel, result.filled, result.error)
-            if not result.series:
-                empty.append(f"{result.query.dashboard} / {result.query.panel}: {result.filled}")
-    assert not empty, "panels without data:\n" + "\n".join(empty)
+    _check_all_panels(refusals, dashboards)
 
 
 def test_down_removes_prometheus(
@@ -272,3 +269,53 @@ def test_down_removes_prometheus(
     assert docker_client.containers.list(all=True, filters=flt) == []
     assert docker_client.volumes.list(filters=flt) == []
     assert not refusals.api.ready()
+
+
+def _check_all_panels(run: Run, dashboards: list[dict[str, Any]]) -> None:
+    empty: list[str] = []
+    for dashboard in dashboards:
+        options = dashcheck.variable_options(run.api, dashboard, run.name)
+        assert run.name in options["run"]
+        for result in dashcheck.check_dashboard(run.api, dashboard, run.name):
+            assert not result.error, (result.query.panel, result.filled, result.error)
+            if not result.series:
+                empty.append(f"{result.query.dashboard} / {result.query.panel}: {result.filled}")
+    assert not empty, "panels without data:\n" + "\n".join(empty)
+
+
+# -- a PAN on the emulated radio: PAN health dashboard and the PAN loss alert ---------------------
+
+
+@pytest.fixture(scope="module")
+def radio(docker_client, node_image, cli_env) -> Iterator[Run]:  # type: ignore[no-untyped-def]
+    # A short for: so that the test sees the alert fire within seconds of the loss.
+    env = dict(cli_env, TESTBED_ALERT_FOR="PanFrameLossHigh=5s")
+    run = _bring_up(docker_client, env, RADIO, "obs-it-radio", 0)
+    try:
+        yield run
+    finally:
+        _down(docker_client, cli_env, run.name)
+
+
+def test_pan_loss_alert_and_pan_dashboard(radio: Run, docker_client: Any) -> None:
+    backend = DockerBackend(docker_client)
+    assert action(backend, radio.name, "br1", "link-set", loss=0.3)["loss"] == 0.3
+    try:
+        loss = wait_for(
+            lambda: [
+                r
+                for r in radio.api.query(f'{R.PAN_LOSS}{{run="{radio.name}"}} > 0.2')
+                if r["metric"]["pan"] == "floor1"
+            ],
+            90,
+            "the measured PAN loss to pass 20 %",
+            interval=2,
+        )
+        assert float(loss[0]["value"][1]) < 0.6
+        alerts = wait_for(
+            lambda: _firing(radio, "PanFrameLossHigh"), 60, "PanFrameLossHigh to fire", interval=2
+        )
+        assert alerts[0]["labels"]["pan"] == "floor1"
+        _check_all_panels(radio, dashcheck.load([DASHBOARDS / "pan.json"]))
+    finally:
+        action(backend, radio.name, "br1", "link-reset")

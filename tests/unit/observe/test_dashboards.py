@@ -36,12 +36,13 @@ def test_the_committed_files_are_what_the_generator_writes() -> None:
     assert on_disk == expected, "run `python -m testbed.observe.dashboards` and commit"
 
 
-def test_three_dashboards() -> None:
+def test_four_dashboards() -> None:
     titles = {_load(p)["title"] for p in JSON_FILES}
     assert titles == {
         "Testbed: lifecycle overview",
         "Testbed: bootstrap cost",
         "Testbed: trust center",
+        "Testbed: PAN health",
     }
     assert len({_load(p)["uid"] for p in JSON_FILES}) == len(JSON_FILES)
 

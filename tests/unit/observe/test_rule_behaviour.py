@@ -205,7 +205,8 @@ def test_trust_center_down_and_refusals(tmp_path: Path, promtool: str) -> None:
 
 
 def test_pan_loss_alert_uses_the_threshold(tmp_path: Path, promtool: str) -> None:
-    pan = 'run="r", node="br1", pan="p0"'
+    pan = 'run="r", node="t1", role="border_router", pan="p0"'
+    dropped = "testbed_radio_frames_dropped_total"
     _promtool_test(
         tmp_path,
         promtool,
@@ -214,8 +215,16 @@ def test_pan_loss_alert_uses_the_threshold(tmp_path: Path, promtool: str) -> Non
                 "interval": "15s",
                 "input_series": [
                     {"series": f"testbed_radio_frames_sent_total{{{pan}}}", "values": "0+100x20"},
-                    # 30 % dropped: above the default 20 % threshold
-                    {"series": f"testbed_radio_frames_dropped_total{{{pan}}}", "values": "0+30x20"},
+                    # 30 % lost on the channel: above the default 20 % threshold
+                    {"series": f'{dropped}{{{pan}, cause="channel-loss"}}', "values": "0+30x20"},
+                    # other causes are not channel loss
+                    {"series": f'{dropped}{{{pan}, cause="queue-full"}}', "values": "0+50x20"},
+                    # a thing's own view of the same frames is not counted again
+                    {
+                        "series": 'testbed_radio_frames_sent_total{run="r", node="t1", '
+                        'role="thing", pan="p0"}',
+                        "values": "0+100x20",
+                    },
                 ],
                 "alert_rule_test": [
                     {
@@ -226,9 +235,10 @@ def test_pan_loss_alert_uses_the_threshold(tmp_path: Path, promtool: str) -> Non
                                 "exp_labels": {"severity": "warning", "run": "r", "pan": "p0"},
                                 "exp_annotations": {
                                     "summary": "PAN p0 loses 30% of its frames",
-                                    "description": "Frames dropped / frames sent on PAN p0 over 1 "
-                                    "minute is above 0.2 (testbed_radio_frames_dropped_total / "
-                                    "testbed_radio_frames_sent_total).",
+                                    "description": "Frames lost on the channel / frames put on "
+                                    "the air in PAN p0 over 1 minute is above 0.2 (the border "
+                                    "router's medium: testbed_radio_frames_dropped_total"
+                                    '{cause="channel-loss"} / testbed_radio_frames_sent_total).',
                                 },
                             }
                         ],
@@ -287,6 +297,34 @@ def test_recording_rules_count_things_and_quantiles(tmp_path: Path, promtool: st
                             }
                         ],
                     },
+                ],
+            }
+        ],
+    )
+
+
+def test_pan_loss_is_zero_before_the_first_lost_frame(tmp_path: Path, promtool: str) -> None:
+    pan = 'run="r", node="t1", role="border_router", pan="p0"'
+    _promtool_test(
+        tmp_path,
+        promtool,
+        [
+            {
+                "interval": "15s",
+                "input_series": [
+                    {"series": f"testbed_radio_frames_sent_total{{{pan}}}", "values": "0+100x20"}
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": R.PAN_LOSS,
+                        "eval_time": "2m",
+                        "exp_samples": [
+                            {"labels": f'{R.PAN_LOSS}{{run="r", pan="p0"}}', "value": 0}
+                        ],
+                    }
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "4m", "alertname": "PanFrameLossHigh", "exp_alerts": []}
                 ],
             }
         ],
