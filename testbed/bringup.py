@@ -147,9 +147,9 @@ def ensure_not_running(backend: Backend, run: str) -> None:
 
 def resolve_run(backend: Backend, run: str | None) -> str:
     """The run a command means: the one named, or the only one that is up."""
-    runs = backend.runs()
     if run:
         return run
+    runs = backend.runs()
     if not runs:
         raise NotRunning("no testbed run is up", "start one with `testbed up`")
     if len(runs) > 1:

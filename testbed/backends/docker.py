@@ -178,7 +178,7 @@ class DockerBackend:
         report = RemovalReport()
         filters = L.run_filter(run)
         with _translated(f"removing run {run}"):
-            containers = self.client.containers.list(all=True, filters=filters)
+            containers = self.client.containers.list(all=True, filters=filters, ignore_removed=True)
 
             def remove(container: Any) -> str:
                 # Stop first (SIGTERM: nodes shut down cleanly), then remove. Force-removing
@@ -240,7 +240,7 @@ class DockerBackend:
         filters = L.run_filter(None)
         with _translated("listing runs"):
             objects: list[Any] = [
-                *self.client.containers.list(all=True, filters=filters),
+                *self.client.containers.list(all=True, filters=filters, ignore_removed=True),
                 *self.client.networks.list(filters=filters),
                 *self.client.volumes.list(filters=filters),
             ]
@@ -254,7 +254,9 @@ class DockerBackend:
 
     def status(self, run: str | None = None) -> list[NodeStatus]:
         with _translated("listing nodes"):
-            containers = self.client.containers.list(all=True, filters=L.run_filter(run))
+            containers = self.client.containers.list(
+                all=True, filters=L.run_filter(run), ignore_removed=True
+            )
             nets = self.client.networks.list(filters=L.run_filter(run))
         logical = {n.name: n.attrs["Labels"].get(L.NETWORK, n.name) for n in nets}
         out = []
@@ -294,7 +296,9 @@ class DockerBackend:
     def _container(self, run: str, node: str) -> Any:
         with _translated(f"finding node {node}"):
             found = self.client.containers.list(
-                all=True, filters={"label": [f"{L.RUN}={run}", f"{L.NODE}={node}"]}
+                all=True,
+                filters={"label": [f"{L.RUN}={run}", f"{L.NODE}={node}"]},
+                ignore_removed=True,
             )
         if not found:
             raise NotRunning(

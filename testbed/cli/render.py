@@ -45,7 +45,7 @@ def status_table(nodes: list[NodeStatus]) -> None:
             table.add_row(
                 n.node,
                 n.role,
-                a.get("device-class", n.kind),
+                a.get("url") or a.get("device-class", n.kind),
                 a.get("vendor", ""),
                 a.get("domain", ""),
                 a.get("pan", a.get("pans", "")),

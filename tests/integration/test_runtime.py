@@ -33,9 +33,12 @@ def test_default_building_up_status_down(docker_client, node_image, cli_env, run
         assert f"run {run_name!r} is up" in up.stdout
 
         # Every planned node runs, with its labels and its planned addresses.
+        everything = docker_client.containers.list(filters={"label": f"testbed.run={run_name}"})
+        # Observers (Prometheus) belong to the run but are not nodes of the building.
         containers = {
             c.labels["testbed.node"]: c
-            for c in docker_client.containers.list(filters={"label": f"testbed.run={run_name}"})
+            for c in everything
+            if c.labels.get("testbed.role") != "observer"
         }
         assert sorted(containers) == sorted(n.name for n in plan.nodes)
         for node in plan.nodes:
@@ -89,6 +92,7 @@ def test_default_building_up_status_down(docker_client, node_image, cli_env, run
 
         # status --json agrees with Docker.
         status = json.loads(run_cli(["status", "--run", run_name, "--json"], cli_env).stdout)
+        status = [s for s in status if s["role"] != "observer"]
         assert sorted(s["node"] for s in status) == sorted(containers)
         for entry in status:
             node = plan.node(entry["node"])
@@ -106,7 +110,7 @@ def test_default_building_up_status_down(docker_client, node_image, cli_env, run
         after = docker_client.containers.list(
             all=True, filters={"label": f"testbed.run={run_name}"}
         )
-        assert len(after) == len(plan.nodes)
+        assert len(after) == len(everything)
 
         assert (run_dir / "nodes" / "br1" / "node.json").stat().st_mode & 0o777 == 0o600
 
