@@ -29,6 +29,7 @@ from testbed.node.radio.attach import RadioAttachment
 from testbed.node.redact import scrub
 from testbed.node.roles import role_class
 from testbed.node.roles.base import Action, Role, RoleContext
+from testbed.node.shaping.manager import LinkShaping
 
 ROLE_STOP_TIMEOUT = 0.8
 
@@ -61,6 +62,10 @@ class Node:
         if self.radio is not None:
             self.radio.register_metrics(self.metrics.registry)
             self.radio.instrument(self.role)
+        # IP link impairments (border routers: links-* attributes); None on other nodes.
+        self.shaping = LinkShaping.for_node(config, log, self.radio)
+        if self.shaping is not None:
+            self.shaping.register_metrics(self.metrics.registry)
         self.control = ControlServer(self, config.control_port, log)
         self._role_started = False
 
@@ -79,6 +84,8 @@ class Node:
         if self.radio is not None:  # before the routes: their next hop is on the TUN
             await self.radio.start()
         self._network = await setup_network(self.config, self.log)
+        if self.shaping is not None:  # after the routes: netem/redirects on a working link
+            await self.shaping.start()
         await self.metrics.serve(self.config.address("mgmt"), self.config.metrics_port, self.log)
         await self.role.start()
         self._role_started = True
@@ -96,6 +103,9 @@ class Node:
                 self.log.warning("role.stop_timeout", timeout=ROLE_STOP_TIMEOUT)
             except Exception:
                 self.log.exception("role.stop_failed")
+        if self.shaping is not None:
+            with contextlib.suppress(Exception):
+                await self.shaping.stop()
         if self.radio is not None:
             with contextlib.suppress(Exception):
                 await self.radio.stop()
@@ -132,12 +142,17 @@ class Node:
                 "network": self._network,
                 "state": self.role.state() if self._role_started else None,
                 **({"radio": self.radio.snapshot()} if self.radio is not None else {}),
+                **({"links": self.shaping.snapshot()} if self.shaping is not None else {}),
             }
         )
         return snapshot
 
     def _actions(self) -> dict[str, Action]:
-        return {**self.role.actions(), **(self.radio.actions() if self.radio else {})}
+        return {
+            **self.role.actions(),
+            **(self.radio.actions() if self.radio else {}),
+            **(self.shaping.actions() if self.shaping else {}),
+        }
 
     def action_names(self) -> Sequence[str]:
         return list(self._actions())

@@ -20,10 +20,11 @@ import re
 from testbed.errors import PlanError
 from testbed.node.config import Interface, NodeConfig, Route
 from testbed.node.radio.config import GilbertElliottSpec, RadioPanConfig
+from testbed.node.shaping import impairment as shaping
 from testbed.plan import addressing
 from testbed.plan.labels import NETWORK, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
-from testbed.topology.schema import NAME_RE, Pan, Topology
+from testbed.topology.schema import NAME_RE, IpLink, Pan, Topology
 
 RESOURCE_PREFIX = "tb"
 SYSCTLS_ALL = {
@@ -172,6 +173,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             routes=routes,
             attributes={**attributes, **({"kind": kind} if kind else {})},
             forwarding=forwarding,
+            isolate=True,
         )
         labels = NodeLabels(
             run=run,
@@ -206,7 +208,11 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             router.name,
             "border_router",
             TIER_INFRA,
-            {"pans": ",".join(router.pans), **radio_attributes(router.name, router.pans, True)},
+            {
+                "pans": ",".join(router.pans),
+                **radio_attributes(router.name, router.pans, True),
+                **link_attributes(topology),
+            },
             routes_via("backbone", foreign),
             forwarding=True,
             tun=True,
@@ -250,6 +256,8 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             "profile": thing.profile or model.profile,
             "firmware": model.firmware,
             "trust-center-uri": trust_center_uri(thing.domain),
+            # With phases, the commission playbook starts the bootstrap, not the thing itself.
+            "auto-commission": "true" if topology.commissioning == "auto" else "false",
         }
         if cloud_uri:
             attributes["vendor-cloud-uri"] = cloud_uri
@@ -324,3 +332,40 @@ def _with_channel_model(config: RadioPanConfig, pan: Pan, names: dict[str, str])
         seed=pan.seed,
         names=names,
     )
+
+
+# -- IP link impairments: carried by every border router (a link = its interface there) -------
+
+
+def link_attributes(topology: Topology) -> dict[str, str]:
+    """``links-backbone``/``links-internet``: what the router's shaper starts with."""
+    out = {}
+    for name in shaping.LINK_NAMES:
+        spec = shaping.LinkSpec(
+            name=name,
+            planned=ip_impairment(getattr(topology.links, name), f"links.{name}"),
+            seed=int(hashlib.sha256(f"{topology.building}/{name}".encode()).hexdigest()[:8], 16),
+        )
+        out[spec.key] = spec.to_attribute()
+    return out
+
+
+def ip_impairment(link: IpLink, where: str) -> shaping.Impairment:
+    ge = link.gilbert_elliott
+    try:
+        return shaping.Impairment(
+            delay=link.delay,
+            jitter=link.jitter,
+            loss=link.loss,
+            gilbert_elliott=shaping.GilbertElliott(ge.p, ge.r, ge.loss_good, ge.loss_bad)
+            if ge
+            else None,
+            rate=link.rate,
+            duplicate=link.duplicate,
+            reorder=link.reorder,
+            corrupt=link.corrupt,
+        )
+    except shaping.ImpairmentError as exc:
+        raise PlanError(
+            f"{where}.{exc.option}: {exc.reason}", f"fix {where} in the topology file"
+        ) from None
