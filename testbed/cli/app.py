@@ -12,6 +12,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from testbed import bringup, rundir
+from testbed.cli.links import print_implementations
+from testbed.cli.links import register as register_link_commands
 from testbed.cli.observe import metrics_app
 from testbed.cli.phase import register as register_phase_commands
 from testbed.cli.render import console, error, status_json, status_table
@@ -173,6 +175,7 @@ def up(
     console.print(f"  logs:     testbed logs NODE --run {result.plan.run}")
     console.print(f"  run dir:  {result.run_dir}")
     console.print(f"  tear down: testbed down --run {result.plan.run}")
+    print_implementations(backend, result.plan.run)
     failed = {n: o for n, o in outcomes.items() if o[0] != "operational"}
     if outcomes:
         console.print(f"  commissioned: {len(outcomes) - len(failed)} of {len(outcomes)} things")
@@ -258,6 +261,7 @@ def exec_(
 
 
 register_phase_commands(app)
+register_link_commands(app)
 
 
 def main() -> None:
