@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from testbed import bringup, rundir
 from testbed.cli.links import print_implementations
 from testbed.cli.links import register as register_link_commands
+from testbed.cli.compose_cli import render_command
 from testbed.cli.observe import metrics_app
 from testbed.cli.phase import register as register_phase_commands
 from testbed.cli.render import console, error, status_json, status_table
@@ -261,6 +262,7 @@ def exec_(
 
 
 register_phase_commands(app)
+app.command("render")(render_command)
 register_link_commands(app)
 
 

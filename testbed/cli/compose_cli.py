@@ -1,0 +1,126 @@
+"""`testbed render`: the plan of a topology as a docker-compose file, with its run directory.
+
+    testbed render [-t TOPOLOGY] [--run NAME] [-o compose.yaml] [--image TAG] [--no-mint]
+
+The compose file references the run directory by path; `render` mints it (plan, credentials,
+Prometheus configuration) unless ``--no-mint``, and makes sure the node and Prometheus images
+exist unless ``--image`` names one or ``--no-build``. Then ``docker-compose -p RUN -f FILE up
+-d`` starts what ``testbed up`` would, found by the same labels.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from testbed import bringup, rundir
+from testbed.cli.render import console
+from testbed.errors import TestbedError
+from testbed.render.compose import NODE_IMAGE, PROMETHEUS_IMAGE, ComposeOptions, render
+
+if TYPE_CHECKING:
+    from testbed.backends.base import Backend
+
+DEFAULT_TOPOLOGY = Path("topologies/default.yaml")
+
+
+def _backend_or_none() -> Backend | None:
+    """The Docker backend when a daemon answers (to refuse minting for a run that is up)."""
+    from testbed.backends.docker import DockerBackend
+    from testbed.errors import DaemonUnavailable
+
+    try:
+        return DockerBackend()
+    except DaemonUnavailable:
+        return None
+
+
+def _ensure_images(node: bool, prometheus: bool) -> bool:
+    """Build or confirm the images wanted; False when Prometheus' cannot be had."""
+    from testbed.backends import docker as docker_backend
+    from testbed.backends.images import ensure_node_image
+    from testbed.observe.image import ensure_prometheus_image
+
+    client = docker_backend.connect()
+    if node:
+        built = ensure_node_image(
+            client, project_root=bringup.PROJECT_ROOT, cache_dir=rundir.cache_dir()
+        )
+        verb = "built" if built.built else "up to date"
+        console.print(f"node image {built.tag} {verb} (as {NODE_IMAGE})")
+    if not prometheus:
+        return True
+    try:
+        prom = ensure_prometheus_image(
+            client, project_root=bringup.PROJECT_ROOT, cache_dir=rundir.cache_dir()
+        )
+    except TestbedError as exc:
+        console.print(f"[yellow]Prometheus image not available[/]: {exc.message}")
+        return False
+    console.print(f"Prometheus image {prom.tag} ready (as {PROMETHEUS_IMAGE})")
+    return True
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_command(
+    topology: Annotated[
+        Path, typer.Option("--topology", "-t", help="topology file")
+    ] = DEFAULT_TOPOLOGY,
+    run: Annotated[
+        str | None, typer.Option("--run", "-r", help="run name (default: building)")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="compose file to write")] = Path(
+        "compose.yaml"
+    ),
+    image: Annotated[
+        str | None, typer.Option(help=f"node image (default {NODE_IMAGE}, built when needed)")
+    ] = None,
+    prometheus: Annotated[bool, typer.Option(help="include the run's Prometheus")] = True,
+    prometheus_port: Annotated[
+        int, typer.Option(help="host port on 127.0.0.1 (default: derived from the run name)")
+    ] = 0,
+    mint: Annotated[
+        bool, typer.Option(help="write and mint the run directory (off: only the file)")
+    ] = True,
+    build: Annotated[bool, typer.Option(help="build the images when missing or stale")] = True,
+) -> None:
+    """Render a topology as a docker-compose file (v1-compatible) and mint its run directory."""
+    from testbed.render.prepare import prepare_run_dir
+
+    the_plan, text = bringup.plan_for(topology, run)
+    if mint:
+        backend = _backend_or_none()
+        run_dir = prepare_run_dir(the_plan, text, backend)
+        console.print(f"run directory {run_dir} written (credentials minted)")
+    if build and (image is None or prometheus):
+        prometheus = _ensure_images(image is None, prometheus) and prometheus
+    options = ComposeOptions(
+        node_image=image or NODE_IMAGE,
+        prometheus_image=PROMETHEUS_IMAGE if prometheus else None,
+        prometheus_port=prometheus_port,
+    )
+    _write_atomically(output, render(the_plan, options, file_name=output.name))
+    services = len(the_plan.nodes) + (1 if prometheus else 0)
+    console.print(
+        f"[green]wrote {output}[/]: run {the_plan.run!r}, {services} services, "
+        f"{len(the_plan.networks)} networks"
+    )
+    console.print(f"  up:     docker-compose -p {the_plan.run} -f {output} up -d")
+    console.print(f"  status: testbed status --run {the_plan.run}")
+    console.print(f"  down:   testbed down --run {the_plan.run}")
