@@ -81,11 +81,9 @@ def test_cli_render_mints_and_writes(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_cli_render_no_mint_only_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESTBED_HOME", str(tmp_path / "home"))
     out = tmp_path / "compose.yaml"
-    result = CliRunner().invoke(
-        app,
-        ["render", "--run", "comp-cli", "-o", str(out), "--no-mint", "--no-build"]
-        + ["-t", str(DEFAULT_TOPOLOGY), "--image", "testbed/node:abc", "--no-prometheus"],
-    )
+    args = ["render", "--run", "comp-cli", "-o", str(out), "--no-mint", "--no-build"]
+    args += ["-t", str(DEFAULT_TOPOLOGY), "--image", "testbed/node:abc", "--no-prometheus"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = yaml.safe_load(out.read_text())
     assert "prometheus" not in doc["services"]
