@@ -1,5 +1,7 @@
 """The thing's Prometheus metrics: bootstrap cost per attempt, requests served, refusals.
 
+Declared in testbed.node.metric_catalogue (names, help, labels, buckets); built from there.
+
     testbed_bootstrap_duration_seconds{vendor,model,domain,profile}            histogram
     testbed_bootstrap_bytes{vendor,model,domain,profile,direction}             histogram
     testbed_bootstrap_datagrams_total{vendor,model,domain,profile,direction}   counter
@@ -21,82 +23,27 @@ payload bytes, retransmissions included (bootstrap.accounting).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
+from testbed.node import metric_catalogue as catalogue
 from testbed.node.bootstrap.profile import BootstrapResult
 
-IDENTITY_LABELS = ("vendor", "model", "domain", "profile")
-DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-BYTES_BUCKETS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536)
+IDENTITY_LABELS = catalogue.IDENTITY
 
 
 class ThingMetrics:
     def __init__(self, registry: CollectorRegistry, identity: dict[str, str]) -> None:
         self.identity = {k: identity.get(k) or "" for k in IDENTITY_LABELS}
-        labels = list(IDENTITY_LABELS)
-        self.duration = Histogram(
-            "testbed_bootstrap_duration_seconds",
-            "Duration of one bootstrap attempt, success or failure.",
-            labels,
-            buckets=DURATION_BUCKETS,
-            registry=registry,
-        )
-        self.bytes = Histogram(
-            "testbed_bootstrap_bytes",
-            "UDP payload bytes of one bootstrap attempt, per direction.",
-            [*labels, "direction"],
-            buckets=BYTES_BUCKETS,
-            registry=registry,
-        )
-        self.datagrams = Counter(
-            "testbed_bootstrap_datagrams",
-            "UDP datagrams of bootstrap attempts, retransmissions included.",
-            [*labels, "direction"],
-            registry=registry,
-        )
-        self.retransmissions = Counter(
-            "testbed_bootstrap_retransmissions",
-            "Datagrams of bootstrap attempts that repeated an earlier one.",
-            labels,
-            registry=registry,
-        )
-        self.attempts = Counter(
-            "testbed_bootstrap_attempts",
-            "Bootstrap attempts by outcome and failure reason (none on success).",
-            [*labels, "outcome", "reason"],
-            registry=registry,
-        )
-        self.requests = Counter(
-            "testbed_thing_requests",
-            "Requests that reached a resource handler, by response code.",
-            ["resource", "method", "code"],
-            registry=registry,
-        )
-        self.refused = Counter(
-            "testbed_thing_refused",
-            "Requests refused before any handler ran, by reason.",
-            ["reason"],
-            registry=registry,
-        )
-
-        self.firmware_updates = Counter(
-            "testbed_thing_firmware_updates",
-            "Firmware update requests by outcome and refusal reason (none unless refused).",
-            ["outcome", "reason"],
-            registry=registry,
-        )
-        self.firmware = Gauge(
-            "testbed_thing_firmware_info",
-            "The installed firmware version (1 for it, no other series).",
-            ["version"],
-            registry=registry,
-        )
-        self.rekeys = Counter(
-            "testbed_thing_rekeys",
-            "Key rotations (LDevID renewal and new contexts) by outcome and failure reason.",
-            ["outcome", "reason"],
-            registry=registry,
-        )
+        self.duration = catalogue.histogram("testbed_bootstrap_duration_seconds", registry)
+        self.bytes = catalogue.histogram("testbed_bootstrap_bytes", registry)
+        self.datagrams = catalogue.counter("testbed_bootstrap_datagrams", registry)
+        self.retransmissions = catalogue.counter("testbed_bootstrap_retransmissions", registry)
+        self.attempts = catalogue.counter("testbed_bootstrap_attempts", registry)
+        self.requests = catalogue.counter("testbed_thing_requests", registry)
+        self.refused = catalogue.counter("testbed_thing_refused", registry)
+        self.firmware_updates = catalogue.counter("testbed_thing_firmware_updates", registry)
+        self.firmware = catalogue.gauge("testbed_thing_firmware_info", registry)
+        self.rekeys = catalogue.counter("testbed_thing_rekeys", registry)
 
     def installed(self, version: str | None) -> None:
         self.firmware.clear()

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the trust center role.
+"""Prometheus metrics of the trust center role (declared in testbed.node.metric_catalogue).
 
     testbed_tc_enrollments_total{vendor,model,domain,profile,outcome,reason}
                                      answers of /est/sen and /est/sren (outcome success|refused;
@@ -24,69 +24,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
+from testbed.node import metric_catalogue as catalogue
 from testbed.node.trust_center.registry import STATES
 
 PROFILE = "edhoc-oscore"  # the only profile this responder speaks; DTLS profiles will add theirs
 UNKNOWN = "unknown"
 
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-BYTES_BUCKETS = (100, 200, 400, 600, 800, 1000, 1500, 2000, 3000, 5000, 10000, 20000)
-
 
 class TrustCenterMetrics:
     def __init__(self, registry: CollectorRegistry, domain: str) -> None:
         self.domain = domain
-        self.enrollments = Counter(
-            "testbed_tc_enrollments",
-            "Enrollment requests answered, by outcome and refusal reason.",
-            ["vendor", "model", "domain", "profile", "outcome", "reason"],
-            registry=registry,
-        )
-        self.refusals = Counter(
-            "testbed_tc_refusals",
-            "Refusals recorded in the registry (EDHOC handshakes and CoAP requests).",
-            ["reason", "vendor"],
-            registry=registry,
-        )
-        self.certificates = Counter(
-            "testbed_tc_certificates_issued",
-            "LDevID certificates issued (committed to the registry).",
-            registry=registry,
-        )
-        self.things = Gauge(
-            "testbed_tc_registry_things",
-            "Things in the registry per state.",
-            ["state"],
-            registry=registry,
-        )
+        self.enrollments = catalogue.counter("testbed_tc_enrollments", registry)
+        self.refusals = catalogue.counter("testbed_tc_refusals", registry)
+        self.certificates = catalogue.counter("testbed_tc_certificates_issued", registry)
+        self.things = catalogue.gauge("testbed_tc_registry_things", registry)
         for state in STATES:
             self.things.labels(state).set(0)
-        self.crl_entries = Gauge(
-            "testbed_tc_crl_entries",
-            "Revoked certificates the domain CRL lists (superseded ones included).",
-            registry=registry,
-        )
-        self.edhoc_sessions = Gauge(
-            "testbed_tc_edhoc_sessions",
-            "EDHOC sessions held by the responder (half-done and established).",
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "testbed_tc_bootstrap_duration_seconds",
-            "Server-side bootstrap duration: EDHOC message_1 received to enrollment response sent.",
-            ["vendor", "model", "domain", "profile"],
-            buckets=DURATION_BUCKETS,
-            registry=registry,
-        )
-        self.bytes = Histogram(
-            "testbed_tc_bootstrap_bytes",
-            "UDP payload bytes of one bootstrap at the trust center's socket.",
-            ["domain", "profile", "direction"],
-            buckets=BYTES_BUCKETS,
-            registry=registry,
-        )
+        self.crl_entries = catalogue.gauge("testbed_tc_crl_entries", registry)
+        self.edhoc_sessions = catalogue.gauge("testbed_tc_edhoc_sessions", registry)
+        self.duration = catalogue.histogram("testbed_tc_bootstrap_duration_seconds", registry)
+        self.bytes = catalogue.histogram("testbed_tc_bootstrap_bytes", registry)
 
     def watch_sessions(self, count: Callable[[], int]) -> None:
         # Read at scrape time (from the exporter's thread): len() of the session table's dicts
