@@ -1,6 +1,6 @@
 """A border router's IP links: which implementation, which device, live changes, metrics.
 
-The model (documented for users in docs/links.md): a link is the border router's interface on
+The model: a link is the border router's interface on
 that network (``backbone``, ``internet``), impaired in both directions with the same
 parameters, each direction drawn on its own. A 50 ms delay therefore adds 100 ms to a round
 trip through the router, and 20% loss lets (0.8)^2 = 64% of request/response pairs through.

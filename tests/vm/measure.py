@@ -1,0 +1,89 @@
+"""One measurement for both implementations: busybox ping across the shaped link, checked
+against the settings with tolerances computed from the sample size.
+
+The link is shaped in both directions (a link = the router's interface, both ways), so an echo
+and its reply each cross it once:
+- added round-trip delay = 2 * delay; with jitter j each direction adds U(-j, j), so the
+  round trip's spread is j * sqrt(2/3) and the mean of n samples lies within
+  2.576 * j * sqrt(2/3) / sqrt(n) of it (99%), plus a fixed allowance for timers;
+- an echo comes back with probability (1 - loss)^2, and the share of n that came back lies
+  within 2.576 * sqrt(q (1 - q) / n) of q (99%).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from dataclasses import dataclass
+
+from testbed.node.shaping.impairment import Impairment
+
+Z99 = 2.576
+_REPLY = re.compile(r"seq=(\d+) .*time=([\d.]+) ms")
+_SENT = re.compile(r"(\d+) packets transmitted")
+
+
+@dataclass(frozen=True)
+class Pings:
+    sent: int
+    rtts_ms: tuple[float, ...]  # one per sequence number answered (duplicates left out)
+
+    @property
+    def received(self) -> int:
+        return len(self.rtts_ms)
+
+
+def parse_ping(text: str) -> Pings:
+    seen: dict[int, float] = {}
+    for line in text.splitlines():
+        match = _REPLY.search(line)
+        if match and "DUP" not in line:
+            seen.setdefault(int(match.group(1)), float(match.group(2)))
+    sent = _SENT.search(text)
+    return Pings(int(sent.group(1)) if sent else 0, tuple(seen.values()))
+
+
+def ping_command(target: str, count: int, interval: float) -> list[str]:
+    return ["ping", "-6", "-c", str(count), "-i", f"{interval:g}", "-W", "3", target]
+
+
+def check_delay(base: Pings, shaped: Pings, imp: Impairment, allowance_ms: float) -> str:
+    """'' if the added round-trip delay agrees with the settings, else what is off."""
+    if shaped.received < 10 or base.received < 5:
+        return f"too few replies: base {base.received}, shaped {shaped.received}"
+    expected = 2 * imp.delay * 1000
+    spread = imp.jitter * 1000 * math.sqrt(2 / 3)
+    tolerance = Z99 * spread / math.sqrt(shaped.received) + allowance_ms
+    added = statistics.fmean(shaped.rtts_ms) - statistics.median(base.rtts_ms)
+    low, high = 2 * (imp.delay - imp.jitter) * 1000, 2 * (imp.delay + imp.jitter) * 1000
+    problems = []
+    if abs(added - expected) > tolerance:
+        problems.append(
+            f"mean added RTT {added:.2f} ms, expected {expected:.2f} +- {tolerance:.2f}"
+        )
+    if min(shaped.rtts_ms) < low - allowance_ms:
+        problems.append(f"min RTT {min(shaped.rtts_ms):.2f} ms below {low:.2f}")
+    if max(shaped.rtts_ms) - statistics.median(base.rtts_ms) > high + 4 * allowance_ms:
+        problems.append(f"max RTT {max(shaped.rtts_ms):.2f} ms far above {high:.2f}")
+    return "; ".join(problems)
+
+
+def check_loss(shaped: Pings, imp: Impairment) -> str:
+    q = (1 - imp.expected_loss) ** 2
+    n = shaped.sent
+    if n < 100:
+        return f"only {n} echoes sent"
+    tolerance = Z99 * math.sqrt(q * (1 - q) / n)
+    got = shaped.received / n
+    if abs(got - q) > tolerance:
+        return f"{got:.3f} of {n} echoes came back, expected {q:.3f} +- {tolerance:.3f}"
+    return ""
+
+
+# The stages both tests run: a delay with jitter, then (a live change) random loss.
+DELAY = Impairment(delay=0.04, jitter=0.01)
+LOSS = Impairment(loss=0.2)
+BASE_PINGS = (40, 0.02)
+DELAY_PINGS = (100, 0.02)
+LOSS_PINGS = (500, 0.01)

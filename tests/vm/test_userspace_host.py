@@ -1,0 +1,120 @@
+"""The user-space shaper passes the same measurement as kernel netem (test_netem_vm.py), here on
+the host: a veth pair between two network namespaces, the project's UserspaceLink on ``va`` in
+namespace ``a`` (tests/vm/shaper_process.py: the same object a border router uses), busybox ping
+from ``b``, the same stages (delay with jitter, then a live change to random loss) and the same
+checks with tolerances computed from the sample size.
+
+Needs root, iproute2, /dev/net/tun and busybox (busybox-static); outside CI it skips without
+them, in CI it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testbed.node.shaping.impairment import Impairment
+from tests.vm import initramfs, measure
+
+ROOT = Path(__file__).resolve().parents[2]
+# asyncio timers wake within about a millisecond; the verdict path adds well under one.
+HOST_ALLOWANCE_MS = 3.0
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the user-space shaper measurement: {reason}")
+    pytest.skip(reason)
+
+
+def sh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def namespaces() -> Iterator[tuple[str, str, str]]:
+    if os.geteuid() != 0 or shutil.which("ip") is None or not Path("/dev/net/tun").exists():
+        _unavailable("needs root, iproute2 and /dev/net/tun")
+    try:
+        busybox = str(initramfs.busybox())
+    except initramfs.Missing as exc:
+        _unavailable(str(exc))
+    tag = uuid.uuid4().hex[:6]
+    a, b = f"link-vm-a-{tag}", f"link-vm-b-{tag}"
+    try:
+        for cmd in (
+            ["ip", "netns", "add", a],
+            ["ip", "netns", "add", b],
+            ["ip", "link", "add", "va", "netns", a, "type", "veth", "peer", "name", "vb",
+             "netns", b],
+            ["ip", "-n", a, "link", "set", "lo", "up"],
+            ["ip", "-n", b, "link", "set", "lo", "up"],
+            ["ip", "-n", a, "addr", "add", "fd00::1/64", "dev", "va", "nodad"],
+            ["ip", "-n", b, "addr", "add", "fd00::2/64", "dev", "vb", "nodad"],
+            ["ip", "-n", a, "link", "set", "va", "up"],
+            ["ip", "-n", b, "link", "set", "vb", "up"],
+        ):  # fmt: skip
+            result = sh(*cmd)
+            if result.returncode != 0:
+                _unavailable(f"{' '.join(cmd)}: {result.stderr.strip()}")
+        yield a, b, busybox
+    finally:
+        sh("ip", "netns", "del", a)
+        sh("ip", "netns", "del", b)
+
+
+def ping(ns: str, busybox: str, count: int, interval: float) -> measure.Pings:
+    cmd = ["ip", "netns", "exec", ns, busybox, *measure.ping_command("fd00::1", count, interval)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    return measure.parse_ping(result.stdout)
+
+
+class Shaper:
+    def __init__(self, ns: str) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-m", "tests.vm.shaper_process", "va"],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def apply(self, imp: Impairment) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(imp.to_dict()) + "\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "ok"
+
+    def close(self) -> dict[str, object]:
+        out, _ = self.proc.communicate(timeout=30)
+        snapshot: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+        return snapshot
+
+
+def test_userspace_shaper_delay_and_loss_on_the_host(namespaces: tuple[str, str, str]) -> None:
+    a, b, busybox = namespaces
+    ping(b, busybox, 3, 0.2)  # neighbours resolved before measuring
+    base = ping(b, busybox, *measure.BASE_PINGS)
+    shaper = Shaper(a)
+    try:
+        shaper.apply(measure.DELAY)
+        delayed = ping(b, busybox, *measure.DELAY_PINGS)
+        shaper.apply(measure.LOSS)  # live: same process, same devices
+        lossy = ping(b, busybox, *measure.LOSS_PINGS)
+    finally:
+        snapshot = shaper.close()
+    assert delayed.received == delayed.sent == measure.DELAY_PINGS[0]
+    assert measure.check_delay(base, delayed, measure.DELAY, HOST_ALLOWANCE_MS) == ""
+    assert measure.check_loss(lossy, measure.LOSS) == ""
+    assert max(lossy.rtts_ms) < measure.DELAY.delay * 1000
+    # Both directions went through the shaper.
+    for direction in ("egress", "ingress"):
+        counts = snapshot[direction]["counts"]  # type: ignore[index]
+        assert counts["shaped"] >= measure.DELAY_PINGS[0] and counts["dropped"] > 50
+    # And the link is back to the kernel's path: no clsact left behind.
+    assert "clsact" not in sh("ip", "netns", "exec", a, "tc", "qdisc", "show", "dev", "va").stdout
