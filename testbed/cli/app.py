@@ -15,6 +15,7 @@ from testbed import bringup, rundir
 from testbed.cli.links import print_implementations
 from testbed.cli.links import register as register_link_commands
 from testbed.cli.compose_cli import render_command
+from testbed.cli.dashboards import dashboards_app
 from testbed.cli.observe import metrics_app
 from testbed.cli.phase import register as register_phase_commands
 from testbed.cli.render import console, error, status_json, status_table
@@ -35,6 +36,7 @@ images_app = typer.Typer(
 )
 app.add_typer(images_app, name="images")
 app.add_typer(metrics_app, name="metrics")
+app.add_typer(dashboards_app, name="dashboards")
 
 RunOption = Annotated[
     str | None, typer.Option("--run", "-r", help="run name (default: the only run that is up)")
