@@ -12,10 +12,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from testbed import bringup, rundir
-from testbed.cli.links import print_implementations
-from testbed.cli.links import register as register_link_commands
 from testbed.cli.compose_cli import render_command
 from testbed.cli.dashboards import dashboards_app
+from testbed.cli.links import print_implementations
+from testbed.cli.links import register as register_link_commands
 from testbed.cli.observe import metrics_app
 from testbed.cli.phase import register as register_phase_commands
 from testbed.cli.render import console, error, status_json, status_table
