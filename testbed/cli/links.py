@@ -105,7 +105,7 @@ def set_(
     impairment = options.ip_impairment(params)
     for answer in _links(run).set_ip(name, impairment.to_dict()):
         console.print(
-            f"{name.text} on {answer.get('router', '')}{answer['device']}: "
+            f"{name.text} on {answer['router']} {answer['device']}: "
             f"{escape(answer['describe'])} [dim]({answer['implementation']})[/]"
         )
 
@@ -148,9 +148,12 @@ def capture(
     pcap, info = _links(run).capture(name, duration)
     output.write_bytes(pcap)
     note = " (cut at the frame limit)" if info.get("truncated") else ""
+    console.print(f"{output}: {info['frames']} frames{note}")
+    # IPHC compresses against the PAN prefix (context 0): Wireshark needs it for addresses.
     console.print(
-        f"{output}: {info['frames']} frames{note}; "
-        f"tshark -r {output} -o 6lowpan.context0:{info['context0']}"
+        f"  tshark -r {output} -o 6lowpan.context0:{info['context0']}",
+        soft_wrap=True,
+        highlight=False,
     )
 
 

@@ -139,15 +139,17 @@ class Links:
     # ------------------------------------------------------------ set / reset
 
     def set_ip(self, link: LinkName, impairment: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every border router's interface on that network (each answer names its router)."""
+        params = {"link": link.name, "impairment": impairment}
         return [
-            call(self.backend, self.run, r.node, "shaping-set",
-                 {"link": link.name, "impairment": impairment})
+            {**call(self.backend, self.run, r.node, "shaping-set", params), "router": r.node}
             for r in self.routers
-        ]  # fmt: skip
+        ]
 
     def reset_ip(self, link: LinkName) -> list[dict[str, Any]]:
+        params = {"link": link.name}
         return [
-            call(self.backend, self.run, r.node, "shaping-reset", {"link": link.name})
+            {**call(self.backend, self.run, r.node, "shaping-reset", params), "router": r.node}
             for r in self.routers
         ]
 
