@@ -105,6 +105,11 @@ def _exported_metrics() -> set[str]:
             else:
                 names.add(name)
     names |= {"process_cpu_seconds_total", "process_resident_memory_bytes"}
+    # Modules that build their metrics from the catalogue name them there.
+    from testbed.node.metric_catalogue import METRICS
+
+    for spec in METRICS.values():
+        names |= set(spec.samples)
     return names
 
 
