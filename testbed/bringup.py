@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import testbed
 from testbed import manufacture, rundir
@@ -19,6 +20,9 @@ from testbed.errors import AlreadyRunning, NotRunning, TestbedError
 from testbed.observe.hook import start_for_run as start_prometheus
 from testbed.plan import Plan, make_plan
 from testbed.topology import load_topology
+
+if TYPE_CHECKING:
+    from testbed.lifecycle.runner import PhaseEvent, PhaseResult
 
 PROJECT_ROOT = Path(testbed.__file__).resolve().parent.parent
 
@@ -115,6 +119,36 @@ def wait_commissioned(
             if pending:
                 time.sleep(0.5)
     return result
+
+
+def commissioned_by_phases(plan: Plan) -> bool:
+    """Whether `up` commissions this plan's things through the Ansible phases."""
+    return any(
+        n.config.attributes.get("auto-commission") == "false"
+        for n in plan.nodes
+        if n.role == "thing"
+    )
+
+
+def commission_by_phases(
+    backend: Backend, plan: Plan, on_event: Callable[[PhaseEvent], None] | None = None
+) -> list[PhaseResult]:
+    """install, then commission: the same playbooks `testbed phase` runs.
+
+    A failed install is an error (nothing can commission without its voucher imported); hosts
+    that fail to commission are reported by wait_commissioned afterwards, like refusals.
+    """
+    from testbed.lifecycle.runner import PhaseFailed, run_phase
+
+    install = run_phase("install", backend=backend, run=plan.run, on_event=on_event)
+    if not install.succeeded:
+        raise PhaseFailed(
+            f"install failed on {', '.join(install.failed_hosts) or 'the run'}: "
+            + "; ".join(install.hosts[h].reason for h in install.failed_hosts),
+            f"see `testbed phase install --run {plan.run}` and {install.artifacts}",
+        )
+    commission = run_phase("commission", backend=backend, run=plan.run, on_event=on_event)
+    return [install, commission]
 
 
 def with_lifecycle(backend: Backend, nodes: list[NodeStatus]) -> list[NodeStatus]:

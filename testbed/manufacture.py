@@ -151,10 +151,12 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
             files[f"{M.VENDORS_DIR}/{vendor_name}/{M.VENDOR_CA_CERT}"] = _der(
                 minted.vendors[vendor_name].ca_cert
             )
-        # The owner imported the vouchers of the things it bought (issue 4 moves this to the
-        # install phase): every thing planned into this domain, faulty ones included.
+        # With `commissioning: auto` the owner has imported the vouchers of the things it bought
+        # before they arrive (every thing planned into this domain, faulty ones included);
+        # otherwise the install phase imports them through the trust center's control action.
         for thing in things:
-            if thing.config.attributes["domain"] != domain_name:
+            attrs = thing.config.attributes
+            if attrs["domain"] != domain_name or attrs.get("auto-commission") == "false":
                 continue
             device = minted.devices[thing.name]
             record = f"{M.DEVICES_DIR}/{device.serial}"

@@ -35,7 +35,8 @@ LOG_TAIL = 30
 def connect() -> docker.DockerClient:
     """A client for the local daemon, or DaemonUnavailable with what to do about it."""
     try:
-        client = docker.from_env(timeout=60, max_pool_size=WORKERS + 4)
+        # Generous: a busy daemon (many nodes starting on 2 cores) can take long to answer.
+        client = docker.from_env(timeout=180, max_pool_size=WORKERS + 4)
         client.ping()
     except docker.errors.DockerException as exc:
         raise _daemon_error(exc) from exc

@@ -20,6 +20,7 @@ from testbed.cli.observe import metrics_app
 from testbed.cli.phase import register as register_phase_commands
 from testbed.cli.render import console, error, status_json, status_table
 from testbed.errors import CommissioningFailed, TestbedError
+from testbed.lifecycle.runner import PhaseEvent
 from testbed.topology import load_topology
 from testbed.topology.schema import Topology
 
@@ -137,7 +138,11 @@ def up(
     keep_on_error: Annotated[bool, typer.Option(help="keep what was made if a node fails")] = False,
     base_image: Annotated[str | None, typer.Option(help="base image for the node image")] = None,
     wait: Annotated[
-        bool, typer.Option(help="wait until every thing is commissioned (operational or failed)")
+        bool,
+        typer.Option(
+            help="commission the things (install + commission phases, or their own bootstrap"
+            " with commissioning: auto) and wait until each is operational or failed"
+        ),
     ] = True,
     commission_timeout: Annotated[float, typer.Option(help="seconds to wait for that")] = 180.0,
 ) -> None:
@@ -160,8 +165,18 @@ def up(
 
         result = bringup.up(backend, the_plan, text, image, on_event, keep_on_error=keep_on_error)
         outcomes: dict[str, tuple[str, str]] = {}
+        things = [n for n in the_plan.nodes if n.role == "thing"]
+        if wait and bringup.commissioned_by_phases(the_plan):
+            # The same path as `testbed phase install` / `commission` (Ansible).
+            phases = progress.add_task("install + commission", total=None, detail="")
+
+            def on_phase(event: PhaseEvent) -> None:
+                if event.kind != "task":
+                    progress.update(phases, detail=f"{event.host}: {event.task[:40]}")
+
+            bringup.commission_by_phases(backend, the_plan, on_phase)
+            progress.update(phases, total=1, completed=1, detail="done")
         if wait:
-            things = [n for n in the_plan.nodes if n.role == "thing"]
             commissioned = progress.add_task("commissioned", total=len(things), detail="")
 
             def on_commission(event: str, name: str) -> None:
@@ -264,8 +279,8 @@ def exec_(
 
 
 register_phase_commands(app)
-app.command("render")(render_command)
 register_link_commands(app)
+app.command("render")(render_command)
 
 
 def main() -> None:

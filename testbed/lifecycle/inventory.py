@@ -99,7 +99,8 @@ def build_inventory(
     nodes: Iterable[NodeStatus], run: str, live: Mapping[str, Mapping[str, Any]] | None = None
 ) -> Inventory:
     """Inventory of one run's nodes; ``live`` maps node -> the role state it reports now."""
-    members = [n for n in nodes if n.run == run]
+    # Observers (Prometheus) are part of the run but no Ansible hosts: no testbed Python there.
+    members = [n for n in nodes if n.run == run and n.role != "observer"]
     run_dirs = sorted({n.run_dir for n in members if n.run_dir})
     inventory = Inventory(
         run=run, run_dir=run_dirs[0] if run_dirs else str(rundir.run_dir_for(run))

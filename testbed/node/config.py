@@ -46,6 +46,9 @@ class NodeConfig:
     # Role-specific facts: vendor, model, domain, pan, kind (backend/vendor-cloud/attacker), ...
     attributes: dict[str, str] = field(default_factory=dict)
     forwarding: bool = False
+    # Drop the default routes Docker installs (through mgmt to the host): experiment traffic
+    # must only take the plan's routes through border routers, never a shortcut via the host.
+    isolate: bool = False
     metrics_port: int = METRICS_PORT
     control_port: int = CONTROL_PORT
 
@@ -70,6 +73,7 @@ class NodeConfig:
             routes=tuple(Route(**r) for r in data.get("routes", ())),
             attributes=dict(data.get("attributes", {})),
             forwarding=bool(data.get("forwarding", False)),
+            isolate=bool(data.get("isolate", False)),
             metrics_port=int(data.get("metrics_port", METRICS_PORT)),
             control_port=int(data.get("control_port", CONTROL_PORT)),
         )

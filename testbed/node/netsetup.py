@@ -125,4 +125,88 @@ async def setup_network(
         *(install_route(r, log, ip_command, route_deadline) for r in config.routes)
     )
     report["routes"] = {r.prefix: o for r, o in zip(config.routes, outcomes, strict=True)}
+    if config.isolate:
+        report["default_routes_removed"] = await remove_default_routes(log, ip_command)
+        report["mgmt_filter"] = await filter_mgmt(config, log, ip_command)
     return report
+
+
+NFT_COMMAND = ("nft",)
+
+
+async def filter_mgmt(
+    config: NodeConfig,
+    log: EventLog,
+    ip_command: Sequence[str] = IP_COMMAND,
+    nft_command: Sequence[str] = NFT_COMMAND,
+) -> str:
+    """On the mgmt interface accept only metrics scrapes (and neighbour discovery).
+
+    Every node sits on mgmt, so without this a thing could talk to a trust center or to another
+    thing directly, past the border router and the radio medium, and an experiment would
+    measure a path that does not exist in the building.
+    """
+    try:
+        address = config.address("mgmt")
+        code, out = await _run_output([*ip_command, "-6", "-o", "addr", "show"])
+    except (KeyError, FileNotFoundError):
+        return "skipped: no mgmt address or no ip command"
+    ifname = next((line.split()[1] for line in out.splitlines() if f" {address}/" in line), None)
+    if code != 0 or ifname is None:
+        log.warning("netsetup.mgmt_filter_skipped", error="mgmt interface not found")
+        return "skipped: mgmt interface not found"
+    ruleset = (
+        "table inet testbed_mgmt {\n"
+        " chain input {\n"
+        "  type filter hook input priority 0; policy accept;\n"
+        f'  iifname "{ifname}" ct state established,related accept\n'
+        f'  iifname "{ifname}" tcp dport {config.metrics_port} accept\n'
+        f'  iifname "{ifname}" icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, '
+        "nd-router-advert } accept\n"
+        f'  iifname "{ifname}" drop\n'
+        " }\n"
+        "}\n"
+    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *nft_command,
+            "-f",
+            "-",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except FileNotFoundError:
+        log.warning("netsetup.mgmt_filter_skipped", error="no nft command")
+        return "skipped: no nft command"
+    _, err = await asyncio.wait_for(proc.communicate(ruleset.encode()), IP_TIMEOUT)
+    if proc.returncode != 0:
+        log.warning("netsetup.mgmt_filter_skipped", error=err.decode(errors="replace").strip())
+        return "skipped: " + err.decode(errors="replace").strip()[:200]
+    log.info("netsetup.mgmt_filtered", interface=ifname, metrics_port=config.metrics_port)
+    return f"only tcp/{config.metrics_port} on {ifname}"
+
+
+async def _run_output(cmd: Sequence[str]) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), IP_TIMEOUT)
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
+async def remove_default_routes(log: EventLog, ip_command: Sequence[str] = IP_COMMAND) -> int:
+    """Delete every IPv4 and IPv6 default route; returns how many were removed."""
+    removed = 0
+    for family in ("-4", "-6"):
+        for _ in range(8):  # a few at most (one per attached network with a gateway)
+            try:
+                code, _ = await _run([*ip_command, family, "route", "del", "default"])
+            except FileNotFoundError:
+                log.warning("netsetup.default_route_kept", error="no ip command")
+                return removed
+            if code != 0:
+                break  # none left (or not permitted: logged once below)
+            removed += 1
+    log.info("netsetup.isolated", default_routes_removed=removed)
+    return removed

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from testbed.node.config import NodeConfig
+from testbed.node.radio.config import ATTRIBUTE_PREFIX, RadioPanConfig
 
 NetworkKind = Literal["mgmt", "backbone", "internet", "pan"]
 
@@ -42,6 +43,18 @@ class NodePlan:
     @property
     def networks(self) -> list[str]:
         return [iface.network for iface in self.config.interfaces]
+
+    def data_address(self, network: str) -> str:
+        """Where experiment traffic reaches this node on a network.
+
+        On a radio PAN that is the address on the node's TUN (the Docker network only carries
+        the medium's ZEP frames); elsewhere the address of the node's interface.
+        """
+        pan = network.removeprefix("pan-")
+        raw = self.config.attributes.get(ATTRIBUTE_PREFIX + pan)
+        if network.startswith("pan-") and raw:
+            return str(RadioPanConfig.from_attribute(pan, raw).ip)
+        return self.config.address(network)
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,11 @@ class Topology(Strict):
     things: list[Thing] = Field(min_length=1)
     hosts: list[Host] = []
     links: Links = Links()
+    commissioning: Literal["phases", "auto"] = Field(
+        "phases",
+        description="phases: `testbed up` runs the install and commission playbooks (Ansible); "
+        "auto: things bootstrap by themselves at start and vouchers are pre-imported",
+    )
 
     @model_validator(mode="after")
     def _cross_references(self, info: ValidationInfo) -> Topology:

@@ -210,7 +210,8 @@ def test_trust_center_sigkill_mid_bootstrap(
 
     def bring_up() -> None:
         try:
-            bringup.up(backend, plan, text, node_image, lambda *_: None)
+            # Its own Docker client: the main thread polls the trust center meanwhile.
+            bringup.up(DockerBackend(), plan, text, node_image, lambda *_: None)
         except BaseException as exc:  # reported below
             errors.append(exc)
 

@@ -67,9 +67,19 @@ def test_the_trust_center_gets_no_owner_or_vendor_private_key(minted) -> None:  
         f"{M.VENDORS_DIR}/acme/{M.VENDOR_CA_CERT}",
         f"{M.VENDORS_DIR}/lumina/{M.VENDOR_CA_CERT}",
     } <= files
+    # default.yaml commissions through phases: the install phase imports the device records.
+    assert not any(f.startswith(M.DEVICES_DIR + "/") for f in files)
+    assert f"{M.BACKENDS_DIR}/backend.ccs.cbor" in files
+
+
+def test_with_auto_commissioning_the_sale_records_are_pre_imported(tmp_path: Path) -> None:
+    text = (ROOT / "topologies" / "default.yaml").read_text() + "commissioning: auto\n"
+    plan = make_plan(parse_topology(text), "auto")
+    rundir.write_run_dir(plan, tmp_path, "")
+    m = manufacture.mint(plan, tmp_path)
+    files = _files(tmp_path / "nodes" / "tc-facility")
     records = {f.split("/")[1] for f in files if f.startswith(M.DEVICES_DIR + "/")}
     assert records == {d.serial for d in m.devices.values()}
-    assert f"{M.BACKENDS_DIR}/backend.ccs.cbor" in files
 
 
 def test_vouchers_end_at_the_domain_owner(minted) -> None:  # type: ignore[no-untyped-def]

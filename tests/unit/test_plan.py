@@ -70,7 +70,8 @@ def test_networks_by_role(plan) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_routes_cross_the_border_router(plan) -> None:  # type: ignore[no-untyped-def]
-    br = plan.node("br1").config
+    br_node = plan.node("br1")
+    br = br_node.config
     thing = plan.node("thermostat-01").config
     backend = plan.node("backend").config
     tc = plan.node("tc-facility").config
@@ -78,10 +79,14 @@ def test_routes_cross_the_border_router(plan) -> None:  # type: ignore[no-untype
         plan.network("backbone").subnet6,
         plan.network("internet").subnet6,
     }
-    assert {r.via for r in thing.routes} == {br.address("pan-floor1")}
+    # default.yaml's PAN is a radio PAN: the next hop is the router's address on the medium.
+    assert {r.via for r in thing.routes} == {br_node.data_address("pan-floor1")}
+    assert br_node.data_address("pan-floor1") != br.address("pan-floor1")
     assert {r.via for r in backend.routes} == {br.address("internet")}
     assert {r.via for r in tc.routes} == {br.address("backbone")}
-    assert plan.network("pan-floor1").subnet6 in {r.prefix for r in backend.routes}
+    pan_prefix = ipaddress.IPv6Interface(f"{plan.node('lamp-01').data_address('pan-floor1')}/64")
+    assert str(pan_prefix.network) in {r.prefix for r in backend.routes}
+    assert all(n.config.isolate for n in plan.nodes)  # no shortcut through the host
     assert not br.routes  # directly attached everywhere
 
 
