@@ -58,7 +58,7 @@ def test_a_thing_gets_its_factory_identity_and_nothing_else(minted) -> None:  # 
 
 
 def test_the_trust_center_gets_no_owner_or_vendor_private_key(minted) -> None:  # type: ignore[no-untyped-def]
-    _, run_dir, m = minted
+    _, run_dir, _ = minted
     tc_dir = run_dir / "nodes" / "tc-facility"
     files = _files(tc_dir)
     assert {M.TC_KEY_COSE, M.TC_CCS, M.DOMAIN_CA_KEY, M.DOMAIN_CA_CERT, M.OWNER_PUB} <= files
