@@ -5,6 +5,7 @@
 #   make images    build the node image (offline when no registry is reachable)
 #   make up        bring the default topology up as run $(RUN) (installs mmdebstrap when missing)
 #   make down      tear it down
+#   make compose   render compose.yaml for run $(RUN) (mints its run dir; then docker-compose up)
 #   make lint      ruff + mypy
 #   make test      lint, then pytest (NO_TESTS_OK=1: pytest's "no tests collected" is success)
 
@@ -24,7 +25,7 @@ RUN ?= office
 TOPOLOGY ?= topologies/default.yaml
 NO_TESTS_OK ?=
 
-.PHONY: help venv images up down lint test mmdebstrap
+.PHONY: help venv images up down lint test mmdebstrap compose
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -53,6 +54,9 @@ images: venv mmdebstrap
 
 up: venv mmdebstrap
 	$(BIN)/testbed up -t $(TOPOLOGY) --run $(RUN)
+
+compose: venv mmdebstrap
+	$(BIN)/testbed render -t $(TOPOLOGY) --run $(RUN) -o compose.yaml
 
 down: venv
 	$(BIN)/testbed down --run $(RUN)
