@@ -34,7 +34,11 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	# grafana-client pulls urllib3-future, whose wheel replaces urllib3 under the docker SDK and
+	# makes its Unix-socket connections fail under load; built from source with this variable it
+	# installs beside urllib3 instead (tests/unit/test_environment.py checks).
+	URLLIB3_NO_OVERRIDE=1 $(BIN)/python -m pip install --disable-pip-version-check -q \
+		--no-binary urllib3-future -e '.[dev]'
 	@touch $@
 
 # mmdebstrap makes the offline base image when no registry is reachable.
