@@ -235,7 +235,7 @@ def test_trust_center_sigkill_mid_bootstrap(
         tc.kill(signal="SIGKILL")
         assert at_kill < 20, f"all {at_kill} things enrolled before the kill: not mid-bootstrap"
         worker.join(300)
-        assert not errors, errors
+        assert not errors, "".join(__import__("traceback").format_exception(errors[0]))
         tc.start()  # same volume: the registry survives
 
         def all_operational() -> bool:
