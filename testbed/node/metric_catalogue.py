@@ -91,6 +91,33 @@ _SPECS: tuple[MetricSpec, ...] = (
         "Start time of the node process since the Unix epoch.",
         unit="seconds",
     ),
+    # -- lifecycle phase runs (testbed.node.phase_marks; the playbooks' phase_mark) ---------
+    MetricSpec(
+        "testbed_phase_runs",
+        "counter",
+        "Lifecycle phase runs that included this node, by outcome.",
+        ("phase", "outcome"),
+        note="after the first `testbed phase` run on the node; outcome: successful or failed",
+        always=False,
+    ),
+    MetricSpec(
+        "testbed_phase_last_run_start_seconds",
+        "gauge",
+        "Start of the last run of the phase that included this node, Unix time.",
+        ("phase",),
+        unit="seconds",
+        note="after the first `testbed phase` run on the node",
+        always=False,
+    ),
+    MetricSpec(
+        "testbed_phase_last_run_end_seconds",
+        "gauge",
+        "End of the last run of the phase on this node, Unix time.",
+        ("phase",),
+        unit="seconds",
+        note="after the first `testbed phase` run on the node",
+        always=False,
+    ),
     # -- things (testbed.node.thing.metrics, testbed.node.roles.thing) -----------------------
     MetricSpec(
         "testbed_thing_lifecycle_state",
@@ -342,6 +369,18 @@ _SPECS: tuple[MetricSpec, ...] = (
         roles=("border_router",),
         component="border router",
         note="only on routers with shaped IP links (topology `links`)",
+        always=False,
+    ),
+    # -- cross-domain policy (testbed.node.policy; topologies with `policies`) --------------
+    MetricSpec(
+        "testbed_policy_dropped_packets",
+        "counter",
+        "Forwarded packets the cross-domain policy dropped, by the rule that dropped them.",
+        ("rule",),
+        roles=("border_router",),
+        component="border router",
+        note="only with a topology `policies` key; rule: its `name`, its key path "
+        "(`policies[N]`) or `default-deny`",
         always=False,
     ),
     # -- radio PANs (testbed.node.radio.metrics; PANs with medium: radio) -------------------

@@ -45,7 +45,7 @@ BIND_RETRY_DELAY = 0.25
 
 _BASE_LABELS = ("run", "building", "node", "role")
 # Attributes that are structured configuration (JSON), not facts to group series by.
-_NOT_LABELS = ("radio-", "links-")
+_NOT_LABELS = ("radio-", "links-", "policy-")
 
 
 def info_labels(config: NodeConfig) -> dict[str, str]:

@@ -25,6 +25,7 @@ from testbed.node.errors import ServeError, UnknownAction
 from testbed.node.logs import EventLog
 from testbed.node.metrics import NodeMetrics
 from testbed.node.netsetup import setup_network
+from testbed.node.phase_marks import PhaseMarks
 from testbed.node.radio.attach import RadioAttachment
 from testbed.node.redact import scrub
 from testbed.node.roles import role_class
@@ -57,6 +58,8 @@ class Node:
         self.role: Role = role_class(config.role)(ctx)
         self.metrics = NodeMetrics(config)
         self.role.register_metrics(self.metrics.registry)
+        # Lifecycle phase runs (phase-mark), on every role: the playbooks mark every host.
+        self.phase_marks = PhaseMarks(self.metrics.registry)
         # Radio PANs (medium: radio): TUN + 802.15.4 emulation; None on bridge PANs.
         self.radio = RadioAttachment.for_node(config, log)
         if self.radio is not None:
@@ -152,6 +155,7 @@ class Node:
             **self.role.actions(),
             **(self.radio.actions() if self.radio else {}),
             **(self.shaping.actions() if self.shaping else {}),
+            **self.phase_marks.actions(),
         }
 
     def action_names(self) -> Sequence[str]:

@@ -22,6 +22,7 @@ from testbed.node.config import Interface, NodeConfig, Route
 from testbed.node.radio.config import GilbertElliottSpec, RadioPanConfig
 from testbed.node.shaping import impairment as shaping
 from testbed.plan import addressing
+from testbed.plan import policy as cross_domain
 from testbed.plan.labels import NETWORK, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
 from testbed.topology.schema import NAME_RE, IpLink, Pan, Topology
@@ -152,6 +153,21 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
 
     pan_routes = [(f"pan-{pan.name}", router_of_pan[pan.name]) for pan in topology.pans]
     nodes: list[NodePlan] = []
+    # -- cross-domain policy (testbed.plan.policy): enforced by the routers, scoped listings --
+    rules = cross_domain.resolve(topology)
+    data_network = {n: n_ifaces[-1].network for n, n_ifaces in interfaces.items()}
+    policy_forward = (
+        {
+            cross_domain.FORWARD_ATTRIBUTE: cross_domain.forward_attribute(
+                rules, lambda n: address_of(n, data_network[n])
+            )
+        }
+        if rules
+        else {}
+    )
+    backend_scope = cross_domain.backends_attribute(
+        topology, rules, lambda v, n: serial_number(topology.building, v, n)
+    )
 
     def add(
         name: str,
@@ -212,6 +228,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
                 "pans": ",".join(router.pans),
                 **radio_attributes(router.name, router.pans, True),
                 **link_attributes(topology),
+                **policy_forward,
             },
             routes_via("backbone", foreign),
             forwarding=True,
@@ -223,7 +240,11 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             domain.trust_center_name,
             "trust_center",
             TIER_INFRA,
-            {"domain": domain.name, "trusted-vendors": ",".join(trusted)},
+            {
+                "domain": domain.name,
+                "trusted-vendors": ",".join(trusted),
+                **({cross_domain.BACKENDS_ATTRIBUTE: backend_scope} if backend_scope else {}),
+            },
             routes_via("backbone", [*pan_routes, ("internet", first_router)]),
         )
     for host in topology.hosts:

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from testbed.topology import units
+from testbed.topology.policy import PolicyRule, policy_problems
 
 NAME_RE = r"^[a-z][a-z0-9-]{0,29}$"
 Name = Annotated[str, Field(pattern=NAME_RE, description="lower case, digits and '-', max 30")]
@@ -191,6 +192,11 @@ class Topology(Strict):
     things: list[Thing] = Field(min_length=1)
     hosts: list[Host] = []
     links: Links = Links()
+    policies: list[PolicyRule] | None = Field(
+        None,
+        description="cross-domain rules enforced by the border routers, then the defaults "
+        "(testbed.topology.policy); [] = the defaults only; absent = no filter",
+    )
     commissioning: Literal["phases", "auto"] = Field(
         "phases",
         description="phases: `testbed up` runs the install and commission playbooks (Ansible); "
@@ -329,6 +335,7 @@ def cross_reference_problems(topo: Topology) -> list[tuple[Loc, str]]:
             problems.append((loc_name, f"node name {name!r} is already used by {seen[name]}"))
         else:
             seen[name] = dotted(loc_name)
+    problems += policy_problems(topo)
     return problems
 
 

@@ -8,15 +8,21 @@ For a PAN with ``medium: radio`` the node runs the PAN's radio medium (testbed.n
 started by the node before its routes): a ZEP hub on the router's carrier address, and a TUN
 ``lowpan<i>`` with the router's PAN address that the kernel forwards to and from like any
 interface; its ``link-show``/``link-set``/``link-reset`` actions change the PAN's frame loss live.
+
+With a ``policy-forward`` attribute (a topology with ``policies:``) it installs the cross-domain
+policy as an nftables forward chain at start (testbed.node.policy), exports
+testbed_policy_dropped_packets_total{rule} and answers ``policy-show``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from testbed.node.roles.base import Role, RoleContext
+from testbed.node.policy.firewall import PolicyFirewall
+from testbed.node.roles.base import Action, Role, RoleContext
 
 PAN_PREFIX = "pan-"
 
@@ -37,11 +43,21 @@ class BorderRouterRole(Role):
             if declared is not None
             else self.attached
         )
+        self.policy = PolicyFirewall.for_node(self.config, self.log)
 
     def facts(self) -> dict[str, Any]:
         return {"pans": self.pans, "forwarding": self.config.forwarding}
 
+    def state(self) -> dict[str, Any]:
+        policy = {"policy": self.policy.snapshot()} if self.policy is not None else {}
+        return {**self.facts(), **policy}
+
+    def actions(self) -> Mapping[str, Action]:
+        return self.policy.actions() if self.policy is not None else {}
+
     def register_metrics(self, registry: CollectorRegistry) -> None:
+        if self.policy is not None:
+            self.policy.register_metrics(registry)
         Gauge(
             "testbed_border_router_served_pans",
             "Number of PANs this border router serves.",
@@ -58,3 +74,5 @@ class BorderRouterRole(Role):
         elif set(self.pans) != set(self.attached):
             # Legitimate when a PAN is carried by the radio medium only; worth a line anyway.
             self.log.warning("border_router.pans_differ", pans=self.pans, attached=self.attached)
+        if self.policy is not None:
+            await self.policy.start()

@@ -28,6 +28,7 @@ from testbed.node.errors import ActionError
 from testbed.node.material import COAP_PORT
 from testbed.node.roles.base import Action, Role, RoleContext
 from testbed.node.trust_center.metrics import TrustCenterMetrics
+from testbed.node.trust_center.scope import parse_scope
 from testbed.node.trust_center.service import TrustCenter
 from testbed.node.trust_center.trust import parse_vendor_list
 
@@ -48,6 +49,8 @@ class TrustCenterRole(Role):
         self.bind = bind
         self.metrics: TrustCenterMetrics | None = None
         self.service: TrustCenter | None = None
+        # Backends the cross-domain policy restricts see only their things in /things.
+        self.backend_scope = parse_scope(self.attribute("policy-backends"))
 
     @property
     def domain(self) -> str:
@@ -86,6 +89,7 @@ class TrustCenterRole(Role):
             metrics=self.metrics,
             bind=self.bind,
             on_fatal=self.ctx.fatal,
+            backend_scope=self.backend_scope,
         )
         await service.start()
         self.service = service

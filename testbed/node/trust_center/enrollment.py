@@ -45,6 +45,7 @@ from testbed.node.trust_center.registry import (
     Thing,
 )
 from testbed.node.trust_center.revocation import CrlPublisher
+from testbed.node.trust_center.scope import BackendScope, visible
 from testbed.node.trust_center.trust import TrustAnchors
 from testbed.pki import issue_ldevid
 
@@ -74,7 +75,9 @@ class Enrollment:
         crl: CrlPublisher,
         log: EventLog,
         metrics: TrustCenterMetrics | None = None,
+        backend_scope: BackendScope | None = None,
     ) -> None:
+        self.backend_scope: BackendScope = backend_scope or {}
         self.policy = policy
         self.registry = registry
         self.crl = crl
@@ -204,6 +207,14 @@ class Enrollment:
             entries = [self._thing_entry(t) for t in self.registry.things(ENROLLED)]
             cached = (self.registry.version, cbor2.dumps({K_THINGS: entries}))
             self._things_cache = cached
+        if backend[0] in self.backend_scope:
+            # Restricted by the cross-domain policy: only the things it may talk to.
+            entries = [
+                self._thing_entry(t)
+                for t in self.registry.things(ENROLLED)
+                if visible(self.backend_scope, backend[0], t.serial)
+            ]
+            return bytes(cbor2.dumps({K_THINGS: entries}))
         return cached[1]
 
     @staticmethod

@@ -45,6 +45,7 @@ from testbed.node.trust_center.metrics import TrustCenterMetrics
 from testbed.node.trust_center.registry import IMPORTED, REVOKED, BootstrapRow, Registry
 from testbed.node.trust_center.resources import build_site
 from testbed.node.trust_center.revocation import CrlPublisher, parse_reason
+from testbed.node.trust_center.scope import BackendScope
 from testbed.node.trust_center.trust import TrustAnchors, load_trust
 
 DEFAULT_REVOCATION_REASON = "cessationOfOperation"
@@ -62,7 +63,9 @@ class TrustCenter:
         metrics: TrustCenterMetrics | None = None,
         bind: tuple[str, int] = ("::", COAP_PORT),
         on_fatal: Callable[[BaseException], None] | None = None,
+        backend_scope: BackendScope | None = None,
     ) -> None:
+        self.backend_scope = backend_scope
         self.material_root = Path(material_root)
         self.state_dir = Path(state_dir)
         self.domain = domain
@@ -95,7 +98,9 @@ class TrustCenter:
             ) from exc
         crl = self._crl = CrlPublisher(trust.ca, registry)
         policy = AdmissionPolicy(trust, self.devices)
-        enrollment = self._enrollment = Enrollment(policy, registry, crl, self.log, self.metrics)
+        enrollment = self._enrollment = Enrollment(
+            policy, registry, crl, self.log, self.metrics, self.backend_scope
+        )
         site = build_site(
             enrollment,
             self.tracker,

@@ -78,7 +78,7 @@ def test_groups(built: inv.Inventory) -> None:
     assert g["model_thermo_100"] == ["thermostat-01", "thermostat-02"]  # '-' made Ansible-safe
     assert g["pan_floor1"] == ["br1", "thermostat-01", "thermostat-02"]
     assert g["kind_vendor_cloud"] == ["vendor-cloud"]
-    assert g["kind_backend"] == ["backend"]
+    assert g["kind_backend"] == ["backend", "backend-hvac"]  # the HVAC contractor has its own
     assert g["role_border_router"] == ["br1"]
     assert not any(name.startswith("lifecycle_") for name in g)
 

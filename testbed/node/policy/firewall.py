@@ -1,0 +1,141 @@
+"""Install the cross-domain policy on a border router and count what it drops.
+
+    testbed_policy_dropped_packets_total{rule}   packets dropped, by the rule that dropped them
+
+The counters live in the kernel (named nft counters, testbed.node.policy.ruleset); a scrape
+reads them with ``nft -j list counters``. A router whose ruleset cannot be loaded stops the
+node (NetSetupError): forwarding everything unfiltered would make every policy experiment
+silently wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from testbed.node import metric_catalogue as catalogue
+from testbed.node.config import NodeConfig
+from testbed.node.errors import ConfigError, NetSetupError
+from testbed.node.logs import EventLog
+from testbed.node.policy.ruleset import TABLE, ForwardPolicy, PolicyConfigError, parse, render
+
+ATTRIBUTE = "policy-forward"  # testbed.plan.policy.FORWARD_ATTRIBUTE
+NFT_COMMAND: tuple[str, ...] = ("nft",)
+NFT_TIMEOUT = 5.0
+SCRAPE_TIMEOUT = 2.0
+Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class PolicyFirewall:
+    def __init__(
+        self, policy: ForwardPolicy, log: EventLog, nft: Sequence[str] = NFT_COMMAND
+    ) -> None:
+        self.policy = policy
+        self.log = log
+        self.nft = tuple(nft)
+        self.installed = False
+
+    @classmethod
+    def for_node(cls, config: NodeConfig, log: EventLog) -> PolicyFirewall | None:
+        raw = config.attributes.get(ATTRIBUTE)
+        if not raw:
+            return None
+        try:
+            return cls(parse(raw), log)
+        except PolicyConfigError as exc:
+            raise ConfigError(
+                str(exc), "the planner writes it from the topology's policies"
+            ) from exc
+
+    async def start(self) -> None:
+        # Delete first so that a restart (same network namespace) replaces, not duplicates.
+        text = f"table inet {TABLE} {{ }}\ndelete table inet {TABLE}\n" + render(self.policy)
+        proc = await asyncio.create_subprocess_exec(
+            *self.nft,
+            "-f",
+            "-",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(text.encode()), NFT_TIMEOUT)
+        if proc.returncode != 0:
+            raise NetSetupError(
+                "cannot install the cross-domain policy: " + err.decode(errors="replace")[:300],
+                "the border router needs CAP_NET_ADMIN and nftables in its kernel",
+            )
+        self.installed = True
+        self.log.info("policy.installed", rules=len(self.policy.rules))
+
+    async def stop(self) -> None:
+        """Nothing to undo: the table goes with the container's network namespace."""
+
+    def dropped(self) -> dict[str, int]:
+        """Dropped packets by rule label, from the kernel's counters (0s when unreadable)."""
+        names = self.policy.counters()
+        out = dict.fromkeys(names.values(), 0)
+        if not self.installed:
+            return out
+        try:
+            done = subprocess.run(
+                [*self.nft, "-j", "list", "counters", "table", "inet", TABLE],
+                capture_output=True,
+                timeout=SCRAPE_TIMEOUT,
+                check=True,
+            )
+            entries = json.loads(done.stdout)["nftables"]
+        except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+            self.log.warning("policy.counters_unreadable", error=str(exc))
+            return out
+        for entry in entries:
+            counter = entry.get("counter") if isinstance(entry, dict) else None
+            if isinstance(counter, dict) and counter.get("name") in names:
+                out[names[counter["name"]]] += int(counter.get("packets", 0))
+        return out
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        registry.register(_Collector(self))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "installed": self.installed,
+            "rules": [
+                {
+                    "label": r.label,
+                    "allow": r.allow,
+                    "from": len(r.sources),
+                    "to": len(r.destinations),
+                }
+                for r in self.policy.rules
+            ],
+        }
+
+    def actions(self) -> Mapping[str, Action]:
+        return {"policy-show": self._show}
+
+    async def _show(self, params: dict[str, Any]) -> dict[str, Any]:
+        dropped = await asyncio.to_thread(self.dropped)
+        return {
+            **self.snapshot(),
+            "dropped": dropped,
+            "ruleset": render(self.policy),
+            "changed": False,
+        }
+
+
+class _Collector(Collector):
+    def __init__(self, firewall: PolicyFirewall) -> None:
+        self.firewall = firewall
+
+    def collect(self) -> Iterable[Metric]:
+        family = catalogue.counter_family("testbed_policy_dropped_packets")
+        for label, packets in sorted(self.firewall.dropped().items()):
+            family.add_metric([label], packets)
+        yield family

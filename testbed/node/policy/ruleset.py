@@ -1,0 +1,116 @@
+"""``policy-forward`` (testbed.plan.policy) -> an nftables ruleset for the forward hook.
+
+    table inet tb_policy {
+      counter r3 { }                               one named counter per deny rule, + default
+      chain forward {
+        type filter hook forward priority 0; policy accept;
+        ct state established,related accept       replies of an allowed flow; ICMPv6 errors
+        meta nfproto ipv4 accept                   the policy is about IPv6 (experiment nets)
+        ip6 saddr { A, B } ip6 daddr { C } [meta l4proto { tcp, udp } th dport { P }] accept
+        ip6 saddr { D } ip6 daddr { E } counter name "r3" drop
+        counter name "r_default" drop
+      }
+    }
+
+Only what the router *forwards* is filtered: traffic between two nodes of one PAN never
+reaches it (on a real 802.15.4 PAN neither), and its own traffic (input/output) is untouched.
+Deny rules count into named counters so the drop counter can say which rule dropped; accepts
+are not counted (the hot path stays one lookup per rule).
+
+Stdlib only: the planner's unit tests render the same text and check it with ``nft -c``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+TABLE = "tb_policy"  # not testbed_*: that prefix is for metric names
+DEFAULT_COUNTER = "r_default"
+
+
+class PolicyConfigError(ValueError):
+    """The ``policy-forward`` attribute is not what the planner writes."""
+
+
+@dataclass(frozen=True)
+class ForwardRule:
+    label: str
+    allow: bool
+    sources: tuple[str, ...]
+    destinations: tuple[str, ...]
+    ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ForwardPolicy:
+    rules: tuple[ForwardRule, ...]
+    default_label: str = "default-deny"
+
+    def counters(self) -> dict[str, str]:
+        """nft counter name -> rule label, for every rule that drops."""
+        out = {f"r{i}": r.label for i, r in enumerate(self.rules) if not r.allow}
+        out[DEFAULT_COUNTER] = self.default_label
+        return out
+
+
+def parse(raw: str) -> ForwardPolicy:
+    """Validate strictly: every address and port ends up in a ruleset the router loads."""
+    try:
+        data = json.loads(raw)
+        rules = tuple(_rule(entry) for entry in data["rules"])
+        default = str(data.get("default", "default-deny"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PolicyConfigError(f"policy-forward is not valid: {exc}") from exc
+    return ForwardPolicy(rules, default)
+
+
+def _rule(entry: dict[str, object]) -> ForwardRule:
+    def addresses(key: str) -> tuple[str, ...]:
+        values = entry[key]
+        if not isinstance(values, list):
+            raise TypeError(f"{key} must be a list")
+        return tuple(str(ipaddress.IPv6Address(str(v))) for v in values)
+
+    ports = entry.get("ports") or []
+    if not isinstance(ports, list) or not all(isinstance(p, int) and 0 < p < 65536 for p in ports):
+        raise ValueError(f"bad ports {ports!r}")
+    allow = entry["allow"]
+    if not isinstance(allow, bool):
+        raise TypeError("allow must be true or false")
+    return ForwardRule(
+        label=str(entry["label"]),
+        allow=allow,
+        sources=addresses("from"),
+        destinations=addresses("to"),
+        ports=tuple(ports),
+    )
+
+
+def render(policy: ForwardPolicy) -> str:
+    """The whole table; loaded with ``nft -f`` after deleting an older one (idempotent)."""
+    lines = [f"table inet {TABLE} {{"]
+    for name in policy.counters():
+        lines.append(f"  counter {name} {{ }}")
+    lines += [
+        "  chain forward {",
+        "    type filter hook forward priority 0; policy accept;",
+        "    ct state established,related accept",
+        "    meta nfproto ipv4 accept",
+    ]
+    for index, rule in enumerate(policy.rules):
+        if not rule.sources or not rule.destinations:
+            continue  # a selector without members (nft has no empty anonymous sets)
+        match = f"ip6 saddr {_set(rule.sources)} ip6 daddr {_set(rule.destinations)}"
+        if rule.ports:
+            match += f" meta l4proto {{ tcp, udp }} th dport {_set(map(str, rule.ports))}"
+        verdict = "accept" if rule.allow else f'counter name "r{index}" drop'
+        lines.append(f"    {match} {verdict}")
+    lines += [f'    counter name "{DEFAULT_COUNTER}" drop', "  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def _set(values: Iterable[str]) -> str:
+    return "{ " + ", ".join(sorted(set(values))) + " }"

@@ -1,0 +1,101 @@
+"""Node side: the firewall's drop counters from nft's JSON, and the trust center's scope."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from testbed.node.errors import ConfigError, NetSetupError
+from testbed.node.logs import EventLog
+from testbed.node.policy.firewall import PolicyFirewall
+from testbed.node.policy.ruleset import parse
+from testbed.node.trust_center.scope import parse_scope, visible
+
+POLICY = json.dumps(
+    {
+        "rules": [
+            {"label": "no-lamps", "allow": False, "from": ["fd00::1"], "to": ["fd00::2"]},
+            {"label": "ok", "allow": True, "from": ["fd00::1"], "to": ["fd00::3"]},
+        ],
+        "default": "default-deny",
+    }
+)
+
+
+def fake_nft(tmp_path: Path, listing: dict[str, object], rc: int = 0) -> tuple[str, ...]:
+    """An ``nft`` that records its stdin and prints ``listing`` for -j."""
+    script = tmp_path / "nft.py"
+    script.write_text(
+        "import sys, json\n"
+        f"out = {json.dumps(json.dumps(listing))}\n"
+        "if '-j' in sys.argv: print(out)\n"
+        f"else: open({str(tmp_path / 'stdin')!r}, 'w').write(sys.stdin.read())\n"
+        f"sys.exit({rc})\n"
+    )
+    return (sys.executable, str(script))
+
+
+def counters(**packets: int) -> dict[str, object]:
+    return {
+        "nftables": [
+            {"metainfo": {"json_schema_version": 1}},
+            *(
+                {"counter": {"family": "inet", "table": "tb_policy", "name": n, "packets": p}}
+                for n, p in packets.items()
+            ),
+        ]
+    }
+
+
+def test_drop_counters_by_rule(tmp_path: Path) -> None:
+    nft = fake_nft(tmp_path, counters(r0=7, r_default=3))
+    firewall = PolicyFirewall(parse(POLICY), EventLog(logging.getLogger("t")), nft)
+    asyncio.run(firewall.start())
+    loaded = (tmp_path / "stdin").read_text()
+    assert "delete table inet tb_policy" in loaded and 'counter name "r0" drop' in loaded
+    registry = CollectorRegistry()
+    firewall.register_metrics(registry)
+    name = "testbed_policy_dropped_packets_total"
+    assert registry.get_sample_value(name, {"rule": "no-lamps"}) == 7
+    assert registry.get_sample_value(name, {"rule": "default-deny"}) == 3
+
+
+def test_a_ruleset_the_kernel_refuses_stops_the_router(tmp_path: Path) -> None:
+    firewall = PolicyFirewall(
+        parse(POLICY), EventLog(logging.getLogger("t")), fake_nft(tmp_path, {}, rc=1)
+    )
+    with pytest.raises(NetSetupError):
+        asyncio.run(firewall.start())
+
+
+def test_bad_attribute_is_a_config_error() -> None:
+    from testbed.node.config import NodeConfig
+
+    config = NodeConfig.from_dict(
+        {
+            "run": "r",
+            "building": "b",
+            "node": "br1",
+            "role": "border_router",
+            "interfaces": [],
+            "attributes": {"policy-forward": "[]"},
+        }
+    )
+    with pytest.raises(ConfigError):
+        PolicyFirewall.for_node(config, EventLog(logging.getLogger("t")))
+
+
+def test_scope() -> None:
+    scope = parse_scope('{"backend-hvac": ["ACME-1"]}')
+    assert visible(scope, "backend-hvac", "ACME-1")
+    assert not visible(scope, "backend-hvac", "LUMINA-2")
+    assert visible(scope, "backend", "LUMINA-2")  # not restricted
+    assert parse_scope(None) == {}
+    with pytest.raises(ConfigError):
+        parse_scope("[1, 2]")
