@@ -465,7 +465,20 @@ def dashboard_json(dashboard: Dashboard) -> dict[str, Any]:
                     "iconColor": "rgba(0, 211, 255, 1)",
                     "name": "Annotations & Alerts",
                     "type": "dashboard",
-                }
+                },
+                # Phase runs from the nodes' own series (testbed.node.phase_marks): a mark where
+                # a phase run ended on a node; works without `testbed dashboards push`.
+                {
+                    "name": "Phase runs (nodes)",
+                    "datasource": DATASOURCE,
+                    "enable": True,
+                    "iconColor": "rgba(255, 152, 48, 1)",
+                    "expr": 'changes(testbed_phase_last_run_end_seconds{run=~"$run"}[1m]) > 0',
+                    "step": "30s",
+                    "titleFormat": "{{phase}}",
+                    "textFormat": "phase {{phase}} on {{node}}",
+                    "tagKeys": "phase,node",
+                },
             ]
         },
         "templating": {"list": [_variable(name) for name in dashboard.variables]},
