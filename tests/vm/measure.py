@@ -28,6 +28,7 @@ _SENT = re.compile(r"(\d+) packets transmitted")
 class Pings:
     sent: int
     rtts_ms: tuple[float, ...]  # one per sequence number answered (duplicates left out)
+    duplicates: int = 0  # replies beyond the first for a sequence number
 
     @property
     def received(self) -> int:
@@ -36,12 +37,15 @@ class Pings:
 
 def parse_ping(text: str) -> Pings:
     seen: dict[int, float] = {}
+    duplicates = 0
     for line in text.splitlines():
         match = _REPLY.search(line)
-        if match and "DUP" not in line:
-            seen.setdefault(int(match.group(1)), float(match.group(2)))
+        if match and ("DUP" in line or int(match.group(1)) in seen):
+            duplicates += 1
+        elif match:
+            seen[int(match.group(1))] = float(match.group(2))
     sent = _SENT.search(text)
-    return Pings(int(sent.group(1)) if sent else 0, tuple(seen.values()))
+    return Pings(int(sent.group(1)) if sent else 0, tuple(seen.values()), duplicates)
 
 
 def ping_command(target: str, count: int, interval: float) -> list[str]:
@@ -78,6 +82,19 @@ def check_loss(shaped: Pings, imp: Impairment) -> str:
     got = shaped.received / n
     if abs(got - q) > tolerance:
         return f"{got:.3f} of {n} echoes came back, expected {q:.3f} +- {tolerance:.3f}"
+    return ""
+
+
+def check_duplicates(shaped: Pings, imp: Impairment) -> str:
+    """Each crossing copies a packet with probability d: an echo's request arrives once or
+    twice, each arrival's reply once or twice; replies per echo R have mean (1 + d)^2 and
+    variance d (1 - d) (1 + d) (2 + d) (by conditioning on the request's copies)."""
+    d, n = imp.duplicate, shaped.sent
+    mean = (1 + d) ** 2
+    tolerance = Z99 * math.sqrt(d * (1 - d) * (1 + d) * (2 + d) / n)
+    got = (shaped.received + shaped.duplicates) / n
+    if abs(got - mean) > tolerance:
+        return f"{got:.3f} replies per echo, expected {mean:.3f} +- {tolerance:.3f}"
     return ""
 
 

@@ -96,6 +96,11 @@ class Shaper:
         return snapshot
 
 
+def icmp6_checksum_errors(ns: str) -> int:
+    text = sh("ip", "netns", "exec", ns, "cat", "/proc/net/snmp6").stdout
+    return next(int(line.split()[1]) for line in text.splitlines() if "Icmp6InCsumErrors" in line)
+
+
 def test_userspace_shaper_delay_and_loss_on_the_host(namespaces: tuple[str, str, str]) -> None:
     a, b, busybox = namespaces
     ping(b, busybox, 3, 0.2)  # neighbours resolved before measuring
@@ -118,3 +123,33 @@ def test_userspace_shaper_delay_and_loss_on_the_host(namespaces: tuple[str, str,
         assert counts["shaped"] >= measure.DELAY_PINGS[0] and counts["dropped"] > 50
     # And the link is back to the kernel's path: no clsact left behind.
     assert "clsact" not in sh("ip", "netns", "exec", a, "tc", "qdisc", "show", "dev", "va").stdout
+
+
+DUPLICATE = Impairment(duplicate=0.2)
+CORRUPT = Impairment(corrupt=0.3)
+
+
+def test_duplicates_arrive_and_corruption_fails_the_checksum(
+    namespaces: tuple[str, str, str],
+) -> None:
+    """Copies are byte-identical (they arrive and are answered); a corrupted packet has one
+    payload bit flipped, so the receiver's ICMPv6 checksum rejects it and counts it."""
+    a, b, busybox = namespaces
+    errors_before = icmp6_checksum_errors(a) + icmp6_checksum_errors(b)
+    shaper = Shaper(a)
+    try:
+        shaper.apply(DUPLICATE)
+        duplicated = ping(b, busybox, 300, 0.01)
+        shaper.apply(CORRUPT)
+        corrupted = ping(b, busybox, 300, 0.01)
+    finally:
+        snapshot = shaper.close()
+    assert measure.check_duplicates(duplicated, DUPLICATE) == ""
+    # A corrupted echo or reply is lost to its checksum, as if the link had lost it.
+    assert measure.check_loss(corrupted, Impairment(loss=CORRUPT.corrupt)) == ""
+    errors = icmp6_checksum_errors(a) + icmp6_checksum_errors(b) - errors_before
+    corrupted_count = sum(
+        snapshot[d]["counts"].get("corrupted", 0)  # type: ignore[index]
+        for d in ("egress", "ingress")
+    )
+    assert corrupted_count > 0 and errors == corrupted_count, (errors, corrupted_count)
