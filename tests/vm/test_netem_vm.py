@@ -104,6 +104,10 @@ def init_script(order: list[str]) -> str:
                 "echo TBVM section loss-setup; /usr/sbin/ip netns exec a sh /stage2.sh",
                 f"echo TBVM section loss; {ping(*measure.LOSS_PINGS)}",
                 "echo TBVM section stats; /usr/sbin/ip netns exec a /usr/sbin/tc -s qdisc show",
+                "echo TBVM section json-egress",
+                f"{IP} netns exec a /usr/sbin/tc -s -j qdisc show dev va",
+                "echo TBVM section json-ingress",
+                f"{IP} netns exec a /usr/sbin/tc -s -j qdisc show dev ifb-backbone",
                 "echo TBVM section end",
                 "poweroff -f",
             ]
@@ -192,3 +196,11 @@ def test_netem_loss_after_a_live_change_in_the_vm(vm_console: dict[str, str]) ->
     # The change took the delay away: what came back came back fast.
     assert max(shaped.rtts_ms) < 2 * measure.DELAY.delay * 1000 / 2
     assert "netem" in vm_console["stats"] and "ifb-backbone" in vm_console["stats"]
+
+
+def test_the_nodes_counter_parser_reads_the_kernels_statistics(vm_console: dict[str, str]) -> None:
+    """testbed_link_packets_total on the netem path comes from `tc -s -j qdisc show`."""
+    for direction in ("json-egress", "json-ingress"):
+        stats = netem.parse_qdisc_stats(vm_console[direction].strip())
+        assert stats.packets > measure.LOSS_PINGS[0] / 2, vm_console[direction]
+        assert stats.drops > measure.LOSS_PINGS[0] * measure.LOSS.loss / 2, vm_console[direction]
