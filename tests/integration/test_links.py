@@ -99,6 +99,7 @@ def test_delay_raises_the_read_latency_by_a_round_trip(run) -> None:  # type: ig
         after = statistics.median(latencies(backend))
     finally:
         link(env, "reset", "internet")
+    print(f"read latency median {before * 1000:.1f} -> {after * 1000:.1f} ms", file=sys.stderr)
     # 2 x 50 ms; the radio PAN behind it varies by a few ms per read (medians of 9 reads).
     assert 0.085 <= after - before <= 0.125, (before, after)
     assert statistics.median(latencies(backend, 5)) < before + 0.03

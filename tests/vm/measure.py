@@ -73,6 +73,16 @@ def check_delay(base: Pings, shaped: Pings, imp: Impairment, allowance_ms: float
     return "; ".join(problems)
 
 
+def summary(base: Pings, delayed: Pings, lossy: Pings) -> str:
+    """One line for the test log: what was measured."""
+    added = statistics.fmean(delayed.rtts_ms) - statistics.median(base.rtts_ms)
+    spread = statistics.pstdev(delayed.rtts_ms)
+    return (
+        f"added RTT {added:.2f} ms (sd {spread:.2f}) over {delayed.received} echoes; "
+        f"{lossy.received}/{lossy.sent} = {lossy.received / max(lossy.sent, 1):.3f} came back"
+    )
+
+
 def check_loss(shaped: Pings, imp: Impairment) -> str:
     q = (1 - imp.expected_loss) ** 2
     n = shaped.sent

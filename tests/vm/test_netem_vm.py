@@ -165,6 +165,13 @@ def vm_console(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     )  # fmt: skip
     out = sections(proc.stdout)
     (work / "console.log").write_text(proc.stdout)
+    if "loss" in out:
+        print(
+            "netem in the VM: "
+            + measure.summary(
+                *(measure.parse_ping(out.get(k, "")) for k in ("base", "delay", "loss"))
+            )
+        )
     assert "end" in out, (
         f"the VM did not finish ({time.monotonic() - started:.0f} s, exit {proc.returncode}): "
         f"{proc.stdout[-3000:]}{proc.stderr[-1000:]}"

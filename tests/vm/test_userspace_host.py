@@ -113,6 +113,7 @@ def test_userspace_shaper_delay_and_loss_on_the_host(namespaces: tuple[str, str,
         lossy = ping(b, busybox, *measure.LOSS_PINGS)
     finally:
         snapshot = shaper.close()
+    print(f"user-space shaper on the host: {measure.summary(base, delayed, lossy)}")
     assert delayed.received == delayed.sent == measure.DELAY_PINGS[0]
     assert measure.check_delay(base, delayed, measure.DELAY, HOST_ALLOWANCE_MS) == ""
     assert measure.check_loss(lossy, measure.LOSS) == ""
@@ -152,4 +153,9 @@ def test_duplicates_arrive_and_corruption_fails_the_checksum(
         snapshot[d]["counts"].get("corrupted", 0)  # type: ignore[index]
         for d in ("egress", "ingress")
     )
-    assert corrupted_count > 0 and errors == corrupted_count, (errors, corrupted_count)
+    # Every checksum error is one of ours; a corrupted packet in flight when the counters are
+    # read (or lost to a full device queue) may be missing from them.
+    assert corrupted_count > 50 and 0.95 * corrupted_count <= errors <= corrupted_count, (
+        errors,
+        corrupted_count,
+    )
