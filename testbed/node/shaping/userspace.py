@@ -53,6 +53,11 @@ IFF_TUN, IFF_TAP, IFF_NO_PI = 0x0001, 0x0002, 0x1000
 SOL_PACKET, PACKET_QDISC_BYPASS = 263, 20
 ETH_P_ALL = 0x0003
 READ_BURST = 64
+# asyncio wakes timers about 1 ms late on Linux (epoll takes whole milliseconds, rounded up;
+# measured 0.95 ms mean, 1.1 ms p99): arm that much early and release what is due within
+# GRACE. Should a wake come earlier than that, the timer is armed again for the exact time.
+EARLY = 0.001
+GRACE = 0.0003
 
 
 def device_name(link: str, direction: str) -> str:
@@ -247,10 +252,10 @@ class UserspaceLink:
         else:
             heapq.heappush(self._due, _Due(at, next(self._order), run))
 
-    def _arm(self) -> None:
+    def _arm(self, early: float = EARLY) -> None:
         if not self._due or self._loop is None:
             return
-        at = self._due[0].at
+        at = self._due[0].at - early
         if self._timer is not None:
             if self._timer_at <= at:
                 return
@@ -262,9 +267,12 @@ class UserspaceLink:
         self._timer, self._timer_at = None, float("inf")
         assert self._loop is not None
         now = self._loop.time()
-        while self._due and self._due[0].at <= now:
+        while self._due and self._due[0].at <= now + GRACE:
             heapq.heappop(self._due).run()
-        self._arm()
+        if self._due and self._due[0].at - EARLY <= now:
+            self._arm(early=0.0)  # woke early: wait for the exact time, without spinning
+        else:
+            self._arm()
 
     # ------------------------------------------------------------ reporting
 
