@@ -57,9 +57,10 @@ def test_a_radio_pan_gets_a_carrier_network_and_keeps_its_prefix(plan) -> None: 
 
 
 def test_bridge_pans_are_planned_as_before() -> None:
-    plan = make_plan(load_topology(ROOT / "topologies" / "default.yaml"), "radio-unit")
+    bridge = ROOT / "tests" / "fixtures" / "topologies" / "good" / "base.yaml"  # medium: bridge
+    plan = make_plan(load_topology(bridge), "radio-unit")
     prefix = ipaddress.IPv6Network(plan.ula_prefix)
-    pan = ipaddress.IPv6Network(plan.network("pan-floor1").subnet6)
+    pan = ipaddress.IPv6Network(plan.network("pan-p1").subnet6)
     assert pan == ipaddress.IPv6Network((int(prefix.network_address) | 0x10 << 64, 64))
     assert not any(k.startswith("radio-") for n in plan.nodes for k in n.config.attributes)
 
