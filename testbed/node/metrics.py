@@ -25,14 +25,13 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CollectorRegistry,
-    Gauge,
-    Info,
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
     start_http_server,
 )
 
+from testbed.node import metric_catalogue as catalogue
 from testbed.node.config import NodeConfig
 from testbed.node.errors import ServeError
 from testbed.node.logs import EventLog
@@ -69,18 +68,10 @@ class NodeMetrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
         self.config = config
         self.registry = CollectorRegistry()
-        Info("testbed_node", "Identity and role facts of this node.", registry=self.registry).info(
-            info_labels(config)
-        )
-        Gauge("testbed_node_up", "1 while the node process runs.", registry=self.registry).set(1)
-        self.ready = Gauge(
-            "testbed_node_ready", "1 once the node's role has started.", registry=self.registry
-        )
-        Gauge(
-            "testbed_node_start_time_seconds",
-            "Start time of the node process since the Unix epoch.",
-            registry=self.registry,
-        ).set(time.time())
+        catalogue.info("testbed_node", self.registry).info(info_labels(config))
+        catalogue.gauge("testbed_node_up", self.registry).set(1)
+        self.ready = catalogue.gauge("testbed_node_ready", self.registry)
+        catalogue.gauge("testbed_node_start_time_seconds", self.registry).set(time.time())
         # The cost of security functions is what the testbed measures: keep CPU/RSS at hand.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)

@@ -28,13 +28,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+
+from testbed.node import metric_catalogue as catalogue
 
 PUBLISH_INTERVAL = 0.5
 FRAGMENT_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16)
@@ -88,36 +85,14 @@ class RadioCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         s = self.samples
-        sent = CounterMetricFamily(
-            "testbed_radio_frames_sent", "802.15.4 frames put on the air.", labels=_NODE
-        )
-        received = CounterMetricFamily(
-            "testbed_radio_frames_received", "802.15.4 data frames received.", labels=_NODE
-        )
-        dropped = CounterMetricFamily(
-            "testbed_radio_frames_dropped",
-            "Frames lost or discarded, by cause.",
-            labels=[*_NODE, "cause"],
-        )
-        retries = CounterMetricFamily(
-            "testbed_radio_retries", "MAC retransmissions of the node's frames.", labels=_NODE
-        )
-        fragments = HistogramMetricFamily(
-            "testbed_radio_fragments_per_packet",
-            "Frames per IPv6 packet sent (6LoWPAN fragments; 1 = unfragmented).",
-            labels=_NODE,
-        )
-        airtime = CounterMetricFamily(
-            "testbed_radio_airtime_seconds", "Channel time of the node's frames.", labels=_NODE
-        )
-        queue = GaugeMetricFamily(
-            "testbed_radio_queue_length", "Frames waiting for the channel.", labels=_NODE
-        )
-        filtered = CounterMetricFamily(
-            "testbed_radio_packets_filtered",
-            "IPv6 packets from the TUN not sent on the PAN, by kind.",
-            labels=[*_NODE, "kind"],
-        )
+        sent = catalogue.counter_family("testbed_radio_frames_sent")
+        received = catalogue.counter_family("testbed_radio_frames_received")
+        dropped = catalogue.counter_family("testbed_radio_frames_dropped")
+        retries = catalogue.counter_family("testbed_radio_retries")
+        fragments = catalogue.histogram_family("testbed_radio_fragments_per_packet")
+        airtime = catalogue.counter_family("testbed_radio_airtime_seconds")
+        queue = catalogue.gauge_family("testbed_radio_queue_length")
+        filtered = catalogue.counter_family("testbed_radio_packets_filtered")
         for n in s.nodes:
             key = [n.pan, n.node]
             sent.add_metric(key, n.frames_sent)
@@ -134,14 +109,8 @@ class RadioCollector(Collector):
             if n.fragments:
                 buckets, total = fragment_buckets(n.fragments)
                 fragments.add_metric(key, buckets, total)
-        busy = CounterMetricFamily(
-            "testbed_radio_channel_busy_seconds", "Time the PAN's channel was busy.", labels=["pan"]
-        )
-        loss = GaugeMetricFamily(
-            "testbed_radio_link_loss_ratio",
-            "Configured default frame loss per link.",
-            labels=["pan"],
-        )
+        busy = catalogue.counter_family("testbed_radio_channel_busy_seconds")
+        loss = catalogue.gauge_family("testbed_radio_link_loss_ratio")
         for p in s.pans:
             busy.add_metric([p.pan], p.busy_s)
             loss.add_metric([p.pan], p.loss)
@@ -150,10 +119,4 @@ class RadioCollector(Collector):
 
 
 def bootstrap_frames_histogram(registry: CollectorRegistry) -> Histogram:
-    return Histogram(
-        "testbed_radio_bootstrap_frames",
-        "802.15.4 frames of one bootstrap attempt, per direction (sent: put on the air).",
-        ["direction"],
-        buckets=BOOTSTRAP_FRAME_BUCKETS,
-        registry=registry,
-    )
+    return catalogue.histogram("testbed_radio_bootstrap_frames", registry)

@@ -37,6 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from testbed.node import enrollment_api as api
 from testbed.node import material
+from testbed.node import metric_catalogue as catalogue
 from testbed.node.bootstrap.profile import BootstrapProfile, TrustCenterRef
 from testbed.node.enrollment_api import PURPOSE_BACKEND as BACKEND
 from testbed.node.errors import ActionError, ConfigError, StateError
@@ -183,18 +184,8 @@ class ThingRole(Role):
     def register_metrics(self, registry: CollectorRegistry) -> None:
         # One series per state, 1 for the current one (the StateSet pattern): a dashboard can
         # count things per state across the building with sum by (state).
-        self._state_gauge = Gauge(
-            "testbed_thing_lifecycle_state",
-            "Lifecycle state of the thing (1 for the current state, 0 otherwise).",
-            ["state"],
-            registry=registry,
-        )
-        self._transitions = Counter(
-            "testbed_thing_lifecycle_transitions",
-            "Lifecycle transitions performed by this process.",
-            ["from_state", "to_state"],
-            registry=registry,
-        )
+        self._state_gauge = catalogue.gauge("testbed_thing_lifecycle_state", registry)
+        self._transitions = catalogue.counter("testbed_thing_lifecycle_transitions", registry)
         self.metrics = ThingMetrics(registry, self._identity())
 
     def _identity(self) -> dict[str, str]:

@@ -20,9 +20,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from testbed.node import metric_catalogue as catalogue
 from testbed.node.config import NodeConfig
 from testbed.node.errors import ActionError, ConfigError, NetSetupError
 from testbed.node.logs import EventLog
@@ -276,17 +277,8 @@ class _Collector(Collector):
         self.shaping = shaping
 
     def collect(self) -> Iterable[Metric]:
-        packets = CounterMetricFamily(
-            "testbed_link_packets",
-            "Packets the IP link's shaper handled, by action (both directions; netem reports "
-            "shaped and dropped only).",
-            labels=["link", "action"],
-        )
-        info = GaugeMetricFamily(
-            "testbed_link_info",
-            "The implementation shaping each IP link (1).",
-            labels=["link", "implementation", "impairment"],
-        )
+        packets = catalogue.counter_family("testbed_link_packets")
+        info = catalogue.gauge_family("testbed_link_info")
         for name in self.shaping.specs:
             counts = self.shaping.counts(name)
             for action in ACTIONS:
