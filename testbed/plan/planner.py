@@ -250,9 +250,12 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
     for host in topology.hosts:
         host_attributes = {}
         if host.role == "backend":
-            # A backend works for every operator domain of the building.
+            # A backend works for every operator domain of the building whose trust center the
+            # cross-domain policy lets it reach (polling one it may not reach only times out).
             host_attributes["trust-centers"] = ",".join(
-                f"{d.name}={trust_center_uri(d.name)}" for d in topology.domains
+                f"{d.name}={trust_center_uri(d.name)}"
+                for d in topology.domains
+                if cross_domain.allowed(rules, host.name, d.trust_center_name, coap_port)
             )
         add(
             host.name,

@@ -163,3 +163,12 @@ def test_nft_accepts_the_ruleset(plan: Plan, tmp_path: Path) -> None:
     if done.returncode != 0 and "Operation not permitted" in done.stderr:
         pytest.skip("nft -c needs CAP_NET_ADMIN here")
     assert done.returncode == 0, done.stderr
+
+
+def test_a_backend_polls_only_the_trust_centers_it_may_reach(plan: Plan) -> None:
+    def domains(host: str) -> list[str]:
+        raw = plan.node(host).config.attributes["trust-centers"]
+        return [entry.split("=", 1)[0] for entry in raw.split(",")]
+
+    assert domains("backend") == ["hvac", "lighting"]
+    assert domains("backend-hvac") == ["hvac"]
