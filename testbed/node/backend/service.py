@@ -30,7 +30,7 @@ from testbed.node.backend import probes
 from testbed.node.backend.directory import ListingError, ThingEntry, TrustCenterDirectory
 from testbed.node.backend.metrics import BackendMetrics, outcome_of
 from testbed.node.backend.peers import PeerContexts, Reply, ThingPeer
-from testbed.node.coap.errors import ChannelError
+from testbed.node.coap.errors import ChannelError, CredentialError
 from testbed.node.coap.transport import create_context
 from testbed.node.errors import ActionError
 from testbed.node.logs import EventLog
@@ -98,18 +98,42 @@ class Backend:
 
     async def poll(self, domain: str) -> None:
         directory = self.directories[domain]
+        # Not asyncio.wait_for: it waits for the cancelled request to finish, and an EDHOC
+        # exchange started while the trust center was not serving yet could swallow the
+        # cancellation and hold the poll loop forever. Give up on it and reconnect instead.
+        listing = asyncio.ensure_future(directory.things())
+        listing.add_done_callback(_consume)
+        done, _ = await asyncio.wait({listing}, timeout=self.timeout)
         try:
-            things = await asyncio.wait_for(directory.things(), self.timeout)
+            if not done:
+                listing.cancel()
+                raise TimeoutError(f"no listing from {domain} within {self.timeout} s")
+            things = listing.result()
         except (*_TRANSPORT_ERRORS, ListingError) as exc:
             self.metrics.polls.labels(domain, "error").inc()
             if self.polled.get(domain, {}).get("ok", True):  # log the change, not every poll
                 self.log.warning("backend.poll_failed", domain=domain, error=repr(exc))
             self.polled[domain] = {"ok": False, "at": time.time(), "error": repr(exc)}
+            if not isinstance(exc, ListingError):
+                await self._reconnect(domain)
             return
         self.metrics.polls.labels(domain, "ok").inc()
         self.metrics.things.labels(domain).set(len(things))
         self.polled[domain] = {"ok": True, "at": time.time(), "things": len(things)}
         self._update(domain, things)
+
+    async def _reconnect(self, domain: str) -> None:
+        """A fresh channel to the trust center; the old one is closed in the background."""
+        old = self.directories[domain]
+        try:
+            self.directories[domain] = await TrustCenterDirectory.connect(
+                domain, self.trust_centers[domain], self.material_root
+            )
+        except (*_TRANSPORT_ERRORS, CredentialError) as exc:
+            self.log.warning("backend.reconnect_failed", domain=domain, error=repr(exc))
+            return
+        closing = asyncio.ensure_future(asyncio.wait_for(old.close(), self.timeout))
+        closing.add_done_callback(_consume)
 
     def _update(self, domain: str, things: list[ThingEntry]) -> None:
         listed = {t.name: t for t in things}
@@ -301,3 +325,9 @@ def _value(payload: bytes) -> Any:
         return catalog.decode(payload) if payload else None
     except ValueError:
         return {"undecodable": payload.hex()}
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a request we gave up on, so asyncio does not log it."""
+    if not task.cancelled():
+        task.exception()
