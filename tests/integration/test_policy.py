@@ -92,6 +92,7 @@ def building(
     try:
         plan, text = bringup.plan_for(TOPOLOGY, run)
         bringup.up(backend, plan, text, node_image, lambda event, name: None)
+        bringup.commission_by_phases(backend, plan)  # what `testbed up` does next
         yield Building(backend, run, plan, env)
     finally:
         try:
