@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 
+from testbed.node import metric_catalogue as catalogue
 from testbed.node.policy.firewall import PolicyFirewall
 from testbed.node.roles.base import Action, Role, RoleContext
 
@@ -58,11 +59,7 @@ class BorderRouterRole(Role):
     def register_metrics(self, registry: CollectorRegistry) -> None:
         if self.policy is not None:
             self.policy.register_metrics(registry)
-        Gauge(
-            "testbed_border_router_served_pans",
-            "Number of PANs this border router serves.",
-            registry=registry,
-        ).set(len(self.pans))
+        catalogue.gauge("testbed_border_router_served_pans", registry).set(len(self.pans))
 
     async def start(self) -> None:
         # Not fatal: a plan may legitimately bring a PAN up later; but say it loudly, since a
