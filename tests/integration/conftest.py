@@ -6,6 +6,7 @@ On a developer machine without Docker the integration tests are skipped with a r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -78,6 +79,31 @@ def node_image(docker_client, cli_env: dict[str, str]) -> str:  # type: ignore[n
 @pytest.fixture
 def run_name() -> Iterator[str]:
     yield f"it-{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def phase_environment(cli_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The CLI environment, also set in this process, for tests that run phases in-process.
+
+    The Ansible collections come from the developer's cache when it has them (no second
+    download of the ansible wheel).
+    """
+    from testbed.lifecycle import collections
+
+    env = dict(cli_env)
+    shared = ROOT / ".testbed" / "cache" / "collections"
+    if (shared / collections.ANSIBLE_VERSION).is_dir():
+        env[collections.ENV_OVERRIDE] = str(shared)
+    saved = {k: os.environ.get(k) for k in ("TESTBED_HOME", collections.ENV_OVERRIDE)}
+    os.environ.update({k: env[k] for k in saved if k in env})
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def remove_run(docker_client, run: str) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,10 +25,10 @@ import pytest
 
 from testbed import bringup
 from testbed.backends.docker import DockerBackend
-from testbed.lifecycle import collections, inventory, records
+from testbed.lifecycle import inventory, records
 from testbed.lifecycle.runner import PhaseEvent, PhaseResult, run_phase
 from testbed.plan.model import Plan
-from tests.integration.conftest import ROOT, remove_run, run_cli
+from tests.integration.conftest import ROOT, phase_environment, remove_run, run_cli
 from tests.integration.nodes import action, sql, state, wait_for
 
 pytestmark = pytest.mark.integration
@@ -106,30 +105,21 @@ def building(
     docker_client: Any, node_image: str, cli_env: dict[str, str], testbed_home: Path
 ) -> Iterator[Building]:
     run = f"ans-{uuid.uuid4().hex[:6]}"
-    env = dict(cli_env)
-    # The collections come from the developer's cache when it has them (no second download).
-    shared = ROOT / ".testbed" / "cache" / "collections"
-    if (shared / collections.ANSIBLE_VERSION).is_dir():
-        env[collections.ENV_OVERRIDE] = str(shared)
-    saved = {k: os.environ.get(k) for k in ("TESTBED_HOME", collections.ENV_OVERRIDE)}
-    os.environ.update({k: env[k] for k in saved if k in env})
-    backend = DockerBackend(docker_client)
-    try:
-        plan, text = bringup.plan_for(TOPOLOGY, run)
-        plan = waiting_for_phases(plan)
-        result = bringup.up(backend, plan, text, node_image, lambda event, name: None)
-        serials = {n.name: n.config.attributes["serial"] for n in plan.nodes if n.role == "thing"}
-        yield Building(backend, run, result.run_dir, serials, env)
-    finally:
+    with phase_environment(cli_env) as env:
+        backend = DockerBackend(docker_client)
         try:
-            bringup.down(backend, run)
-        except Exception:
-            remove_run(docker_client, run)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+            plan, text = bringup.plan_for(TOPOLOGY, run)
+            plan = waiting_for_phases(plan)
+            result = bringup.up(backend, plan, text, node_image, lambda event, name: None)
+            serials = {
+                n.name: n.config.attributes["serial"] for n in plan.nodes if n.role == "thing"
+            }
+            yield Building(backend, run, result.run_dir, serials, env)
+        finally:
+            try:
+                bringup.down(backend, run)
+            except Exception:
+                remove_run(docker_client, run)
 
 
 def test_install(building: Building) -> None:

@@ -11,7 +11,6 @@ The tests of this module run in order on one building (module-scoped fixture).
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -23,9 +22,8 @@ import pytest
 
 from testbed import bringup
 from testbed.backends.docker import DockerBackend
-from testbed.lifecycle import collections
 from testbed.plan.model import Plan
-from tests.integration.conftest import ROOT, remove_run, run_cli
+from tests.integration.conftest import ROOT, phase_environment, remove_run, run_cli
 from tests.integration.nodes import action, state, wait_for
 
 pytestmark = pytest.mark.integration
@@ -82,28 +80,18 @@ def building(
     docker_client: Any, node_image: str, cli_env: dict[str, str], testbed_home: Path
 ) -> Iterator[Building]:
     run = f"pol-{uuid.uuid4().hex[:6]}"
-    env = dict(cli_env)
-    shared = ROOT / ".testbed" / "cache" / "collections"
-    if (shared / collections.ANSIBLE_VERSION).is_dir():
-        env[collections.ENV_OVERRIDE] = str(shared)
-    saved = {k: os.environ.get(k) for k in ("TESTBED_HOME", collections.ENV_OVERRIDE)}
-    os.environ.update({k: env[k] for k in saved if k in env})
-    backend = DockerBackend(docker_client)
-    try:
-        plan, text = bringup.plan_for(TOPOLOGY, run)
-        bringup.up(backend, plan, text, node_image, lambda event, name: None)
-        bringup.commission_by_phases(backend, plan)  # what `testbed up` does next
-        yield Building(backend, run, plan, env)
-    finally:
+    with phase_environment(cli_env) as env:
+        backend = DockerBackend(docker_client)
         try:
-            bringup.down(backend, run)
-        except Exception:
-            remove_run(docker_client, run)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+            plan, text = bringup.plan_for(TOPOLOGY, run)
+            bringup.up(backend, plan, text, node_image, lambda event, name: None)
+            bringup.commission_by_phases(backend, plan)  # what `testbed up` does next
+            yield Building(backend, run, plan, env)
+        finally:
+            try:
+                bringup.down(backend, run)
+            except Exception:
+                remove_run(docker_client, run)
 
 
 def test_the_router_runs_the_policy(building: Building) -> None:
