@@ -21,6 +21,7 @@ from aiocoap import error, resource
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from testbed.node.bootstrap.accounting import Peer
+from testbed.node.coap.credentials import Credential
 from testbed.node.coap.edhoc_server import ProtectedResource, authenticated_peer, require_peer
 from testbed.node.enrollment_api import (
     CF_CBOR,
@@ -168,43 +169,41 @@ class EnrollResource(resource.Resource):  # type: ignore[misc]
         self.tracker.answered(address, answer, received)
 
 
-class OscoreConfigResource(ProtectedResource):
+class _RegistryView(ProtectedResource):
+    """A GET over OSCORE answered from the registry for the authenticated peer (CBOR)."""
+
+    def __init__(self, enrollment: Enrollment, on_fatal: OnFatal | None = None) -> None:
+        super().__init__()
+        self.enrollment = enrollment
+        self.on_fatal = on_fatal
+
+    def body(self, peer: Credential) -> bytes:
+        raise NotImplementedError
+
+    async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
+        peer = require_peer(request)
+        try:
+            payload = self.body(peer)
+        except Refused as refused:
+            return refusal_message(refused)
+        except sqlite3.Error as exc:
+            raise _registry_failed(self.on_fatal, exc) from exc
+        return aiocoap.Message(code=aiocoap.CONTENT, payload=payload, content_format=CF_CBOR)
+
+
+class OscoreConfigResource(_RegistryView):
     """GET /cfg/oscore: the thing's own view of its contexts."""
 
-    def __init__(self, enrollment: Enrollment, on_fatal: OnFatal | None = None) -> None:
-        super().__init__()
-        self.enrollment = enrollment
-        self.on_fatal = on_fatal
-
-    async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
-        peer = require_peer(request)
-        try:
-            grants = self.enrollment.contexts(peer)
-        except Refused as refused:
-            return refusal_message(refused)
-        except sqlite3.Error as exc:
-            raise _registry_failed(self.on_fatal, exc) from exc
-        payload = cbor2.dumps({K_CONTEXTS: [g.to_cbor_map() for g in grants]})
-        return aiocoap.Message(code=aiocoap.CONTENT, payload=payload, content_format=CF_CBOR)
+    def body(self, peer: Credential) -> bytes:
+        grants = self.enrollment.contexts(peer)
+        return bytes(cbor2.dumps({K_CONTEXTS: [g.to_cbor_map() for g in grants]}))
 
 
-class ThingsResource(ProtectedResource):
+class ThingsResource(_RegistryView):
     """GET /things: every enrolled thing with the backend's side of its context."""
 
-    def __init__(self, enrollment: Enrollment, on_fatal: OnFatal | None = None) -> None:
-        super().__init__()
-        self.enrollment = enrollment
-        self.on_fatal = on_fatal
-
-    async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
-        peer = require_peer(request)
-        try:
-            payload = self.enrollment.things_payload(peer)
-        except Refused as refused:
-            return refusal_message(refused)
-        except sqlite3.Error as exc:
-            raise _registry_failed(self.on_fatal, exc) from exc
-        return aiocoap.Message(code=aiocoap.CONTENT, payload=payload, content_format=CF_CBOR)
+    def body(self, peer: Credential) -> bytes:
+        return self.enrollment.things_payload(peer)
 
 
 class StaticResource(resource.Resource):  # type: ignore[misc]
