@@ -15,7 +15,6 @@ one more task costs the whole phase at these forks).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -33,7 +32,6 @@ from testbed import bringup, rundir  # noqa: E402
 from testbed.backends.docker import DockerBackend, connect  # noqa: E402
 from testbed.backends.images import ensure_node_image  # noqa: E402
 from testbed.lifecycle.runner import PhaseEvent, run_phase  # noqa: E402
-from testbed.plan.model import Plan  # noqa: E402
 
 TOPOLOGY = ROOT / "topologies" / "two-operators.yaml"
 PHASES: list[tuple[str, dict[str, Any]]] = [
@@ -63,18 +61,6 @@ def scaled_topology(things: int, directory: Path) -> Path:
     return path
 
 
-def waiting(plan: Plan) -> Plan:
-    nodes = []
-    for node in plan.nodes:
-        if node.role == "thing":
-            attributes = {**node.config.attributes, "auto-commission": "false"}
-            node = dataclasses.replace(
-                node, config=dataclasses.replace(node.config, attributes=attributes)
-            )
-        nodes.append(node)
-    return dataclasses.replace(plan, nodes=tuple(nodes))
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
@@ -86,7 +72,6 @@ def bench(things: int, forks: int, image: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         topology = scaled_topology(things, Path(tmp))
         plan, text = bringup.plan_for(topology, run)
-        plan = waiting(plan)
         started = time.monotonic()
         bringup.up(backend, plan, text, image, lambda event, name: None)
     up_s = time.monotonic() - started

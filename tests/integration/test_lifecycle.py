@@ -13,7 +13,6 @@ The tests of this module run in order on one building (module-scoped fixture).
 from __future__ import annotations
 
 import base64
-import dataclasses
 import threading
 import uuid
 from collections.abc import Iterator
@@ -27,7 +26,6 @@ from testbed import bringup
 from testbed.backends.docker import DockerBackend
 from testbed.lifecycle import inventory, records
 from testbed.lifecycle.runner import PhaseEvent, PhaseResult, run_phase
-from testbed.plan.model import Plan
 from tests.integration.conftest import ROOT, phase_environment, remove_run, run_cli
 from tests.integration.nodes import action, sql, state, wait_for
 
@@ -36,19 +34,6 @@ pytestmark = pytest.mark.integration
 TOPOLOGY = ROOT / "topologies" / "two-operators.yaml"
 MOVER = "occupancy-01"  # the thing transferred from hvac to lighting
 THINGS = ("thermostat-01", "thermostat-02", "co2-01", "occupancy-01", "lamp-01", "lamp-02")
-
-
-def waiting_for_phases(plan: Plan) -> Plan:
-    """The plan with every thing waiting for the commission phase (no bootstrap at start)."""
-    nodes = []
-    for node in plan.nodes:
-        if node.role == "thing":
-            attributes = {**node.config.attributes, "auto-commission": "false"}
-            node = dataclasses.replace(
-                node, config=dataclasses.replace(node.config, attributes=attributes)
-            )
-        nodes.append(node)
-    return dataclasses.replace(plan, nodes=tuple(nodes))
 
 
 @dataclass
@@ -109,7 +94,10 @@ def building(
         backend = DockerBackend(docker_client)
         try:
             plan, text = bringup.plan_for(TOPOLOGY, run)
-            plan = waiting_for_phases(plan)
+            # commissioning: phases (the default): every thing waits for the commission phase.
+            assert {
+                n.config.attributes["auto-commission"] for n in plan.nodes if n.role == "thing"
+            } == {"false"}
             result = bringup.up(backend, plan, text, node_image, lambda event, name: None)
             serials = {
                 n.name: n.config.attributes["serial"] for n in plan.nodes if n.role == "thing"
