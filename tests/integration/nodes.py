@@ -47,3 +47,21 @@ def wait_for(check: Any, timeout: float, what: str, interval: float = 0.5) -> An
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+
+
+def metrics(backend: DockerBackend, run: str, node: str, prefix: str) -> dict[str, float]:
+    """The node's /metrics as Prometheus sees it (fetched inside it from its mgmt address),
+    only the series whose names start with ``prefix``: series -> value."""
+    script = (
+        "import json, urllib.request; c = json.load(open('/etc/testbed/node.json')); "
+        "a = next(i['ipv6'].split('/')[0] for i in c['interfaces'] if i['network'] == 'mgmt'); "
+        "print(urllib.request.urlopen(f'http://[{a}]:9180/metrics').read().decode())"
+    )
+    result = backend.exec(run, node, ["python3", "-c", script])
+    assert result.exit_code == 0, result.output
+    out = {}
+    for line in result.output.decode().splitlines():
+        if line.startswith(prefix):
+            series, _, value = line.rpartition(" ")
+            out[series] = float(value)
+    return out

@@ -24,7 +24,7 @@ import pytest
 
 from testbed.backends.docker import DockerBackend
 from tests.integration.conftest import ROOT, TESTBED, remove_run, run_cli
-from tests.integration.nodes import action, state, wait_for
+from tests.integration.nodes import action, metrics, state, wait_for
 
 pytestmark = pytest.mark.integration
 RUN = f"link-{uuid.uuid4().hex[:6]}"
@@ -117,9 +117,9 @@ def test_full_loss_stops_reads_and_reset_restores_them(run) -> None:  # type: ig
     # Counted on the router: what the shaper saw and what it dropped (testbed_link_packets).
     counts = shown(env)["internet"]["counts"]
     assert counts.get("shaped", 0) > 0 and counts.get("dropped", 0) > 0, counts
-    metrics = scrape(backend, "br1")
-    assert metrics['testbed_link_packets_total{action="dropped",link="internet"}'] > 0
-    assert metrics['testbed_link_packets_total{action="shaped",link="internet"}'] > 0
+    series = metrics(backend, RUN, "br1", "testbed_link_")
+    assert series['testbed_link_packets_total{action="dropped",link="internet"}'] > 0
+    assert series['testbed_link_packets_total{action="shaped",link="internet"}'] > 0
 
 
 def test_a_pan_link_is_set_and_reset_through_the_cli(run) -> None:  # type: ignore[no-untyped-def]
@@ -132,22 +132,6 @@ def test_a_pan_link_is_set_and_reset_through_the_cli(run) -> None:  # type: igno
     assert shown(env)["pan-floor1"]["impairment"].startswith("frame loss 0%")
     bad = run_cli(["link", "set", "pan-floor1", "--delay", "5ms", "--run", RUN], env, check=False)
     assert bad.returncode == 2 and "apply to IP links" in bad.stderr
-
-
-def scrape(backend: DockerBackend, node: str) -> dict[str, float]:
-    script = (
-        "import json, urllib.request; c = json.load(open('/etc/testbed/node.json')); "
-        "a = next(i['ipv6'].split('/')[0] for i in c['interfaces'] if i['network'] == 'mgmt'); "
-        "print(urllib.request.urlopen(f'http://[{a}]:9180/metrics').read().decode())"
-    )
-    result = backend.exec(RUN, node, ["python3", "-c", script])
-    assert result.exit_code == 0, result.output
-    out = {}
-    for line in result.output.decode().splitlines():
-        if line.startswith("testbed_link_"):
-            series, _, value = line.rpartition(" ")
-            out[series] = float(value)
-    return out
 
 
 @pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (Debian package tshark)")

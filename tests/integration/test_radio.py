@@ -17,7 +17,7 @@ import pytest
 
 from testbed.backends.docker import DockerBackend
 from tests.integration.conftest import ROOT, remove_run, run_cli
-from tests.integration.nodes import action, state, wait_for
+from tests.integration.nodes import action, metrics, state, wait_for
 
 pytestmark = pytest.mark.integration
 RUN = "radio-it"
@@ -49,23 +49,6 @@ def medium_nodes(backend: DockerBackend) -> dict[str, dict[str, Any]]:
     return nodes
 
 
-def metrics(backend: DockerBackend, node: str) -> dict[str, float]:
-    """The node's /metrics, scraped inside its container: series -> value."""
-    script = (
-        "import json, urllib.request; c = json.load(open('/etc/testbed/node.json')); "
-        "a = next(i['ipv6'].split('/')[0] for i in c['interfaces'] if i['network'] == 'mgmt'); "
-        "print(urllib.request.urlopen(f'http://[{a}]:9180/metrics').read().decode())"
-    )
-    result = backend.exec(RUN, node, ["python3", "-c", script])
-    assert result.exit_code == 0, result.output
-    out = {}
-    for line in result.output.decode().splitlines():
-        if line.startswith("testbed_radio_"):
-            series, _, value = line.rpartition(" ")
-            out[series] = float(value)
-    return out
-
-
 def test_every_thing_is_operational_over_the_radio(radio: DockerBackend, cli_env) -> None:  # type: ignore[no-untyped-def]
     status = json.loads(run_cli(["status", "--run", RUN, "--json"], cli_env).stdout)
     assert {s["node"]: s["lifecycle"] for s in status if s["role"] == "thing"} == dict.fromkeys(
@@ -88,14 +71,14 @@ def test_every_thing_is_operational_over_the_radio(radio: DockerBackend, cli_env
 
 
 def test_radio_metrics_moved(radio: DockerBackend) -> None:
-    m = metrics(radio, "br1")
+    m = metrics(radio, RUN, "br1", "testbed_radio_")
     assert m[f'testbed_radio_frames_sent_total{{node="br1",pan="{PAN}"}}'] > 10
     assert m[f'testbed_radio_frames_received_total{{node="thermostat-01",pan="{PAN}"}}'] > 0
     assert m[f'testbed_radio_airtime_seconds_total{{node="br1",pan="{PAN}"}}'] > 0
     count = m[f'testbed_radio_fragments_per_packet_count{{node="br1",pan="{PAN}"}}']
     single = m[f'testbed_radio_fragments_per_packet_bucket{{le="1",node="br1",pan="{PAN}"}}']
     assert count > single  # some packets took more than one frame
-    thing = metrics(radio, "lamp-01")
+    thing = metrics(radio, RUN, "lamp-01", "testbed_radio_")
     assert thing['testbed_radio_bootstrap_frames_count{direction="sent"}'] >= 1
     assert thing['testbed_radio_bootstrap_frames_sum{direction="sent"}'] >= 3
 
