@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from testbed.atomic import write_atomically
 from testbed.plan.model import Plan
 
 HOME_ENV = "TESTBED_HOME"
@@ -42,17 +42,7 @@ def private_dir(path: Path) -> Path:
 def write_private(path: Path, data: bytes) -> None:
     """Write a file with mode 0600 atomically; its directory is created 0700."""
     private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data, 0o600)
 
 
 def write_run_dir(plan: Plan, run_dir: Path, topology_text: str) -> None:

@@ -10,14 +10,13 @@ exist unless ``--image`` names one or ``--no-build``. Then ``docker-compose -p R
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from testbed import bringup, rundir
+from testbed.atomic import write_atomically
 from testbed.cli.render import console
 from testbed.errors import TestbedError
 from testbed.render.compose import NODE_IMAGE, PROMETHEUS_IMAGE, ComposeOptions, render
@@ -67,15 +66,7 @@ def _ensure_images(node: bool, prometheus: bool) -> bool:
 
 def _write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text, 0o644)
 
 
 def render_command(

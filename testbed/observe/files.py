@@ -10,8 +10,9 @@ rename replaces the inode, which a single-file bind mount would not follow.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from testbed.atomic import write_atomically
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
@@ -26,15 +27,4 @@ def ensure_dir(path: Path) -> Path:
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file + rename), mode 0644."""
     ensure_dir(path.parent)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data, FILE_MODE)

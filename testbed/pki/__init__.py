@@ -1,6 +1,7 @@
 """The testbed PKI: vendor and domain CAs, device identities, ownership vouchers, CRLs.
 
-Imports only the standard library, ``cryptography`` and ``cbor2`` (and ``testbed.errors``):
+Imports only the standard library, ``cryptography`` and ``cbor2`` (and ``testbed.errors``,
+``testbed.atomic``):
 node-side code, the trust center in its container, imports the verification functions.
 Every failure is a ``PkiError``.
 

@@ -26,7 +26,6 @@ would orphan every certificate and voucher that names the old one.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
@@ -38,6 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from testbed.atomic import write_atomically
 from testbed.errors import PkiError
 from testbed.pki import _cbor, keys
 from testbed.pki.ca import CertificateAuthority, Domain, Vendor, load_cert
@@ -276,18 +276,7 @@ def _write_file(root: Path, name: str, content: bytes) -> None:
     parent = target.parent
     if parent != root:
         _make_parents(parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), FILE_MODE)
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomically(target, content, FILE_MODE)
 
 
 def _fsync_dir(path: Path) -> None:

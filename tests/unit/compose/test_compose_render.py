@@ -61,9 +61,7 @@ def test_services_match_what_the_backend_creates(topology: Path, tmp_path: Path)
         binds = {
             source: (spec["bind"], spec["mode"] == "ro") for source, spec in host["binds"].items()
         }
-        mounts = {
-            m["source"]: (m["target"], m.get("read_only", False)) for m in service["volumes"]
-        }
+        mounts = {m["source"]: (m["target"], m.get("read_only", False)) for m in service["volumes"]}
         assert mounts == binds
         assert mounts[node.volume] == (str(STATE_DIR), False)
         # Networks: every interface of the plan with its address and the node's name as alias.

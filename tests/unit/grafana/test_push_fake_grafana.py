@@ -146,9 +146,7 @@ def test_fake_grafana_cli_push_reads_the_runs_phases(
     run_dir.mkdir(parents=True)
     record_phase(run_dir, phase_record("install", 1_700_000_000.0))
     record_phase(run_dir, phase_record("commission", 1_700_000_050.0, status="failed"))
-    monkeypatch.setattr(
-        "testbed.cli.dashboards._run_context", lambda run: (run, run_dir, None)
-    )
+    monkeypatch.setattr("testbed.cli.dashboards._run_context", lambda run: (run, run_dir, None))
     args = ["dashboards", "push", "--url", fake_grafana.url, "--token", TOKEN, "--run", "office"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

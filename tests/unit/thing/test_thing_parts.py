@@ -88,8 +88,7 @@ def test_physics_ranges_and_drift() -> None:
     hour = [now[0] + minute * 60 for minute in range(60)]
     curves = []
     for name in ("a", "b"):
-        instant = iter(hour)
-        sensor = physics.Sensor(name, lambda: next(instant))
+        sensor = physics.Sensor(name, iter(hour).__next__)
         curves.append([sensor.read("value") for _ in hour])
     assert curves[0] != curves[1]
     assert sum(x != y for x, y in zip(*curves, strict=True)) > len(hour) // 2
