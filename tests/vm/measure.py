@@ -5,9 +5,14 @@ The link is shaped in both directions (a link = the router's interface, both way
 and its reply each cross it once:
 - added round-trip delay = 2 * delay; with jitter j each direction adds U(-j, j), so the
   round trip's spread is j * sqrt(2/3) and the mean of n samples lies within
-  2.576 * j * sqrt(2/3) / sqrt(n) of it (99%), plus a fixed allowance for timers;
+  3.291 * j * sqrt(2/3) / sqrt(n) of it (99.9%), plus a fixed allowance for timers;
 - an echo comes back with probability (1 - loss)^2, and the share of n that came back lies
-  within 2.576 * sqrt(q (1 - q) / n) of q (99%).
+  within 3.291 * sqrt(q (1 - q) / n) of q (99.9%).
+
+Why 99.9% and not 99%: these runs use the kernel's (or the shaper's) real randomness, not a
+seed, and CI makes about five such checks per run; at 99% one run in twenty would fail with
+nothing wrong. The wider bound still tells the settings apart from a link shaped one way only
+(loss 0.2 each way: 0.64 +- 0.07 for 500 echoes against 0.80 for one direction).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 
 from testbed.node.shaping.impairment import Impairment
 
-Z99 = 2.576
+Z999 = 3.291  # two-sided 99.9% normal quantile
 _REPLY = re.compile(r"seq=(\d+) .*time=([\d.]+) ms")
 _SENT = re.compile(r"(\d+) packets transmitted")
 
@@ -58,7 +63,7 @@ def check_delay(base: Pings, shaped: Pings, imp: Impairment, allowance_ms: float
         return f"too few replies: base {base.received}, shaped {shaped.received}"
     expected = 2 * imp.delay * 1000
     spread = imp.jitter * 1000 * math.sqrt(2 / 3)
-    tolerance = Z99 * spread / math.sqrt(shaped.received) + allowance_ms
+    tolerance = Z999 * spread / math.sqrt(shaped.received) + allowance_ms
     added = statistics.fmean(shaped.rtts_ms) - statistics.median(base.rtts_ms)
     low, high = 2 * (imp.delay - imp.jitter) * 1000, 2 * (imp.delay + imp.jitter) * 1000
     problems = []
@@ -88,7 +93,7 @@ def check_loss(shaped: Pings, imp: Impairment) -> str:
     n = shaped.sent
     if n < 100:
         return f"only {n} echoes sent"
-    tolerance = Z99 * math.sqrt(q * (1 - q) / n)
+    tolerance = Z999 * math.sqrt(q * (1 - q) / n)
     got = shaped.received / n
     if abs(got - q) > tolerance:
         return f"{got:.3f} of {n} echoes came back, expected {q:.3f} +- {tolerance:.3f}"
@@ -101,7 +106,7 @@ def check_duplicates(shaped: Pings, imp: Impairment) -> str:
     variance d (1 - d) (1 + d) (2 + d) (by conditioning on the request's copies)."""
     d, n = imp.duplicate, shaped.sent
     mean = (1 + d) ** 2
-    tolerance = Z99 * math.sqrt(d * (1 - d) * (1 + d) * (2 + d) / n)
+    tolerance = Z999 * math.sqrt(d * (1 - d) * (1 + d) * (2 + d) / n)
     got = (shaped.received + shaped.duplicates) / n
     if abs(got - mean) > tolerance:
         return f"{got:.3f} replies per echo, expected {mean:.3f} +- {tolerance:.3f}"
