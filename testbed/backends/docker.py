@@ -222,15 +222,7 @@ class DockerBackend:
                         "restart the Docker daemon (`sudo systemctl restart docker`), then run "
                         "`testbed down` again",
                     ) from exc
-                # Endpoints left behind (a container removed mid-connect, a foreign container
-                # attached by hand): detach them, then try again.
-                with contextlib.suppress(docker.errors.APIError):
-                    net.reload()
-                    for container_id in net.attrs.get("Containers") or {}:
-                        with contextlib.suppress(docker.errors.APIError):
-                            self.client.api.disconnect_container_from_network(
-                                container_id, net.id, force=True
-                            )
+                detach_endpoints(self.client, net)
                 time.sleep(0.2 * (attempt + 1))
         return False
 
@@ -337,6 +329,24 @@ class DockerBackend:
 
 
 _ROLE_ORDER = {"border_router": 0, "trust_center": 1, "internet_host": 2, "thing": 3}
+
+
+def detach_endpoints(client: docker.DockerClient, net: Any) -> None:
+    """Force-disconnect whatever a network still lists (a container removed mid-connect, a
+    foreign container attached by hand). A stale endpoint whose container is gone is listed
+    under ``ep-<id>`` and only its endpoint name reaches it, as with ``docker network
+    disconnect -f NET NAME``: try the key, then the name."""
+    with contextlib.suppress(docker.errors.APIError):
+        net.reload()
+        for key, endpoint in (net.attrs.get("Containers") or {}).items():
+            for target in dict.fromkeys((key, (endpoint or {}).get("Name"))):
+                if not target:
+                    continue
+                try:
+                    client.api.disconnect_container_from_network(target, net.id, force=True)
+                    break
+                except docker.errors.APIError:
+                    continue
 
 
 class _translated:

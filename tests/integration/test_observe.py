@@ -59,7 +59,9 @@ def _bring_up(
 
 
 def _down(docker_client: Any, cli_env: dict[str, str], run: str) -> None:
-    run_cli(["down", "--run", run], cli_env, check=False)
+    down = run_cli(["down", "--run", run], cli_env, check=False)
+    if down.returncode != 0:  # shown with a teardown failure below: what `down` said
+        print(f"testbed down --run {run} exited {down.returncode}:\n{down.stdout}{down.stderr}")
     remove_run(docker_client, run)
 
 

@@ -265,7 +265,7 @@ class Backend:
 
     # -- control actions ----------------------------------------------------------------------
 
-    def peer(self, params: dict[str, Any]) -> tuple[ThingPeer, str]:
+    async def peer(self, params: dict[str, Any]) -> tuple[ThingPeer, str]:
         name, resource = params.get("thing"), params.get("resource")
         if not isinstance(name, str) or not isinstance(resource, str):
             raise ActionError(
@@ -273,6 +273,11 @@ class Backend:
                 '{"thing": "thermostat-01", "resource": "temperature"}',
             )
         peer = self.peers.get(name)
+        if peer is None:
+            # Commissioned since the last poll (`testbed up` has just said so, and the next
+            # poll is up to poll_interval away): ask the trust centers now, then decide.
+            await asyncio.gather(*(self.poll(domain) for domain in self.directories))
+            peer = self.peers.get(name)
         if peer is None:
             known = ", ".join(sorted(self.peers)) or "none yet"
             raise ActionError(f"no operational thing {name!r} listed", f"known: {known}")

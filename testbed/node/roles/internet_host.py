@@ -180,12 +180,12 @@ class InternetHostRole(Role):
 
     async def _read(self, params: dict[str, Any]) -> dict[str, Any]:
         backend = self._running()
-        peer, resource = backend.peer(params)
+        peer, resource = await backend.peer(params)
         return {**await backend.request(peer, resource), "changed": False}
 
     async def _write(self, params: dict[str, Any]) -> dict[str, Any]:
         backend = self._running()
-        peer, resource = backend.peer(params)
+        peer, resource = await backend.peer(params)
         if "payload" not in params:
             raise ActionError("missing parameter 'payload'", '{"payload": 22.5} (sent as CBOR)')
         result = await backend.request(peer, resource, params["payload"], write=True)
@@ -193,10 +193,10 @@ class InternetHostRole(Role):
 
     async def _probe_unprotected(self, params: dict[str, Any]) -> dict[str, Any]:
         backend = self._running()
-        peer, resource = backend.peer(params)
+        peer, resource = await backend.peer(params)
         return await backend.probe_unprotected(peer, resource)
 
     async def _probe_replay(self, params: dict[str, Any]) -> dict[str, Any]:
         backend = self._running()
-        peer, resource = backend.peer(params)
+        peer, resource = await backend.peer(params)
         return await backend.probe_replay(peer, resource)

@@ -244,6 +244,33 @@ def test_action_parameters_are_checked(world: World) -> None:
     run(world, body)
 
 
+def test_a_thing_commissioned_since_the_last_poll_is_read_at_once(world: World) -> None:
+    """`testbed up` says "commissioned" before the backend's next poll: a read right then asks
+    the trust center instead of refusing a thing the operator has just seen commissioned."""
+    registry = CollectorRegistry()
+    lamp = world.make_thing("lamp-07", "luminaire")  # minted and imported, started late
+
+    async def body(roles: dict[str, ThingRole], backend: InternetHostRole) -> dict[str, Any]:
+        await eventually(lambda: last_reads(backend, "thermostat-01"))
+        polls = sample(registry, "testbed_backend_polls_total", domain="hvac", outcome="ok")
+        late = world.thing_role(lamp)
+        await late.start()
+        try:
+            await eventually(lambda: late.lifecycle.state is S.OPERATIONAL)
+            answer = await backend.actions()["read"]({"thing": "lamp-07", "resource": "light"})
+            # Exactly one more poll: the one the read asked for (the loop sleeps 60 s).
+            after = sample(registry, "testbed_backend_polls_total", domain="hvac", outcome="ok")
+            assert after == polls + 1
+            with pytest.raises(ActionError, match="no operational thing 'lamp-99'"):
+                await backend.actions()["read"]({"thing": "lamp-99", "resource": "light"})
+            return dict(answer)
+        finally:
+            await late.stop()
+
+    answer = run(world, body, registry, None, **{"poll-interval": "60"})
+    assert (answer["outcome"], answer["code"], answer["protected"]) == ("ok", "2.05", True)
+
+
 def test_backend_without_trust_centers_is_inert(world: World) -> None:
     role = world.backend_role(**{"trust-centers": ""})
 
