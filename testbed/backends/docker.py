@@ -335,7 +335,7 @@ def detach_endpoints(client: docker.DockerClient, net: Any) -> None:
     """Force-disconnect whatever a network still lists (a container removed mid-connect, a
     foreign container attached by hand). A stale endpoint whose container is gone is listed
     under ``ep-<id>`` and only its endpoint name reaches it, as with ``docker network
-    disconnect -f NET NAME``: try the key, then the name."""
+    disconnect -f NET NAME`` (moby/moby#23302): try the key, then the name."""
     with contextlib.suppress(docker.errors.APIError):
         net.reload()
         for key, endpoint in (net.attrs.get("Containers") or {}).items():
