@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from testbed import bringup, rundir
 from testbed.cli.compose_cli import render_command
-from testbed.cli.dashboards import dashboards_app
+from testbed.cli.dashboards import dashboards_app, publish_after_up
 from testbed.cli.links import print_implementations
 from testbed.cli.links import register as register_link_commands
 from testbed.cli.observe import metrics_app
@@ -148,6 +148,7 @@ def up(
 ) -> None:
     """Bring up an emulated building from a topology file, commissioned."""
     from testbed.backends.docker import DockerBackend
+    from testbed.observe.hook import url_of
 
     the_plan, text = bringup.plan_for(topology, run)
     backend = DockerBackend()
@@ -194,6 +195,7 @@ def up(
     console.print(f"  run dir:  {result.run_dir}")
     console.print(f"  tear down: testbed down --run {result.plan.run}")
     print_implementations(backend, result.plan.run)
+    publish_after_up(result.plan.run, result.run_dir, url_of(backend, result.plan.run))
     failed = {n: o for n, o in outcomes.items() if o[0] != "operational"}
     if outcomes:
         console.print(f"  commissioned: {len(outcomes) - len(failed)} of {len(outcomes)} things")

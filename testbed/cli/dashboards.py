@@ -5,10 +5,15 @@
 ``--url`` and ``--token`` default to $GRAFANA_URL and $GRAFANA_TOKEN. Annotations come from
 RUN/phases.jsonl: of the run named, else of the only run that is up; without one, only the
 dashboards are pushed. See testbed.observe.grafana for what is called.
+
+``testbed up`` ends with ``publish_after_up``: with $GRAFANA_URL and $GRAFANA_TOKEN set it pushes
+the dashboards, the run's Prometheus as datasource and the install/commission annotations, and
+prints where to look; without them it says how to connect a Grafana later. It never fails a run.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +25,9 @@ from testbed.errors import TestbedError
 from testbed.lifecycle.records import phases_path, read_phases
 from testbed.observe import grafana
 from testbed.observe.dashboards import DATASOURCE_UID
+from testbed.observe.errors import ObserveError
+
+URL_ENV, TOKEN_ENV = "GRAFANA_URL", "GRAFANA_TOKEN"
 
 DASHBOARD_DIR = bringup.PROJECT_ROOT / "dashboards" / "json"
 
@@ -97,3 +105,42 @@ def push(
             f"  phase annotations of run {name}: {report.created} added, "
             f"{report.updated} updated, {report.unchanged} unchanged"
         )
+
+
+def publish_after_up(run: str, run_dir: Path, prometheus_url: str | None) -> None:
+    """The Grafana lines of `testbed up`: push when a Grafana is configured, else say how."""
+    url, token = os.environ.get(URL_ENV, "").strip(), os.environ.get(TOKEN_ENV, "").strip()
+    later = f"testbed dashboards push --url URL --token TOKEN --run {run}"
+    if not url:
+        console.print(
+            f"  Grafana:  none configured (set {URL_ENV} and {TOKEN_ENV}, or later: {later})"
+        )
+        return
+    if not token:
+        console.print(
+            f"  [yellow]Grafana:  {URL_ENV} is set but {TOKEN_ENV} is not[/]: give a service "
+            f"account token (Editor), then: {later}"
+        )
+        return
+    try:
+        report = grafana.push(
+            grafana.connect(url, token),
+            url,
+            grafana.load_dashboards(DASHBOARD_DIR),
+            run=run,
+            annotations=grafana.phase_annotations(read_phases(run_dir), run),
+            prometheus_url=prometheus_url,
+        )
+    except ObserveError as exc:  # the run is up and useful without Grafana
+        console.print(f"  [yellow]Grafana:  not updated[/]: {exc.message}")
+        if exc.hint:
+            console.print(f"            {exc.hint}; then: {later}")
+        return
+    base = url.rstrip("/")
+    # The lifecycle dashboard first: it shows the phases `up` has just run.
+    shown = next((d for d in report.dashboards if "lifecycle" in d), "".join(report.dashboards[:1]))
+    console.print(
+        f"  Grafana:  {base}{shown}?var-run={run} ({len(report.dashboards)} dashboards in folder "
+        f"{grafana.FOLDER_TITLE}; datasource {DATASOURCE_UID} {report.datasource}; "
+        f"{report.created + report.updated + report.unchanged} phase annotations)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import asdict
 
@@ -12,8 +13,23 @@ from rich.table import Table
 from testbed.backends.base import NodeStatus
 from testbed.errors import NodeFailed, TestbedError
 
-console = Console()
-err_console = Console(stderr=True)
+PIPED_WIDTH = 200
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console; piped or logged (no terminal, no $COLUMNS) it neither wraps nor truncates at
+    rich's default of 80 columns, so a URL stays one line and a status table keeps whole names
+    and addresses for grep and for CI logs. No emoji codes: an IPv6 address such as
+    fd00:1:2:100::10 holds ``:100:``, which rich would print as an emoji."""
+    made = Console(stderr=stderr, emoji=False)
+    if not made.is_terminal and "COLUMNS" not in os.environ:
+        made.soft_wrap = True
+        made.width = PIPED_WIDTH
+    return made
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 def error(exc: TestbedError) -> None:

@@ -17,10 +17,12 @@ from testbed.backends.docker import DockerBackend
 from testbed.observe import dashcheck
 from testbed.observe import rules as R
 from testbed.observe.api import PrometheusAPI
+from testbed.observe.dashboards import DATASOURCE_UID
 from testbed.plan import Plan, make_plan
 from testbed.topology import load_topology
 from tests.integration.conftest import ROOT, remove_run, run_cli
 from tests.integration.nodes import action, wait_for
+from tests.unit.grafana.fake_grafana import FakeGrafana
 
 pytestmark = pytest.mark.integration
 DEFAULT = ROOT / "topologies" / "default.yaml"
@@ -35,6 +37,7 @@ RADIO = ROOT / "topologies" / "radio.yaml"
 REFUSED = {"untrusted-01", "counterfeit-01", "foreign-01"}
 DASHBOARDS = ROOT / "dashboards" / "json"
 BUILDING_DASHBOARDS = ("lifecycle", "bootstrap", "trust-center")
+GRAFANA_TOKEN = "glsa_fake_token"
 
 
 class Run:
@@ -66,12 +69,45 @@ def _down(docker_client: Any, cli_env: dict[str, str], run: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def office(docker_client, node_image, cli_env) -> Iterator[Run]:  # type: ignore[no-untyped-def]
-    run = _bring_up(docker_client, cli_env, DEFAULT, "obs-it-office", 0)
+def fake_grafana() -> Iterator[FakeGrafana]:
+    """A FAKE Grafana (tests/unit/grafana/fake_grafana.py: Grafana's HTTP API, not Grafana,
+    which cannot run here) for `testbed up` to push to."""
+    with FakeGrafana(GRAFANA_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def office(docker_client, node_image, cli_env, fake_grafana) -> Iterator[Run]:  # type: ignore[no-untyped-def]
+    env = dict(cli_env, GRAFANA_URL=fake_grafana.url, GRAFANA_TOKEN=GRAFANA_TOKEN)
+    run = _bring_up(docker_client, env, DEFAULT, "obs-it-office", 0)
     try:
         yield run
     finally:
         _down(docker_client, cli_env, run.name)
+
+
+def test_up_pushes_dashboards_datasource_and_phases_to_the_fake_grafana(
+    office: Run, fake_grafana: FakeGrafana
+) -> None:
+    state = fake_grafana.state
+    assert set(state.dashboards) == {
+        json.loads(p.read_text())["uid"] for p in DASHBOARDS.glob("*.json")
+    }
+    # The datasource the panels name points at this run's Prometheus, as `up` printed it.
+    (datasource,) = state.datasources.values()
+    assert datasource["uid"] == DATASOURCE_UID and datasource["url"] in office.up_output
+    # install and commission, each one annotation of this run with its outcome.
+    phases = sorted(
+        t for a in state.annotations.values() for t in a["tags"] if t.startswith("phase:")
+    )
+    assert phases == ["phase:commission", "phase:install"]
+    assert all(f"run:{office.name}" in a["tags"] for a in state.annotations.values())
+    line = next(x for x in office.up_output.splitlines() if "Grafana:" in x)
+    assert f"{fake_grafana.url}/d/testbed-lifecycle/" in line and "var-run=obs-it-office" in line
+
+
+def test_up_without_grafana_says_how_to_connect_one(radio: Run) -> None:
+    assert "Grafana:  none configured (set GRAFANA_URL and GRAFANA_TOKEN" in radio.up_output
 
 
 def _up_by_node(run: Run) -> dict[str, float]:

@@ -1,0 +1,48 @@
+"""What the CLI prints when piped: whole lines, and addresses as they are."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from testbed.backends.base import NodeStatus
+from testbed.cli import render
+
+
+@pytest.fixture
+def piped(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """The CLI's console as `testbed status | grep` or a CI log gets it (no terminal)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = io.StringIO()
+    console = render._console()
+    console.file = out
+    monkeypatch.setattr(render, "console", console)
+    return out
+
+
+def test_status_table_keeps_ipv6_addresses_and_long_names(piped: io.StringIO) -> None:
+    # ":100:" inside an address is also rich's emoji code for a "100" sign.
+    node = NodeStatus(
+        run="office",
+        node="thermostat-with-a-long-name-07",
+        role="thing",
+        kind="thing",
+        state="running",
+        resource="c0ffee",
+        image="testbed/node:x",
+        addresses={"pan-floor1": "fd03:3d3e:191e:100::14", "mgmt": "fd00::1"},
+        attributes={"device-class": "thermostat", "vendor": "acme", "domain": "facility"},
+        lifecycle="operational",
+    )
+    render.status_table([node])
+    text = piped.getvalue()
+    assert "pan-floor1: fd03:3d3e:191e:100::14" in text
+    assert "thermostat-with-a-long-name-07" in text and "…" not in text
+
+
+def test_a_long_message_is_one_line_when_piped(piped: io.StringIO) -> None:
+    url = "http://127.0.0.1:3000/d/testbed-lifecycle/testbed-lifecycle-overview?var-run=office"
+    hint = "then: testbed dashboards push --url URL --token TOKEN --run office " * 3
+    render.console.print(f"  Grafana:  {url} ({hint})")  # longer than any fixed width
+    assert piped.getvalue().count("\n") == 1 and url in piped.getvalue()
