@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from testbed import bringup, rundir
@@ -94,11 +95,11 @@ def _ensure_image(base_image: str | None, force: bool) -> str:
 
         def report(message: str, step: int | None, total: int | None) -> None:
             if total:
-                progress.update(task, total=total, completed=step or 0, detail=message[:60])
+                progress.update(task, total=total, completed=step or 0, detail=escape(message[:60]))
             else:
-                progress.update(task, detail=message[:60])
+                progress.update(task, detail=escape(message[:60]))
             if message.startswith(("no registry", "built offline", "using")):
-                progress.console.print(f"  {message}")
+                progress.console.print(f"  {escape(message)}")
 
         result = ensure_node_image(
             client,
@@ -173,7 +174,7 @@ def up(
 
             def on_phase(event: PhaseEvent) -> None:
                 if event.kind != "task":
-                    progress.update(phases, detail=f"{event.host}: {event.task[:40]}")
+                    progress.update(phases, detail=escape(f"{event.host}: {event.task[:40]}"))
 
             bringup.commission_by_phases(backend, the_plan, on_phase)
             progress.update(phases, total=1, completed=1, detail="done")
@@ -201,7 +202,7 @@ def up(
         console.print(f"  commissioned: {len(outcomes) - len(failed)} of {len(outcomes)} things")
     if failed:
         for name, (state, reason) in sorted(failed.items()):
-            console.print(f"  [red]{name}[/]: {state or 'no answer'} {reason}")
+            console.print(f"  [red]{name}[/]: {escape(state or 'no answer')} {escape(reason)}")
         raise CommissioningFailed(
             f"{len(failed)} of {len(outcomes)} things are not operational; the run stays up",
             f"inspect with `testbed status --run {result.plan.run}` and "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from testbed import bringup, rundir
 from testbed.atomic import write_atomically
@@ -58,7 +59,7 @@ def _ensure_images(node: bool, prometheus: bool) -> bool:
             client, project_root=bringup.PROJECT_ROOT, cache_dir=rundir.cache_dir()
         )
     except TestbedError as exc:
-        console.print(f"[yellow]Prometheus image not available[/]: {exc.message}")
+        console.print(f"[yellow]Prometheus image not available[/]: {escape(exc.message)}")
         return False
     console.print(f"Prometheus image {prom.tag} ready (as {PROMETHEUS_IMAGE})")
     return True

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from testbed import bringup, rundir
 from testbed.cli.render import console
@@ -132,9 +133,9 @@ def publish_after_up(run: str, run_dir: Path, prometheus_url: str | None) -> Non
             prometheus_url=prometheus_url,
         )
     except ObserveError as exc:  # the run is up and useful without Grafana
-        console.print(f"  [yellow]Grafana:  not updated[/]: {exc.message}")
+        console.print(f"  [yellow]Grafana:  not updated[/]: {escape(exc.message)}")
         if exc.hint:
-            console.print(f"            {exc.hint}; then: {later}")
+            console.print(f"            {escape(exc.hint)}; then: {later}")
         return
     base = url.rstrip("/")
     # The lifecycle dashboard first: it shows the phases `up` has just run.

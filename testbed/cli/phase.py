@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from testbed import bringup
@@ -132,7 +133,7 @@ class PhaseProgress:
                 str(row.counts["ok"]),
                 str(row.counts["changed"]),
                 f"[red]{bad}[/]" if bad else "0",
-                f"[{STYLE.get(row.last, '')}]{row.last}[/] {row.task}",
+                f"[{STYLE.get(row.last, '')}]{row.last}[/] {escape(row.task)}",
             )
         return table
 
@@ -153,7 +154,7 @@ def summary(result: PhaseResult) -> Table:
             str(outcome.ok),
             str(outcome.changed),
             str(outcome.failed + outcome.unreachable),
-            outcome.reason if not outcome.succeeded else "",
+            escape(outcome.reason) if not outcome.succeeded else "",
         )
     return table
 
@@ -183,7 +184,7 @@ def phase(
     run_name = bringup.resolve_run(backend, run)
 
     def said(message: str) -> None:
-        console.print(f"  {message}")
+        console.print(f"  {escape(message)}")
 
     with PhaseProgress(name) as progress:
         result = run_phase(

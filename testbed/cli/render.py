@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from testbed.backends.base import NodeStatus
@@ -33,13 +34,13 @@ err_console = _console(stderr=True)
 
 
 def error(exc: TestbedError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
     if isinstance(exc, NodeFailed) and exc.log_tail:
-        err_console.print(f"[dim]--- last lines of {exc.node}'s log ---[/]")
+        err_console.print(f"[dim]--- last lines of {escape(exc.node)}'s log ---[/]")
         err_console.print(exc.log_tail.rstrip(), markup=False, highlight=False)
         err_console.print("[dim]---[/]")
     if exc.hint:
-        err_console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+        err_console.print(f"[yellow]hint:[/] {escape(exc.hint)}", highlight=False)
 
 
 def status_json(nodes: Iterable[NodeStatus]) -> str:
@@ -57,18 +58,17 @@ def status_table(nodes: list[NodeStatus]) -> None:
         for n in members:
             a = n.attributes
             data = [f"{net}: {addr}" for net, addr in sorted(n.addresses.items()) if net != "mgmt"]
-            state = n.state if n.state == "running" else f"[red]{n.state}[/]"
-            table.add_row(
+            state = n.state if n.state == "running" else f"[red]{escape(n.state)}[/]"
+            plain = (
                 n.node,
                 n.role,
                 a.get("url") or a.get("device-class", n.kind),
                 a.get("vendor", ""),
                 a.get("domain", ""),
                 a.get("pan", a.get("pans", "")),
-                state,
-                _lifecycle(n),
-                "\n".join(data),
             )
+            # Names and URLs as they are: "[fd00::1]" in a URL is no style tag.
+            table.add_row(*map(escape, plain), state, _lifecycle(n), escape("\n".join(data)))
         console.print(table)
 
 
@@ -78,5 +78,5 @@ def _lifecycle(node: NodeStatus) -> str:
     if node.lifecycle == "operational":
         return "[green]operational[/]"
     if node.lifecycle == "failed":
-        return f"[red]failed[/] {node.reason}"
-    return node.lifecycle or "[dim]?[/]"
+        return f"[red]failed[/] {escape(node.reason)}"
+    return escape(node.lifecycle) or "[dim]?[/]"

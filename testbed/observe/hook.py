@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 import testbed
 from testbed import rundir
 from testbed.errors import TestbedError
@@ -60,11 +62,12 @@ def start_for_run(backend: Any, plan: Plan, run_dir: Path) -> Observer | None:
         return _start(client, plan, run_dir)
     except TestbedError as exc:
         announce(
-            f"[yellow]Prometheus not started[/]: {exc.message}\n"
-            f"  the run goes on without metrics storage; {exc.hint or 'see above'}"
+            f"[yellow]Prometheus not started[/]: {escape(exc.message)}\n"
+            f"  the run goes on without metrics storage; {escape(exc.hint or 'see above')}"
         )
     except Exception as exc:  # a bug here must not take a working run down
-        announce(f"[yellow]Prometheus not started[/]: unexpected {type(exc).__name__}: {exc}")
+        unexpected = escape(f"{type(exc).__name__}: {exc}")
+        announce(f"[yellow]Prometheus not started[/]: unexpected {unexpected}")
     return None
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from testbed.backends.base import NodeStatus
 from testbed.cli import render
+from testbed.errors import TestbedError
 
 
 @pytest.fixture
@@ -46,3 +47,21 @@ def test_a_long_message_is_one_line_when_piped(piped: io.StringIO) -> None:
     hint = "then: testbed dashboards push --url URL --token TOKEN --run office " * 3
     render.console.print(f"  Grafana:  {url} ({hint})")  # longer than any fixed width
     assert piped.getvalue().count("\n") == 1 and url in piped.getvalue()
+
+
+def test_errors_keep_bracketed_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich reads "[fd00::1]" or "[acme]" as a style tag and drops it: an error must say
+    everything it was given."""
+    out = io.StringIO()
+    err = render._console(stderr=True)
+    err.file = out
+    monkeypatch.setattr(render, "err_console", err)
+    render.error(
+        TestbedError(
+            "cannot reach http://[fd00::1]:9180/metrics for vendor [acme]",
+            "check [fd00::1] from the host",
+        )
+    )
+    text = out.getvalue()
+    assert "http://[fd00::1]:9180/metrics for vendor [acme]" in text
+    assert "check [fd00::1] from the host" in text
