@@ -18,6 +18,7 @@ from testbed import manufacture, rundir
 from testbed.backends.base import Backend, EventFn, NodeStatus, RemovalReport
 from testbed.errors import AlreadyRunning, NotRunning, TestbedError
 from testbed.observe.hook import start_for_run as start_prometheus
+from testbed.observe.hook import start_grafana_for_run as start_grafana
 from testbed.plan import Plan, make_plan
 from testbed.topology import load_topology
 
@@ -68,6 +69,7 @@ def up(
     # observe (issue 6): the run's Prometheus, once the nodes are ready. Never raises: a run
     # without it still works and the user is told. `down` removes it by the run's labels.
     start_prometheus(backend, plan, run_dir)
+    start_grafana(backend, plan, run_dir)  # when its image is available; likewise never raises
     return UpResult(plan=plan, run_dir=run_dir, image=image)
 
 

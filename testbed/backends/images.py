@@ -415,6 +415,35 @@ def _resolve_base(
     return OFFLINE_BASE, image_id, True
 
 
+def ensure_pulled(
+    client: docker.DockerClient,
+    ref: str,
+    cache_dir: Path,
+    on_pull: Callable[[], None] | None = None,
+) -> tuple[str | None, str]:
+    """(image ID, "") when ``ref`` is here or could be pulled, else (None, why not).
+
+    A failed pull is remembered for a while (as for the base image), so that every `testbed up`
+    on a machine without a registry does not wait for it again.
+    """
+    image_id = _image_id(client, ref)
+    if image_id is not None:
+        return image_id, ""
+    marker = _pull_marker(cache_dir, ref)
+    if _pull_recently_failed(cache_dir, ref):
+        return None, f"a pull of {ref} failed less than {PULL_RETRY_AFTER_S // 60} min ago"
+    if on_pull is not None:
+        on_pull()  # a pull can take minutes: say so before it starts
+    error = _try_pull(client, ref, PULL_STALL_TIMEOUT_S)
+    image_id = _image_id(client, ref)
+    if error is None and image_id is not None:
+        marker.unlink(missing_ok=True)
+        return image_id, ""
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{ref}\n{error}\n", encoding="utf-8")
+    return None, _one_line(error or "the pull ended without an image")
+
+
 def _try_pull(client: docker.DockerClient, ref: str, stall_timeout: float) -> str | None:
     """Pull ``ref``; None on success, else why not.
 

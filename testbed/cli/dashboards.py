@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -27,6 +27,9 @@ from testbed.lifecycle.records import phases_path, read_phases
 from testbed.observe import grafana
 from testbed.observe.dashboards import DATASOURCE_UID
 from testbed.observe.errors import ObserveError
+
+if TYPE_CHECKING:
+    from testbed.observe.grafana_service import GrafanaService
 
 URL_ENV, TOKEN_ENV = "GRAFANA_URL", "GRAFANA_TOKEN"
 
@@ -108,14 +111,48 @@ def push(
         )
 
 
+def _own_grafana(run: str) -> GrafanaService | None:
+    """The run's own Grafana container, if it runs (None without a daemon too)."""
+    try:
+        from testbed.backends.docker import DockerBackend
+        from testbed.observe.grafana_service import find_grafana
+
+        return find_grafana(DockerBackend().client, run)
+    except Exception:  # no daemon, a listing race: then there is none to annotate
+        return None
+
+
+def annotate_own_grafana(run: str, run_dir: Path) -> str | None:
+    """Sync the run's phase annotations into its own Grafana; a line to print, None if none."""
+    own = _own_grafana(run)
+    if own is None:
+        return None
+    link = f"{own.url}/d/testbed-lifecycle?var-run={run}"
+    try:
+        annotations = grafana.phase_annotations(read_phases(run_dir), run)
+        report = grafana.sync_annotations(
+            grafana.connect(own.url, own.credential()), own.url, run, annotations
+        )
+    except (ObserveError, OSError) as exc:
+        why = exc.message if isinstance(exc, ObserveError) else str(exc)
+        return f"  Grafana:  {link} ([yellow]phase annotations not written[/]: {escape(why)})"
+    total = report.created + report.updated + report.unchanged
+    return f"  Grafana:  {link} (the run's own; {total} phase annotations)"
+
+
 def publish_after_up(run: str, run_dir: Path, prometheus_url: str | None) -> None:
-    """The Grafana lines of `testbed up`: push when a Grafana is configured, else say how."""
+    """The Grafana lines of `testbed up`: the run's own Grafana when it runs, and a push to
+    $GRAFANA_URL when one is configured; without either, how to connect one."""
+    own = annotate_own_grafana(run, run_dir)
+    if own is not None:
+        console.print(own)
     url, token = os.environ.get(URL_ENV, "").strip(), os.environ.get(TOKEN_ENV, "").strip()
     later = f"testbed dashboards push --url URL --token TOKEN --run {run}"
     if not url:
-        console.print(
-            f"  Grafana:  none configured (set {URL_ENV} and {TOKEN_ENV}, or later: {later})"
-        )
+        if own is None:
+            console.print(
+                f"  Grafana:  none configured (set {URL_ENV} and {TOKEN_ENV}, or later: {later})"
+            )
         return
     if not token:
         console.print(

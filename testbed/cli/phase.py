@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from testbed import bringup
+from testbed.cli.dashboards import annotate_own_grafana
 from testbed.cli.render import console
 from testbed.errors import TestbedError
 from testbed.lifecycle import inventory as inv
@@ -201,6 +203,9 @@ def phase(
         )
     console.print(summary(result))
     console.print(f"  recorded in {result.run_dir}/phases.jsonl", highlight=False)
+    marked = annotate_own_grafana(result.run, Path(result.run_dir))
+    if marked is not None:
+        console.print(marked)
     if not result.succeeded:
         failed = result.failed_hosts
         raise PhaseFailed(

@@ -28,6 +28,7 @@ from testbed.observe import rules as R
 from testbed.observe.config import PROMETHEUS_PORT
 
 DATASOURCE_UID = "testbed-prometheus"
+FOLDER_UID = "testbed"  # folder "Testbed", provisioned or made by `dashboards push`
 DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
 DASHBOARD_DIR = "/var/lib/grafana/dashboards/testbed"  # where Grafana finds dashboards/json
 SCHEMA_VERSION = 39
@@ -511,6 +512,7 @@ def dashboard_provisioning() -> dict[str, Any]:
             {
                 "name": "testbed",
                 "folder": "Testbed",
+                "folderUid": FOLDER_UID,  # the folder `testbed dashboards push` uses too
                 "type": "file",
                 "disableDeletion": False,
                 "allowUiUpdates": True,

@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed.observe.dashboards import DATASOURCE_UID, datasource_provisioning
+from testbed.observe.dashboards import DATASOURCE_UID, FOLDER_UID, datasource_provisioning
 from testbed.observe.errors import ObserveError
 
-FOLDER_UID = "testbed"
 FOLDER_TITLE = "Testbed"
 PHASE_TAG = "phase"
 ANNOTATION_NAME = "Lifecycle phases"
@@ -160,8 +159,9 @@ def _explain(exc: Exception, url: str, doing: str) -> ObserveError:
     return ObserveError(f"Grafana at {url}: {doing} failed: {exc}", hint)
 
 
-def connect(url: str, token: str, timeout: float = TIMEOUT_S) -> Any:
-    """A grafana-client GrafanaApi for ``url``; raises ObserveError when Grafana does not answer."""
+def connect(url: str, token: str | tuple[str, str], timeout: float = TIMEOUT_S) -> Any:
+    """A grafana-client GrafanaApi for ``url`` with a token or a (user, password) pair; raises
+    ObserveError when Grafana does not answer."""
     from grafana_client.api import GrafanaApi
 
     api = GrafanaApi.from_url(url=url, credential=token, timeout=timeout)
@@ -271,4 +271,16 @@ def push(
         raise
     except Exception as exc:
         raise _explain(exc, url, doing) from exc
+    return report
+
+
+def sync_annotations(
+    api: Any, url: str, run: str, annotations: list[PhaseAnnotation]
+) -> PushReport:
+    """Only the phase annotations of a run (a Grafana whose dashboards are provisioned)."""
+    report = PushReport()
+    try:
+        _sync_annotations(api, run, annotations, report)
+    except Exception as exc:
+        raise _explain(exc, url, "writing annotations") from exc
     return report

@@ -25,6 +25,7 @@ from testbed.observe.targets import targets_from_plan, targets_from_status, writ
 from testbed.plan.model import Plan
 
 if TYPE_CHECKING:  # the docker SDK is imported only when a run is brought up
+    from testbed.observe.grafana_service import GrafanaService
     from testbed.observe.service import Observer
 
 ENABLE_ENV = "TESTBED_OBSERVE"
@@ -104,3 +105,45 @@ def url_of(backend: Any, run: str) -> str | None:
     client = docker_client_of(backend)
     observer = find_observer(client, run) if client is not None else None
     return observer.url if observer else None
+
+
+def start_grafana_for_run(backend: Any, plan: Plan, run_dir: Path) -> GrafanaService | None:
+    """The run's Grafana when its image is here or can be pulled; never raises (Ctrl-C aside)."""
+    from testbed.backends.images import ensure_pulled
+    from testbed.observe import grafana_service as G
+
+    client = docker_client_of(backend)
+    if client is None:
+        return None
+    if not G.enabled():
+        announce(f"Grafana: off ({G.ENABLE_ENV}=0)")
+        return None
+    image = G.image_ref()
+    try:
+        image_id, why_not = ensure_pulled(
+            client,
+            image,
+            rundir.cache_dir(),
+            lambda: announce(f"Grafana: pulling {escape(image)} ({G.ENABLE_ENV}=0 skips Grafana)"),
+        )
+        if image_id is None:
+            announce(
+                f"Grafana: skipped, image {escape(image)} is not available ({escape(why_not)}); "
+                f"`docker load` it or name another with {G.IMAGE_ENV}. The dashboards are in "
+                "dashboards/ (provisioning files and JSON)."
+            )
+            return None
+        started = time.monotonic()
+        service = G.start_grafana(client, plan, run_dir, image, PROJECT_ROOT / "dashboards")
+    except TestbedError as exc:
+        announce(f"[yellow]Grafana not started[/]: {escape(exc.message)}")
+        return None
+    except Exception as exc:  # a bug here must not take a working run down
+        unexpected = escape(f"{type(exc).__name__}: {exc}")
+        announce(f"[yellow]Grafana not started[/]: unexpected {unexpected}")
+        return None
+    announce(
+        f"Grafana: [bold]{service.url}[/] (anonymous view; admin password in "
+        f"{service.password_file}; ready in {time.monotonic() - started:.1f} s)"
+    )
+    return service

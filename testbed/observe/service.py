@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,30 +86,43 @@ def start_observer(
     address = observer_address(plan)
     try:
         client.volumes.create(volume, labels={L.RUN: plan.run, L.NODE: OBSERVER_NODE})
-        for attempt in range(PORT_ATTEMPTS):
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            container_id = _create(
+        container_id, url = start_published(
+            client,
+            lambda port, url: _create(
                 client, plan, name, volume, mgmt, address, observe_dir, image, port, url
-            )
-            try:
-                client.api.start(container_id)
-                break
-            except docker.errors.APIError as exc:
-                # Another process took the port between free_port() and start: try another.
-                with contextlib.suppress(docker.errors.APIError):
-                    client.api.remove_container(container_id, force=True)
-                text = str(exc.explanation or exc)
-                taken = "allocated" in text or "in use" in text
-                if not taken or attempt == PORT_ATTEMPTS - 1:
-                    raise
+            ),
+        )
     except docker.errors.DockerException as exc:
         raise ObserveError(
             f"cannot start Prometheus for run {plan.run}: {exc}",
             "see the message above; `docker info` shows the daemon's state",
         ) from exc
-    _wait_ready(client, container_id, url)
+    api = PrometheusAPI(url, timeout=2.0)
+    wait_until_ready(client, container_id, url, "Prometheus", api.ready, READY_TIMEOUT_S)
     return Observer(plan.run, url, name, address)
+
+
+def start_published(
+    client: docker.DockerClient, create: Callable[[int, str], str]
+) -> tuple[str, str]:
+    """Create (``create(port, url)`` -> container ID) and start a container published on a free
+    127.0.0.1 port; (container ID, URL). Another process may take the port between the choice
+    and the start: then another port."""
+    for attempt in range(PORT_ATTEMPTS):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        container_id = create(port, url)
+        try:
+            client.api.start(container_id)
+            return container_id, url
+        except docker.errors.APIError as exc:
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.remove_container(container_id, force=True)
+            text = str(exc.explanation or exc)
+            taken = "allocated" in text or "in use" in text
+            if not taken or attempt == PORT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _create(
@@ -149,34 +163,42 @@ def _create(
     return str(created["Id"])
 
 
-def _wait_ready(client: docker.DockerClient, container_id: str, url: str) -> None:
-    api = PrometheusAPI(url, timeout=2.0)
-    deadline = time.monotonic() + READY_TIMEOUT_S
+def wait_until_ready(
+    client: docker.DockerClient,
+    container_id: str,
+    url: str,
+    what: str,
+    ready: Callable[[], bool],
+    timeout: float,
+) -> None:
+    """Poll ``ready`` until it holds; ObserveError with the log tail if the container exits or
+    the time is up."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
             state = client.api.inspect_container(container_id)["State"]
         except docker.errors.DockerException as exc:
             raise ObserveError(
-                f"the Prometheus container vanished: {exc}", "look at `docker ps -a`"
+                f"the {what} container vanished: {exc}", "look at `docker ps -a`"
             ) from exc
         if not state.get("Running"):
             raise ObserveError(
-                f"Prometheus exited at start (exit code {state.get('ExitCode')}):\n"
-                + _log_tail(client, container_id),
+                f"{what} exited at start (exit code {state.get('ExitCode')}):\n"
+                + log_tail(client, container_id),
                 "the lines above are the end of its log",
             )
-        if api.ready():
+        if ready():
             return
         if time.monotonic() > deadline:
             raise ObserveError(
-                f"Prometheus did not become ready within {READY_TIMEOUT_S:.0f} s on {url}:\n"
-                + _log_tail(client, container_id),
+                f"{what} did not become ready within {timeout:.0f} s on {url}:\n"
+                + log_tail(client, container_id),
                 "the lines above are the end of its log",
             )
         time.sleep(0.3)
 
 
-def _log_tail(client: docker.DockerClient, container_id: str) -> str:
+def log_tail(client: docker.DockerClient, container_id: str) -> str:
     try:
         raw: bytes = client.api.logs(container_id, tail=LOG_TAIL)
     except docker.errors.DockerException:
@@ -201,6 +223,7 @@ def find_observer(client: docker.DockerClient, run: str) -> Observer | None:
 
 
 def _observer_containers(client: docker.DockerClient, run: str) -> list[Any]:
-    flt = {"label": [f"{L.RUN}={run}", f"{L.ROLE}={OBSERVER_ROLE}"]}
+    # The node label too: the run's Grafana is an observer as well.
+    flt = {"label": [f"{L.RUN}={run}", f"{L.ROLE}={OBSERVER_ROLE}", f"{L.NODE}={OBSERVER_NODE}"]}
     # ignore_removed: other runs' containers may vanish while the daemon lists them
     return list(client.containers.list(all=True, filters=flt, ignore_removed=True))

@@ -54,6 +54,9 @@ def cli_env(testbed_home: Path) -> dict[str, str]:
     env["TESTBED_HOME"] = str(testbed_home)
     # The image cache is shared across the session so the node image is built once.
     env.setdefault("COLUMNS", "200")
+    # No Grafana container unless a test asks for one (test_grafana_container.py): the other
+    # tests behave the same on a machine whose registry would hand out the real image.
+    env["TESTBED_GRAFANA"] = "0"
     return env
 
 

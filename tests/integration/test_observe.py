@@ -102,11 +102,13 @@ def test_up_pushes_dashboards_datasource_and_phases_to_the_fake_grafana(
     )
     assert phases == ["phase:commission", "phase:install"]
     assert all(f"run:{office.name}" in a["tags"] for a in state.annotations.values())
-    line = next(x for x in office.up_output.splitlines() if "Grafana:" in x)
+    line = next(x for x in office.up_output.splitlines() if f"Grafana:  {fake_grafana.url}" in x)
     assert f"{fake_grafana.url}/d/testbed-lifecycle/" in line and "var-run=obs-it-office" in line
 
 
 def test_up_without_grafana_says_how_to_connect_one(radio: Run) -> None:
+    # Neither a Grafana container (TESTBED_GRAFANA=0 in these tests) nor GRAFANA_URL.
+    assert "Grafana: off (TESTBED_GRAFANA=0)" in radio.up_output
     assert "Grafana:  none configured (set GRAFANA_URL and GRAFANA_TOKEN" in radio.up_output
 
 

@@ -21,15 +21,27 @@ annotations.md, folder.md, data_source.md, folder_dashboard_search.md, other.md)
 
 Every other path is 404; a missing or wrong ``Authorization: Bearer <token>`` is 401
 {"message": "Unauthorized"}. Requests are recorded (method, path, body) for assertions.
+
+Run as a program (``python3 fake_grafana.py``, the entry point of the FAKE Grafana image that
+tests/integration/test_grafana_container.py builds) it stands in for the grafana/grafana-oss
+container: it listens on 0.0.0.0:3000, takes Grafana's own settings from the environment
+(``GF_SECURITY_ADMIN_USER``, ``GF_SECURITY_ADMIN_PASSWORD__FILE`` for Basic auth,
+``GF_AUTH_ANONYMOUS_ENABLED`` with the Viewer role: GET only) and loads the provisioning files
+under ``GF_PATHS_PROVISIONING`` as Grafana documents them (datasources/*.yaml; dashboards/*.yaml
+providers of type file with ``folder``, ``folderUid`` and ``options.path``).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
+import os
 import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -43,6 +55,8 @@ def slug(title: str) -> str:
 @dataclass
 class State:
     token: str
+    basic: tuple[str, str] | None = None  # (user, password) of the admin, when configured
+    anonymous_viewer: bool = False  # GF_AUTH_ANONYMOUS_ENABLED with the Viewer role
     folders: dict[str, dict[str, Any]] = field(default_factory=dict)
     datasources: dict[str, dict[str, Any]] = field(default_factory=dict)
     dashboards: dict[str, dict[str, Any]] = field(default_factory=dict)  # uid -> stored
@@ -83,11 +97,22 @@ class _Handler(BaseHTTPRequestHandler):
             if url.path == "/api/health":
                 self._send(200, {"commit": "fake", "database": "ok", "version": VERSION})
                 return
-            if self.headers.get("Authorization") != f"Bearer {state.token}":
+            if not self._authorized(state, method):
                 self._send(401, {"message": "Unauthorized"})
                 return
             status, answer = route(state, method, url.path, parse_qs(url.query), body)
         self._send(status, answer)
+
+    def _authorized(self, state: State, method: str) -> bool:
+        given = self.headers.get("Authorization") or ""
+        if state.token and given == f"Bearer {state.token}":
+            return True
+        if state.basic is not None and given.startswith("Basic "):
+            with contextlib.suppress(ValueError):
+                user, _, password = base64.b64decode(given[6:]).decode().partition(":")
+                if (user, password) == state.basic:
+                    return True
+        return not given and state.anonymous_viewer and method == "GET"
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -102,8 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, token: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, token: str, address: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+        super().__init__(address, _Handler)
         self.state = State(token)
         self.lock = threading.Lock()
 
@@ -314,3 +339,45 @@ class FakeGrafana:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def provision(state: State, root: Path) -> None:
+    """Load Grafana provisioning files the way Grafana does at start (the subset we write)."""
+    import yaml  # the image puts the host's PyYAML on its path
+
+    for path in sorted((root / "datasources").glob("*.yaml")):
+        for spec in (yaml.safe_load(path.read_text()) or {}).get("datasources") or []:
+            _add_datasource(state, spec)
+    for path in sorted((root / "dashboards").glob("*.yaml")):
+        for provider in (yaml.safe_load(path.read_text()) or {}).get("providers") or []:
+            uid = provider.get("folderUid") or f"f{state.next_id}"
+            title = provider.get("folder") or "General"
+            state.folders[uid] = _folder(state, uid, title, state.new_id())
+            for board in sorted(Path(provider["options"]["path"]).glob("*.json")):
+                body = {"dashboard": json.loads(board.read_text()), "folderUid": uid}
+                _save_dashboard(state, {**body, "overwrite": True})
+
+
+def main() -> None:
+    """The FAKE Grafana container's process (see the module docstring)."""
+    server = _Server("", ("0.0.0.0", 3000))
+    password_file = os.environ.get("GF_SECURITY_ADMIN_PASSWORD__FILE")
+    password = (
+        Path(password_file).read_text(encoding="utf-8").strip()
+        if password_file
+        else os.environ.get("GF_SECURITY_ADMIN_PASSWORD", "admin")
+    )
+    server.state.basic = (os.environ.get("GF_SECURITY_ADMIN_USER", "admin"), password)
+    server.state.anonymous_viewer = (
+        os.environ.get("GF_AUTH_ANONYMOUS_ENABLED") == "true"
+        and os.environ.get("GF_AUTH_ANONYMOUS_ORG_ROLE", "Viewer") == "Viewer"
+    )
+    provision(
+        server.state, Path(os.environ.get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning"))
+    )
+    print(f"FAKE Grafana {VERSION} listening on :3000", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
