@@ -51,9 +51,20 @@ Q_NAME = "name"
 Q_DEVICE_CLASS = "class"
 Q_PORT = "port"
 
-# K_PURPOSE values of the contexts /cfg/oscore hands out
+# K_PURPOSE values of the contexts /cfg/oscore hands out: one "backend:<name>" per backend of
+# the domain (the thing's view), "group" for the domain's group. /things shows a backend its
+# side of its own context with the plain purpose "backend".
 PURPOSE_BACKEND = "backend"
 PURPOSE_GROUP = "group"
+
+
+def backend_purpose(backend: str) -> str:
+    return f"{PURPOSE_BACKEND}:{backend}"
+
+
+def is_backend_purpose(purpose: str) -> bool:
+    return purpose == PURPOSE_BACKEND or purpose.startswith(PURPOSE_BACKEND + ":")
+
 
 CF_PKCS10 = 286
 CF_PKIX_CERT = 287

@@ -39,7 +39,7 @@ from testbed.node import enrollment_api as api
 from testbed.node import material
 from testbed.node import metric_catalogue as catalogue
 from testbed.node.bootstrap.profile import BootstrapProfile, TrustCenterRef
-from testbed.node.enrollment_api import PURPOSE_BACKEND as BACKEND
+from testbed.node.enrollment_api import is_backend_purpose
 from testbed.node.errors import ActionError, ConfigError, StateError
 from testbed.node.firmware import api as fwapi
 from testbed.node.firmware.updater import FirmwareStore
@@ -335,7 +335,7 @@ class ThingRole(Role):
             "domain": self.owner.domain,
             "trust_center_uri": self.owner.trust_center_uri,
             "ldevid_serial": None if operational is None else operational.ldevid.serial_number,
-            "generation": None if operational is None else self.store.generation(BACKEND),
+            "generation": None if operational is None else self.store.backend_generation(),
             "changed": False,
         }
         if self.bootstrapper is not None:
@@ -358,9 +358,9 @@ class ThingRole(Role):
             if self.lifecycle.state is not S.OPERATIONAL:
                 return  # overtaken (maintenance, decommission): whoever did it serves later
             assert self.requests is not None
-            # Only the pairwise backend context: the group key is shared by every member, so a
+            # Only the pairwise backend contexts: the group key is shared by every member, so a
             # request under it could come from any of them (see trust_center.contexts).
-            served = {p: d for p, d in operational.contexts.items() if p == BACKEND}
+            served = {p: d for p, d in operational.contexts.items() if is_backend_purpose(p)}
             server = ThingServer(self.device_class, self.device, self.requests, served, self.bind)
             await server.start()
             self.server = server

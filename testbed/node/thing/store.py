@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from testbed.errors import PkiError
+from testbed.node.enrollment_api import is_backend_purpose
 from testbed.node.errors import StateError
 from testbed.node.statefile import read_json, write_json_atomic
 from testbed.node.thing import contexts
@@ -153,6 +154,14 @@ class ThingStore:
         operational = self.load_operational()
         directory = None if operational is None else operational.contexts.get(purpose)
         return None if directory is None else contexts.generation_of(directory)
+
+    def backend_generation(self) -> int | None:
+        """The generation of the backend contexts (one per backend, all of one generation)."""
+        operational = self.load_operational()
+        for purpose in sorted(operational.contexts if operational else ()):
+            if is_backend_purpose(purpose):
+                return self.generation(purpose)
+        return None
 
     def has_operational_material(self) -> bool:
         return any(

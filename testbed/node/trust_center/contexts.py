@@ -1,4 +1,4 @@
-"""The OSCORE context a thing shares with the backend, as the trust center allocates it.
+"""The OSCORE contexts a thing shares with the backends, as the trust center allocates them.
 
 Every thing gets a small index once, at its first enrollment, from a registry counter (never
 reused). From it:
@@ -11,7 +11,13 @@ reused). From it:
   Unique per thing and generation, so a context of an older generation never matches a newer
   one, even by accident, and a backend can tell generations apart on the wire.
 
-Master secret (16 bytes) and salt (8 bytes) are fresh random values for every generation.
+Master secret (16 bytes) and salt (8 bytes) are fresh random values for every generation; the
+registry keeps them once per thing. Every backend of the domain gets its *own* context with the
+thing (``for_backend``): its master secret is derived from the stored one with HKDF-SHA256 and
+the backend's name, and its sender ID is ``2n + 1`` followed by the backend's slot (its place in
+the sorted names; nothing appended for the first). Two backends never share a sender ID under
+one key: if they did, both would count sequence numbers from zero and reuse AES-CCM nonces
+(RFC 8613 Section 7.2 forbids it), and the thing's replay window would refuse one of them.
 
 The domain's group context (purpose ``group``) is one random master secret, salt and group id
 (the ID Context, 4 random bytes) per domain, kept in the registry. Each member sends in the
@@ -25,9 +31,11 @@ the group key is not implemented (generation 1).
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cbor2
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from testbed.node import enrollment_api as api
 from testbed.node.enrollment_api import OscoreContextGrant
@@ -79,6 +87,33 @@ def thing_view(
         id_context=id_context(index, generation),
         generation=generation,
     )
+
+
+MAX_BACKENDS = 256  # the slot is one byte
+
+
+def for_backend(thing_grant: OscoreContextGrant, backend: str, slot: int) -> OscoreContextGrant:
+    """The thing's view of its context with one backend, from the stored per-thing context."""
+    if not 0 <= slot < MAX_BACKENDS:
+        raise ValueError(f"backend slot {slot} outside 0..{MAX_BACKENDS - 1}")
+    secret = HKDF(
+        algorithm=hashes.SHA256(),
+        length=MASTER_SECRET_BYTES,
+        salt=thing_grant.master_salt,
+        info=b"testbed oscore backend context " + backend.encode(),
+    ).derive(thing_grant.master_secret)
+    backend_id = thing_grant.recipient_id + (bytes([slot]) if slot else b"")
+    return replace(
+        thing_grant,
+        purpose=api.backend_purpose(backend),
+        recipient_id=backend_id,
+        master_secret=secret,
+    )
+
+
+def backend_slots(names: list[str] | set[str] | frozenset[str]) -> dict[str, int]:
+    """Each backend's slot: its place among the domain's backend names, sorted."""
+    return {name: slot for slot, name in enumerate(sorted(names))}
 
 
 def fresh_group() -> tuple[bytes, bytes, bytes]:

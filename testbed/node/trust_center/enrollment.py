@@ -8,7 +8,7 @@ registry is the complete account of what the trust center turned away, and why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cbor2
@@ -26,6 +26,7 @@ from testbed.node.enrollment_api import (
     K_SERIAL,
     K_THINGS,
     K_VENDOR,
+    PURPOSE_BACKEND,
     OscoreContextGrant,
     RefusalReason,
 )
@@ -83,7 +84,8 @@ class Enrollment:
         self.crl = crl
         self.log = log
         self.metrics = metrics
-        self._things_cache: tuple[int, bytes] | None = None
+        # Backends poll; a backend's list changes only when the registry does.
+        self._things_cache: dict[str, tuple[int, bytes]] = {}
 
     @property
     def trust(self) -> TrustAnchors:
@@ -167,7 +169,10 @@ class Enrollment:
         )
         return issued
 
-    # -- /cfg/oscore: the backend context, and the domain's group context ------------------
+    # -- /cfg/oscore: a context per backend, and the domain's group context ------------------
+
+    def _backend_slots(self) -> dict[str, int]:
+        return contexts.backend_slots({name for name, _ in self.trust.backends.values()})
 
     def contexts(self, peer: Credential) -> list[OscoreContextGrant]:
         try:
@@ -187,7 +192,10 @@ class Enrollment:
         group = contexts.group_view(
             grant.sender_id, key.group_id, key.master_secret, key.master_salt, key.generation
         )
-        return [grant, group]
+        pairwise = [
+            contexts.for_backend(grant, name, slot) for name, slot in self._backend_slots().items()
+        ]
+        return [*pairwise, group]
 
     # -- /things ---------------------------------------------------------------------------
 
@@ -201,25 +209,29 @@ class Enrollment:
             )
             self.record_refusal(refused, peer.kid)
             raise refused
-        # Backends poll; the list changes only when the registry does.
-        cached = self._things_cache
+        name = backend[0]
+        cached = self._things_cache.get(name)
         if cached is None or cached[0] != self.registry.version:
-            entries = [self._thing_entry(t) for t in self.registry.things(ENROLLED)]
-            cached = (self.registry.version, cbor2.dumps({K_THINGS: entries}))
-            self._things_cache = cached
-        if backend[0] in self.backend_scope:
-            # Restricted by the cross-domain policy: only the things it may talk to.
+            slot = self._backend_slots()[name]
             entries = [
-                self._thing_entry(t)
+                self._thing_entry(t, name, slot)
                 for t in self.registry.things(ENROLLED)
-                if visible(self.backend_scope, backend[0], t.serial)
+                # Restricted by the cross-domain policy: only the things it may talk to.
+                if name not in self.backend_scope or visible(self.backend_scope, name, t.serial)
             ]
-            return bytes(cbor2.dumps({K_THINGS: entries}))
+            cached = (self.registry.version, cbor2.dumps({K_THINGS: entries}))
+            self._things_cache[name] = cached
         return cached[1]
 
     @staticmethod
-    def _thing_entry(thing: Thing) -> dict[int, Any]:
-        grant = thing.grant()
+    def _thing_entry(thing: Thing, backend: str, slot: int) -> dict[int, Any]:
+        stored = thing.grant()
+        # This backend's own context with the thing, from its side; "backend" as purpose.
+        grant = (
+            None
+            if stored is None
+            else replace(contexts.for_backend(stored, backend, slot), purpose=PURPOSE_BACKEND)
+        )
         entry: dict[int, Any] = {
             K_NAME: thing.name,
             K_SERIAL: thing.serial,

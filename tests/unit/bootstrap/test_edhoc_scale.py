@@ -66,8 +66,8 @@ def test_one_server_bootstraps_200_sequential_and_50_concurrent_peers() -> None:
 
 def test_stock_aiocoap_responder_still_fails_at_49_sessions() -> None:
     """Canary for the defect ``sessions`` works around: aiocoap's own responder (one peer
-    credential, 49 handshakes in a row) answers the 49th message_1 with 5.00. When this test
-    fails, aiocoap has fixed it and the replacement can be reconsidered."""
+    credential, 49 handshakes in a row) answers the 49th (or 48th) message_1 with 5.00. When
+    this test fails, aiocoap has fixed it and the replacement can be reconsidered."""
     server_id, thing = EdhocIdentity.generate(b"\x32"), EdhocIdentity.generate(b"\x2b")
 
     async def body() -> int:
@@ -98,4 +98,7 @@ def test_stock_aiocoap_responder_still_fails_at_49_sessions() -> None:
         finally:
             await context.shutdown()
 
-    assert asyncio.run(body()) == 49
+    # 49 in most runs, 48 in one CI run: the responder's one-byte C_R values run out (48 of
+    # them); one may still be held by a context that is being released. Either way the stock
+    # responder cannot serve 49 peers, which is what `sessions` fixes.
+    assert asyncio.run(body()) in (48, 49)

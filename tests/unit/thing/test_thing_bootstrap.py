@@ -55,11 +55,14 @@ def test_installed_thing_becomes_operational_with_a_valid_ldevid(world: World) -
     assert (report["outcome"], report["attempt"], report["oscore_contexts"]) == (
         "success",
         1,
-        ["backend", "group"],
+        ["backend:backend-1", "group"],
     )
     # The group key is kept on the volume; only the pairwise backend context is served.
-    assert set(store.ThingStore(thing.state).load_operational().contexts) == {"backend", "group"}
-    assert list(state["coap"]["contexts"]) == ["backend"]
+    assert set(store.ThingStore(thing.state).load_operational().contexts) == {
+        "backend:backend-1",
+        "group",
+    }
+    assert list(state["coap"]["contexts"]) == ["backend:backend-1"]
     sizes = {m["message"]: m["message_bytes"] for m in report["messages"]}
     # One-byte kids: RFC 9529's sizes for message_1..3.
     assert (

@@ -179,7 +179,7 @@ def test_rekey_renews_ldevid_and_key_and_the_old_context_stops_working(world: Wo
     assert (device["generation"], device["ldevid_serial"]) == (2, result["ldevid_serial"])
     assert (out["stale"].code, out["stale"].protected) == ("4.01", False)
     context_dirs = {f.split("/")[1].rsplit("-", 1)[0] for f in out["files"] if "/" in f}
-    assert context_dirs == {"backend-g2", "group-g1"}
+    assert context_dirs == {"backend:backend-1-g2", "group-g1"}
     # The backend read before and after, the second through the new generation.
     assert (out["before_read"]["outcome"], out["before_read"]["generation"]) == ("ok", 1)
     assert (out["after_read"]["outcome"], out["after_read"]["generation"]) == ("ok", 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import aiocoap
@@ -11,16 +12,23 @@ from cryptography import x509
 from prometheus_client import CollectorRegistry, generate_latest
 
 from testbed import pki
+from testbed.node import material as M
 from testbed.node.bootstrap.profile import Outcome
+from testbed.node.coap.credentials import Credential, EdhocIdentity
 from testbed.node.enrollment_api import (
     CRL,
     EST_CA_CERTS,
     EST_SIMPLE_REENROLL,
+    K_CONTEXT,
     K_CONTEXTS,
+    K_THINGS,
     OSCORE_CONFIG,
+    THINGS,
     OscoreContextGrant,
 )
+from testbed.node.trust_center import contexts
 from testbed.node.trust_center.registry import ENROLLED, SUPERSEDED
+from testbed.pki import keys
 
 from .world import World, port_of, refusal, running
 
@@ -55,7 +63,7 @@ def test_good_thing_enrolls_and_gets_its_oscore_context(world: World) -> None:
     assert config.code == aiocoap.CONTENT
     grant_map, group_map = cbor2.loads(config.payload)[K_CONTEXTS]
     grant = OscoreContextGrant.from_cbor_map(grant_map)
-    assert grant.purpose == "backend" and grant.generation == 1
+    assert grant.purpose == "backend:backend-1" and grant.generation == 1
     assert len(grant.master_secret) == 16 and len(grant.master_salt) == 8
     assert grant.sender_id != grant.recipient_id
     # The domain's group key: the thing sends in the group under its own sender ID.
@@ -81,7 +89,9 @@ def test_good_thing_enrolls_and_gets_its_oscore_context(world: World) -> None:
             "t-1000",
         )
         assert row.ldevid_serial == ldevid.serial_number
-        assert row.grant() == grant
+        stored = row.grant()  # one context per thing; each backend's is derived from it
+        assert stored is not None and contexts.for_backend(stored, "backend-1", 0) == grant
+        assert stored.master_secret != grant.master_secret
         key = registry.group_key()  # kept in the registry: the same key for every member
         assert (key.group_id, key.master_secret) == (group.id_context, group.master_secret)
         assert registry.certificate_serials() == [ldevid.serial_number]
@@ -196,3 +206,39 @@ def test_ca_certificate_and_crl_are_served_protected_and_plain(world: World) -> 
     crts, crl = _run(body())
     assert x509.load_der_x509_certificate(crts) == world.domain.ca_cert
     pki.verify_crl(x509.load_der_x509_crl(crl), world.domain.ca_cert)
+
+
+def test_every_backend_gets_its_own_context_with_a_thing(world: World) -> None:
+    """Two backends of one domain must not share a context: both would count sequence numbers
+    from zero under one key and sender ID (AES-CCM nonce reuse, RFC 8613 Section 7.2), and the
+    thing's replay window would refuse whichever one came second."""
+    thing = world.make_thing("SN-0001")
+    world.write_material()
+    second_key = keys.generate()
+    second_ccs = pki.Ccs("urn:testbed:host:backend-2", b"\xbb\x02", second_key.public_key())
+    (world.material / M.BACKENDS_DIR / "backend-2.ccs.cbor").write_bytes(second_ccs.to_bytes())
+    second = EdhocIdentity(second_key, Credential.from_cbor(second_ccs.to_bytes()))
+
+    async def body() -> tuple[aiocoap.Message, aiocoap.Message, aiocoap.Message]:
+        async with running(world) as role:
+            port = port_of(role)
+            assert (await world.bootstrap(thing, port)).outcome is Outcome.SUCCESS
+            config = await world.request(thing.identity(), port, aiocoap.GET, OSCORE_CONFIG)
+            first_list = await world.request(world.backend, port, aiocoap.GET, THINGS)
+            second_list = await world.request(second, port, aiocoap.GET, THINGS)
+            return config, first_list, second_list
+
+    config, first_list, second_list = asyncio.run(body())
+    grants = {
+        g.purpose: g
+        for g in map(OscoreContextGrant.from_cbor_map, cbor2.loads(config.payload)[K_CONTEXTS])
+    }
+    assert set(grants) == {"backend:backend-1", "backend:backend-2", "group"}
+    one, two = grants["backend:backend-1"], grants["backend:backend-2"]
+    assert one.sender_id == two.sender_id  # the thing answers under its own ID ...
+    assert one.recipient_id != two.recipient_id  # ... and tells the backends apart by theirs
+    assert one.master_secret != two.master_secret and one.generation == two.generation == 1
+    for listing, grant in ((first_list, one), (second_list, two)):
+        (entry,) = cbor2.loads(listing.payload)[K_THINGS]
+        seen = OscoreContextGrant.from_cbor_map(entry[K_CONTEXT])
+        assert seen == replace(grant.mirrored(), purpose="backend")  # its own, nobody else's

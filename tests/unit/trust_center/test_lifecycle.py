@@ -71,7 +71,7 @@ def test_every_member_gets_the_same_group_key_and_it_survives_a_restart(world: W
     assert second["group"].master_secret == group.master_secret == restarted["group"].master_secret
     assert second["group"].id_context == group.id_context
     # Each member sends under its own ID in the group (its backend-context sender ID).
-    assert group.sender_id == first["backend"].sender_id != second["group"].sender_id
+    assert group.sender_id == first["backend:backend-1"].sender_id != second["group"].sender_id
     assert group.recipient_id == b"\x00" and group.generation == 1
 
 
