@@ -14,7 +14,7 @@ import math
 import pytest
 
 from testbed.node.radio import mac
-from testbed.node.radio.links import GilbertElliott, LinkConfig
+from testbed.node.radio.links import GilbertElliott, LinkConfig, SplitMix64
 from testbed.node.radio.medium import Delivery, Medium, MediumConfig, OnAir
 from testbed.node.radio.reassembly import ReassemblyLimits
 from tests.unit.radio.packets import filler, ipv6
@@ -186,3 +186,19 @@ def test_common_random_numbers_more_loss_only_adds_losses() -> None:
         return {e.time for e in m.run_all() if isinstance(e, Delivery)}
 
     assert delivered(0.3) <= delivered(0.1)
+
+
+def test_link_streams_are_splitmix64() -> None:
+    """The per-link generator against SplitMix64's reference outputs for seed 1234567
+    (Rosetta Code, "Pseudo-random numbers/Splitmix64"), and its floats in [0, 1)."""
+    rng = SplitMix64(1234567)
+    assert [rng.next_u64() for _ in range(5)] == [
+        6457827717110365317,
+        3203168211198807973,
+        9817491932198370423,
+        4593380528125082431,
+        16408922859458223821,
+    ]
+    again = SplitMix64(1234567)
+    assert again.random() == (6457827717110365317 >> 11) / 2**53
+    assert SplitMix64(-1).state == 2**64 - 1  # seeds are taken modulo 2**64
