@@ -200,8 +200,11 @@ def test_netem_loss_after_a_live_change_in_the_vm(vm_console: dict[str, str]) ->
     shaped = measure.parse_ping(vm_console["loss"])
     problem = measure.check_loss(shaped, measure.LOSS)
     assert problem == "", problem
-    # The change took the delay away: what came back came back fast.
-    assert max(shaped.rtts_ms) < 2 * measure.DELAY.delay * 1000 / 2
+    # The change took the delay away: what came back came back fast. Not every echo: the
+    # software-emulated VM stalls now and then (a CI run saw one echo take 1,025 ms while the
+    # others it printed took about 1 ms); with the delay still in place none would be < 40 ms.
+    fast = [rtt for rtt in shaped.rtts_ms if rtt < 2 * measure.DELAY.delay * 1000 / 2]
+    assert len(fast) >= 0.98 * len(shaped.rtts_ms), sorted(shaped.rtts_ms)[-10:]
     assert "netem" in vm_console["stats"] and "ifb-backbone" in vm_console["stats"]
 
 
