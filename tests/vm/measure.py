@@ -58,14 +58,22 @@ def ping_command(target: str, count: int, interval: float) -> list[str]:
 
 
 def check_delay(base: Pings, shaped: Pings, imp: Impairment, allowance_ms: float) -> str:
-    """'' if the added round-trip delay agrees with the settings, else what is off."""
+    """'' if the added round-trip delay agrees with the settings, else what is off.
+
+    Uniform jitter bounds every round trip, so an echo far above the bound is a stall of the
+    machine (a software-emulated VM, a busy host: one CI run saw 1,025 ms), not the shaper: up
+    to 1% of them are set aside before the mean is taken, more are a failure.
+    """
     if shaped.received < 10 or base.received < 5:
         return f"too few replies: base {base.received}, shaped {shaped.received}"
     expected = 2 * imp.delay * 1000
     spread = imp.jitter * 1000 * math.sqrt(2 / 3)
-    tolerance = Z999 * spread / math.sqrt(shaped.received) + allowance_ms
-    added = statistics.fmean(shaped.rtts_ms) - statistics.median(base.rtts_ms)
     low, high = 2 * (imp.delay - imp.jitter) * 1000, 2 * (imp.delay + imp.jitter) * 1000
+    ceiling = statistics.median(base.rtts_ms) + high + 4 * allowance_ms
+    kept = [rtt for rtt in shaped.rtts_ms if rtt <= ceiling]
+    stalls = len(shaped.rtts_ms) - len(kept)
+    tolerance = Z999 * spread / math.sqrt(len(kept)) + allowance_ms
+    added = statistics.fmean(kept) - statistics.median(base.rtts_ms)
     problems = []
     if abs(added - expected) > tolerance:
         problems.append(
@@ -73,8 +81,8 @@ def check_delay(base: Pings, shaped: Pings, imp: Impairment, allowance_ms: float
         )
     if min(shaped.rtts_ms) < low - allowance_ms:
         problems.append(f"min RTT {min(shaped.rtts_ms):.2f} ms below {low:.2f}")
-    if max(shaped.rtts_ms) - statistics.median(base.rtts_ms) > high + 4 * allowance_ms:
-        problems.append(f"max RTT {max(shaped.rtts_ms):.2f} ms far above {high:.2f}")
+    if stalls > 0.01 * len(shaped.rtts_ms):
+        problems.append(f"{stalls} RTTs far above {high:.2f} ms (max {max(shaped.rtts_ms):.2f})")
     return "; ".join(problems)
 
 
