@@ -168,23 +168,30 @@ async def filter_mgmt(
         "}\n"
     )
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *nft_command,
-            "-f",
-            "-",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        code, err = await load_nft(nft_command, ruleset, IP_TIMEOUT)
     except FileNotFoundError:
         log.warning("netsetup.mgmt_filter_skipped", error="no nft command")
         return "skipped: no nft command"
-    _, err = await asyncio.wait_for(proc.communicate(ruleset.encode()), IP_TIMEOUT)
-    if proc.returncode != 0:
-        log.warning("netsetup.mgmt_filter_skipped", error=err.decode(errors="replace").strip())
-        return "skipped: " + err.decode(errors="replace").strip()[:200]
+    if code != 0:
+        log.warning("netsetup.mgmt_filter_skipped", error=err.strip())
+        return "skipped: " + err.strip()[:200]
     log.info("netsetup.mgmt_filtered", interface=ifname, metrics_port=config.metrics_port)
     return f"only tcp/{config.metrics_port} on {ifname}"
+
+
+async def load_nft(nft_command: Sequence[str], ruleset: str, timeout: float) -> tuple[int, str]:
+    """Load ``ruleset`` with ``nft -f -`` in one transaction: (exit code, its stderr).
+    FileNotFoundError when there is no nft command."""
+    proc = await asyncio.create_subprocess_exec(
+        *nft_command,
+        "-f",
+        "-",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(ruleset.encode()), timeout)
+    return proc.returncode or 0, err.decode(errors="replace")
 
 
 async def _run_output(cmd: Sequence[str]) -> tuple[int, str]:

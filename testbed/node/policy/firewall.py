@@ -24,6 +24,7 @@ from testbed.node import metric_catalogue as catalogue
 from testbed.node.config import NodeConfig
 from testbed.node.errors import ConfigError, NetSetupError
 from testbed.node.logs import EventLog
+from testbed.node.netsetup import load_nft
 from testbed.node.policy.ruleset import TABLE, ForwardPolicy, PolicyConfigError, parse, render
 
 ATTRIBUTE = "policy-forward"  # testbed.plan.policy.FORWARD_ATTRIBUTE
@@ -57,18 +58,10 @@ class PolicyFirewall:
     async def start(self) -> None:
         # Delete first so that a restart (same network namespace) replaces, not duplicates.
         text = f"table inet {TABLE} {{ }}\ndelete table inet {TABLE}\n" + render(self.policy)
-        proc = await asyncio.create_subprocess_exec(
-            *self.nft,
-            "-f",
-            "-",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await asyncio.wait_for(proc.communicate(text.encode()), NFT_TIMEOUT)
-        if proc.returncode != 0:
+        code, err = await load_nft(self.nft, text, NFT_TIMEOUT)
+        if code != 0:
             raise NetSetupError(
-                "cannot install the cross-domain policy: " + err.decode(errors="replace")[:300],
+                "cannot install the cross-domain policy: " + err[:300],
                 "the border router needs CAP_NET_ADMIN and nftables in its kernel",
             )
         self.installed = True

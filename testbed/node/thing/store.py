@@ -158,9 +158,9 @@ class ThingStore:
     def backend_generation(self) -> int | None:
         """The generation of the backend contexts (one per backend, all of one generation)."""
         operational = self.load_operational()
-        for purpose in sorted(operational.contexts if operational else ()):
+        for purpose, directory in sorted((operational.contexts if operational else {}).items()):
             if is_backend_purpose(purpose):
-                return self.generation(purpose)
+                return contexts.generation_of(directory)
         return None
 
     def has_operational_material(self) -> bool:
