@@ -171,8 +171,18 @@ def with_lifecycle(backend: Backend, nodes: list[NodeStatus]) -> list[NodeStatus
     return out
 
 
+def live_runs(backend: Backend) -> dict[str, int]:
+    """Runs that are up. A run of empty networks alone is what a `down` could not remove (see
+    RemovalReport.stale_networks): it is gone, and its next deploy removes or reuses them."""
+    return {
+        run: count
+        for run, count in backend.runs().items()
+        if count > len(backend.empty_networks(run))
+    }
+
+
 def ensure_not_running(backend: Backend, run: str) -> None:
-    count = backend.runs().get(run, 0)
+    count = live_runs(backend).get(run, 0)
     if count:
         raise AlreadyRunning(
             f"run {run!r} is already up ({count} objects carry its label); nothing was changed",
@@ -185,7 +195,7 @@ def resolve_run(backend: Backend, run: str | None) -> str:
     """The run a command means: the one named, or the only one that is up."""
     if run:
         return run
-    runs = backend.runs()
+    runs = live_runs(backend)
     if not runs:
         raise NotRunning("no testbed run is up", "start one with `testbed up`")
     if len(runs) > 1:

@@ -44,6 +44,10 @@ class RemovalReport:
     networks: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     run_dirs: list[str] = field(default_factory=list)
+    # Networks the daemon refused to remove although nothing is attached any more (Docker
+    # 20.10's libnetwork keeps a stale endpoint count, moby/moby#42119). They are inert; the
+    # next `up` of the run reuses them, a daemon restart removes them.
+    stale_networks: list[str] = field(default_factory=list)
 
 
 # (event, node or network name) -> None; events: network, created, started, ready
@@ -64,6 +68,9 @@ class Backend(Protocol):
 
     def runs(self) -> dict[str, int]:
         """Run name -> number of objects (containers, networks, volumes) carrying its label."""
+
+    def empty_networks(self, run: str) -> list[str]:
+        """The run's networks that no container is attached to (leftovers of a removal)."""
 
     def exec(self, run: str, node: str, command: list[str]) -> ExecResult: ...
 

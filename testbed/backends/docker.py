@@ -23,7 +23,7 @@ from testbed.backends.base import EventFn, ExecResult, NodeStatus, RemovalReport
 from testbed.errors import BackendError, DaemonUnavailable, NodeFailed, NotRunning
 from testbed.node.config import CONFIG_DIR, STATE_DIR
 from testbed.plan import labels as L
-from testbed.plan.model import NodePlan, Plan
+from testbed.plan.model import NetworkPlan, NodePlan, Plan
 
 READY_TIMEOUT = 60.0
 READY_POLL = 0.25
@@ -67,17 +67,7 @@ class DockerBackend:
     def deploy(self, plan: Plan, image: str, run_dir: Path, on_event: EventFn) -> None:
         with _translated("creating networks"):
             for net in plan.networks:
-                self.client.networks.create(
-                    net.resource,
-                    driver="bridge",
-                    enable_ipv6=True,
-                    internal=net.internal,
-                    ipam=IPAMConfig(
-                        pool_configs=[IPAMPool(subnet=net.subnet6, gateway=net.gateway6)]
-                    ),
-                    labels=net.labels,
-                    check_duplicate=True,
-                )
+                self._create_network(plan, net)
                 on_event("network", net.name)
         tiers = [
             list(group)
@@ -87,6 +77,53 @@ class DockerBackend:
             for tier in tiers:
                 # Nodes of one tier are independent: create, start and wait for them together.
                 list(pool.map(lambda n: self._start_node(plan, n, image, run_dir, on_event), tier))
+
+    def _create_network(self, plan: Plan, net: NetworkPlan) -> None:
+        def create() -> None:
+            self.client.networks.create(
+                net.resource,
+                driver="bridge",
+                enable_ipv6=True,
+                internal=net.internal,
+                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=net.subnet6, gateway=net.gateway6)]),
+                labels=net.labels,
+                check_duplicate=True,
+            )
+
+        try:
+            create()
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+            existing = self._leftover_network(plan, net)
+            if existing is None:
+                raise
+        # A network of this very run with nothing attached: left behind by an earlier `down`.
+        if self._remove_network(existing) != "stale":
+            create()
+            return
+        # The daemon cannot remove it until it restarts (a stale endpoint count). It works
+        # otherwise, so reuse it when it is exactly what the plan asks for.
+        if _network_shape(existing.attrs) != (net.subnet6, net.gateway6, net.internal, True):
+            raise BackendError(
+                f"network {net.resource} is left over from an earlier run {plan.run!r} with "
+                "another configuration, and Docker refuses to remove it (a stale endpoint "
+                "count, a Docker 20.10 libnetwork defect)",
+                "restart the Docker daemon (`sudo systemctl restart docker`), which drops it, "
+                "or bring the topology up under another --run NAME",
+            )
+
+    def _leftover_network(self, plan: Plan, net: NetworkPlan) -> Any | None:
+        """The existing network of that name if it belongs to this run and is empty."""
+        try:
+            existing = self.client.networks.get(net.resource)
+        except docker.errors.NotFound:
+            return None
+        labels = existing.attrs.get("Labels") or {}
+        if labels.get(L.RUN) != plan.run or _attached(existing.attrs):
+            return None
+        return existing
 
     def _start_node(
         self, plan: Plan, node: NodePlan, image: str, run_dir: Path, on_event: EventFn
@@ -153,10 +190,16 @@ class DockerBackend:
                         self._log_tail(container_id),
                         f"read its log: `testbed logs {node.name}`",
                     )
-                exec_id = self.client.api.exec_create(container_id, probe)["Id"]
-                self.client.api.exec_start(exec_id)
-                if self.client.api.exec_inspect(exec_id)["ExitCode"] == 0:
-                    return
+                try:
+                    exec_id = self.client.api.exec_create(container_id, probe)["Id"]
+                    self.client.api.exec_start(exec_id)
+                    if self.client.api.exec_inspect(exec_id)["ExitCode"] == 0:
+                        return
+                except docker.errors.APIError as exc:
+                    # The node may exit between the inspection and the probe (the daemon
+                    # answers 409 "is not running"): the next inspection reports its exit.
+                    if exc.status_code != 409:
+                        raise
             if time.monotonic() > deadline:
                 raise NodeFailed(
                     node.name,
@@ -194,8 +237,12 @@ class DockerBackend:
             with ThreadPoolExecutor(max_workers=WORKERS) as pool:
                 report.containers = list(pool.map(remove, containers))
             for net in self.client.networks.list(filters=filters):
-                if self._remove_network(net):
+                # One stale network must not keep the others and the volumes from going.
+                outcome = self._remove_network(net)
+                if outcome == "removed":
                     report.networks.append(net.name)
+                elif outcome == "stale":
+                    report.stale_networks.append(net.name)
             for volume in self.client.volumes.list(filters=filters):
                 try:
                     volume.remove(force=True)
@@ -204,27 +251,36 @@ class DockerBackend:
                     pass
         return report
 
-    def _remove_network(self, net: Any, attempts: int = 10) -> bool:
-        """Remove a network; the daemon may still hold endpoints of containers just removed."""
+    def _remove_network(self, net: Any, attempts: int = 10) -> str:
+        """Remove a network: "removed", "gone" (someone else did), or "stale" when the daemon
+        still counts an endpoint after every detach and retry (Docker 20.10's libnetwork keeps
+        its endpoint count apart from its endpoints, and the two can disagree until the daemon
+        restarts: moby/moby#42119)."""
         for attempt in range(attempts):
             try:
                 net.remove()
-                return True
+                return "removed"
             except docker.errors.NotFound:
-                return False
+                return "gone"
             except docker.errors.APIError as exc:
                 if "active endpoints" not in str(exc):
                     raise
-                if attempt == attempts - 1:
-                    raise BackendError(
-                        f"network {net.name} keeps an endpoint although no container of the "
-                        "run is left (a known Docker 20.10 libnetwork defect)",
-                        "restart the Docker daemon (`sudo systemctl restart docker`), then run "
-                        "`testbed down` again",
-                    ) from exc
+                # Containers just removed may still hold endpoints for a moment; a container
+                # removed mid-connect leaves one that only a forced disconnect reaches.
                 detach_endpoints(self.client, net)
                 time.sleep(0.2 * (attempt + 1))
-        return False
+        return "stale"
+
+    def empty_networks(self, run: str) -> list[str]:
+        with _translated(f"listing the networks of run {run}"):
+            names = [n.name for n in self.client.networks.list(filters=L.run_filter(run))]
+            empty = []
+            for name in names:
+                # The list call leaves "Containers" out: inspect each network.
+                with contextlib.suppress(docker.errors.NotFound):
+                    if not _attached(self.client.networks.get(name).attrs):
+                        empty.append(name)
+        return empty
 
     # -- inspection -------------------------------------------------------------------------
 
@@ -331,6 +387,24 @@ class DockerBackend:
 _ROLE_ORDER = {"border_router": 0, "trust_center": 1, "internet_host": 2, "thing": 3}
 
 
+def _attached(attrs: dict[str, Any]) -> list[str]:
+    """Containers an inspected network lists; an ``ep-<id>`` key is an endpoint whose container
+    is gone (moby/moby#23302), which a forced disconnect removes, not a container."""
+    return [key for key in (attrs.get("Containers") or {}) if not key.startswith("ep-")]
+
+
+def _network_shape(attrs: dict[str, Any]) -> tuple[str, str, bool, bool]:
+    """(IPv6 subnet, gateway, internal, IPv6 enabled) of an inspected network."""
+    pools = (attrs.get("IPAM") or {}).get("Config") or []
+    v6: dict[str, str] = next((p for p in pools if ":" in p.get("Subnet", "")), {})
+    return (
+        v6.get("Subnet", ""),
+        v6.get("Gateway", ""),
+        bool(attrs.get("Internal")),
+        bool(attrs.get("EnableIPv6")),
+    )
+
+
 def detach_endpoints(client: docker.DockerClient, net: Any) -> None:
     """Force-disconnect whatever a network still lists (a container removed mid-connect, a
     foreign container attached by hand). A stale endpoint whose container is gone is listed
@@ -363,6 +437,11 @@ class _translated:
             return
         if isinstance(exc, docker.errors.APIError):
             explanation = str(exc.explanation or exc)
+            if exc.status_code == 409 and "is not running" in explanation:
+                raise NotRunning(
+                    f"{self.doing}: the container stopped ({explanation})",
+                    "see why with `testbed logs NODE` and `testbed status`",
+                ) from exc
             if exc.status_code == 409:
                 raise BackendError(
                     f"{self.doing}: name conflict: {explanation}",

@@ -228,6 +228,15 @@ def down(
             f"{len(report.networks)} networks, {len(report.volumes)} volumes"
             + (", run directory" if report.run_dirs else "")
         )
+        if report.stale_networks:
+            console.print(
+                f"[yellow]warning:[/] Docker refused to remove {len(report.stale_networks)} "
+                f"network(s) of run {escape(name)!r} although nothing is attached: "
+                f"{escape(', '.join(report.stale_networks))} (a stale endpoint count, a Docker "
+                "20.10 libnetwork defect, moby/moby#42119). They are inert; `testbed up` of "
+                "this run reuses them, and a daemon restart (`sudo systemctl restart docker`) "
+                "removes them."
+            )
 
 
 @app.command()

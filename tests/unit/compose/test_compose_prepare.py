@@ -26,6 +26,9 @@ class UpBackend:
     def runs(self) -> dict[str, int]:
         return {self.run: 3}
 
+    def empty_networks(self, run: str) -> list[str]:
+        return []
+
 
 def test_every_bind_source_exists_after_prepare(default_plan: Plan) -> None:
     run_dir = prepare_run_dir(default_plan, DEFAULT_TOPOLOGY.read_text())
