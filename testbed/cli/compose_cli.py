@@ -5,7 +5,8 @@
 The compose file references the run directory by path; `render` mints it (plan, credentials,
 Prometheus configuration) unless ``--no-mint``, and makes sure the node and Prometheus images
 exist unless ``--image`` names one or ``--no-build``. Then ``docker-compose -p RUN -f FILE up
--d`` starts what ``testbed up`` would, found by the same labels.
+-d`` starts what ``testbed up`` would, found by the same labels; ``--profile grafana`` adds the
+run's Grafana (``$TESTBED_GRAFANA_IMAGE``, not built here: it comes from a registry).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from testbed import bringup, rundir
 from testbed.atomic import write_atomically
 from testbed.cli.render import console
 from testbed.errors import TestbedError
+from testbed.observe.grafana_service import image_ref as grafana_image
 from testbed.render.compose import NODE_IMAGE, PROMETHEUS_IMAGE, ComposeOptions, render
 
 if TYPE_CHECKING:
@@ -87,6 +89,12 @@ def render_command(
     prometheus_port: Annotated[
         int, typer.Option(help="host port on 127.0.0.1 (default: derived from the run name)")
     ] = 0,
+    grafana: Annotated[
+        bool, typer.Option(help="include the run's Grafana (compose profile 'grafana')")
+    ] = True,
+    grafana_port: Annotated[
+        int, typer.Option(help="its port on 127.0.0.1 (default: derived from the run name)")
+    ] = 0,
     mint: Annotated[
         bool, typer.Option(help="write and mint the run directory (off: only the file)")
     ] = True,
@@ -106,13 +114,20 @@ def render_command(
         node_image=image or NODE_IMAGE,
         prometheus_image=PROMETHEUS_IMAGE if prometheus else None,
         prometheus_port=prometheus_port,
+        grafana_image=grafana_image() if grafana and prometheus else None,
+        grafana_port=grafana_port,
     )
     _write_atomically(output, render(the_plan, options, file_name=output.name))
-    services = len(the_plan.nodes) + (1 if prometheus else 0)
+    services = len(the_plan.nodes) + (1 if prometheus else 0) + (1 if options.grafana_image else 0)
     console.print(
         f"[green]wrote {output}[/]: run {the_plan.run!r}, {services} services, "
         f"{len(the_plan.networks)} networks"
     )
     console.print(f"  up:     docker-compose -p {the_plan.run} -f {output} up -d")
+    if options.grafana_image:
+        console.print(
+            f"  Grafana ({escape(options.grafana_image)}, when that image is here): "
+            f"docker-compose -p {the_plan.run} -f {output} --profile grafana up -d"
+        )
     console.print(f"  status: testbed status --run {the_plan.run}")
     console.print(f"  down:   testbed down --run {the_plan.run}")

@@ -55,6 +55,20 @@ READY_TIMEOUT_S = 90.0  # a first start migrates its database: tens of seconds o
 STOP_TIMEOUT_S = 5
 
 
+# Grafana's settings (GF_<SECTION>_<KEY>), for `testbed up` and compose.yaml alike.
+ENVIRONMENT = {
+    "GF_SECURITY_ADMIN_USER": ADMIN_USER,
+    "GF_SECURITY_ADMIN_PASSWORD__FILE": f"{SECRET_MOUNT}/{PASSWORD_FILE}",
+    "GF_AUTH_ANONYMOUS_ENABLED": "true",
+    "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
+    "GF_USERS_ALLOW_SIGN_UP": "false",
+    "GF_ANALYTICS_REPORTING_ENABLED": "false",
+    "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+    "GF_NEWS_NEWS_FEED_ENABLED": "false",
+    "GF_PATHS_PROVISIONING": PROVISIONING_MOUNT,
+}
+
+
 @dataclass(frozen=True)
 class GrafanaService:
     run: str
@@ -116,17 +130,7 @@ def start_grafana(
         str((dashboards_dir / "json").resolve()): {"bind": DASHBOARDS_MOUNT, "mode": "ro"},
         str(secret_dir(run_dir).resolve()): {"bind": SECRET_MOUNT, "mode": "ro"},
     }
-    environment = {
-        "GF_SECURITY_ADMIN_USER": ADMIN_USER,
-        "GF_SECURITY_ADMIN_PASSWORD__FILE": f"{SECRET_MOUNT}/{PASSWORD_FILE}",
-        "GF_AUTH_ANONYMOUS_ENABLED": "true",
-        "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
-        "GF_USERS_ALLOW_SIGN_UP": "false",
-        "GF_ANALYTICS_REPORTING_ENABLED": "false",
-        "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
-        "GF_NEWS_NEWS_FEED_ENABLED": "false",
-        "GF_PATHS_PROVISIONING": PROVISIONING_MOUNT,
-    }
+    environment = dict(ENVIRONMENT)
 
     def create(port: int, url: str) -> str:
         host_config = client.api.create_host_config(

@@ -7,7 +7,10 @@ sysctls, one fixed IPv6 address (and the node's name as alias) on each of its ne
 state volume at /var/lib/testbed and its run-directory share read-only at /etc/testbed.
 Networks: bridges with IPv6, the plan's subnet and gateway, ``internal`` as planned, the plan's
 labels. Plus the run's Prometheus (``testbed.observe.service``): on mgmt at its fixed address,
-published on 127.0.0.1, its configuration directory mounted read-only.
+published on 127.0.0.1, its configuration directory mounted read-only. And the run's Grafana as
+``testbed up`` starts it (``testbed.observe.grafana_service``), in the compose profile
+``grafana``: its image comes from a registry, so a plain ``up`` must not need it;
+``--profile grafana`` starts it too.
 
 Docker-compose 1.29 (Debian's v1) reads it: no top-level ``name:``, no ``version:``. Bind
 mounts use the long syntax, so a missing run directory fails loudly ("bind source path does not
@@ -26,17 +29,22 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from testbed.node.config import CONFIG_DIR, STATE_DIR
+from testbed.observe import grafana_service
 from testbed.observe.config import PROMETHEUS_PORT
 from testbed.plan import labels as L
 from testbed.plan.model import NodePlan, Plan
 
 NODE_IMAGE = "testbed/node:latest"
 PROMETHEUS_IMAGE = "testbed/prometheus:latest"
+GRAFANA_IMAGE = grafana_service.DEFAULT_IMAGE
+GRAFANA_PROFILE = "grafana"
+PROJECT_DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
 STOP_GRACE = "5s"  # testbed.backends.docker.STOP_TIMEOUT
 TUN_DEVICE = "/dev/net/tun:/dev/net/tun:rwm"
 READY_PROBE = ["CMD", "python3", "-m", "testbed.node.probe", "ready"]
@@ -52,6 +60,7 @@ HEADER = """\
 # (credentials minted per run, never committed): run `testbed render --run {run}` first, which
 # writes it and this file, then
 #     docker-compose -p {run} -f {file} up -d
+# (add `--profile grafana` before `up` for the run's Grafana, when its image is here).
 # `testbed status --run {run}`, `testbed phase ... --run {run}` and `testbed down --run {run}`
 # find the containers by their labels; `docker-compose -p {run} -f {file} down -v` works too.
 """
@@ -62,6 +71,11 @@ class ComposeOptions:
     node_image: str = NODE_IMAGE
     prometheus_image: str | None = PROMETHEUS_IMAGE  # None: no Prometheus service
     prometheus_port: int = 0  # 0: derived from the run name (default_prometheus_port)
+    # The run's Grafana, in the compose profile "grafana" (its image may not be here: a plain
+    # `up` must not need it). None: no Grafana service. Needs the Prometheus service.
+    grafana_image: str | None = GRAFANA_IMAGE
+    grafana_port: int = 0  # 0: derived from the run name (default_grafana_port)
+    dashboards_dir: str = ""  # "": this checkout's dashboards/
 
 
 @dataclass(frozen=True)
@@ -71,12 +85,18 @@ class RenderedPaths:
     run: str
     run_dir: str
     topology: str
+    dashboards: str = ""  # files rendered before Grafana joined them have none
 
 
 def default_prometheus_port(run: str) -> int:
     """A stable host port per run name, so that re-rendering gives the same file."""
     digest = hashlib.sha256(run.encode()).digest()
     return PORT_BASE + int.from_bytes(digest[:4], "big") % PORT_SPAN
+
+
+def default_grafana_port(run: str) -> int:
+    """Likewise for Grafana: the next port of the span after Prometheus's."""
+    return PORT_BASE + (default_prometheus_port(run) - PORT_BASE + 1) % PORT_SPAN
 
 
 def run_dir_of(plan: Plan) -> str:
@@ -168,6 +188,46 @@ def _prometheus(plan: Plan, image: str, port: int) -> tuple[str, dict[str, Any],
     return obs.OBSERVER_NODE, service, volume
 
 
+def _grafana(plan: Plan, image: str, port: int, dashboards: str) -> tuple[str, dict[str, Any], str]:
+    """(service name, service, volume name) of the run's Grafana, as ``testbed up`` makes it
+    (testbed.observe.grafana_service): mgmt only, 127.0.0.1, provisioning read-only, the admin
+    password from the run directory's 0600 file (``testbed render`` writes it)."""
+    from testbed.observe import service as obs
+    from testbed.plan.planner import resource_name
+
+    g = grafana_service
+    run_dir = Path(run_dir_of(plan))
+    url = f"http://127.0.0.1:{port}"
+    volume = resource_name(plan.run, f"{g.GRAFANA_NODE}-data")
+    read_only = [
+        (f"{dashboards}/provisioning", g.PROVISIONING_MOUNT),
+        (f"{dashboards}/json", g.DASHBOARDS_MOUNT),
+        (str(g.secret_dir(run_dir)), g.SECRET_MOUNT),
+    ]
+    service = {
+        "image": image,
+        "profiles": [GRAFANA_PROFILE],
+        "container_name": resource_name(plan.run, g.GRAFANA_NODE),
+        "hostname": g.GRAFANA_NODE,
+        "user": "0",
+        "depends_on": [obs.OBSERVER_NODE],
+        "environment": dict(g.ENVIRONMENT),
+        "labels": g.grafana_labels(plan, url, run_dir),
+        "sysctls": dict(obs.SYSCTLS),
+        "networks": {"mgmt": {"aliases": [g.GRAFANA_NODE]}},
+        "ports": [f"127.0.0.1:{port}:{g.GRAFANA_PORT}"],
+        "volumes": [
+            {"type": "volume", "source": volume, "target": g.DATA_MOUNT},
+            *(
+                {"type": "bind", "source": source, "target": target, "read_only": True}
+                for source, target in read_only
+            ),
+        ],
+        "stop_grace_period": f"{g.STOP_TIMEOUT_S}s",
+    }
+    return g.GRAFANA_NODE, service, volume
+
+
 def compose_document(plan: Plan, options: ComposeOptions | None = None) -> dict[str, Any]:
     """The compose document of a plan (a dict in the order it is written)."""
     opts = options or ComposeOptions()
@@ -183,12 +243,21 @@ def compose_document(plan: Plan, options: ComposeOptions | None = None) -> dict[
             raise ValueError(f"a node is named {name!r}, the name of the run's Prometheus")
         services[name] = service
         volumes[volume] = {"name": volume, "labels": {L.RUN: plan.run, L.NODE: name}}
+    dashboards = opts.dashboards_dir or str(PROJECT_DASHBOARDS)
+    if opts.grafana_image and opts.prometheus_image:
+        port = opts.grafana_port or default_grafana_port(plan.run)
+        name, service, volume = _grafana(plan, opts.grafana_image, port, dashboards)
+        if name in services:
+            raise ValueError(f"a node is named {name!r}, the name of the run's Grafana")
+        services[name] = service
+        volumes[volume] = {"name": volume, "labels": {L.RUN: plan.run, L.NODE: name}}
     return {
         EXTENSION: {
             "run": plan.run,
             "building": plan.building,
             "run-dir": run_dir_of(plan),
             "topology": plan.topology_path,
+            "dashboards": dashboards,
         },
         "services": services,
         "networks": {net.name: _network(plan, net.name) for net in plan.networks},
@@ -237,5 +306,8 @@ def rendered_paths(text: str) -> RenderedPaths:
         return str(block[key]).replace("$$", "$")
 
     return RenderedPaths(
-        run=unescaped("run"), run_dir=unescaped("run-dir"), topology=unescaped("topology")
+        run=unescaped("run"),
+        run_dir=unescaped("run-dir"),
+        topology=unescaped("topology"),
+        dashboards=unescaped("dashboards") if "dashboards" in block else "",
     )

@@ -7,9 +7,11 @@ On a developer machine without Docker the integration tests are skipped with a r
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 import warnings
@@ -144,3 +146,38 @@ def _remove_network(docker_client, net) -> None:  # type: ignore[no-untyped-def]
     warnings.warn(
         f"network {net.name} kept an endpoint (Docker 20.10 defect); left behind", stacklevel=3
     )
+
+
+FAKE_GRAFANA_IMAGE = "testbed/fake-grafana:test"
+
+
+@pytest.fixture(scope="session")
+def fake_grafana_image(docker_client, node_image: str) -> str:  # type: ignore[no-untyped-def]
+    """FAKE Grafana image: the node image running tests/unit/grafana/fake_grafana.py (with the
+    host's PyYAML). Grafana itself cannot run here (no registry, not in Debian); the fake speaks
+    its HTTP API, reads its GF_* settings and loads its provisioning files. It is NOT Grafana."""
+    import yaml
+
+    context = io.BytesIO()
+    dockerfile = (
+        f"FROM {node_image}\n"
+        'LABEL org.opencontainers.image.title="FAKE Grafana for testbed tests, not Grafana"\n'
+        "COPY fake_grafana.py /fake/fake_grafana.py\n"
+        "COPY yaml /fake/lib/yaml\n"
+        "ENV PYTHONPATH=/fake/lib\n"
+        'ENTRYPOINT ["python3", "/fake/fake_grafana.py"]\n'
+    )
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        data = dockerfile.encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        tar.add(ROOT / "tests" / "unit" / "grafana" / "fake_grafana.py", "fake_grafana.py")
+        # Pure Python is enough: without its C extension PyYAML falls back to it.
+        yaml_dir = Path(yaml.__file__).parent
+        tar.add(yaml_dir, "yaml", filter=lambda t: None if t.name.endswith(".so") else t)
+    context.seek(0)
+    docker_client.images.build(
+        fileobj=context, custom_context=True, tag=FAKE_GRAFANA_IMAGE, rm=True
+    )
+    return FAKE_GRAFANA_IMAGE

@@ -6,7 +6,8 @@ notice that compose started it: `testbed status` lists every node with its addre
 Ansible inventory comes from the labels, real phases (install, commission) run against the
 containers and are recorded in the run directory, Prometheus scrapes every node, every node
 exports what the metric catalogue declares, `testbed dashboards push` annotates the phases in a
-FAKE Grafana, and `testbed down` removes everything by labels.
+FAKE Grafana, the compose profile "grafana" starts the run's Grafana (a FAKE image), and `testbed
+down` removes everything by labels.
 
 docker-compose missing: skipped locally, a failure in CI (apt-get install docker-compose).
 """
@@ -208,6 +209,48 @@ def test_dashboards_push_annotates_the_recorded_phases(
         # The run's Prometheus URL (from its labels) became the datasource.
         (datasource,) = fake.state.datasources.values()
         assert datasource["url"] == compose_run.prometheus
+
+
+def test_the_grafana_profile_starts_the_runs_grafana(
+    compose_run: ComposeRun, cli_env: dict[str, str], docker_client: Any, fake_grafana_image: str
+) -> None:
+    """`--profile grafana` starts the run's Grafana as `testbed up` would: found by its labels,
+    provisioned, with the admin password of the run directory, annotated with the phases. The
+    image is a FAKE Grafana (see conftest.fake_grafana_image): only Grafana's side is faked."""
+    from testbed.cli.dashboards import annotate_own_grafana
+
+    # The same render, with the fake as $TESTBED_GRAFANA_IMAGE; the run directory stays.
+    env = dict(cli_env, TESTBED_GRAFANA_IMAGE=fake_grafana_image)
+    grafana_port = _free_port()
+    ports = ["--prometheus-port", compose_run.prometheus.rsplit(":", 1)[1]]
+    ports += ["--grafana-port", str(grafana_port)]
+    out = ["-o", str(compose_run.file), "--image", _node_image(cli_env)]
+    render = ["render", "-t", str(TOPOLOGY), "--run", compose_run.name, *out, *ports]
+    run_cli([*render, "--no-mint", "--no-build"], env)
+    tool.run_compose(compose_run.file, compose_run.name, ["--profile", "grafana", "up", "-d"])
+    url = f"http://127.0.0.1:{grafana_port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as answer:
+                return bool(json.loads(answer.read()).get("database") == "ok")
+        except OSError:
+            return False
+
+    wait_for(healthy, 90, "the compose run's Grafana to answer")
+    (grafana,) = [n for n in _status(compose_run, cli_env) if n["node"] == "grafana"]
+    assert grafana["role"] == "observer" and grafana["attributes"]["url"] == url
+    container = docker_client.containers.get(f"tb-{compose_run.name}-grafana")
+    assert set(container.attrs["NetworkSettings"]["Networks"]) == {
+        compose_run.plan.network("mgmt").resource
+    }
+    mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+    assert mounts["/run/secrets/testbed-grafana"]["RW"] is False
+    with urllib.request.urlopen(f"{url}/api/datasources/uid/testbed-prometheus") as answer:
+        assert json.loads(answer.read())["url"] == "http://prometheus:9090"
+    # The testbed finds it by its labels and writes the recorded phases with the password file.
+    line = annotate_own_grafana(compose_run.name, compose_run.run_dir)
+    assert line is not None and "2 phase annotations" in line, line
 
 
 def test_down_removes_the_compose_run(

@@ -13,10 +13,8 @@ phase annotations of `up` and of later phases, and leaves with `testbed down`.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import stat
-import tarfile
 import urllib.error
 import urllib.request
 import uuid
@@ -29,37 +27,8 @@ import pytest
 from tests.integration.conftest import ROOT, remove_run, run_cli
 
 pytestmark = pytest.mark.integration
-FAKE_IMAGE = "testbed/fake-grafana:test"
 MINIMAL = ROOT / "topologies" / "minimal.yaml"
 RUN = f"gf-{uuid.uuid4().hex[:6]}"
-
-
-@pytest.fixture(scope="module")
-def fake_grafana_image(docker_client, node_image: str) -> str:  # type: ignore[no-untyped-def]
-    """FAKE Grafana image: the node image running fake_grafana.py (with the host's PyYAML)."""
-    import yaml
-
-    context = io.BytesIO()
-    dockerfile = (
-        f"FROM {node_image}\n"
-        'LABEL org.opencontainers.image.title="FAKE Grafana for testbed tests, not Grafana"\n'
-        "COPY fake_grafana.py /fake/fake_grafana.py\n"
-        "COPY yaml /fake/lib/yaml\n"
-        "ENV PYTHONPATH=/fake/lib\n"
-        'ENTRYPOINT ["python3", "/fake/fake_grafana.py"]\n'
-    )
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        data = dockerfile.encode()
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-        tar.add(ROOT / "tests" / "unit" / "grafana" / "fake_grafana.py", "fake_grafana.py")
-        # Pure Python is enough: without its C extension PyYAML falls back to it.
-        yaml_dir = Path(yaml.__file__).parent
-        tar.add(yaml_dir, "yaml", filter=lambda t: None if t.name.endswith(".so") else t)
-    context.seek(0)
-    docker_client.images.build(fileobj=context, custom_context=True, tag=FAKE_IMAGE, rm=True)
-    return FAKE_IMAGE
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,8 @@ def test_committed_compose_file_is_in_sync_with_the_planner() -> None:
     paths = rendered_paths(committed)
     # The paths are inputs of the plan (labels name them), the topology's content is this one.
     plan = make_plan(load_topology(DEFAULT_TOPOLOGY), paths.run, paths.topology, paths.run_dir)
-    assert render(plan, ComposeOptions()) == committed, f"compose.yaml is out of date: {REGENERATE}"
+    options = ComposeOptions(dashboards_dir=paths.dashboards)
+    assert render(plan, options) == committed, f"compose.yaml is out of date: {REGENERATE}"
 
 
 def _config(path: Path) -> dict[str, object]:

@@ -47,6 +47,11 @@ def test_every_bind_source_exists_after_prepare(default_plan: Plan) -> None:
     assert len(list((run_dir / "nodes" / thing.name).rglob("*"))) > 2
     assert (run_dir / "observe" / "prometheus.yml").is_file()
     assert (run_dir / "observe" / "targets" / "nodes.json").is_file()
+    # The compose file's Grafana mounts its admin password from here: a private file.
+    password = run_dir / "grafana" / "admin-password"
+    assert stat.S_IMODE(password.stat().st_mode) == 0o600
+    assert stat.S_IMODE(password.parent.stat().st_mode) == 0o700
+    assert len(password.read_text().strip()) >= 24
 
 
 def test_prepare_starts_clean(default_plan: Plan) -> None:

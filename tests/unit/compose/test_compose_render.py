@@ -10,6 +10,7 @@ import yaml
 
 from testbed.backends.docker import DockerBackend
 from testbed.node.config import CONFIG_DIR, STATE_DIR
+from testbed.observe import grafana_service
 from testbed.observe import service as observer
 from testbed.plan import labels as L
 from testbed.plan.model import Plan
@@ -18,6 +19,7 @@ from testbed.render.compose import (
     NODE_IMAGE,
     ComposeOptions,
     compose_document,
+    default_grafana_port,
     default_prometheus_port,
     escape_interpolation,
     render,
@@ -205,3 +207,53 @@ def test_every_object_carries_the_run_label(default_plan: Plan) -> None:
     assert _labels_of(doc) == {default_plan.run}
     assert {v["labels"][L.RUN] for v in doc["volumes"].values()} == {default_plan.run}
     assert {n["labels"][L.RUN] for n in doc["networks"].values()} == {default_plan.run}
+
+
+def test_grafana_service_is_the_one_up_starts_behind_a_profile(default_plan: Plan) -> None:
+    options = ComposeOptions(grafana_port=23457, dashboards_dir="/repo/dashboards")
+    doc = compose_document(default_plan, options)
+    grafana = doc["services"]["grafana"]
+    # Only with `--profile grafana`: a plain `up` must not need an image from a registry.
+    assert grafana["profiles"] == ["grafana"]
+    assert grafana["image"] == grafana_service.DEFAULT_IMAGE
+    url = "http://127.0.0.1:23457"
+    run_dir = Path(run_dir_of(default_plan))
+    assert grafana["labels"] == grafana_service.grafana_labels(default_plan, url, run_dir)
+    assert grafana["ports"] == ["127.0.0.1:23457:3000"]
+    assert grafana["networks"] == {"mgmt": {"aliases": ["grafana"]}}
+    assert grafana["environment"] == grafana_service.ENVIRONMENT
+    assert grafana["depends_on"] == [observer.OBSERVER_NODE]
+    binds = {m["target"]: m for m in grafana["volumes"] if m["type"] == "bind"}
+    assert binds[grafana_service.SECRET_MOUNT]["source"] == str(run_dir / "grafana")
+    assert binds[grafana_service.PROVISIONING_MOUNT]["source"] == "/repo/dashboards/provisioning"
+    assert binds[grafana_service.DASHBOARDS_MOUNT]["source"] == "/repo/dashboards/json"
+    assert all(m["read_only"] for m in binds.values())
+    # The password comes from the file; neither the environment nor the labels carry one.
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in grafana["environment"]
+    data = f"tb-{default_plan.run}-grafana-data"
+    assert doc["volumes"][data]["labels"] == {L.RUN: default_plan.run, L.NODE: "grafana"}
+
+
+def test_grafana_needs_prometheus_and_can_be_left_out(default_plan: Plan) -> None:
+    assert (
+        "grafana"
+        not in compose_document(default_plan, ComposeOptions(grafana_image=None))["services"]
+    )
+    assert (
+        "grafana"
+        not in compose_document(default_plan, ComposeOptions(prometheus_image=None))["services"]
+    )
+
+
+def test_grafana_port_differs_from_prometheus_and_is_stable() -> None:
+    for run in ("office", "comp-unit", "x"):
+        assert default_grafana_port(run) != default_prometheus_port(run)
+        assert 20000 <= default_grafana_port(run) < 30000
+        assert default_grafana_port(run) == default_grafana_port(run)
+
+
+def test_rendered_paths_name_the_dashboards_and_tolerate_older_files(default_plan: Plan) -> None:
+    text = render(default_plan, ComposeOptions(dashboards_dir="/somewhere/dashboards"))
+    assert rendered_paths(text).dashboards == "/somewhere/dashboards"
+    older = text.replace("  dashboards: /somewhere/dashboards\n", "")
+    assert rendered_paths(older).dashboards == ""
