@@ -471,6 +471,15 @@ _SPECS: tuple[MetricSpec, ...] = (
         component="radio",
     ),
     MetricSpec(
+        "testbed_radio_datagrams_refused",
+        "counter",
+        "ZEP datagrams the PAN's medium refused, by cause (garbled-*, wrong-channel, "
+        "too-many-nodes, foreign-sender, no-endpoint).",
+        ("pan", "cause"),
+        roles=("border_router",),
+        component="radio",
+    ),
+    MetricSpec(
         "testbed_radio_bootstrap_frames",
         "histogram",
         "802.15.4 frames of one bootstrap attempt, per direction (sent: put on the air).",

@@ -355,6 +355,8 @@ def _with_channel_model(config: RadioPanConfig, pan: Pan, names: dict[str, str])
         max_frame_retries=pan.mac_max_frame_retries,
         seed=pan.seed,
         names=names,
+        # Over UDP: the PAN's stations but the router's own (attached in process), and guests.
+        max_stations=len(names) - 1 + pan.guest_stations,
     )
 
 

@@ -97,6 +97,16 @@ class Pan(Strict):
     mac_max_frame_retries: int = Field(3, ge=0, le=7)
     reassembly_timeout: Duration = Field(60.0, le=60.0, description="RFC 4944: at most 60 s")
     seed: int = 1
+    # Stations the medium admits beyond the planned ones (RIOT `native` nodes started with -z
+    # pointed at it). Link state grows with the square of the stations: anyone on the carrier
+    # network could otherwise register thousands of fake ones.
+    guest_stations: int = Field(
+        16,
+        ge=0,
+        le=1000,
+        description="radio medium: stations admitted beyond the planned ones (RIOT native "
+        "nodes); more are refused and counted as too-many-nodes",
+    )
 
 
 class IpLink(Strict):

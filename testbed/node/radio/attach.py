@@ -145,7 +145,9 @@ class _Pan:
         if self.hub is None:
             return None
         default = self.hub.medium.links.default
-        return PanSample(self.config.pan, self.hub.medium.busy_s, default.expected_loss)
+        return PanSample(
+            self.config.pan, self.hub.medium.busy_s, default.expected_loss, dict(self.hub.dropped)
+        )
 
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -36,7 +36,9 @@ from testbed.node.radio.medium import Delivery, Medium, MediumConfig
 from testbed.node.radio.port import StationPort
 
 HELLO_INTERVAL = 5.0
-MAX_NODES = 1024  # attached through UDP; a flood of fake endpoints stops here
+# Stations attached through UDP when the PAN's configuration sets no bound (the plan sets its
+# stations plus the topology's guest_stations): a flood of fake endpoints stops here.
+MAX_NODES = 1024
 WRONG_CHANNEL = "wrong-channel"
 FOREIGN_SENDER = "foreign-sender"
 TOO_MANY_NODES = "too-many-nodes"
@@ -207,7 +209,7 @@ class MediumHub(asyncio.DatagramProtocol):
             if name in self._endpoint_of:
                 # The node came back from another endpoint (restart): follow it.
                 del self._name_at[self._endpoint_of[name]]
-            elif len(self._endpoint_of) >= MAX_NODES:
+            elif len(self._endpoint_of) >= (self.config.max_stations or MAX_NODES):
                 self.dropped[TOO_MANY_NODES] += 1
                 return None
             else:

@@ -14,6 +14,8 @@
     testbed_radio_packets_filtered_total{pan,node,kind}  TUN packets not sent (mld, rs, ...)
     testbed_radio_channel_busy_seconds_total{pan}        (router)
     testbed_radio_link_loss_ratio{pan}                   configured default frame loss (router)
+    testbed_radio_datagrams_refused_total{pan,cause}     ZEP the medium refused (router):
+                                                          garbled-*, too-many-nodes, ...
     testbed_radio_bootstrap_frames{direction}            histogram per bootstrap attempt (thing)
 
 The router exports every node of its medium (the medium's view: what really crossed the
@@ -58,6 +60,7 @@ class PanSample:
     pan: str
     busy_s: float
     loss: float
+    refused: Mapping[str, int] = field(default_factory=dict)  # ZEP datagrams, by cause
 
 
 @dataclass(frozen=True)
@@ -111,11 +114,14 @@ class RadioCollector(Collector):
                 fragments.add_metric(key, buckets, total)
         busy = catalogue.counter_family("testbed_radio_channel_busy_seconds")
         loss = catalogue.gauge_family("testbed_radio_link_loss_ratio")
+        refused = catalogue.counter_family("testbed_radio_datagrams_refused")
         for p in s.pans:
             busy.add_metric([p.pan], p.busy_s)
             loss.add_metric([p.pan], p.loss)
+            for cause, count in sorted(p.refused.items()):
+                refused.add_metric([p.pan, cause], count)
         yield from (sent, received, dropped, retries, fragments, airtime, queue, filtered)
-        yield from (busy, loss)
+        yield from (busy, loss, refused)
 
 
 def bootstrap_frames_histogram(registry: CollectorRegistry) -> Histogram:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 from pathlib import Path
@@ -54,6 +55,14 @@ def test_a_radio_pan_gets_a_carrier_network_and_keeps_its_prefix(plan) -> None: 
         assert {r.via for r in config.routes} == {str(br.ip)}
         assert br.names[f"{mine.short:04x}"] == name
     assert br.loss == 0.0 and br.seed == 7 and br.channel == 15 and br.pan_id == 0xABCD
+    # The hub admits the PAN's other stations plus the default 16 guests over UDP (its own is
+    # in process); the things carry no bound.
+    assert br.max_stations == len(br.names) - 1 + 16
+    assert all(
+        radio_pans(n.config.attributes)[0].max_stations == 0
+        for n in plan.nodes
+        if n.role == "thing"
+    )
 
 
 def test_bridge_pans_are_planned_as_before() -> None:
@@ -70,6 +79,8 @@ def test_attribute_round_trip_and_address_convention() -> None:
         pan="p", address="fd00::ff:fe00:11/64", short=0x11, medium="fd00:1::10", seed=3
     )
     assert RadioPanConfig.from_attribute("p", config.to_attribute()) == config
+    bounded = dataclasses.replace(config, max_stations=40)
+    assert RadioPanConfig.from_attribute("p", bounded.to_attribute()) == bounded
     assert short_from_ext(ext_from_short(0x1234)) == b"\x12\x34"
     assert short_from_ext(bytes(8)) is None
     with pytest.raises(ValueError):
@@ -118,7 +129,7 @@ def test_collector_exports_published_samples() -> None:
                     "p", "br", 10, 7, 0.04, {"channel-loss": 2}, {1: 3, 5: 1}, {"mld": 4}, 1, 0
                 ),
             ),
-            (PanSample("p", 0.1, 0.1),),
+            (PanSample("p", 0.1, 0.1, {"too-many-nodes": 5, "garbled-short": 1}),),
         )
     )
     text = generate_latest(registry).decode()
@@ -130,6 +141,7 @@ def test_collector_exports_published_samples() -> None:
     assert 'testbed_radio_fragments_per_packet_sum{node="br",pan="p"} 8.0' in text
     assert 'testbed_radio_queue_length{node="br",pan="p"} 0.0' in text
     assert 'testbed_radio_link_loss_ratio{pan="p"} 0.1' in text
+    assert 'testbed_radio_datagrams_refused_total{cause="too-many-nodes",pan="p"} 5.0' in text
 
 
 class _Profile:

@@ -235,3 +235,33 @@ def test_a_restarted_thing_is_followed_to_its_new_endpoint() -> None:
         assert sorted(pan.hub.medium.nodes()) == ["a", "b", "br"]
 
     run(body)
+
+
+def test_stations_beyond_the_bound_are_refused_and_the_planned_ones_keep_working() -> None:
+    """A flood of HELLOs from fake stations (anyone on the carrier network can send them) stops
+    at the PAN's bound (the plan: its stations plus ``guest_stations``): link state grows with
+    the square of the stations, so it must not grow with what an attacker sends."""
+
+    async def body(pan: Pan) -> None:
+        loop = asyncio.get_running_loop()
+        assert pan.hub.transport is not None
+        hub = ("::1", pan.hub.transport.get_extra_info("sockname")[1])
+        guests = []
+        for i in range(6):
+            transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=("::1", 0)
+            )
+            transport.sendto(zep.encode_hello(bytes([0x02, 0, 0, 0, 0, 0, 0x10, i])), hub)
+            guests.append(transport)
+        await asyncio.sleep(0.2)
+        for transport in guests:
+            transport.close()
+        # a and b, then two guests: the bound is 4 stations over UDP.
+        assert len(pan.hub.endpoints()) == 4
+        assert pan.hub.dropped["too-many-nodes"] == 4
+        assert len(pan.hub.medium.nodes()) == 5  # the router's own station, in process
+        p = packet(addr(A), addr(B), 600)
+        pan.ports["a"].send_packet(p)
+        assert await pan.wait("b", 1) == [p]
+
+    run(body, max_stations=4)
