@@ -148,6 +148,27 @@ def _remove_network(docker_client, net) -> None:  # type: ignore[no-untyped-def]
     )
 
 
+def assert_networks_gone(docker_client, run: str) -> None:  # type: ignore[no-untyped-def]
+    """No network of the run is left, but for one Docker 20.10 refuses to remove although
+    nothing is attached (its endpoint count drifted: `testbed down` reports such networks and
+    goes on). That one is proven stale here: no endpoint listed and still refused. A network
+    that the removal merely forgot is removable, and fails the test."""
+    import docker
+
+    for net in docker_client.networks.list(filters={"label": [f"testbed.run={run}"]}):
+        net.reload()
+        attached = [k for k in (net.attrs.get("Containers") or {}) if not k.startswith("ep-")]
+        assert not attached, f"network {net.name} still has containers attached: {attached}"
+        try:
+            net.remove()
+        except docker.errors.APIError as exc:
+            if "active endpoints" not in str(exc):
+                raise
+            warnings.warn(f"network {net.name}: stale endpoint count (Docker 20.10)", stacklevel=2)
+            continue
+        raise AssertionError(f"network {net.name} was left behind although it can be removed")
+
+
 FAKE_GRAFANA_IMAGE = "testbed/fake-grafana:test"
 
 

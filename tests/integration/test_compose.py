@@ -33,7 +33,7 @@ from testbed.plan import make_plan
 from testbed.plan.model import Plan
 from testbed.render import tool
 from testbed.topology import load_topology
-from tests.integration.conftest import ROOT, remove_run, run_cli
+from tests.integration.conftest import ROOT, assert_networks_gone, remove_run, run_cli
 from tests.integration.nodes import wait_for
 from tests.unit.catalogue.exports import exported, mismatches
 from tests.unit.grafana.fake_grafana import FakeGrafana
@@ -259,7 +259,7 @@ def test_down_removes_the_compose_run(
     run_cli(["down", "--run", compose_run.name], cli_env)
     flt = {"label": [f"testbed.run={compose_run.name}"]}
     assert docker_client.containers.list(all=True, filters=flt) == []
-    assert docker_client.networks.list(filters=flt) == []
+    assert_networks_gone(docker_client, compose_run.name)
     assert docker_client.volumes.list(filters=flt) == []
     assert not compose_run.run_dir.exists()
     # docker-compose agrees that nothing is left.
