@@ -182,8 +182,8 @@ def live_runs(backend: Backend) -> dict[str, int]:
 
 
 def ensure_not_running(backend: Backend, run: str) -> None:
-    count = live_runs(backend).get(run, 0)
-    if count:
+    count = backend.runs().get(run, 0)
+    if count and count > len(backend.empty_networks(run)):  # as in live_runs, for one run
         raise AlreadyRunning(
             f"run {run!r} is already up ({count} objects carry its label); nothing was changed",
             f"see it with `testbed status --run {run}`; remove it with "
