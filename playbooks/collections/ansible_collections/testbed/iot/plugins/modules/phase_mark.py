@@ -36,17 +36,12 @@ options:
   end:
     description: Unix time the phase run ended for this host. Default - now, on the node.
     type: float
-  control_port:
-    description: Port of the control endpoint; default from C(/etc/testbed/node.json), else 8730.
-    type: int
-  control_host:
-    description: Address of the control endpoint (tests point it elsewhere).
-    type: str
-    default: 127.0.0.1
   timeout:
     description: Seconds to wait for the node's answer.
     type: float
     default: 10
+extends_documentation_fragment:
+  - testbed.iot.control
 attributes:
   check_mode:
     support: full

@@ -89,13 +89,8 @@ options:
     description: Seconds the thing may take to commission, re-bootstrap, rekey or update.
     type: float
     default: 120
-  control_port:
-    description: Port of the control endpoint; default from C(/etc/testbed/node.json), else 8730.
-    type: int
-  control_host:
-    description: Address of the control endpoint (tests point it elsewhere).
-    type: str
-    default: 127.0.0.1
+extends_documentation_fragment:
+  - testbed.iot.control
 attributes:
   check_mode:
     support: full

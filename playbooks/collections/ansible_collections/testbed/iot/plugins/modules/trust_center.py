@@ -43,17 +43,12 @@ options:
     description: RFC 5280 revocation reason name for V(revoked).
     type: str
     default: cessationOfOperation
-  control_port:
-    description: Port of the control endpoint; default from C(/etc/testbed/node.json), else 8730.
-    type: int
-  control_host:
-    description: Address of the control endpoint (tests point it elsewhere).
-    type: str
-    default: 127.0.0.1
   timeout:
     description: Seconds to wait for the trust center's answer.
     type: float
     default: 30
+extends_documentation_fragment:
+  - testbed.iot.control
 attributes:
   check_mode:
     support: full
