@@ -355,8 +355,7 @@ def _with_channel_model(config: RadioPanConfig, pan: Pan, names: dict[str, str])
         max_frame_retries=pan.mac_max_frame_retries,
         seed=pan.seed,
         names=names,
-        # Over UDP: the PAN's stations but the router's own (attached in process), and guests.
-        max_stations=len(names) - 1 + pan.guest_stations,
+        guest_stations=pan.guest_stations,
     )
 
 

@@ -98,8 +98,8 @@ class Pan(Strict):
     reassembly_timeout: Duration = Field(60.0, le=60.0, description="RFC 4944: at most 60 s")
     seed: int = 1
     # Stations the medium admits beyond the planned ones (RIOT `native` nodes started with -z
-    # pointed at it). Link state grows with the square of the stations: anyone on the carrier
-    # network could otherwise register thousands of fake ones.
+    # pointed at it); the planned ones are always admitted. Link state grows with the square of
+    # the stations: anyone on the carrier network could otherwise register thousands.
     guest_stations: int = Field(
         16,
         ge=0,

@@ -66,7 +66,8 @@ class RadioPanConfig:
     max_frame_retries: int = 3
     seed: int = 0
     names: dict[str, str] = field(default_factory=dict)  # "0011" (short, hex) -> node name
-    max_stations: int = 0  # stations the hub admits over UDP; 0: its built-in bound
+    # Unplanned stations the hub admits (RIOT native nodes); None: its built-in bound.
+    guest_stations: int | None = None
 
     def __post_init__(self) -> None:
         iface = ipaddress.IPv6Interface(self.address)
@@ -103,8 +104,8 @@ class RadioPanConfig:
         data.pop("pan")  # it is in the key
         if not self.names:
             data.pop("names")
-        if not self.max_stations:
-            data.pop("max_stations")
+        if self.guest_stations is None:
+            data.pop("guest_stations")
         if self.gilbert_elliott is None:
             data.pop("gilbert_elliott")
         return json.dumps(data, separators=(",", ":"), sort_keys=True)

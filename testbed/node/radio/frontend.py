@@ -36,8 +36,8 @@ from testbed.node.radio.medium import Delivery, Medium, MediumConfig
 from testbed.node.radio.port import StationPort
 
 HELLO_INTERVAL = 5.0
-# Stations attached through UDP when the PAN's configuration sets no bound (the plan sets its
-# stations plus the topology's guest_stations): a flood of fake endpoints stops here.
+# Unplanned stations (guests: RIOT native nodes) admitted when the PAN's configuration sets no
+# bound (the plan sets the topology's guest_stations): a flood of fake endpoints stops here.
 MAX_NODES = 1024
 WRONG_CHANNEL = "wrong-channel"
 FOREIGN_SENDER = "foreign-sender"
@@ -154,6 +154,8 @@ class MediumHub(asyncio.DatagramProtocol):
         self._name_at: dict[Endpoint, str] = {}
         self._index: dict[str, int] = {}
         self._local: dict[str, Callable[[bytes, float], None]] = {}
+        self._planned = set(config.names.values())
+        self._guests = 0
         self._seq = 0
         self.datagrams_received = 0
         self.datagrams_sent = 0
@@ -194,6 +196,10 @@ class MediumHub(asyncio.DatagramProtocol):
         self._index[name] = len(self._index)
         return lambda frame: self.submit(name, frame)
 
+    def _guest_bound(self) -> int:
+        bound = self.config.guest_stations
+        return MAX_NODES if bound is None else bound
+
     def _node_for(self, endpoint: Endpoint, lladdr: bytes | None) -> str | None:
         """The medium node behind ``endpoint``, attached on first sight; None if refused."""
         name = self._name_at.get(endpoint)
@@ -209,12 +215,16 @@ class MediumHub(asyncio.DatagramProtocol):
             if name in self._endpoint_of:
                 # The node came back from another endpoint (restart): follow it.
                 del self._name_at[self._endpoint_of[name]]
-            elif len(self._endpoint_of) >= (self.config.max_stations or MAX_NODES):
+            elif name not in self._planned and self._guests >= self._guest_bound():
+                # Planned stations are always admitted (they are few, and a flood of guests
+                # must not lock them out); guests only up to the bound.
                 self.dropped[TOO_MANY_NODES] += 1
                 return None
             else:
                 self.medium.attach(name)
                 self._index[name] = len(self._index)
+                if name not in self._planned:
+                    self._guests += 1
             self._endpoint_of[name] = endpoint
             self._name_at[endpoint] = name
         if lladdr is not None and self.medium.owner(lladdr) is None:

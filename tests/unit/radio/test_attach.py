@@ -55,11 +55,10 @@ def test_a_radio_pan_gets_a_carrier_network_and_keeps_its_prefix(plan) -> None: 
         assert {r.via for r in config.routes} == {str(br.ip)}
         assert br.names[f"{mine.short:04x}"] == name
     assert br.loss == 0.0 and br.seed == 7 and br.channel == 15 and br.pan_id == 0xABCD
-    # The hub admits the PAN's other stations plus the default 16 guests over UDP (its own is
-    # in process); the things carry no bound.
-    assert br.max_stations == len(br.names) - 1 + 16
+    # The hub admits the default 16 guests beyond the planned stations; things carry no bound.
+    assert br.guest_stations == 16
     assert all(
-        radio_pans(n.config.attributes)[0].max_stations == 0
+        radio_pans(n.config.attributes)[0].guest_stations is None
         for n in plan.nodes
         if n.role == "thing"
     )
@@ -79,7 +78,7 @@ def test_attribute_round_trip_and_address_convention() -> None:
         pan="p", address="fd00::ff:fe00:11/64", short=0x11, medium="fd00:1::10", seed=3
     )
     assert RadioPanConfig.from_attribute("p", config.to_attribute()) == config
-    bounded = dataclasses.replace(config, max_stations=40)
+    bounded = dataclasses.replace(config, guest_stations=0)
     assert RadioPanConfig.from_attribute("p", bounded.to_attribute()) == bounded
     assert short_from_ext(ext_from_short(0x1234)) == b"\x12\x34"
     assert short_from_ext(bytes(8)) is None

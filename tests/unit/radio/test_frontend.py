@@ -18,8 +18,8 @@ from testbed.node.radio.port import StationPort
 from tests.unit.radio.packets import filler, ip6, ipv6, udp6
 
 PREFIX = "fd00:0:0:1"
-ROUTER, A, B = 0x10, 0x11, 0x12
-NAMES = {"0010": "br", "0011": "a", "0012": "b"}
+ROUTER, A, B, C = 0x10, 0x11, 0x12, 0x13
+NAMES = {"0010": "br", "0011": "a", "0012": "b", "0013": "c"}  # c: planned, started late
 BACKBONE_HOST = ip6("fd00:0:0:2::5")
 
 
@@ -237,31 +237,48 @@ def test_a_restarted_thing_is_followed_to_its_new_endpoint() -> None:
     run(body)
 
 
-def test_stations_beyond_the_bound_are_refused_and_the_planned_ones_keep_working() -> None:
+def test_guests_beyond_the_bound_are_refused_and_planned_stations_still_join() -> None:
     """A flood of HELLOs from fake stations (anyone on the carrier network can send them) stops
-    at the PAN's bound (the plan: its stations plus ``guest_stations``): link state grows with
-    the square of the stations, so it must not grow with what an attacker sends."""
+    at the PAN's guest bound (the topology's ``guest_stations``): link state grows with the
+    square of the stations. The planned stations are always admitted, also after the flood."""
 
     async def body(pan: Pan) -> None:
         loop = asyncio.get_running_loop()
         assert pan.hub.transport is not None
-        hub = ("::1", pan.hub.transport.get_extra_info("sockname")[1])
+        hub_port = pan.hub.transport.get_extra_info("sockname")[1]
         guests = []
         for i in range(6):
             transport, _ = await loop.create_datagram_endpoint(
                 asyncio.DatagramProtocol, local_addr=("::1", 0)
             )
-            transport.sendto(zep.encode_hello(bytes([0x02, 0, 0, 0, 0, 0, 0x10, i])), hub)
+            transport.sendto(
+                zep.encode_hello(bytes([0x02, 0, 0, 0, 0, 0, 0x10, i])), ("::1", hub_port)
+            )
             guests.append(transport)
         await asyncio.sleep(0.2)
         for transport in guests:
             transport.close()
-        # a and b, then two guests: the bound is 4 stations over UDP.
-        assert len(pan.hub.endpoints()) == 4
         assert pan.hub.dropped["too-many-nodes"] == 4
-        assert len(pan.hub.medium.nodes()) == 5  # the router's own station, in process
-        p = packet(addr(A), addr(B), 600)
+        assert len([n for n in pan.hub.endpoints() if n.startswith("ll-")]) == 2
+        # The planned thing c starts after the flood and joins all the same.
+        late = ZepClient(cfg(C, hub_port))
+        pan.got["c"] = []
+        late.port = StationPort(late.config, late.transmit, pan.got["c"].append)
+        await late.open(("::1", 0))
+        pan.clients["c"] = late
+        p = packet(addr(A), addr(C), 600)
+        for _ in range(100):
+            if "c" in pan.hub.endpoints():
+                break
+            await asyncio.sleep(0.01)
         pan.ports["a"].send_packet(p)
-        assert await pan.wait("b", 1) == [p]
+        assert await pan.wait("c", 1) == [p]
+        assert sorted(n for n in pan.hub.medium.nodes() if not n.startswith("ll-")) == [
+            "a",
+            "b",
+            "br",
+            "c",
+        ]
+        assert pan.hub.dropped["too-many-nodes"] == 4
 
-    run(body, max_stations=4)
+    run(body, guest_stations=2)
