@@ -25,14 +25,13 @@ import secrets
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
 
 from testbed import rundir
 from testbed.observe.errors import ObserveError
-from testbed.observe.service import SYSCTLS, start_published, wait_until_ready
+from testbed.observe.service import create_on_mgmt, start_published, wait_until_ready
 from testbed.observe.targets import OBSERVER_ROLE
 from testbed.plan import labels as L
 from testbed.plan.model import Plan
@@ -130,32 +129,21 @@ def start_grafana(
         str((dashboards_dir / "json").resolve()): {"bind": DASHBOARDS_MOUNT, "mode": "ro"},
         str(secret_dir(run_dir).resolve()): {"bind": SECRET_MOUNT, "mode": "ro"},
     }
-    environment = dict(ENVIRONMENT)
 
     def create(port: int, url: str) -> str:
-        host_config = client.api.create_host_config(
-            binds=mounts,
-            port_bindings={GRAFANA_PORT: ("127.0.0.1", port)},
-            sysctls=SYSCTLS,
-            network_mode=mgmt,
-        )
-        networking = client.api.create_networking_config(
-            {mgmt: client.api.create_endpoint_config(aliases=[GRAFANA_NODE])}
-        )
-        created: dict[str, Any] = client.api.create_container(
+        return create_on_mgmt(
+            client,
             image,
             name=name,
             hostname=GRAFANA_NODE,
-            user="0",
-            environment=environment,
+            mgmt=mgmt,
+            binds=mounts,
+            container_port=GRAFANA_PORT,
+            host_port=port,
             labels=grafana_labels(plan, url, run_dir),
-            ports=[GRAFANA_PORT],
-            host_config=host_config,
-            networking_config=networking,
-            stop_timeout=STOP_TIMEOUT_S,
-            detach=True,
+            user="0",
+            environment=dict(ENVIRONMENT),
         )
-        return str(created["Id"])
 
     try:
         client.volumes.create(volume, labels={L.RUN: plan.run, L.NODE: GRAFANA_NODE})

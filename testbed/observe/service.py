@@ -86,10 +86,23 @@ def start_observer(
     address = observer_address(plan)
     try:
         client.volumes.create(volume, labels={L.RUN: plan.run, L.NODE: OBSERVER_NODE})
+        binds = {
+            volume: {"bind": DATA_MOUNT, "mode": "rw"},
+            str(observe_dir.resolve()): {"bind": CONFIG_MOUNT, "mode": "ro"},
+        }
         container_id, url = start_published(
             client,
-            lambda port, url: _create(
-                client, plan, name, volume, mgmt, address, observe_dir, image, port, url
+            lambda port, url: create_on_mgmt(
+                client,
+                image,
+                name=name,
+                hostname=OBSERVER_NODE,
+                mgmt=mgmt,
+                binds=binds,
+                container_port=PROMETHEUS_PORT,
+                host_port=port,
+                labels=observer_labels(plan, url),
+                ipv6_address=address,
             ),
         )
     except docker.errors.DockerException as exc:
@@ -125,36 +138,40 @@ def start_published(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _create(
+def create_on_mgmt(
     client: docker.DockerClient,
-    plan: Plan,
-    name: str,
-    volume: str,
-    mgmt: str,
-    address: str,
-    observe_dir: Path,
     image: str,
-    port: int,
-    url: str,
+    *,
+    name: str,
+    hostname: str,
+    mgmt: str,
+    binds: dict[str, dict[str, str]],
+    container_port: int,
+    host_port: int,
+    labels: dict[str, str],
+    ipv6_address: str | None = None,
+    user: str | None = None,
+    environment: dict[str, str] | None = None,
 ) -> str:
+    """Create (not start) an observability container of a run: on mgmt only, reachable there by
+    its hostname, ``container_port`` published on 127.0.0.1:``host_port``; its container ID."""
     host_config = client.api.create_host_config(
-        binds={
-            volume: {"bind": DATA_MOUNT, "mode": "rw"},
-            str(observe_dir.resolve()): {"bind": CONFIG_MOUNT, "mode": "ro"},
-        },
-        port_bindings={PROMETHEUS_PORT: ("127.0.0.1", port)},
+        binds=binds,
+        port_bindings={container_port: ("127.0.0.1", host_port)},
         sysctls=SYSCTLS,
         network_mode=mgmt,
     )
     networking = client.api.create_networking_config(
-        {mgmt: client.api.create_endpoint_config(ipv6_address=address, aliases=[OBSERVER_NODE])}
+        {mgmt: client.api.create_endpoint_config(ipv6_address=ipv6_address, aliases=[hostname])}
     )
     created: dict[str, Any] = client.api.create_container(
         image,
         name=name,
-        hostname=OBSERVER_NODE,
-        labels=observer_labels(plan, url),
-        ports=[PROMETHEUS_PORT],
+        hostname=hostname,
+        user=user,
+        environment=environment,
+        labels=labels,
+        ports=[container_port],
         host_config=host_config,
         networking_config=networking,
         stop_timeout=STOP_TIMEOUT_S,
