@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import math
@@ -76,7 +77,6 @@ import sys
 import time
 import tracemalloc
 from dataclasses import asdict, dataclass
-from types import TracebackType
 from typing import Any
 
 from testbed.node.radio import mac, zep
@@ -239,17 +239,6 @@ class HubProcess:
         )
         self.port = int(self._read()["port"])
 
-    def __enter__(self) -> HubProcess:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def _read(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -359,15 +348,7 @@ class Nodes:
     def __len__(self) -> int:
         return len(self.socks)
 
-    def __enter__(self) -> Nodes:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.selector.close()
         for sock in self.socks:
             sock.close()
@@ -594,7 +575,10 @@ class Memory:
 
 
 def memory(n: int) -> Memory:
-    with HubProcess(trace=True) as hub, Nodes(n, hub.port) as nodes:
+    with (
+        contextlib.closing(HubProcess(trace=True)) as hub,
+        contextlib.closing(Nodes(n, hub.port)) as nodes,
+    ):
         empty = hub.memory()
         register(nodes, hub)
         registered = hub.memory()
@@ -639,7 +623,7 @@ class Result:
 
 def measure(n: int, seconds: float, size: int) -> Result:
     start = time.monotonic()
-    with HubProcess() as hub, Nodes(n, hub.port) as nodes:
+    with contextlib.closing(HubProcess()) as hub, contextlib.closing(Nodes(n, hub.port)) as nodes:
         register(nodes, hub)
         unicast = saturate(nodes, hub, seconds, size, broadcast=False)
         broadcast = saturate(nodes, hub, seconds, size, broadcast=True)
