@@ -128,6 +128,38 @@ def test_userspace_shaper_delay_and_loss_on_the_host(namespaces: tuple[str, str,
     assert "clsact" not in sh("ip", "netns", "exec", a, "tc", "qdisc", "show", "dev", "va").stdout
 
 
+def test_neighbours_are_resolved_through_the_shaped_link(
+    namespaces: tuple[str, str, str],
+) -> None:
+    """Neighbour discovery keeps working while the link is shaped: with both caches flushed,
+    each side resolves the other from scratch. The solicited advertisement is addressed to the
+    ULA that triggered the solicitation; had it been redirected into the ingress TUN, the
+    kernel would have received it on the TUN and ignored it (every echo lost; a CI run lost
+    them for seconds after a neighbour entry expired)."""
+    a, b, busybox = namespaces
+    shaper = Shaper(a)
+    try:
+        shaper.apply(Impairment(delay=0.001))
+        for ns in (a, b):
+            assert sh("ip", "-n", ns, "neigh", "flush", "all").returncode == 0
+        # The shaped side sends first: it must resolve its neighbour through its own device.
+        cmd = ["ip", "netns", "exec", a, busybox, *measure.ping_command("fd00::2", 20, 0.05)]
+        outbound = measure.parse_ping(
+            subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+        )
+        for ns in (a, b):
+            sh("ip", "-n", ns, "neigh", "flush", "all")
+        inbound = ping(b, busybox, 20, 0.05)
+        states = sh("ip", "-n", a, "neigh", "show", "fd00::2", "dev", "va").stdout
+    finally:
+        snapshot = shaper.close()
+    assert outbound.received == outbound.sent == 20, outbound
+    assert inbound.received == inbound.sent == 20, inbound
+    assert "lladdr" in states, states
+    # The echoes did cross the shaper; neighbour discovery did not.
+    assert snapshot["ingress"]["counts"]["shaped"] >= 40  # type: ignore[index]
+
+
 DUPLICATE = Impairment(duplicate=0.2)
 CORRUPT = Impairment(corrupt=0.3)
 

@@ -15,10 +15,17 @@ twice (duplicate, the copy with a fate of its own). The bytes are otherwise unto
 kernel completes partial checksums and splits GSO packets before it hands a packet to a TUN or
 TAP: checksums stay valid except where ``corrupt`` flips a bit on purpose.
 
-Only global and ULA destinations are redirected. Link-local and multicast traffic (neighbour
-discovery, router advertisements) passes unshaped, so that the link keeps working at 100%
-loss; netem would shape it too. Everything the kernel offers here: clsact, u32, mirred, TUN,
-TAP, AF_PACKET (no netem, no nft ``queue``, no ``gact`` on our kernels).
+Only global and ULA destinations are redirected. Link-local and multicast traffic passes
+unshaped, and so does neighbour discovery (ICMPv6 133-137) whatever its destination, so that
+the link keeps working at 100% loss; netem would shape them too. Unicast neighbour discovery
+must not take the ingress path: a solicited advertisement goes to the soliciting address (a
+ULA one when a ULA packet triggered the solicitation); written into the TUN, it would arrive
+on the TUN, where the kernel ignores it, and the shaped device could no longer resolve a
+neighbour once its entry had expired (a CI run lost every echo for seconds). The NDP filter
+reads the ICMPv6 type at a fixed offset (no extension headers, as NDP sends it).
+
+Everything used is what the kernel offers here: clsact, u32, mirred, TUN, TAP, AF_PACKET (no
+netem, no nft ``queue``, no ``gact`` on our kernels).
 
 Why not NFQUEUE: nft's ``queue`` expression is missing from our kernel (only the iptables
 target is there, and the node image has no iptables). Why not policy routing into a TUN:
@@ -46,6 +53,7 @@ from testbed.node.shaping.runner import Runner
 IMPLEMENTATION = "userspace-tap"
 EGRESS, INGRESS = "egress", "ingress"
 SHAPED_PREFIXES = ("fc00::/7", "2000::/3")  # ULA and global unicast
+NDP_TYPES = range(133, 138)  # router/neighbour solicitation and advertisement, redirect
 ETHERNET = 14
 TUN_DEVICE = "/dev/net/tun"
 TUNSETIFF = 0x400454CA
@@ -65,12 +73,22 @@ def device_name(link: str, direction: str) -> str:
 
 
 def redirect_commands(dev: str, link: str) -> list[list[str]]:
-    """clsact on ``dev`` and the redirects of both directions (see the module docstring)."""
+    """clsact on ``dev``, neighbour discovery let through first (prio 1), then the redirects
+    of both directions (prio 2; see the module docstring)."""
     out = [["tc", "qdisc", "add", "dev", dev, "clsact"]]
     for direction in (EGRESS, INGRESS):
-        for prefix in SHAPED_PREFIXES:
+        for icmp_type in NDP_TYPES:
+            # A terminal match without an action ends classification with "ok": the packet
+            # takes the kernel's path. (A classid is what makes u32 treat the key as terminal;
+            # clsact ignores its value. gact's "pass" is not in our kernels.)
             out.append(
                 ["tc", "filter", "add", "dev", dev, direction, "prio", "1", "protocol", "ipv6",
+                 "u32", "match", "ip6", "protocol", "58", "0xff",
+                 "match", "ip6", "icmp_type", str(icmp_type), "0xff", "classid", ":1"]
+            )  # fmt: skip
+        for prefix in SHAPED_PREFIXES:
+            out.append(
+                ["tc", "filter", "add", "dev", dev, direction, "prio", "2", "protocol", "ipv6",
                  "u32", "match", "ip6", "dst", prefix,
                  "action", "mirred", "egress", "redirect", "dev", device_name(link, direction)]
             )  # fmt: skip
