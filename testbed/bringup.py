@@ -83,6 +83,12 @@ def lifecycle_of(state: dict[str, Any] | None) -> tuple[str, str]:
     return str(role_state.get("lifecycle", "")), str(role_state.get("reason") or "")
 
 
+def domain_of(state: dict[str, Any] | None) -> str:
+    """The operator domain a thing's GET /state answer names ("" if none)."""
+    role_state = (state or {}).get("state") or {}
+    return str(role_state.get("domain") or "")
+
+
 def wait_commissioned(
     backend: Backend,
     plan: Plan,
@@ -154,20 +160,23 @@ def commission_by_phases(
 
 
 def with_lifecycle(backend: Backend, nodes: list[NodeStatus]) -> list[NodeStatus]:
-    """Status entries of running things completed with the lifecycle state they report."""
+    """Status entries of running things completed with the lifecycle state and the operator
+    domain they report (a transferred thing's label still names its planned owner)."""
     asked = [n for n in nodes if n.role == "thing" and n.state == "running"]
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = dict(
             zip(
                 [n.node + "@" + n.run for n in asked],
-                pool.map(lambda n: lifecycle_of(backend.node_state(n.run, n.node)), asked),
+                pool.map(lambda n: backend.node_state(n.run, n.node), asked),
                 strict=True,
             )
         )
     out = []
     for node in nodes:
-        lifecycle, reason = answers.get(node.node + "@" + node.run, ("", ""))
-        out.append(dataclasses.replace(node, lifecycle=lifecycle, reason=reason))
+        answer = answers.get(node.node + "@" + node.run)
+        lifecycle, reason = lifecycle_of(answer)
+        domain = domain_of(answer)
+        out.append(dataclasses.replace(node, lifecycle=lifecycle, reason=reason, domain=domain))
     return out
 
 

@@ -30,6 +30,9 @@ class NodeStatus:
     topology: str = ""
     lifecycle: str = ""  # things: the lifecycle state the node reports; "" if not asked/known
     reason: str = ""  # things: why it is in a failure state
+    # things: the operator domain the node reports now; it differs from the ``domain`` label
+    # (immutable, the planned owner) after a transfer. "" if not asked/known.
+    domain: str = ""
 
 
 @dataclass(frozen=True)

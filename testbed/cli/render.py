@@ -64,12 +64,20 @@ def status_table(nodes: list[NodeStatus]) -> None:
                 n.role,
                 a.get("url") or a.get("device-class", n.kind),
                 a.get("vendor", ""),
-                a.get("domain", ""),
+                _domain(n),
                 a.get("pan", a.get("pans", "")),
             )
             # Names and URLs as they are: "[fd00::1]" in a URL is no style tag.
             table.add_row(*map(escape, plain), state, _lifecycle(n), escape("\n".join(data)))
         console.print(table)
+
+
+def _domain(node: NodeStatus) -> str:
+    """The owner a thing reports, and the planned one (its label) if a transfer changed it."""
+    planned = node.attributes.get("domain", "")
+    if node.domain and node.domain != planned:
+        return f"{node.domain} (planned {planned})" if planned else node.domain
+    return planned
 
 
 def _lifecycle(node: NodeStatus) -> str:

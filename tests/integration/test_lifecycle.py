@@ -306,6 +306,13 @@ def test_recommission_to_the_lighting_contractor(building: Building) -> None:
     inv = inventory.inventory_for_run(building.backend, building.run)
     assert MOVER in inv.groups["domain_lighting"] and MOVER not in inv.groups["domain_hvac"]
     assert inv.hosts[MOVER]["testbed_planned_domain"] == "hvac"
+    # So does `testbed status`: the owner the thing reports, next to the label it keeps.
+    (shown,) = [
+        n
+        for n in bringup.with_lifecycle(building.backend, building.backend.status(building.run))
+        if n.node == MOVER
+    ]
+    assert (shown.domain, shown.attributes["domain"]) == ("lighting", "hvac")
     # Doing it again changes nothing.
     again = building.phase("recommission", limit=MOVER, extravars={"to_domain": "lighting"})
     assert again.succeeded and again.hosts[MOVER].outcome == "ok"

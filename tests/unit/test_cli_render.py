@@ -65,3 +65,34 @@ def test_errors_keep_bracketed_text(monkeypatch: pytest.MonkeyPatch) -> None:
     text = out.getvalue()
     assert "http://[fd00::1]:9180/metrics for vendor [acme]" in text
     assert "check [fd00::1] from the host" in text
+
+
+def _thing(**kwargs: str) -> NodeStatus:
+    return NodeStatus(
+        run="office",
+        node="occupancy-01",
+        role="thing",
+        kind="thing",
+        state="running",
+        resource="c0ffee",
+        image="testbed/node:x",
+        attributes={"device-class": "sensor", "vendor": "ventis", "domain": "hvac"},
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize(
+    ("reported", "shown"),
+    [
+        ("lighting", "lighting (planned hvac)"),  # transferred: the owner it reports now
+        ("hvac", "hvac"),
+        ("", "hvac"),  # not asked (or not answering): the label
+    ],
+)
+def test_status_table_shows_the_owner_a_thing_reports(
+    piped: io.StringIO, reported: str, shown: str
+) -> None:
+    render.status_table([_thing(lifecycle="operational", domain=reported)])
+    row = next(line for line in piped.getvalue().splitlines() if "occupancy-01" in line)
+    cells = [cell.strip() for cell in row.split("│")]
+    assert shown in cells, cells
