@@ -264,6 +264,14 @@ _SPECS: tuple[MetricSpec, ...] = (
         component="trust center",
     ),
     MetricSpec(
+        "testbed_tc_group_key_generation",
+        "gauge",
+        "Generation of the domain's OSCORE group key (0 before the first member asked for it).",
+        roles=("trust_center",),
+        component="trust center",
+        note="goes up by one each time a member is revoked (decommission, transfer)",
+    ),
+    MetricSpec(
         "testbed_tc_edhoc_sessions",
         "gauge",
         "EDHOC sessions held by the responder (half-done and established).",

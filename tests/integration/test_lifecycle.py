@@ -219,14 +219,28 @@ def test_rebootstrap(building: Building) -> None:
     wait_for(lambda: building.readable(MOVER), 60, f"the backend to read {MOVER} after it")
 
 
+def group_generation(building: Building, tc: str) -> int:
+    ((generation,),) = sql(building.backend, building.run, tc, "SELECT generation FROM group_keys")
+    return int(generation)
+
+
 def test_decommission_and_no_way_back_in_the_old_domain(building: Building) -> None:
     thing = "thermostat-02"
     old_ldevid = building.status(thing)["ldevid_serial"]
+    group_before = group_generation(building, "tc-hvac")
+    assert building.status(thing)["group_generation"] == group_before
     result = building.phase("decommission", limit=thing)
     assert result.succeeded and result.hosts[thing].outcome == "changed"
     status = building.status(thing)
     assert status["lifecycle"] == "decommissioned" and status["ldevid_serial"] is None
+    assert status["group_generation"] is None  # wiped with the other operational keys
     assert building.devices("tc-hvac")[building.serials[thing]]["state"] == "revoked"
+    # The group key it had is replaced; a remaining member gets the new one when it renews.
+    assert group_generation(building, "tc-hvac") == group_before + 1
+    stayer = "thermostat-01"
+    assert building.status(stayer)["group_generation"] == group_before
+    assert building.phase("rebootstrap", limit=stayer).succeeded
+    assert building.status(stayer)["group_generation"] == group_before + 1
     rows = sql(
         building.backend,
         building.run,

@@ -336,6 +336,7 @@ class ThingRole(Role):
             "trust_center_uri": self.owner.trust_center_uri,
             "ldevid_serial": None if operational is None else operational.ldevid.serial_number,
             "generation": None if operational is None else self.store.backend_generation(),
+            "group_generation": self.store.group_generation(operational),
             "changed": False,
         }
         if self.bootstrapper is not None:

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from testbed.errors import PkiError
-from testbed.node.enrollment_api import is_backend_purpose
+from testbed.node.enrollment_api import PURPOSE_GROUP, is_backend_purpose
 from testbed.node.errors import StateError
 from testbed.node.statefile import read_json, write_json_atomic
 from testbed.node.thing import contexts
@@ -162,6 +162,11 @@ class ThingStore:
             if is_backend_purpose(purpose):
                 return contexts.generation_of(directory)
         return None
+
+    def group_generation(self, operational: Operational | None) -> int | None:
+        """The generation of the domain's group key the thing holds (None: none held)."""
+        directory = (operational.contexts if operational else {}).get(PURPOSE_GROUP)
+        return None if directory is None else contexts.generation_of(directory)
 
     def has_operational_material(self) -> bool:
         return any(

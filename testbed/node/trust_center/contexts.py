@@ -24,8 +24,10 @@ The domain's group context (purpose ``group``) is one random master secret, salt
 group with its own thing sender ID (``2n``); the recipient ID ``GROUP_COMMANDER_ID`` (0x00,
 never a thing's ID) names the party that will send group commands (the backend). Things store
 it for later use and do not serve requests through it: with a shared secret and no signatures
-(Group OSCORE's group mode), any member could forge a command to another member. Rotation of
-the group key is not implemented (generation 1).
+(Group OSCORE's group mode), any member could forge a command to another member. When a member
+is revoked (decommissioned, or transferred to another domain), the registry replaces the group
+key with a fresh one, generation + 1; the remaining members receive it with their next contexts
+(key renewal or bootstrap), so a member that left cannot read what is sent under the new one.
 """
 
 from __future__ import annotations

@@ -189,6 +189,8 @@ class Enrollment:
             self.record_refusal(refused, peer.kid)
             raise
         key = self.registry.group_key()
+        if key.generation == 1 and self.metrics is not None:
+            self.publish_registry()  # the first member made it: the gauge leaves 0
         group = contexts.group_view(
             grant.sender_id, key.group_id, key.master_secret, key.master_salt, key.generation
         )
@@ -283,4 +285,8 @@ class Enrollment:
 
     def publish_registry(self) -> None:
         if self.metrics is not None:
-            self.metrics.registry_summary(self.registry.state_counts, self.registry.revoked_count)
+            self.metrics.registry_summary(
+                self.registry.state_counts,
+                self.registry.revoked_count,
+                self.registry.group_generation,
+            )

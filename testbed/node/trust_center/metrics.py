@@ -9,6 +9,7 @@
     testbed_tc_certificates_issued_total
     testbed_tc_registry_things{state}        things per registry state
     testbed_tc_crl_entries                   revoked certificates (superseded included)
+    testbed_tc_group_key_generation          the group key's generation (+1 per revoked member)
     testbed_tc_edhoc_sessions                EDHOC sessions the responder holds (pending + live)
     testbed_tc_bootstrap_duration_seconds{vendor,model,domain,profile}
                                      histogram: message_1 received to enrollment response sent
@@ -43,6 +44,7 @@ class TrustCenterMetrics:
         for state in STATES:
             self.things.labels(state).set(0)
         self.crl_entries = catalogue.gauge("testbed_tc_crl_entries", registry)
+        self.group_generation = catalogue.gauge("testbed_tc_group_key_generation", registry)
         self.edhoc_sessions = catalogue.gauge("testbed_tc_edhoc_sessions", registry)
         self.duration = catalogue.histogram("testbed_tc_bootstrap_duration_seconds", registry)
         self.bytes = catalogue.histogram("testbed_tc_bootstrap_bytes", registry)
@@ -58,10 +60,13 @@ class TrustCenterMetrics:
     def refusal(self, reason: str, vendor: str | None) -> None:
         self.refusals.labels(reason, vendor or UNKNOWN).inc()
 
-    def registry_summary(self, state_counts: dict[str, int], crl_entries: int) -> None:
+    def registry_summary(
+        self, state_counts: dict[str, int], crl_entries: int, group_generation: int
+    ) -> None:
         for state, count in state_counts.items():
             self.things.labels(state).set(count)
         self.crl_entries.set(crl_entries)
+        self.group_generation.set(group_generation)
 
     def bootstrap(
         self, vendor: str, model: str, duration_s: float, received: int, sent: int

@@ -15,6 +15,7 @@ Schema (version 2):
                   reason
     counters      certificate_serial, crl_number, oscore_index
     group_keys    the domain's OSCORE group key: group id, master secret and salt, generation
+                  (replaced by a fresh one, generation + 1, when a member is revoked)
     meta          schema_version
 
 Why it is shaped this way:
@@ -337,17 +338,38 @@ class Registry:
                 self._db.execute("INSERT INTO group_keys VALUES (1, ?, ?, ?, ?, ?)", row)
         return GroupKey(*row)
 
+    @property
+    def group_generation(self) -> int:
+        """The group key's generation; 0 while no member has asked for one."""
+        row = self._db.execute("SELECT generation FROM group_keys WHERE id = 1").fetchone()
+        return int(row[0]) if row else 0
+
+    def _rotate_group_key(self, now: float) -> None:
+        """A fresh group key (new group id, secret and salt), generation + 1, in the caller's
+        transaction. Nothing to do while no key exists. Members get it with their next
+        contexts (key renewal in `maintain`, or a bootstrap): the key is not pushed."""
+        group_id, secret, salt = contexts.fresh_group()
+        self._db.execute(
+            "UPDATE group_keys SET group_id = ?, master_secret = ?, master_salt = ?,"
+            " generation = generation + 1, created_at = ? WHERE id = 1",
+            (group_id, secret, salt, now),
+        )
+
     # -- revocation ----------------------------------------------------------------------
 
     def revoke(self, serial: str, reason: str) -> tuple[str, tuple[int, ...]] | None:
         """Mark the thing revoked and revoke its live certificates; None for unknown serials.
+
+        A thing that ever enrolled had the group key, and keeps it when it leaves (a
+        decommissioned or sold device is out of the domain's hands): the group key is replaced
+        in the same transaction (RFC 8576 Section 5.1: rekeying on membership change).
 
         Returns (previous state, newly revoked certificate serials).
         """
         now = self._clock()
         with _transaction(self._db):
             row = self._db.execute(
-                "SELECT state FROM things WHERE serial = ?", (serial,)
+                "SELECT state, enrollments FROM things WHERE serial = ?", (serial,)
             ).fetchone()
             if row is None:
                 return None
@@ -363,6 +385,8 @@ class Registry:
                 "UPDATE things SET state = 'revoked', updated_at = ? WHERE serial = ?",
                 (now, serial),
             )
+            if row[0] != REVOKED and row[1] > 0:
+                self._rotate_group_key(now)
         if row[0] != REVOKED:
             self._moved(row[0], REVOKED)
         self.revoked_count += len(revoked)

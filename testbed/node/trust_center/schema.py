@@ -87,8 +87,8 @@ CREATE TABLE bootstraps (
 );
 """
 
-# One row (id 1): the domain's group key, created the first time a thing asks for its contexts.
-# Rotation is not implemented: generation stays 1 (see trust_center.contexts).
+# One row (id 1): the domain's group key, created the first time a thing asks for its contexts,
+# replaced (generation + 1) when a member is revoked (Registry.revoke).
 GROUP_KEYS_TABLE = """
 CREATE TABLE group_keys (
     id INTEGER PRIMARY KEY CHECK (id = 1),

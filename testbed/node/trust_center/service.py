@@ -289,6 +289,7 @@ class TrustCenter:
             reason=reason.value,
             certificates=list(certificates),
             crl_number=crl.number,
+            group_key_generation=registry.group_generation,
         )
         return {
             "serial": serial,
@@ -298,6 +299,7 @@ class TrustCenter:
             "reason": reason.value,
             "revoked_certificates": list(certificates),
             "crl_number": crl.number,
+            "group_key_generation": registry.group_generation,
             "crl_entries": crl.entries,
         }
 
@@ -347,6 +349,7 @@ class TrustCenter:
             "things": dict(registry.state_counts),
             "certificates_issued": registry.certificates_count,
             "crl_entries": registry.revoked_count,
+            "group_key_generation": registry.group_generation,
             "device_records": len(self.devices),
             "unusable_records": dict(self.unusable_records),
             "edhoc_sessions": 0 if self._server is None else len(self._server.sessions),

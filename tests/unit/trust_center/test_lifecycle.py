@@ -75,6 +75,35 @@ def test_every_member_gets_the_same_group_key_and_it_survives_a_restart(world: W
     assert group.recipient_id == b"\x00" and group.generation == 1
 
 
+def test_a_revoked_member_leaves_the_remaining_ones_a_new_group_key(world: World) -> None:
+    """The member that leaves keeps what it was given; the others get a fresh group key (new
+    group id and secret, generation 2) with their next contexts."""
+    leaver, stayer = world.make_thing("SN-0001"), world.make_thing("SN-0002")
+    world.write_material()
+
+    async def body() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with running(world) as role:
+            port = port_of(role)
+            for thing in (leaver, stayer):
+                assert (await world.bootstrap(thing, port)).outcome is Outcome.SUCCESS
+            config = await world.request(stayer.identity(), port, aiocoap.GET, OSCORE_CONFIG)
+            out["before"] = _grants(config)["group"]
+            out["revoke"] = await role.actions()["revoke"]({"serial": leaver.serial})
+            config = await world.request(stayer.identity(), port, aiocoap.GET, OSCORE_CONFIG)
+            out["after"] = _grants(config)["group"]
+            out["state"] = role.state()
+        return out
+
+    out = asyncio.run(body())
+    before, after = out["before"], out["after"]
+    assert (before.generation, after.generation) == (1, 2)
+    assert after.master_secret != before.master_secret and after.id_context != before.id_context
+    assert after.sender_id == before.sender_id  # the member's own ID in the group stays
+    assert out["revoke"]["group_key_generation"] == 2
+    assert out["state"]["group_key_generation"] == 2
+
+
 def test_revocation_ends_the_thing_in_this_domain_until_a_new_voucher(world: World) -> None:
     thing = world.make_thing("SN-0001")
     world.write_material()

@@ -164,3 +164,31 @@ def test_context_ids_are_short_and_unique() -> None:
     id_contexts = {contexts.id_context(i, g) for i in range(1, 50) for g in range(1, 50)}
     assert len(id_contexts) == 49 * 49
     assert len(contexts.id_context(1, 1)) == 3
+
+
+def test_revoking_a_member_replaces_the_group_key(
+    tmp_path: Path, domain: pki.Domain, device: pki.DeviceIdentity
+) -> None:
+    """A thing that enrolled holds the group key and keeps it when it leaves: its revocation
+    replaces the key (new group id, secret and salt) in the same transaction; revoking a thing
+    that never enrolled, or one already revoked, leaves the key alone."""
+    registry = _open(tmp_path)
+    assert registry.group_generation == 0
+    assert registry.revoke("SN-2", "cessationOfOperation") is not None  # nothing to rotate yet
+    assert registry.group_generation == 0
+    registry.enroll("SN-1", _issuer(domain, device), address=None)
+    first = registry.group_key()
+    assert first.generation == registry.group_generation == 1
+    registry.ensure_imported([("SN-3", "acme", "t-1000", b"SN-3")])
+    registry.revoke("SN-3", "cessationOfOperation")  # imported only: never had the key
+    assert registry.group_key() == first
+    registry.revoke("SN-1", "cessationOfOperation")
+    second = registry.group_key()
+    assert second.generation == 2
+    assert second.group_id != first.group_id
+    assert second.master_secret != first.master_secret
+    assert second.master_salt != first.master_salt
+    registry.revoke("SN-1", "cessationOfOperation")  # again: no new member left
+    assert registry.group_key() == second
+    registry.close()
+    assert Registry.open(tmp_path).group_key() == second  # committed with the revocation

@@ -166,6 +166,7 @@ status:
     trust_center_uri: "coap://[fd8c:1::11]:5683"
     ldevid_serial: "5a1e..."
     generation: 2
+    group_generation: 1
 before:
   description: The thing's C(status) before the task.
   returned: always
