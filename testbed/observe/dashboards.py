@@ -270,6 +270,10 @@ TRUST_CENTER = Dashboard(
             ((f"sum by (domain) (testbed_tc_crl_entries{TC})", "{{domain}}"),),
         ),
         Panel(
+            "Group key generation (+1 per member revoked)",
+            ((f"max by (domain) (testbed_tc_group_key_generation{TC})", "{{domain}}"),),
+        ),
+        Panel(
             "EDHOC sessions held",
             ((f"sum by (domain) (testbed_tc_edhoc_sessions{TC})", "{{domain}}"),),
         ),
