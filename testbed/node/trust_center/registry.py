@@ -362,7 +362,7 @@ class Registry:
 
         A thing that ever enrolled had the group key, and keeps it when it leaves (a
         decommissioned or sold device is out of the domain's hands): the group key is replaced
-        in the same transaction (RFC 8576 Section 5.1: rekeying on membership change).
+        in the same transaction (RFC 8576 Section 5, group membership: rekey when one leaves).
 
         Returns (previous state, newly revoked certificate serials).
         """
