@@ -14,6 +14,7 @@ from testbed.node.coap.classify import CoapClassifier
 from testbed.node.coap.credentials import EdhocIdentity, PeerTable
 from testbed.node.coap.edhoc_client import EdhocOscoreClient
 from testbed.node.coap.errors import ChannelError, HandshakeRefused
+from testbed.node.coap.sessions import ONE_BYTE_IDS
 from testbed.node.coap.transport import create_context
 
 from .harness import RFC9529_KID_I, Capture, Tee, edhoc_server
@@ -289,7 +290,10 @@ def test_explicit_message_3_and_message_4_without_the_combined_request() -> None
                     await client.close()
                 assert response.payload == b"kid=" + thing.credential.kid.hex().encode()
                 done += 1
-            assert done >= 48
+            # 0x17 comes last of the 48 one-byte values, except that C_R never equals the
+            # handshake's C_I: a client whose C_I is the one other free value gets 0x17 one
+            # handshake early (CI saw 47 once).
+            assert done >= len(ONE_BYTE_IDS) - 1
             assert h.received("edhoc_message_3") == done
             assert h.received("edhoc_message_3+oscore_request") == 0
             assert h.received("oscore_request") == done
