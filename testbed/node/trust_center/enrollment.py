@@ -188,9 +188,8 @@ class Enrollment:
         except Refused as refused:
             self.record_refusal(refused, peer.kid)
             raise
-        key = self.registry.group_key()
-        if key.generation == 1 and self.metrics is not None:
-            self.publish_registry()  # the first member made it: the gauge leaves 0
+        key = self.registry.group_key()  # made by the first member that asks
+        self.publish_registry()  # so the generation gauge leaves 0 then (one small query)
         group = contexts.group_view(
             grant.sender_id, key.group_id, key.master_secret, key.master_salt, key.generation
         )

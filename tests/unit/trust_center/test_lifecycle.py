@@ -10,6 +10,7 @@ from typing import Any
 
 import aiocoap
 import cbor2
+from prometheus_client import CollectorRegistry
 
 from testbed import pki
 from testbed.node.bootstrap.profile import Outcome
@@ -80,16 +81,23 @@ def test_a_revoked_member_leaves_the_remaining_ones_a_new_group_key(world: World
     group id and secret, generation 2) with their next contexts."""
     leaver, stayer = world.make_thing("SN-0001"), world.make_thing("SN-0002")
     world.write_material()
+    metrics = CollectorRegistry()
+
+    def gauge() -> float | None:
+        return metrics.get_sample_value("testbed_tc_group_key_generation")
 
     async def body() -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        async with running(world) as role:
+        out: dict[str, Any] = {"gauge": [gauge()]}
+        async with running(world, metrics=metrics) as role:
             port = port_of(role)
+            out["gauge"].append(gauge())
             for thing in (leaver, stayer):
                 assert (await world.bootstrap(thing, port)).outcome is Outcome.SUCCESS
             config = await world.request(stayer.identity(), port, aiocoap.GET, OSCORE_CONFIG)
             out["before"] = _grants(config)["group"]
+            out["gauge"].append(gauge())
             out["revoke"] = await role.actions()["revoke"]({"serial": leaver.serial})
+            out["gauge"].append(gauge())
             config = await world.request(stayer.identity(), port, aiocoap.GET, OSCORE_CONFIG)
             out["after"] = _grants(config)["group"]
             out["state"] = role.state()
@@ -102,6 +110,8 @@ def test_a_revoked_member_leaves_the_remaining_ones_a_new_group_key(world: World
     assert after.sender_id == before.sender_id  # the member's own ID in the group stays
     assert out["revoke"]["group_key_generation"] == 2
     assert out["state"]["group_key_generation"] == 2
+    # The gauge: absent before the role, 0 until a member asks, then 1, then 2.
+    assert out["gauge"] == [None, 0, 1, 2]
 
 
 def test_revocation_ends_the_thing_in_this_domain_until_a_new_voucher(world: World) -> None:
