@@ -335,8 +335,8 @@ class ThingRole(Role):
             "domain": self.owner.domain,
             "trust_center_uri": self.owner.trust_center_uri,
             "ldevid_serial": None if operational is None else operational.ldevid.serial_number,
-            "generation": None if operational is None else self.store.backend_generation(),
-            "group_generation": self.store.group_generation(operational),
+            "generation": self.store.backend_generation(operational),
+            "group_generation": self.store.generation(operational, api.PURPOSE_GROUP),
             "changed": False,
         }
         if self.bootstrapper is not None:

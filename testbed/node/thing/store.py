@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from testbed.errors import PkiError
-from testbed.node.enrollment_api import PURPOSE_GROUP, is_backend_purpose
+from testbed.node.enrollment_api import is_backend_purpose
 from testbed.node.errors import StateError
 from testbed.node.statefile import read_json, write_json_atomic
 from testbed.node.thing import contexts
@@ -149,24 +149,17 @@ class ThingStore:
                 "re-bootstrap the thing (action bootstrap) or inspect the state volume",
             ) from exc
 
-    def generation(self, purpose: str) -> int | None:
-        """The generation of the current context of ``purpose`` (None: there is none)."""
-        operational = self.load_operational()
+    def generation(self, operational: Operational | None, purpose: str) -> int | None:
+        """The generation of ``operational``'s context of ``purpose`` (None: there is none)."""
         directory = None if operational is None else operational.contexts.get(purpose)
         return None if directory is None else contexts.generation_of(directory)
 
-    def backend_generation(self) -> int | None:
+    def backend_generation(self, operational: Operational | None) -> int | None:
         """The generation of the backend contexts (one per backend, all of one generation)."""
-        operational = self.load_operational()
-        for purpose, directory in sorted((operational.contexts if operational else {}).items()):
+        for purpose in sorted(operational.contexts if operational else {}):
             if is_backend_purpose(purpose):
-                return contexts.generation_of(directory)
+                return self.generation(operational, purpose)
         return None
-
-    def group_generation(self, operational: Operational | None) -> int | None:
-        """The generation of the domain's group key the thing holds (None: none held)."""
-        directory = (operational.contexts if operational else {}).get(PURPOSE_GROUP)
-        return None if directory is None else contexts.generation_of(directory)
 
     def has_operational_material(self) -> bool:
         return any(

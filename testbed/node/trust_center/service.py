@@ -283,13 +283,14 @@ class TrustCenter:
             self._crl.invalidate()
         crl = self._crl.current()
         self._publish()
+        group_generation = registry.group_generation
         self.log.info(
             "thing.revoked",
             serial=serial,
             reason=reason.value,
             certificates=list(certificates),
             crl_number=crl.number,
-            group_key_generation=registry.group_generation,
+            group_key_generation=group_generation,
         )
         return {
             "serial": serial,
@@ -299,7 +300,7 @@ class TrustCenter:
             "reason": reason.value,
             "revoked_certificates": list(certificates),
             "crl_number": crl.number,
-            "group_key_generation": registry.group_generation,
+            "group_key_generation": group_generation,
             "crl_entries": crl.entries,
         }
 
