@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+from typing import Any
 
 import pytest
 
@@ -22,16 +24,25 @@ def piped(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     return out
 
 
-def test_status_table_keeps_ipv6_addresses_and_long_names(piped: io.StringIO) -> None:
-    # ":100:" inside an address is also rich's emoji code for a "100" sign.
-    node = NodeStatus(
+def _thing(**changes: Any) -> NodeStatus:
+    """A running thing as `testbed status` lists it, with ``changes`` applied."""
+    base = NodeStatus(
         run="office",
-        node="thermostat-with-a-long-name-07",
+        node="occupancy-01",
         role="thing",
         kind="thing",
         state="running",
         resource="c0ffee",
         image="testbed/node:x",
+        attributes={"device-class": "sensor", "vendor": "ventis", "domain": "hvac"},
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_status_table_keeps_ipv6_addresses_and_long_names(piped: io.StringIO) -> None:
+    # ":100:" inside an address is also rich's emoji code for a "100" sign.
+    node = _thing(
+        node="thermostat-with-a-long-name-07",
         addresses={"pan-floor1": "fd03:3d3e:191e:100::14", "mgmt": "fd00::1"},
         attributes={"device-class": "thermostat", "vendor": "acme", "domain": "facility"},
         lifecycle="operational",
@@ -65,20 +76,6 @@ def test_errors_keep_bracketed_text(monkeypatch: pytest.MonkeyPatch) -> None:
     text = out.getvalue()
     assert "http://[fd00::1]:9180/metrics for vendor [acme]" in text
     assert "check [fd00::1] from the host" in text
-
-
-def _thing(**kwargs: str) -> NodeStatus:
-    return NodeStatus(
-        run="office",
-        node="occupancy-01",
-        role="thing",
-        kind="thing",
-        state="running",
-        resource="c0ffee",
-        image="testbed/node:x",
-        attributes={"device-class": "sensor", "vendor": "ventis", "domain": "hvac"},
-        **kwargs,
-    )
 
 
 @pytest.mark.parametrize(
