@@ -17,6 +17,8 @@ import testbed
 from testbed import manufacture, rundir
 from testbed.backends.base import Backend, EventFn, NodeStatus, RemovalReport
 from testbed.errors import AlreadyRunning, NotRunning, TestbedError
+from testbed.node.lifecycle import SETTLED
+from testbed.node.thing.status import ThingStatus
 from testbed.observe.hook import start_for_run as start_prometheus
 from testbed.observe.hook import start_grafana_for_run as start_grafana
 from testbed.plan import Plan, make_plan
@@ -66,27 +68,34 @@ def up(
             backend.undeploy(plan.run)
             rundir.remove_run_dir(run_dir)
         raise
-    # observe (issue 6): the run's Prometheus, once the nodes are ready. Never raises: a run
+    # The run's Prometheus, once the nodes are ready. Never raises: a run
     # without it still works and the user is told. `down` removes it by the run's labels.
     start_prometheus(backend, plan, run_dir)
     start_grafana(backend, plan, run_dir)  # when its image is available; likewise never raises
     return UpResult(plan=plan, run_dir=run_dir, image=image)
 
 
-FINAL_STATES = frozenset({"operational", "failed"})
 COMMISSION_TIMEOUT = 180.0
 
 
+def thing_status(state: dict[str, Any] | None) -> ThingStatus | None:
+    """The status record in a thing's GET /state answer (None: no answer, or not a thing)."""
+    role_state = (state or {}).get("state")
+    return ThingStatus.parse(role_state) if isinstance(role_state, dict) else None
+
+
 def lifecycle_of(state: dict[str, Any] | None) -> tuple[str, str]:
-    """(lifecycle state, failure reason) from a thing's GET /state answer."""
-    role_state = (state or {}).get("state") or {}
-    return str(role_state.get("lifecycle", "")), str(role_state.get("reason") or "")
+    """(lifecycle state, reason) from a thing's GET /state answer ("" for what it lacks)."""
+    status = thing_status(state)
+    if status is None:
+        return "", ""
+    return status.lifecycle.value, status.reason or ""
 
 
 def domain_of(state: dict[str, Any] | None) -> str:
     """The operator domain a thing's GET /state answer names ("" if none)."""
-    role_state = (state or {}).get("state") or {}
-    return str(role_state.get("domain") or "")
+    status = thing_status(state)
+    return "" if status is None else status.domain or ""
 
 
 def wait_commissioned(
@@ -115,7 +124,7 @@ def wait_commissioned(
             still = []
             for name, state in states.items():
                 result[name] = lifecycle_of(state)
-                if result[name][0] in FINAL_STATES:
+                if result[name][0] in SETTLED:
                     on_event(result[name][0], name)
                 else:
                     still.append(name)

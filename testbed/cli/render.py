@@ -13,6 +13,8 @@ from rich.table import Table
 
 from testbed.backends.base import NodeStatus
 from testbed.errors import NodeFailed, TestbedError
+from testbed.node.lifecycle import LifecycleState
+from testbed.node.radio.config import RadioPanConfig, radio_pans
 
 PIPED_WIDTH = 200
 
@@ -44,7 +46,49 @@ def error(exc: TestbedError) -> None:
 
 
 def status_json(nodes: Iterable[NodeStatus]) -> str:
-    return json.dumps([asdict(n) for n in nodes], indent=2, sort_keys=True)
+    """Each node as the backend reports it (``addresses``: its attachments to Docker networks),
+    plus where experiment traffic reaches it (``data_addresses``) and, on radio PANs, the
+    address on the network that only carries the medium's ZEP (``carrier_addresses``)."""
+    return json.dumps(
+        [
+            {
+                **asdict(n),
+                "data_addresses": data_addresses(n),
+                "carrier_addresses": carrier_addresses(n),
+            }
+            for n in nodes
+        ],
+        indent=2,
+        sort_keys=True,
+    )
+
+
+def _radio_pans(node: NodeStatus) -> dict[str, RadioPanConfig]:
+    """The radio PANs a node's labels describe, by network name (pan-<name>)."""
+    try:
+        return {f"pan-{p.pan}": p for p in radio_pans(node.attributes)}
+    except ValueError:  # a garbled label: show what Docker says
+        return {}
+
+
+def data_addresses(node: NodeStatus) -> dict[str, str]:
+    """Network -> the IPv6 address experiment traffic reaches the node at (mgmt left out).
+
+    On a PAN with ``medium: radio`` the Docker network only carries ZEP to the medium; the
+    node's PAN address lives on its TUN device, and that is the one to reach it at.
+    """
+    radio = _radio_pans(node)
+    return {
+        net: str(radio[net].ip) if net in radio else address
+        for net, address in sorted(node.addresses.items())
+        if net != "mgmt"
+    }
+
+
+def carrier_addresses(node: NodeStatus) -> dict[str, str]:
+    """Radio PAN network -> the node's address on its ZEP carrier (the Docker network)."""
+    radio = _radio_pans(node)
+    return {net: address for net, address in sorted(node.addresses.items()) if net in radio}
 
 
 def status_table(nodes: list[NodeStatus]) -> None:
@@ -57,7 +101,8 @@ def status_table(nodes: list[NodeStatus]) -> None:
             table.add_column(column)
         for n in members:
             a = n.attributes
-            data = [f"{net}: {addr}" for net, addr in sorted(n.addresses.items()) if net != "mgmt"]
+            data = [f"{net}: {addr}" for net, addr in data_addresses(n).items()]
+            data += [f"{net} carrier: {addr}" for net, addr in carrier_addresses(n).items()]
             state = n.state if n.state == "running" else f"[red]{escape(n.state)}[/]"
             plain = (
                 n.node,
@@ -83,8 +128,8 @@ def _domain(node: NodeStatus) -> str:
 def _lifecycle(node: NodeStatus) -> str:
     if node.role != "thing":
         return ""
-    if node.lifecycle == "operational":
-        return "[green]operational[/]"
-    if node.lifecycle == "failed":
-        return f"[red]failed[/] {escape(node.reason)}"
+    if node.lifecycle == LifecycleState.OPERATIONAL:
+        return f"[green]{LifecycleState.OPERATIONAL}[/]"
+    if node.lifecycle == LifecycleState.FAILED:
+        return f"[red]{LifecycleState.FAILED}[/] {escape(node.reason)}"
     return escape(node.lifecycle) or "[dim]?[/]"

@@ -56,7 +56,20 @@ TRANSITIONS: Mapping[LifecycleState, frozenset[LifecycleState]] = {
     S.FAILED: frozenset({S.BOOTSTRAPPING, S.INSTALLED, S.DECOMMISSIONED}),
 }
 
-INITIAL = S.INSTALLED  # things are placed in the building already installed, for now
+INITIAL = S.INSTALLED  # things are placed in the building already installed
+
+# Where each lifecycle operation may start. The thing's control actions enforce them
+# (testbed.node.thing.actions); the Ansible module (testbed.iot.thing) predicts refusals in
+# check mode from the same sets.
+COMMISSIONABLE = frozenset({S.INSTALLED, S.BOOTSTRAPPING, S.FAILED})
+REBOOTSTRAPPABLE = frozenset({S.OPERATIONAL, S.FAILED})
+MAINTAINABLE = frozenset({S.OPERATIONAL})  # firmware update, key renewal
+TRANSFERABLE = frozenset({S.DECOMMISSIONED})  # to the next owner
+# A bootstrap run may start (bootstrapping: resume after a crash; operational, maintenance:
+# a re-bootstrap).
+BOOTSTRAPPABLE = frozenset({S.INSTALLED, S.BOOTSTRAPPING, S.FAILED, S.OPERATIONAL, S.MAINTENANCE})
+# Where a commissioning ends: `testbed up` waits for one of these.
+SETTLED = frozenset({S.OPERATIONAL, S.FAILED})
 
 
 def check_transition(current: LifecycleState, target: LifecycleState) -> None:

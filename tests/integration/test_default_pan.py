@@ -42,7 +42,7 @@ def test_default_building_commissions_at_10_percent_frame_loss(lossy) -> None:  
     backend, run = lossy
     for name in THINGS:
         thing: dict[str, Any] = state(backend, run, name)
-        assert thing["lifecycle"] == "operational", (name, thing.get("lifecycle_reason"))
+        assert thing["lifecycle"] == "operational", (name, thing.get("reason"))
         radio = thing["bootstrap"]["radio"]  # the frames this bootstrap put on the air
         assert radio["frames_sent"] >= radio["packets_sent"] >= 1, radio
         assert radio["frames_received"] >= 1, radio

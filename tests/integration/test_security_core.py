@@ -160,7 +160,7 @@ def refusals(
 def _refused(refusals: Any, thing: str, reason: str) -> None:
     backend, run, _ = refusals
     mine = state(backend, run, thing)
-    assert mine["lifecycle"] == "failed" and mine["lifecycle_reason"] == reason, mine
+    assert mine["lifecycle"] == "failed" and mine["reason"] == reason, mine
     serial = backend.status(run)  # the thing's serial is a label of its container
     serial_of = {s.node: s.attributes["serial"] for s in serial if s.role == "thing"}
     rows = sql(

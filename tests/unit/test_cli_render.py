@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,11 @@ import pytest
 from testbed.backends.base import NodeStatus
 from testbed.cli import render
 from testbed.errors import TestbedError
+from testbed.node.radio.config import RadioPanConfig
+from testbed.plan import make_plan
+from testbed.topology import load_topology
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -93,3 +100,50 @@ def test_status_table_shows_the_owner_a_thing_reports(
     row = next(line for line in piped.getvalue().splitlines() if "occupancy-01" in line)
     cells = [cell.strip() for cell in row.split("│")]
     assert shown in cells, cells
+
+
+def _planned(node_name: str) -> NodeStatus:
+    """A node of the default building (its PAN is ``medium: radio``) as Docker reports it:
+    the planned labels, and the addresses of its interfaces on the Docker networks."""
+    plan = make_plan(load_topology(ROOT / "topologies" / "default.yaml"), "office")
+    node = next(n for n in plan.nodes if n.name == node_name)
+    return _thing(
+        node=node.name,
+        role=node.role,
+        addresses={i.network: i.ipv6.split("/")[0] for i in node.config.interfaces},
+        attributes=dict(node.config.attributes),
+        lifecycle="operational",
+    )
+
+
+def test_a_radio_thing_is_shown_at_its_pan_address_not_at_its_carrier(
+    piped: io.StringIO,
+) -> None:
+    node = _planned("thermostat-01")
+    radio = RadioPanConfig.from_attribute("floor1", node.attributes["radio-floor1"])
+    carrier = node.addresses["pan-floor1"]
+    assert str(radio.ip) != carrier  # the Docker network only carries ZEP
+    assert render.data_addresses(node) == {"pan-floor1": str(radio.ip)}
+    assert render.carrier_addresses(node) == {"pan-floor1": carrier}
+    render.status_table([node])
+    text = piped.getvalue()
+    assert f"pan-floor1: {radio.ip}" in text
+    assert f"pan-floor1 carrier: {carrier}" in text
+    assert f"pan-floor1: {carrier}" not in text
+    entry = json.loads(render.status_json([node]))[0]
+    assert entry["data_addresses"] == {"pan-floor1": str(radio.ip)}
+    assert entry["carrier_addresses"] == {"pan-floor1": carrier}
+    assert entry["addresses"] == node.addresses  # the attachments, as Docker reports them
+
+
+def test_nodes_off_the_radio_keep_their_docker_addresses() -> None:
+    node = _planned("tc-facility")
+    assert render.data_addresses(node) == {
+        net: address for net, address in node.addresses.items() if net != "mgmt"
+    }
+    assert render.carrier_addresses(node) == {}
+
+
+def test_a_failed_thing_shows_its_reason(piped: io.StringIO) -> None:
+    render.status_table([_thing(lifecycle="failed", reason="voucher-foreign-owner")])
+    assert "failed voucher-foreign-owner" in piped.getvalue()

@@ -10,8 +10,8 @@ operational it serves its device class's resources on UDP [``coap-bind``]:``coap
 
 Actions (the lifecycle ones are testbed.node.thing.actions; they return the ``status`` fields
 plus their own, always with "changed"):
-    status {}                     lifecycle, reason, firmware, domain, trust_center_uri,
-                                  ldevid_serial, generation, bootstrap run
+    status {}                     the status record (testbed.node.thing.status: lifecycle,
+                                  reason, firmware, domain, ...), bootstrap run
     commission {timeout}          bootstrap now and wait for operational or failed
     bootstrap {}                  start a bootstrap now (or cut a retry wait short); from
                                   operational this is a re-bootstrap (serving stops meanwhile)
@@ -43,7 +43,7 @@ from testbed.node.enrollment_api import is_backend_purpose
 from testbed.node.errors import ActionError, ConfigError, StateError
 from testbed.node.firmware import api as fwapi
 from testbed.node.firmware.updater import FirmwareStore
-from testbed.node.lifecycle import LifecycleState, LifecycleStore
+from testbed.node.lifecycle import BOOTSTRAPPABLE, LifecycleState, LifecycleStore
 from testbed.node.roles.base import Action, Role, RoleContext
 from testbed.node.thing import catalog, physics
 from testbed.node.thing.actions import ThingActions
@@ -53,12 +53,11 @@ from testbed.node.thing.oscore_server import ThingServer
 from testbed.node.thing.owner import Owner, OwnerStore
 from testbed.node.thing.profiles import DEFAULT_PROFILE, profile_for
 from testbed.node.thing.resources import RequestLog
+from testbed.node.thing.status import ThingStatus
 from testbed.node.thing.store import Operational, ThingStore
 
 STATE_FILE = "state.json"
 S = LifecycleState
-# States from which the bootstrap action may start a run (bootstrapping: resume after a crash).
-BOOTSTRAPPABLE = frozenset({S.INSTALLED, S.BOOTSTRAPPING, S.FAILED, S.OPERATIONAL, S.MAINTENANCE})
 
 
 class ThingRole(Role):
@@ -152,23 +151,18 @@ class ThingRole(Role):
         }
 
     def state(self) -> dict[str, Any]:
+        """The ``state`` section of GET /state: the planned facts, the status record (what
+        holds now: installed firmware, current owner, lifecycle and its reason), and the
+        sections that mean something only in some states."""
         record = self.lifecycle.record
         state: dict[str, Any] = {
             **self.facts(),
-            # What holds now: the installed firmware and the current owner, which updates and
-            # transfers change (the facts are what the plan said).
-            "firmware": self.firmware.installed().version,
-            "domain": self.owner.domain,
-            "lifecycle": record.state.value,
+            **self.status_record().to_dict(),
             "lifecycle_since": record.since,
             "lifecycle_transitions": record.transitions,
         }
         if self.owner.transferred_at is not None:
             state["transferred_at"] = self.owner.transferred_at
-        # Sections appear only where they mean something, so that a thing without a trust
-        # center looks as it did before bootstrapping existed.
-        if record.reason is not None:
-            state["lifecycle_reason"] = record.reason
         if self.bootstrapper is not None:
             status = self.bootstrapper.status()
             state["bootstrap"] = status.pop("last")
@@ -321,24 +315,28 @@ class ThingRole(Role):
         await self._bootstrap()
         return {**self.status(), "changed": True}
 
-    def status(self) -> dict[str, Any]:
-        """The ``status`` action's answer, and the common part of every lifecycle action's."""
-        record = self.lifecycle.record
+    def status_record(self) -> ThingStatus:
+        """What the thing is now; the one place its status is built (testbed.node.thing.status)."""
         try:
             operational = self.store.load_operational()
         except StateError:
             operational = None  # /state and status must work on a damaged volume too
-        status: dict[str, Any] = {
-            "lifecycle": record.state.value,
-            "reason": record.reason,
-            "firmware": self.firmware.installed().version,
-            "domain": self.owner.domain,
-            "trust_center_uri": self.owner.trust_center_uri,
-            "ldevid_serial": None if operational is None else operational.ldevid.serial_number,
-            "generation": self.store.backend_generation(operational),
-            "group_generation": self.store.generation(operational, api.PURPOSE_GROUP),
-            "changed": False,
-        }
+        record = self.lifecycle.record
+        return ThingStatus(
+            lifecycle=record.state,
+            reason=record.reason,
+            firmware=self.firmware.installed().version,
+            domain=self.owner.domain,
+            trust_center_uri=self.owner.trust_center_uri,
+            ldevid_serial=None if operational is None else operational.ldevid.serial_number,
+            generation=self.store.backend_generation(operational),
+            group_generation=self.store.generation(operational, api.PURPOSE_GROUP),
+        )
+
+    def status(self) -> dict[str, Any]:
+        """The ``status`` action's answer, and the common part of every lifecycle action's:
+        the status record, "changed", and the bootstrap run where there is one."""
+        status: dict[str, Any] = {**self.status_record().to_dict(), "changed": False}
         if self.bootstrapper is not None:
             status.update(self.bootstrapper.status())
         return status

@@ -40,7 +40,14 @@ from typing import TYPE_CHECKING, Any
 
 from testbed.node.errors import ActionError, LifecycleError, StateError
 from testbed.node.firmware.updater import FirmwareUpdater
-from testbed.node.lifecycle import LifecycleState, check_transition
+from testbed.node.lifecycle import (
+    COMMISSIONABLE,
+    MAINTAINABLE,
+    REBOOTSTRAPPABLE,
+    TRANSFERABLE,
+    LifecycleState,
+    check_transition,
+)
 from testbed.node.material import THING_VENDOR_CA, path
 from testbed.node.roles.base import Action
 from testbed.node.thing.bootstrapper import Bootstrapper
@@ -143,7 +150,7 @@ class ThingActions:
             state = role.lifecycle.state
             if state is S.OPERATIONAL:
                 return self._unchanged()
-            if state not in (S.INSTALLED, S.BOOTSTRAPPING, S.FAILED):
+            if state not in COMMISSIONABLE:
                 hint = (
                     "transfer it to an owner first (action transfer)"
                     if state is S.DECOMMISSIONED
@@ -161,7 +168,7 @@ class ThingActions:
         async with role.lock:
             self._bootstrapper()
             state = role.lifecycle.state
-            if state not in (S.OPERATIONAL, S.FAILED):
+            if state not in REBOOTSTRAPPABLE:
                 raise _illegal("re-bootstrap", state, "from operational or failed")
             if state is S.OPERATIONAL and self._enrolled_since(older_than):
                 return self._unchanged()
@@ -182,7 +189,7 @@ class ThingActions:
         async with role.lock:
             bootstrapper = self._bootstrapper()
             state = role.lifecycle.state
-            if state is not S.OPERATIONAL:
+            if state not in MAINTAINABLE:
                 raise _illegal("rekey", state, "rekey works on an operational thing")
             before = role.status()
             if before["ldevid_serial"] is None:
@@ -249,7 +256,7 @@ class ThingActions:
         assert role.metrics is not None
         async with role.lock:
             state = role.lifecycle.state
-            if state is not S.OPERATIONAL:
+            if state not in MAINTAINABLE:
                 raise _illegal("update the firmware of", state, "updates need an operational thing")
             if updater.precheck(version) == "unchanged":
                 role.metrics.firmware_updates.labels("unchanged", "none").inc()
@@ -299,7 +306,7 @@ class ThingActions:
                 and owner.same_transfer(domain, uri, ccs)
             ):
                 return self._unchanged()
-            if state is not S.DECOMMISSIONED:
+            if state not in TRANSFERABLE:
                 raise _illegal(
                     "transfer",
                     state,

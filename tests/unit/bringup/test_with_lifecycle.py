@@ -7,6 +7,8 @@ from typing import Any
 
 from testbed import bringup
 from testbed.backends.base import NodeStatus
+from testbed.node.lifecycle import LifecycleState as S
+from testbed.node.thing.status import ThingStatus
 
 BASE = NodeStatus(
     run="office",
@@ -42,8 +44,10 @@ def test_a_transferred_thing_reports_its_new_owner_and_keeps_its_label() -> None
     ]
     backend = Answers(
         {
-            "moved": {"state": {"lifecycle": "operational", "domain": "lighting"}},
-            "stayed": {"state": {"lifecycle": "failed", "reason": "refused", "domain": "hvac"}},
+            # What a thing's GET /state carries: built by the node's own record, so that a key
+            # the node renames cannot leave this test faking the old one.
+            "moved": {"state": ThingStatus(S.OPERATIONAL, domain="lighting").to_dict()},
+            "stayed": {"state": ThingStatus(S.FAILED, "refused", domain="hvac").to_dict()},
             "silent": None,
         }
     )

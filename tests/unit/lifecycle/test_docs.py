@@ -90,6 +90,9 @@ def test_collection_is_typed_and_lint_clean() -> None:
             plugins,
         ],
         cwd=COLLECTIONS,
+        # The modules import testbed.node (they run with the node image's Python, which has
+        # it); the project root lets mypy follow those imports.
+        env=dict(os.environ, MYPYPATH=str(COLLECTIONS.parent.parent)),
         capture_output=True,
         text=True,
         timeout=300,

@@ -13,10 +13,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from prometheus_client import CollectorRegistry
 
-from testbed import pki
+from testbed import bringup, pki
 from testbed.node.errors import ActionError, ServeError
 from testbed.node.lifecycle import LifecycleState as S
 from testbed.node.thing import store
+from testbed.node.thing.status import ThingStatus
 from tests.unit.thing.world import DOMAIN, World, eventually, sample
 
 IDENT = {"vendor": "acme", "model": "t-1000", "domain": DOMAIN, "profile": "edhoc-oscore"}
@@ -39,7 +40,7 @@ def test_installed_thing_becomes_operational_with_a_valid_ldevid(world: World) -
 
     state = asyncio.run(scenario())
     assert (state["lifecycle"], state["lifecycle_transitions"]) == ("operational", 2)
-    assert "lifecycle_reason" not in state
+    assert state["reason"] is None
 
     ldevid = x509.load_der_x509_certificate((thing.state / store.LDEVID).read_bytes())
     assert pki.verify_device_cert(ldevid, world.domain.ca_cert).serial == thing.serial
@@ -135,25 +136,29 @@ def test_a_refused_thing_fails_with_the_reason_and_does_not_retry(world: World) 
     thing = world.make_thing("thermostat-01", foreign_owner=True)
     registry = CollectorRegistry()
 
-    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         async with world.trust_center():
             role = world.thing_role(thing, registry)
             await role.start()
             await eventually(lambda: role.lifecycle.state is S.FAILED)
             await asyncio.sleep(1.5)  # longer than the longest retry wait (1 s)
-            state = role.state()
+            state, status = role.state(), role.status()
             await role.stop()
             again = world.thing_role(thing)
             await again.start()
             try:
                 await asyncio.sleep(0.3)
-                return state, again.state()
+                return state, status, again.state()
             finally:
                 await again.stop()
 
-    state, after_restart = asyncio.run(scenario())
+    state, status, after_restart = asyncio.run(scenario())
+    # GET /state and the status action carry one record, under the same keys.
+    assert ThingStatus.parse(state) == ThingStatus.parse(status) is not None
     assert state["lifecycle"] == "failed"
-    assert state["lifecycle_reason"] == "voucher-foreign-owner"
+    assert state["reason"] == "voucher-foreign-owner"
+    # What `testbed status` and `testbed up` read from GET /state is what the thing says.
+    assert bringup.lifecycle_of({"state": state}) == ("failed", "voucher-foreign-owner")
     assert state["bootstrap"]["code"] == "4.03"
     assert state["bootstrap"]["refusal"] == "voucher-foreign-owner"
     assert state["bootstrap_run"] == {"running": False, "attempts": 1, "next_attempt_in_s": None}

@@ -197,16 +197,25 @@ from ansible_collections.testbed.iot.plugins.module_utils.control import (  # no
     changed_of,
 )
 
+# The module runs inside the node with the node image's Python, which has the testbed package:
+# lifecycle states and the states each operation starts from come from the node's own table,
+# so check-mode predictions cannot drift from what the thing enforces.
+from testbed.node.lifecycle import (  # noqa: E402
+    COMMISSIONABLE,
+    MAINTAINABLE,
+    REBOOTSTRAPPABLE,
+    TRANSFERABLE,
+    LifecycleState,
+)
+
+S = LifecycleState
 DIFF_KEYS = ("lifecycle", "firmware", "domain", "generation")
-# What the node's lifecycle allows (testbed.node.thing.actions); used for check-mode predictions.
-MAINTAINABLE = ("operational",)
-REBOOTSTRAPPABLE = ("operational", "failed")
-TRANSFERABLE = ("decommissioned",)
-COMMISSIONABLE = ("installed", "bootstrapping", "failed")
 BOOTSTRAPPING_ACTIONS = ("commission", "rebootstrap")
+# The states a play may ask for (option state); the others are passed through, not asked for.
+STATE_CHOICES = (S.INSTALLED, S.OPERATIONAL, S.DECOMMISSIONED)
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "state": {"type": "str", "choices": ["installed", "operational", "decommissioned"]},
+    "state": {"type": "str", "choices": [s.value for s in STATE_CHOICES]},
     "firmware": {"type": "str"},
     "firmware_image": {"type": "str"},
     "rekey": {"type": "bool", "default": False},
@@ -297,7 +306,7 @@ def plan_steps(params: dict[str, Any], status: dict[str, Any]) -> list[Step]:
                 {
                     "domain": transfer["domain"],
                     "trust_center_uri": transfer["trust_center_uri"],
-                    "lifecycle": "installed",
+                    "lifecycle": S.INSTALLED.value,
                     "ldevid_serial": None,
                 },
                 refusal,
@@ -305,20 +314,20 @@ def plan_steps(params: dict[str, Any], status: dict[str, Any]) -> list[Step]:
         )
     state = params.get("state")
     lifecycle = str(now.get("lifecycle"))
-    if state == "installed" and lifecycle == "manufactured":
-        add(Step("transition", {"to": "installed"}, {"lifecycle": "installed"}))
-    elif state == "installed" and lifecycle == "decommissioned":
+    if state == S.INSTALLED and lifecycle == S.MANUFACTURED:
+        add(Step("transition", {"to": S.INSTALLED.value}, {"lifecycle": S.INSTALLED.value}))
+    elif state == S.INSTALLED and lifecycle == S.DECOMMISSIONED:
         raise ModuleFailure(
             "the thing is decommissioned; it is installed again by an ownership transfer "
             "(transfer_to), not by state=installed",
             before=status,
         )
-    elif state == "operational" and lifecycle != "operational":
+    elif state == S.OPERATIONAL and lifecycle != S.OPERATIONAL:
         refusal = None
         if lifecycle not in COMMISSIONABLE:
             refusal = f"a {lifecycle} thing cannot bootstrap" + (
                 " in its old domain; transfer it to an owner first"
-                if lifecycle == "decommissioned"
+                if lifecycle == S.DECOMMISSIONED
                 else ""
             )
         add(
@@ -326,7 +335,7 @@ def plan_steps(params: dict[str, Any], status: dict[str, Any]) -> list[Step]:
                 "commission",
                 {"timeout": timeout},
                 {
-                    "lifecycle": "operational",
+                    "lifecycle": S.OPERATIONAL.value,
                     "reason": None,
                     "generation": _bump(now.get("generation")),
                 },
@@ -334,13 +343,13 @@ def plan_steps(params: dict[str, Any], status: dict[str, Any]) -> list[Step]:
                 timeout=timeout + 15,
             )
         )
-    elif state == "decommissioned" and lifecycle != "decommissioned":
-        refusal = None if lifecycle != "manufactured" else "a manufactured thing has no owner"
+    elif state == S.DECOMMISSIONED and lifecycle != S.DECOMMISSIONED:
+        refusal = None if lifecycle != S.MANUFACTURED else "a manufactured thing has no owner"
         add(
             Step(
                 "decommission",
                 {},
-                {"lifecycle": "decommissioned", "ldevid_serial": None},
+                {"lifecycle": S.DECOMMISSIONED.value, "ldevid_serial": None},
                 refusal,
             )
         )
@@ -380,7 +389,7 @@ def plan_steps(params: dict[str, Any], status: dict[str, Any]) -> list[Step]:
             Step(
                 "rebootstrap",
                 _with_older_than({"timeout": timeout}, params),
-                {"lifecycle": "operational", "generation": _bump(now.get("generation"))},
+                {"lifecycle": S.OPERATIONAL.value, "generation": _bump(now.get("generation"))},
                 refusal,
                 timeout=timeout + 15,
             )
@@ -404,7 +413,7 @@ def outcome_failure(action: str, answer: dict[str, Any]) -> str | None:
     if action == "rekey" and outcome == "failed":
         detail = f" ({answer['detail']})" if answer.get("detail") else ""
         return f"key renewal failed: {answer.get('failure')}{detail}"
-    if action in BOOTSTRAPPING_ACTIONS and answer.get("lifecycle") != "operational":
+    if action in BOOTSTRAPPING_ACTIONS and answer.get("lifecycle") != S.OPERATIONAL:
         if answer.get("timed_out"):
             return f"still {answer.get('lifecycle')} when the timeout ran out"
         reason = answer.get("reason") or answer.get("last_failure") or "no reason given"
@@ -427,7 +436,7 @@ def run(
     params: dict[str, Any], client: ControlClient, check_mode: bool = False, diff: bool = False
 ) -> dict[str, Any]:
     """The module's work, apart from AnsibleModule (tests call it against a fake endpoint)."""
-    if params.get("state") == "decommissioned" and (
+    if params.get("state") == S.DECOMMISSIONED and (
         params.get("firmware") or params.get("rekey") or params.get("rebootstrap")
     ):
         raise ModuleFailure("state=decommissioned excludes firmware, rekey and rebootstrap")
