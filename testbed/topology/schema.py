@@ -17,9 +17,11 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
 
+from testbed.node.thing.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 from testbed.topology import units
 from testbed.topology.policy import PolicyRule, policy_problems
 
@@ -32,9 +34,23 @@ Rate = Annotated[int, BeforeValidator(units.rate)]
 
 ThingRole = Literal["thermostat", "luminaire", "smoke-detector", "sensor", "actuator"]
 HostRole = Literal["backend", "vendor-cloud", "attacker"]
-ProfileName = Literal["edhoc-oscore", "dtls-cert", "dtls-psk"]
-# Profiles the node image implements today; the others are part of the design, not yet built.
-AVAILABLE_PROFILES = ("edhoc-oscore",)
+
+
+def _known_profile(name: str) -> str:
+    if name not in PROFILE_NAMES:
+        raise ValueError(
+            f"unknown bootstrap profile {name!r}; available: {', '.join(PROFILE_NAMES)}"
+        )
+    return name
+
+
+# The bootstrap profiles are the node's registry (testbed.node.thing.profiles): a topology may
+# name exactly the profiles the node image implements.
+ProfileName = Annotated[
+    str,
+    AfterValidator(_known_profile),
+    WithJsonSchema({"type": "string", "enum": list(PROFILE_NAMES)}),
+]
 # Manufacturing faults and attacks a thing can be minted with (RFC 8576 Section 3 threats):
 # rogue-idevid: a counterfeit whose IDevID is signed by a CA other than its vendor's;
 # foreign-voucher: its voucher assigns it to an owner outside this building.
@@ -50,7 +66,7 @@ class Model(Strict):
 
     name: Name
     role: ThingRole
-    profile: ProfileName = Field("edhoc-oscore", description="bootstrap profile the model uses")
+    profile: ProfileName = Field(DEFAULT_PROFILE, description="bootstrap profile the model uses")
     firmware: str = Field("1.0.0", description="factory firmware version")
 
 
@@ -326,19 +342,6 @@ def cross_reference_problems(topo: Topology) -> list[tuple[Loc, str]]:
             problems.append(
                 (("things", ti, "pan"), f"unknown PAN {thing.pan!r}; known PANs: {sorted(pans)}")
             )
-        if thing.vendor in vendors and thing.model in {
-            m.name for m in vendors[thing.vendor].models
-        }:
-            profile = thing.profile or topo.model(thing.vendor, thing.model).profile
-            if profile not in AVAILABLE_PROFILES:
-                where: Loc = ("things", ti, "profile") if thing.profile else ("things", ti, "model")
-                problems.append(
-                    (
-                        where,
-                        f"bootstrap profile {profile!r} is not available yet; "
-                        f"available: {', '.join(AVAILABLE_PROFILES)}",
-                    )
-                )
     seen: dict[str, str] = {}
     for loc_name, name in _node_name_locations(topo):
         if name in seen:

@@ -30,7 +30,7 @@ def test_shipped_topologies_load(path: Path) -> None:
     assert topology.node_names()
 
 
-def test_default_topology_matches_the_issue() -> None:
+def test_default_topology_is_the_documented_building() -> None:
     topo = load_topology(ROOT / "topologies" / "default.yaml")
     things = [n for t in topo.things for n in t.names()]
     assert len(topo.domains) == 1 and len(topo.border_routers) == 1 and len(topo.pans) == 1
@@ -112,3 +112,17 @@ def test_json_schema_lists_the_sections() -> None:
         schema["properties"]
     )
     assert schema["additionalProperties"] is False
+
+
+def test_topologies_name_exactly_the_profiles_the_node_implements() -> None:
+    """One list of bootstrap profiles: the node's registry. The schema (and the JSON Schema
+    editors complete from) offers exactly its names, and every one of them validates."""
+    from testbed.node.thing.profiles import PROFILES
+
+    text = (FIXTURES / "bad" / "profile-not-available.yaml").read_text()
+    for name in PROFILES:
+        assert parse_topology(text.replace("no-such-profile", name), "t.yaml")
+    with pytest.raises(TopologyError, match="available: " + ", ".join(PROFILES)):
+        parse_topology(text, "t.yaml")
+    schema = Topology.model_json_schema()
+    assert schema["$defs"]["Model"]["properties"]["profile"]["enum"] == list(PROFILES)

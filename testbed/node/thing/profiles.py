@@ -1,8 +1,11 @@
 """Bootstrap profile registry: the thing's ``profile`` attribute -> a profile instance.
 
-A new profile (dtls-cert, dtls-psk) is a module under testbed.node.bootstrap plus one entry
-here. A name that is not here is a configuration error the node reports at start (exit 2), not
-a bootstrap failure: retrying cannot make a missing implementation appear.
+The one list of bootstrap profiles: the topology schema accepts exactly these names
+(``PROFILE_NAMES``), the planner passes the name on, the thing builds the profile from here.
+A new profile is a module under testbed.node.bootstrap plus one entry in ``PROFILES``. A name
+that is not here is a configuration error the node reports at start (exit 2), not a bootstrap
+failure: retrying cannot make a missing implementation appear. Factories import their profile
+module when called, so that the host can read the names without the profiles' dependencies.
 """
 
 from __future__ import annotations
@@ -39,10 +42,7 @@ def _edhoc_oscore(report: Report, renewal: bool = False) -> BootstrapProfile:
 PROFILES: dict[str, Callable[[Report, bool], BootstrapProfile]] = {
     "edhoc-oscore": _edhoc_oscore,
 }
-
-
-def profile_names() -> tuple[str, ...]:
-    return tuple(PROFILES)
+PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 
 
 def profile_for(

@@ -33,7 +33,7 @@ class ThingStatus:
     firmware: str | None = None
     domain: str | None = None
     trust_center_uri: str | None = None
-    ldevid_serial: str | None = None
+    ldevid_serial: int | None = None
     generation: int | None = None
     group_generation: int | None = None
 
@@ -65,7 +65,7 @@ class ThingStatus:
             firmware=text("firmware"),
             domain=text("domain"),
             trust_center_uri=text("trust_center_uri"),
-            ldevid_serial=text("ldevid_serial"),
+            ldevid_serial=number("ldevid_serial"),
             generation=number("generation"),
             group_generation=number("group_generation"),
         )

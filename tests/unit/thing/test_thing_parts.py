@@ -137,14 +137,14 @@ def test_a_context_directory_serves_one_process_at_a_time(tmp_path: Path) -> Non
 
 
 def test_unknown_profile_or_device_class_is_a_config_error(world: World) -> None:
-    with pytest.raises(ConfigError, match="dtls-psk"):
-        profile_for("dtls-psk")
+    with pytest.raises(ConfigError, match="no-such-profile"):
+        profile_for("no-such-profile")
     thing = world.make_thing("t")
     with pytest.raises(ConfigError, match="not available"):
-        world.thing_role(thing, profile="dtls-psk")
+        world.thing_role(thing, profile="no-such-profile")
     with pytest.raises(ConfigError, match="device-class"):
         world.thing_role(thing, **{"device-class": "toaster"})
     with pytest.raises(ConfigError, match="not a number"):
         world.thing_role(thing, **{"bootstrap-retry-max": "soon"})
     # Without a trust center the thing does not bootstrap, so these do not matter.
-    world.thing_role(thing, profile="dtls-psk", **{"trust-center-uri": ""})
+    world.thing_role(thing, profile="no-such-profile", **{"trust-center-uri": ""})
