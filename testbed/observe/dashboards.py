@@ -62,6 +62,16 @@ def _sel(*matchers: str) -> str:
     return "{" + ", ".join(matchers) + "}"
 
 
+def or_zero(expr: str, label: str) -> str:
+    """``expr``, or one series of value 0 labelled ``label="none"`` when it has none.
+
+    Failure and refusal counters have no series until the first failure, so on a healthy run
+    their panels would say "No data", which reads as broken; zero is the answer. ``on()``
+    matches everything, so the zero is added only when ``expr`` returns nothing at all.
+    """
+    return f'{expr} or on() label_replace(vector(0), "{label}", "none", "", "")'
+
+
 THING = _sel(RUN, DOMAIN, VENDOR, PAN)
 OPERATIONAL = 'state="operational"'
 FAILED = 'state="failed"'
@@ -193,7 +203,12 @@ BOOTSTRAP = Dashboard(
         ),
         Panel(
             "Failures by reason",
-            ((f"{R.BOOTSTRAP_FAILURES}{_sel(RUN, VENDOR)}", "{{profile}} {{vendor}} {{reason}}"),),
+            (
+                (
+                    or_zero(f"{R.BOOTSTRAP_FAILURES}{_sel(RUN, VENDOR)}", "reason"),
+                    "{{profile}} {{vendor}} {{reason}}",
+                ),
+            ),
             kind="bargauge",
             description="Failed bootstrap attempts, by the reason the thing reports.",
         ),
@@ -244,12 +259,17 @@ TRUST_CENTER = Dashboard(
         ),
         Panel(
             "Refusals by reason",
-            ((f"{R.REFUSALS}{_sel(RUN, DOMAIN)}", "{{domain}} {{reason}}"),),
+            ((or_zero(f"{R.REFUSALS}{_sel(RUN, DOMAIN)}", "reason"), "{{domain}} {{reason}}"),),
             kind="bargauge",
         ),
         Panel(
             "Refusal rate by reason",
-            ((f"{R.REFUSALS_RATE}{_sel(RUN, DOMAIN)}", "{{domain}} {{reason}}"),),
+            (
+                (
+                    or_zero(f"{R.REFUSALS_RATE}{_sel(RUN, DOMAIN)}", "reason"),
+                    "{{domain}} {{reason}}",
+                ),
+            ),
             unit="reqps",
         ),
         Panel(

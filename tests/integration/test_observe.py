@@ -1,4 +1,4 @@
-"""Issue 6 acceptance against real containers: the run's Prometheus scrapes every node on mgmt,
+"""Observation against real containers: the run's Prometheus scrapes every node on mgmt,
 holds the key series, fires the commissioning-failure alert, follows nodes that come and go,
 exports snapshots, and leaves with `testbed down`.
 """
@@ -305,6 +305,20 @@ def test_every_dashboard_panel_returns_data_for_the_run(refusals: Run) -> None:
         assert options.get("domain", {"facility"}) == {"facility"}
         assert options.get("vendor", {"acme", "shady"}) == {"acme", "shady"}
     _check_all_panels(refusals, dashboards)
+
+
+def test_every_dashboard_panel_answers_on_a_healthy_run(office: Run) -> None:
+    # Nothing failed or was refused in the default building: failure and refusal panels
+    # answer zero rather than "No data".
+    dashboards = dashcheck.load(DASHBOARDS / f"{name}.json" for name in BUILDING_DASHBOARDS)
+    wait_for(
+        lambda: office.api.query(
+            f'count_over_time(up{{run="{office.name}", role="trust_center"}}[1m]) >= 3'
+        ),
+        60,
+        "three scrapes",
+    )
+    _check_all_panels(office, dashboards)
 
 
 def test_down_removes_prometheus(

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from testbed.observe import dashboards, dashcheck
 from testbed.observe import rules as R
 from testbed.observe.files import atomic_write
 from testbed.observe.rules import AlertTimings, alert_rules, recording_rules, render_rules
@@ -327,5 +328,77 @@ def test_pan_loss_is_zero_before_the_first_lost_frame(tmp_path: Path, promtool: 
                     {"eval_time": "4m", "alertname": "PanFrameLossHigh", "exp_alerts": []}
                 ],
             }
+        ],
+    )
+
+
+def _zero_panels() -> list[tuple[str, str]]:
+    """(panel, query as Grafana sends it for run "r", every other variable All) of each panel
+    that answers zero when its counter has no series yet."""
+    out = []
+    for dashboard in (dashboards.BOOTSTRAP, dashboards.TRUST_CENTER):
+        values = dashcheck.variable_values(dashboards.dashboard_json(dashboard), "r")
+        for panel in dashboard.panels:
+            for expr, _legend in panel.exprs:
+                if "vector(0)" in expr:
+                    out.append((panel.title, dashcheck.fill(expr, values)))
+    return out
+
+
+def test_failure_and_refusal_panels_answer_zero_on_a_healthy_run(
+    tmp_path: Path, promtool: str
+) -> None:
+    """Prometheus' own engine (promtool) evaluates each such panel query: 0 (reason "none")
+    while nothing failed, the counted series and no zero once something did."""
+    panels = _zero_panels()
+    assert {title for title, _ in panels} == {
+        "Failures by reason",
+        "Refusals by reason",
+        "Refusal rate by reason",
+    }
+    zero = [{"labels": '{reason="none"}', "value": 0}]
+    healthy = [{"expr": query, "eval_time": "1m", "exp_samples": zero} for _, query in panels]
+    failed = {
+        "Failures by reason": (
+            "run_profile_vendor_reason:testbed_bootstrap_failures:sum"
+            '{profile="edhoc-oscore", reason="timeout", run="r", vendor="acme"}'
+        ),
+        "Refusals by reason": (
+            'run_domain_reason:testbed_tc_refusals:sum{domain="d", reason="revoked", run="r"}'
+        ),
+    }
+    refused = [
+        {"expr": query, "eval_time": "1m", "exp_samples": [{"labels": failed[title], "value": 3}]}
+        for title, query in panels
+        if title in failed
+    ]
+    ok_attempts = (
+        f'testbed_bootstrap_attempts_total{{{THING}, profile="edhoc-oscore", outcome="success"}}'
+    )
+    _promtool_test(
+        tmp_path,
+        promtool,
+        [
+            {  # a healthy run: things bootstrapped, nothing refused
+                "interval": "5s",
+                "input_series": [{"series": ok_attempts, "values": "1x20"}],
+                "promql_expr_test": healthy,
+            },
+            {
+                "interval": "5s",
+                "input_series": [
+                    {
+                        "series": f'testbed_bootstrap_attempts_total{{{THING}, '
+                        'profile="edhoc-oscore", outcome="failure", reason="timeout"}',
+                        "values": "3x20",
+                    },
+                    {
+                        "series": 'testbed_tc_refusals_total{run="r", domain="d", '
+                        'reason="revoked", vendor="acme"}',
+                        "values": "3x20",
+                    },
+                ],
+                "promql_expr_test": refused,
+            },
         ],
     )
