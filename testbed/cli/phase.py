@@ -28,6 +28,7 @@ from testbed.lifecycle import inventory as inv
 from testbed.lifecycle.runner import (
     DEFAULT_FORKS,
     PHASES,
+    HostOutcome,
     PhaseEvent,
     PhaseFailed,
     PhaseResult,
@@ -156,9 +157,16 @@ def summary(result: PhaseResult) -> Table:
             str(outcome.ok),
             str(outcome.changed),
             str(outcome.failed + outcome.unreachable),
-            escape(outcome.reason) if not outcome.succeeded else "",
+            escape(_reason(outcome)),
         )
     return table
+
+
+def _reason(outcome: HostOutcome) -> str:
+    """Why a host failed; for a host that succeeded, the steps it skipped and why."""
+    if not outcome.succeeded:
+        return outcome.reason
+    return "; ".join(f"skipped {step}" for step in outcome.skipped_steps)
 
 
 def phase(

@@ -4,7 +4,8 @@
      "duration_s": 11.78, "status": "failed", "rc": 2, "limit": "vendor_acme", "forks": 10,
      "check": false, "extravars": {"firmware_version": "2.0.0"},
      "hosts": {"thermostat-01": {"outcome": "changed", "ok": 3, "changed": 1, "failed": 0,
-                                 "unreachable": 0, "skipped": 0, "reason": ""}, ...}}
+                                 "unreachable": 0, "skipped": 0, "reason": "",
+                                 "skipped_steps": []}, ...}}
 
 Times are Unix seconds (wall clock), so dashboards can mark phases on their time axis. A line
 is written with a single ``write`` on a file opened for appending, so concurrent phases of one

@@ -43,6 +43,8 @@ PHASES = (
 DEFAULT_FORKS = max(2, 2 * (os.cpu_count() or 1))
 KEEP_ARTIFACTS = 20
 REASON_LIMIT = 400
+# The fact a playbook sets (ansible.builtin.set_fact) to report a step it skipped, and why.
+SKIPPED_FACT = "testbed_skipped"
 
 
 class PhaseError(TestbedError):
@@ -77,6 +79,9 @@ class HostOutcome:
     unreachable: int = 0
     skipped: int = 0
     reason: str = ""  # the last failure: "task: message"
+    # Steps the playbook skipped on purpose, with the reason ("firmware update: no vendor
+    # cloud ..."): a task sets the fact SKIPPED_FACT to say so.
+    skipped_steps: list[str] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
@@ -223,6 +228,11 @@ class _Collector:
             message = failure_message(res)
             with self.lock:
                 self.hosts.setdefault(host, HostOutcome()).reason = f"{task}: {message}"
+        skipped_step = (res.get("ansible_facts") or {}).get(SKIPPED_FACT)
+        if outcome in ("ok", "changed") and skipped_step:
+            message = _short(skipped_step)
+            with self.lock:
+                self.hosts.setdefault(host, HostOutcome()).skipped_steps.append(message)
         duration = data.get("duration")
         self._emit(
             PhaseEvent(
@@ -250,6 +260,7 @@ class _Collector:
                 unreachable=stats.get("dark", {}).get(host, 0),
                 skipped=stats.get("skipped", {}).get(host, 0),
                 reason=seen.reason,
+                skipped_steps=list(seen.skipped_steps),
             )
         return out
 

@@ -34,6 +34,10 @@ PLAYBOOK = """
     - name: finish
       ansible.builtin.debug:
         msg: "{{ greeting | default('done') }}"
+    - name: nothing to update here
+      ansible.builtin.set_fact:
+        testbed_skipped: "firmware update: no vendor cloud publishes firmware for ventis/co2"
+      when: inventory_hostname == 'co2-01'
 """
 
 
@@ -93,9 +97,14 @@ def test_phase_outcomes_events_and_record(
     assert result.hosts["lamp-01"].outcome == "changed"
     assert result.hosts["thermostat-01"].outcome == "ok"
     assert result.hosts["thermostat-01"].ok == 2  # touch, finish (refuse one: skipped)
-    assert result.hosts["thermostat-01"].skipped == 1
+    assert result.hosts["thermostat-01"].skipped == 2  # refuse one, nothing to update here
     assert result.hosts["lamp-02"].ok == 1  # the others finished; lamp-02 stopped
-    assert result.tasks == 3
+    assert result.tasks == 4
+    # A step skipped on purpose is reported with its reason; the host still succeeded.
+    co2 = result.hosts["co2-01"]
+    skipped = "firmware update: no vendor cloud publishes firmware for ventis/co2"
+    assert (co2.outcome, co2.skipped_steps) == ("ok", [skipped])
+    assert result.hosts["thermostat-01"].skipped_steps == []
     kinds = {(e.kind, e.host) for e in events}
     assert ("failed", "lamp-02") in kinds and ("changed", "lamp-01") in kinds
     assert all(e.duration_s is not None for e in events if e.kind in ("ok", "changed"))
@@ -106,9 +115,12 @@ def test_phase_outcomes_events_and_record(
     assert recorded["hosts"]["lamp-02"]["outcome"] == "failed"
     assert recorded["extravars"] == {"greeting": "hi"}
     assert recorded["end"] >= recorded["start"]
+    assert recorded["hosts"]["co2-01"]["skipped_steps"] == [skipped]
     text = json.dumps(recorded)
     assert "digest-mismatch" in text
-    assert summary(result).row_count == 6
+    table = summary(result)
+    assert table.row_count == 6
+    assert f"skipped {skipped}" in list(table.columns[-1].cells)
 
 
 def test_limit_narrows_the_hosts(project: Path, backend: FakeBackend) -> None:

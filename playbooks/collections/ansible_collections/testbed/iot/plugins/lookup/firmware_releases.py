@@ -14,6 +14,12 @@ options:
   _terms:
     description: C(VENDOR/MODEL) pairs.
     required: true
+  required:
+    description:
+      - Fail when no vendor cloud of the run publishes firmware for a pair. With V(false) the
+        pair contributes nothing (the caller says what it skips and why).
+    type: bool
+    default: true
   run_dir:
     description: The run directory on the controller.
     type: path
@@ -69,13 +75,14 @@ class LookupModule(LookupBase):  # type: ignore[misc]
     ) -> list[str]:
         self.set_options(var_options=variables, direct=kwargs)
         run_dir = self.get_option("run_dir")
+        required = bool(self.get_option("required"))
         if not run_dir:
             raise AnsibleError("firmware_releases: no run directory (variable testbed_run_dir)")
         out: list[str] = []
         for term in terms:
             vendor, _, model = str(term).partition("/")
             found = releases(str(run_dir), vendor, model)
-            if not found:
+            if not found and required:
                 raise AnsibleError(
                     f"firmware_releases: no vendor cloud of this run publishes firmware for "
                     f"{vendor}/{model} (does the topology have a vendor-cloud host?)"
