@@ -14,7 +14,7 @@ from rich.table import Table
 from testbed.backends.base import NodeStatus
 from testbed.errors import NodeFailed, TestbedError
 from testbed.node.lifecycle import LifecycleState
-from testbed.node.radio.config import RadioPanConfig, radio_pans
+from testbed.node.radio.config import pan_address
 
 PIPED_WIDTH = 200
 
@@ -63,12 +63,11 @@ def status_json(nodes: Iterable[NodeStatus]) -> str:
     )
 
 
-def _radio_pans(node: NodeStatus) -> dict[str, RadioPanConfig]:
-    """The radio PANs a node's labels describe, by network name (pan-<name>)."""
+def _pan_address(node: NodeStatus, network: str) -> str | None:
     try:
-        return {f"pan-{p.pan}": p for p in radio_pans(node.attributes)}
+        return pan_address(node.attributes, network)
     except ValueError:  # a garbled label: show what Docker says
-        return {}
+        return None
 
 
 def data_addresses(node: NodeStatus) -> dict[str, str]:
@@ -77,9 +76,8 @@ def data_addresses(node: NodeStatus) -> dict[str, str]:
     On a PAN with ``medium: radio`` the Docker network only carries ZEP to the medium; the
     node's PAN address lives on its TUN device, and that is the one to reach it at.
     """
-    radio = _radio_pans(node)
     return {
-        net: str(radio[net].ip) if net in radio else address
+        net: _pan_address(node, net) or address
         for net, address in sorted(node.addresses.items())
         if net != "mgmt"
     }
@@ -87,8 +85,11 @@ def data_addresses(node: NodeStatus) -> dict[str, str]:
 
 def carrier_addresses(node: NodeStatus) -> dict[str, str]:
     """Radio PAN network -> the node's address on its ZEP carrier (the Docker network)."""
-    radio = _radio_pans(node)
-    return {net: address for net, address in sorted(node.addresses.items()) if net in radio}
+    return {
+        net: address
+        for net, address in sorted(node.addresses.items())
+        if _pan_address(node, net) is not None
+    }
 
 
 def status_table(nodes: list[NodeStatus]) -> None:

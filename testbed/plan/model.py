@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from testbed.node.config import NodeConfig
-from testbed.node.radio.config import ATTRIBUTE_PREFIX, RadioPanConfig
+from testbed.node.radio.config import pan_address
 
 NetworkKind = Literal["mgmt", "backbone", "internet", "pan"]
 
@@ -50,11 +50,7 @@ class NodePlan:
         On a radio PAN that is the address on the node's TUN (the Docker network only carries
         the medium's ZEP frames); elsewhere the address of the node's interface.
         """
-        pan = network.removeprefix("pan-")
-        raw = self.config.attributes.get(ATTRIBUTE_PREFIX + pan)
-        if network.startswith("pan-") and raw:
-            return str(RadioPanConfig.from_attribute(pan, raw).ip)
-        return self.config.address(network)
+        return pan_address(self.config.attributes, network) or self.config.address(network)
 
 
 @dataclass(frozen=True)

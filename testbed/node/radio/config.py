@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -119,6 +120,15 @@ class RadioPanConfig:
             gilbert_elliott=GilbertElliottSpec(**ge) if ge else None,
             **data,
         )
+
+
+def pan_address(attributes: Mapping[str, str], network: str) -> str | None:
+    """A node's address on ``network`` (pan-<name>) if that is one of its radio PANs: the
+    address on its TUN, where experiment traffic reaches it (its interface on the Docker
+    network only carries ZEP). None for any other network. ValueError if garbled."""
+    pan = network.removeprefix("pan-")
+    raw = attributes.get(ATTRIBUTE_PREFIX + pan) if network.startswith("pan-") else None
+    return None if raw is None else str(RadioPanConfig.from_attribute(pan, raw).ip)
 
 
 def radio_pans(attributes: dict[str, str]) -> list[RadioPanConfig]:

@@ -388,7 +388,7 @@ def test_failure_and_refusal_panels_answer_zero_on_a_healthy_run(
                 "interval": "5s",
                 "input_series": [
                     {
-                        "series": f'testbed_bootstrap_attempts_total{{{THING}, '
+                        "series": f"testbed_bootstrap_attempts_total{{{THING}, "
                         'profile="edhoc-oscore", outcome="failure", reason="timeout"}',
                         "values": "3x20",
                     },
