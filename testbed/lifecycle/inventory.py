@@ -30,6 +30,7 @@ import yaml
 from testbed import rundir
 from testbed.backends.base import Backend, NodeStatus
 from testbed.errors import NotRunning
+from testbed.node.thing.status import ThingStatus
 
 CONNECTION = "community.docker.docker"
 NODE_PYTHON = "/opt/testbed/bin/python3"
@@ -125,16 +126,15 @@ def build_inventory(
         inventory.add(group_name("role", node.role), node.node)
         if node.kind:
             inventory.add(group_name("kind", node.kind), node.node)
-        state = (live or {}).get(node.node) or {}
+        status = ThingStatus.parse((live or {}).get(node.node) or {})
         domain = attributes.get("domain")
-        if node.role == "thing":
-            if state.get("domain") and state["domain"] != domain:
+        if node.role == "thing" and status is not None:
+            if status.domain and status.domain != domain:
                 host["testbed_planned_domain"] = domain
-                domain = str(state["domain"])
+                domain = status.domain
                 host["testbed_domain"] = domain
-            if state.get("lifecycle"):
-                host["testbed_lifecycle"] = str(state["lifecycle"])
-                inventory.add(group_name("lifecycle", str(state["lifecycle"])), node.node)
+            host["testbed_lifecycle"] = status.lifecycle.value
+            inventory.add(group_name("lifecycle", status.lifecycle), node.node)
         for prefix, key in GROUP_KEYS:
             group_value = domain if key == "domain" else attributes.get(key)
             if group_value:
