@@ -1,7 +1,7 @@
 """The run directory on the host (``.testbed/RUN/``): plan, topology copy, per-node files.
 
 Each node gets only its own subdirectory, mounted read-only at /etc/testbed. Directories are
-0700 and files 0600 because later issues put keys there; writes are atomic (temp + rename).
+0700 and files 0600 because keys live there; writes are atomic (temp + rename).
 """
 
 from __future__ import annotations

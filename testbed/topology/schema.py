@@ -126,7 +126,7 @@ class Pan(Strict):
 
 
 class IpLink(Strict):
-    """Impairments of an IP link with netem semantics (applied by a later issue)."""
+    """Impairments of an IP link with netem semantics (applied by the border routers)."""
 
     delay: Duration = 0.0
     jitter: Duration = 0.0

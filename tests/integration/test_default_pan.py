@@ -1,4 +1,4 @@
-"""Issue 5 acceptance on default.yaml itself: its PAN is the emulated 802.15.4 medium.
+"""default.yaml itself: its PAN is the emulated 802.15.4 medium.
 
 The building is brought up without commissioning, the PAN set to 10% frame loss with
 `testbed link set`, then commissioned through the phases: every thing ends operational and each

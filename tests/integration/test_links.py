@@ -1,4 +1,4 @@
-"""Issue 5 items 3 and 4 against real containers (topologies/radio.yaml): IP link impairments
+"""Links against real containers (topologies/radio.yaml): IP link impairments
 changed live through `testbed link`, their metrics, and a capture of a radio PAN bootstrap that
 tshark decodes.
 

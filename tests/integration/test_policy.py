@@ -118,7 +118,7 @@ def test_the_hvac_backend_cannot_reach_lighting(building: Building) -> None:
     try:
         wait_for(lambda: "thermostat-01" in building.listed("backend-hvac"), 120, "hvac listing")
     except AssertionError as exc:
-        # Known flake (see the issue note): a backend whose first poll races its trust center's
+        # Known flake: a backend whose first poll races its trust center's
         # start can keep one EDHOC exchange pending; its state shows the last poll.
         shown = state(building.backend, building.run, "backend-hvac")
         raise AssertionError(f"{exc}\nbackend-hvac state: {shown}") from None

@@ -1,4 +1,4 @@
-"""Issue 5 item 2 against real containers: a PAN with ``medium: radio`` (topologies/radio.yaml).
+"""The radio medium against real containers: a PAN with ``medium: radio`` (topologies/radio.yaml).
 
 Every IPv6 packet of the things crosses the emulated 802.15.4 medium in the border router (TUN ->
 IPHC/RFC 4944 fragments -> ZEP -> medium -> ZEP -> reassembly -> TUN): the things commission,

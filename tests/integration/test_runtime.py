@@ -1,4 +1,4 @@
-"""Issue 2 acceptance: `testbed up / status / down` against a real Docker daemon."""
+"""`testbed up / status / down` against a real Docker daemon."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 3 acceptance against real containers: PKI, vouchers, trust center, EDHOC/OSCORE.
+"""The security core against real containers: PKI, vouchers, trust center, EDHOC/OSCORE.
 
 default.yaml comes up commissioned and the backend reads every thing over OSCORE through the
 border router; refusals are proven thing by thing; the trust center survives a SIGKILL in the

@@ -1,5 +1,5 @@
 """The kernel netem path, for real, in a VM: our kernels have no netem, Debian's stock kernel
-does (issue 5, acceptance).
+does.
 
 The VM boots ``linux-image-6.1.0-NN-amd64`` (kernel.py: one package, downloaded by its exact
 name, cached under the testbed cache dir) in qemu-system-x86_64 under software emulation, with
