@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from testbed.node.lifecycle import LifecycleState
+from testbed.node.thing.status import ThingStatus
+
 READS = frozenset({"status", "devices"})
 
 
@@ -38,22 +41,23 @@ class FakeThing:
     firmware: str = "1.0.0"
     domain: str | None = "hvac"
     trust_center_uri: str | None = "coap://[fd00::11]:5683"
-    ldevid_serial: str | None = None
+    ldevid_serial: int | None = None
     generation: int = 0
     releases: tuple[str, ...] = ("1.0.0", "1.1.0", "2.0.0")
     reason: str | None = None
     fail_bootstrap: bool = False
 
     def status(self) -> dict[str, Any]:
-        return {
-            "lifecycle": self.lifecycle,
-            "reason": self.reason,
-            "firmware": self.firmware,
-            "domain": self.domain,
-            "trust_center_uri": self.trust_center_uri,
-            "ldevid_serial": self.ldevid_serial,
-            "generation": self.generation,
-        }
+        """The node's status record (testbed.node.thing.status), as the real thing builds it."""
+        return ThingStatus(
+            lifecycle=LifecycleState(self.lifecycle),
+            reason=self.reason,
+            firmware=self.firmware,
+            domain=self.domain,
+            trust_center_uri=self.trust_center_uri,
+            ldevid_serial=self.ldevid_serial,
+            generation=self.generation,
+        ).to_dict()
 
     def _illegal(self, target: str) -> Refused:
         return Refused(409, f"illegal lifecycle transition {self.lifecycle} -> {target}")
@@ -75,7 +79,7 @@ class FakeThing:
                 self.lifecycle, self.reason = "failed", "refused:revoked"
                 return {**self.status(), "changed": True, "timed_out": False}
             self.lifecycle, self.generation = "operational", self.generation + 1
-            self.ldevid_serial = f"ld-{self.generation}"
+            self.ldevid_serial = 0x1D00 + self.generation
             return {**self.status(), "changed": True, "timed_out": False}
         if name == "firmware-update":
             version = str(params["version"])
@@ -107,7 +111,7 @@ class FakeThing:
             if self.lifecycle != "operational":
                 raise Refused(409, f"a {self.lifecycle} thing has no operational keys")
             self.generation += 1
-            self.ldevid_serial = f"ld-{self.generation}"
+            self.ldevid_serial = 0x1D00 + self.generation
             return {"changed": True, **self.status()}
         if name == "rebootstrap":
             if self.lifecycle not in ("operational", "failed"):
