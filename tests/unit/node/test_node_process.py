@@ -45,6 +45,12 @@ def test_thing_ready_state_metrics_and_sigterm(node_factory: Any) -> None:
         "lifecycle": "installed",
         "lifecycle_since": state["state"]["lifecycle_since"],
         "lifecycle_transitions": 0,
+        # the rest of the status record: nothing enrolled, no trust center configured
+        "reason": None,
+        "trust_center_uri": None,
+        "ldevid_serial": None,
+        "generation": None,
+        "group_generation": None,
     }
     assert state["network"]["routes"] == {}
 
