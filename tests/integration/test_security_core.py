@@ -139,6 +139,9 @@ def test_a_replayed_oscore_request_is_refused(office) -> None:  # type: ignore[n
 # -- refusals: one thing each, next to a genuine one ---------------------------------------------
 
 
+UP_OUTPUT: dict[str, str] = {}  # run -> what its `testbed up` printed
+
+
 @pytest.fixture(scope="module")
 def refusals(
     docker_client, node_image, cli_env
@@ -150,6 +153,7 @@ def refusals(
         # Three things are refused: `up` says so (exit 10) and leaves the run up to look at.
         assert up.returncode == 10, up.stdout + up.stderr
         assert "3 of 4 things are not operational" in up.stderr
+        UP_OUTPUT[run] = up.stdout
         backend = DockerBackend(docker_client)
         yield backend, run, state(backend, run, "tc-facility")
     finally:
@@ -188,6 +192,22 @@ def test_a_voucher_naming_another_owner_is_refused(refusals) -> None:  # type: i
 
 def test_an_idevid_from_another_ca_is_refused(refusals) -> None:  # type: ignore[no-untyped-def]
     _refused(refusals, "counterfeit-01", "idevid-invalid")
+
+
+REFUSAL_REASONS = {
+    "untrusted-01": "vendor-not-trusted",
+    "foreign-01": "voucher-foreign-owner",
+    "counterfeit-01": "idevid-invalid",
+}
+
+
+def test_up_and_status_say_why_each_thing_failed(refusals, cli_env) -> None:  # type: ignore[no-untyped-def]
+    _, run, _ = refusals
+    shown = run_cli(["status", "--run", run], cli_env).stdout
+    for thing, reason in REFUSAL_REASONS.items():
+        assert f"{thing}: failed {reason}" in UP_OUTPUT[run], UP_OUTPUT[run]
+        row = next(line for line in shown.splitlines() if f" {thing} " in line)
+        assert f"failed {reason}" in row, row
 
 
 def test_the_genuine_thing_next_to_them_is_admitted(refusals) -> None:  # type: ignore[no-untyped-def]
