@@ -103,3 +103,19 @@ def test_readme_points_at_the_architecture() -> None:
     assert "docs/architecture.md" in (ROOT / "README.md").read_text(encoding="utf-8")
     notes = (ROOT / "docs" / "engineering-notes.md").read_text(encoding="utf-8")
     assert "architecture.md" in notes
+
+
+def test_code_comments_speak_of_the_project_not_of_its_history() -> None:
+    """The same for code, tests, playbooks and benchmarks (comments and docstrings)."""
+    this = Path(__file__).resolve()
+    found = []
+    for top in ("testbed", "tests", "playbooks", "bench", "images", "topologies"):
+        for path in sorted((ROOT / top).rglob("*")):
+            if path.suffix not in (".py", ".yml", ".yaml", ".md") or path.resolve() == this:
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            found += [
+                f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}: {m[0]!r}"
+                for m in HISTORY.finditer(text)
+            ]
+    assert not found, "development history in code or comments:\n" + "\n".join(found)
