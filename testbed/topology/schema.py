@@ -34,7 +34,7 @@ ThingRole = Literal["thermostat", "luminaire", "smoke-detector", "sensor", "actu
 HostRole = Literal["backend", "vendor-cloud", "attacker"]
 ProfileName = Literal["edhoc-oscore", "dtls-cert", "dtls-psk"]
 # Profiles the node image implements today; the others are part of the design, not yet built.
-AVAILABLE_PROFILES = ("edhoc-oscore",)
+AVAILABLE_PROFILES = ("edhoc-oscore", "dtls-cert", "dtls-psk")
 # Manufacturing faults and attacks a thing can be minted with (RFC 8576 Section 3 threats):
 # rogue-idevid: a counterfeit whose IDevID is signed by a CA other than its vendor's;
 # foreign-voucher: its voucher assigns it to an owner outside this building.

@@ -85,7 +85,8 @@ class DtlsRemote(EndpointAddress):  # type: ignore[misc]
 
 def _request(code: aiocoap.numbers.Code, path: str, payload: bytes, **options: Any) -> Any:
     path, _, query = path.partition("?")
-    message = aiocoap.Message(code=code, mtype=Type.CON, payload=payload, **options)
+    message = aiocoap.Message(code=code, payload=payload, **options)
+    message.mtype = Type.CON
     message.opt.uri_path = tuple(unquote(p) for p in path.strip("/").split("/") if p)
     if query:
         message.opt.uri_query = tuple(unquote(q) for q in query.split("&"))

@@ -1,7 +1,7 @@
 """Bootstrap profile registry: the thing's ``profile`` attribute -> a profile instance.
 
-A new profile (dtls-cert, dtls-psk) is a module under testbed.node.bootstrap plus one entry
-here. A name that is not here is a configuration error the node reports at start (exit 2), not
+A profile is a module under testbed.node.bootstrap plus one entry here: ``edhoc-oscore``,
+``dtls-cert`` and ``dtls-psk`` (``bootstrap.dtls_coaps``). A name that is not here is a configuration error the node reports at start (exit 2), not
 a bootstrap failure: retrying cannot make a missing implementation appear.
 """
 
@@ -36,8 +36,29 @@ def _edhoc_oscore(report: Report, renewal: bool = False) -> BootstrapProfile:
     )
 
 
+def _dtls(mode: str) -> Callable[[Report, bool], BootstrapProfile]:
+    def make(report: Report, renewal: bool = False) -> BootstrapProfile:
+        from testbed.node.bootstrap.dtls_coaps import DtlsProfile
+        from testbed.node.enrollment_api import (
+            EST_SIMPLE_ENROLL,
+            EST_SIMPLE_REENROLL,
+            OSCORE_CONFIG,
+        )
+
+        path = EST_SIMPLE_REENROLL if renewal else EST_SIMPLE_ENROLL
+        query = "&".join(f"{k}={quote(v, safe='')}" for k, v in report.items() if v)
+        # The same two requests as edhoc-oscore, inside one DTLS session.
+        return DtlsProfile(
+            mode, f"{path}?{query}" if query else path, config_path=OSCORE_CONFIG
+        )
+
+    return make
+
+
 PROFILES: dict[str, Callable[[Report, bool], BootstrapProfile]] = {
     "edhoc-oscore": _edhoc_oscore,
+    "dtls-cert": _dtls("cert"),
+    "dtls-psk": _dtls("psk"),
 }
 
 
