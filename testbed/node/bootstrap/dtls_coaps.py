@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import aiocoap
@@ -79,23 +80,23 @@ class DtlsProfile:
 
     def configuration(self, ctx: BootstrapContext) -> tls.DTLSConfiguration:
         """ValueError or OSError if the factory material is missing or unusable."""
-        common = {
-            "lowest_supported_version": tls.DTLSVersion.DTLSv1_2,
-            "highest_supported_version": tls.DTLSVersion.DTLSv1_2,
-            # RFC 6347 4.2.4.1 suggests 1 s; Mbed TLS doubles it per retransmission.
-            "handshake_timeout_min": 1.0,
-            "handshake_timeout_max": 16.0,
-        }
+        # RFC 6347 4.2.4.1 suggests 1 s initially; Mbed TLS doubles it per retransmission.
+        common = tls.DTLSConfiguration(
+            lowest_supported_version=tls.DTLSVersion.DTLSv1_2,
+            highest_supported_version=tls.DTLSVersion.DTLSv1_2,
+            handshake_timeout_min=1.0,
+            handshake_timeout_max=16.0,
+        )
         if self.mode == PSK:
             if ctx.identity.psk is None or ctx.identity.ccs is None:
                 raise ValueError("dtls-psk needs the factory PSK and the CCS (for its kid)")
             psk = creds.read_psk(ctx.identity.psk)
             kid = Credential.from_file(ctx.identity.ccs).kid
-            return tls.DTLSConfiguration(
+            return replace(
+                common,
                 validate_certificates=False,
                 ciphers=(creds.CIPHER_PSK,),
                 pre_shared_key=(creds.psk_identity(kid), psk),
-                **common,
             )
         if ctx.identity.idevid is None or ctx.trust_center.ca_certificate is None:
             raise ValueError("dtls-cert needs the IDevID and the trust center's CA certificate")
@@ -104,12 +105,12 @@ class DtlsProfile:
         anchor = x509.load_der_x509_certificate(ctx.trust_center.ca_certificate.read_bytes())
         store = tls.TrustStore()
         store.add(creds.crt(anchor))
-        return tls.DTLSConfiguration(
+        return replace(
+            common,
             validate_certificates=True,
             certificate_chain=((creds.crt(idevid),), creds.ecc(key)),
             trust_store=store,
             ciphers=(creds.CIPHER_CERT,),
-            **common,
         )
 
     async def bootstrap(self, ctx: BootstrapContext) -> BootstrapResult:

@@ -25,10 +25,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from mbedtls import pk
 from mbedtls import x509 as mx
 
+from testbed.node.material import PSK_BYTES
 from testbed.pki import CertificateAuthority, keys
 
 TRUST_CENTER_NAME = "trust-center.testbed"
-PSK_BYTES = 16  # RFC 7925 4.2: at least 128 bits of entropy
 CERT_LIFETIME = timedelta(days=30)
 CIPHER_PSK = "TLS-PSK-WITH-AES-128-CCM-8"  # RFC 7925 4.2 mandatory-to-implement
 CIPHER_CERT = "TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8"  # RFC 7925 4.4

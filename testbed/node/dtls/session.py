@@ -14,6 +14,7 @@ The server side answers a ClientHello without a valid cookie with a HelloVerifyR
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Callable
 
@@ -95,10 +96,8 @@ class Session:
     def close(self) -> None:
         """Send close_notify (once)."""
         if self.state in (State.HANDSHAKING, State.ESTABLISHED):
-            try:
+            with contextlib.suppress(TLSError):
                 self.buffer.shutdown()
-            except TLSError:
-                pass
             self.flush()
             self.state = State.CLOSED
 
@@ -115,7 +114,7 @@ class Session:
 
     def _handshake(self) -> None:
         for _ in range(64):  # each call advances one state; a flight takes a few
-            if self.buffer._handshake_state is tls.HandshakeStep.HANDSHAKE_OVER:
+            if self.handshake_over:
                 self.state = State.ESTABLISHED
                 return
             try:
@@ -135,8 +134,13 @@ class Session:
             except TLSError as exc:
                 self._fail(exc)
                 return
-        if self.buffer._handshake_state is tls.HandshakeStep.HANDSHAKE_OVER:
+        if self.handshake_over:
             self.state = State.ESTABLISHED
+
+    @property
+    def handshake_over(self) -> bool:
+        state: object = self.buffer._handshake_state
+        return state is tls.HandshakeStep.HANDSHAKE_OVER
 
     def _read(self) -> list[bytes]:
         out: list[bytes] = []

@@ -45,12 +45,15 @@ class TrustCenterRole(Role):
         *,
         material_root: Path | None = None,
         bind: tuple[str, int] = ("::", COAP_PORT),
-        coaps_port: int = COAPS_PORT,
+        coaps_port: int | None = None,
     ) -> None:
         super().__init__(ctx)
         self.material_root = ctx.material_root if material_root is None else Path(material_root)
         self.bind = bind
-        # The DTLS profiles' CoAPS server, on the same address (0: any free port).
+        # The DTLS profiles' CoAPS server, on the same address: 5684 beside CoAP on 5683,
+        # otherwise (tests, several trust centers on one host) any free port unless given.
+        if coaps_port is None:
+            coaps_port = COAPS_PORT if bind[1] == COAP_PORT else 0
         self.coaps_port = coaps_port
         self.metrics: TrustCenterMetrics | None = None
         self.service: TrustCenter | None = None

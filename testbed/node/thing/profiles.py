@@ -1,8 +1,9 @@
 """Bootstrap profile registry: the thing's ``profile`` attribute -> a profile instance.
 
 A profile is a module under testbed.node.bootstrap plus one entry here: ``edhoc-oscore``,
-``dtls-cert`` and ``dtls-psk`` (``bootstrap.dtls_coaps``). A name that is not here is a configuration error the node reports at start (exit 2), not
-a bootstrap failure: retrying cannot make a missing implementation appear.
+``dtls-cert`` and ``dtls-psk`` (``bootstrap.dtls_coaps``). A name that is not here is a
+configuration error the node reports at start (exit 2), not a bootstrap failure: retrying
+cannot make a missing implementation appear.
 """
 
 from __future__ import annotations
@@ -48,9 +49,7 @@ def _dtls(mode: str) -> Callable[[Report, bool], BootstrapProfile]:
         path = EST_SIMPLE_REENROLL if renewal else EST_SIMPLE_ENROLL
         query = "&".join(f"{k}={quote(v, safe='')}" for k, v in report.items() if v)
         # The same two requests as edhoc-oscore, inside one DTLS session.
-        return DtlsProfile(
-            mode, f"{path}?{query}" if query else path, config_path=OSCORE_CONFIG
-        )
+        return DtlsProfile(mode, f"{path}?{query}" if query else path, config_path=OSCORE_CONFIG)
 
     return make
 

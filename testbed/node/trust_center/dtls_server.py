@@ -38,6 +38,7 @@ from testbed.node.dtls.coaps import CoapsSite
 from testbed.node.dtls.endpoint import DEFAULT_MTU, DtlsServer, ServerSession
 from testbed.node.enrollment_api import RefusalReason
 from testbed.node.logs import EventLog
+from testbed.node import material as M
 from testbed.node.material import DEVICES_DIR
 from testbed.node.trust_center.admission import Refused
 from testbed.node.trust_center.bootstraps import BootstrapReport, BootstrapTracker
@@ -47,7 +48,7 @@ from testbed.node.trust_center.trust import TrustAnchors
 from testbed.pki import keys
 
 COAPS_PORT = 5684
-DEVICE_PSK = "device.psk"  # devices/<serial>/device.psk beside the voucher
+DEVICE_PSK = M.DEVICE_RECORD_PSK  # devices/<serial>/device.psk beside the voucher
 
 
 class PskBook(Mapping[str, bytes]):
@@ -126,7 +127,7 @@ class DtlsTrustCenter:
         self.coaps: CoapsSite | None = None
 
     @staticmethod
-    def tracker(on_done: Callable[[BootstrapReport], None]) -> BootstrapTracker:
+    def make_tracker(on_done: Callable[[BootstrapReport], None]) -> BootstrapTracker:
         """The cost tracker of the CoAPS socket: attempts open with a ClientHello."""
         return BootstrapTracker(
             on_done,

@@ -87,7 +87,7 @@ class TrustCenter:
         self._crl: CrlPublisher | None = None
         self._server: EdhocServer | None = None
         self.tracker = BootstrapTracker(self._bootstrap_done)
-        self.dtls_tracker = DtlsTrustCenter.tracker(self._bootstrap_done)
+        self.dtls_tracker = DtlsTrustCenter.make_tracker(self._bootstrap_done)
 
     # -- lifecycle -----------------------------------------------------------------------
 

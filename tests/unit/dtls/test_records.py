@@ -3,6 +3,8 @@ Mbed TLS really makes (in memory, no network)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from mbedtls import tls
 
@@ -145,7 +147,7 @@ def test_fragments_of_a_small_mtu_reassemble_to_the_whole_message() -> None:
     for parts in by_message.values():
         covered = sorted((p.fragment_offset, p.fragment_offset + p.fragment_length) for p in parts)
         assert covered[0][0] == 0 and covered[-1][1] == parts[0].length
-        assert all(a[1] == b[0] for a, b in zip(covered, covered[1:], strict=False))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(covered))
 
 
 def test_bad_input_is_a_framing_error() -> None:
