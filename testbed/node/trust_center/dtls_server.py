@@ -31,6 +31,7 @@ from typing import Any
 from cryptography import x509
 from mbedtls import tls
 
+from testbed.node import material as M
 from testbed.node.coap.credentials import Credential
 from testbed.node.dtls import credentials as creds
 from testbed.node.dtls.classify import DtlsClassifier
@@ -38,7 +39,6 @@ from testbed.node.dtls.coaps import CoapsSite
 from testbed.node.dtls.endpoint import DEFAULT_MTU, DtlsServer, ServerSession
 from testbed.node.enrollment_api import RefusalReason
 from testbed.node.logs import EventLog
-from testbed.node import material as M
 from testbed.node.material import DEVICES_DIR
 from testbed.node.trust_center.admission import Refused
 from testbed.node.trust_center.bootstraps import BootstrapReport, BootstrapTracker
