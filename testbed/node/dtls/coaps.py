@@ -49,8 +49,11 @@ class DtlsRemote(EndpointAddress):  # type: ignore[misc]
     is_multicast = False
     is_multicast_locally = False
 
-    def __init__(self, peer: Peer, local: Peer, claims: Sequence[Any]) -> None:
+    def __init__(
+        self, peer: Peer, local: Peer, claims: Sequence[Any], profile: str | None = None
+    ) -> None:
         self.sockaddr = peer
+        self.profile = profile  # the bootstrap profile the session is, for metric labels
         self._local = local
         self._claims = list(claims)
 
@@ -172,7 +175,8 @@ class CoapsSite:
 
     async def _render(self, session: ServerSession, request: Any) -> None:
         claims = [] if session.admitted is None else [session.admitted]
-        request.remote = DtlsRemote(session.peer, self.local, claims)
+        profile = "dtls-psk" if session.psk_identity else "dtls-cert"
+        request.remote = DtlsRemote(session.peer, self.local, claims, profile)
         try:
             response = await self.site.render(request)
         except error.RenderableError as exc:

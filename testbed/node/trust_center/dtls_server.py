@@ -24,6 +24,7 @@ and recorded as an unknown-device refusal, like an EDHOC initiator with an unkno
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from cryptography import x509
 from mbedtls import tls
 
 from testbed.node import material as M
+from testbed.node.bootstrap.accounting import Peer
 from testbed.node.coap.credentials import Credential
 from testbed.node.dtls import credentials as creds
 from testbed.node.dtls.classify import DtlsClassifier
@@ -48,6 +50,7 @@ from testbed.node.trust_center.trust import TrustAnchors
 from testbed.pki import keys
 
 COAPS_PORT = 5684
+PROFILES_REMEMBERED = 4096
 DEVICE_PSK = M.DEVICE_RECORD_PSK  # devices/<serial>/device.psk beside the voucher
 
 
@@ -125,6 +128,8 @@ class DtlsTrustCenter:
         self.psks.on_lookup = self._psk_lookup
         self.server: DtlsServer | None = None
         self.coaps: CoapsSite | None = None
+        # Which profile each peer's latest session was, for its bootstrap record (bounded).
+        self._profiles: OrderedDict[Peer, str] = OrderedDict()
 
     @staticmethod
     def make_tracker(on_done: Callable[[BootstrapReport], None]) -> BootstrapTracker:
@@ -186,6 +191,9 @@ class DtlsTrustCenter:
         if self.server is not None:
             await self.server.close()
 
+    def profile_of(self, peer: Peer) -> str:
+        return self._profiles.get(peer, "dtls-cert")
+
     # -- who is the peer ---------------------------------------------------------------
 
     def _psk_lookup(self, identity: str, found: bool) -> None:
@@ -202,6 +210,9 @@ class DtlsTrustCenter:
             self.server.drop(session)
             return
         session.admitted = credential
+        self._profiles[session.peer] = "dtls-psk" if session.psk_identity else "dtls-cert"
+        while len(self._profiles) > PROFILES_REMEMBERED:
+            self._profiles.popitem(last=False)
         self.log.info(
             "dtls.established",
             peer=f"[{session.peer[0]}]:{session.peer[1]}",

@@ -87,7 +87,7 @@ class TrustCenter:
         self._crl: CrlPublisher | None = None
         self._server: EdhocServer | None = None
         self.tracker = BootstrapTracker(self._bootstrap_done)
-        self.dtls_tracker = DtlsTrustCenter.make_tracker(self._bootstrap_done)
+        self.dtls_tracker = DtlsTrustCenter.make_tracker(self._dtls_bootstrap_done)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -210,7 +210,11 @@ class TrustCenter:
         # Called from the socket's send path: store after the datagram is out, not inside it.
         asyncio.get_running_loop().call_soon(self._store_bootstrap, report)
 
-    def _store_bootstrap(self, report: BootstrapReport) -> None:
+    def _dtls_bootstrap_done(self, report: BootstrapReport) -> None:
+        profile = "dtls-cert" if self._dtls is None else self._dtls.profile_of(report.peer)
+        asyncio.get_running_loop().call_soon(self._store_bootstrap, report, profile)
+
+    def _store_bootstrap(self, report: BootstrapReport, profile: str = "edhoc-oscore") -> None:
         if self._registry is None:
             return
         received, datagrams_in = report.total("received")
@@ -250,7 +254,9 @@ class TrustCenter:
                 self.on_fatal(exc)
             return
         if self.metrics is not None and report.edhoc:
-            self.metrics.bootstrap(answer.vendor, answer.model, report.duration_s, received, sent)
+            self.metrics.bootstrap(
+                answer.vendor, answer.model, report.duration_s, received, sent, profile
+            )
 
     # -- control actions -----------------------------------------------------------------
 

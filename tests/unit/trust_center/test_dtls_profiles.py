@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from testbed.node.bootstrap.profile import FailureReason, Outcome
 from testbed.node.dtls import records as R
 from testbed.node.trust_center.registry import Registry
 
 from .world import World, coaps_port_of, port_of, running
+
+PROFILES = ("edhoc-oscore", "dtls-cert", "dtls-psk")
 
 
 class Relay(asyncio.DatagramProtocol):
@@ -201,3 +204,37 @@ def test_tshark_decodes_a_dtls_cert_bootstrap_without_malformed_packets(
     ):
         assert message in summary, message
     assert decoded.count("Handshake Type: Certificate (11)") == 2  # both sides presented one
+
+
+def test_the_trust_center_labels_its_metrics_with_the_profile(world: World) -> None:
+    things = {p: world.make_thing(f"SN-M{i}") for i, p in enumerate(PROFILES)}
+    world.write_material()
+    metrics = CollectorRegistry()
+
+    async def body() -> list[Any]:
+        async with running(world, metrics=metrics) as role:
+            results = []
+            for profile, thing in things.items():
+                results.append(
+                    await world.bootstrap(
+                        thing,
+                        port_of(role),
+                        profile_name=profile,
+                        coaps_port=coaps_port_of(role),
+                    )
+                )
+            await asyncio.sleep(0.2)  # the bootstrap record is stored after the answer is out
+            return results
+
+    results = asyncio.run(body())
+    assert [r.outcome for r in results] == [Outcome.SUCCESS] * 3
+    exported = generate_latest(metrics).decode()
+    for profile in PROFILES:
+        assert (
+            f'testbed_tc_enrollments_total{{domain="hvac",model="t-1000",outcome="success",'
+            f'profile="{profile}",reason="",vendor="acme"}} 1.0'
+        ) in exported
+        assert (
+            f'testbed_tc_bootstrap_duration_seconds_count{{domain="hvac",model="t-1000",'
+            f'profile="{profile}",vendor="acme"}} 1.0'
+        ) in exported
