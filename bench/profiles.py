@@ -248,6 +248,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mtu", type=int, nargs="+", default=[1232, 100])
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     n = args.things * len(args.loss)
@@ -298,7 +299,52 @@ def main() -> None:
                 tc_cpu = tc_thread.cpu() - tc_cpu0
                 frames_total = sum(relay.frames.values())
                 report(profile, loss, samples, frames_total, thing_cpu, tc_cpu)
+        print()
+        print("DTLS handshake alone, in memory (no loss), by MTU: bytes / datagrams")
+        server_config = role.service._dtls.configuration()
+        for profile in ("dtls-cert", "dtls-psk"):
+            made = profile_for(profile)
+            ctx = context_for(things[profile][0], "coap://[::1]:1", args.timeout)
+            client_config = made.configuration(ctx)  # type: ignore[attr-defined]
+            cells = []
+            for mtu in args.mtu:
+                size, count = handshake_at_mtu(server_config, client_config, mtu, profile)
+                cells.append(f"MTU {mtu}: {size} B / {count}")
+            print(f"  {profile:<10} " + ", ".join(cells))
         tc_thread.call(role.stop)
+
+
+def handshake_at_mtu(
+    server_config: Any, client_config: Any, mtu: int, profile: str
+) -> tuple[int, int]:
+    """One handshake between two sessions wired back to back; (bytes, datagrams)."""
+    from mbedtls import tls
+
+    from testbed.node.dtls.credentials import TRUST_CENTER_NAME
+    from testbed.node.dtls.session import Session, State
+
+    wire: list[tuple[str, bytes]] = []
+    hostname = TRUST_CENTER_NAME if profile == "dtls-cert" else None
+    client = Session(
+        tls.ClientContext(client_config).wrap_buffers(hostname),
+        lambda d: wire.append(("client", d)),
+        mtu=mtu,
+    )
+    server = Session(
+        tls.ServerContext(server_config).wrap_buffers(),
+        lambda d: wire.append(("server", d)),
+        mtu=mtu,
+        cookie_info=b"bench",
+    )
+    client.pump()
+    delivered = 0
+    while delivered < len(wire):  # each delivery may append the answer to ``wire``
+        sender, datagram = wire[delivered]
+        delivered += 1
+        (server if sender == "client" else client).receive(datagram)
+    if client.state is not State.ESTABLISHED:
+        raise RuntimeError(f"{profile} handshake at MTU {mtu}: {client.error or server.error}")
+    return sum(len(d) for _, d in wire), len(wire)
 
 
 async def run_profile(
@@ -341,6 +387,11 @@ def report(
     total = lambda r: r.total("sent")[0] + r.total("received")[0]  # noqa: E731
     datagrams = lambda r: r.total("sent")[1] + r.total("received")[1]  # noqa: E731
     times = [r.duration_s for r in ok]
+    failed = (
+        statistics.multimode([r.reason.value for r in samples if r.reason])
+        if len(ok) < len(samples)
+        else []
+    )
     print(
         f"{profile:<13} {loss:>5.0%} {len(ok):>3}/{len(samples):<2} {per(lambda r: hs(r)[0]):>6.0f}"
         f" {per(lambda r: hs(r)[1]):>5.0f} {per(total):>6.0f} {per(datagrams):>4.0f}"
@@ -348,6 +399,7 @@ def report(
         f" {sum(r.retransmissions for r in ok):>5}"
         f" {statistics.median(times):>8.3f} {pct(times, 0.95):>7.3f}"
         f" {1000 * thing_cpu / len(samples):>12.1f} {1000 * tc_cpu / len(samples):>9.1f}"
+        + (f"  failed: {', '.join(failed)}" if failed else "")
     )
 
 

@@ -25,6 +25,7 @@ from testbed.node.dtls.records import ContentType
 from testbed.node.dtls.session import Session, State
 
 TICK_S = 0.05
+IDLE_CHECK_S = 30.0
 # IPv6 minimum MTU 1280 - 40 (IPv6) - 8 (UDP): a datagram that no link on the way fragments at
 # the IP layer; 6LoWPAN fragments it into 802.15.4 frames on the PAN (RFC 4944).
 DEFAULT_MTU = 1232
@@ -51,6 +52,7 @@ class _Endpoint:
         self.sink = sink
         self.transport: asyncio.DatagramTransport | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._busy = asyncio.Event()  # set when a session starts its handshake
 
     def _sender(self, peer: Peer, *, connected: bool = False) -> Callable[[bytes], None]:
         def send(datagram: bytes) -> None:
@@ -72,10 +74,19 @@ class _Endpoint:
 
     async def _tick(self) -> None:
         while True:
+            if not self.handshaking():
+                # Idle: no timer to serve until a handshake starts; wake up now and then
+                # only for housekeeping (idle sessions).
+                self._busy.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._busy.wait(), IDLE_CHECK_S)
             await asyncio.sleep(TICK_S)
             self.tick()
 
     def tick(self) -> None:
+        raise NotImplementedError
+
+    def handshaking(self) -> bool:
         raise NotImplementedError
 
     def _datagram(self, data: bytes, peer: Peer) -> None:
@@ -134,6 +145,9 @@ class DtlsClient(_Endpoint):
         if self.session.state is not State.ESTABLISHED:
             raise ConnectionError(self.session.error or f"session {self.session.state.value}")
         self.handshake_s = time.monotonic() - started
+
+    def handshaking(self) -> bool:
+        return self.session.state is State.HANDSHAKING
 
     def send(self, data: bytes) -> None:
         self.session.write(data)
@@ -236,7 +250,11 @@ class DtlsServer(_Endpoint):
             peer=peer,
         )
         self.sessions[peer] = session
+        self._busy.set()
         return session
+
+    def handshaking(self) -> bool:
+        return any(s.state is State.HANDSHAKING for s in self.sessions.values())
 
     def _step(self, session: ServerSession, action: Callable[[], list[bytes]]) -> None:
         was = session.state
@@ -253,6 +271,10 @@ class DtlsServer(_Endpoint):
             self.handshakes_failed += 1
         for item in data:
             self.on_data(session, item)
+        if session.state in (State.CLOSED, State.FAILED) and self.sessions.get(session.peer) is (
+            session
+        ):
+            del self.sessions[session.peer]  # a new ClientHello from the peer starts afresh
 
     def tick(self) -> None:
         now = time.monotonic()
