@@ -68,6 +68,7 @@ class DtlsProfile:
         *,
         mtu: int = DEFAULT_MTU,
         port: int = COAPS_PORT,
+        handshake_timeout: tuple[float, float] = (1.0, 16.0),
     ) -> None:
         if mode not in (CERT, PSK):
             raise ValueError(f"DTLS profile mode {mode!r}: 'cert' or 'psk'")
@@ -77,15 +78,17 @@ class DtlsProfile:
         self.config_path = config_path
         self.mtu = mtu
         self.port = port
+        # RFC 6347 4.2.4.1: initial retransmission timer (1 s suggested), doubled up to the
+        # maximum; past it Mbed TLS gives the handshake up.
+        self.handshake_timeout = handshake_timeout
 
     def configuration(self, ctx: BootstrapContext) -> tls.DTLSConfiguration:
         """ValueError or OSError if the factory material is missing or unusable."""
-        # RFC 6347 4.2.4.1 suggests 1 s initially; Mbed TLS doubles it per retransmission.
         common = tls.DTLSConfiguration(
             lowest_supported_version=tls.DTLSVersion.DTLSv1_2,
             highest_supported_version=tls.DTLSVersion.DTLSv1_2,
-            handshake_timeout_min=1.0,
-            handshake_timeout_max=16.0,
+            handshake_timeout_min=self.handshake_timeout[0],
+            handshake_timeout_max=self.handshake_timeout[1],
         )
         if self.mode == PSK:
             if ctx.identity.psk is None or ctx.identity.ccs is None:
@@ -198,6 +201,8 @@ def _handshake_failure(error: str, client: DtlsClient) -> tuple[FailureReason, s
     """Our verification of the server failed, or the server refused us (an alert)."""
     if client.network_error is not None:
         return FailureReason.UNREACHABLE, error
+    if "timed out" in error.lower():  # Mbed TLS gave up retransmitting (handshake_timeout_max)
+        return FailureReason.TIMEOUT, f"DTLS handshake: {error}"
     if "X509" in error or "verif" in error.lower():
         return FailureReason.PEER_AUTHENTICATION, f"trust center not authenticated: {error}"
     return FailureReason.HANDSHAKE_REFUSED, f"DTLS handshake refused: {error}"

@@ -238,3 +238,44 @@ def test_the_trust_center_labels_its_metrics_with_the_profile(world: World) -> N
             f'testbed_tc_bootstrap_duration_seconds_count{{domain="hvac",model="t-1000",'
             f'profile="{profile}",vendor="acme"}} 1.0'
         ) in exported
+
+
+def test_a_silent_trust_center_is_a_timeout_after_counted_retransmissions(world: World) -> None:
+    from testbed.node import material as M
+    from testbed.node.bootstrap.dtls_coaps import DtlsProfile
+    from testbed.node.bootstrap.profile import BootstrapContext, FactoryIdentity, TrustCenterRef
+    from testbed.pki import store
+
+    thing = world.make_thing("SN-SI")
+    world.write_material()
+
+    async def body() -> Any:
+        loop = asyncio.get_running_loop()
+        silent, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("::1", 0)
+        )
+        port = silent.get_extra_info("sockname")[1]
+        try:
+            profile = DtlsProfile("psk", port=port, handshake_timeout=(0.1, 0.4))
+            ctx = BootstrapContext(
+                node="n",
+                identity=FactoryIdentity(
+                    private_key=thing.directory / store.DEVICE_KEY_PEM,
+                    ccs=thing.directory / store.DEVICE_CCS,
+                    psk=thing.directory / M.DEVICE_PSK,
+                ),
+                trust_center=TrustCenterRef(uri="coap://[::1]:1"),
+                csr_der=thing.csr(),
+                timeout_s=30,
+            )
+            return await profile.bootstrap(ctx)
+        finally:
+            silent.close()
+
+    result = asyncio.run(body())
+    assert (result.outcome, result.reason) == (Outcome.FAILURE, FailureReason.TIMEOUT)
+    assert "timed out" in result.detail
+    (hello,) = result.messages
+    # 0.1 s, 0.2 s, 0.4 s: the ClientHello went out once and was retransmitted by the timer.
+    assert hello.message == "dtls_client_hello" and hello.retransmissions >= 2
+    assert hello.datagrams == hello.retransmissions + 1
