@@ -121,6 +121,15 @@ def test_a_dtls_cert_bootstrap_on_the_pan_decodes_in_tshark(building, tmp_path: 
     assert tshark("-Y", "_ws.malformed").strip() == ""
 
 
+def test_a_dtls_psk_thing_renews_its_ldevid_over_dtls(building) -> None:  # type: ignore[no-untyped-def]
+    backend, _ = building
+    answer = action(backend, RUN, "psk-01", "rekey", timeout=60)
+    assert answer["changed"] is True and answer["lifecycle"] == "operational", answer
+    assert answer["ldevid_serial"] != answer["previous_ldevid_serial"]
+    resources = sql(backend, RUN, "tc-facility", "SELECT resource FROM bootstraps")
+    assert ["/.well-known/est/sren"] in resources
+
+
 def test_the_dtls_things_bootstrap_again_at_ten_percent_frame_loss(building) -> None:  # type: ignore[no-untyped-def]
     backend, env = building
     run_cli(["link", "set", "pan-pan0", "--loss", "10%", "--run", RUN], env)
