@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from prometheus_client import CollectorRegistry, generate_latest
 
 from testbed.node.bootstrap.profile import FailureReason, Outcome
@@ -279,3 +280,32 @@ def test_a_silent_trust_center_is_a_timeout_after_counted_retransmissions(world:
     # 0.1 s, 0.2 s, 0.4 s: the ClientHello went out once and was retransmitted by the timer.
     assert hello.message == "dtls_client_hello" and hello.retransmissions >= 2
     assert hello.datagrams == hello.retransmissions + 1
+
+
+def test_a_thing_refuses_a_trust_center_its_domain_ca_did_not_certify(world: World) -> None:
+    from testbed import pki
+    from testbed.node import material as M
+
+    thing = world.make_thing("SN-PA")
+    world.write_material()
+    # The thing was sold with another domain's CA: the trust center's certificate does not
+    # chain to it, so the thing stops in the handshake and sends nothing of its own.
+    other = pki.new_domain("elsewhere")
+    anchor = world.tmp / M.TRUST_CENTER_CA
+    anchor.write_bytes(other.ca_cert.public_bytes(Encoding.DER))
+
+    async def body() -> Any:
+        async with running(world) as role:
+            return await world.bootstrap(
+                thing, port_of(role), profile_name="dtls-cert", coaps_port=coaps_port_of(role)
+            )
+
+    result = asyncio.run(body())
+    assert (result.outcome, result.reason) == (Outcome.FAILURE, FailureReason.PEER_AUTHENTICATION)
+    sent = [m.message for m in result.messages if m.direction == "sent"]
+    assert "dtls_client_finished" not in sent and "dtls_application_data" not in sent
+    registry = Registry.open(world.state)
+    try:
+        assert [t.state for t in registry.things()] == ["imported"]
+    finally:
+        registry.close()
