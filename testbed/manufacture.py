@@ -19,6 +19,7 @@ to an owner outside the building.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ class Minted:
     domains: dict[str, pki.Domain] = field(default_factory=dict)
     devices: dict[str, pki.DeviceIdentity] = field(default_factory=dict)  # by node name
     vouchers: dict[str, pki.Voucher] = field(default_factory=dict)  # by node name
+    psks: dict[str, bytes] = field(default_factory=dict, repr=False)  # dtls-psk things
 
 
 def _things(plan: Plan) -> list[NodePlan]:
@@ -125,6 +127,11 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
         minted.vouchers[thing.name] = voucher
         pki.write_device(pki_dir / "things" / thing.name, device, voucher)
         factory = {f"{M.IDENTITY}/{n}": b for n, b in pki.device_files(device).items()}
+        if attrs.get("profile") == "dtls-psk":
+            # The factory PSK: in the thing, and with the voucher for its owner to import.
+            psk = minted.psks[thing.name] = secrets.token_bytes(M.PSK_BYTES)
+            factory[M.DEVICE_PSK] = psk
+            pki.write_files(pki_dir / "things" / thing.name, {M.DEVICE_RECORD_PSK: psk})
         # The genuine vendor's CA, also for a counterfeit: firmware comes from the vendor.
         factory[M.THING_VENDOR_CA] = _der(vendor.ca_cert)
         _write_node(run_dir, thing, factory)
@@ -163,13 +170,20 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
             files[f"{record}/{M.VOUCHER}"] = minted.vouchers[thing.name].to_bytes()
             files[f"{record}/{M.DEVICE_RECORD_IDEVID}"] = _der(device.idevid)
             files[f"{record}/{M.DEVICE_RECORD_CCS}"] = device.ccs.to_bytes()
+            if thing.name in minted.psks:
+                files[f"{record}/{M.DEVICE_RECORD_PSK}"] = minted.psks[thing.name]
         for host_name, (_, credential) in backend_ids.items():
             files[f"{M.BACKENDS_DIR}/{host_name}.ccs.cbor"] = credential.to_bytes()
         _write_node(run_dir, tc, files)
 
     for thing in things:
         domain_name = thing.config.attributes["domain"]
-        _write_node(run_dir, thing, {M.TRUST_CENTER_CCS: tc_ccs[domain_name].to_bytes()})
+        anchors = {
+            M.TRUST_CENTER_CCS: tc_ccs[domain_name].to_bytes(),
+            # dtls-cert: the domain CA certifies the trust center's DTLS certificate.
+            M.TRUST_CENTER_CA: _der(minted.domains[domain_name].ca_cert),
+        }
+        _write_node(run_dir, thing, anchors)
     for host in _backends(plan):
         key, credential = backend_ids[host.name]
         files = {

@@ -10,7 +10,9 @@ Thing (factory identity only; the operational identity is created on the thing's
     identity/device.ccs.cbor                             the same key as an EDHOC CCS (with kid)
     identity/vendor-ca.crt.der                           its vendor's CA: verifies firmware
                                                          manifests (testbed.pki.firmware)
+    identity/device.psk                                  dtls-psk factory key (16 B)
     trust-center.ccs.cbor                                the owning domain's trust center
+    trust-center-ca.crt.der                              its domain CA (dtls-cert anchor)
     attributes: serial, trust-center-uri, firmware (factory version), vendor-cloud-uri
 
 Trust center:
@@ -18,7 +20,7 @@ Trust center:
     domain/domain-ca.key.pem, domain/domain-ca.crt.der   issues LDevIDs, signs CRLs
     domain/owner.pub.pem                                 the domain's owner key (vouchers end here)
     vendors/<vendor>/vendor-ca.crt.der                   anchors of the vendors this domain trusts
-    devices/<serial>/voucher.cbor, idevid.crt.der, device.ccs.cbor
+    devices/<serial>/voucher.cbor, idevid.crt.der, device.ccs.cbor[, device.psk]
                                                          device records imported with vouchers
     backends/<node>.ccs.cbor                             hosts allowed to fetch operational contexts
     attributes: domain, trusted-vendors
@@ -47,6 +49,8 @@ IDEVID_PEM = f"{IDENTITY}/idevid.crt.pem"
 DEVICE_CCS = f"{IDENTITY}/device.ccs.cbor"
 THING_VENDOR_CA = f"{IDENTITY}/vendor-ca.crt.der"
 TRUST_CENTER_CCS = "trust-center.ccs.cbor"
+TRUST_CENTER_CA = "trust-center-ca.crt.der"  # the owning domain's CA: anchor for dtls-cert
+DEVICE_PSK = f"{IDENTITY}/device.psk"  # dtls-psk factory key (16 B), also in the TC's record
 
 TC_KEY_COSE = "tc/tc.key.cbor"
 TC_KEY_PEM = "tc/tc.key.pem"
@@ -60,6 +64,8 @@ DEVICES_DIR = "devices"  # devices/<serial>/{voucher.cbor, idevid.crt.der, devic
 VOUCHER = "voucher.cbor"
 DEVICE_RECORD_IDEVID = "idevid.crt.der"
 DEVICE_RECORD_CCS = "device.ccs.cbor"
+DEVICE_RECORD_PSK = "device.psk"  # dtls-psk things only: the factory PSK, sold with the voucher
+PSK_BYTES = 16  # RFC 7925 4.2: at least 128 bits of entropy
 BACKENDS_DIR = "backends"  # backends/<node>.ccs.cbor
 
 HOST_KEY_COSE = f"{IDENTITY}/host.key.cbor"

@@ -281,7 +281,8 @@ _SPECS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "testbed_tc_bootstrap_duration_seconds",
         "histogram",
-        "Server-side bootstrap duration: EDHOC message_1 received to enrollment response sent.",
+        "Server-side bootstrap duration: EDHOC message_1 (DTLS: the first ClientHello) received"
+        " to enrollment response sent.",
         ("vendor", "model", "domain", "profile"),
         unit="seconds",
         roles=("trust_center",),

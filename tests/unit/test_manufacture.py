@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from testbed import manufacture, pki, rundir
 from testbed.errors import PkiError
@@ -47,6 +48,7 @@ def test_a_thing_gets_its_factory_identity_and_nothing_else(minted) -> None:  # 
         M.DEVICE_CCS,
         M.THING_VENDOR_CA,  # verifies firmware manifests
         M.TRUST_CENTER_CCS,
+        M.TRUST_CENTER_CA,  # anchors the trust center's dtls-cert certificate
     }
     device = m.devices["lamp-01"]
     serial = plan.node("lamp-01").config.attributes["serial"]
@@ -137,3 +139,21 @@ def test_large_buildings_use_derived_kids(tmp_path: Path) -> None:
     m = manufacture.mint(plan, tmp_path)
     kids = [d.kid for d in m.devices.values()]
     assert len(set(kids)) == 60 and all(len(k) == 4 for k in kids)
+
+
+def test_a_dtls_psk_thing_and_its_owner_get_its_factory_key(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    topology = ROOT / "tests" / "fixtures" / "topologies" / "integration" / "profiles.yaml"
+    plan = make_plan(load_topology(topology), "p")
+    rundir.write_run_dir(plan, run_dir, "")
+    m = manufacture.mint(plan, run_dir)
+    assert set(m.psks) == {"psk-01"}  # only the dtls-psk thing has one
+    psk = (run_dir / "nodes" / "psk-01" / M.DEVICE_PSK).read_bytes()
+    assert len(psk) == M.PSK_BYTES and psk == m.psks["psk-01"]
+    # The owner's copy, imported with the voucher in the install phase.
+    assert (run_dir / "pki" / "things" / "psk-01" / M.DEVICE_RECORD_PSK).read_bytes() == psk
+    assert not (run_dir / "nodes" / "cert-01" / M.DEVICE_PSK).exists()
+    anchor = (run_dir / "nodes" / "cert-01" / M.TRUST_CENTER_CA).read_bytes()
+    assert anchor == m.domains["facility"].ca_cert.public_bytes(Encoding.DER)
+    for path in run_dir.rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600)

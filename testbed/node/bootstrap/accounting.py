@@ -1,8 +1,8 @@
 """What a protocol run cost on the wire: every datagram, classified and counted.
 
-A transport tap (``testbed.node.coap.transport.RecordingUDP6`` for CoAP; the DTLS profiles will
-wrap their own datagram endpoint) calls ``WireLog.record`` for each UDP payload it sends or
-receives. A protocol-specific ``Classifier`` names the protocol message the datagram carries
+A transport tap (``testbed.node.coap.transport.RecordingUDP6`` for CoAP,
+``testbed.node.dtls.endpoint`` for DTLS) calls ``WireLog.record`` for each UDP payload it sends
+or receives. A protocol-specific ``Classifier`` names the protocol message the datagram carries
 and says which datagrams are copies of one another, so that retransmissions are counted from
 what actually crossed the socket, not from what a library claims to have sent.
 

@@ -3,7 +3,7 @@
 A profile takes a thing from ``installed`` to ``operational`` with one trust center: it sets up
 a secure channel with the factory identity, sends the CSR for the operational certificate
 (LDevID) and returns what it got and what it cost. Profiles: ``edhoc-oscore`` (this package's
-``edhoc_oscore``), ``dtls-cert`` and ``dtls-psk`` (to come). A profile never raises for a
+``edhoc_oscore``), ``dtls-cert`` and ``dtls-psk`` (``dtls_coaps``). A profile never raises for a
 failed bootstrap: failure is an outcome with a reason, because the testbed measures failures
 (under loss, with revoked devices, ...) as much as successes.
 """

@@ -260,7 +260,9 @@ class ThingRole(Role):
     def _trust_center(self) -> TrustCenterRef:
         uri = self.owner.trust_center_uri
         assert uri is not None  # no bootstrapper without one
-        return TrustCenterRef(uri=uri, ccs=self.owner.trust_center_ccs)
+        # dtls-cert's anchor is the factory owner's domain CA (a transfer hands over a CCS only).
+        anchor = material.path(material.TRUST_CENTER_CA, self.material_root)
+        return TrustCenterRef(uri=uri, ccs=self.owner.trust_center_ccs, ca_certificate=anchor)
 
     def new_owner(self, owner: Owner) -> None:
         """After a transfer: bootstrap with the new trust center, label metrics with its domain."""

@@ -27,7 +27,9 @@ from prometheus_client import CollectorRegistry
 from testbed.node.errors import ActionError
 from testbed.node.material import COAP_PORT
 from testbed.node.roles.base import Action, Role, RoleContext
+from testbed.node.trust_center.dtls_server import COAPS_PORT
 from testbed.node.trust_center.metrics import TrustCenterMetrics
+from testbed.node.trust_center.profiles import servers_for
 from testbed.node.trust_center.scope import parse_scope
 from testbed.node.trust_center.service import TrustCenter
 from testbed.node.trust_center.trust import parse_vendor_list
@@ -43,10 +45,16 @@ class TrustCenterRole(Role):
         *,
         material_root: Path | None = None,
         bind: tuple[str, int] = ("::", COAP_PORT),
+        coaps_port: int | None = None,
     ) -> None:
         super().__init__(ctx)
         self.material_root = ctx.material_root if material_root is None else Path(material_root)
         self.bind = bind
+        # The DTLS profiles' CoAPS server, on the same address: 5684 beside CoAP on 5683,
+        # otherwise (tests, several trust centers on one host) any free port unless given.
+        if coaps_port is None:
+            coaps_port = COAPS_PORT if bind[1] == COAP_PORT else 0
+        self.coaps_port = coaps_port
         self.metrics: TrustCenterMetrics | None = None
         self.service: TrustCenter | None = None
         # Backends the cross-domain policy restricts see only their things in /things.
@@ -90,6 +98,9 @@ class TrustCenterRole(Role):
             bind=self.bind,
             on_fatal=self.ctx.fatal,
             backend_scope=self.backend_scope,
+            coaps_bind=(self.bind[0], self.coaps_port)
+            if "coaps" in servers_for(self.config.attributes.get("profiles"))
+            else None,
         )
         await service.start()
         self.service = service

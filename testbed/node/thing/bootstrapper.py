@@ -189,6 +189,7 @@ class Bootstrapper:
         return TrustCenterRef(
             uri=self.attributes["trust-center-uri"],
             ccs=material.path(material.TRUST_CENTER_CCS, self.material_root),
+            ca_certificate=material.path(material.TRUST_CENTER_CA, self.material_root),
         )
 
     def context(self, key: ec.EllipticCurvePrivateKey | None = None) -> BootstrapContext:
@@ -207,6 +208,7 @@ class Bootstrapper:
                 private_key=material.path(material.DEVICE_KEY_PEM, root),
                 idevid=material.path(material.IDEVID_DER, root),
                 ccs=material.path(material.DEVICE_CCS, root),
+                psk=material.path(material.DEVICE_PSK, root),
             ),
             trust_center=self._trust_center(),
             csr_der=csr.public_bytes(serialization.Encoding.DER),

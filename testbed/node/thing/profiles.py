@@ -2,7 +2,8 @@
 
 The one list of bootstrap profiles: the topology schema accepts exactly these names
 (``PROFILE_NAMES``), the planner passes the name on, the thing builds the profile from here.
-A new profile is a module under testbed.node.bootstrap plus one entry in ``PROFILES``. A name
+A new profile is a module under testbed.node.bootstrap plus one entry in ``PROFILES``
+(``edhoc-oscore``; ``dtls-cert`` and ``dtls-psk`` in ``bootstrap.dtls_coaps``). A name
 that is not here is a configuration error the node reports at start (exit 2), not a bootstrap
 failure: retrying cannot make a missing implementation appear. Factories import their profile
 module when called, so that the host can read the names without the profiles' dependencies.
@@ -39,8 +40,27 @@ def _edhoc_oscore(report: Report, renewal: bool = False) -> BootstrapProfile:
     )
 
 
+def _dtls(mode: str) -> Callable[[Report, bool], BootstrapProfile]:
+    def make(report: Report, renewal: bool = False) -> BootstrapProfile:
+        from testbed.node.bootstrap.dtls_coaps import DtlsProfile
+        from testbed.node.enrollment_api import (
+            EST_SIMPLE_ENROLL,
+            EST_SIMPLE_REENROLL,
+            OSCORE_CONFIG,
+        )
+
+        path = EST_SIMPLE_REENROLL if renewal else EST_SIMPLE_ENROLL
+        query = "&".join(f"{k}={quote(v, safe='')}" for k, v in report.items() if v)
+        # The same two requests as edhoc-oscore, inside one DTLS session.
+        return DtlsProfile(mode, f"{path}?{query}" if query else path, config_path=OSCORE_CONFIG)
+
+    return make
+
+
 PROFILES: dict[str, Callable[[Report, bool], BootstrapProfile]] = {
     "edhoc-oscore": _edhoc_oscore,
+    "dtls-cert": _dtls("cert"),
+    "dtls-psk": _dtls("psk"),
 }
 PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 

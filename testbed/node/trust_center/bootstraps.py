@@ -83,8 +83,11 @@ class BootstrapTracker:
         wall_clock: Callable[[], float] = time.time,
         max_open: int = 4096,
         stale_after: float = 300.0,
+        start_message: str = "edhoc_message_1",
     ) -> None:
         self.on_done = on_done
+        # The message that opens an attempt: EDHOC message_1, or a DTLS ClientHello.
+        self.start_message = start_message
         self.classifier = classifier or CoapClassifier()
         self._clock = clock
         self._wall = wall_clock
@@ -101,7 +104,7 @@ class BootstrapTracker:
         found = self.classifier.classify(direction, peer, data)
         now = self._clock()
         attempt = self._open.get(peer)
-        if direction == "received" and found.message == "edhoc_message_1":
+        if direction == "received" and found.message == self.start_message:
             copy = attempt is not None and ("received", found.copy_key) in attempt.seen
             if not copy:  # a new handshake from this address starts a new attempt
                 attempt = self._start(peer, now, edhoc=True)

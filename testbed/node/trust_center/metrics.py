@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry
 from testbed.node import metric_catalogue as catalogue
 from testbed.node.trust_center.registry import STATES
 
-PROFILE = "edhoc-oscore"  # the only profile this responder speaks; DTLS profiles will add theirs
+PROFILE = "edhoc-oscore"  # the EDHOC responder's; the CoAPS server labels dtls-cert / dtls-psk
 UNKNOWN = "unknown"
 
 
@@ -54,8 +54,10 @@ class TrustCenterMetrics:
         # is atomic under the GIL, and nothing has to remember to update a gauge.
         self.edhoc_sessions.set_function(lambda: float(count()))
 
-    def enrollment(self, vendor: str, model: str, outcome: str, reason: str | None) -> None:
-        self.enrollments.labels(vendor, model, self.domain, PROFILE, outcome, reason or "").inc()
+    def enrollment(
+        self, vendor: str, model: str, outcome: str, reason: str | None, profile: str = PROFILE
+    ) -> None:
+        self.enrollments.labels(vendor, model, self.domain, profile, outcome, reason or "").inc()
 
     def refusal(self, reason: str, vendor: str | None) -> None:
         self.refusals.labels(reason, vendor or UNKNOWN).inc()
@@ -69,8 +71,14 @@ class TrustCenterMetrics:
         self.group_generation.set(group_generation)
 
     def bootstrap(
-        self, vendor: str, model: str, duration_s: float, received: int, sent: int
+        self,
+        vendor: str,
+        model: str,
+        duration_s: float,
+        received: int,
+        sent: int,
+        profile: str = PROFILE,
     ) -> None:
-        self.duration.labels(vendor, model, self.domain, PROFILE).observe(duration_s)
-        self.bytes.labels(self.domain, PROFILE, "received").observe(received)
-        self.bytes.labels(self.domain, PROFILE, "sent").observe(sent)
+        self.duration.labels(vendor, model, self.domain, profile).observe(duration_s)
+        self.bytes.labels(self.domain, profile, "received").observe(received)
+        self.bytes.labels(self.domain, profile, "sent").observe(sent)

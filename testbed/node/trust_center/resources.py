@@ -43,7 +43,7 @@ from testbed.node.trust_center.admission import Refused
 from testbed.node.trust_center.bootstraps import Answer, BootstrapTracker
 from testbed.node.trust_center.devices import DeviceRecord
 from testbed.node.trust_center.enrollment import Enrollment, Reported
-from testbed.node.trust_center.metrics import UNKNOWN
+from testbed.node.trust_center.metrics import PROFILE, UNKNOWN
 from testbed.node.trust_center.registry import Issued
 
 MAX_DETAIL = 120  # refusal detail on the wire; the registry keeps the full text
@@ -115,9 +115,10 @@ class EnrollResource(resource.Resource):  # type: ignore[misc]
         address = peer_address(request)
         peer = authenticated_peer(request)
         metrics = self.enrollment.metrics
+        profile = getattr(request.remote, "profile", PROFILE)  # a DtlsRemote names its own
         if peer is None:
             if metrics is not None:
-                metrics.enrollment(UNKNOWN, UNKNOWN, "refused", "unauthenticated")
+                metrics.enrollment(UNKNOWN, UNKNOWN, "refused", "unauthenticated", profile)
             raise error.Unauthorized("OSCORE with an EDHOC-authenticated context required")
         record = self.enrollment.policy.devices.by_kid(peer.kid)
         vendor, model = (record.vendor, record.model) if record else (UNKNOWN, UNKNOWN)
@@ -133,13 +134,13 @@ class EnrollResource(resource.Resource):  # type: ignore[misc]
         except Refused as refused:
             self._answer(address, peer.kid, record, "refused", refused.reason.value, received)
             if metrics is not None:
-                metrics.enrollment(vendor, model, "refused", refused.reason.value)
+                metrics.enrollment(vendor, model, "refused", refused.reason.value, profile)
             return refusal_message(refused)
         except sqlite3.Error as exc:
             raise _registry_failed(self.on_fatal, exc) from exc
         self._answer(address, peer.kid, record, "success", None, received)
         if metrics is not None:
-            metrics.enrollment(vendor, model, "success", None)
+            metrics.enrollment(vendor, model, "success", None, profile)
         return aiocoap.Message(
             code=aiocoap.CHANGED,
             payload=issued.certificate.public_bytes(Encoding.DER),

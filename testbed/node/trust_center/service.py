@@ -40,6 +40,7 @@ from testbed.node.material import COAP_PORT, DEVICES_DIR
 from testbed.node.trust_center import devices as dev
 from testbed.node.trust_center.admission import AdmissionPolicy
 from testbed.node.trust_center.bootstraps import BootstrapReport, BootstrapTracker
+from testbed.node.trust_center.dtls_server import COAPS_PORT, DtlsTrustCenter, import_psk
 from testbed.node.trust_center.enrollment import Enrollment
 from testbed.node.trust_center.metrics import TrustCenterMetrics
 from testbed.node.trust_center.registry import IMPORTED, REVOKED, BootstrapRow, Registry
@@ -64,8 +65,12 @@ class TrustCenter:
         bind: tuple[str, int] = ("::", COAP_PORT),
         on_fatal: Callable[[BaseException], None] | None = None,
         backend_scope: BackendScope | None = None,
+        coaps_bind: tuple[str, int] | None = ("::", COAPS_PORT),
     ) -> None:
         self.backend_scope = backend_scope
+        # The dtls-cert / dtls-psk server (trust_center.profiles); None: EDHOC only.
+        self.coaps_bind = coaps_bind
+        self._dtls: DtlsTrustCenter | None = None
         self.material_root = Path(material_root)
         self.state_dir = Path(state_dir)
         self.domain = domain
@@ -82,6 +87,7 @@ class TrustCenter:
         self._crl: CrlPublisher | None = None
         self._server: EdhocServer | None = None
         self.tracker = BootstrapTracker(self._bootstrap_done)
+        self.dtls_tracker = DtlsTrustCenter.make_tracker(self._dtls_bootstrap_done)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -114,10 +120,29 @@ class TrustCenter:
         if self.metrics is not None:
             server = self._server
             self.metrics.watch_sessions(lambda: len(server.sessions))
+        if self.coaps_bind is not None:
+            self._dtls = await DtlsTrustCenter.serve(
+                self.coaps_bind,
+                trust=trust,
+                devices=self.devices,
+                enrollment=enrollment,
+                site=build_site(
+                    enrollment,
+                    self.dtls_tracker,
+                    ca_certificate=trust.ca.cert.public_bytes(Encoding.DER),
+                    crl=lambda: crl.current().der,
+                    on_fatal=self.on_fatal,
+                ),
+                tracker=self.dtls_tracker,
+                psk_roots=(self.state_dir, self.material_root),
+                log=self.log,
+                on_fatal=self.on_fatal,
+            )
         enrollment.publish_registry()
         self.log.info(
             "trust_center.serving",
             port=self._server.port,
+            coaps_port=None if self._dtls is None else self._dtls.port,
             domain=self.domain,
             trusted_vendors=sorted(trust.vendor_cas),
             device_records=len(self.devices),
@@ -127,6 +152,9 @@ class TrustCenter:
         )
 
     async def stop(self) -> None:
+        if self._dtls is not None:
+            await self._dtls.close()
+            self._dtls = None
         if self._server is not None:
             await self._server.close()
             self._server = None
@@ -182,7 +210,11 @@ class TrustCenter:
         # Called from the socket's send path: store after the datagram is out, not inside it.
         asyncio.get_running_loop().call_soon(self._store_bootstrap, report)
 
-    def _store_bootstrap(self, report: BootstrapReport) -> None:
+    def _dtls_bootstrap_done(self, report: BootstrapReport) -> None:
+        profile = "dtls-cert" if self._dtls is None else self._dtls.profile_of(report.peer)
+        asyncio.get_running_loop().call_soon(self._store_bootstrap, report, profile)
+
+    def _store_bootstrap(self, report: BootstrapReport, profile: str = "edhoc-oscore") -> None:
         if self._registry is None:
             return
         received, datagrams_in = report.total("received")
@@ -222,7 +254,9 @@ class TrustCenter:
                 self.on_fatal(exc)
             return
         if self.metrics is not None and report.edhoc:
-            self.metrics.bootstrap(answer.vendor, answer.model, report.duration_s, received, sent)
+            self.metrics.bootstrap(
+                answer.vendor, answer.model, report.duration_s, received, sent, profile
+            )
 
     # -- control actions -----------------------------------------------------------------
 
@@ -240,6 +274,11 @@ class TrustCenter:
                 self.devices.put(record, frozenset(trust.backends))
         except dev.RecordError as exc:
             raise ActionError(f"device record refused: {exc}", "send the owner's files") from exc
+        if params.get("psk") is not None:  # the dtls-psk factory key, sold with the voucher
+            try:
+                changed = import_psk(self.state_dir, record.serial, _b64(params, "psk")) or changed
+            except ValueError as exc:
+                raise ActionError(f"psk refused: {exc}", "send the 16-byte key as base64") from exc
         self.unusable_records.pop(record.serial, None)
         registry.ensure_imported([(record.serial, record.vendor, record.model, record.kid)])
         reinstated = changed and registry.set_state(record.serial, IMPORTED, only_from=(REVOKED,))
@@ -347,6 +386,8 @@ class TrustCenter:
         return {
             "serving": self._server is not None,
             "coap_port": None if self._server is None else self._server.port,
+            "coaps_port": None if self._dtls is None else self._dtls.port,
+            "dtls_sessions": 0 if self._dtls is None else self._dtls.sessions,
             "things": dict(registry.state_counts),
             "certificates_issued": registry.certificates_count,
             "crl_entries": registry.revoked_count,

@@ -139,6 +139,8 @@ def test_a_context_directory_serves_one_process_at_a_time(tmp_path: Path) -> Non
 def test_unknown_profile_or_device_class_is_a_config_error(world: World) -> None:
     with pytest.raises(ConfigError, match="no-such-profile"):
         profile_for("no-such-profile")
+    assert profile_for("dtls-psk").name == "dtls-psk"
+    assert profile_for("dtls-cert").name == "dtls-cert"
     thing = world.make_thing("t")
     with pytest.raises(ConfigError, match="not available"):
         world.thing_role(thing, profile="no-such-profile")

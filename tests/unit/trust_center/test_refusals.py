@@ -29,7 +29,7 @@ from testbed.node.enrollment_api import (
 )
 from testbed.node.trust_center.registry import REFUSED, Refusal, Registry
 
-from .world import Thing, World, port_of, refusal, running
+from .world import Thing, World, coaps_port_of, port_of, refusal, running
 
 
 def _refusals(world: World) -> tuple[list[Refusal], dict[str, str]]:
@@ -40,12 +40,32 @@ def _refusals(world: World) -> tuple[list[Refusal], dict[str, str]]:
         registry.close()
 
 
-def _enroll(world: World, thing: Thing, *, csr: bytes | None = None, **kw: Any) -> tuple[Any, Any]:
-    """Enroll with the profile and, separately, send the CSR ourselves to read the 4.03."""
+PROFILES = ("edhoc-oscore", "dtls-cert", "dtls-psk")
 
-    async def body() -> tuple[Any, aiocoap.Message]:
+
+@pytest.fixture(params=PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _enroll(
+    world: World,
+    thing: Thing,
+    *,
+    csr: bytes | None = None,
+    profile: str = "edhoc-oscore",
+    **kw: Any,
+) -> tuple[Any, Any]:
+    """Enroll with the profile and, separately, send the CSR ourselves to read the 4.03
+    (dtls-*: a second bootstrap, whose result carries the code and the reason)."""
+
+    async def body() -> tuple[Any, Any]:
         async with running(world, **kw) as role:
-            result = await world.bootstrap(thing, port_of(role), csr=csr)
+            dtls = {"profile_name": profile, "coaps_port": coaps_port_of(role)}
+            result = await world.bootstrap(thing, port_of(role), csr=csr, **dtls)
+            if profile != "edhoc-oscore":
+                again = await world.bootstrap(thing, port_of(role), csr=csr, **dtls)
+                return result, again
             raw = await world.request(
                 thing.identity(),
                 port_of(role),
@@ -63,37 +83,40 @@ def _assert_refused(world: World, thing: Thing, reason: str, **kw: Any) -> list[
     result, raw = _enroll(world, thing, **kw)
     assert (result.outcome, result.reason) == (Outcome.FAILURE, FailureReason.ENROLLMENT_REFUSED)
     assert result.detail.startswith("4.03") and reason in result.detail
-    assert refusal(raw)[:2] == ("4.03", reason)
+    if isinstance(raw, aiocoap.Message):
+        assert refusal(raw)[:2] == ("4.03", reason)
+    else:
+        assert (raw.code, raw.refusal) == ("4.03", reason)
     rows, states = _refusals(world)
     assert [(r.reason, r.serial, r.kid) for r in rows] == [(reason, thing.serial, thing.kid)] * 2
     assert states == {thing.serial: REFUSED}
     return rows
 
 
-def test_untrusted_vendor(world: World) -> None:
+def test_untrusted_vendor(world: World, profile: str) -> None:
     thing = world.make_thing("SN-G1", vendor=world.globex)
     world.write_material()
-    (row, _) = _assert_refused(world, thing, "vendor-not-trusted")
+    (row, _) = _assert_refused(world, thing, "vendor-not-trusted", profile=profile)
     assert row.vendor == "globex" and "globex" in row.detail
 
 
-def test_voucher_naming_another_owner(world: World) -> None:
+def test_voucher_naming_another_owner(world: World, profile: str) -> None:
     stranger = pki.new_domain("someone-else")
     thing = world.make_thing("SN-F1", owner=stranger.owner_public_key)
     world.write_material()
-    _assert_refused(world, thing, "voucher-foreign-owner")
+    _assert_refused(world, thing, "voucher-foreign-owner", profile=profile)
 
 
-def test_idevid_signed_by_a_rogue_ca(world: World) -> None:
+def test_idevid_signed_by_a_rogue_ca(world: World, profile: str) -> None:
     # A counterfeiter's CA that calls itself "acme": the name is trusted, the chain is not.
     rogue = pki.new_vendor("acme")
     thing = world.make_thing("SN-R1", maker=rogue)
     world.write_material()
-    (row, _) = _assert_refused(world, thing, "idevid-invalid")
+    (row, _) = _assert_refused(world, thing, "idevid-invalid", profile=profile)
     assert "does not chain" in row.detail
 
 
-def test_voucher_not_signed_by_the_vendor(world: World) -> None:
+def test_voucher_not_signed_by_the_vendor(world: World, profile: str) -> None:
     thing = world.make_thing("SN-V1")
     # The genuine device, with a voucher a rogue "acme" signed (its chain does not verify).
     rogue = pki.new_vendor("acme")
@@ -104,18 +127,19 @@ def test_voucher_not_signed_by_the_vendor(world: World) -> None:
         world.domain.owner_public_key,
     )
     world.write_material()
-    _assert_refused(world, thing, "voucher-invalid")
+    _assert_refused(world, thing, "voucher-invalid", profile=profile)
 
 
-def test_revoked_thing(world: World) -> None:
+def test_revoked_thing(world: World, profile: str) -> None:
     thing = world.make_thing("SN-X1")
     world.write_material()
 
     async def body() -> tuple[Any, dict[str, Any], Any, aiocoap.Message]:
         async with running(world) as role:
-            first = await world.bootstrap(thing, port_of(role))
+            dtls = {"profile_name": profile, "coaps_port": coaps_port_of(role)}
+            first = await world.bootstrap(thing, port_of(role), **dtls)
             revoked = await role.actions()["revoke"]({"serial": "SN-X1", "reason": "keyCompromise"})
-            again = await world.bootstrap(thing, port_of(role))
+            again = await world.bootstrap(thing, port_of(role), **dtls)
             config = await world.request(
                 thing.identity(), port_of(role), aiocoap.GET, OSCORE_CONFIG
             )

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from testbed import pki
 from testbed.node import material as M
+from testbed.node.bootstrap.dtls_coaps import DtlsProfile
 from testbed.node.bootstrap.edhoc_oscore import EdhocOscoreProfile
 from testbed.node.bootstrap.profile import (
     BootstrapContext,
@@ -32,10 +33,12 @@ from testbed.node.bootstrap.profile import (
 from testbed.node.coap.credentials import Credential, EdhocIdentity
 from testbed.node.coap.edhoc_client import EdhocOscoreClient
 from testbed.node.config import Interface, NodeConfig
-from testbed.node.enrollment_api import K_DETAIL, K_REASON
+from testbed.node.dtls import credentials as dtls_credentials
+from testbed.node.enrollment_api import EST_SIMPLE_ENROLL, K_DETAIL, K_REASON
 from testbed.node.logs import EventLog
 from testbed.node.roles.base import RoleContext
 from testbed.node.roles.trust_center import TrustCenterRole
+from testbed.node.trust_center.dtls_server import DEVICE_PSK
 from testbed.pki import keys
 
 DOMAIN = "hvac"
@@ -65,6 +68,7 @@ class Thing:
     device: pki.DeviceIdentity
     voucher: pki.Voucher
     directory: Path  # the thing's own /etc/testbed/identity
+    psk: bytes = field(default_factory=dtls_credentials.mint_psk)  # dtls-psk factory key
 
     @property
     def serial(self) -> str:
@@ -80,6 +84,7 @@ class Thing:
             f"{base}/{M.VOUCHER}": self.voucher.to_bytes(),
             f"{base}/{M.DEVICE_RECORD_IDEVID}": der(self.device.idevid),
             f"{base}/{M.DEVICE_RECORD_CCS}": self.device.ccs.to_bytes(),
+            f"{base}/{DEVICE_PSK}": self.psk,
         }
 
     def identity(self) -> EdhocIdentity:
@@ -146,8 +151,8 @@ class World:
         voucher = pki.issue_voucher(vendor, device, owner or self.domain.owner_public_key)
         directory = self.tmp / "things" / serial
         files = pki.device_files(device)
-        write(directory, files)
         thing = Thing(device, voucher, directory)
+        write(directory, {**files, M.DEVICE_PSK: thing.psk})
         if imported:
             self.things.append(thing)
         return thing
@@ -168,6 +173,7 @@ class World:
         for thing in self.things:
             files.update(thing.record_files())
         write(self.material, files)
+        write(self.tmp, {M.TRUST_CENTER_CA: der(self.domain.ca_cert)})
 
     # -- the thing side ----------------------------------------------------------------
 
@@ -179,16 +185,31 @@ class World:
         csr: bytes | None = None,
         path: str | None = None,
         timeout_s: float = 20,
+        profile_name: str = "edhoc-oscore",
+        coaps_port: int | None = None,
     ) -> BootstrapResult:
-        profile = EdhocOscoreProfile(path) if path else EdhocOscoreProfile()
+        """Enroll ``thing`` with the given profile (dtls-*: to ``coaps_port``)."""
+        profile: EdhocOscoreProfile | DtlsProfile
+        if profile_name == "edhoc-oscore":
+            profile = EdhocOscoreProfile(path) if path else EdhocOscoreProfile()
+        else:
+            assert coaps_port is not None
+            profile = DtlsProfile(
+                profile_name.removeprefix("dtls-"), path or EST_SIMPLE_ENROLL, port=coaps_port
+            )
         ctx = BootstrapContext(
             node=f"node-{thing.serial}",
             identity=FactoryIdentity(
                 private_key=thing.directory / pki.store.DEVICE_KEY_PEM,
                 idevid=thing.directory / pki.store.IDEVID_DER,
                 ccs=thing.directory / pki.store.DEVICE_CCS,
+                psk=thing.directory / M.DEVICE_PSK,
             ),
-            trust_center=TrustCenterRef(uri=f"coap://[::1]:{port}", ccs=self.tc_ccs),
+            trust_center=TrustCenterRef(
+                uri=f"coap://[::1]:{port}",
+                ccs=self.tc_ccs,
+                ca_certificate=self.tmp / M.TRUST_CENTER_CA,
+            ),
             csr_der=thing.csr() if csr is None else csr,
             timeout_s=timeout_s,
         )
@@ -247,7 +268,10 @@ async def running(
     metrics: CollectorRegistry | None = None,
 ) -> AsyncIterator[TrustCenterRole]:
     role = TrustCenterRole(
-        role_context(world.state, trusted=trusted), material_root=world.material, bind=("::1", port)
+        role_context(world.state, trusted=trusted),
+        material_root=world.material,
+        bind=("::1", port),
+        coaps_port=0,
     )
     role.register_metrics(metrics or CollectorRegistry())
     await role.start()
@@ -260,3 +284,8 @@ async def running(
 def port_of(role: TrustCenterRole) -> int:
     assert role.service is not None
     return role.service.port
+
+
+def coaps_port_of(role: TrustCenterRole) -> int:
+    assert role.service is not None and role.service._dtls is not None
+    return role.service._dtls.port

@@ -46,6 +46,9 @@ _raw:
       description: IDevID certificate (DER), base64.
     ccs:
       description: EDHOC credential (CCS), base64.
+    psk:
+      description: The factory pre-shared key of a dtls-psk thing (16 bytes), base64; only
+        for such things.
     voucher_links:
       description: Number of links in the voucher chain (1 + transfers).
 """
@@ -58,6 +61,7 @@ from ansible.errors import AnsibleError  # type: ignore[import-untyped]  # noqa:
 from ansible.plugins.lookup import LookupBase  # type: ignore[import-untyped]  # noqa: E402
 
 FILES = {"voucher": "voucher.cbor", "idevid": "idevid.crt.der", "ccs": "device.ccs.cbor"}
+OPTIONAL_FILES = {"psk": "device.psk"}  # sold with the voucher of a dtls-psk thing
 
 
 def read_record(run_dir: str, thing: str) -> dict[str, Any]:
@@ -78,6 +82,11 @@ def read_record(run_dir: str, thing: str) -> dict[str, Any]:
         record[key] = base64.b64encode(data).decode("ascii")
         if key == "voucher":
             record["voucher_links"] = _links(data)
+    for key, name in OPTIONAL_FILES.items():
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            with open(path, "rb") as handle:
+                record[key] = base64.b64encode(handle.read()).decode("ascii")
     return record
 
 

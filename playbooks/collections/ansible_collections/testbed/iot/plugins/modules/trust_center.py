@@ -39,6 +39,11 @@ options:
   ccs:
     description: The thing's EDHOC credential (CCS, CBOR), base64. Required for V(imported).
     type: str
+  psk:
+    description:
+      - The factory pre-shared key of a C(dtls-psk) thing (16 bytes), base64, imported with
+        its voucher. Omit for other things.
+    type: str
   reason:
     description: RFC 5280 revocation reason name for V(revoked).
     type: str
@@ -119,6 +124,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "voucher": {"type": "str"},
     "idevid": {"type": "str"},
     "ccs": {"type": "str"},
+    "psk": {"type": "str", "no_log": True},
     "reason": {"type": "str", "default": "cessationOfOperation"},
     "control_port": {"type": "int"},
     "control_host": {"type": "str", "default": "127.0.0.1"},
@@ -260,6 +266,8 @@ def run(
             call = {"serial": params["serial"], "reason": params["reason"]}
         else:
             call = {k: params[k] for k in ("voucher", "idevid", "ccs")}
+            if params.get("psk"):
+                call["psk"] = params["psk"]
             if params.get("serial"):
                 call["serial"] = params["serial"]
         try:
