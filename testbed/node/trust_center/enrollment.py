@@ -139,7 +139,13 @@ class Enrollment:
         domain = self.trust.domain
 
         def issue(serial_number: int) -> x509.Certificate:
-            return issue_ldevid(domain, admitted.csr, serial_number, expected_serial=record.serial)
+            return issue_ldevid(
+                domain,
+                admitted.csr,
+                serial_number,
+                expected_serial=record.serial,
+                expected=admitted.name,
+            )
 
         try:
             issued = self.registry.enroll(
