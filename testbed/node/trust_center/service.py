@@ -9,9 +9,8 @@ Control actions (JSON in and out, run one at a time by the node's control endpoi
     import-device  {voucher, idevid, ccs: base64; serial: optional check}
                    store a device record on the state volume (idempotent: the same record
                    again changes nothing; a different one for the same serial replaces it).
-                   A different record for a revoked thing reinstates it (revoked -> imported):
-                   a new voucher is a new ownership decision of the operator, e.g. the thing
-                   came back from another owner; the same record again does not.
+                   A revoked thing stays revoked: a different record for it is refused (any
+                   voucher bytes, a returned chain too), the same record again changes nothing.
     revoke         {serial, reason: RFC 5280 reason name, default cessationOfOperation}
                    the thing becomes revoked, its live certificates go on the CRL (next number),
                    it leaves /things (backends drop its context) and every later enrollment
@@ -42,7 +41,8 @@ from testbed.node.trust_center.admission import AdmissionPolicy
 from testbed.node.trust_center.bootstraps import BootstrapReport, BootstrapTracker
 from testbed.node.trust_center.enrollment import Enrollment
 from testbed.node.trust_center.metrics import TrustCenterMetrics
-from testbed.node.trust_center.registry import IMPORTED, REVOKED, BootstrapRow, Registry
+from testbed.node.trust_center.finality import refuse_reinstatement
+from testbed.node.trust_center.registry import REVOKED, BootstrapRow, Registry
 from testbed.node.trust_center.resources import build_site
 from testbed.node.trust_center.revocation import CrlPublisher, parse_reason
 from testbed.node.trust_center.scope import BackendScope
@@ -235,6 +235,7 @@ class TrustCenter:
         try:
             record = dev.parse_record(voucher, idevid, ccs, serial=serial)
             changed = self.devices.check(record, frozenset(trust.backends))
+            refuse_reinstatement(registry.thing(record.serial), changed)
             if changed:
                 dev.store(self.state_dir / DEVICES_DIR, record)
                 self.devices.put(record, frozenset(trust.backends))
@@ -242,7 +243,7 @@ class TrustCenter:
             raise ActionError(f"device record refused: {exc}", "send the owner's files") from exc
         self.unusable_records.pop(record.serial, None)
         registry.ensure_imported([(record.serial, record.vendor, record.model, record.kid)])
-        reinstated = changed and registry.set_state(record.serial, IMPORTED, only_from=(REVOKED,))
+        reinstated = False  # revocation is final for this owner (refuse_reinstatement)
         self._publish()
         thing = registry.thing(record.serial)
         self.log.info(
