@@ -60,6 +60,8 @@ DEVICES_DIR = "devices"  # devices/<serial>/{voucher.cbor, idevid.crt.der, devic
 VOUCHER = "voucher.cbor"
 DEVICE_RECORD_IDEVID = "idevid.crt.der"
 DEVICE_RECORD_CCS = "device.ccs.cbor"
+# Optional: the name the owner knows the thing by (its planned node name), bound to the serial.
+DEVICE_RECORD_NAME = "name.txt"
 BACKENDS_DIR = "backends"  # backends/<node>.ccs.cbor
 
 HOST_KEY_COSE = f"{IDENTITY}/host.key.cbor"

@@ -32,7 +32,7 @@ from testbed.node.enrollment_api import (
 )
 from testbed.node.logs import EventLog
 from testbed.node.material import COAP_PORT
-from testbed.node.trust_center import contexts
+from testbed.node.trust_center import contexts, naming
 from testbed.node.trust_center.admission import AdmissionPolicy, Refused
 from testbed.node.trust_center.devices import DeviceRecord
 from testbed.node.trust_center.metrics import UNKNOWN, TrustCenterMetrics
@@ -61,7 +61,8 @@ _ADMISSION_REASONS = frozenset(RefusalReason) - {
 @dataclass(frozen=True)
 class Reported:
     """What a thing says about itself at enrollment (enrollment_api Q_NAME, Q_DEVICE_CLASS,
-    Q_PORT). Shown to backends; never used as a metric label or for a policy decision."""
+    Q_PORT). Shown to backends; never used as a metric label. The name is admitted only as
+    ``naming`` allows (bound to the record, unique in the domain)."""
 
     name: str | None = None
     device_class: str | None = None
@@ -135,6 +136,7 @@ class Enrollment:
                 f"{record.serial} has no LDevID to renew (state {thing.state})",
                 record,
             )
+        name = naming.admit_name(self.registry, record, thing, reported.name)
         admitted = self.policy.check_csr(record, csr_der, content_format)
         domain = self.trust.domain
 
@@ -152,7 +154,7 @@ class Enrollment:
                 record.serial,
                 issue,
                 address=address,
-                name=reported.name,
+                name=name,
                 device_class=reported.device_class,
                 port=reported.port,
             )

@@ -173,6 +173,11 @@ class Registry:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For the registry's helper modules (naming); same thread, explicit transactions."""
+        return self._db
+
     # -- things --------------------------------------------------------------------------
 
     def thing(self, serial: str) -> Thing | None:

@@ -6,7 +6,8 @@ shows up as an unknown-device refusal), registry (a StateError: exit 1), then th
 
 Control actions (JSON in and out, run one at a time by the node's control endpoint):
 
-    import-device  {voucher, idevid, ccs: base64; serial: optional check}
+    import-device  {voucher, idevid, ccs: base64; serial: optional check; name: optional, the
+                   name the owner knows the thing by, bound to its serial (naming)}
                    store a device record on the state volume (idempotent: the same record
                    again changes nothing; a different one for the same serial replaces it).
                    A revoked thing stays revoked: a different record for it is refused (any
@@ -37,6 +38,7 @@ from testbed.node.errors import ActionError, StateError
 from testbed.node.logs import EventLog
 from testbed.node.material import COAP_PORT, DEVICES_DIR
 from testbed.node.trust_center import devices as dev
+from testbed.node.trust_center import naming
 from testbed.node.trust_center.admission import AdmissionPolicy
 from testbed.node.trust_center.bootstraps import BootstrapReport, BootstrapTracker
 from testbed.node.trust_center.enrollment import Enrollment
@@ -91,6 +93,7 @@ class TrustCenter:
         try:
             registry = self._registry = Registry.open(self.state_dir)
             registry.ensure_imported((r.serial, r.vendor, r.model, r.kid) for r in self.devices)
+            self._bind_names(registry)
         except sqlite3.Error as exc:
             raise StateError(
                 f"registry {self.state_dir} unusable: {exc}",
@@ -145,6 +148,14 @@ class TrustCenter:
         if self._registry is None:
             raise RuntimeError("trust center not started")
         return self._registry
+
+    def _bind_names(self, registry: Registry) -> None:
+        for record in self.devices:
+            if record.name is not None:
+                try:
+                    naming.bind(registry, record.serial, record.name)
+                except naming.NameTaken as exc:
+                    self.log.error("device_record.name_taken", serial=record.serial, error=str(exc))
 
     def _load_records(self, trust: TrustAnchors) -> None:
         # State volume last: a record imported at run time replaces the minted one.
@@ -229,13 +240,19 @@ class TrustCenter:
     async def import_device(self, params: dict[str, Any]) -> dict[str, Any]:
         trust, registry = self._require_started()
         voucher, idevid, ccs = (_b64(params, name) for name in ("voucher", "idevid", "ccs"))
-        serial = params.get("serial")
+        serial, name = params.get("serial"), params.get("name")
         if serial is not None and not isinstance(serial, str):
             raise ActionError("'serial' must be a string")
+        if name is not None and not isinstance(name, str):
+            raise ActionError("'name' must be a string", "the thing's planned name, e.g. lamp-01")
         try:
-            record = dev.parse_record(voucher, idevid, ccs, serial=serial)
+            if name is None and serial is not None:  # a re-import keeps the bound name
+                name = getattr(self.devices.by_serial(serial), "name", None)
+            record = dev.parse_record(voucher, idevid, ccs, serial=serial, name=name)
             changed = self.devices.check(record, frozenset(trust.backends))
             refuse_reinstatement(registry.thing(record.serial), changed)
+            if name is not None and naming.holder(registry, name) not in (None, record.serial):
+                raise dev.RecordError(f"name {name!r} is bound to {naming.holder(registry, name)}")
             if changed:
                 dev.store(self.state_dir / DEVICES_DIR, record)
                 self.devices.put(record, frozenset(trust.backends))
@@ -243,6 +260,8 @@ class TrustCenter:
             raise ActionError(f"device record refused: {exc}", "send the owner's files") from exc
         self.unusable_records.pop(record.serial, None)
         registry.ensure_imported([(record.serial, record.vendor, record.model, record.kid)])
+        if record.name is not None:
+            naming.bind(registry, record.serial, record.name)
         reinstated = False  # revocation is final for this owner (refuse_reinstatement)
         self._publish()
         thing = registry.thing(record.serial)

@@ -202,6 +202,6 @@ def test_a_version_1_registry_is_upgraded_in_place(world: World) -> None:
         (version,) = upgraded._db.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).fetchone()
-        assert int(version) == SCHEMA_VERSION == 2
+        assert int(version) == SCHEMA_VERSION == 3
     finally:
         upgraded.close()
