@@ -77,6 +77,8 @@ class HandshakeGate:
         wallclock: Callable[[], float] = time.time,
         key: bytes | None = None,
     ) -> None:
+        if config.rate_per_source is not None and config.rate_per_source <= 0:
+            raise ValueError("rate_per_source must be positive (None: no limit)")
         self.config = config
         self.stats = GateStats()
         self._clock = clock

@@ -49,6 +49,7 @@ class SessionStats:
     evicted_pending: int = 0
     evicted_established: int = 0
     evicted_own: int = 0  # pending evicted because their source was over its share
+    expired_pending: int = 0  # pending that timed out
 
 
 class ResponderSession(EdhocResponderContext):  # type: ignore[misc]
@@ -199,6 +200,7 @@ class SessionTable:
                 break
             self._drop_pending(c_r)
             self.stats.evicted_pending += 1
+            self.stats.expired_pending += 1
 
     # -- what aiocoap asks of a server credentials map
 

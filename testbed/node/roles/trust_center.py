@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from testbed.node.errors import ActionError
 from testbed.node.material import COAP_PORT
 from testbed.node.roles.base import Action, Role, RoleContext
+from testbed.node.trust_center.defences import parse_defences
 from testbed.node.trust_center.metrics import TrustCenterMetrics
 from testbed.node.trust_center.scope import parse_scope
 from testbed.node.trust_center.service import TrustCenter
@@ -51,6 +52,7 @@ class TrustCenterRole(Role):
         self.service: TrustCenter | None = None
         # Backends the cross-domain policy restricts see only their things in /things.
         self.backend_scope = parse_scope(self.attribute("policy-backends"))
+        self.defences = parse_defences(self.config.attributes)
 
     @property
     def domain(self) -> str:
@@ -60,7 +62,11 @@ class TrustCenterRole(Role):
         return parse_vendor_list(self.config.attributes.get("trusted-vendors"))
 
     def facts(self) -> dict[str, Any]:
-        return {"domain": self.domain, "trusted_vendors": self.trusted_vendors() or []}
+        return {
+            "domain": self.domain,
+            "trusted_vendors": self.trusted_vendors() or [],
+            "defences": self.defences.to_dict(),
+        }
 
     def state(self) -> dict[str, Any]:
         state = self.facts()
@@ -90,6 +96,7 @@ class TrustCenterRole(Role):
             bind=self.bind,
             on_fatal=self.ctx.fatal,
             backend_scope=self.backend_scope,
+            defences=self.defences,
         )
         await service.start()
         self.service = service

@@ -8,6 +8,7 @@ registry is the complete account of what the trust center turned away, and why.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,9 +43,11 @@ from testbed.node.trust_center.registry import (
     REFUSED,
     REVOKED,
     Issued,
+    Refusal,
     Registry,
     Thing,
 )
+from testbed.node.trust_center.refusal_log import RefusalLog
 from testbed.node.trust_center.revocation import CrlPublisher
 from testbed.node.trust_center.scope import BackendScope, visible
 from testbed.node.trust_center.trust import TrustAnchors
@@ -87,6 +90,8 @@ class Enrollment:
         self.metrics = metrics
         # Backends poll; a backend's list changes only when the registry does.
         self._things_cache: dict[str, tuple[int, bytes]] = {}
+        # Set by the service: refusal rows are then written off the event loop, in batches.
+        self.refusal_log: RefusalLog | None = None
 
     @property
     def trust(self) -> TrustAnchors:
@@ -262,18 +267,25 @@ class Enrollment:
         record: DeviceRecord | None = refused.record
         serial = record.serial if record is not None else None
         vendor = record.vendor if record is not None else None
-        self.registry.record_refusal(
-            kid=kid,
-            serial=serial,
-            vendor=vendor,
-            reason=refused.reason.value,
-            detail=refused.detail,
-        )
+        row = None
+        if self.refusal_log is None:
+            self.registry.record_refusal(
+                kid=kid,
+                serial=serial,
+                vendor=vendor,
+                reason=refused.reason.value,
+                detail=refused.detail,
+            )
+        else:
+            row = Refusal(time.time(), kid, serial, vendor, refused.reason.value, refused.detail)
+            self.registry.recent_refusals.append(row)
         if enrollment and serial is not None and refused.reason in _ADMISSION_REASONS:
             self.registry.set_state(serial, REFUSED, only_from=(IMPORTED,))
         if self.metrics is not None:
             self.metrics.refusal(refused.reason.value, vendor or UNKNOWN)
         self.publish_registry()
+        if row is not None and self.refusal_log is not None and not self.refusal_log.submit(row):
+            return  # a flood: counted and summarised, not logged line by line
         self.log.warning(
             "enrollment.refused",
             reason=refused.reason.value,
@@ -289,6 +301,18 @@ class Enrollment:
             Refused(RefusalReason.UNKNOWN_DEVICE, f"EDHOC initiator with unknown kid {kid.hex()}"),
             kid,
         )
+
+    def refuses_handshake_of(self, record: DeviceRecord) -> bool:
+        """Whether the EDHOC layer must refuse this record's thing (revoked): recorded here,
+        so that a revoked thing never gets an OSCORE context, let alone a request served."""
+        thing = self.registry.thing(record.serial)
+        if thing is None or thing.state != REVOKED:
+            return False
+        self.record_refusal(
+            Refused(RefusalReason.REVOKED, f"{record.serial} is revoked: EDHOC refused", record),
+            record.kid,
+        )
+        return True
 
     def publish_registry(self) -> None:
         if self.metrics is not None:

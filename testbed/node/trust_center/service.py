@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aiocoap import error
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from testbed.node.coap.credentials import Credential
@@ -41,9 +42,11 @@ from testbed.node.trust_center import devices as dev
 from testbed.node.trust_center import naming
 from testbed.node.trust_center.admission import AdmissionPolicy
 from testbed.node.trust_center.bootstraps import BootstrapReport, BootstrapTracker
+from testbed.node.trust_center.defences import DefenceCollector, Defences
 from testbed.node.trust_center.enrollment import Enrollment
 from testbed.node.trust_center.metrics import TrustCenterMetrics
 from testbed.node.trust_center.finality import refuse_reinstatement
+from testbed.node.trust_center.refusal_log import RefusalLog
 from testbed.node.trust_center.registry import REVOKED, BootstrapRow, Registry
 from testbed.node.trust_center.resources import build_site
 from testbed.node.trust_center.revocation import CrlPublisher, parse_reason
@@ -66,8 +69,11 @@ class TrustCenter:
         bind: tuple[str, int] = ("::", COAP_PORT),
         on_fatal: Callable[[BaseException], None] | None = None,
         backend_scope: BackendScope | None = None,
+        defences: Defences | None = None,
     ) -> None:
         self.backend_scope = backend_scope
+        self.defences = defences or Defences()
+        self._refusal_log: RefusalLog | None = None
         self.material_root = Path(material_root)
         self.state_dir = Path(state_dir)
         self.domain = domain
@@ -104,6 +110,10 @@ class TrustCenter:
         enrollment = self._enrollment = Enrollment(
             policy, registry, crl, self.log, self.metrics, self.backend_scope
         )
+        # Refusal rows off the event loop, bounded (refusal_log); defences before EDHOC state.
+        enrollment.refusal_log = self._refusal_log = RefusalLog(registry.path, on_error=self.on_fatal)
+        self._refusal_log.start()
+        gate = self.defences.gate()
         site = build_site(
             enrollment,
             self.tracker,
@@ -112,11 +122,20 @@ class TrustCenter:
             on_fatal=self.on_fatal,
         )
         self._server = await start_edhoc_server(
-            site, trust.identity, self.lookup, bind=self.bind, sink=self.tracker
+            site,
+            trust.identity,
+            self.lookup,
+            bind=self.bind,
+            sink=self.tracker,
+            gate=gate,
+            max_pending_per_source=self.defences.max_pending_per_source,
         )
         if self.metrics is not None:
             server = self._server
             self.metrics.watch_sessions(lambda: len(server.sessions))
+            self.metrics.watch_defences(
+                DefenceCollector(self.defences, gate, server.sessions, self._refusal_log)
+            )
         enrollment.publish_registry()
         self.log.info(
             "trust_center.serving",
@@ -133,6 +152,9 @@ class TrustCenter:
         if self._server is not None:
             await self._server.close()
             self._server = None
+        if self._refusal_log is not None:
+            await self._refusal_log.close()  # its queued rows, before the registry closes
+            self._refusal_log = None
         if self._registry is not None:
             self._registry.close()
             self._registry = None
@@ -176,6 +198,9 @@ class TrustCenter:
         decisions about devices come later, per request, so that they are recorded."""
         record = self.devices.by_kid(kid)
         if record is not None:
+            if self._enrollment is not None and self._enrollment.refuses_handshake_of(record):
+                # Before any OSCORE context is kept; the diagnostic says why (4.01).
+                raise error.Unauthorized("EDHOC initiator not admitted: revoked")
             return record.credential
         if self._trust is not None and kid in self._trust.backends:
             return self._trust.backends[kid][1]
