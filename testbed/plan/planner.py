@@ -243,7 +243,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             {
                 "domain": domain.name,
                 "trusted-vendors": ",".join(trusted),
-                **defence_attributes(domain.defences),
+                **defence_attributes(domain.defences or TrustCenterDefences.model_validate({})),
                 **({cross_domain.BACKENDS_ATTRIBUTE: backend_scope} if backend_scope else {}),
             },
             routes_via("backbone", [*pan_routes, ("internet", first_router)]),

@@ -85,9 +85,10 @@ class Domain(Strict):
     trusted_vendors: list[Name] | None = Field(
         None, description="vendors this domain admits; default: every vendor"
     )
-    defences: TrustCenterDefences = Field(
-        default_factory=TrustCenterDefences,
-        description="the trust center's flood defences (return routability, rate limits)",
+    defences: TrustCenterDefences | None = Field(
+        None,
+        description="the trust center's flood defences (return routability, rate limits);"
+        " default: both off, half-open handshakes shared fairly between sources",
     )
 
     @property

@@ -13,7 +13,7 @@ OSCORE request. Until that request is answered the responder has no context, so 
 request runs alone; later ones may run concurrently.
 
 A responder that verifies return routability answers message_1 with 4.01 and an Echo option
-(RFC 9175, RFC 9528 Section 9.7). aiocoap 0.4.17 answers Echo only for OSCORE requests
+(RFC 9175; RFC 9528 names it for EDHOC). aiocoap 0.4.17 answers Echo only for OSCORE requests
 (``transports/oscore.py``, RFC 8613 B.1.2), not for the plain message_1 its EDHOC initiator
 sends, and raises on the 4.01. ``EchoAnsweringWire`` repeats such a request once with the
 Echo value, as RFC 9175 Section 2.3 asks of a client.

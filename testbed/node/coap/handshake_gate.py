@@ -3,11 +3,11 @@
 Two defences, each a switch (``GateConfig``), both answered without keeping state for the
 sender:
 
-- **Return routability** with the CoAP Echo option (RFC 9175 Section 2; RFC 9528 Section 9.7
-  names it for EDHOC over CoAP). A message_1 without a valid Echo is answered 4.01
+- **Return routability** with the CoAP Echo option (RFC 9175 Section 2; RFC 9528 names
+  it for EDHOC over CoAP). A message_1 without a valid Echo is answered 4.01
   Unauthorized carrying a fresh Echo value; the initiator repeats message_1 with that value
-  (``edhoc_client`` does). The value is stateless (RFC 9175 Section 2.3, "MAC of a timestamp and
-  the client's address"): 4 bytes of time, then 8 bytes of HMAC-SHA256 over the time and the
+  (``edhoc_client`` does). The value is stateless (RFC 9175 Appendix A: a MAC over a timestamp
+  and the client's address): 4 bytes of time, then 8 bytes of HMAC-SHA256 over the time and the
   source address under a key that never leaves the process. It is valid for
   ``echo_lifetime_s`` and only from the address it was sent to, so a sender that cannot
   receive at the address it claims (a spoofed-source flood) never gets past it.
@@ -107,9 +107,7 @@ class HandshakeGate:
             if echo is not None:
                 self.stats.echo_invalid += 1
             self.stats.echo_challenges += 1
-            return aiocoap.Message(
-                code=aiocoap.UNAUTHORIZED, echo=self.echo_for(source), max_age=0
-            )
+            return aiocoap.Message(code=aiocoap.UNAUTHORIZED, echo=self.echo_for(source), max_age=0)
         return None
 
     # -- Echo values -----------------------------------------------------------------------

@@ -97,7 +97,9 @@ class SessionTable:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_sessions < 1 or max_pending < 1 or max_pending_per_source < 1:
-            raise ValueError("max_sessions, max_pending and max_pending_per_source must be positive")
+            raise ValueError(
+                "max_sessions, max_pending and max_pending_per_source must be positive"
+            )
         if max_sessions + max_pending >= len(ONE_BYTE_IDS) + _TWO_BYTE_SPACE:
             raise ValueError("more sessions than one- and two-byte connection identifiers")
         self.peers = peers

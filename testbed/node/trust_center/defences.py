@@ -68,7 +68,9 @@ def parse_defences(attributes: Mapping[str, str]) -> Defences:
     rate_text = attributes.get(RATE_LIMIT, "off").strip().lower()
     rate = None if rate_text in ("off", "", "none") else _number(RATE_LIMIT, rate_text, float)
     burst = int(_number(RATE_BURST, attributes.get(RATE_BURST, "5"), int))
-    pending = int(_number(MAX_PENDING_PER_SOURCE, attributes.get(MAX_PENDING_PER_SOURCE, "64"), int))
+    pending = int(
+        _number(MAX_PENDING_PER_SOURCE, attributes.get(MAX_PENDING_PER_SOURCE, "64"), int)
+    )
     return Defences(rr == "true", rate, burst, pending)
 
 

@@ -37,6 +37,7 @@ from testbed.node.trust_center import contexts, naming
 from testbed.node.trust_center.admission import AdmissionPolicy, Refused
 from testbed.node.trust_center.devices import DeviceRecord
 from testbed.node.trust_center.metrics import UNKNOWN, TrustCenterMetrics
+from testbed.node.trust_center.refusal_log import RefusalLog
 from testbed.node.trust_center.registry import (
     ENROLLED,
     IMPORTED,
@@ -47,7 +48,6 @@ from testbed.node.trust_center.registry import (
     Registry,
     Thing,
 )
-from testbed.node.trust_center.refusal_log import RefusalLog
 from testbed.node.trust_center.revocation import CrlPublisher
 from testbed.node.trust_center.scope import BackendScope, visible
 from testbed.node.trust_center.trust import TrustAnchors

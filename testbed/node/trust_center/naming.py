@@ -31,7 +31,9 @@ class NameTaken(ValueError):
 
 def holder(registry: Registry, name: str) -> str | None:
     """The serial holding ``name``, if any."""
-    row = registry.connection.execute("SELECT serial FROM things WHERE name = ?", (name,)).fetchone()
+    row = registry.connection.execute(
+        "SELECT serial FROM things WHERE name = ?", (name,)
+    ).fetchone()
     return None if row is None else str(row[0])
 
 

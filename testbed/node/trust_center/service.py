@@ -44,8 +44,8 @@ from testbed.node.trust_center.admission import AdmissionPolicy
 from testbed.node.trust_center.bootstraps import BootstrapReport, BootstrapTracker
 from testbed.node.trust_center.defences import DefenceCollector, Defences
 from testbed.node.trust_center.enrollment import Enrollment
-from testbed.node.trust_center.metrics import TrustCenterMetrics
 from testbed.node.trust_center.finality import refuse_reinstatement
+from testbed.node.trust_center.metrics import TrustCenterMetrics
 from testbed.node.trust_center.refusal_log import RefusalLog
 from testbed.node.trust_center.registry import REVOKED, BootstrapRow, Registry
 from testbed.node.trust_center.resources import build_site
@@ -111,7 +111,9 @@ class TrustCenter:
             policy, registry, crl, self.log, self.metrics, self.backend_scope
         )
         # Refusal rows off the event loop, bounded (refusal_log); defences before EDHOC state.
-        enrollment.refusal_log = self._refusal_log = RefusalLog(registry.path, on_error=self.on_fatal)
+        enrollment.refusal_log = self._refusal_log = RefusalLog(
+            registry.path, on_error=self.on_fatal
+        )
         self._refusal_log.start()
         gate = self.defences.gate()
         site = build_site(

@@ -16,9 +16,7 @@ from testbed.node.errors import StateError
 
 
 def grant(generation: int, secret: bytes) -> OscoreContextGrant:
-    return OscoreContextGrant(
-        PURPOSE_BACKEND, b"\x01", b"\x02", secret, b"salt", None, generation
-    )
+    return OscoreContextGrant(PURPOSE_BACKEND, b"\x01", b"\x02", secret, b"salt", None, generation)
 
 
 def entry(domain: str, serial: str, g: OscoreContextGrant, name: str = "lamp-01") -> ThingEntry:

@@ -19,7 +19,7 @@ from testbed.node.errors import ActionError
 from testbed.node.trust_center.registry import Registry
 from testbed.node.trust_center.schema import SCHEMA_VERSION
 
-from .world import Thing, World, port_of, refusal, running
+from .world import Thing, World, port_of, running
 
 
 def _params(thing: Thing, voucher: pki.Voucher | None = None) -> dict[str, Any]:
@@ -145,7 +145,9 @@ def test_revocation_is_final_whatever_voucher_bytes_come_later(world: World) -> 
             out["enroll"] = await world.bootstrap(thing, port)
             out["same_record"] = await imp(_params(thing))
             # Anyone can make new voucher bytes from the public record: high-S signatures.
-            out["malleated"] = await _action_error(imp(_params(thing, _high_s_voucher(thing.voucher))))
+            out["malleated"] = await _action_error(
+                imp(_params(thing, _high_s_voucher(thing.voucher)))
+            )
             # It went to another owner and came back: A -> elsewhere -> A. Still final.
             away = pki.extend_voucher(
                 thing.voucher, world.domain.owner_key, elsewhere.owner_public_key

@@ -251,7 +251,9 @@ def test_things_only_for_backends(world: World, as_thing: bool) -> None:
 
 
 @pytest.mark.parametrize(("vendor", "model"), [("globex", "t-1000"), ("acme", "door-lock-9")])
-def test_csr_claiming_another_vendor_or_hardware_type(world: World, vendor: str, model: str) -> None:
+def test_csr_claiming_another_vendor_or_hardware_type(
+    world: World, vendor: str, model: str
+) -> None:
     # The serial is right, the key is the thing's own: only the vendor or hardware type lies,
     # and that claim would end up in the domain-signed LDevID.
     thing = world.make_thing("SN-C4")
