@@ -272,8 +272,7 @@ def test_decommission_and_no_way_back_in_the_old_domain(building: Building) -> N
     )
     again = building.phase("commission", limit=thing)
     assert again.failed_hosts == [thing]
-    # Refused at EDHOC (before any context is kept), the trust center's row says why.
-    assert "handshake-refused" in again.hosts[thing].reason, again.hosts[thing].reason
+    assert "revoked" in again.hosts[thing].reason, again.hosts[thing].reason
     refusals = sql(
         building.backend,
         building.run,
@@ -392,26 +391,43 @@ def test_a_thing_reporting_another_things_name_does_not_take_its_place(
     assert building.readable(victim) and building.readable(liar)
 
 
+LIE_ABOUT_OWNER = """
+import json, os, shutil, sys, time
+from pathlib import Path
+from testbed.node import material as M
+state = Path("/var/lib/testbed")
+owner = state / "owner"
+owner.mkdir(exist_ok=True)
+shutil.copy(M.path(M.TRUST_CENTER_CCS, Path("/etc/testbed")), owner / "trust-center.ccs.cbor")
+record = {"schema": 1, "domain": sys.argv[1], "trust_center_uri": sys.argv[2],
+          "ccs": "owner/trust-center.ccs.cbor", "transferred_at": time.time()}
+(state / "owner.json").write_text(json.dumps(record))
+st = state.stat()
+for path in (owner, owner / "trust-center.ccs.cbor", state / "owner.json"):
+    os.chown(path, st.st_uid, st.st_gid)
+"""
+
+
 def test_a_thing_lying_about_its_owner_is_still_revoked_at_its_real_owner(
-    building: Building,
+    building: Building, docker_client: Any
 ) -> None:
-    """co2-01 (owned by hvac) is made to report lighting as its owner, then recommissioned to
-    lighting: the playbook must still revoke it at hvac (the owner of record) and wipe it."""
+    """co2-01 (owned by hvac) is compromised: it rewrites its owner record to say lighting
+    (keeping its hvac keys and trust center) and restarts. Recommissioned to lighting, it must
+    still be revoked at hvac (the owner of record) and wiped."""
     liar = "co2-01"
     serial = building.serials[liar]
     wait_for(lambda: building.lifecycle(liar) == "operational", 60, f"{liar} operational")
     assert building.devices("tc-hvac")[serial]["state"] == "enrolled"
-    inv = inventory.inventory_for_run(building.backend, building.run)
-    ccs = (building.run_dir / "nodes" / "tc-lighting" / "tc" / "tc.ccs.cbor").read_bytes()
-    action(
-        building.backend,
-        building.run,
-        liar,
-        "transfer",
-        domain="lighting",
-        trust_center_uri=inv.vars["testbed_trust_center_uris"]["lighting"],
-        trust_center_ccs=base64.b64encode(ccs).decode(),
+    uri = inventory.inventory_for_run(building.backend, building.run).vars[
+        "testbed_trust_center_uris"
+    ]["hvac"]
+    lie = building.backend.exec(
+        building.run, liar, ["python3", "-c", LIE_ABOUT_OWNER, "lighting", uri]
     )
+    assert lie.exit_code == 0, lie.output
+    container = docker_client.containers.get(f"tb-{building.run}-{liar}")
+    container.restart(timeout=10)
+    wait_for(lambda: building.lifecycle(liar) == "operational", 60, f"{liar} back")
     assert building.status(liar)["domain"] == "lighting"  # the lie
     # The cross-domain policy keeps co2-01 away from tc-lighting, so its bootstrap there
     # fails at the end of the phase (after a short timeout); what matters is what came before.

@@ -50,6 +50,7 @@ class SessionStats:
     evicted_established: int = 0
     evicted_own: int = 0  # pending evicted because their source was over its share
     expired_pending: int = 0  # pending that timed out
+    forgotten: int = 0  # established, then dropped at once because the peer was refused
 
 
 class ResponderSession(EdhocResponderContext):  # type: ignore[misc]
@@ -63,6 +64,10 @@ class ResponderSession(EdhocResponderContext):  # type: ignore[misc]
     def __init__(self, responder: Any, c_i: bytes, c_r: bytes, table: SessionTable) -> None:
         super().__init__(responder, c_i, c_r, table, table.log)
         self._table = table
+
+    def forget(self) -> bool:
+        """Take this session out of its table (see ``SessionTable.forget``)."""
+        return self._table.forget(self)
 
     def _offer_message_3(self, message_3: bytes) -> bytes:
         if not self._incomplete:
@@ -172,6 +177,15 @@ class SessionTable:
             self.stats.evicted_established += 1
         self._established[c_r] = session
         self.stats.handshakes_completed += 1
+
+    def forget(self, session: ResponderSession) -> bool:
+        """Drop an established session now (its peer was refused: nothing of it is kept)."""
+        c_r = session.recipient_id
+        if self._established.get(c_r) is session:
+            del self._established[c_r]
+            self.stats.forgotten += 1
+            return True
+        return False
 
     def fail(self, session: ResponderSession) -> None:
         self._drop_pending(session.recipient_id)

@@ -302,18 +302,6 @@ class Enrollment:
             kid,
         )
 
-    def refuses_handshake_of(self, record: DeviceRecord) -> bool:
-        """Whether the EDHOC layer must refuse this record's thing (revoked): recorded here,
-        so that a revoked thing never gets an OSCORE context, let alone a request served."""
-        thing = self.registry.thing(record.serial)
-        if thing is None or thing.state != REVOKED:
-            return False
-        self.record_refusal(
-            Refused(RefusalReason.REVOKED, f"{record.serial} is revoked: EDHOC refused", record),
-            record.kid,
-        )
-        return True
-
     def publish_registry(self) -> None:
         if self.metrics is not None:
             self.metrics.registry_summary(

@@ -30,7 +30,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiocoap import error
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from testbed.node.coap.credentials import Credential
@@ -200,9 +199,6 @@ class TrustCenter:
         decisions about devices come later, per request, so that they are recorded."""
         record = self.devices.by_kid(kid)
         if record is not None:
-            if self._enrollment is not None and self._enrollment.refuses_handshake_of(record):
-                # Before any OSCORE context is kept; the diagnostic says why (4.01).
-                raise error.Unauthorized("EDHOC initiator not admitted: revoked")
             return record.credential
         if self._trust is not None and kid in self._trust.backends:
             return self._trust.backends[kid][1]
