@@ -172,6 +172,7 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
             files[f"{record}/{M.DEVICE_RECORD_CCS}"] = device.ccs.to_bytes()
             if thing.name in minted.psks:
                 files[f"{record}/{M.DEVICE_RECORD_PSK}"] = minted.psks[thing.name]
+            files[f"{record}/{M.DEVICE_RECORD_NAME}"] = thing.name.encode()
         for host_name, (_, credential) in backend_ids.items():
             files[f"{M.BACKENDS_DIR}/{host_name}.ccs.cbor"] = credential.to_bytes()
         _write_node(run_dir, tc, files)

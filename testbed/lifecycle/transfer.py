@@ -10,8 +10,13 @@ it (``testbed.iot.trust_center``) and the thing adopts D's trust center
 Idempotent: a chain that already ends at D is left as it is (``changed`` false).
 
     python -m testbed.lifecycle.transfer --run-dir RUN --thing NAME --to DOMAIN [--check]
+    python -m testbed.lifecycle.transfer --run-dir RUN --thing NAME --owner
 
-prints the result as JSON, or {"failed": true, "msg": ..., "hint": ...} and exits 1 (the
+The second form only says who owns the thing now (the domain the chain ends at, and that
+domain's trust center from the plan): the playbooks pick the acting trust center from it, never
+from the domain a thing reports about itself, which a compromised thing can make up.
+
+Each prints the result as JSON, or {"failed": true, "msg": ..., "hint": ...} and exits 1 (the
 recommission playbook runs it delegated to localhost).
 """
 
@@ -153,17 +158,71 @@ def transfer(run_dir: Path, thing: str, to_domain: str, *, check: bool = False) 
     )
 
 
+@dataclass(frozen=True)
+class OwnerResult:
+    thing: str
+    serial: str
+    domain: str
+    links: int
+    by: str  # "voucher": the chain ends at this domain; "plan": it names none of the building's
+    trust_center: TrustCenterRef
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def current_owner(run_dir: Path, thing: str) -> OwnerResult:
+    """Who owns ``thing`` according to the run's records (its voucher chain), and that
+    owner's trust center from the plan."""
+    domains = _domains(run_dir)
+    thing_dir = run_dir / "pki" / "things" / thing
+    try:
+        chain = pki.load_voucher(thing_dir)
+    except PkiError as exc:
+        raise TransferError(exc.message, "is the thing name right?") from exc
+    if chain is None:
+        raise TransferError(f"{thing_dir} holds no voucher", "is the thing name right?")
+    try:
+        domain, by = owner_of(chain, domains), "voucher"
+    except TransferError:
+        # A voucher naming no owner of this building (the foreign-voucher fault): the plan's
+        # domain of the thing takes its record, and refuses it as foreign-owner at enrollment.
+        domain, by = _planned_domain(run_dir, thing), "plan"
+    return OwnerResult(
+        thing, chain.serial, domain, len(chain), by, trust_center_of(run_dir, domain)
+    )
+
+
+def _planned_domain(run_dir: Path, thing: str) -> str:
+    try:
+        plan = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TransferError(f"cannot read {run_dir / 'plan.json'}: {exc}") from exc
+    for node in plan.get("nodes", []):
+        if node.get("name") == thing:
+            domain = node.get("config", {}).get("attributes", {}).get("domain")
+            if isinstance(domain, str) and domain:
+                return domain
+    raise TransferError(f"{thing} has neither a known owner nor a planned domain")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m testbed.lifecycle.transfer")
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--thing", required=True)
-    parser.add_argument("--to", required=True, dest="to_domain")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", dest="to_domain", help="extend the voucher to this domain")
+    target.add_argument("--owner", action="store_true", help="only say who owns the thing")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="compute, write nothing")
     mode.add_argument("--write", action="store_true", help="store the extended chain (default)")
     args = parser.parse_args(argv)
     try:
-        result = transfer(args.run_dir, args.thing, args.to_domain, check=args.check)
+        result: TransferResult | OwnerResult
+        if args.owner:
+            result = current_owner(args.run_dir, args.thing)
+        else:
+            result = transfer(args.run_dir, args.thing, args.to_domain, check=args.check)
     except TestbedError as exc:
         print(json.dumps({"failed": True, "msg": exc.message, "hint": exc.hint}))
         return 1

@@ -106,6 +106,7 @@ class RefusalReason(enum.Enum):
     BAD_CSR = "bad-csr"  # CSR unparsable, bad signature, wrong serial
     NOT_ENROLLED = "not-enrolled"  # asked for contexts before enrolling
     NOT_AUTHORIZED = "not-authorized"  # a credential without the right for that resource
+    NAME_TAKEN = "name-taken"  # reports a name bound to another thing, or not its record's
 
 
 @dataclass(frozen=True)

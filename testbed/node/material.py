@@ -66,6 +66,8 @@ DEVICE_RECORD_IDEVID = "idevid.crt.der"
 DEVICE_RECORD_CCS = "device.ccs.cbor"
 DEVICE_RECORD_PSK = "device.psk"  # dtls-psk things only: the factory PSK, sold with the voucher
 PSK_BYTES = 16  # RFC 7925 4.2: at least 128 bits of entropy
+# Optional: the name the owner knows the thing by (its planned node name), bound to the serial.
+DEVICE_RECORD_NAME = "name.txt"
 BACKENDS_DIR = "backends"  # backends/<node>.ccs.cbor
 
 HOST_KEY_COSE = f"{IDENTITY}/host.key.cbor"

@@ -279,6 +279,73 @@ _SPECS: tuple[MetricSpec, ...] = (
         component="trust center",
     ),
     MetricSpec(
+        "testbed_tc_handshake_gate",
+        "counter",
+        "EDHOC message_1 decisions of the responder's defences, before any state is kept.",
+        ("outcome",),
+        roles=("trust_center",),
+        component="trust center",
+        note="outcome: challenged (4.01 + Echo sent), echo-verified, echo-invalid, rate-limited"
+        " (4.29 sent); only while a defence is on (testbed_tc_defence_enabled)",
+        always=False,
+    ),
+    MetricSpec(
+        "testbed_tc_defence_enabled",
+        "gauge",
+        "Trust center defences switched on (1) or off (0) by the topology.",
+        ("defence",),
+        roles=("trust_center",),
+        component="trust center",
+        note="defence: return_routability, rate_limit_per_source",
+    ),
+    MetricSpec(
+        "testbed_tc_half_open_handshakes",
+        "gauge",
+        "EDHOC handshakes answered with message_2 and waiting for message_3.",
+        roles=("trust_center",),
+        component="trust center",
+    ),
+    MetricSpec(
+        "testbed_tc_half_open_sources",
+        "gauge",
+        "Source addresses holding half-open EDHOC handshakes.",
+        roles=("trust_center",),
+        component="trust center",
+    ),
+    MetricSpec(
+        "testbed_tc_half_open_max_per_source",
+        "gauge",
+        "The most half-open EDHOC handshakes one source address holds.",
+        roles=("trust_center",),
+        component="trust center",
+        note="bounded by the max_pending_per_source defence",
+    ),
+    MetricSpec(
+        "testbed_tc_half_open_evicted",
+        "counter",
+        "Half-open EDHOC handshakes dropped before message_3, by cause.",
+        ("cause",),
+        roles=("trust_center",),
+        component="trust center",
+        note="cause: timeout, source-share (its source was over its share), table-full (its"
+        " source held the most when the table was full)",
+    ),
+    MetricSpec(
+        "testbed_tc_refusals_unrecorded",
+        "counter",
+        "Refusals counted but not written as rows of their own (refusal queue full): each"
+        " reason's count goes into one summary row.",
+        roles=("trust_center",),
+        component="trust center",
+    ),
+    MetricSpec(
+        "testbed_tc_refusal_queue",
+        "gauge",
+        "Refusal rows waiting for the registry writer.",
+        roles=("trust_center",),
+        component="trust center",
+    ),
+    MetricSpec(
         "testbed_tc_bootstrap_duration_seconds",
         "histogram",
         "Server-side bootstrap duration: EDHOC message_1 (DTLS: the first ClientHello) received"

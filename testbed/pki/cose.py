@@ -1,7 +1,7 @@
 """COSE_Sign1 with ES256 (RFC 9052 Section 4.2, RFC 9053 Section 2.1), and nothing more.
 
     COSE_Sign1 = #6.18([ protected: bstr .cbor {1: -7}, unprotected: {}, payload: bstr,
-                         signature: bstr ])            / r || s, 32 bytes each /
+                         signature: bstr ])            / r || s, 32 bytes each, s <= n/2 (low-S) /
     Sig_structure = ["Signature1", protected, external_aad, payload]
 
 A full COSE library would bring algorithm negotiation this package does not want: the only
@@ -32,6 +32,12 @@ from testbed.pki import _cbor, keys
 TAG_SIGN1 = 18
 ALG, ES256 = 1, -7
 _PROTECTED_ES256 = _cbor.dumps({ALG: ES256})
+# The order of P-256's base point. (r, s) and (r, n - s) are both valid ECDSA signatures of
+# the same message: anyone can turn one into the other without the key. Only the low-S form
+# (s <= n/2, as Bitcoin's BIP 62 and libsecp256k1 insist) is made and accepted, so that a
+# signed object has exactly one encoding and "different bytes" means "differently signed".
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_HALF_ORDER = P256_ORDER // 2
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ def sign(payload: bytes, key: keys.PrivateKey, external_aad: bytes = b"") -> byt
         sig_structure(_PROTECTED_ES256, payload, external_aad), ec.ECDSA(hashes.SHA256())
     )
     r, s = decode_dss_signature(der)
+    if s > _HALF_ORDER:
+        s = P256_ORDER - s
     raw = r.to_bytes(keys.COORD_LEN, "big") + s.to_bytes(keys.COORD_LEN, "big")
     return _cbor.dumps(cbor2.CBORTag(TAG_SIGN1, [_PROTECTED_ES256, {}, payload, raw]))
 
@@ -80,6 +88,8 @@ def verify(message: Sign1, public_key: keys.PublicKey, external_aad: bytes = b""
         return False
     r = int.from_bytes(message.signature[: keys.COORD_LEN], "big")
     s = int.from_bytes(message.signature[keys.COORD_LEN :], "big")
+    if not 0 < s <= _HALF_ORDER:
+        return False  # high-S: a malleated copy of a valid signature, never made here
     tbs = sig_structure(message.protected, message.payload, external_aad)
     try:
         public_key.verify(encode_dss_signature(r, s), tbs, ec.ECDSA(hashes.SHA256()))

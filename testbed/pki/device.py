@@ -179,6 +179,7 @@ def issue_ldevid(
     serial_number: int,
     *,
     expected_serial: str | None,
+    expected: DeviceName | None = None,
     lifetime: timedelta = LDEVID_LIFETIME,
     now: datetime | None = None,
 ) -> x509.Certificate:
@@ -188,6 +189,9 @@ def issue_ldevid(
     ``expected_serial`` is the device serial the trust center authenticated (from the IDevID or
     the EDHOC credential); the CSR's own SAN claim is only accepted if it matches. It has no
     default on purpose: ``None`` (take the CSR's word) must be a visible decision.
+    ``expected`` is the whole device name of the authenticated IDevID: every claim of the CSR
+    (vendor, serial, hardware type) must equal it, and the certificate is built from it, so
+    that nothing the requester wrote reaches the domain-signed certificate unchecked.
     """
     if not csr.is_signature_valid:
         raise PkiError("CSR: the signature does not verify", "the requester does not hold the key")
@@ -200,6 +204,14 @@ def issue_ldevid(
         raise PkiError(
             f"CSR: asks for device serial {name.serial!r}, the requester is {expected_serial!r}"
         )
+    if expected is not None:
+        for claim in ("vendor", "serial", "hw_type"):
+            if getattr(name, claim) != getattr(expected, claim):
+                raise PkiError(
+                    f"CSR: claims {claim} {getattr(name, claim)!r}, the IDevID says"
+                    f" {getattr(expected, claim)!r}"
+                )
+        name = expected
     if not 0 < serial_number < MAX_CERT_SERIAL:
         raise PkiError(f"certificate serial {serial_number} out of range 1..2**159-1")
     start = _time.utc(now)

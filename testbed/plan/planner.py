@@ -25,7 +25,7 @@ from testbed.plan import addressing
 from testbed.plan import policy as cross_domain
 from testbed.plan.labels import NETWORK, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
-from testbed.topology.schema import NAME_RE, IpLink, Pan, Topology
+from testbed.topology.schema import NAME_RE, IpLink, Pan, Topology, TrustCenterDefences
 
 RESOURCE_PREFIX = "tb"
 SYSCTLS_ALL = {
@@ -243,6 +243,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             {
                 "domain": domain.name,
                 "trusted-vendors": ",".join(trusted),
+                **defence_attributes(domain.defences or TrustCenterDefences.model_validate({})),
                 **({cross_domain.BACKENDS_ATTRIBUTE: backend_scope} if backend_scope else {}),
             },
             routes_via("backbone", [*pan_routes, ("internet", first_router)]),
@@ -394,3 +395,15 @@ def ip_impairment(link: IpLink, where: str) -> shaping.Impairment:
         raise PlanError(
             f"{where}.{exc.option}: {exc.reason}", f"fix {where} in the topology file"
         ) from None
+
+
+def defence_attributes(defences: TrustCenterDefences) -> dict[str, str]:
+    """The trust center's defence switches as node attributes (testbed.node.trust_center
+    .defences reads them)."""
+    rate = defences.rate_limit_per_source
+    return {
+        "defence-return-routability": "true" if defences.return_routability else "false",
+        "defence-rate-limit-per-source": "off" if rate is None else f"{rate:g}",
+        "defence-rate-limit-burst": str(defences.rate_limit_burst),
+        "defence-max-pending-per-source": str(defences.max_pending_per_source),
+    }

@@ -75,6 +75,24 @@ class Vendor(Strict):
     models: list[Model] = Field(min_length=1)
 
 
+class TrustCenterDefences(Strict):
+    """Switches of the trust center's defences against handshake floods (same attack, measured
+    with and without). Half-open handshakes are always shared fairly between sources."""
+
+    return_routability: bool = Field(
+        False,
+        description="CoAP Echo (RFC 9175) before the trust center keeps EDHOC state for a"
+        " message_1; off by default (optional in RFC 9528)",
+    )
+    rate_limit_per_source: float | None = Field(
+        None, gt=0, description="message_1 per second per source address; null: no limit"
+    )
+    rate_limit_burst: int = Field(5, ge=1, le=1000, description="message_1 at once per source")
+    max_pending_per_source: int = Field(
+        64, ge=1, le=256, description="half-open EDHOC handshakes one source may hold"
+    )
+
+
 class Domain(Strict):
     """An operator domain (owner): its trust center admits things whose vouchers name it."""
 
@@ -82,6 +100,11 @@ class Domain(Strict):
     trust_center: Name | None = Field(None, description="node name; default tc-<domain>")
     trusted_vendors: list[Name] | None = Field(
         None, description="vendors this domain admits; default: every vendor"
+    )
+    defences: TrustCenterDefences | None = Field(
+        None,
+        description="the trust center's flood defences (return routability, rate limits);"
+        " default: both off, half-open handshakes shared fairly between sources",
     )
 
     @property

@@ -17,7 +17,7 @@ import pytest
 from testbed import bringup
 from testbed.backends.docker import DockerBackend
 from tests.integration.conftest import ROOT, remove_run, run_cli
-from tests.integration.nodes import action, sql, state, wait_for
+from tests.integration.nodes import action, metrics, sql, state, wait_for
 
 pytestmark = pytest.mark.integration
 FIXTURES = ROOT / "tests" / "fixtures" / "topologies" / "integration"
@@ -213,6 +213,21 @@ def test_up_and_status_say_why_each_thing_failed(refusals, cli_env) -> None:  # 
 def test_the_genuine_thing_next_to_them_is_admitted(refusals) -> None:  # type: ignore[no-untyped-def]
     backend, run, _ = refusals
     assert state(backend, run, "genuine-01")["lifecycle"] == "operational"
+
+
+def test_things_bootstrap_through_return_routability(refusals) -> None:  # type: ignore[no-untyped-def]
+    # The topology switches both defences on: each thing's message_1 was first answered with
+    # 4.01 + Echo (no state kept), and the thing repeated it with the Echo value.
+    backend, run, tc_state = refusals
+    assert tc_state["defences"]["return_routability"] is True
+    assert tc_state["defences"]["rate_limit_per_source"] == 5
+    gate = metrics(backend, run, "tc-facility", "testbed_tc_")
+    enabled = 'testbed_tc_defence_enabled{defence="return_routability"}'
+    assert gate[enabled] == 1.0
+    challenged = gate['testbed_tc_handshake_gate_total{outcome="challenged"}']
+    verified = gate['testbed_tc_handshake_gate_total{outcome="echo-verified"}']
+    assert verified >= 4 and challenged >= verified, gate  # four things, each at least once
+    assert gate["testbed_tc_half_open_handshakes"] == 0.0
 
 
 # -- the trust center killed in the middle of bootstrapping twenty things -------------------------

@@ -29,10 +29,17 @@ from aiocoap import error
 from testbed.node.backend import probes
 from testbed.node.backend.directory import ListingError, ThingEntry, TrustCenterDirectory
 from testbed.node.backend.metrics import BackendMetrics, outcome_of
-from testbed.node.backend.peers import PeerContexts, Reply, ThingPeer
+from testbed.node.backend.peers import (
+    PeerContexts,
+    PeerKey,
+    Reply,
+    ThingPeer,
+    find_peers,
+    labelled,
+)
 from testbed.node.coap.errors import ChannelError, CredentialError
 from testbed.node.coap.transport import create_context
-from testbed.node.errors import ActionError
+from testbed.node.errors import ActionError, StateError
 from testbed.node.logs import EventLog
 from testbed.node.thing import catalog
 
@@ -63,7 +70,9 @@ class Backend:
         self.read_interval = read_interval
         self.timeout = timeout
         self.directories: dict[str, TrustCenterDirectory] = {}
-        self.peers: dict[str, ThingPeer] = {}  # by thing name
+        # By (domain, serial): the serial is what the trust center authenticated, the domain
+        # whose trust center listed it. A name is only a label (two domains may list one).
+        self.peers: dict[PeerKey, ThingPeer] = {}
         self.polled: dict[str, dict[str, Any]] = {}  # domain -> last poll outcome
         self.refusals: dict[str, int] = {}  # responses our contexts refused to unprotect
         self.coap: aiocoap.Context | None = None
@@ -136,14 +145,15 @@ class Backend:
         closing.add_done_callback(_consume)
 
     def _update(self, domain: str, things: list[ThingEntry]) -> None:
-        listed = {t.name: t for t in things}
-        for name, gone in list(self.peers.items()):
-            if gone.entry.domain == domain and name not in listed:
-                self.log.info("backend.thing_gone", thing=name, domain=domain)
+        listed = {(domain, t.serial): t for t in things}
+        for key, gone in list(self.peers.items()):
+            if gone.entry.domain == domain and key not in listed:
+                self.log.info("backend.thing_gone", thing=gone.entry.name, domain=domain)
                 gone.context.close()
-                del self.peers[name]
-        for name, entry in listed.items():
-            peer = self.peers.get(name)
+                del self.peers[key]
+        for key, entry in listed.items():
+            name = entry.name
+            peer = self.peers.get(key)
             if peer is not None and peer.entry == entry:
                 continue
             if peer is not None and peer.entry.grant == entry.grant:
@@ -151,8 +161,14 @@ class Backend:
                 continue
             if peer is not None:
                 peer.context.close()  # re-keyed: the old generation is dead
-            context = self.contexts.open(entry, self._refused)
-            self.peers[name] = ThingPeer(entry, context, {} if peer is None else peer.last)
+            try:
+                context = self.contexts.open(entry, self._refused)
+            except StateError as exc:
+                self.peers.pop(key, None)
+                self._refused("key-reuse")  # shown in /state refused_responses
+                self.log.error("backend.context_refused", thing=name, domain=domain, error=str(exc))
+                continue
+            self.peers[key] = ThingPeer(entry, context, {} if peer is None else peer.last)
             self.log.info(
                 "backend.thing_added",
                 thing=name,
@@ -169,15 +185,15 @@ class Backend:
     async def _read_loop(self) -> None:
         # Each thing on its own clock, starting when it first appears in a listing: a freshly
         # commissioned thing is read at once, not at the next round of the others.
-        due: dict[str, float] = {}
+        due: dict[PeerKey, float] = {}
         tick = min(self.read_interval, 0.25)
         while True:
             now = time.monotonic()
-            ready = [p for n, p in self.peers.items() if due.setdefault(n, now) <= now]
+            ready = [p for k, p in self.peers.items() if due.setdefault(k, now) <= now]
             for peer in ready:
-                due[peer.entry.name] = now + self.read_interval
-            for name in set(due) - set(self.peers):
-                del due[name]
+                due[peer.key] = now + self.read_interval
+            for key in set(due) - set(self.peers):
+                del due[key]
             await asyncio.gather(*(self._read_thing(p) for p in ready))
             await asyncio.sleep(tick)
 
@@ -203,7 +219,7 @@ class Backend:
         # new secret) means the thing holds other keys than ours now.
         if result["code"] in ("4.00", "4.01") and result["protected"] is False:
             await self.poll(peer.entry.domain)
-            fresh = self.peers.get(peer.entry.name)
+            fresh = self.peers.get(peer.key)
             result["stale_context"] = True
             if fresh is None:
                 result["listed"] = False
@@ -267,21 +283,28 @@ class Backend:
 
     async def peer(self, params: dict[str, Any]) -> tuple[ThingPeer, str]:
         name, resource = params.get("thing"), params.get("resource")
+        domain = params.get("domain")
         if not isinstance(name, str) or not isinstance(resource, str):
             raise ActionError(
                 "parameters 'thing' and 'resource' are required",
                 '{"thing": "thermostat-01", "resource": "temperature"}',
             )
-        peer = self.peers.get(name)
-        if peer is None:
+        found = find_peers(self.peers, name, domain)
+        if not found:
             # Commissioned since the last poll (`testbed up` has just said so, and the next
             # poll is up to poll_interval away): ask the trust centers now, then decide.
             await asyncio.gather(*(self.poll(domain) for domain in self.directories))
-            peer = self.peers.get(name)
-        if peer is None:
-            known = ", ".join(sorted(self.peers)) or "none yet"
+            found = find_peers(self.peers, name, domain)
+        if not found:
+            known = ", ".join(sorted({p.entry.name for p in self.peers.values()})) or "none yet"
             raise ActionError(f"no operational thing {name!r} listed", f"known: {known}")
-        return peer, resource.lstrip("/")
+        if len(found) > 1:
+            where = ", ".join(f"{p.entry.domain}/{p.entry.serial}" for p in found)
+            raise ActionError(
+                f"{len(found)} things are listed as {name!r}: {where}",
+                "add 'domain', or name the thing by its serial",
+            )
+        return found[0], resource.lstrip("/")
 
     async def probe_unprotected(self, peer: ThingPeer, resource: str) -> dict[str, Any]:
         assert self.coap is not None
@@ -310,7 +333,8 @@ class Backend:
                 for d in self.trust_centers
             },
             "things": {
-                name: {
+                label: {
+                    "name": p.entry.name,
                     "domain": p.entry.domain,
                     "serial": p.entry.serial,
                     "address": p.entry.address,
@@ -319,7 +343,7 @@ class Backend:
                     "generation": p.entry.grant.generation,
                     "last": p.last,
                 }
-                for name, p in sorted(self.peers.items())
+                for label, p in labelled(self.peers)
             },
             "refused_responses": self.refusals,
         }

@@ -11,6 +11,12 @@ and can never leave unprotected, whatever the context's client credentials map h
 With the combined mode of RFC 9668 (the default, as in aiocoap) message_3 rides on the first
 OSCORE request. Until that request is answered the responder has no context, so the first
 request runs alone; later ones may run concurrently.
+
+A responder that verifies return routability answers message_1 with 4.01 and an Echo option
+(RFC 9175; RFC 9528 names it for EDHOC). aiocoap 0.4.17 answers Echo only for OSCORE requests
+(``transports/oscore.py``, RFC 8613 B.1.2), not for the plain message_1 its EDHOC initiator
+sends, and raises on the 4.01. ``EchoAnsweringWire`` repeats such a request once with the
+Echo value, as RFC 9175 Section 2.3 asks of a client.
 """
 
 from __future__ import annotations
@@ -95,7 +101,7 @@ class EdhocOscoreClient:
         self.handshakes += 1
         try:
             self._oscore = await self._edhoc.establish_context(
-                wire=self.context,
+                wire=EchoAnsweringWire(self.context),
                 underlying_address=self._remote,
                 underlying_proxy_scheme=None,
                 underlying_uri_host=None,
@@ -165,3 +171,42 @@ class EdhocOscoreClient:
     async def close(self) -> None:
         if self._owns_context:
             await self.context.shutdown()
+
+
+class _Pending:
+    """The part of aiocoap's request handle that its EDHOC initiator uses."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = asyncio.ensure_future(response)
+
+    @property
+    def response(self) -> Any:
+        return self._response
+
+    @property
+    async def response_raising(self) -> aiocoap.Message:
+        response: aiocoap.Message = await self._response
+        if not response.code.is_successful():
+            raise error.ResponseWrappingError(response)
+        return response
+
+
+class EchoAnsweringWire:
+    """A CoAP context for the EDHOC initiator: a 4.01 carrying Echo is answered once."""
+
+    def __init__(self, context: aiocoap.Context) -> None:
+        self.context = context
+        self.echo_answers = 0
+
+    def request(self, message: aiocoap.Message) -> _Pending:
+        return _Pending(self._exchange(message))
+
+    async def _exchange(self, message: aiocoap.Message) -> aiocoap.Message:
+        response: aiocoap.Message = await self.context.request(message).response
+        echo = response.opt.echo
+        if response.code == aiocoap.UNAUTHORIZED and echo is not None:
+            self.echo_answers += 1
+            log.debug("%s asked for return routability; repeating with its Echo", message.remote)
+            again = message.copy(echo=echo, mid=None, token=None)
+            response = await self.context.request(again).response
+        return response

@@ -26,6 +26,7 @@ from aiocoap import error, resource
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from testbed.node.coap.credentials import Credential, EdhocIdentity, PeerLookup
+from testbed.node.coap.handshake_gate import HandshakeGate, source_of
 from testbed.node.coap.sessions import SessionTable
 from testbed.node.coap.transport import DatagramSink, bound_port, create_context
 
@@ -45,18 +46,27 @@ class EdhocOscoreSite(OscoreSiteWrapper):  # type: ignore[misc]
         max_sessions: int = 4096,
         max_pending: int = 256,
         pending_timeout: float = 60.0,
+        gate: HandshakeGate | None = None,
+        max_pending_per_source: int = 64,
     ) -> None:
         self.identity = identity
+        self.gate = gate
         self.sessions = SessionTable(
             peers,
             log,
             max_sessions=max_sessions,
             max_pending=max_pending,
             pending_timeout=pending_timeout,
+            max_pending_per_source=max_pending_per_source,
         )
         super().__init__(inner_site, self.sessions)
 
     def _process_edhoc_msg12(self, pipe: Any) -> None:
+        # Return routability and rate limits first: no state, no cryptography before them.
+        refusal = None if self.gate is None else self.gate.check(pipe.request)
+        if refusal is not None:
+            pipe.add_response(refusal, is_last=True)
+            return
         responder = lakers.EdhocResponder(
             r=self.identity.d, cred_r=self.identity.credential.encoded
         )
@@ -68,7 +78,7 @@ class EdhocOscoreSite(OscoreSiteWrapper):  # type: ignore[misc]
             raise error.BadRequest("EDHOC message_1 not acceptable") from exc
         if any(item.is_critical() for item in ead_1):
             raise error.BadRequest("critical EAD_1 not supported")
-        session = self.sessions.open(responder, c_i)
+        session = self.sessions.open(responder, c_i, source_of(pipe.request.remote))
         message_2 = responder.prepare_message_2(
             lakers.CredentialTransfer.ByReference, session.recipient_id, None
         )
@@ -145,6 +155,8 @@ async def start_edhoc_server(
     max_sessions: int = 4096,
     max_pending: int = 256,
     pending_timeout: float = 60.0,
+    gate: HandshakeGate | None = None,
+    max_pending_per_source: int = 64,
 ) -> EdhocServer:
     """Serve ``resources`` (an aiocoap Site) behind an EDHOC responder on ``bind``."""
     site = EdhocOscoreSite(
@@ -154,6 +166,8 @@ async def start_edhoc_server(
         max_sessions=max_sessions,
         max_pending=max_pending,
         pending_timeout=pending_timeout,
+        gate=gate,
+        max_pending_per_source=max_pending_per_source,
     )
     context = await create_context(site=site, bind=bind, sink=sink, loggername="coap-server")
     return EdhocServer(context, site)

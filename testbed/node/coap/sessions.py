@@ -9,7 +9,10 @@ hundreds of things, so this table replaces that store:
   lakers accepts up to 8 bytes). A longer C_R costs one byte more in message_2 and in every
   OSCORE request's kid, no more.
 - Half-done handshakes (message_2 sent, no message_3 yet) live in their own small table with a
-  timeout, so a flood of message_1s cannot push out established contexts.
+  timeout, so a flood of message_1s cannot push out established contexts. That table is shared
+  fairly between source addresses: one source holds at most ``max_pending_per_source`` (its
+  own oldest goes first), and when the table is full the source holding the most loses its
+  oldest, so a flood from one address can only evict its own handshakes.
 - Established contexts are kept least recently used first and the oldest is dropped beyond
   ``max_sessions``; its peer then gets 4.01 (context not found) and runs EDHOC again.
 
@@ -45,6 +48,9 @@ class SessionStats:
     handshakes_failed: int = 0
     evicted_pending: int = 0
     evicted_established: int = 0
+    evicted_own: int = 0  # pending evicted because their source was over its share
+    expired_pending: int = 0  # pending that timed out
+    forgotten: int = 0  # established, then dropped at once because the peer was refused
 
 
 class ResponderSession(EdhocResponderContext):  # type: ignore[misc]
@@ -58,6 +64,10 @@ class ResponderSession(EdhocResponderContext):  # type: ignore[misc]
     def __init__(self, responder: Any, c_i: bytes, c_r: bytes, table: SessionTable) -> None:
         super().__init__(responder, c_i, c_r, table, table.log)
         self._table = table
+
+    def forget(self) -> bool:
+        """Take this session out of its table (see ``SessionTable.forget``)."""
+        return self._table.forget(self)
 
     def _offer_message_3(self, message_3: bytes) -> bytes:
         if not self._incomplete:
@@ -88,10 +98,13 @@ class SessionTable:
         max_sessions: int = 4096,
         max_pending: int = 256,
         pending_timeout: float = 60.0,
+        max_pending_per_source: int = 64,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_sessions < 1 or max_pending < 1:
-            raise ValueError("max_sessions and max_pending must be positive")
+        if max_sessions < 1 or max_pending < 1 or max_pending_per_source < 1:
+            raise ValueError(
+                "max_sessions, max_pending and max_pending_per_source must be positive"
+            )
         if max_sessions + max_pending >= len(ONE_BYTE_IDS) + _TWO_BYTE_SPACE:
             raise ValueError("more sessions than one- and two-byte connection identifiers")
         self.peers = peers
@@ -99,8 +112,11 @@ class SessionTable:
         self.max_sessions = max_sessions
         self.max_pending = max_pending
         self.pending_timeout = pending_timeout
+        self.max_pending_per_source = max_pending_per_source
         self._clock = clock
         self._pending: OrderedDict[bytes, tuple[ResponderSession, float]] = OrderedDict()
+        self._source_of: dict[bytes, str] = {}  # pending C_R -> source address
+        self.pending_by_source: dict[str, int] = {}
         self._established: OrderedDict[bytes, ResponderSession] = OrderedDict()
         self._next_long = 0
         self.stats = SessionStats()
@@ -113,20 +129,48 @@ class SessionTable:
 
     # -- the responder's side of a handshake
 
-    def open(self, responder: Any, c_i: bytes) -> ResponderSession:
-        """Allocate a C_R (never equal to C_I: the two become the OSCORE IDs) for a new session."""
+    def open(self, responder: Any, c_i: bytes, source: str = "") -> ResponderSession:
+        """Allocate a C_R (never equal to C_I: the two become the OSCORE IDs) for a new session
+        of ``source`` (the initiator's address; "" for callers that drive the table without
+        one, which share no cap)."""
         self._expire_pending()
+        while source and self.pending_by_source.get(source, 0) >= self.max_pending_per_source:
+            self._evict_oldest_of(source)
+            self.stats.evicted_own += 1
         while len(self._pending) >= self.max_pending:
-            self._pending.popitem(last=False)
-            self.stats.evicted_pending += 1
+            heaviest = max(self.pending_by_source, key=lambda s: self.pending_by_source[s])
+            self._evict_oldest_of(heaviest)
         session = ResponderSession(responder, c_i, self._allocate(avoid=c_i), self)
         self._pending[session.recipient_id] = (session, self._clock())
+        self._source_of[session.recipient_id] = source
+        self.pending_by_source[source] = self.pending_by_source.get(source, 0) + 1
         self.stats.handshakes_started += 1
         return session
 
+    def _evict_oldest_of(self, source: str) -> None:
+        for c_r in self._pending:
+            if self._source_of.get(c_r) == source:
+                self._drop_pending(c_r)
+                self.stats.evicted_pending += 1
+                return
+
+    def _drop_pending(self, c_r: bytes) -> None:
+        if self._pending.pop(c_r, None) is None:
+            return
+        source = self._source_of.pop(c_r, "")
+        left = self.pending_by_source.get(source, 0) - 1
+        if left > 0:
+            self.pending_by_source[source] = left
+        else:
+            self.pending_by_source.pop(source, None)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
     def complete(self, session: ResponderSession) -> None:
         c_r = session.recipient_id
-        self._pending.pop(c_r, None)
+        self._drop_pending(c_r)
         while len(self._established) >= self.max_sessions:
             evicted, _ = self._established.popitem(last=False)
             self.log.info("Evicting least recently used OSCORE context with C_R %s", evicted.hex())
@@ -134,8 +178,17 @@ class SessionTable:
         self._established[c_r] = session
         self.stats.handshakes_completed += 1
 
+    def forget(self, session: ResponderSession) -> bool:
+        """Drop an established session now (its peer was refused: nothing of it is kept)."""
+        c_r = session.recipient_id
+        if self._established.get(c_r) is session:
+            del self._established[c_r]
+            self.stats.forgotten += 1
+            return True
+        return False
+
     def fail(self, session: ResponderSession) -> None:
-        self._pending.pop(session.recipient_id, None)
+        self._drop_pending(session.recipient_id)
         self.stats.handshakes_failed += 1
 
     def session(self, c_r: bytes) -> ResponderSession | None:
@@ -158,11 +211,12 @@ class SessionTable:
     def _expire_pending(self) -> None:
         deadline = self._clock() - self.pending_timeout
         while self._pending:
-            _, started = next(iter(self._pending.values()))
+            c_r, (_, started) = next(iter(self._pending.items()))
             if started > deadline:
                 break
-            self._pending.popitem(last=False)
+            self._drop_pending(c_r)
             self.stats.evicted_pending += 1
+            self.stats.expired_pending += 1
 
     # -- what aiocoap asks of a server credentials map
 

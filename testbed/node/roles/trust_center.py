@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from testbed.node.errors import ActionError
 from testbed.node.material import COAP_PORT
 from testbed.node.roles.base import Action, Role, RoleContext
+from testbed.node.trust_center.defences import parse_defences
 from testbed.node.trust_center.dtls_server import COAPS_PORT
 from testbed.node.trust_center.metrics import TrustCenterMetrics
 from testbed.node.trust_center.profiles import servers_for
@@ -59,6 +60,7 @@ class TrustCenterRole(Role):
         self.service: TrustCenter | None = None
         # Backends the cross-domain policy restricts see only their things in /things.
         self.backend_scope = parse_scope(self.attribute("policy-backends"))
+        self.defences = parse_defences(self.config.attributes)
 
     @property
     def domain(self) -> str:
@@ -68,7 +70,11 @@ class TrustCenterRole(Role):
         return parse_vendor_list(self.config.attributes.get("trusted-vendors"))
 
     def facts(self) -> dict[str, Any]:
-        return {"domain": self.domain, "trusted_vendors": self.trusted_vendors() or []}
+        return {
+            "domain": self.domain,
+            "trusted_vendors": self.trusted_vendors() or [],
+            "defences": self.defences.to_dict(),
+        }
 
     def state(self) -> dict[str, Any]:
         state = self.facts()
@@ -101,6 +107,7 @@ class TrustCenterRole(Role):
             coaps_bind=(self.bind[0], self.coaps_port)
             if "coaps" in servers_for(self.config.attributes.get("profiles"))
             else None,
+            defences=self.defences,
         )
         await service.start()
         self.service = service

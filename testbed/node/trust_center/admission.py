@@ -7,13 +7,15 @@ another owner, a revoked thing, a CSR for another serial) sees exactly that reas
     1. a device record exists for the peer's kid (and holds the credential it authenticated
        with)                                                           unknown-device
     2. the record's vendor is one this domain trusts                    vendor-not-trusted
-    3. the IDevID chains to that vendor's CA, names the record's serial and vendor, and
+    3. the IDevID chains to that vendor's CA, its SAN, subject and the CCS name one
+       vendor and serial, and it
        certifies the key the peer proved in EDHOC                       idevid-invalid
     4. the voucher chain verifies from the vendor CA for that serial and key
                                                                         voucher-invalid
        ... and ends at this domain's owner key                          voucher-foreign-owner
     5. the thing is not revoked                                         revoked
-    6. the CSR parses, its signature verifies, it names the same serial bad-csr
+    6. the CSR parses, its signature verifies, it names the same serial,
+       vendor and hardware type as the IDevID                          bad-csr
 
 That the request came over an EDHOC-derived OSCORE context (factory key proven) is checked
 before, by the resource (4.01 otherwise).
@@ -24,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from testbed.errors import PkiError
 from testbed.node.coap.credentials import Credential
@@ -31,6 +34,7 @@ from testbed.node.enrollment_api import CF_PKCS10, RefusalReason
 from testbed.node.trust_center.devices import DeviceBook, DeviceRecord
 from testbed.node.trust_center.trust import TrustAnchors
 from testbed.pki import device_name, keys, verify_device_cert, verify_voucher_chain
+from testbed.pki.names import DeviceName, parse_device_urn
 
 
 class Refused(Exception):
@@ -49,6 +53,7 @@ class Refused(Exception):
 class Admitted:
     record: DeviceRecord
     csr: x509.CertificateSigningRequest
+    name: DeviceName  # the IDevID's, which every CSR claim equals
 
 
 class AdmissionPolicy:
@@ -87,11 +92,14 @@ class AdmissionPolicy:
         except PkiError as exc:
             raise Refused(RefusalReason.IDEVID_INVALID, exc.message, record) from exc
         certified = record.idevid.public_key()
-        if (name.serial, name.vendor) != (record.serial, record.vendor):
+        # The record's serial and vendor were read from this IDevID's SAN: compare the SAN with
+        # the parts that are not derived from it (the IDevID's subject, the CCS's subject).
+        claims = _independent_claims(record)
+        if any(claim != (name.vendor, name.serial) for claim in claims.values()):
             raise Refused(
                 RefusalReason.IDEVID_INVALID,
-                f"IDevID names {name.vendor}/{name.serial},"
-                f" the record is {record.vendor}/{record.serial}",
+                f"IDevID SAN names {name.vendor}/{name.serial}, but "
+                + ", ".join(f"{where} names {v}/{s}" for where, (v, s) in claims.items()),
                 record,
             )
         if not isinstance(certified, keys.PublicKey) or not keys.same(certified, device_key):
@@ -132,14 +140,42 @@ class AdmissionPolicy:
         if not csr.is_signature_valid:
             raise Refused(RefusalReason.BAD_CSR, "CSR signature does not verify", record)
         try:
-            requested = device_name(csr.extensions, "CSR").serial
+            requested = device_name(csr.extensions, "CSR")
+            certified = device_name(record.idevid.extensions, "IDevID")
         except (PkiError, ValueError) as exc:
             detail = exc.message if isinstance(exc, PkiError) else str(exc)
             raise Refused(RefusalReason.BAD_CSR, detail, record) from exc
-        if requested != record.serial:
+        if requested.serial != record.serial:
             raise Refused(
                 RefusalReason.BAD_CSR,
-                f"CSR asks for serial {requested!r}, the requester is {record.serial!r}",
+                f"CSR asks for serial {requested.serial!r}, the requester is {record.serial!r}",
                 record,
             )
-        return Admitted(record, csr)
+        # Every claim, not only the serial: vendor and hardware type end up in the LDevID.
+        for claim in ("vendor", "hw_type"):
+            if getattr(requested, claim) != getattr(certified, claim):
+                raise Refused(
+                    RefusalReason.BAD_CSR,
+                    f"CSR claims {claim} {getattr(requested, claim)!r}, the IDevID says"
+                    f" {getattr(certified, claim)!r}",
+                    record,
+                )
+        return Admitted(record, csr, certified)
+
+
+def _independent_claims(record: DeviceRecord) -> dict[str, tuple[str, str]]:
+    """(vendor, serial) as the IDevID's subject and the CCS's subject state them."""
+    subject = record.idevid.subject
+    organisations = subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    serials = subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    claims: dict[str, tuple[str, str]] = {
+        "the IDevID subject": (
+            str(organisations[0].value) if len(organisations) == 1 else "?",
+            str(serials[0].value) if len(serials) == 1 else "?",
+        )
+    }
+    try:
+        claims["the CCS subject"] = parse_device_urn(record.ccs.subject)
+    except PkiError:
+        claims["the CCS subject"] = ("?", record.ccs.subject)
+    return claims

@@ -12,6 +12,7 @@ is the admission policy's question, asked at each enrollment so that every refus
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,35 +41,51 @@ class DeviceRecord:
     ccs: Ccs
     credential: Credential  # the CCS as the EDHOC layer uses it
     files: tuple[tuple[str, bytes], ...]  # the raw files, to compare re-imports
+    # The name the owner knows the thing by (its sale record's name.txt): bound to the serial,
+    # so that a thing cannot enroll under another thing's name. None: not bound by the record.
+    name: str | None = None
 
     @property
     def kid(self) -> bytes:
         return self.credential.kid
 
 
-def parse_record(voucher: bytes, idevid: bytes, ccs: bytes, serial: str | None) -> DeviceRecord:
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def parse_record(
+    voucher: bytes, idevid: bytes, ccs: bytes, serial: str | None, name: str | None = None
+) -> DeviceRecord:
     """A record from the three files' bytes; ``serial``, when given, must be the IDevID's."""
+    if name is not None and not _NAME.fullmatch(name):
+        raise RecordError(
+            f"thing name {name!r} is not usable: 1-63 characters of A-Z a-z 0-9 . _ -"
+        )
     try:
         cert = load_cert(idevid, "IDevID")
-        name = device_name(cert.extensions, "IDevID")
+        device = device_name(cert.extensions, "IDevID")
         parsed_voucher = Voucher.from_bytes(voucher)
         parsed_ccs = Ccs.from_bytes(ccs)
         credential = Credential.from_cbor(ccs)
     except (PkiError, CredentialError) as exc:
         raise RecordError(exc.message) from exc
-    if serial is not None and name.serial != serial:
-        raise RecordError(f"record for serial {serial!r} holds the IDevID of {name.serial!r}")
+    if serial is not None and device.serial != serial:
+        raise RecordError(f"record for serial {serial!r} holds the IDevID of {device.serial!r}")
     models = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     model = str(models[0].value) if len(models) == 1 else "unknown"
+    files = [(M.VOUCHER, voucher), (M.DEVICE_RECORD_IDEVID, idevid), (M.DEVICE_RECORD_CCS, ccs)]
+    if name is not None:
+        files.append((M.DEVICE_RECORD_NAME, name.encode()))
     return DeviceRecord(
-        serial=name.serial,
-        vendor=name.vendor,
+        serial=device.serial,
+        vendor=device.vendor,
         model=model,
         voucher=parsed_voucher,
         idevid=cert,
         ccs=parsed_ccs,
         credential=credential,
-        files=((M.VOUCHER, voucher), (M.DEVICE_RECORD_IDEVID, idevid), (M.DEVICE_RECORD_CCS, ccs)),
+        files=tuple(files),
+        name=name,
     )
 
 
@@ -77,9 +94,11 @@ def read_record(directory: Path) -> DeviceRecord:
         voucher = (directory / M.VOUCHER).read_bytes()
         idevid = (directory / M.DEVICE_RECORD_IDEVID).read_bytes()
         ccs = (directory / M.DEVICE_RECORD_CCS).read_bytes()
-    except OSError as exc:
-        raise RecordError(f"{directory}: {exc.strerror or exc}") from exc
-    return parse_record(voucher, idevid, ccs, serial=directory.name)
+        named = directory / M.DEVICE_RECORD_NAME
+        name = named.read_text(encoding="utf-8").strip() if named.exists() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{directory}: {getattr(exc, 'strerror', None) or exc}") from exc
+    return parse_record(voucher, idevid, ccs, serial=directory.name, name=name)
 
 
 class DeviceBook:

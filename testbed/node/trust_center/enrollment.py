@@ -8,6 +8,7 @@ registry is the complete account of what the trust center turned away, and why.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,16 +33,18 @@ from testbed.node.enrollment_api import (
 )
 from testbed.node.logs import EventLog
 from testbed.node.material import COAP_PORT
-from testbed.node.trust_center import contexts
+from testbed.node.trust_center import contexts, naming
 from testbed.node.trust_center.admission import AdmissionPolicy, Refused
 from testbed.node.trust_center.devices import DeviceRecord
 from testbed.node.trust_center.metrics import UNKNOWN, TrustCenterMetrics
+from testbed.node.trust_center.refusal_log import RefusalLog
 from testbed.node.trust_center.registry import (
     ENROLLED,
     IMPORTED,
     REFUSED,
     REVOKED,
     Issued,
+    Refusal,
     Registry,
     Thing,
 )
@@ -61,7 +64,8 @@ _ADMISSION_REASONS = frozenset(RefusalReason) - {
 @dataclass(frozen=True)
 class Reported:
     """What a thing says about itself at enrollment (enrollment_api Q_NAME, Q_DEVICE_CLASS,
-    Q_PORT). Shown to backends; never used as a metric label or for a policy decision."""
+    Q_PORT). Shown to backends; never used as a metric label. The name is admitted only as
+    ``naming`` allows (bound to the record, unique in the domain)."""
 
     name: str | None = None
     device_class: str | None = None
@@ -86,6 +90,8 @@ class Enrollment:
         self.metrics = metrics
         # Backends poll; a backend's list changes only when the registry does.
         self._things_cache: dict[str, tuple[int, bytes]] = {}
+        # Set by the service: refusal rows are then written off the event loop, in batches.
+        self.refusal_log: RefusalLog | None = None
 
     @property
     def trust(self) -> TrustAnchors:
@@ -135,18 +141,25 @@ class Enrollment:
                 f"{record.serial} has no LDevID to renew (state {thing.state})",
                 record,
             )
+        name = naming.admit_name(self.registry, record, thing, reported.name)
         admitted = self.policy.check_csr(record, csr_der, content_format)
         domain = self.trust.domain
 
         def issue(serial_number: int) -> x509.Certificate:
-            return issue_ldevid(domain, admitted.csr, serial_number, expected_serial=record.serial)
+            return issue_ldevid(
+                domain,
+                admitted.csr,
+                serial_number,
+                expected_serial=record.serial,
+                expected=admitted.name,
+            )
 
         try:
             issued = self.registry.enroll(
                 record.serial,
                 issue,
                 address=address,
-                name=reported.name,
+                name=name,
                 device_class=reported.device_class,
                 port=reported.port,
             )
@@ -254,18 +267,25 @@ class Enrollment:
         record: DeviceRecord | None = refused.record
         serial = record.serial if record is not None else None
         vendor = record.vendor if record is not None else None
-        self.registry.record_refusal(
-            kid=kid,
-            serial=serial,
-            vendor=vendor,
-            reason=refused.reason.value,
-            detail=refused.detail,
-        )
+        row = None
+        if self.refusal_log is None:
+            self.registry.record_refusal(
+                kid=kid,
+                serial=serial,
+                vendor=vendor,
+                reason=refused.reason.value,
+                detail=refused.detail,
+            )
+        else:
+            row = Refusal(time.time(), kid, serial, vendor, refused.reason.value, refused.detail)
+            self.registry.recent_refusals.append(row)
         if enrollment and serial is not None and refused.reason in _ADMISSION_REASONS:
             self.registry.set_state(serial, REFUSED, only_from=(IMPORTED,))
         if self.metrics is not None:
             self.metrics.refusal(refused.reason.value, vendor or UNKNOWN)
         self.publish_registry()
+        if row is not None and self.refusal_log is not None and not self.refusal_log.submit(row):
+            return  # a flood: counted and summarised, not logged line by line
         self.log.warning(
             "enrollment.refused",
             reason=refused.reason.value,

@@ -11,6 +11,9 @@
     testbed_tc_crl_entries                   revoked certificates (superseded included)
     testbed_tc_group_key_generation          the group key's generation (+1 per revoked member)
     testbed_tc_edhoc_sessions                EDHOC sessions the responder holds (pending + live)
+    testbed_tc_defence_enabled{defence}, testbed_tc_handshake_gate_total{outcome},
+    testbed_tc_half_open_*, testbed_tc_refusals_unrecorded_total, testbed_tc_refusal_queue
+                                     the flood defences (trust_center.defences)
     testbed_tc_bootstrap_duration_seconds{vendor,model,domain,profile}
                                      histogram: message_1 received to enrollment response sent
     testbed_tc_bootstrap_bytes{domain,profile,direction}
@@ -26,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
 
 from testbed.node import metric_catalogue as catalogue
 from testbed.node.trust_center.registry import STATES
@@ -37,6 +41,7 @@ UNKNOWN = "unknown"
 class TrustCenterMetrics:
     def __init__(self, registry: CollectorRegistry, domain: str) -> None:
         self.domain = domain
+        self._registry = registry
         self.enrollments = catalogue.counter("testbed_tc_enrollments", registry)
         self.refusals = catalogue.counter("testbed_tc_refusals", registry)
         self.certificates = catalogue.counter("testbed_tc_certificates_issued", registry)
@@ -48,6 +53,10 @@ class TrustCenterMetrics:
         self.edhoc_sessions = catalogue.gauge("testbed_tc_edhoc_sessions", registry)
         self.duration = catalogue.histogram("testbed_tc_bootstrap_duration_seconds", registry)
         self.bytes = catalogue.histogram("testbed_tc_bootstrap_bytes", registry)
+
+    def watch_defences(self, collector: Collector) -> None:
+        """The defences' counters and the half-open table, read at scrape time."""
+        self._registry.register(collector)
 
     def watch_sessions(self, count: Callable[[], int]) -> None:
         # Read at scrape time (from the exporter's thread): len() of the session table's dicts

@@ -28,7 +28,8 @@ Why it is shaped this way:
   issued (unless it issued more than a million per second of its life).
 - One things row per serial (upsert): a thing that enrolls again gets a new certificate and a
   new OSCORE generation, and its older certificates are revoked as superseded.
-- Timestamps are Unix seconds (REAL). All access comes from the event loop thread.
+- Timestamps are Unix seconds (REAL). All access comes from the event loop thread, except
+  refusal rows in a running trust center (refusal_log: own connection, a worker thread).
 """
 
 from __future__ import annotations
@@ -172,6 +173,11 @@ class Registry:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For the registry's helper modules (naming); same thread, explicit transactions."""
+        return self._db
 
     # -- things --------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from testbed.node.bootstrap.accounting import Peer
 from testbed.node.coap.credentials import Credential
 from testbed.node.coap.edhoc_server import ProtectedResource, authenticated_peer, require_peer
+from testbed.node.coap.sessions import ResponderSession
 from testbed.node.enrollment_api import (
     CF_CBOR,
     CF_PKIX_CERT,
@@ -86,6 +87,16 @@ def _reported(request: aiocoap.Message) -> Reported:
     )
 
 
+def forget_session(request: aiocoap.Message) -> None:
+    """A refused peer (revoked, foreign, counterfeit...) keeps no OSCORE context here: the
+    refusal is answered under the context its EDHOC just made (so the thing can trust it),
+    and the context is dropped at once. Its next request needs a new EDHOC, which is refused
+    again; nothing of it stays in the session table."""
+    context = getattr(request.remote, "security_context", None)
+    if isinstance(context, ResponderSession):
+        context.forget()
+
+
 def _registry_failed(on_fatal: OnFatal | None, exc: sqlite3.Error) -> error.InternalServerError:
     if on_fatal is not None:
         on_fatal(exc)
@@ -135,6 +146,7 @@ class EnrollResource(resource.Resource):  # type: ignore[misc]
             self._answer(address, peer.kid, record, "refused", refused.reason.value, received)
             if metrics is not None:
                 metrics.enrollment(vendor, model, "refused", refused.reason.value, profile)
+            forget_session(request)
             return refusal_message(refused)
         except sqlite3.Error as exc:
             raise _registry_failed(self.on_fatal, exc) from exc
@@ -186,6 +198,7 @@ class _RegistryView(ProtectedResource):
         try:
             payload = self.body(peer)
         except Refused as refused:
+            forget_session(request)
             return refusal_message(refused)
         except sqlite3.Error as exc:
             raise _registry_failed(self.on_fatal, exc) from exc

@@ -1,9 +1,11 @@
 """The registry's tables and the rows read from them (see ``registry`` for the why).
 
-Version 2. ``SCHEMA`` is applied statement by statement inside the creating transaction;
+Version 3. ``SCHEMA`` is applied statement by statement inside the creating transaction;
 ``UPGRADES[n]`` takes a registry of version n to n + 1 (in the opening transaction).
 
     1 -> 2   group_keys: the domain's OSCORE group key (one row)
+    2 -> 3   things_name: a thing's name is unique in the domain (duplicates an older
+             registry holds fall back to their serials first)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from cryptography import x509
 from testbed.node.enrollment_api import OscoreContextGrant
 from testbed.node.trust_center import contexts
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATES = ("imported", "enrolled", "refused", "revoked")
 IMPORTED, ENROLLED, REFUSED, REVOKED = STATES
 SUPERSEDED = "superseded"  # CRL reason of a certificate a newer enrollment replaced
@@ -100,7 +102,17 @@ CREATE TABLE group_keys (
 )
 """
 SCHEMA += GROUP_KEYS_TABLE + ";\n"
-UPGRADES = {1: (GROUP_KEYS_TABLE,)}
+# A name is what backends and operators address a thing by: one thing per name (see naming).
+UNIQUE_NAMES = "CREATE UNIQUE INDEX IF NOT EXISTS things_name ON things (name)"
+SCHEMA += UNIQUE_NAMES + ";\n"
+UPGRADES = {
+    1: (GROUP_KEYS_TABLE,),
+    2: (
+        "UPDATE things SET name = serial WHERE name IN"
+        " (SELECT name FROM things GROUP BY name HAVING count(*) > 1)",
+        UNIQUE_NAMES,
+    ),
+}
 
 THING_COLUMNS = (
     "serial, name, vendor, model, device_class, kid, state, address, port, ldevid_serial,"

@@ -6,12 +6,12 @@ shows up as an unknown-device refusal), registry (a StateError: exit 1), then th
 
 Control actions (JSON in and out, run one at a time by the node's control endpoint):
 
-    import-device  {voucher, idevid, ccs: base64; serial: optional check}
+    import-device  {voucher, idevid, ccs: base64; serial: optional check; name: optional, the
+                   name the owner knows the thing by, bound to its serial (naming)}
                    store a device record on the state volume (idempotent: the same record
                    again changes nothing; a different one for the same serial replaces it).
-                   A different record for a revoked thing reinstates it (revoked -> imported):
-                   a new voucher is a new ownership decision of the operator, e.g. the thing
-                   came back from another owner; the same record again does not.
+                   A revoked thing stays revoked: a different record for it is refused (any
+                   voucher bytes, a returned chain too), the same record again changes nothing.
     revoke         {serial, reason: RFC 5280 reason name, default cessationOfOperation}
                    the thing becomes revoked, its live certificates go on the CRL (next number),
                    it leaves /things (backends drop its context) and every later enrollment
@@ -38,12 +38,16 @@ from testbed.node.errors import ActionError, StateError
 from testbed.node.logs import EventLog
 from testbed.node.material import COAP_PORT, DEVICES_DIR
 from testbed.node.trust_center import devices as dev
+from testbed.node.trust_center import naming
 from testbed.node.trust_center.admission import AdmissionPolicy
 from testbed.node.trust_center.bootstraps import BootstrapReport, BootstrapTracker
+from testbed.node.trust_center.defences import DefenceCollector, Defences
 from testbed.node.trust_center.dtls_server import COAPS_PORT, DtlsTrustCenter, import_psk
 from testbed.node.trust_center.enrollment import Enrollment
+from testbed.node.trust_center.finality import refuse_reinstatement
 from testbed.node.trust_center.metrics import TrustCenterMetrics
-from testbed.node.trust_center.registry import IMPORTED, REVOKED, BootstrapRow, Registry
+from testbed.node.trust_center.refusal_log import RefusalLog
+from testbed.node.trust_center.registry import REVOKED, BootstrapRow, Registry
 from testbed.node.trust_center.resources import build_site
 from testbed.node.trust_center.revocation import CrlPublisher, parse_reason
 from testbed.node.trust_center.scope import BackendScope
@@ -66,11 +70,14 @@ class TrustCenter:
         on_fatal: Callable[[BaseException], None] | None = None,
         backend_scope: BackendScope | None = None,
         coaps_bind: tuple[str, int] | None = ("::", COAPS_PORT),
+        defences: Defences | None = None,
     ) -> None:
         self.backend_scope = backend_scope
         # The dtls-cert / dtls-psk server (trust_center.profiles); None: EDHOC only.
         self.coaps_bind = coaps_bind
         self._dtls: DtlsTrustCenter | None = None
+        self.defences = defences or Defences()
+        self._refusal_log: RefusalLog | None = None
         self.material_root = Path(material_root)
         self.state_dir = Path(state_dir)
         self.domain = domain
@@ -97,6 +104,7 @@ class TrustCenter:
         try:
             registry = self._registry = Registry.open(self.state_dir)
             registry.ensure_imported((r.serial, r.vendor, r.model, r.kid) for r in self.devices)
+            self._bind_names(registry)
         except sqlite3.Error as exc:
             raise StateError(
                 f"registry {self.state_dir} unusable: {exc}",
@@ -107,6 +115,12 @@ class TrustCenter:
         enrollment = self._enrollment = Enrollment(
             policy, registry, crl, self.log, self.metrics, self.backend_scope
         )
+        # Refusal rows off the event loop, bounded (refusal_log); defences before EDHOC state.
+        enrollment.refusal_log = self._refusal_log = RefusalLog(
+            registry.path, on_error=self.on_fatal
+        )
+        self._refusal_log.start()
+        gate = self.defences.gate()
         site = build_site(
             enrollment,
             self.tracker,
@@ -115,11 +129,20 @@ class TrustCenter:
             on_fatal=self.on_fatal,
         )
         self._server = await start_edhoc_server(
-            site, trust.identity, self.lookup, bind=self.bind, sink=self.tracker
+            site,
+            trust.identity,
+            self.lookup,
+            bind=self.bind,
+            sink=self.tracker,
+            gate=gate,
+            max_pending_per_source=self.defences.max_pending_per_source,
         )
         if self.metrics is not None:
             server = self._server
             self.metrics.watch_sessions(lambda: len(server.sessions))
+            self.metrics.watch_defences(
+                DefenceCollector(self.defences, gate, server.sessions, self._refusal_log)
+            )
         if self.coaps_bind is not None:
             self._dtls = await DtlsTrustCenter.serve(
                 self.coaps_bind,
@@ -158,6 +181,9 @@ class TrustCenter:
         if self._server is not None:
             await self._server.close()
             self._server = None
+        if self._refusal_log is not None:
+            await self._refusal_log.close()  # its queued rows, before the registry closes
+            self._refusal_log = None
         if self._registry is not None:
             self._registry.close()
             self._registry = None
@@ -173,6 +199,14 @@ class TrustCenter:
         if self._registry is None:
             raise RuntimeError("trust center not started")
         return self._registry
+
+    def _bind_names(self, registry: Registry) -> None:
+        for record in self.devices:
+            if record.name is not None:
+                try:
+                    naming.bind(registry, record.serial, record.name)
+                except naming.NameTaken as exc:
+                    self.log.error("device_record.name_taken", serial=record.serial, error=str(exc))
 
     def _load_records(self, trust: TrustAnchors) -> None:
         # State volume last: a record imported at run time replaces the minted one.
@@ -263,12 +297,19 @@ class TrustCenter:
     async def import_device(self, params: dict[str, Any]) -> dict[str, Any]:
         trust, registry = self._require_started()
         voucher, idevid, ccs = (_b64(params, name) for name in ("voucher", "idevid", "ccs"))
-        serial = params.get("serial")
+        serial, name = params.get("serial"), params.get("name")
         if serial is not None and not isinstance(serial, str):
             raise ActionError("'serial' must be a string")
+        if name is not None and not isinstance(name, str):
+            raise ActionError("'name' must be a string", "the thing's planned name, e.g. lamp-01")
         try:
-            record = dev.parse_record(voucher, idevid, ccs, serial=serial)
+            if name is None and serial is not None:  # a re-import keeps the bound name
+                name = getattr(self.devices.by_serial(serial), "name", None)
+            record = dev.parse_record(voucher, idevid, ccs, serial=serial, name=name)
             changed = self.devices.check(record, frozenset(trust.backends))
+            refuse_reinstatement(registry.thing(record.serial), changed)
+            if name is not None and naming.holder(registry, name) not in (None, record.serial):
+                raise dev.RecordError(f"name {name!r} is bound to {naming.holder(registry, name)}")
             if changed:
                 dev.store(self.state_dir / DEVICES_DIR, record)
                 self.devices.put(record, frozenset(trust.backends))
@@ -281,7 +322,9 @@ class TrustCenter:
                 raise ActionError(f"psk refused: {exc}", "send the 16-byte key as base64") from exc
         self.unusable_records.pop(record.serial, None)
         registry.ensure_imported([(record.serial, record.vendor, record.model, record.kid)])
-        reinstated = changed and registry.set_state(record.serial, IMPORTED, only_from=(REVOKED,))
+        if record.name is not None:
+            naming.bind(registry, record.serial, record.name)
+        reinstated = False  # revocation is final for this owner (refuse_reinstatement)
         self._publish()
         thing = registry.thing(record.serial)
         self.log.info(

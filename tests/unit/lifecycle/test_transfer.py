@@ -93,3 +93,27 @@ def test_command_line(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert T.main(["--run-dir", str(run_dir), "--thing", "lamp-02", "--to", "x"]) == 1
     failed = json.loads(capsys.readouterr().out)
     assert failed["failed"] is True and "unknown domain" in failed["msg"]
+
+
+def test_the_owner_comes_from_the_voucher_chain_not_from_the_thing(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    thing = "occupancy-01"  # planned in hvac; whatever it reports, the chain decides
+    before = T.current_owner(run_dir, thing)
+    assert (before.domain, before.by, before.trust_center.node) == ("hvac", "voucher", "tc-hvac")
+    T.transfer(run_dir, thing, "lighting")
+    after = T.current_owner(run_dir, thing)
+    assert (after.domain, after.links, after.trust_center.node) == ("lighting", 2, "tc-lighting")
+    assert T.main(["--run-dir", str(run_dir), "--thing", thing, "--owner"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["domain"], shown["serial"]) == ("lighting", after.serial)
+    T.transfer(run_dir, thing, "hvac")  # back, for the other tests of this module
+
+
+def test_the_playbooks_act_at_the_owner_of_record() -> None:
+    # The acting trust center is the owner lookup's, never testbed_trust_centers[<reported>].
+    for name in ("install.yml", "recommission.yml"):
+        text = (ROOT / "playbooks" / name).read_text()
+        assert "--owner" in text and "owner.trust_center.node" in text
+        assert "testbed_trust_centers[current.domain]" not in text
+        assert "thing.domain | default" not in text

@@ -148,3 +148,24 @@ def test_cose_decode_rejects_non_sign1() -> None:
     ):
         with pytest.raises(PkiError):
             cose.decode(cbor2.dumps(value, canonical=True), "test")
+
+
+def _high_s(data: bytes) -> bytes:
+    """The same COSE_Sign1 with s replaced by n - s: valid ECDSA, made without the key."""
+    item = cbor2.loads(data)
+    protected, unprotected, payload, signature = item.value
+    s = int.from_bytes(signature[32:], "big")
+    flipped = signature[:32] + (cose.P256_ORDER - s).to_bytes(32, "big")
+    return cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected, payload, flipped]))
+
+
+def test_cose_signatures_are_low_s_and_high_s_is_refused() -> None:
+    key = keys.generate()
+    for i in range(64):  # about half of raw ECDSA signatures are high-S; all are normalised
+        data = cose.sign(i.to_bytes(2, "big"), key)
+        message = cose.decode(data, "test")
+        assert int.from_bytes(message.signature[32:], "big") <= cose.P256_ORDER // 2
+        assert cose.verify(message, key.public_key())
+        malleated = cose.decode(_high_s(data), "malleated")
+        assert malleated.signature != message.signature
+        assert not cose.verify(malleated, key.public_key())

@@ -16,6 +16,7 @@ from testbed.pki import (
     Revocation,
     Vendor,
     build_crl,
+    device_name,
     is_revoked,
     issue_ldevid,
     keys,
@@ -263,3 +264,25 @@ def test_is_revoked_refuses_a_crl_of_another_issuer(
     crl = build_crl(domain.ca, [device.idevid.serial_number], crl_number=1)
     with pytest.raises(PkiError, match="cannot answer"):
         is_revoked(device.idevid, crl)
+
+
+@pytest.mark.parametrize("claim", ["vendor", "model"])
+def test_every_csr_claim_must_equal_the_idevid(
+    domain: Domain, device: DeviceIdentity, claim: str
+) -> None:
+    liar = DeviceIdentity(
+        "globex" if claim == "vendor" else device.vendor,
+        "other-model" if claim == "model" else device.model,
+        device.serial,
+        device.key,
+        device.idevid,
+        device.ccs,
+    )
+    expected = device.name
+    with pytest.raises(PkiError, match="the IDevID says"):
+        issue_ldevid(domain, make_csr(liar), 1007, expected_serial=device.serial, expected=expected)
+    # The honest CSR gets the IDevID's name, claim for claim.
+    cert = issue_ldevid(
+        domain, make_csr(device), 1008, expected_serial=device.serial, expected=expected
+    )
+    assert device_name(cert.extensions, "LDevID") == expected

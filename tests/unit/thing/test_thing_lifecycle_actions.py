@@ -23,7 +23,15 @@ from testbed.node.roles.internet_host import InternetHostRole
 from testbed.node.roles.thing import ThingRole
 from testbed.node.roles.trust_center import TrustCenterRole
 from testbed.node.thing import store
-from tests.unit.thing.world import Client, MintedThing, World, eventually, listing, sample
+from tests.unit.thing.world import (
+    Client,
+    MintedThing,
+    World,
+    by_name,
+    eventually,
+    listing,
+    sample,
+)
 
 
 @dataclass
@@ -138,7 +146,7 @@ def test_rekey_renews_ldevid_and_key_and_the_old_context_stops_working(world: Wo
                 lambda: (
                     b.backend is not None
                     and b.backend.backend is not None
-                    and "thermostat-01" in b.backend.backend.peers
+                    and "thermostat-01" in by_name(b.backend.backend)
                 )
             )
             before_read = await read(b.backend)
@@ -274,7 +282,7 @@ def test_decommission_wipes_the_thing_revokes_it_and_locks_out_the_backend(
         async with building(world, backend=True) as b:
             assert b.backend is not None and b.backend.backend is not None
             backend = b.backend.backend
-            await eventually(lambda: "thermostat-01" in backend.peers)
+            await eventually(lambda: "thermostat-01" in by_name(backend))
             assert (await read(b.backend))["outcome"] == "ok"
             serial = (await b.thing.actions()["status"]({}))["ldevid_serial"]
             out: dict[str, Any] = {"serial": serial}
@@ -288,7 +296,7 @@ def test_decommission_wipes_the_thing_revokes_it_and_locks_out_the_backend(
             out["revoked_again"] = await revoke({"serial": b.minted.serial})
             assert b.tc.service is not None and b.tc.service._crl is not None
             out["crl"] = x509.load_der_x509_crl(b.tc.service._crl.current().der)
-            await eventually(lambda: "thermostat-01" not in backend.peers)
+            await eventually(lambda: "thermostat-01" not in by_name(backend))
             with pytest.raises(ActionError, match="no operational thing"):
                 await read(b.backend)
             out["listing"] = await listing(world)

@@ -17,7 +17,15 @@ from testbed.errors import PkiError
 from testbed.node.errors import ActionError, LifecycleError
 from testbed.node.lifecycle import LifecycleState as S
 from testbed.node.thing import owner, store
-from tests.unit.thing.world import DOMAIN, Client, World, eventually, listing, sample
+from tests.unit.thing.world import (
+    DOMAIN,
+    Client,
+    World,
+    by_name,
+    eventually,
+    listing,
+    sample,
+)
 
 NEXT = "lighting"
 
@@ -38,7 +46,7 @@ def test_a_thing_moves_to_the_next_owner_and_the_old_domain_is_locked_out(world:
                 await host.start()
                 assert host.backend is not None
                 backend = host.backend
-                await eventually(lambda: "thermostat-01" in backend.peers)
+                await eventually(lambda: "thermostat-01" in by_name(backend))
                 old_entry = (await listing(world))["thermostat-01"]
 
                 # The old owner hands the thing over: voucher extended to the next owner key.
@@ -61,8 +69,8 @@ def test_a_thing_moves_to_the_next_owner_and_the_old_domain_is_locked_out(world:
                 )
                 await eventually(
                     lambda: (
-                        "thermostat-01" in backend.peers
-                        and backend.peers["thermostat-01"].entry.domain == NEXT
+                        "thermostat-01" in by_name(backend)
+                        and by_name(backend)["thermostat-01"].entry.domain == NEXT
                     )
                 )
                 out["read"] = await host.actions()["read"](

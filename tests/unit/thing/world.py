@@ -409,3 +409,9 @@ async def listing(world: World, domain: str = DOMAIN) -> dict[str, ThingEntry]:
         return {t.name: t for t in await directory.things()}
     finally:
         await directory.close()
+
+
+def by_name(backend: Any) -> dict[str, Any]:
+    """The backend's peers by the name their trust center lists (peers are keyed by
+    (domain, serial); names are unique in these worlds)."""
+    return {peer.entry.name: peer for peer in backend.peers.values()}

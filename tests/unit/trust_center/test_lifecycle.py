@@ -15,10 +15,11 @@ from prometheus_client import CollectorRegistry
 from testbed import pki
 from testbed.node.bootstrap.profile import Outcome
 from testbed.node.enrollment_api import K_CONTEXTS, OSCORE_CONFIG, OscoreContextGrant
+from testbed.node.errors import ActionError
 from testbed.node.trust_center.registry import Registry
 from testbed.node.trust_center.schema import SCHEMA_VERSION
 
-from .world import Thing, World, port_of, refusal, running
+from .world import Thing, World, port_of, running
 
 
 def _params(thing: Thing, voucher: pki.Voucher | None = None) -> dict[str, Any]:
@@ -114,7 +115,20 @@ def test_a_revoked_member_leaves_the_remaining_ones_a_new_group_key(world: World
     assert out["gauge"] == [None, 0, 1, 2]
 
 
-def test_revocation_ends_the_thing_in_this_domain_until_a_new_voucher(world: World) -> None:
+def _high_s_voucher(voucher: pki.Voucher) -> pki.Voucher:
+    """The same chain with every link's signature malleated to high-S: new bytes, made from
+    the public record alone, valid ECDSA for a verifier that does not insist on low-S."""
+    links = []
+    for link in voucher.links:
+        item = cbor2.loads(link)
+        protected, unprotected, payload, signature = item.value
+        s = int.from_bytes(signature[32:], "big")
+        flipped = signature[:32] + (pki.cose.P256_ORDER - s).to_bytes(32, "big")
+        links.append(cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected, payload, flipped])))
+    return pki.Voucher(tuple(links))
+
+
+def test_revocation_is_final_whatever_voucher_bytes_come_later(world: World) -> None:
     thing = world.make_thing("SN-0001")
     world.write_material()
     elsewhere = pki.new_domain("elsewhere")
@@ -123,47 +137,55 @@ def test_revocation_ends_the_thing_in_this_domain_until_a_new_voucher(world: Wor
         out: dict[str, Any] = {}
         async with running(world) as role:
             port = port_of(role)
+            imp = role.actions()["import-device"]
             assert (await world.bootstrap(thing, port)).outcome is Outcome.SUCCESS
             revoke = role.actions()["revoke"]
             out["revoke"] = await revoke({"serial": thing.serial})
             out["revoke_again"] = await revoke({"serial": thing.serial})
             out["enroll"] = await world.bootstrap(thing, port)
-            out["config"] = await world.request(thing.identity(), port, aiocoap.GET, OSCORE_CONFIG)
-            out["same_record"] = await role.actions()["import-device"](_params(thing))
-            # It went to another owner and came back: A -> elsewhere -> A.
+            out["same_record"] = await imp(_params(thing))
+            # Anyone can make new voucher bytes from the public record: high-S signatures.
+            out["malleated"] = await _action_error(
+                imp(_params(thing, _high_s_voucher(thing.voucher)))
+            )
+            # It went to another owner and came back: A -> elsewhere -> A. Still final.
             away = pki.extend_voucher(
                 thing.voucher, world.domain.owner_key, elsewhere.owner_public_key
             )
             back = pki.extend_voucher(away, elsewhere.owner_key, world.domain.owner_public_key)
-            out["returned"] = await role.actions()["import-device"](_params(thing, back))
+            out["returned"] = await _action_error(imp(_params(thing, back)))
             out["enroll_after"] = await world.bootstrap(thing, port)
             out["devices"] = await role.actions()["devices"]({})
             out["status"] = await role.actions()["status"]({})
+        # And after a restart, from the records on the volumes.
+        async with running(world) as role:
+            out["enroll_restarted"] = await world.bootstrap(thing, port_of(role))
         return out
 
     out = asyncio.run(body())
     assert (out["revoke"]["changed"], out["revoke"]["state"]) == (True, "revoked")
     assert out["revoke_again"]["changed"] is False
     assert out["revoke_again"]["revoked_certificates"] == []
-    assert out["enroll"].outcome is Outcome.FAILURE and out["enroll"].refusal == "revoked"
-    assert refusal(out["config"])[1] == "revoked"
+    assert out["enroll"].outcome is Outcome.FAILURE and "revoked" in out["enroll"].detail
     assert (out["same_record"]["changed"], out["same_record"]["reinstated"]) == (False, False)
     assert out["same_record"]["state"] == "revoked"
-    returned = out["returned"]
-    assert (returned["changed"], returned["reinstated"], returned["state"]) == (
-        True,
-        True,
-        "imported",
-    )
-    assert returned["voucher_links"] == 3
-    assert out["enroll_after"].outcome is Outcome.SUCCESS, out["enroll_after"].detail
+    for refused in (out["malleated"], out["returned"]):
+        assert "revocation is final" in refused, refused
+    for later in (out["enroll_after"], out["enroll_restarted"]):
+        assert later.outcome is Outcome.FAILURE and "revoked" in later.detail, later.detail
     (device,) = out["devices"]["devices"]
-    assert (device["serial"], device["state"], device["enrollments"]) == ("SN-0001", "enrolled", 2)
-    assert device["voucher_links"] == 3 and device["generation"] == 2
-    assert out["devices"]["changed"] is False
+    assert (device["serial"], device["state"], device["enrollments"]) == ("SN-0001", "revoked", 1)
+    assert device["voucher_links"] == 1
     status = out["status"]
-    assert status["changed"] is False and status["things"]["enrolled"] == 1
-    assert status["domain"] == "hvac"
+    assert status["things"]["revoked"] == 1 and status["things"]["imported"] == 0
+
+
+async def _action_error(call: Any) -> str:
+    try:
+        await call
+    except ActionError as exc:
+        return str(exc)
+    raise AssertionError("the import was accepted")
 
 
 def test_a_version_1_registry_is_upgraded_in_place(world: World) -> None:
@@ -182,6 +204,6 @@ def test_a_version_1_registry_is_upgraded_in_place(world: World) -> None:
         (version,) = upgraded._db.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).fetchone()
-        assert int(version) == SCHEMA_VERSION == 2
+        assert int(version) == SCHEMA_VERSION == 3
     finally:
         upgraded.close()

@@ -9,6 +9,8 @@ from typing import Any
 import aiocoap
 import cbor2
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization as pki_encoding
 from prometheus_client import CollectorRegistry, generate_latest
 
 from testbed import pki
@@ -143,13 +145,17 @@ def test_revoked_thing(world: World, profile: str) -> None:
             config = await world.request(
                 thing.identity(), port_of(role), aiocoap.GET, OSCORE_CONFIG
             )
-            return first, revoked, again, config
+            sessions = role.service.state()["edhoc_sessions"] if role.service else None
+            return first, revoked, again, config, sessions
 
-    first, revoked, again, config = asyncio.run(body())
+    first, revoked, again, config, sessions = asyncio.run(body())
     assert first.outcome is Outcome.SUCCESS
     assert revoked["previous_state"] == "enrolled" and len(revoked["revoked_certificates"]) == 1
     assert again.reason is FailureReason.ENROLLMENT_REFUSED and "revoked" in again.detail
     assert refusal(config)[:2] == ("4.03", "revoked")
+    # The refusals were answered under the handshakes' contexts (the thing can trust them),
+    # and those contexts were dropped at once: only the first, successful one is kept.
+    assert sessions == 1
     rows, states = _refusals(world)
     assert [r.reason for r in rows] == ["revoked", "revoked"] and states == {"SN-X1": "revoked"}
 
@@ -267,3 +273,52 @@ def test_things_only_for_backends(world: World, as_thing: bool) -> None:
         {other_view.sender_id, other_view.recipient_id}
     )
     assert backend_view.id_context != other_view.id_context
+
+
+@pytest.mark.parametrize(("vendor", "model"), [("globex", "t-1000"), ("acme", "door-lock-9")])
+def test_csr_claiming_another_vendor_or_hardware_type(
+    world: World, vendor: str, model: str
+) -> None:
+    # The serial is right, the key is the thing's own: only the vendor or hardware type lies,
+    # and that claim would end up in the domain-signed LDevID.
+    thing = world.make_thing("SN-C4")
+    world.write_material()
+    d = thing.device
+    liar = pki.DeviceIdentity(vendor, model, d.serial, d.key, d.idevid, d.ccs)
+    csr = bytes(pki.make_csr(liar).public_bytes(pki_encoding.Encoding.DER))
+    rows = _assert_refused(world, thing, "bad-csr", csr=csr)
+    assert ("vendor" if vendor != "acme" else "hw_type") in rows[0].detail
+
+
+def test_ldevid_names_what_the_idevid_names(world: World) -> None:
+    thing = world.make_thing("SN-C5")
+    world.write_material()
+
+    async def body() -> Any:
+        async with running(world) as role:
+            return await world.bootstrap(thing, port_of(role))
+
+    result = asyncio.run(body())
+    assert result.outcome is Outcome.SUCCESS, result.detail
+    registry = Registry.open(world.state)
+    try:
+        (der,) = registry._db.execute("SELECT der FROM certificates").fetchone()
+    finally:
+        registry.close()
+    issued = x509.load_der_x509_certificate(der)
+    assert pki.device_name(issued.extensions, "LDevID") == pki.device_name(
+        thing.device.idevid.extensions, "IDevID"
+    )
+
+
+def test_ccs_naming_another_device_is_idevid_invalid(world: World) -> None:
+    # The record's own parts must agree: an IDevID for SN-C6 next to a CCS that names SN-C7
+    # (the check compared the record's serial, read from the IDevID, with the IDevID).
+    thing = world.make_thing("SN-C6")
+    thing.device = replace(
+        thing.device, ccs=replace(thing.device.ccs, subject=pki.device_urn("acme", "SN-C7"))
+    )
+    pki.write_files(thing.directory, pki.device_files(thing.device))
+    world.write_material()
+    (row, _) = _assert_refused(world, thing, "idevid-invalid")
+    assert "SN-C7" in row.detail

@@ -44,6 +44,12 @@ options:
       - The factory pre-shared key of a C(dtls-psk) thing (16 bytes), base64, imported with
         its voucher. Omit for other things.
     type: str
+  name:
+    description:
+      - The name the owner knows the thing by (its inventory hostname), bound to its serial for
+        V(imported). The trust center refuses a name another thing holds, and refuses a thing
+        that reports another name at enrollment.
+    type: str
   reason:
     description: RFC 5280 revocation reason name for V(revoked).
     type: str
@@ -125,6 +131,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "idevid": {"type": "str"},
     "ccs": {"type": "str"},
     "psk": {"type": "str", "no_log": True},
+    "name": {"type": "str"},
     "reason": {"type": "str", "default": "cessationOfOperation"},
     "control_port": {"type": "int"},
     "control_host": {"type": "str", "default": "127.0.0.1"},
@@ -214,7 +221,13 @@ def predict(
         # the likely "same", a real run asks the trust center, whose answer decides.
         return None, entry
     state = entry.get("state")
-    after = "imported" if state in (None, "revoked") else state
+    if state == "revoked":
+        # Revocation is final at this owner: a new record for the thing is refused.
+        raise ModuleFailure(
+            f"{serial} is revoked at this trust center; revocation is final",
+            hint="a thing that returns to this owner needs a new identity from its vendor",
+        )
+    after = state or "imported"
     return "import-device", {**entry, "serial": serial, "state": after}
 
 
@@ -268,8 +281,9 @@ def run(
             call = {k: params[k] for k in ("voucher", "idevid", "ccs")}
             if params.get("psk"):
                 call["psk"] = params["psk"]
-            if params.get("serial"):
-                call["serial"] = params["serial"]
+            for optional in ("serial", "name"):
+                if params.get(optional):
+                    call[optional] = params[optional]
         try:
             answer = client.action(action, call)
         except ControlError as exc:
