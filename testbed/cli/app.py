@@ -1,5 +1,5 @@
-"""`testbed` verbs. Exit codes: 0 ok, 1 generic failure, 2 bad input, 3 images, 4..7 backend
-(5 no daemon, 6 already up, 7 a node failed), 8 not running, 130 interrupted."""
+"""`testbed` verbs. Each error class carries its exit code; the table is testbed.errors.EXIT_CODES
+(and the README shows it)."""
 
 from __future__ import annotations
 

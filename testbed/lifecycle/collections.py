@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from testbed import rundir
-from testbed.errors import TestbedError
+from testbed.errors import CollectionsError
 
 ANSIBLE_VERSION = "12.3.0"
 WHEEL_NAME = f"ansible-{ANSIBLE_VERSION}-py3-none-any.whl"
@@ -40,10 +40,6 @@ STAMP = ".complete"
 PROJECT_COLLECTIONS = Path(__file__).resolve().parents[2] / "playbooks" / "collections"
 
 Report = Callable[[str], None]
-
-
-class CollectionsError(TestbedError):
-    exit_code = 11
 
 
 @dataclass(frozen=True)

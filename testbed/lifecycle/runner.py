@@ -25,7 +25,7 @@ from typing import Any
 
 from testbed import bringup
 from testbed.backends.base import Backend
-from testbed.errors import TestbedError
+from testbed.errors import PhaseError, PhaseFailed, TestbedError
 from testbed.lifecycle import collections, inventory, records
 
 PLAYBOOKS = bringup.PROJECT_ROOT / "playbooks"
@@ -43,18 +43,6 @@ PHASES = (
 DEFAULT_FORKS = max(2, 2 * (os.cpu_count() or 1))
 KEEP_ARTIFACTS = 20
 REASON_LIMIT = 400
-
-
-class PhaseError(TestbedError):
-    """A phase could not be run at all (no playbook, ansible missing, runner error)."""
-
-    exit_code = 11
-
-
-class PhaseFailed(TestbedError):
-    """The phase ran, and some hosts failed or were unreachable."""
-
-    exit_code = 12
 
 
 @dataclass(frozen=True)

@@ -27,15 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from testbed import pki
-from testbed.errors import PkiError, TestbedError
+from testbed.errors import PkiError, TestbedError, TransferError
 from testbed.node import material as M
 from testbed.pki import keys
 
 COAP_PORT = M.COAP_PORT
-
-
-class TransferError(TestbedError):
-    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.backends.base import Backend, NodeStatus
-from testbed.errors import NotRunning, TestbedError
-from testbed.links.options import LinkName, LinkOptionError
+from testbed.errors import LinkActionError, LinkOptionError, NotRunning
+from testbed.links.options import LinkName
 from testbed.node.radio.config import ATTRIBUTE_PREFIX as RADIO_PREFIX
 
 PROBE = ["python3", "-m", "testbed.node.probe", "action"]
 ACTION_TIMEOUT = 30.0
-
-
-class LinkActionError(TestbedError):
-    exit_code = 1
 
 
 @dataclass

@@ -12,7 +12,7 @@ from testbed.errors import TestbedError
 
 
 class ChannelError(TestbedError):
-    exit_code = 10
+    exit_code = 3  # in the node's table, testbed.node.errors.NODE_EXIT_CODES
 
 
 class CredentialError(ChannelError):
