@@ -13,19 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import testbed
 from testbed import manufacture, rundir
 from testbed.backends.base import Backend, EventFn, NodeStatus, RemovalReport
 from testbed.errors import AlreadyRunning, NotRunning, TestbedError
+from testbed.node.config import Attr, Role
 from testbed.observe.hook import start_for_run as start_prometheus
 from testbed.observe.hook import start_grafana_for_run as start_grafana
 from testbed.plan import Plan, make_plan
+from testbed.project import PROJECT_ROOT
 from testbed.topology import load_topology
 
 if TYPE_CHECKING:
     from testbed.lifecycle.runner import PhaseEvent, PhaseResult
 
-PROJECT_ROOT = Path(testbed.__file__).resolve().parent.parent
+__all__ = ["PROJECT_ROOT"]  # re-exported: older callers import it from here
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def wait_commissioned(
     Things whose bootstrap does not finish in time are reported with their last state, so the
     caller can say which ones hang and where.
     """
-    pending = [n.name for n in plan.nodes if n.role == "thing"]
+    pending = [n.name for n in plan.nodes if n.role == Role.THING]
     result: dict[str, tuple[str, str]] = {}
     deadline = time.monotonic() + timeout
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -132,9 +133,9 @@ def wait_commissioned(
 def commissioned_by_phases(plan: Plan) -> bool:
     """Whether `up` commissions this plan's things through the Ansible phases."""
     return any(
-        n.config.attributes.get("auto-commission") == "false"
+        n.config.attributes.get(Attr.AUTO_COMMISSION) == "false"
         for n in plan.nodes
-        if n.role == "thing"
+        if n.role == Role.THING
     )
 
 
@@ -162,7 +163,7 @@ def commission_by_phases(
 def with_lifecycle(backend: Backend, nodes: list[NodeStatus]) -> list[NodeStatus]:
     """Status entries of running things completed with the lifecycle state and the operator
     domain they report (a transferred thing's label still names its planned owner)."""
-    asked = [n for n in nodes if n.role == "thing" and n.state == "running"]
+    asked = [n for n in nodes if n.role == Role.THING and n.state == "running"]
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = dict(
             zip(

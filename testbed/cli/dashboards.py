@@ -27,13 +27,14 @@ from testbed.lifecycle.records import phases_path, read_phases
 from testbed.observe import grafana
 from testbed.observe.dashboards import DATASOURCE_UID
 from testbed.observe.errors import ObserveError
+from testbed.project import DASHBOARDS
 
 if TYPE_CHECKING:
     from testbed.observe.grafana_service import GrafanaService
 
 URL_ENV, TOKEN_ENV = "GRAFANA_URL", "GRAFANA_TOKEN"
 
-DASHBOARD_DIR = bringup.PROJECT_ROOT / "dashboards" / "json"
+DASHBOARD_DIR = DASHBOARDS / "json"
 
 dashboards_app = typer.Typer(
     help="Grafana dashboards: push them and the phase annotations to a Grafana.",

@@ -30,12 +30,13 @@ import yaml
 from testbed import rundir
 from testbed.backends.base import Backend, NodeStatus
 from testbed.errors import NotRunning
+from testbed.node.config import Attr, Role
 
 CONNECTION = "community.docker.docker"
 NODE_PYTHON = "/opt/testbed/bin/python3"
 COAP_PORT = 5683  # testbed.node.material.COAP_PORT
 INVENTORY_FILE = Path("ansible") / "inventory" / "hosts.yml"
-GROUP_KEYS = (("vendor", "vendor"), ("model", "model"), ("domain", "domain"), ("pan", "pan"))
+GROUP_KEYS = tuple((key, key) for key in (Attr.VENDOR, Attr.MODEL, Attr.DOMAIN, Attr.PAN))
 
 LiveState = Callable[[NodeStatus], Mapping[str, Any] | None]
 
@@ -126,8 +127,8 @@ def build_inventory(
         if node.kind:
             inventory.add(group_name("kind", node.kind), node.node)
         state = (live or {}).get(node.node) or {}
-        domain = attributes.get("domain")
-        if node.role == "thing":
+        domain = attributes.get(Attr.DOMAIN)
+        if node.role == Role.THING:
             if state.get("domain") and state["domain"] != domain:
                 host["testbed_planned_domain"] = domain
                 domain = str(state["domain"])
@@ -136,12 +137,12 @@ def build_inventory(
                 host["testbed_lifecycle"] = str(state["lifecycle"])
                 inventory.add(group_name("lifecycle", str(state["lifecycle"])), node.node)
         for prefix, key in GROUP_KEYS:
-            group_value = domain if key == "domain" else attributes.get(key)
+            group_value = domain if key == Attr.DOMAIN else attributes.get(key)
             if group_value:
                 inventory.add(group_name(prefix, group_value), node.node)
-        for pan in filter(None, attributes.get("pans", "").split(",")):
+        for pan in filter(None, attributes.get(Attr.PANS, "").split(",")):
             inventory.add(group_name("pan", pan), node.node)
-        if node.role == "trust_center" and domain:
+        if node.role == Role.TRUST_CENTER and domain:
             trust_centers[domain] = node.node
             backbone = node.addresses.get("backbone")
             if backbone:
@@ -158,7 +159,7 @@ def build_inventory(
 
 def live_states(backend: Backend, nodes: list[NodeStatus], workers: int = 8) -> dict[str, Any]:
     """What running things report under GET /state (role part), asked in parallel."""
-    asked = [n for n in nodes if n.role == "thing" and n.state == "running"]
+    asked = [n for n in nodes if n.role == Role.THING and n.state == "running"]
 
     def ask(node: NodeStatus) -> dict[str, Any]:
         answer = backend.node_state(node.run, node.node) or {}

@@ -23,12 +23,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed import bringup
+from testbed import project
 from testbed.backends.base import Backend
-from testbed.errors import PhaseError, PhaseFailed, TestbedError
+from testbed.errors import PhaseError
+from testbed.errors import PhaseFailed as PhaseFailed  # where the phase verbs import it from
 from testbed.lifecycle import collections, inventory, records
 
-PLAYBOOKS = bringup.PROJECT_ROOT / "playbooks"
+PLAYBOOKS = project.PLAYBOOKS
 PHASES = (
     "install",
     "commission",

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-import testbed
 from testbed import rundir
 from testbed.errors import TestbedError
 from testbed.observe.announce import announce
@@ -23,6 +22,7 @@ from testbed.observe.binaries import Source
 from testbed.observe.config import observe_dir, write_observe_dir
 from testbed.observe.targets import targets_from_plan, targets_from_status, write_targets
 from testbed.plan.model import Plan
+from testbed.project import DASHBOARDS, PROJECT_ROOT
 
 if TYPE_CHECKING:  # the docker SDK is imported only when a run is brought up
     from testbed.observe.grafana_service import GrafanaService
@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # the docker SDK is imported only when a run is brought up
 
 ENABLE_ENV = "TESTBED_OBSERVE"
 SOURCE_ENV = "TESTBED_PROMETHEUS_SOURCE"  # auto (default), apt or host: see testbed.observe.image
-PROJECT_ROOT = Path(testbed.__file__).resolve().parent.parent
 
 
 def _source() -> Source:
@@ -134,7 +133,7 @@ def start_grafana_for_run(backend: Any, plan: Plan, run_dir: Path) -> GrafanaSer
             )
             return None
         started = time.monotonic()
-        service = G.start_grafana(client, plan, run_dir, image, PROJECT_ROOT / "dashboards")
+        service = G.start_grafana(client, plan, run_dir, image, DASHBOARDS)
     except TestbedError as exc:
         announce(f"[yellow]Grafana not started[/]: {escape(exc.message)}")
         return None

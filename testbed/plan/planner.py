@@ -18,7 +18,7 @@ import ipaddress
 import re
 
 from testbed.errors import PlanError
-from testbed.node.config import Interface, NodeConfig, Route
+from testbed.node.config import Attr, Interface, NodeConfig, Role, Route
 from testbed.node.radio.config import GilbertElliottSpec, RadioPanConfig
 from testbed.node.shaping import impairment as shaping
 from testbed.plan import addressing
@@ -187,7 +187,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             role=role,
             interfaces=tuple(interfaces[name]),
             routes=routes,
-            attributes={**attributes, **({"kind": kind} if kind else {})},
+            attributes={**attributes, **({Attr.KIND: kind} if kind else {})},
             forwarding=forwarding,
             isolate=True,
         )
@@ -222,10 +222,10 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         foreign = [(p, r) for p, r in pan_routes if r != router.name]
         add(
             router.name,
-            "border_router",
+            Role.BORDER_ROUTER,
             TIER_INFRA,
             {
-                "pans": ",".join(router.pans),
+                Attr.PANS: ",".join(router.pans),
                 **radio_attributes(router.name, router.pans, True),
                 **link_attributes(topology),
                 **policy_forward,
@@ -238,11 +238,11 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         trusted = domain.trusted_vendors or [v.name for v in topology.vendors]
         add(
             domain.trust_center_name,
-            "trust_center",
+            Role.TRUST_CENTER,
             TIER_INFRA,
             {
-                "domain": domain.name,
-                "trusted-vendors": ",".join(trusted),
+                Attr.DOMAIN: domain.name,
+                Attr.TRUSTED_VENDORS: ",".join(trusted),
                 **({cross_domain.BACKENDS_ATTRIBUTE: backend_scope} if backend_scope else {}),
             },
             routes_via("backbone", [*pan_routes, ("internet", first_router)]),
@@ -252,14 +252,14 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         if host.role == "backend":
             # A backend works for every operator domain of the building whose trust center the
             # cross-domain policy lets it reach (polling one it may not reach only times out).
-            host_attributes["trust-centers"] = ",".join(
+            host_attributes[Attr.TRUST_CENTERS] = ",".join(
                 f"{d.name}={trust_center_uri(d.name)}"
                 for d in topology.domains
                 if cross_domain.allowed(rules, host.name, d.trust_center_name, coap_port)
             )
         add(
             host.name,
-            "internet_host",
+            Role.INTERNET_HOST,
             TIER_INFRA,
             host_attributes,
             routes_via("internet", [*pan_routes, ("backbone", first_router)]),
@@ -272,32 +272,32 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         model = topology.model(thing.vendor, thing.model)
         pan_router = router_of_pan[thing.pan]
         attributes = {
-            "vendor": thing.vendor,
-            "model": thing.model,
-            "device-class": thing.role or model.role,
-            "domain": thing.domain,
-            "pan": thing.pan,
-            "profile": thing.profile or model.profile,
-            "firmware": model.firmware,
-            "trust-center-uri": trust_center_uri(thing.domain),
+            Attr.VENDOR: thing.vendor,
+            Attr.MODEL: thing.model,
+            Attr.DEVICE_CLASS: thing.role or model.role,
+            Attr.DOMAIN: thing.domain,
+            Attr.PAN: thing.pan,
+            Attr.PROFILE: thing.profile or model.profile,
+            Attr.FIRMWARE: model.firmware,
+            Attr.TRUST_CENTER_URI: trust_center_uri(thing.domain),
             # With phases, the commission playbook starts the bootstrap, not the thing itself.
-            "auto-commission": "true" if topology.commissioning == "auto" else "false",
+            Attr.AUTO_COMMISSION: "true" if topology.commissioning == "auto" else "false",
         }
         if cloud_uri:
-            attributes["vendor-cloud-uri"] = cloud_uri
+            attributes[Attr.VENDOR_CLOUD_URI] = cloud_uri
         if thing.faults:
-            attributes["faults"] = ",".join(thing.faults)
+            attributes[Attr.FAULTS] = ",".join(thing.faults)
         others = [(n, pan_router) for n in ("backbone", "internet")]
         # Other PANs are reached through the own router, which forwards over the backbone.
         others += [(p, pan_router) for p, _ in pan_routes if p != f"pan-{thing.pan}"]
         for name in thing.names():
             add(
                 name,
-                "thing",
+                Role.THING,
                 TIER_THINGS,
                 {
                     **attributes,
-                    "serial": serial_number(topology.building, thing.vendor, name),
+                    Attr.SERIAL: serial_number(topology.building, thing.vendor, name),
                     **radio_attributes(name, [thing.pan], False),
                 },
                 routes_via(f"pan-{thing.pan}", others),
