@@ -32,6 +32,7 @@ NODE_EXIT_CODES: dict[int, str] = {
     3: "secure channel failed (EDHOC/OSCORE)",
 }
 
+
 class NodeError(TestbedError):
     exit_code = 1
     http_status = 500
