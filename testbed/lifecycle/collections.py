@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from testbed import rundir
-from testbed.errors import CollectionsError
+from testbed.errors import CollectionsError as CollectionsError  # re-exported
 from testbed.project import PLAYBOOKS
 
 ANSIBLE_VERSION = "12.3.0"

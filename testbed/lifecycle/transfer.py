@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from testbed import pki
-from testbed.errors import PkiError, TestbedError, TransferError
+from testbed.errors import PkiError, TestbedError
+from testbed.errors import TransferError as TransferError  # re-exported
 from testbed.node import material as M
 from testbed.pki import keys
 

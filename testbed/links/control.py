@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.backends.base import Backend, NodeStatus
-from testbed.errors import LinkActionError, LinkOptionError, NotRunning
+from testbed.errors import LinkActionError as LinkActionError  # re-exported
+from testbed.errors import LinkOptionError, NotRunning
 from testbed.links.options import LinkName
 from testbed.node.config import Attr, Role
 from testbed.node.radio.config import ATTRIBUTE_PREFIX as RADIO_PREFIX

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.errors import LinkOptionError
+from testbed.errors import LinkOptionError as LinkOptionError  # re-exported
 from testbed.node.shaping.impairment import LINK_NAMES, Impairment, ImpairmentError
 from testbed.topology import units
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import cbor2
 
-from testbed.errors import ManifestSignatureError, PkiError
+from testbed.errors import ManifestSignatureError as ManifestSignatureError  # re-exported
+from testbed.errors import PkiError
 from testbed.pki import _cbor, cose, keys
 from testbed.pki.ca import Vendor
 

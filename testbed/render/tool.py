@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from testbed.errors import ComposeError
+from testbed.errors import ComposeError as ComposeError  # re-exported
 
 BINARY = "docker-compose"
 DEBIAN_PACKAGE = "docker-compose"
