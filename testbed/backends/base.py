@@ -34,6 +34,7 @@ from testbed.plan.model import Plan
 if TYPE_CHECKING:  # the implementations import engine SDKs; the interface does not
     from testbed.backends.images import ImageResult, ProgressFn
     from testbed.observe.grafana_service import GrafanaService
+    from testbed.observe.image import PrometheusImage
     from testbed.observe.service import Observer
 
 
@@ -83,6 +84,9 @@ EventFn = Callable[[str, str], None]
 class RunServices(Protocol):
     """The run's services beside its nodes, made by the backend's engine on the run's mgmt
     network, published on 127.0.0.1 and labelled with the run (so ``undeploy`` removes them)."""
+
+    def prometheus_image(self) -> PrometheusImage:
+        """Make the Prometheus image available where the engine runs containers."""
 
     def start_prometheus(self, plan: Plan, run_dir: Path) -> Observer:
         """Make the Prometheus image available, write its files into the run directory, start

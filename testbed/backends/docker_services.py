@@ -17,6 +17,7 @@ from testbed.observe.announce import announce
 from testbed.observe.binaries import Source
 from testbed.observe.config import write_observe_dir
 from testbed.observe.grafana_service import GrafanaService
+from testbed.observe.image import PrometheusImage
 from testbed.observe.service import Observer
 from testbed.observe.targets import targets_from_plan
 from testbed.plan.model import Plan
@@ -40,16 +41,20 @@ class DockerRunServices:
     def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
 
-    def start_prometheus(self, plan: Plan, run_dir: Path) -> Observer:
+    def prometheus_image(self) -> PrometheusImage:
         from testbed.observe.image import ensure_prometheus_image
-        from testbed.observe.service import start_observer
 
-        image = ensure_prometheus_image(
+        return ensure_prometheus_image(
             self.client,
             project_root=PROJECT_ROOT,
             cache_dir=rundir.cache_dir(),
             source=prometheus_source(),
         )
+
+    def start_prometheus(self, plan: Plan, run_dir: Path) -> Observer:
+        from testbed.observe.service import start_observer
+
+        image = self.prometheus_image()
         if image.built:
             announce(
                 f"built Prometheus image {image.tag} ({image.source}) in {image.seconds:.0f} s"
