@@ -67,6 +67,11 @@ def _ensure_images(node: bool, prometheus: bool) -> bool:
     return True
 
 
+def _port_of(url: str | None) -> int:
+    """The port of http://127.0.0.1:PORT (0 for None: derived from the run name then)."""
+    return int(url.rsplit(":", 1)[1].rstrip("/")) if url else 0
+
+
 def _write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, text, 0o644)
@@ -101,17 +106,22 @@ def render_command(
     build: Annotated[bool, typer.Option(help="build the images when missing or stale")] = True,
 ) -> None:
     """Render a topology as a docker-compose file (v1-compatible) and mint its run directory."""
+    from testbed.observe.hook import grafana_of, url_of
     from testbed.render.prepare import existing_run_dir, prepare_run_dir
 
     the_plan, text = bringup.plan_for(topology, run)
     if mint:
         backend = _backend_or_none()
         existing = existing_run_dir(the_plan, backend)
-        if existing is not None:
+        if existing is not None and backend is not None:
             console.print(
                 f"run {the_plan.run!r} exists: the compose file uses its run directory "
                 f"{existing} as it is (nothing minted)"
             )
+            # The ports the run's services are published on now, unless others are asked for.
+            prometheus_port = prometheus_port or _port_of(url_of(backend, the_plan.run))
+            own_grafana = grafana_of(backend, the_plan.run)
+            grafana_port = grafana_port or _port_of(own_grafana.url if own_grafana else None)
         else:
             run_dir = prepare_run_dir(the_plan, text, backend)
             console.print(f"run directory {run_dir} written (credentials minted)")
