@@ -21,13 +21,10 @@ from testbed.node.config import Attr, Role
 from testbed.observe.hook import start_for_run as start_prometheus
 from testbed.observe.hook import start_grafana_for_run as start_grafana
 from testbed.plan import Plan, make_plan
-from testbed.project import PROJECT_ROOT
 from testbed.topology import load_topology
 
 if TYPE_CHECKING:
     from testbed.lifecycle.runner import PhaseEvent, PhaseResult
-
-__all__ = ["PROJECT_ROOT"]  # re-exported: older callers import it from here
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ when the error ends a request instead.
     └── ActionError           HTTP 400: a control action got bad parameters
         ├── UnknownAction     HTTP 404
         └── LifecycleError    HTTP 409: illegal lifecycle transition
-    ChannelError              exit 3: the EDHOC/OSCORE channel failed (testbed.node.coap.errors)
+    ChannelError              exit 1: the EDHOC/OSCORE channel failed (testbed.node.coap.errors)
 
 The node's exit codes are its own table (``NODE_EXIT_CODES``), apart from the CLI's
 (``testbed.errors.EXIT_CODES``): a node's exit code is read in ``docker inspect`` and in the log,
@@ -29,7 +29,6 @@ NODE_EXIT_CODES: dict[int, str] = {
     0: "stopped on a signal",
     1: "failure (state, network set-up, endpoints, anything unexpected)",
     2: "configuration unusable (node.json, role facts, unknown role)",
-    3: "secure channel failed (EDHOC/OSCORE)",
 }
 
 
