@@ -1,6 +1,7 @@
-"""The use cases behind `testbed up` and `testbed down`: topology -> plan -> run dir -> nodes.
+"""The steps of bringing a run up and down: topology -> plan -> run dir -> nodes, and back.
 
-Kept apart from the CLI so tests, benchmarks and scenario runners call the same code.
+The use cases (``testbed.usecases``) put these steps together for the CLI, scenario runners and
+tests; benchmarks and tests also call single steps.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import testbed
 from testbed import manufacture, rundir
 from testbed.backends.base import Backend, EventFn, NodeStatus, RemovalReport
-from testbed.errors import AlreadyRunning, NotRunning, TestbedError
+from testbed.errors import AlreadyRunning, NotRunning, RunStopped, TestbedError
+from testbed.node.config import Attr, Role
 from testbed.node.lifecycle import SETTLED
 from testbed.node.thing.status import ThingStatus
 from testbed.observe.hook import start_for_run as start_prometheus
@@ -26,8 +27,6 @@ from testbed.topology import load_topology
 
 if TYPE_CHECKING:
     from testbed.lifecycle.runner import PhaseEvent, PhaseResult
-
-PROJECT_ROOT = Path(testbed.__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,19 @@ def wait_commissioned(
     Things whose bootstrap does not finish in time are reported with their last state, so the
     caller can say which ones hang and where.
     """
-    pending = [n.name for n in plan.nodes if n.role == "thing"]
+    things = [n.name for n in plan.nodes if n.role == Role.THING]
+    return wait_final(backend, plan.run, things, on_event, timeout)
+
+
+def wait_final(
+    backend: Backend,
+    run: str,
+    things: list[str],
+    on_event: EventFn,
+    timeout: float = COMMISSION_TIMEOUT,
+) -> dict[str, tuple[str, str]]:
+    """Wait until each named thing of a run is operational or failed (see wait_commissioned)."""
+    pending = list(things)
     result: dict[str, tuple[str, str]] = {}
     deadline = time.monotonic() + timeout
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -117,7 +128,7 @@ def wait_commissioned(
             states = dict(
                 zip(
                     pending,
-                    pool.map(lambda n: backend.node_state(plan.run, n), pending),
+                    pool.map(lambda n: backend.node_state(run, n), pending),
                     strict=True,
                 )
             )
@@ -141,9 +152,9 @@ def wait_commissioned(
 def commissioned_by_phases(plan: Plan) -> bool:
     """Whether `up` commissions this plan's things through the Ansible phases."""
     return any(
-        n.config.attributes.get("auto-commission") == "false"
+        n.config.attributes.get(Attr.AUTO_COMMISSION) == "false"
         for n in plan.nodes
-        if n.role == "thing"
+        if n.role == Role.THING
     )
 
 
@@ -171,7 +182,7 @@ def commission_by_phases(
 def with_lifecycle(backend: Backend, nodes: list[NodeStatus]) -> list[NodeStatus]:
     """Status entries of running things completed with the lifecycle state and the operator
     domain they report (a transferred thing's label still names its planned owner)."""
-    asked = [n for n in nodes if n.role == "thing" and n.state == "running"]
+    asked = [n for n in nodes if n.role == Role.THING and n.state == "running"]
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = dict(
             zip(
@@ -199,9 +210,46 @@ def live_runs(backend: Backend) -> dict[str, int]:
     }
 
 
+@dataclass(frozen=True)
+class RunState:
+    """How much of a run runs: its nodes (services such as Prometheus aside) and how many of them
+    the engine reports running. After a daemon restart every node exists and none runs."""
+
+    run: str
+    nodes: int
+    running: int
+
+    @property
+    def word(self) -> str:
+        if self.nodes and self.running == self.nodes:
+            return "running"
+        return "stopped" if self.running == 0 else "partly running"
+
+
+def run_states(nodes: list[NodeStatus]) -> dict[str, RunState]:
+    """Run -> RunState, from status entries (of one run or many)."""
+    members = [n for n in nodes if n.role in Role.ALL]
+    return {
+        run: RunState(
+            run,
+            nodes=sum(1 for n in members if n.run == run),
+            running=sum(1 for n in members if n.run == run and n.state == "running"),
+        )
+        for run in sorted({n.run for n in members})
+    }
+
+
 def ensure_not_running(backend: Backend, run: str) -> None:
     count = backend.runs().get(run, 0)
     if count and count > len(backend.empty_networks(run)):  # as in live_runs, for one run
+        state = run_states(backend.status(run)).get(run)
+        if state is not None and state.word == "stopped":
+            raise RunStopped(
+                f"run {run!r} is stopped: its {state.nodes} nodes exist but none runs (after "
+                "`testbed stop`, or a restart of the Docker daemon); nothing was changed",
+                f"start it with `testbed start --run {run}`; remove it with "
+                f"`testbed down --run {run}`",
+            )
         raise AlreadyRunning(
             f"run {run!r} is already up ({count} objects carry its label); nothing was changed",
             f"see it with `testbed status --run {run}`; remove it with "

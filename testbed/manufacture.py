@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from testbed import pki
 from testbed.node import material as M
+from testbed.node.config import Attr, Role
 from testbed.pki import firmware, keys
 from testbed.plan.model import NodePlan, Plan
 
@@ -51,14 +52,14 @@ class Minted:
 
 
 def _things(plan: Plan) -> list[NodePlan]:
-    return [n for n in plan.nodes if n.role == "thing"]
+    return [n for n in plan.nodes if n.role == Role.THING]
 
 
 def _backends(plan: Plan) -> list[NodePlan]:
     return [
         n
         for n in plan.nodes
-        if n.role == "internet_host" and "trust-centers" in n.config.attributes
+        if n.role == Role.INTERNET_HOST and Attr.TRUST_CENTERS in n.config.attributes
     ]
 
 
@@ -66,12 +67,12 @@ def _vendor_clouds(plan: Plan) -> list[NodePlan]:
     return [
         n
         for n in plan.nodes
-        if n.role == "internet_host" and n.config.attributes.get("kind") == "vendor-cloud"
+        if n.role == Role.INTERNET_HOST and n.config.attributes.get(Attr.KIND) == "vendor-cloud"
     ]
 
 
 def _trust_centers(plan: Plan) -> list[NodePlan]:
-    return [n for n in plan.nodes if n.role == "trust_center"]
+    return [n for n in plan.nodes if n.role == Role.TRUST_CENTER]
 
 
 def _kids(plan: Plan) -> Iterator[bytes | None]:
@@ -88,11 +89,11 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
     pki_dir = run_dir / "pki"
     things = _things(plan)
     vendor_names = sorted(
-        {t.config.attributes["vendor"] for t in things}
+        {t.config.attributes[Attr.VENDOR] for t in things}
         | {
             v
             for tc in _trust_centers(plan)
-            for v in tc.config.attributes.get("trusted-vendors", "").split(",")
+            for v in tc.config.attributes.get(Attr.TRUSTED_VENDORS, "").split(",")
             if v
         }
     )
@@ -100,7 +101,7 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
         minted.vendors[name] = pki.new_vendor(name)
         pki.write_vendor(pki_dir / "vendors" / name, minted.vendors[name])
     for tc in _trust_centers(plan):
-        name = tc.config.attributes["domain"]
+        name = tc.config.attributes[Attr.DOMAIN]
         minted.domains[name] = pki.new_domain(name)
         pki.write_domain(pki_dir / "domains" / name, minted.domains[name])
 
@@ -110,14 +111,14 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
     for thing in things:
         attrs = thing.config.attributes
         faults = set(filter(None, attrs.get("faults", "").split(",")))
-        vendor = minted.vendors[attrs["vendor"]]
+        vendor = minted.vendors[attrs[Attr.VENDOR]]
         maker = vendor
         if "rogue-idevid" in faults:
             # A counterfeiter uses the vendor's name with its own CA.
-            rogue = rogue or pki.new_vendor(attrs["vendor"])
+            rogue = rogue or pki.new_vendor(attrs[Attr.VENDOR])
             maker = rogue
-        device = pki.manufacture(maker, attrs["serial"], attrs["model"], kid=next(kids))
-        owner = minted.domains[attrs["domain"]].owner_public_key
+        device = pki.manufacture(maker, attrs["serial"], attrs[Attr.MODEL], kid=next(kids))
+        owner = minted.domains[attrs[Attr.DOMAIN]].owner_public_key
         if "foreign-voucher" in faults:
             foreign = foreign or pki.new_domain("foreign-owner")
             owner = foreign.owner_public_key
@@ -145,7 +146,7 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
 
     tc_ccs: dict[str, pki.Ccs] = {}
     for tc in _trust_centers(plan):
-        domain_name = tc.config.attributes["domain"]
+        domain_name = tc.config.attributes[Attr.DOMAIN]
         domain = minted.domains[domain_name]
         key = keys.generate()
         credential = pki.Ccs(f"urn:testbed:tc:{domain_name}", pki.compact_kid(0), key.public_key())
@@ -154,7 +155,9 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
         files[M.DOMAIN_CA_KEY] = keys.private_pem(domain.ca.key)
         files[M.DOMAIN_CA_CERT] = _der(domain.ca_cert)
         files[M.OWNER_PUB] = keys.public_pem(domain.owner_public_key)
-        for vendor_name in filter(None, tc.config.attributes.get("trusted-vendors", "").split(",")):
+        for vendor_name in filter(
+            None, tc.config.attributes.get(Attr.TRUSTED_VENDORS, "").split(",")
+        ):
             files[f"{M.VENDORS_DIR}/{vendor_name}/{M.VENDOR_CA_CERT}"] = _der(
                 minted.vendors[vendor_name].ca_cert
             )
@@ -163,7 +166,7 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
         # otherwise the install phase imports them through the trust center's control action.
         for thing in things:
             attrs = thing.config.attributes
-            if attrs["domain"] != domain_name or attrs.get("auto-commission") == "false":
+            if attrs[Attr.DOMAIN] != domain_name or attrs.get(Attr.AUTO_COMMISSION) == "false":
                 continue
             device = minted.devices[thing.name]
             record = f"{M.DEVICES_DIR}/{device.serial}"
@@ -178,7 +181,7 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
         _write_node(run_dir, tc, files)
 
     for thing in things:
-        domain_name = thing.config.attributes["domain"]
+        domain_name = thing.config.attributes[Attr.DOMAIN]
         anchors = {
             M.TRUST_CENTER_CCS: tc_ccs[domain_name].to_bytes(),
             # dtls-cert: the domain CA certifies the trust center's DTLS certificate.
@@ -206,9 +209,11 @@ def _firmware(minted: Minted, things: list[NodePlan]) -> dict[str, bytes]:
     factory: dict[tuple[str, str], set[str]] = {}
     for thing in things:
         attrs = thing.config.attributes
-        versions = factory.setdefault((attrs["vendor"], attrs["model"]), set(FIRMWARE_VERSIONS))
-        if attrs.get("firmware"):
-            versions.add(attrs["firmware"])
+        versions = factory.setdefault(
+            (attrs[Attr.VENDOR], attrs[Attr.MODEL]), set(FIRMWARE_VERSIONS)
+        )
+        if attrs.get(Attr.FIRMWARE):
+            versions.add(attrs[Attr.FIRMWARE])
     files: dict[str, bytes] = {}
     for (vendor_name, model), versions in sorted(factory.items()):
         ordered = sorted(versions, key=firmware.parse_version)

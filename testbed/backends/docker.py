@@ -9,21 +9,27 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 
-from testbed.backends.base import EventFn, ExecResult, NodeStatus, RemovalReport
-from testbed.errors import BackendError, DaemonUnavailable, NodeFailed, NotRunning
-from testbed.node.config import CONFIG_DIR, STATE_DIR
+from testbed import rundir
+from testbed.backends.base import EventFn, ExecResult, NodeStatus, RemovalReport, RunServices
+from testbed.backends.docker_errors import _translated, daemon_error
+from testbed.errors import BackendError, NodeFailed, NotRunning
+from testbed.node.config import CONFIG_DIR, STATE_DIR, Role
 from testbed.plan import labels as L
 from testbed.plan.model import NetworkPlan, NodePlan, Plan
+from testbed.project import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from testbed.backends.images import ImageResult, ProgressFn
 
 READY_TIMEOUT = 60.0
 READY_POLL = 0.25
@@ -39,21 +45,8 @@ def connect() -> docker.DockerClient:
         client = docker.from_env(timeout=180, max_pool_size=WORKERS + 4)
         client.ping()
     except docker.errors.DockerException as exc:
-        raise _daemon_error(exc) from exc
+        raise daemon_error(exc) from exc
     return client
-
-
-def _daemon_error(exc: BaseException) -> DaemonUnavailable:
-    text = str(exc)
-    if "Permission denied" in text or "PermissionError" in text:
-        return DaemonUnavailable(
-            "permission denied on the Docker socket",
-            "add yourself to the 'docker' group (then log in again) or run as root",
-        )
-    return DaemonUnavailable(
-        f"cannot connect to the Docker daemon ({text.splitlines()[0][:160]})",
-        "start it (e.g. `sudo systemctl start docker` or `sudo dockerd &`) and try again",
-    )
 
 
 class DockerBackend:
@@ -173,22 +166,22 @@ class DockerBackend:
             on_event("created", node.name)
             self.client.api.start(container_id)
             on_event("started", node.name)
-        self._wait_ready(node, container_id)
+        self._wait_ready(node.name, container_id)
         on_event("ready", node.name)
 
-    def _wait_ready(self, node: NodePlan, container_id: str) -> None:
+    def _wait_ready(self, name: str, container_id: str) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         probe = ["python3", "-m", "testbed.node.probe", "ready"]
         while True:
-            with _translated(f"checking node {node.name}"):
+            with _translated(f"checking node {name}"):
                 info = self.client.api.inspect_container(container_id)
                 if not info["State"]["Running"]:
                     raise NodeFailed(
-                        node.name,
-                        f"node {node.name} stopped during start-up "
+                        name,
+                        f"node {name} stopped during start-up "
                         f"(exit code {info['State']['ExitCode']})",
                         self._log_tail(container_id),
-                        f"read its log: `testbed logs {node.name}`",
+                        f"read its log: `testbed logs {name}`",
                     )
                 try:
                     exec_id = self.client.api.exec_create(container_id, probe)["Id"]
@@ -202,10 +195,10 @@ class DockerBackend:
                         raise
             if time.monotonic() > deadline:
                 raise NodeFailed(
-                    node.name,
-                    f"node {node.name} did not report ready within {READY_TIMEOUT:.0f} s",
+                    name,
+                    f"node {name} did not report ready within {READY_TIMEOUT:.0f} s",
                     self._log_tail(container_id),
-                    f"read its log: `testbed logs {node.name}`; rerun with --keep-on-error",
+                    f"read its log: `testbed logs {name}`; rerun with --keep-on-error",
                 )
             time.sleep(READY_POLL)
 
@@ -215,6 +208,68 @@ class DockerBackend:
             return raw.decode("utf-8", "replace")
         except docker.errors.DockerException:
             return "(log not available)"
+
+    # -- stop and start a deployed run ------------------------------------------------------
+
+    def stop_nodes(self, run: str, nodes: Sequence[str]) -> list[str]:
+        wanted = set(nodes)
+        with _translated(f"stopping nodes of run {run}"):
+            containers = [
+                c
+                for c in self.client.containers.list(filters=L.run_filter(run), ignore_removed=True)
+                if c.labels.get(L.NODE) in wanted
+            ]
+
+            def stop(container: Any) -> str:
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.stop(timeout=STOP_TIMEOUT)  # SIGTERM: nodes shut down cleanly
+                return str(container.labels.get(L.NODE))
+
+            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+                return sorted(pool.map(stop, containers))
+
+    def start_nodes(
+        self, run: str, nodes: Sequence[str], on_event: EventFn, *, probe: bool = True
+    ) -> None:
+        def start(node: str) -> None:
+            container = self._container(run, node)
+            with _translated(f"starting node {node}"):
+                container.start()  # a running container is left as it is
+            on_event("started", node)
+            if probe:
+                self._wait_ready(node, container.id)
+                on_event("ready", node)
+
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            list(pool.map(start, nodes))
+
+    # -- image, services, Ansible -----------------------------------------------------------
+
+    def ensure_node_image(
+        self,
+        *,
+        base_image: str | None = None,
+        force: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> ImageResult:
+        from testbed.backends.images import ensure_node_image
+
+        return ensure_node_image(
+            self.client,
+            project_root=PROJECT_ROOT,
+            cache_dir=rundir.cache_dir(),
+            base_image=base_image,
+            force=force,
+            progress=progress,
+        )
+
+    def services(self) -> RunServices | None:
+        from testbed.backends.docker_services import DockerRunServices
+
+        return DockerRunServices(self.client)
+
+    def ansible_connection(self, node: NodeStatus) -> dict[str, str]:
+        return ansible_connection(node)
 
     # -- tear-down --------------------------------------------------------------------------
 
@@ -384,7 +439,13 @@ class DockerBackend:
                 yield container.logs(tail=tail)
 
 
-_ROLE_ORDER = {"border_router": 0, "trust_center": 1, "internet_host": 2, "thing": 3}
+_ROLE_ORDER = {role: order for order, role in enumerate(Role.ALL)}
+ANSIBLE_CONNECTION = "community.docker.docker"
+
+
+def ansible_connection(node: NodeStatus) -> dict[str, str]:
+    """Ansible reaches a node through the Docker API: ``docker exec`` into its container."""
+    return {"ansible_connection": ANSIBLE_CONNECTION, "ansible_host": node.resource}
 
 
 def _attached(attrs: dict[str, Any]) -> list[str]:
@@ -421,42 +482,3 @@ def detach_endpoints(client: docker.DockerClient, net: Any) -> None:
                     break
                 except docker.errors.APIError:
                     continue
-
-
-class _translated:
-    """Context manager: docker errors -> TestbedError, naming what we were doing."""
-
-    def __init__(self, doing: str) -> None:
-        self.doing = doing
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None or not isinstance(exc, docker.errors.DockerException):
-            return
-        if isinstance(exc, docker.errors.APIError):
-            explanation = str(exc.explanation or exc)
-            if exc.status_code == 409 and "is not running" in explanation:
-                raise NotRunning(
-                    f"{self.doing}: the container stopped ({explanation})",
-                    "see why with `testbed logs NODE` and `testbed status`",
-                ) from exc
-            if exc.status_code == 409:
-                raise BackendError(
-                    f"{self.doing}: name conflict: {explanation}",
-                    "a container or network of that name exists: `testbed down --run RUN`, "
-                    "or remove it with `docker rm -f NAME` if it is not the testbed's",
-                ) from exc
-            if exc.status_code == 404 and "image" in explanation.lower():
-                raise BackendError(
-                    f"{self.doing}: image missing: {explanation}",
-                    "build it with `testbed images build`",
-                ) from exc
-            raise BackendError(
-                f"{self.doing}: Docker refused: {explanation}",
-                "see the message above; `docker info` shows the daemon's state",
-            ) from exc
-        if "Connection" in str(exc) or "connect" in str(exc):
-            raise _daemon_error(exc) from exc
-        raise BackendError(f"{self.doing}: {exc}", "check `docker info`") from exc

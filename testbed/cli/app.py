@@ -1,5 +1,5 @@
-"""`testbed` verbs. Exit codes: 0 ok, 1 generic failure, 2 bad input, 3 images, 4..7 backend
-(5 no daemon, 6 already up, 7 a node failed), 8 not running, 130 interrupted."""
+"""`testbed` verbs. Each error class carries its exit code; the table is testbed.errors.EXIT_CODES
+(and the README shows it)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,18 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from testbed import bringup, rundir
+from testbed import backends, bringup, usecases
+from testbed.cli import context
 from testbed.cli.compose_cli import render_command
-from testbed.cli.dashboards import dashboards_app, publish_after_up
+from testbed.cli.dashboards import dashboards_app
 from testbed.cli.links import print_implementations
 from testbed.cli.links import register as register_link_commands
 from testbed.cli.observe import metrics_app
 from testbed.cli.phase import register as register_phase_commands
+from testbed.cli.progress import BarProgress, bars
 from testbed.cli.render import console, error, status_json, status_table
-from testbed.errors import CommissioningFailed, TestbedError
-from testbed.lifecycle.runner import PhaseEvent
+from testbed.errors import INTERRUPTED, CommissioningFailed, NotRunning, TestbedError
 from testbed.topology import load_topology
 from testbed.topology.schema import Topology
 
@@ -45,16 +45,19 @@ RunOption = Annotated[
 ]
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
+@app.callback()
+def choose_backend(
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            envvar="TESTBED_BACKEND",
+            help=f"container engine: {', '.join(backends.names())}",
+        ),
+    ] = backends.DEFAULT,
+) -> None:
+    """IoT security testbed: emulated IP-based IoT buildings in Docker."""
+    context.choose(backend)
 
 
 @app.command()
@@ -85,38 +88,6 @@ def plan(
     print(json.dumps(the_plan.to_dict(), indent=2))
 
 
-def _ensure_image(base_image: str | None, force: bool) -> str:
-    from testbed.backends import docker as docker_backend
-    from testbed.backends.images import ensure_node_image
-
-    client = docker_backend.connect()
-    with _progress() as progress:
-        task = progress.add_task("node image", total=None, detail="")
-
-        def report(message: str, step: int | None, total: int | None) -> None:
-            if total:
-                progress.update(task, total=total, completed=step or 0, detail=escape(message[:60]))
-            else:
-                progress.update(task, detail=escape(message[:60]))
-            if message.startswith(("no registry", "built offline", "using")):
-                progress.console.print(f"  {escape(message)}")
-
-        result = ensure_node_image(
-            client,
-            project_root=bringup.PROJECT_ROOT,
-            cache_dir=rundir.cache_dir(),
-            base_image=base_image,
-            force=force,
-            progress=report,
-        )
-        progress.update(
-            task, completed=progress.tasks[0].total or 1, total=progress.tasks[0].total or 1
-        )
-    verb = "built" if result.built else "up to date"
-    console.print(f"image [bold]{result.tag}[/] {verb} (base {result.base_image})")
-    return result.tag
-
-
 @images_app.command("build")
 def images_build(
     base_image: Annotated[
@@ -125,7 +96,20 @@ def images_build(
     force: Annotated[bool, typer.Option(help="rebuild even if the inputs did not change")] = False,
 ) -> None:
     """Build the node image offline when needed (rebuilt only when its inputs change)."""
-    _ensure_image(base_image, force)
+    backend = context.backend()
+    with bars() as progress:
+        shown = BarProgress(progress)
+        shown.begin("image", None)
+        result = backend.ensure_node_image(
+            base_image=base_image,
+            force=force,
+            progress=lambda message, step, total: shown.update(
+                "image", message, completed=step, total=total
+            ),
+        )
+        shown.end("image")
+    verb = "built" if result.built else "up to date"
+    console.print(f"image [bold]{result.tag}[/] {verb} (base {result.base_image})")
 
 
 @app.command()
@@ -148,66 +132,37 @@ def up(
     commission_timeout: Annotated[float, typer.Option(help="seconds to wait for that")] = 180.0,
 ) -> None:
     """Bring up an emulated building from a topology file, commissioned."""
-    from testbed.backends.docker import DockerBackend
-    from testbed.observe.hook import url_of
-
-    the_plan, text = bringup.plan_for(topology, run)
-    backend = DockerBackend()
-    bringup.ensure_not_running(backend, the_plan.run)
-    image = _ensure_image(base_image, force=False)
-    with _progress() as progress:
-        nets = progress.add_task("networks", total=len(the_plan.networks), detail="")
-        ready = progress.add_task("nodes ready", total=len(the_plan.nodes), detail="")
-
-        def on_event(event: str, name: str) -> None:
-            if event == "network":
-                progress.advance(nets)
-            elif event == "ready":
-                progress.update(ready, advance=1, detail=name)
-
-        result = bringup.up(backend, the_plan, text, image, on_event, keep_on_error=keep_on_error)
-        outcomes: dict[str, tuple[str, str]] = {}
-        things = [n for n in the_plan.nodes if n.role == "thing"]
-        if wait and bringup.commissioned_by_phases(the_plan):
-            # The same path as `testbed phase install` / `commission` (Ansible).
-            phases = progress.add_task("install + commission", total=None, detail="")
-
-            def on_phase(event: PhaseEvent) -> None:
-                if event.kind != "task":
-                    progress.update(phases, detail=escape(f"{event.host}: {event.task[:40]}"))
-
-            bringup.commission_by_phases(backend, the_plan, on_phase)
-            progress.update(phases, total=1, completed=1, detail="done")
-        if wait:
-            commissioned = progress.add_task("commissioned", total=len(things), detail="")
-
-            def on_commission(event: str, name: str) -> None:
-                progress.update(commissioned, advance=1, detail=f"{name}: {event}")
-
-            outcomes = bringup.wait_commissioned(
-                backend, the_plan, on_commission, timeout=commission_timeout
-            )
+    backend = context.backend()
+    options = usecases.UpOptions(
+        base_image=base_image,
+        keep_on_error=keep_on_error,
+        commission=wait,
+        commission_timeout=commission_timeout,
+    )
+    with bars() as progress:
+        result = usecases.up(backend, topology, run, options, BarProgress(progress))
+    name = result.plan.run
     console.print(
-        f"[green]run {result.plan.run!r} is up[/]: {len(result.plan.nodes)} nodes, "
+        f"[green]run {name!r} is up[/]: {len(result.plan.nodes)} nodes, "
         f"{len(result.plan.networks)} networks ({result.plan.ula_prefix})"
     )
-    console.print(f"  status:   testbed status --run {result.plan.run}")
-    console.print(f"  logs:     testbed logs NODE --run {result.plan.run}")
+    console.print(f"  status:   testbed status --run {name}")
+    console.print(f"  logs:     testbed logs NODE --run {name}")
     console.print(f"  run dir:  {result.run_dir}")
-    console.print(f"  tear down: testbed down --run {result.plan.run}")
-    print_implementations(backend, result.plan.run)
-    publish_after_up(result.plan.run, result.run_dir, url_of(backend, result.plan.run))
+    console.print(f"  tear down: testbed down --run {name}")
+    print_implementations(backend, name)
+    for line in result.grafana:
+        console.print(line)
+    _print_outcomes(result.outcomes)
+    result.raise_for_commissioning()
+
+
+def _print_outcomes(outcomes: dict[str, tuple[str, str]]) -> None:
     failed = {n: o for n, o in outcomes.items() if o[0] != "operational"}
     if outcomes:
         console.print(f"  commissioned: {len(outcomes) - len(failed)} of {len(outcomes)} things")
-    if failed:
-        for name, (state, reason) in sorted(failed.items()):
-            console.print(f"  [red]{name}[/]: {escape(state or 'no answer')} {escape(reason)}")
-        raise CommissioningFailed(
-            f"{len(failed)} of {len(outcomes)} things are not operational; the run stays up",
-            f"inspect with `testbed status --run {result.plan.run}` and "
-            f"`testbed logs NODE --run {result.plan.run}`",
-        )
+    for name, (state, reason) in sorted(failed.items()):
+        console.print(f"  [red]{name}[/]: {escape(state or 'no answer')} {escape(reason)}")
 
 
 @app.command()
@@ -217,12 +172,10 @@ def down(
     keep_files: Annotated[bool, typer.Option(help="keep the run directory")] = False,
 ) -> None:
     """Remove every container, network, volume and file of a run (found by labels)."""
-    from testbed.backends.docker import DockerBackend
-
-    backend = DockerBackend()
+    backend = context.backend()
     runs = sorted(backend.runs()) if all_runs else [bringup.resolve_run(backend, run)]
     for name in runs:
-        report = bringup.down(backend, name, keep_files=keep_files)
+        report = usecases.down(backend, name, keep_files=keep_files)
         console.print(
             f"run {name!r} removed: {len(report.containers)} containers, "
             f"{len(report.networks)} networks, {len(report.volumes)} volumes"
@@ -239,23 +192,73 @@ def down(
             )
 
 
+NodeArgument = Annotated[
+    str | None, typer.Argument(help="one node (default: every node and service of the run)")
+]
+
+
+@app.command()
+def stop(run: RunOption = None) -> None:
+    """Stop a run's nodes and services, keeping them, their state and their networks."""
+    stopped = usecases.stop(context.backend(), run)
+    console.print(f"stopped {len(stopped)} nodes and services; `testbed start` starts them again")
+
+
+@app.command()
+def start(
+    run: RunOption = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the things")] = 180.0,
+) -> None:
+    """Start a stopped run (after `stop` or a Docker daemon restart), in the order of `up`."""
+    with bars() as progress:
+        result = usecases.start(
+            context.backend(), run, progress=BarProgress(progress), timeout=timeout
+        )
+    _report_start(result)
+
+
+@app.command()
+def restart(
+    node: NodeArgument = None,
+    run: RunOption = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the things")] = 180.0,
+) -> None:
+    """Stop and start a run, or one node of it, with the readiness checks of `up`."""
+    with bars() as progress:
+        result = usecases.restart(
+            context.backend(), run, node, BarProgress(progress), timeout=timeout
+        )
+    _report_start(result)
+
+
+def _report_start(result: usecases.StartResult) -> None:
+    console.print(f"[green]run {result.run!r} runs[/]: started {len(result.started)}")
+    _print_outcomes(result.outcomes)
+    if result.failed:
+        raise CommissioningFailed(
+            f"{len(result.failed)} of {len(result.outcomes)} things are not operational",
+            f"inspect with `testbed status --run {result.run}` and "
+            f"`testbed logs NODE --run {result.run}`",
+        )
+
+
 @app.command()
 def status(
     run: RunOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Show the nodes of one run, or of every run, as Docker reports them."""
-    from testbed.backends.docker import DockerBackend
-
-    backend = DockerBackend()
+    backend = context.backend()
     nodes = bringup.with_lifecycle(backend, backend.status(run))
     if as_json:
         print(status_json(nodes))
         return
     if not nodes:
         console.print("no testbed run is up" + (f" named {run!r}" if run else ""))
-        raise typer.Exit(8 if run else 0)
+        raise typer.Exit(NotRunning.exit_code if run else 0)
     status_table(nodes)
+    for line in usecases.state_lines(nodes):
+        console.print(f"[yellow]{escape(line)}[/]")
 
 
 @app.command()
@@ -266,9 +269,7 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
 ) -> None:
     """Print a node's log (structured JSON lines)."""
-    from testbed.backends.docker import DockerBackend
-
-    backend = DockerBackend()
+    backend = context.backend()
     for chunk in backend.logs(bringup.resolve_run(backend, run), node, tail, follow):
         sys.stdout.write(chunk.decode("utf-8", "replace"))
         sys.stdout.flush()
@@ -281,9 +282,7 @@ def exec_(
     run: RunOption = None,
 ) -> None:
     """Run a command in a node: testbed exec NODE -- CMD ARGS. Exits with its exit code."""
-    from testbed.backends.docker import DockerBackend
-
-    backend = DockerBackend()
+    backend = context.backend()
     result = backend.exec(bringup.resolve_run(backend, run), node, command)
     sys.stdout.buffer.write(result.output)
     sys.stdout.flush()
@@ -304,7 +303,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted")
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@
 
 The compose file references the run directory by path; `render` mints it (plan, credentials,
 Prometheus configuration) unless ``--no-mint``, and makes sure the node and Prometheus images
-exist unless ``--image`` names one or ``--no-build``. Then ``docker-compose -p RUN -f FILE up
--d`` starts what ``testbed up`` would, found by the same labels; ``--profile grafana`` adds the
-run's Grafana (``$TESTBED_GRAFANA_IMAGE``, not built here: it comes from a registry).
+exist unless ``--image`` names one or ``--no-build``. For a run that exists (up or stopped) it
+mints nothing: the compose file describes that run, with the run directory its nodes use.
+Then ``docker-compose -p RUN -f FILE up -d`` starts what ``testbed up`` would, found by the
+same labels; ``--profile grafana`` adds the run's Grafana (``$TESTBED_GRAFANA_IMAGE``, not
+built here: it comes from a registry).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from testbed import bringup, rundir
+from testbed import bringup
 from testbed.atomic import write_atomically
+from testbed.cli import context
 from testbed.cli.render import console
 from testbed.errors import TestbedError
 from testbed.observe.grafana_service import image_ref as grafana_image
@@ -31,40 +34,42 @@ DEFAULT_TOPOLOGY = Path("topologies/default.yaml")
 
 
 def _backend_or_none() -> Backend | None:
-    """The Docker backend when a daemon answers (to refuse minting for a run that is up)."""
-    from testbed.backends.docker import DockerBackend
+    """The chosen backend when its engine answers (to find out whether the run exists)."""
     from testbed.errors import DaemonUnavailable
 
+    backend = context.backend()
     try:
-        return DockerBackend()
+        backend.runs()
     except DaemonUnavailable:
         return None
+    return backend
 
 
 def _ensure_images(node: bool, prometheus: bool) -> bool:
     """Build or confirm the images wanted; False when Prometheus' cannot be had."""
-    from testbed.backends import docker as docker_backend
-    from testbed.backends.images import ensure_node_image
-    from testbed.observe.image import ensure_prometheus_image
-
-    client = docker_backend.connect()
+    backend = context.backend()
     if node:
-        built = ensure_node_image(
-            client, project_root=bringup.PROJECT_ROOT, cache_dir=rundir.cache_dir()
-        )
+        built = backend.ensure_node_image()
         verb = "built" if built.built else "up to date"
         console.print(f"node image {built.tag} {verb} (as {NODE_IMAGE})")
     if not prometheus:
         return True
+    services = backend.services()
+    if services is None:
+        console.print(f"[yellow]backend {backend.name} has no Prometheus image[/]")
+        return False
     try:
-        prom = ensure_prometheus_image(
-            client, project_root=bringup.PROJECT_ROOT, cache_dir=rundir.cache_dir()
-        )
+        prom = services.prometheus_image()
     except TestbedError as exc:
         console.print(f"[yellow]Prometheus image not available[/]: {escape(exc.message)}")
         return False
     console.print(f"Prometheus image {prom.tag} ready (as {PROMETHEUS_IMAGE})")
     return True
+
+
+def _port_of(url: str | None) -> int:
+    """The port of http://127.0.0.1:PORT (0 for None: derived from the run name then)."""
+    return int(url.rsplit(":", 1)[1].rstrip("/")) if url else 0
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -101,13 +106,25 @@ def render_command(
     build: Annotated[bool, typer.Option(help="build the images when missing or stale")] = True,
 ) -> None:
     """Render a topology as a docker-compose file (v1-compatible) and mint its run directory."""
-    from testbed.render.prepare import prepare_run_dir
+    from testbed.observe.hook import grafana_of, url_of
+    from testbed.render.prepare import existing_run_dir, prepare_run_dir
 
     the_plan, text = bringup.plan_for(topology, run)
     if mint:
         backend = _backend_or_none()
-        run_dir = prepare_run_dir(the_plan, text, backend)
-        console.print(f"run directory {run_dir} written (credentials minted)")
+        existing = existing_run_dir(the_plan, backend)
+        if existing is not None and backend is not None:
+            console.print(
+                f"run {the_plan.run!r} exists: the compose file uses its run directory "
+                f"{existing} as it is (nothing minted)"
+            )
+            # The ports the run's services are published on now, unless others are asked for.
+            prometheus_port = prometheus_port or _port_of(url_of(backend, the_plan.run))
+            own_grafana = grafana_of(backend, the_plan.run)
+            grafana_port = grafana_port or _port_of(own_grafana.url if own_grafana else None)
+        else:
+            run_dir = prepare_run_dir(the_plan, text, backend)
+            console.print(f"run directory {run_dir} written (credentials minted)")
     if build and (image is None or prometheus):
         prometheus = _ensure_images(image is None, prometheus) and prometheus
     options = ComposeOptions(

@@ -24,7 +24,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from testbed import bringup
+from testbed import bringup, usecases
+from testbed.cli import context
 from testbed.cli.render import console
 from testbed.links import options
 from testbed.links.control import Links
@@ -45,9 +46,7 @@ Value = Annotated[str | None, typer.Option()]
 
 
 def _links(run: str | None) -> Links:
-    from testbed.backends.docker import DockerBackend
-
-    backend = DockerBackend()
+    backend = context.backend()
     return Links(backend, bringup.resolve_run(backend, run))
 
 
@@ -89,21 +88,17 @@ def set_(
     run: RunOption = None,
 ) -> None:
     """Impair a link live; the options given replace the link's current impairments."""
-    name = options.parse_link(link)
-    params = options.parameters(
-        {
-            "loss": loss, "delay": delay, "jitter": jitter, "rate": rate,
-            "duplicate": duplicate, "reorder": reorder, "corrupt": corrupt,
-            "gilbert_elliott": gilbert_elliott,
-        }
+    change = usecases.link_set(
+        context.backend(), link, run,
+        loss=loss, delay=delay, jitter=jitter, rate=rate, duplicate=duplicate, reorder=reorder,
+        corrupt=corrupt, gilbert_elliott=gilbert_elliott,
     )  # fmt: skip
+    name = change.link
     if name.kind == "pan":
-        pan_params = options.pan_parameters(name, params)
-        answer = _links(run).set_pan(name, pan_params)
+        (answer,) = change.answers
         console.print(f"{name.text}: frame loss {answer['loss'] * 100:g}% on every radio link")
         return
-    impairment = options.ip_impairment(params)
-    for answer in _links(run).set_ip(name, impairment.to_dict()):
+    for answer in change.answers:
         console.print(
             f"{name.text} on {answer['router']} {answer['device']}: "
             f"{escape(answer['describe'])} [dim]({answer['implementation']})[/]"
@@ -116,12 +111,13 @@ def reset(
     run: RunOption = None,
 ) -> None:
     """Back to the topology's settings for that link."""
-    name = options.parse_link(link)
+    change = usecases.link_reset(context.backend(), link, run)
+    name = change.link
     if name.kind == "pan":
-        answer = _links(run).reset_pan(name)
+        (answer,) = change.answers
         console.print(f"{name.text}: back to the topology (frame loss {answer['loss'] * 100:g}%)")
         return
-    for answer in _links(run).reset_ip(name):
+    for answer in change.answers:
         console.print(
             f"{name.text} on {answer['device']}: back to the topology: {answer['describe']}"
         )

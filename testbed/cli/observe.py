@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from testbed import bringup
+from testbed.cli import context
 from testbed.cli.render import console
 from testbed.observe import announce
 from testbed.observe.api import PrometheusAPI
@@ -32,10 +33,9 @@ RunOption = Annotated[
 
 
 def _api(run: str | None) -> tuple[str, PrometheusAPI]:
-    from testbed.backends.docker import DockerBackend
     from testbed.observe.hook import url_of
 
-    backend = DockerBackend()
+    backend = context.backend()
     name = run or bringup.resolve_run(backend, run)
     url = url_of(backend, name)
     if url is None:
@@ -93,12 +93,11 @@ def targets(
     ] = True,
 ) -> None:
     """Show what Prometheus scrapes and whether it answers; resynchronise the targets first."""
-    from testbed.backends.docker import DockerBackend
     from testbed.observe.hook import sync_targets
 
     name, api = _api(run)
     if sync:
-        path = sync_targets(DockerBackend(), name)
+        path = sync_targets(context.backend(), name)
         console.print(f"targets rewritten: {path}")
     table = Table(title=f"Prometheus targets of run {name}", title_justify="left")
     for column in ("node", "role", "endpoint", "health", "last error"):
@@ -145,9 +144,7 @@ def check(
     from testbed.observe.promtool import check_config
 
     if directory is None:
-        from testbed.backends.docker import DockerBackend
-
-        name = run or bringup.resolve_run(DockerBackend(), run)
+        name = run or bringup.resolve_run(context.backend(), run)
         directory = observe_dir(rundir.run_dir_for(name))
     result = check_config(directory / CONFIG_FILE)
     console.print(result.output, markup=False, highlight=False)

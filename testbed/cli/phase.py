@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,20 +19,12 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from testbed import bringup
-from testbed.cli.dashboards import annotate_own_grafana
+from testbed import bringup, usecases
+from testbed.cli import context
 from testbed.cli.render import console
 from testbed.errors import TestbedError
 from testbed.lifecycle import inventory as inv
-from testbed.lifecycle.runner import (
-    DEFAULT_FORKS,
-    PHASES,
-    HostOutcome,
-    PhaseEvent,
-    PhaseFailed,
-    PhaseResult,
-    run_phase,
-)
+from testbed.lifecycle.runner import DEFAULT_FORKS, PHASES, HostOutcome, PhaseEvent, PhaseResult
 
 RunOption = Annotated[
     str | None, typer.Option("--run", "-r", help="run name (default: the only run that is up)")
@@ -187,20 +178,18 @@ def phase(
     ] = False,
 ) -> None:
     """Run a lifecycle phase (an Ansible playbook) on the things of a running testbed."""
-    from testbed.backends.docker import DockerBackend
-
     extravars = parse_extravars(extra or [])
-    backend = DockerBackend()
+    backend = context.backend()
     run_name = bringup.resolve_run(backend, run)
 
     def said(message: str) -> None:
         console.print(f"  {escape(message)}")
 
     with PhaseProgress(name) as progress:
-        result = run_phase(
+        done = usecases.phase(
+            backend,
             name,
-            backend=backend,
-            run=run_name,
+            run_name,
             limit=limit,
             extravars=extravars,
             forks=forks,
@@ -209,20 +198,12 @@ def phase(
             on_event=progress,
             on_collections=said,
         )
+    result = done.result
     console.print(summary(result))
     console.print(f"  recorded in {result.run_dir}/phases.jsonl", highlight=False)
-    marked = annotate_own_grafana(result.run, Path(result.run_dir))
-    if marked is not None:
-        console.print(marked)
-    if not result.succeeded:
-        failed = result.failed_hosts
-        raise PhaseFailed(
-            f"phase {name}: {len(failed)} of {len(result.hosts)} hosts failed: " + ", ".join(failed)
-            if failed
-            else f"phase {name}: ansible-runner reported {result.status} (rc {result.rc})",
-            f"fix the cause, then `testbed phase {name} --resume` finishes what is missing; "
-            f"Ansible's full output: {result.artifacts}/stdout",
-        )
+    if done.grafana is not None:
+        console.print(done.grafana)
+    done.raise_for_failure()
 
 
 def inventory(
@@ -233,9 +214,7 @@ def inventory(
     ] = True,
 ) -> None:
     """Print the Ansible inventory of a running testbed (derived from its Docker labels)."""
-    from testbed.backends.docker import DockerBackend
-
-    backend = DockerBackend()
+    backend = context.backend()
     built = inv.inventory_for_run(backend, bringup.resolve_run(backend, run), live=live)
     print(built.graph() if graph else built.to_yaml(), end="")
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from testbed import rundir
-from testbed.errors import TestbedError
+from testbed.errors import CollectionsError as CollectionsError  # re-exported
+from testbed.project import PLAYBOOKS
 
 ANSIBLE_VERSION = "12.3.0"
 WHEEL_NAME = f"ansible-{ANSIBLE_VERSION}-py3-none-any.whl"
@@ -37,13 +38,9 @@ COLLECTIONS = ("community.docker", "community.library_inventory_filtering_v1")
 # wins over <cache>/collections.
 ENV_OVERRIDE = "TESTBED_ANSIBLE_COLLECTIONS"
 STAMP = ".complete"
-PROJECT_COLLECTIONS = Path(__file__).resolve().parents[2] / "playbooks" / "collections"
+PROJECT_COLLECTIONS = PLAYBOOKS / "collections"
 
 Report = Callable[[str], None]
-
-
-class CollectionsError(TestbedError):
-    exit_code = 11
 
 
 @dataclass(frozen=True)

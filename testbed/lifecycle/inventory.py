@@ -1,8 +1,9 @@
 """The Ansible inventory of a running testbed, derived from Docker labels (no local state).
 
-Hosts are node names (``--limit thermostat-03``); each reaches its container through
-``community.docker.docker`` (``ansible_host`` = container name) and runs modules with the node
-image's Python. Groups, with names made Ansible-safe (``-`` -> ``_``):
+Hosts are node names (``--limit thermostat-03``); each is reached the way its backend says
+(``Backend.ansible_connection``: on Docker ``community.docker.docker`` with ``ansible_host`` =
+container name) and runs modules with the node image's Python. Groups, with names made
+Ansible-safe (``-`` -> ``_``):
 
     role_<role>      thing, trust_center, border_router, internet_host
     kind_<kind>      backend, vendor_cloud, attacker (Internet hosts)
@@ -30,15 +31,17 @@ import yaml
 from testbed import rundir
 from testbed.backends.base import Backend, NodeStatus
 from testbed.errors import NotRunning
+from testbed.node.config import Attr, Role
 from testbed.node.thing.status import ThingStatus
 
-CONNECTION = "community.docker.docker"
 NODE_PYTHON = "/opt/testbed/bin/python3"
 COAP_PORT = 5683  # testbed.node.material.COAP_PORT
 INVENTORY_FILE = Path("ansible") / "inventory" / "hosts.yml"
-GROUP_KEYS = (("vendor", "vendor"), ("model", "model"), ("domain", "domain"), ("pan", "pan"))
+GROUP_KEYS = tuple((key, key) for key in (Attr.VENDOR, Attr.MODEL, Attr.DOMAIN, Attr.PAN))
 
 LiveState = Callable[[NodeStatus], Mapping[str, Any] | None]
+# node -> host variables that make Ansible reach it (Backend.ansible_connection)
+ConnectionFn = Callable[[NodeStatus], Mapping[str, str]]
 
 
 def group_name(prefix: str, value: str) -> str:
@@ -97,9 +100,14 @@ class Inventory:
 
 
 def build_inventory(
-    nodes: Iterable[NodeStatus], run: str, live: Mapping[str, Mapping[str, Any]] | None = None
+    nodes: Iterable[NodeStatus],
+    run: str,
+    live: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    connection: ConnectionFn,
 ) -> Inventory:
-    """Inventory of one run's nodes; ``live`` maps node -> the role state it reports now."""
+    """Inventory of one run's nodes; ``live`` maps node -> the role state it reports now;
+    ``connection`` gives each node's connection variables (the backend's)."""
     # Observers (Prometheus) are part of the run but no Ansible hosts: no testbed Python there.
     members = [n for n in nodes if n.run == run and n.role != "observer"]
     run_dirs = sorted({n.run_dir for n in members if n.run_dir})
@@ -111,8 +119,7 @@ def build_inventory(
     for node in sorted(members, key=lambda n: n.node):
         attributes = dict(node.attributes)
         host: dict[str, Any] = {
-            "ansible_connection": CONNECTION,
-            "ansible_host": node.resource,
+            **connection(node),
             "ansible_python_interpreter": NODE_PYTHON,
             "testbed_node": node.node,
             "testbed_role": node.role,
@@ -127,8 +134,8 @@ def build_inventory(
         if node.kind:
             inventory.add(group_name("kind", node.kind), node.node)
         status = ThingStatus.parse((live or {}).get(node.node) or {})
-        domain = attributes.get("domain")
-        if node.role == "thing" and status is not None:
+        domain = attributes.get(Attr.DOMAIN)
+        if node.role == Role.THING and status is not None:
             if status.domain and status.domain != domain:
                 host["testbed_planned_domain"] = domain
                 domain = status.domain
@@ -136,12 +143,12 @@ def build_inventory(
             host["testbed_lifecycle"] = status.lifecycle.value
             inventory.add(group_name("lifecycle", status.lifecycle), node.node)
         for prefix, key in GROUP_KEYS:
-            group_value = domain if key == "domain" else attributes.get(key)
+            group_value = domain if key == Attr.DOMAIN else attributes.get(key)
             if group_value:
                 inventory.add(group_name(prefix, group_value), node.node)
-        for pan in filter(None, attributes.get("pans", "").split(",")):
+        for pan in filter(None, attributes.get(Attr.PANS, "").split(",")):
             inventory.add(group_name("pan", pan), node.node)
-        if node.role == "trust_center" and domain:
+        if node.role == Role.TRUST_CENTER and domain:
             trust_centers[domain] = node.node
             backbone = node.addresses.get("backbone")
             if backbone:
@@ -158,7 +165,7 @@ def build_inventory(
 
 def live_states(backend: Backend, nodes: list[NodeStatus], workers: int = 8) -> dict[str, Any]:
     """What running things report under GET /state (role part), asked in parallel."""
-    asked = [n for n in nodes if n.role == "thing" and n.state == "running"]
+    asked = [n for n in nodes if n.role == Role.THING and n.state == "running"]
 
     def ask(node: NodeStatus) -> dict[str, Any]:
         answer = backend.node_state(node.run, node.node) or {}
@@ -173,7 +180,12 @@ def inventory_for_run(backend: Backend, run: str, *, live: bool = True) -> Inven
     nodes = backend.status(run)
     if not nodes:
         raise NotRunning(f"run {run!r} has no nodes", "list what is up with `testbed status`")
-    return build_inventory(nodes, run, live_states(backend, nodes) if live else None)
+    return build_inventory(
+        nodes,
+        run,
+        live_states(backend, nodes) if live else None,
+        connection=backend.ansible_connection,
+    )
 
 
 def write_inventory(inventory: Inventory, run_dir: Path | None = None) -> Path:

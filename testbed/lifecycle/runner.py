@@ -23,12 +23,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed import bringup
+from testbed import project
 from testbed.backends.base import Backend
-from testbed.errors import TestbedError
+from testbed.errors import PhaseError
+from testbed.errors import PhaseFailed as PhaseFailed  # where the phase verbs import it from
 from testbed.lifecycle import collections, inventory, records
 
-PLAYBOOKS = bringup.PROJECT_ROOT / "playbooks"
+PLAYBOOKS = project.PLAYBOOKS
 PHASES = (
     "install",
     "commission",
@@ -45,18 +46,6 @@ KEEP_ARTIFACTS = 20
 REASON_LIMIT = 400
 # The fact a playbook sets (ansible.builtin.set_fact) to report a step it skipped, and why.
 SKIPPED_FACT = "testbed_skipped"
-
-
-class PhaseError(TestbedError):
-    """A phase could not be run at all (no playbook, ansible missing, runner error)."""
-
-    exit_code = 11
-
-
-class PhaseFailed(TestbedError):
-    """The phase ran, and some hosts failed or were unreachable."""
-
-    exit_code = 12
 
 
 @dataclass(frozen=True)

@@ -33,14 +33,11 @@ from typing import Any
 
 from testbed import pki
 from testbed.errors import PkiError, TestbedError
+from testbed.errors import TransferError as TransferError  # re-exported
 from testbed.node import material as M
 from testbed.pki import keys
 
 COAP_PORT = M.COAP_PORT
-
-
-class TransferError(TestbedError):
-    exit_code = 2
 
 
 @dataclass(frozen=True)

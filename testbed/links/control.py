@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.backends.base import Backend, NodeStatus
-from testbed.errors import NotRunning, TestbedError
-from testbed.links.options import LinkName, LinkOptionError
+from testbed.errors import LinkActionError as LinkActionError  # re-exported
+from testbed.errors import LinkOptionError, NotRunning
+from testbed.links.options import LinkName
+from testbed.node.config import Attr, Role
 from testbed.node.radio.config import ATTRIBUTE_PREFIX as RADIO_PREFIX
 
 PROBE = ["python3", "-m", "testbed.node.probe", "action"]
 ACTION_TIMEOUT = 30.0
-
-
-class LinkActionError(TestbedError):
-    exit_code = 1
 
 
 @dataclass
@@ -66,7 +64,7 @@ class Links:
         self.backend = backend
         self.run = run
         self.routers: list[NodeStatus] = [
-            n for n in backend.status(run) if n.role == "border_router" and n.state == "running"
+            n for n in backend.status(run) if n.role == Role.BORDER_ROUTER and n.state == "running"
         ]
         if not self.routers:
             raise NotRunning(
@@ -75,10 +73,10 @@ class Links:
 
     def router_of(self, pan: str) -> NodeStatus:
         for router in self.routers:
-            pans = [p.strip() for p in router.attributes.get("pans", "").split(",")]
+            pans = [p.strip() for p in router.attributes.get(Attr.PANS, "").split(",")]
             if pan in pans:
                 return router
-        known = sorted(p for r in self.routers for p in r.attributes.get("pans", "").split(","))
+        known = sorted(p for r in self.routers for p in r.attributes.get(Attr.PANS, "").split(","))
         raise LinkOptionError(f"no PAN {pan!r} in run {self.run!r}", f"PANs: {', '.join(known)}")
 
     @staticmethod
@@ -100,7 +98,7 @@ class Links:
                                                  "reason": shaping.get("reason", "")},
                     )
                 )  # fmt: skip
-            pans = [p for p in router.attributes.get("pans", "").split(",") if p]
+            pans = [p for p in router.attributes.get(Attr.PANS, "").split(",") if p]
             radio = (
                 call(self.backend, self.run, router.node, "link-show", {})
                 if any(self.radio_config(router, p) for p in pans)

@@ -9,17 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.errors import TestbedError
+from testbed.errors import LinkOptionError as LinkOptionError  # re-exported
 from testbed.node.shaping.impairment import LINK_NAMES, Impairment, ImpairmentError
 from testbed.topology import units
 
 PAN_PREFIX = "pan-"
 # What a PAN link (the radio medium) can change live; the rest is for IP links.
 PAN_OPTIONS = frozenset({"loss", "gilbert_elliott"})
-
-
-class LinkOptionError(TestbedError):
-    exit_code = 2
 
 
 @dataclass(frozen=True)

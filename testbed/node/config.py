@@ -81,3 +81,35 @@ class NodeConfig:
     @classmethod
     def load(cls, path: Path = CONFIG_FILE) -> NodeConfig:
         return cls.from_dict(json.loads(path.read_text()))
+
+
+class Role:
+    """The roles a node can have (``NodeConfig.role``, the ``testbed.role`` label)."""
+
+    THING = "thing"
+    TRUST_CENTER = "trust_center"
+    BORDER_ROUTER = "border_router"
+    INTERNET_HOST = "internet_host"
+    ALL = (BORDER_ROUTER, TRUST_CENTER, INTERNET_HOST, THING)  # the order `status` lists them in
+
+
+class Attr:
+    """Names of the role facts the planner writes (``NodeConfig.attributes``) and the node reads;
+    each is also a ``testbed.<name>`` label. Plain strings: they go into JSON, YAML and labels."""
+
+    KIND = "kind"  # internet hosts: backend, vendor-cloud, attacker
+    VENDOR = "vendor"
+    MODEL = "model"
+    DEVICE_CLASS = "device-class"
+    DOMAIN = "domain"
+    PAN = "pan"  # a thing's PAN
+    PANS = "pans"  # the PANs a border router serves, comma-separated
+    PROFILE = "profile"
+    FIRMWARE = "firmware"
+    SERIAL = "serial"
+    TRUST_CENTER_URI = "trust-center-uri"
+    TRUST_CENTERS = "trust-centers"  # backends: domain=uri,...
+    TRUSTED_VENDORS = "trusted-vendors"
+    AUTO_COMMISSION = "auto-commission"
+    VENDOR_CLOUD_URI = "vendor-cloud-uri"
+    FAULTS = "faults"

@@ -14,11 +14,22 @@ when the error ends a request instead.
     └── ActionError           HTTP 400: a control action got bad parameters
         ├── UnknownAction     HTTP 404
         └── LifecycleError    HTTP 409: illegal lifecycle transition
+    ChannelError              exit 1: the EDHOC/OSCORE channel failed (testbed.node.coap.errors)
+
+The node's exit codes are its own table (``NODE_EXIT_CODES``), apart from the CLI's
+(``testbed.errors.EXIT_CODES``): a node's exit code is read in ``docker inspect`` and in the log,
+never returned by ``testbed``. Within the table each code is declared by one class.
 """
 
 from __future__ import annotations
 
 from testbed.errors import TestbedError
+
+NODE_EXIT_CODES: dict[int, str] = {
+    0: "stopped on a signal",
+    1: "failure (state, network set-up, endpoints, anything unexpected)",
+    2: "configuration unusable (node.json, role facts, unknown role)",
+}
 
 
 class NodeError(TestbedError):

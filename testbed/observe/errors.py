@@ -1,9 +1,7 @@
-"""Errors of the observability side: Prometheus could not be started, queried or checked."""
+"""Errors of the observability side (defined in testbed.errors with every host error)."""
 
 from __future__ import annotations
 
-from testbed.errors import TestbedError
+from testbed.errors import ObserveError
 
-
-class ObserveError(TestbedError):
-    """Exit code 1 (generic): Prometheus is an addition to a run, never its reason to fail."""
+__all__ = ["ObserveError"]

@@ -1,9 +1,11 @@
-"""Prometheus in every run: the bring-up hook and the target resynchronisation.
+"""The run's services in every run: the bring-up hook and the target resynchronisation.
 
-``start_for_run`` is called by ``testbed.bringup.up`` once the nodes are ready. It never raises
-(Ctrl-C aside): without Prometheus the testbed is still useful, so a missing image or a failed
-start is announced and the run goes on. ``TESTBED_OBSERVE=0`` turns it off.
-Teardown needs no hook: the container and its volume carry the run's labels.
+``start_for_run`` (Prometheus) and ``start_grafana_for_run`` are called by the bring-up once the
+nodes are ready. They ask the backend for its run services (``Backend.services()``: None when
+its engine has none) and never raise (Ctrl-C aside): without Prometheus or Grafana the testbed is
+still useful, so a missing image or a failed start is announced and the run goes on.
+``TESTBED_OBSERVE=0`` turns Prometheus off, ``TESTBED_GRAFANA=0`` Grafana. Teardown needs no
+hook: the services carry the run's labels.
 """
 
 from __future__ import annotations
@@ -11,56 +13,39 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
-import testbed
 from testbed import rundir
+from testbed.backends.base import Backend, RunServices
 from testbed.errors import TestbedError
 from testbed.observe.announce import announce
-from testbed.observe.binaries import Source
-from testbed.observe.config import observe_dir, write_observe_dir
-from testbed.observe.targets import targets_from_plan, targets_from_status, write_targets
+from testbed.observe.config import observe_dir
+from testbed.observe.targets import targets_from_status, write_targets
 from testbed.plan.model import Plan
+from testbed.project import DASHBOARDS
 
-if TYPE_CHECKING:  # the docker SDK is imported only when a run is brought up
+if TYPE_CHECKING:
     from testbed.observe.grafana_service import GrafanaService
     from testbed.observe.service import Observer
 
 ENABLE_ENV = "TESTBED_OBSERVE"
-SOURCE_ENV = "TESTBED_PROMETHEUS_SOURCE"  # auto (default), apt or host: see testbed.observe.image
-PROJECT_ROOT = Path(testbed.__file__).resolve().parent.parent
-
-
-def _source() -> Source:
-    value = os.environ.get(SOURCE_ENV, "auto").strip().lower()
-    if value == "apt":
-        return "apt"
-    if value == "host":
-        return "host"
-    return "auto"
 
 
 def enabled() -> bool:
     return os.environ.get(ENABLE_ENV, "1").strip().lower() not in {"0", "off", "no", "false"}
 
 
-def docker_client_of(backend: Any) -> Any | None:
-    """The Docker client of a DockerBackend; None for other backends (nothing to start then)."""
-    client = getattr(backend, "client", None)
-    return client if client is not None and hasattr(client, "api") else None
-
-
-def start_for_run(backend: Any, plan: Plan, run_dir: Path) -> Observer | None:
-    client = docker_client_of(backend)
-    if client is None:
+def start_for_run(backend: Backend, plan: Plan, run_dir: Path) -> Observer | None:
+    services = backend.services()
+    if services is None:
         return None
     if not enabled():
         announce(f"Prometheus: off ({ENABLE_ENV}=0)")
         return None
     try:
-        return _start(client, plan, run_dir)
+        return _start(services, plan, run_dir)
     except TestbedError as exc:
         announce(
             f"[yellow]Prometheus not started[/]: {escape(exc.message)}\n"
@@ -72,18 +57,9 @@ def start_for_run(backend: Any, plan: Plan, run_dir: Path) -> Observer | None:
     return None
 
 
-def _start(client: Any, plan: Plan, run_dir: Path) -> Observer:
-    from testbed.observe.image import ensure_prometheus_image
-    from testbed.observe.service import start_observer
-
+def _start(services: RunServices, plan: Plan, run_dir: Path) -> Observer:
     started = time.monotonic()
-    image = ensure_prometheus_image(
-        client, project_root=PROJECT_ROOT, cache_dir=rundir.cache_dir(), source=_source()
-    )
-    if image.built:
-        announce(f"built Prometheus image {image.tag} ({image.source}) in {image.seconds:.0f} s")
-    files = write_observe_dir(plan.run, run_dir, targets_from_plan(plan))
-    observer = start_observer(client, plan, files.directory, image.tag)
+    observer = services.start_prometheus(plan, run_dir)
     announce(
         f"Prometheus: [bold]{observer.url}[/] (scrapes {len(plan.nodes)} nodes on mgmt every 5 s; "
         f"ready in {time.monotonic() - started:.1f} s)"
@@ -91,7 +67,7 @@ def _start(client: Any, plan: Plan, run_dir: Path) -> Observer:
     return observer
 
 
-def sync_targets(backend: Any, run: str) -> Path:
+def sync_targets(backend: Backend, run: str) -> Path:
     """Rewrite the run's file_sd targets from the nodes that run now (nodes came or went)."""
     nodes = backend.status(run)
     run_dirs = {n.run_dir for n in nodes if n.run_dir}
@@ -99,31 +75,32 @@ def sync_targets(backend: Any, run: str) -> Path:
     return write_targets(directory, targets_from_status(nodes))
 
 
-def url_of(backend: Any, run: str) -> str | None:
-    from testbed.observe.service import find_observer
-
-    client = docker_client_of(backend)
-    observer = find_observer(client, run) if client is not None else None
-    return observer.url if observer else None
+def url_of(backend: Backend, run: str) -> str | None:
+    """The URL of the run's running Prometheus (None: none runs, or the engine has none)."""
+    services = backend.services()
+    return services.prometheus_url(run) if services is not None else None
 
 
-def start_grafana_for_run(backend: Any, plan: Plan, run_dir: Path) -> GrafanaService | None:
+def grafana_of(backend: Backend, run: str) -> GrafanaService | None:
+    """The run's running Grafana (None: none runs, or the engine has none)."""
+    services = backend.services()
+    return services.grafana(run) if services is not None else None
+
+
+def start_grafana_for_run(backend: Backend, plan: Plan, run_dir: Path) -> GrafanaService | None:
     """The run's Grafana when its image is here or can be pulled; never raises (Ctrl-C aside)."""
-    from testbed.backends.images import ensure_pulled
     from testbed.observe import grafana_service as G
 
-    client = docker_client_of(backend)
-    if client is None:
+    services = backend.services()
+    if services is None:
         return None
     if not G.enabled():
         announce(f"Grafana: off ({G.ENABLE_ENV}=0)")
         return None
     image = G.image_ref()
     try:
-        image_id, why_not = ensure_pulled(
-            client,
+        image_id, why_not = services.provide_image(
             image,
-            rundir.cache_dir(),
             lambda: announce(f"Grafana: pulling {escape(image)} ({G.ENABLE_ENV}=0 skips Grafana)"),
         )
         if image_id is None:
@@ -134,7 +111,7 @@ def start_grafana_for_run(backend: Any, plan: Plan, run_dir: Path) -> GrafanaSer
             )
             return None
         started = time.monotonic()
-        service = G.start_grafana(client, plan, run_dir, image, PROJECT_ROOT / "dashboards")
+        service = services.start_grafana(plan, run_dir, image, DASHBOARDS)
     except TestbedError as exc:
         announce(f"[yellow]Grafana not started[/]: {escape(exc.message)}")
         return None

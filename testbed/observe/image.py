@@ -24,8 +24,10 @@ from pathlib import Path
 
 import docker
 
-from testbed.backends import images as node_images
-from testbed.backends.images import INPUTS_HASH_LABEL, ProgressFn
+from testbed.backends.images import BASE_IMAGE_LABEL, INPUTS_HASH_LABEL, ProgressFn
+from testbed.backends.images.base_image import _resolve_base
+from testbed.backends.images.build import _build as build_with_legacy_builder
+from testbed.backends.images.common import docker_errors, locked
 from testbed.errors import ImageError
 from testbed.observe.binaries import HostBinaries, Source, host_binaries
 
@@ -79,10 +81,10 @@ def ensure_prometheus_image(
     cache_dir.mkdir(parents=True, exist_ok=True)
 
     with (
-        node_images._locked(cache_dir / "images.lock"),
-        node_images._docker_errors("building the Prometheus image"),
+        locked(cache_dir / "images.lock"),
+        docker_errors("building the Prometheus image"),
     ):
-        base_ref, base_id, _ = node_images._resolve_base(client, None, cache_dir, report)
+        base_ref, base_id, _ = _resolve_base(client, None, cache_dir, report)
 
         def existing(binaries: HostBinaries | None) -> PrometheusImage | None:
             digest = inputs_hash(dockerfile, base_id, binaries.digest() if binaries else None)
@@ -163,12 +165,12 @@ def _build(
                 shutil.copy2(path, host / name)
         labels = {
             INPUTS_HASH_LABEL: digest,
-            node_images.BASE_IMAGE_LABEL: base_ref,
+            BASE_IMAGE_LABEL: base_ref,
             SOURCE_LABEL: source_label,
             "org.opencontainers.image.title": "testbed prometheus",
         }
         try:
-            return node_images._build(
+            return build_with_legacy_builder(
                 client, context, base_ref, labels, nocache=False, report=report
             )
         except ImageError as exc:

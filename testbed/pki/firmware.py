@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import cbor2
 
+from testbed.errors import ManifestSignatureError as ManifestSignatureError  # re-exported
 from testbed.errors import PkiError
 from testbed.pki import _cbor, cose, keys
 from testbed.pki.ca import Vendor
@@ -115,10 +116,6 @@ class Manifest:
     @classmethod
     def describe(cls, vendor: str, model: str, version: str, image: bytes) -> Manifest:
         return cls(vendor, model, version, hashlib.sha256(image).digest(), len(image))
-
-
-class ManifestSignatureError(PkiError):
-    """A well-formed manifest whose signature does not verify with the vendor CA key."""
 
 
 def sign_manifest(manifest: Manifest, vendor_key: keys.PrivateKey) -> bytes:

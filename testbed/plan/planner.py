@@ -18,14 +18,24 @@ import ipaddress
 import re
 
 from testbed.errors import PlanError
-from testbed.node.config import Interface, NodeConfig, Route
+from testbed.node.config import Attr, Interface, NodeConfig, Role, Route
 from testbed.node.radio.config import GilbertElliottSpec, RadioPanConfig
 from testbed.node.shaping import impairment as shaping
 from testbed.plan import addressing
 from testbed.plan import policy as cross_domain
 from testbed.plan.labels import NETWORK, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
-from testbed.topology.schema import NAME_RE, IpLink, Pan, Topology, TrustCenterDefences
+from testbed.topology.schema import (
+    NAME_RE,
+    BorderRouter,
+    Domain,
+    Host,
+    IpLink,
+    Pan,
+    Thing,
+    Topology,
+    TrustCenterDefences,
+)
 
 RESOURCE_PREFIX = "tb"
 SYSCTLS_ALL = {
@@ -38,6 +48,7 @@ SYSCTLS_ALL = {
 SYSCTLS_ROUTER = {"net.ipv6.conf.all.forwarding": "1"}
 TIER_INFRA = 0
 TIER_THINGS = 1
+COAP_PORT = 5683  # testbed.node.material.COAP_PORT
 
 
 def resource_name(run: str, name: str) -> str:
@@ -63,59 +74,129 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
     check_run_name(run)
     prefix = addressing.ula_prefix(topology.building, run)
     networks = _networks(topology, run, prefix)
-    nets = {n.name: n for n in networks}
-    numbers = addressing.HostNumbers()
-    router_of_pan = {pan: r.name for r in topology.border_routers for pan in r.pans}
-    first_router = topology.border_routers[0].name
-
-    def addr(network: str) -> str:
-        net = ipaddress.IPv6Network(nets[network].subnet6)
-        return f"{addressing.host(net, numbers.take(network))}/64"
-
-    # Addresses are handed out in a fixed order: routers, trust centers, hosts, things.
-    interfaces: dict[str, list[Interface]] = {}
+    builder = _Builder(topology, run, prefix, networks, topology_path, run_dir)
+    # Addresses were handed out in a fixed order (routers, trust centers, hosts, things); nodes
+    # are planned in the same order, one role after the other.
     for router in topology.border_routers:
-        names = ["mgmt", "backbone", "internet", *(f"pan-{p}" for p in router.pans)]
-        interfaces[router.name] = [Interface(n, addr(n)) for n in names]
+        builder.border_router(router)
     for domain in topology.domains:
-        interfaces[domain.trust_center_name] = [Interface(n, addr(n)) for n in ("mgmt", "backbone")]
+        builder.trust_center(domain)
     for host in topology.hosts:
-        interfaces[host.name] = [Interface(n, addr(n)) for n in ("mgmt", "internet")]
+        builder.internet_host(host)
     for thing in topology.things:
-        for name in thing.names():
-            interfaces[name] = [Interface(n, addr(n)) for n in ("mgmt", f"pan-{thing.pan}")]
+        builder.things(thing)
+    return Plan(
+        run=run,
+        building=topology.building,
+        topology_path=topology_path,
+        ula_prefix=str(prefix),
+        networks=tuple(networks),
+        nodes=tuple(builder.nodes),
+    )
 
-    # -- radio PANs: the node's PAN address is on its TUN, its interface is on the carrier ---
-    radio = {f"pan-{p.name}": p for p in topology.pans if p.medium == "radio"}
-    pan_prefix = {
-        f"pan-{p.name}": addressing.subnet(prefix, addressing.PAN_BASE + i)
-        for i, p in enumerate(topology.pans)
-    }
-    radio_address = {
-        (node, iface.network): addressing.radio_host(
-            pan_prefix[iface.network], addressing.host_number(iface.ipv6)
+
+class _Builder:
+    """The addresses, routes and attributes every role's nodes are planned from, and one method
+    per role that adds its nodes."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        run: str,
+        prefix: ipaddress.IPv6Network,
+        networks: list[NetworkPlan],
+        topology_path: str,
+        run_dir: str,
+    ) -> None:
+        self.topology = topology
+        self.run = run
+        self.topology_path = topology_path
+        self.run_dir = run_dir
+        self.nets = {n.name: n for n in networks}
+        self.numbers = addressing.HostNumbers()
+        self.router_of_pan = {pan: r.name for r in topology.border_routers for pan in r.pans}
+        self.first_router = topology.border_routers[0].name
+        self.nodes: list[NodePlan] = []
+
+        # Addresses are handed out in a fixed order: routers, trust centers, hosts, things.
+        addr = self._address
+        self.interfaces: dict[str, list[Interface]] = {}
+        for router in topology.border_routers:
+            names = ["mgmt", "backbone", "internet", *(f"pan-{p}" for p in router.pans)]
+            self.interfaces[router.name] = [Interface(n, addr(n)) for n in names]
+        for domain in topology.domains:
+            self.interfaces[domain.trust_center_name] = [
+                Interface(n, addr(n)) for n in ("mgmt", "backbone")
+            ]
+        for host in topology.hosts:
+            self.interfaces[host.name] = [Interface(n, addr(n)) for n in ("mgmt", "internet")]
+        for thing in topology.things:
+            for name in thing.names():
+                self.interfaces[name] = [
+                    Interface(n, addr(n)) for n in ("mgmt", f"pan-{thing.pan}")
+                ]
+
+        # -- radio PANs: the node's PAN address is on its TUN, its interface on the carrier ---
+        self.radio = {f"pan-{p.name}": p for p in topology.pans if p.medium == "radio"}
+        self.pan_prefix = {
+            f"pan-{p.name}": addressing.subnet(prefix, addressing.PAN_BASE + i)
+            for i, p in enumerate(topology.pans)
+        }
+        self.radio_address = {
+            (node, iface.network): addressing.radio_host(
+                self.pan_prefix[iface.network], addressing.host_number(iface.ipv6)
+            )
+            for node, ifaces in self.interfaces.items()
+            for iface in ifaces
+            if iface.network in self.radio
+        }
+        self.pan_routes = [
+            (f"pan-{pan.name}", self.router_of_pan[pan.name]) for pan in topology.pans
+        ]
+
+        # -- cross-domain policy (testbed.plan.policy): enforced by the routers, scoped lists --
+        self.rules = cross_domain.resolve(topology)
+        data_network = {n: n_ifaces[-1].network for n, n_ifaces in self.interfaces.items()}
+        self.policy_forward = (
+            {
+                cross_domain.FORWARD_ATTRIBUTE: cross_domain.forward_attribute(
+                    self.rules, lambda n: self.address_of(n, data_network[n])
+                )
+            }
+            if self.rules
+            else {}
         )
-        for node, ifaces in interfaces.items()
-        for iface in ifaces
-        if iface.network in radio
-    }
+        self.backend_scope = cross_domain.backends_attribute(
+            topology, self.rules, lambda v, n: serial_number(topology.building, v, n)
+        )
+        # Things fetch firmware from the building's first vendor cloud (internet side).
+        clouds = [h.name for h in topology.hosts if h.role == "vendor-cloud"]
+        self.cloud_uri = (
+            f"coap://[{self.address_of(clouds[0], 'internet')}]:{COAP_PORT}" if clouds else None
+        )
 
-    def radio_attributes(node: str, pans: list[str], hub: bool) -> dict[str, str]:
+    # -- addresses and routes ------------------------------------------------------------------
+
+    def _address(self, network: str) -> str:
+        net = ipaddress.IPv6Network(self.nets[network].subnet6)
+        return f"{addressing.host(net, self.numbers.take(network))}/64"
+
+    def radio_attributes(self, node: str, pans: list[str], hub: bool) -> dict[str, str]:
         out = {}
-        for network in (f"pan-{p}" for p in pans if f"pan-{p}" in radio):
-            pan, router = radio[network], router_of_pan[network.removeprefix("pan-")]
-            address = radio_address[node, network]
+        for network in (f"pan-{p}" for p in pans if f"pan-{p}" in self.radio):
+            pan, router = self.radio[network], self.router_of_pan[network.removeprefix("pan-")]
+            address = self.radio_address[node, network]
             names = {  # short address (hex) -> node, for the medium's metrics and link settings
                 f"{addressing.host_number(str(a)) & 0xFFFF:04x}": n
-                for (n, net), a in radio_address.items()
+                for (n, net), a in self.radio_address.items()
                 if net == network
             }
             config = RadioPanConfig(
                 pan=pan.name,
                 address=f"{address}/64",
                 short=addressing.host_number(str(address)) & 0xFFFF,
-                medium=carrier_of(router, network),
-                router="" if hub else str(radio_address[router, network]),
+                medium=self.carrier_of(router, network),
+                router="" if hub else str(self.radio_address[router, network]),
                 channel=pan.channel,
                 pan_id=pan.pan_id,
                 reassembly_timeout=pan.reassembly_timeout,
@@ -125,51 +206,125 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             out[config.key] = config.to_attribute()
         return out
 
-    def carrier_of(node: str, network: str) -> str:
-        return next(i.ipv6.split("/")[0] for i in interfaces[node] if i.network == network)
+    def carrier_of(self, node: str, network: str) -> str:
+        return next(i.ipv6.split("/")[0] for i in self.interfaces[node] if i.network == network)
 
-    def address_of(node: str, network: str) -> str:
-        if (node, network) in radio_address:
-            return str(radio_address[node, network])
-        for iface in interfaces[node]:
+    def address_of(self, node: str, network: str) -> str:
+        if (node, network) in self.radio_address:
+            return str(self.radio_address[node, network])
+        for iface in self.interfaces[node]:
             if iface.network == network:
                 return iface.ipv6.split("/")[0]
         raise PlanError(f"node {node} is not on {network}")  # the schema makes this unreachable
 
-    def routes_via(network: str, destinations: list[tuple[str, str]]) -> tuple[Route, ...]:
+    def routes_via(self, network: str, destinations: list[tuple[str, str]]) -> tuple[Route, ...]:
         return tuple(
             Route(
-                prefix=str(pan_prefix[dest]) if dest in radio else nets[dest].subnet6,
-                via=address_of(router, network),
+                prefix=str(self.pan_prefix[dest])
+                if dest in self.radio
+                else self.nets[dest].subnet6,
+                via=self.address_of(router, network),
             )
             for dest, router in destinations
         )
 
-    coap_port = 5683  # testbed.node.material.COAP_PORT
+    def trust_center_uri(self, domain_name: str) -> str:
+        domain = next(d for d in self.topology.domains if d.name == domain_name)
+        return f"coap://[{self.address_of(domain.trust_center_name, 'backbone')}]:{COAP_PORT}"
 
-    def trust_center_uri(domain_name: str) -> str:
-        domain = next(d for d in topology.domains if d.name == domain_name)
-        return f"coap://[{address_of(domain.trust_center_name, 'backbone')}]:{coap_port}"
+    # -- one method per role -------------------------------------------------------------------
 
-    pan_routes = [(f"pan-{pan.name}", router_of_pan[pan.name]) for pan in topology.pans]
-    nodes: list[NodePlan] = []
-    # -- cross-domain policy (testbed.plan.policy): enforced by the routers, scoped listings --
-    rules = cross_domain.resolve(topology)
-    data_network = {n: n_ifaces[-1].network for n, n_ifaces in interfaces.items()}
-    policy_forward = (
-        {
-            cross_domain.FORWARD_ATTRIBUTE: cross_domain.forward_attribute(
-                rules, lambda n: address_of(n, data_network[n])
+    def border_router(self, router: BorderRouter) -> None:
+        foreign = [(p, r) for p, r in self.pan_routes if r != router.name]
+        self.add(
+            router.name,
+            Role.BORDER_ROUTER,
+            TIER_INFRA,
+            {
+                Attr.PANS: ",".join(router.pans),
+                **self.radio_attributes(router.name, router.pans, True),
+                **link_attributes(self.topology),
+                **self.policy_forward,
+            },
+            self.routes_via("backbone", foreign),
+            forwarding=True,
+            tun=True,
+        )
+
+    def trust_center(self, domain: Domain) -> None:
+        trusted = domain.trusted_vendors or [v.name for v in self.topology.vendors]
+        scope = self.backend_scope
+        self.add(
+            domain.trust_center_name,
+            Role.TRUST_CENTER,
+            TIER_INFRA,
+            {
+                Attr.DOMAIN: domain.name,
+                Attr.TRUSTED_VENDORS: ",".join(trusted),
+                **defence_attributes(domain.defences or TrustCenterDefences.model_validate({})),
+                **({cross_domain.BACKENDS_ATTRIBUTE: scope} if scope else {}),
+            },
+            self.routes_via("backbone", [*self.pan_routes, ("internet", self.first_router)]),
+        )
+
+    def internet_host(self, host: Host) -> None:
+        host_attributes = {}
+        if host.role == "backend":
+            # A backend works for every operator domain of the building whose trust center the
+            # cross-domain policy lets it reach (polling one it may not reach only times out).
+            host_attributes[Attr.TRUST_CENTERS] = ",".join(
+                f"{d.name}={self.trust_center_uri(d.name)}"
+                for d in self.topology.domains
+                if cross_domain.allowed(self.rules, host.name, d.trust_center_name, COAP_PORT)
             )
+        self.add(
+            host.name,
+            Role.INTERNET_HOST,
+            TIER_INFRA,
+            host_attributes,
+            self.routes_via("internet", [*self.pan_routes, ("backbone", self.first_router)]),
+            kind=host.role,
+        )
+
+    def things(self, thing: Thing) -> None:
+        topology = self.topology
+        model = topology.model(thing.vendor, thing.model)
+        pan_router = self.router_of_pan[thing.pan]
+        attributes = {
+            Attr.VENDOR: thing.vendor,
+            Attr.MODEL: thing.model,
+            Attr.DEVICE_CLASS: thing.role or model.role,
+            Attr.DOMAIN: thing.domain,
+            Attr.PAN: thing.pan,
+            Attr.PROFILE: thing.profile or model.profile,
+            Attr.FIRMWARE: model.firmware,
+            Attr.TRUST_CENTER_URI: self.trust_center_uri(thing.domain),
+            # With phases, the commission playbook starts the bootstrap, not the thing itself.
+            Attr.AUTO_COMMISSION: "true" if topology.commissioning == "auto" else "false",
         }
-        if rules
-        else {}
-    )
-    backend_scope = cross_domain.backends_attribute(
-        topology, rules, lambda v, n: serial_number(topology.building, v, n)
-    )
+        if self.cloud_uri:
+            attributes[Attr.VENDOR_CLOUD_URI] = self.cloud_uri
+        if thing.faults:
+            attributes[Attr.FAULTS] = ",".join(thing.faults)
+        others = [(n, pan_router) for n in ("backbone", "internet")]
+        # Other PANs are reached through the own router, which forwards over the backbone.
+        others += [(p, pan_router) for p, _ in self.pan_routes if p != f"pan-{thing.pan}"]
+        for name in thing.names():
+            self.add(
+                name,
+                Role.THING,
+                TIER_THINGS,
+                {
+                    **attributes,
+                    Attr.SERIAL: serial_number(topology.building, thing.vendor, name),
+                    **self.radio_attributes(name, [thing.pan], False),
+                },
+                self.routes_via(f"pan-{thing.pan}", others),
+                tun=True,
+            )
 
     def add(
+        self,
         name: str,
         role: str,
         tier: int,
@@ -181,34 +336,34 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         tun: bool = False,
     ) -> None:
         config = NodeConfig(
-            run=run,
-            building=topology.building,
+            run=self.run,
+            building=self.topology.building,
             node=name,
             role=role,
-            interfaces=tuple(interfaces[name]),
+            interfaces=tuple(self.interfaces[name]),
             routes=routes,
-            attributes={**attributes, **({"kind": kind} if kind else {})},
+            attributes={**attributes, **({Attr.KIND: kind} if kind else {})},
             forwarding=forwarding,
             isolate=True,
         )
         labels = NodeLabels(
-            run=run,
+            run=self.run,
             node=name,
             role=role,
-            building=topology.building,
+            building=self.topology.building,
             kind=kind,
-            run_dir=run_dir,
-            topology=topology_path,
+            run_dir=self.run_dir,
+            topology=self.topology_path,
             attributes=tuple(sorted(attributes.items())),
         )
         sysctls = dict(SYSCTLS_ALL, **(SYSCTLS_ROUTER if forwarding else {}))
-        nodes.append(
+        self.nodes.append(
             NodePlan(
                 name=name,
                 role=role,
-                resource=resource_name(run, name),
+                resource=resource_name(self.run, name),
                 hostname=name,
-                volume=resource_name(run, f"{name}-state"),
+                volume=resource_name(self.run, f"{name}-state"),
                 labels=labels.to_labels(),
                 config=config,
                 tier=tier,
@@ -217,101 +372,6 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
                 sysctls=sysctls,
             )
         )
-
-    for router in topology.border_routers:
-        foreign = [(p, r) for p, r in pan_routes if r != router.name]
-        add(
-            router.name,
-            "border_router",
-            TIER_INFRA,
-            {
-                "pans": ",".join(router.pans),
-                **radio_attributes(router.name, router.pans, True),
-                **link_attributes(topology),
-                **policy_forward,
-            },
-            routes_via("backbone", foreign),
-            forwarding=True,
-            tun=True,
-        )
-    for domain in topology.domains:
-        trusted = domain.trusted_vendors or [v.name for v in topology.vendors]
-        add(
-            domain.trust_center_name,
-            "trust_center",
-            TIER_INFRA,
-            {
-                "domain": domain.name,
-                "trusted-vendors": ",".join(trusted),
-                **defence_attributes(domain.defences or TrustCenterDefences.model_validate({})),
-                **({cross_domain.BACKENDS_ATTRIBUTE: backend_scope} if backend_scope else {}),
-            },
-            routes_via("backbone", [*pan_routes, ("internet", first_router)]),
-        )
-    for host in topology.hosts:
-        host_attributes = {}
-        if host.role == "backend":
-            # A backend works for every operator domain of the building whose trust center the
-            # cross-domain policy lets it reach (polling one it may not reach only times out).
-            host_attributes["trust-centers"] = ",".join(
-                f"{d.name}={trust_center_uri(d.name)}"
-                for d in topology.domains
-                if cross_domain.allowed(rules, host.name, d.trust_center_name, coap_port)
-            )
-        add(
-            host.name,
-            "internet_host",
-            TIER_INFRA,
-            host_attributes,
-            routes_via("internet", [*pan_routes, ("backbone", first_router)]),
-            kind=host.role,
-        )
-    # Things fetch firmware from the building's first vendor cloud (internet side).
-    clouds = [h.name for h in topology.hosts if h.role == "vendor-cloud"]
-    cloud_uri = f"coap://[{address_of(clouds[0], 'internet')}]:{coap_port}" if clouds else None
-    for thing in topology.things:
-        model = topology.model(thing.vendor, thing.model)
-        pan_router = router_of_pan[thing.pan]
-        attributes = {
-            "vendor": thing.vendor,
-            "model": thing.model,
-            "device-class": thing.role or model.role,
-            "domain": thing.domain,
-            "pan": thing.pan,
-            "profile": thing.profile or model.profile,
-            "firmware": model.firmware,
-            "trust-center-uri": trust_center_uri(thing.domain),
-            # With phases, the commission playbook starts the bootstrap, not the thing itself.
-            "auto-commission": "true" if topology.commissioning == "auto" else "false",
-        }
-        if cloud_uri:
-            attributes["vendor-cloud-uri"] = cloud_uri
-        if thing.faults:
-            attributes["faults"] = ",".join(thing.faults)
-        others = [(n, pan_router) for n in ("backbone", "internet")]
-        # Other PANs are reached through the own router, which forwards over the backbone.
-        others += [(p, pan_router) for p, _ in pan_routes if p != f"pan-{thing.pan}"]
-        for name in thing.names():
-            add(
-                name,
-                "thing",
-                TIER_THINGS,
-                {
-                    **attributes,
-                    "serial": serial_number(topology.building, thing.vendor, name),
-                    **radio_attributes(name, [thing.pan], False),
-                },
-                routes_via(f"pan-{thing.pan}", others),
-                tun=True,
-            )
-    return Plan(
-        run=run,
-        building=topology.building,
-        topology_path=topology_path,
-        ula_prefix=str(prefix),
-        networks=tuple(networks),
-        nodes=tuple(nodes),
-    )
 
 
 def _networks(topology: Topology, run: str, prefix: ipaddress.IPv6Network) -> list[NetworkPlan]:

@@ -39,12 +39,13 @@ from testbed.observe import grafana_service
 from testbed.observe.config import PROMETHEUS_PORT
 from testbed.plan import labels as L
 from testbed.plan.model import NodePlan, Plan
+from testbed.project import DASHBOARDS
 
 NODE_IMAGE = "testbed/node:latest"
 PROMETHEUS_IMAGE = "testbed/prometheus:latest"
 GRAFANA_IMAGE = grafana_service.DEFAULT_IMAGE
 GRAFANA_PROFILE = "grafana"
-PROJECT_DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
+PROJECT_DASHBOARDS = DASHBOARDS
 STOP_GRACE = "5s"  # testbed.backends.docker.STOP_TIMEOUT
 TUN_DEVICE = "/dev/net/tun:/dev/net/tun:rwm"
 READY_PROBE = ["CMD", "python3", "-m", "testbed.node.probe", "ready"]

@@ -15,16 +15,12 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from testbed.errors import TestbedError
+from testbed.errors import ComposeError as ComposeError  # re-exported
 
 BINARY = "docker-compose"
 DEBIAN_PACKAGE = "docker-compose"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _DROPPED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "VIRTUAL_ENV")
-
-
-class ComposeError(TestbedError):
-    exit_code = 4
 
 
 def compose_env(base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -217,7 +217,8 @@ def test_the_grafana_profile_starts_the_runs_grafana(
     """`--profile grafana` starts the run's Grafana as `testbed up` would: found by its labels,
     provisioned, with the admin password of the run directory, annotated with the phases. The
     image is a FAKE Grafana (see conftest.fake_grafana_image): only Grafana's side is faked."""
-    from testbed.cli.dashboards import annotate_own_grafana
+    from testbed.backends.docker import DockerBackend
+    from testbed.observe.publish import annotate_own_grafana
 
     # The same render, with the fake as $TESTBED_GRAFANA_IMAGE; the run directory stays.
     env = dict(cli_env, TESTBED_GRAFANA_IMAGE=fake_grafana_image)
@@ -249,7 +250,7 @@ def test_the_grafana_profile_starts_the_runs_grafana(
     with urllib.request.urlopen(f"{url}/api/datasources/uid/testbed-prometheus") as answer:
         assert json.loads(answer.read())["url"] == "http://prometheus:9090"
     # The testbed finds it by its labels and writes the recorded phases with the password file.
-    line = annotate_own_grafana(compose_run.name, compose_run.run_dir)
+    line = annotate_own_grafana(DockerBackend(docker_client), compose_run.name, compose_run.run_dir)
     assert line is not None and "2 phase annotations" in line, line
 
 

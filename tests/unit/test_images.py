@@ -1,4 +1,4 @@
-"""Unit tests of testbed.backends.images: no Docker daemon, no network."""
+"""Unit tests of testbed.backends.images (its modules): no Docker daemon, no network."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from typing import Any
 import docker.errors
 import pytest
 
-from testbed.backends import images
 from testbed.backends.images import (
     DOCKERFILE,
     OFFLINE_BASE,
     ImagePlatform,
+    base_image,
+    build,
     inputs_hash,
     node_image_tag,
     package_files,
@@ -323,7 +324,7 @@ class _FakeClient:
 
 def _resolve(client: _FakeClient, requested: str | None, tmp_path: Path) -> tuple[str, str, bool]:
     messages: list[str] = []
-    result = images._resolve_base(
+    result = base_image._resolve_base(
         client,
         requested,
         tmp_path,
@@ -368,7 +369,7 @@ def test_a_stalled_pull_is_abandoned() -> None:
 
     started = time.monotonic()
     try:
-        error = images._try_pull(_Client(), "python:3.11-slim", 0.3)
+        error = base_image._try_pull(_Client(), "python:3.11-slim", 0.3)
     finally:
         release.set()
     assert error is not None and "no answer" in error
@@ -385,7 +386,7 @@ def test_a_pull_that_makes_progress_is_not_cut_short() -> None:
     class _Client:
         api = _SlowApi()
 
-    assert images._try_pull(_Client(), "python:3.11-slim", 0.3) is None
+    assert base_image._try_pull(_Client(), "python:3.11-slim", 0.3) is None
 
 
 def test_explicit_base_that_cannot_be_had_is_an_error(tmp_path: Path) -> None:
@@ -398,7 +399,7 @@ def test_explicit_base_that_cannot_be_had_is_an_error(tmp_path: Path) -> None:
 def test_missing_mmdebstrap_is_an_image_error_with_a_hint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("testbed.backends.images.shutil.which", lambda name: None)
+    monkeypatch.setattr("testbed.backends.images.base_image.shutil.which", lambda name: None)
     with pytest.raises(ImageError) as info:
         _resolve(_FakeClient(), None, tmp_path)
     assert "apt-get install mmdebstrap" in info.value.hint
@@ -414,7 +415,7 @@ def test_build_reports_steps_and_returns_the_image_id(tmp_path: Path) -> None:
     ]
     client = _FakeClient(build_stream=stream)
     seen: list[tuple[str, int | None, int | None]] = []
-    image_id = images._build(
+    image_id = build._build(
         client,
         tmp_path,
         OFFLINE_BASE,
@@ -439,7 +440,7 @@ def test_build_error_names_the_step_and_the_output_tail(tmp_path: Path) -> None:
         {"error": "The command '/bin/sh -c pip install' returned a non-zero code: 1"},
     ]
     with pytest.raises(ImageError) as info:
-        images._build(
+        build._build(
             _FakeClient(build_stream=stream),
             tmp_path,
             OFFLINE_BASE,

@@ -12,7 +12,7 @@ from testbed.errors import TestbedError
 
 
 class ChannelError(TestbedError):
-    exit_code = 10
+    """Exit code 1 (generic) where it ends a process: a role handles it and reports the state."""
 
 
 class CredentialError(ChannelError):

@@ -29,6 +29,9 @@ class UpBackend:
     def empty_networks(self, run: str) -> list[str]:
         return []
 
+    def status(self, run: str | None = None) -> list[object]:
+        return []  # what the run's nodes are does not matter here
+
 
 def test_every_bind_source_exists_after_prepare(default_plan: Plan) -> None:
     run_dir = prepare_run_dir(default_plan, DEFAULT_TOPOLOGY.read_text())

@@ -47,7 +47,7 @@ def test_a_node_exiting_before_its_probe_is_a_failed_node() -> None:
     client.api = _DiesBeforeTheProbe()
     node = plan_for(ROOT / "topologies" / "minimal.yaml", "unit", Path("/tmp/unit")).nodes[0]
     with pytest.raises(NodeFailed) as caught:
-        DockerBackend(client)._wait_ready(node, "c1")  # type: ignore[arg-type]
+        DockerBackend(client)._wait_ready(node.name, "c1")  # type: ignore[arg-type]
     assert caught.value.node == node.name
     assert "exit code 3" in str(caught.value)
     assert "toaster" in caught.value.log_tail
@@ -64,7 +64,8 @@ def test_other_daemon_errors_still_surface() -> None:
     client.api = _Refuses()
     with pytest.raises(BackendError, match="disk full"):
         DockerBackend(client)._wait_ready(
-            plan_for(ROOT / "topologies" / "minimal.yaml", "unit", Path("/tmp/unit")).nodes[0], "c1"
+            plan_for(ROOT / "topologies" / "minimal.yaml", "unit", Path("/tmp/unit")).nodes[0].name,
+            "c1",
         )  # type: ignore[arg-type]
 
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from testbed.backends.base import NodeStatus
+from testbed.backends.docker import ansible_connection
 from testbed.lifecycle import inventory as inv
 from testbed.plan import make_plan
 from testbed.topology import load_topology
@@ -47,7 +48,7 @@ def statuses(topology: str = "two-operators.yaml", run: str = "ans-unit") -> lis
 
 @pytest.fixture
 def built() -> inv.Inventory:
-    return inv.build_inventory(statuses(), "ans-unit")
+    return inv.build_inventory(statuses(), "ans-unit", connection=ansible_connection)
 
 
 def test_hosts_reach_their_containers(built: inv.Inventory) -> None:
@@ -88,7 +89,7 @@ def test_live_state_regroups_a_transferred_thing() -> None:
         "occupancy-01": {"domain": "lighting", "lifecycle": "operational"},
         "lamp-01": {"domain": "lighting", "lifecycle": "failed"},
     }
-    built = inv.build_inventory(statuses(), "ans-unit", live)
+    built = inv.build_inventory(statuses(), "ans-unit", live, connection=ansible_connection)
     assert "occupancy-01" in built.groups["domain_lighting"]
     assert "occupancy-01" not in built.groups["domain_hvac"]
     host = built.hosts["occupancy-01"]
@@ -100,7 +101,7 @@ def test_live_state_regroups_a_transferred_thing() -> None:
 
 def test_other_runs_are_left_out() -> None:
     nodes = statuses() + statuses("minimal.yaml", "other")
-    built = inv.build_inventory(nodes, "ans-unit")
+    built = inv.build_inventory(nodes, "ans-unit", connection=ansible_connection)
     assert all(h["ansible_host"].startswith("tb-ans-unit-") for h in built.hosts.values())
 
 

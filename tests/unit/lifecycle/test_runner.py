@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from testbed.backends.base import NodeStatus
+from testbed.backends.docker import ansible_connection
 from testbed.cli.phase import parse_extravars, summary
 from testbed.errors import TestbedError
 from testbed.lifecycle import records, runner
@@ -52,6 +53,9 @@ class FakeBackend:
 
     def node_state(self, run: str, node: str) -> dict[str, Any] | None:
         return {"state": {"lifecycle": "operational"}}
+
+    def ansible_connection(self, node: NodeStatus) -> dict[str, str]:
+        return ansible_connection(node)  # the Docker backend's: the playbook runs locally anyway
 
 
 @pytest.fixture

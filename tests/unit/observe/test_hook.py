@@ -12,12 +12,20 @@ from testbed.observe import announce, hook
 from testbed.plan import Plan
 
 
-class FakeClient:
-    api = object()
+class FakeServices:
+    """Run services that are never reached: the tests replace ``hook._start``."""
 
 
 class FakeBackend:
-    client = FakeClient()
+    def services(self) -> FakeServices:
+        return FakeServices()
+
+
+class NoServices:
+    """A backend whose engine has no run services."""
+
+    def services(self) -> None:
+        return None
 
 
 @pytest.fixture
@@ -35,7 +43,7 @@ def test_an_image_failure_is_announced_not_raised(
         raise ImageError("no prometheus anywhere", "install Debian's prometheus package")
 
     monkeypatch.setattr(hook, "_start", fail)
-    assert hook.start_for_run(FakeBackend(), plan, tmp_path) is None
+    assert hook.start_for_run(FakeBackend(), plan, tmp_path) is None  # type: ignore[arg-type]
     assert len(said) == 1
     assert "Prometheus not started" in said[0] and "no prometheus anywhere" in said[0]
     assert "install Debian's prometheus package" in said[0]
@@ -48,7 +56,7 @@ def test_a_bug_is_announced_not_raised(
         raise KeyError("oops")
 
     monkeypatch.setattr(hook, "_start", bug)
-    assert hook.start_for_run(FakeBackend(), plan, tmp_path) is None
+    assert hook.start_for_run(FakeBackend(), plan, tmp_path) is None  # type: ignore[arg-type]
     assert "KeyError" in said[0]
 
 
@@ -57,12 +65,12 @@ def test_off_by_environment(
 ) -> None:
     monkeypatch.setenv(hook.ENABLE_ENV, "0")
     monkeypatch.setattr(hook, "_start", lambda *a: pytest.fail("must not start"))
-    assert hook.start_for_run(FakeBackend(), plan, tmp_path) is None
+    assert hook.start_for_run(FakeBackend(), plan, tmp_path) is None  # type: ignore[arg-type]
     assert said == [f"Prometheus: off ({hook.ENABLE_ENV}=0)"]
 
 
 def test_backends_without_docker_are_left_alone(
     plan: Plan, tmp_path: Path, said: list[str]
 ) -> None:
-    assert hook.start_for_run(object(), plan, tmp_path) is None
+    assert hook.start_for_run(NoServices(), plan, tmp_path) is None  # type: ignore[arg-type]
     assert said == []

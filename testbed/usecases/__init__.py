@@ -1,0 +1,40 @@
+"""The use cases: what a user does with the testbed, callable from the CLI, a scenario runner and
+tests alike (the CLI only parses options and draws progress and results).
+
+    up(backend, topology, run, options, progress) -> UpResult      bring a building up
+    down(backend, run, keep_files=...) -> RemovalReport              remove a run
+    stop / start / restart(backend, run, node, progress)             a run that exists
+    phase(backend, name, run, limit=..., ...) -> PhaseRun            a lifecycle phase
+    link_set / link_reset(backend, link, run, ...) -> LinkChange     impair a link live
+
+The backend comes from ``testbed.backends.get(name)``. Errors are ``testbed.errors`` classes.
+"""
+
+from __future__ import annotations
+
+from testbed.usecases.bring_up import UpOptions, UpResult, down, plan_of, up
+from testbed.usecases.links import LinkChange, link_reset, link_set
+from testbed.usecases.phases import PhaseRun, phase
+from testbed.usecases.progress import NoProgress, Progress, Stage
+from testbed.usecases.run_control import StartResult, restart, start, state_lines, stop
+
+__all__ = [
+    "LinkChange",
+    "NoProgress",
+    "PhaseRun",
+    "Progress",
+    "Stage",
+    "StartResult",
+    "UpOptions",
+    "UpResult",
+    "down",
+    "link_reset",
+    "link_set",
+    "phase",
+    "plan_of",
+    "restart",
+    "start",
+    "state_lines",
+    "stop",
+    "up",
+]

@@ -1,0 +1,63 @@
+"""Impairing a run's links live as use cases: what `testbed link set|reset` and scenario runners
+call. Options take the topology's units ("20%", "30ms", "250kbit"); see testbed.links."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from testbed import bringup
+from testbed.backends.base import Backend
+from testbed.links import options
+from testbed.links.control import Links
+from testbed.links.options import LinkName
+
+
+@dataclass(frozen=True)
+class LinkChange:
+    link: LinkName
+    # IP links: one answer per border router interface (router, device, describe,
+    # implementation); PAN links: the medium's answer (loss, ...)
+    answers: list[dict[str, Any]]
+
+
+def link_set(
+    backend: Backend,
+    link: str,
+    run: str | None = None,
+    *,
+    loss: str | None = None,
+    delay: str | None = None,
+    jitter: str | None = None,
+    rate: str | None = None,
+    duplicate: str | None = None,
+    reorder: str | None = None,
+    corrupt: str | None = None,
+    gilbert_elliott: str | None = None,
+) -> LinkChange:
+    """Replace a link's impairments with exactly the options given (``tc qdisc replace``)."""
+    name = options.parse_link(link)
+    params = options.parameters(
+        {
+            "loss": loss, "delay": delay, "jitter": jitter, "rate": rate,
+            "duplicate": duplicate, "reorder": reorder, "corrupt": corrupt,
+            "gilbert_elliott": gilbert_elliott,
+        }
+    )  # fmt: skip
+    # Bad values are refused before any run is looked for.
+    if name.kind == "pan":
+        pan = options.pan_parameters(name, params)
+        links = Links(backend, bringup.resolve_run(backend, run))
+        return LinkChange(name, [links.set_pan(name, pan)])
+    impairment = options.ip_impairment(params).to_dict()
+    links = Links(backend, bringup.resolve_run(backend, run))
+    return LinkChange(name, links.set_ip(name, impairment))
+
+
+def link_reset(backend: Backend, link: str, run: str | None = None) -> LinkChange:
+    """Back to the topology's settings for that link."""
+    name = options.parse_link(link)
+    links = Links(backend, bringup.resolve_run(backend, run))
+    if name.kind == "pan":
+        return LinkChange(name, [links.reset_pan(name)])
+    return LinkChange(name, links.reset_ip(name))

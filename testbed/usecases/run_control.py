@@ -1,0 +1,143 @@
+"""Stopping and starting a run that exists: `testbed stop`, `start`, `restart [NODE]`.
+
+A run's nodes keep their state on their volumes and their addresses on their networks, so a
+stopped run comes back as it was: after `testbed stop`, and after a restart of the Docker daemon
+(a host reboot), which leaves every node exited. Nodes start in the order of `up` (border
+routers, trust centers and Internet hosts first, then things), each tier together, with the
+readiness probe of `up`; then each thing is awaited until it is operational or failed again. The
+run's services (Prometheus, Grafana) start last, without a probe; they stop first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from testbed import bringup
+from testbed.backends.base import Backend, NodeStatus
+from testbed.errors import NotRunning
+from testbed.node.config import Role
+from testbed.usecases.progress import NoProgress, Progress
+
+INFRASTRUCTURE = (Role.BORDER_ROUTER, Role.TRUST_CENTER, Role.INTERNET_HOST)
+
+
+@dataclass(frozen=True)
+class StartResult:
+    run: str
+    started: list[str] = field(default_factory=list)  # nodes and services that were not running
+    # thing -> (lifecycle state, reason) after the start, as `up` reports them
+    outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> dict[str, tuple[str, str]]:
+        return {n: o for n, o in self.outcomes.items() if o[0] != "operational"}
+
+
+def tiers(nodes: list[NodeStatus]) -> list[list[NodeStatus]]:
+    """Start order: infrastructure, things, then the run's services (anything else)."""
+    infrastructure = [n for n in nodes if n.role in INFRASTRUCTURE]
+    things = [n for n in nodes if n.role == Role.THING]
+    services = [n for n in nodes if n.role not in Role.ALL]
+    return [tier for tier in (infrastructure, things, services) if tier]
+
+
+def _members(backend: Backend, run: str, node: str | None) -> list[NodeStatus]:
+    nodes = backend.status(run)
+    if not nodes:
+        raise NotRunning(f"run {run!r} has no nodes", "list what exists with `testbed status`")
+    if node is None:
+        return nodes
+    chosen = [n for n in nodes if n.node == node]
+    if not chosen:
+        raise NotRunning(
+            f"run {run!r} has no node {node!r}", f"list its nodes with `testbed status --run {run}`"
+        )
+    return chosen
+
+
+def stop(
+    backend: Backend, run: str | None, node: str | None = None, progress: Progress | None = None
+) -> list[str]:
+    """Stop a run's nodes (or one node), keeping them; returns those that were running."""
+    report = progress or NoProgress()
+    name = bringup.resolve_run(backend, run)
+    members = _members(backend, name, node)
+    report.begin("stopped", len(members))
+    stopped: list[str] = []
+    for tier in reversed(tiers(members)):
+        done = backend.stop_nodes(name, [n.node for n in tier])
+        stopped += done
+        report.update("stopped", ", ".join(done), advance=len(tier))
+    report.end("stopped")
+    return stopped
+
+
+def start(
+    backend: Backend,
+    run: str | None,
+    node: str | None = None,
+    progress: Progress | None = None,
+    *,
+    timeout: float = bringup.COMMISSION_TIMEOUT,
+) -> StartResult:
+    """Start what of a run (or of one node) is not running, in dependency order, and wait until
+    each node is ready and each thing started is operational or failed."""
+    report = progress or NoProgress()
+    name = bringup.resolve_run(backend, run)
+    waiting = [n for n in _members(backend, name, node) if n.state != "running"]
+    report.begin("nodes", len(waiting))
+    for tier in tiers(waiting):
+        probe = all(n.role in Role.ALL for n in tier)  # services have no readiness probe
+        backend.start_nodes(
+            name,
+            [n.node for n in tier],
+            lambda event, started: report.update(
+                "nodes", started, advance=1 if event == "ready" else 0
+            ),
+            probe=probe,
+        )
+        if not probe:
+            report.update("nodes", advance=len(tier))
+    report.end("nodes")
+    things = [n.node for n in waiting if n.role == Role.THING]
+    report.begin("commissioned", len(things))
+    outcomes = bringup.wait_final(
+        backend,
+        name,
+        things,
+        lambda state, thing: report.update("commissioned", f"{thing}: {state}", advance=1),
+        timeout,
+    )
+    report.end("commissioned")
+    return StartResult(run=name, started=[n.node for n in waiting], outcomes=outcomes)
+
+
+def restart(
+    backend: Backend,
+    run: str | None,
+    node: str | None = None,
+    progress: Progress | None = None,
+    *,
+    timeout: float = bringup.COMMISSION_TIMEOUT,
+) -> StartResult:
+    """Stop, then start a run (or one node) as `stop` and `start` do."""
+    name = bringup.resolve_run(backend, run)
+    stop(backend, name, node, progress)
+    return start(backend, name, node, progress, timeout=timeout)
+
+
+def state_lines(nodes: list[NodeStatus]) -> list[str]:
+    """One line per run that is not fully running, for `testbed status`: stopped or partly."""
+    lines = []
+    for state in bringup.run_states(nodes).values():
+        if state.word == "stopped":
+            lines.append(
+                f"run {state.run} is stopped ({state.nodes} nodes exist, none runs): "
+                f"start it with `testbed start --run {state.run}`"
+            )
+        elif state.word == "partly running":
+            lines.append(
+                f"run {state.run} is partly running ({state.running} of {state.nodes} nodes): "
+                f"`testbed start --run {state.run}` starts the others"
+            )
+    return lines

@@ -1,0 +1,182 @@
+"""Stop, start and restart of a run that exists, against a scripted backend: the order of `up`,
+the readiness probe for nodes only, things awaited; a stopped run told apart from a running one;
+the backend chosen by name."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from testbed import backends, bringup, usecases
+from testbed.backends.base import EventFn, NodeStatus
+from testbed.cli.app import app
+from testbed.errors import AlreadyRunning, InputError, RunStopped
+from testbed.plan import make_plan
+from testbed.topology import load_topology
+from testbed.usecases.run_control import tiers
+from tests.unit.compose.conftest import ROOT
+
+NODE = NodeStatus(
+    run="office", node="", role="", kind="", state="exited", resource="", image="testbed/node:x"
+)
+ROLES = {
+    "thermostat-01": "thing",
+    "br1": "border_router",
+    "prometheus": "observer",
+    "tc-facility": "trust_center",
+    "backend": "internet_host",
+    "lamp-01": "thing",
+}
+
+
+def building(state: str = "exited") -> list[NodeStatus]:
+    return [
+        dataclasses.replace(NODE, node=name, role=role, resource=f"tb-office-{name}", state=state)
+        for name, role in ROLES.items()
+    ]
+
+
+class ScriptedBackend:
+    """Containers that exist; records what is stopped and started, and how."""
+
+    name = "scripted"
+
+    def __init__(self, nodes: list[NodeStatus]) -> None:
+        self.nodes = {n.node: n for n in nodes}
+        self.calls: list[tuple[str, list[str], bool]] = []
+
+    def runs(self) -> dict[str, int]:
+        return {"office": len(self.nodes) + 4}  # and networks
+
+    def empty_networks(self, run: str) -> list[str]:
+        return []
+
+    def status(self, run: str | None = None) -> list[NodeStatus]:
+        return list(self.nodes.values())
+
+    def _set(self, names: Sequence[str], state: str) -> None:
+        for name in names:
+            self.nodes[name] = dataclasses.replace(self.nodes[name], state=state)
+
+    def stop_nodes(self, run: str, nodes: Sequence[str]) -> list[str]:
+        self.calls.append(("stop", sorted(nodes), False))
+        running = [n for n in nodes if self.nodes[n].state == "running"]
+        self._set(nodes, "exited")
+        return sorted(running)
+
+    def start_nodes(
+        self, run: str, nodes: Sequence[str], on_event: EventFn, *, probe: bool = True
+    ) -> None:
+        self.calls.append(("start", sorted(nodes), probe))
+        self._set(nodes, "running")
+        for name in nodes:
+            on_event("started", name)
+            if probe:
+                on_event("ready", name)
+
+    def node_state(self, run: str, node: str) -> dict[str, Any] | None:
+        return {"state": {"lifecycle": "operational"}}
+
+
+def test_start_follows_the_order_of_up_and_probes_nodes_only() -> None:
+    backend = ScriptedBackend(building())
+    result = usecases.start(backend, "office")  # type: ignore[arg-type]
+    assert backend.calls == [
+        ("start", ["backend", "br1", "tc-facility"], True),
+        ("start", ["lamp-01", "thermostat-01"], True),
+        ("start", ["prometheus"], False),
+    ]
+    assert sorted(result.started) == sorted(ROLES)
+    assert result.outcomes == {
+        "thermostat-01": ("operational", ""),
+        "lamp-01": ("operational", ""),
+    }
+    assert not result.failed
+
+
+def test_start_leaves_running_nodes_alone_and_restart_of_one_node_touches_only_it() -> None:
+    nodes = building("running")
+    nodes[0] = dataclasses.replace(nodes[0], state="exited")  # thermostat-01
+    backend = ScriptedBackend(nodes)
+    usecases.start(backend, "office")  # type: ignore[arg-type]
+    assert backend.calls == [("start", ["thermostat-01"], True)]
+    backend.calls.clear()
+    usecases.restart(backend, "office", "br1")  # type: ignore[arg-type]
+    assert backend.calls == [("stop", ["br1"], False), ("start", ["br1"], True)]
+
+
+def test_stop_stops_services_first_and_things_before_the_infrastructure() -> None:
+    backend = ScriptedBackend(building("running"))
+    stopped = usecases.stop(backend, "office")  # type: ignore[arg-type]
+    assert [names for _, names, _ in backend.calls] == [
+        ["prometheus"],
+        ["lamp-01", "thermostat-01"],
+        ["backend", "br1", "tc-facility"],
+    ]
+    assert sorted(stopped) == sorted(ROLES)
+
+
+def test_tiers_put_unknown_roles_last() -> None:
+    assert [[n.node for n in tier] for tier in tiers(building())] == [
+        ["br1", "tc-facility", "backend"],
+        ["thermostat-01", "lamp-01"],
+        ["prometheus"],
+    ]
+
+
+def test_a_stopped_run_is_not_an_up_run() -> None:
+    stopped = ScriptedBackend(building("exited"))
+    with pytest.raises(RunStopped) as caught:
+        bringup.ensure_not_running(stopped, "office")  # type: ignore[arg-type]
+    assert caught.value.exit_code == 14 and "testbed start --run office" in caught.value.hint
+    running = ScriptedBackend(building("running"))
+    with pytest.raises(AlreadyRunning):
+        bringup.ensure_not_running(running, "office")  # type: ignore[arg-type]
+
+
+def test_status_lines_tell_stopped_and_partly_running_runs() -> None:
+    assert usecases.state_lines(building("running")) == []
+    (stopped,) = usecases.state_lines(building("exited"))
+    assert "run office is stopped (5 nodes exist, none runs)" in stopped
+    assert "testbed start --run office" in stopped
+    partly = building("running")
+    partly[1] = dataclasses.replace(partly[1], state="exited")
+    (line,) = usecases.state_lines(partly)
+    assert "partly running (4 of 5 nodes)" in line
+    # The run's services do not count: a stopped Prometheus alone leaves the run running.
+    services_down = [
+        dataclasses.replace(n, state="exited") if n.role == "observer" else n
+        for n in building("running")
+    ]
+    assert usecases.state_lines(services_down) == []
+
+
+def test_a_backend_is_chosen_by_name() -> None:
+    assert "docker" in backends.names() and backends.DEFAULT == "docker"
+    with pytest.raises(InputError) as caught:
+        backends.get("kubernetes-someday")
+    assert caught.value.exit_code == 2 and "docker" in caught.value.hint
+    result = CliRunner().invoke(app, ["--backend", "nope", "validate", "topologies/minimal.yaml"])
+    # main() turns it into exit code 2; the runner hands over the error itself.
+    assert isinstance(result.exception, InputError)
+    assert "unknown backend 'nope'" in str(result.exception)
+
+
+def test_a_topology_made_in_code_plans_like_its_file() -> None:
+    path = ROOT / "topologies" / "minimal.yaml"
+    from_code, text = usecases.plan_of(load_topology(path), "code")
+    from_file = make_plan(
+        load_topology(path), "code", "", from_code.nodes[0].labels["testbed.run-dir"]
+    )
+    assert from_code.to_dict() == from_file.to_dict()
+    assert load_topology(path) == load_topology_text(text)
+
+
+def load_topology_text(text: str) -> Any:
+    from testbed.topology.loader import parse_topology
+
+    return parse_topology(text, source="<code>")
