@@ -20,6 +20,7 @@ from testbed.cli.links import register as register_link_commands
 from testbed.cli.observe import metrics_app
 from testbed.cli.phase import register as register_phase_commands
 from testbed.cli.render import console, error, status_json, status_table
+from testbed.cli.scenario import register as register_scenario_commands
 from testbed.errors import CommissioningFailed, TestbedError
 from testbed.lifecycle.runner import PhaseEvent
 from testbed.topology import load_topology
@@ -292,6 +293,7 @@ def exec_(
 
 register_phase_commands(app)
 register_link_commands(app)
+register_scenario_commands(app)
 app.command("render")(render_command)
 
 

@@ -1,0 +1,102 @@
+"""Figures for report.html (matplotlib, Agg: no display), returned as inline PNG data URIs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import statistics
+from collections import defaultdict
+from typing import Any
+
+from testbed.scenario.results import ScenarioResult
+
+MAX_SWEEP_PLOTS = 12
+
+
+def _figure() -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.2), dpi=100)
+    return fig, ax
+
+
+def _data_uri(fig: Any) -> str:
+    from matplotlib import pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def sweep_data(scenario: ScenarioResult) -> dict[str, list[tuple[float, float, float, float]]]:
+    """measure -> [(x, mean, min, max)] over the repeats, for every numeric measure."""
+    if not scenario.sweep:
+        return {}
+    parameter = scenario.sweep["parameter"]
+    by: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for point in scenario.points:
+        x = point.point.get(parameter)
+        if not isinstance(x, int | float):
+            continue
+        for m in point.measurements:
+            if isinstance(m.value, int | float):
+                by[m.name][float(x)].append(float(m.value))
+    out = {}
+    for name, xs in by.items():
+        rows = [(x, statistics.fmean(v), min(v), max(v)) for x, v in sorted(xs.items())]
+        if len(rows) >= 2:
+            out[name] = rows
+    return out
+
+
+def sweep_plots(scenario: ScenarioResult) -> list[tuple[str, str]]:
+    """(title, data URI) per numeric measure against the sweep parameter."""
+    if not scenario.sweep:
+        return []
+    parameter, unit = scenario.sweep["parameter"], scenario.sweep.get("unit", "")
+    out = []
+    expected = {e.measure for p in scenario.points for e in p.expectations}
+    data = sweep_data(scenario)
+    # Measures named in expectations first: those are what the scenario is about.
+    names = sorted(data, key=lambda n: (n not in expected, n))[:MAX_SWEEP_PLOTS]
+    for name in names:
+        rows = data[name]
+        fig, ax = _figure()
+        xs = [r[0] for r in rows]
+        means = [r[1] for r in rows]
+        low = [r[1] - r[2] for r in rows]
+        high = [r[3] - r[1] for r in rows]
+        ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=3)
+        ax.set_xlabel(f"{parameter} {f'({unit})' if unit else ''}".strip())
+        ax.set_ylabel(name)
+        ax.set_title(f"{scenario.name}: {name}", fontsize=9)
+        ax.grid(alpha=0.3)
+        out.append((f"{name} against {parameter}", _data_uri(fig)))
+    return out
+
+
+def series_plots(scenario: ScenarioResult) -> list[tuple[str, str]]:
+    """One figure per measured time series (all points of the scenario overlaid)."""
+    grouped: dict[str, list[tuple[str, list[list[float]]]]] = defaultdict(list)
+    for point in scenario.points:
+        for m in point.measurements:
+            if m.series:
+                grouped[m.name].append((point.label, m.series))
+    out = []
+    for name, lines in sorted(grouped.items()):
+        fig, ax = _figure()
+        for label, series in lines:
+            ax.plot([p[0] for p in series], [p[1] for p in series], label=label)
+        ax.set_xlabel("seconds into the window")
+        ax.set_ylabel(name)
+        ax.set_title(f"{scenario.name}: {name}", fontsize=9)
+        if len(lines) > 1:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        out.append((f"{name} over time", _data_uri(fig)))
+    return out
