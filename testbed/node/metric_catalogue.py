@@ -72,6 +72,7 @@ IDENTITY = ("vendor", "model", "domain", "profile")
 RADIO_NODE = ("pan", "node")
 BACKEND = ("internet_host:backend",)
 CLOUD = ("internet_host:vendor-cloud",)
+ATTACKER = ("internet_host:attacker",)
 
 _SPECS: tuple[MetricSpec, ...] = (
     # -- every node (testbed.node.metrics) ---------------------------------------------------
@@ -349,6 +350,28 @@ _SPECS: tuple[MetricSpec, ...] = (
         "Firmware releases served.",
         roles=CLOUD,
         component="vendor cloud",
+    ),
+    # -- attackers (testbed.node.attacker) --------------------------------------------------
+    MetricSpec(
+        "testbed_attack_packets",
+        "counter",
+        "Packets of an attack, by what became of them.",
+        ("attack", "outcome"),
+        roles=ATTACKER,
+        component="attacker",
+        note="outcome: sent (put on the wire), answered (the target replied with success), "
+        "refused (the target replied with an error or a reset); attack: edhoc-flood, "
+        "coap-flood, fragment-flood",
+        always=False,
+    ),
+    MetricSpec(
+        "testbed_attack_running",
+        "gauge",
+        "1 while the attack runs.",
+        ("attack",),
+        roles=ATTACKER,
+        component="attacker",
+        always=False,
     ),
     # -- border routers (testbed.node.roles.border_router, testbed.node.shaping) ------------
     MetricSpec(

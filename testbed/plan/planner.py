@@ -80,13 +80,17 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
     for domain in topology.domains:
         interfaces[domain.trust_center_name] = [Interface(n, addr(n)) for n in ("mgmt", "backbone")]
     for host in topology.hosts:
-        interfaces[host.name] = [Interface(n, addr(n)) for n in ("mgmt", "internet")]
+        # An attacker may sit on the backbone or on a PAN's carrier network (a guest station
+        # of the radio medium: no radio attributes, it speaks ZEP itself).
+        where = f"pan-{host.pan}" if host.placement == "pan" else host.placement
+        interfaces[host.name] = [Interface(n, addr(n)) for n in ("mgmt", where)]
     for thing in topology.things:
         for name in thing.names():
             interfaces[name] = [Interface(n, addr(n)) for n in ("mgmt", f"pan-{thing.pan}")]
 
     # -- radio PANs: the node's PAN address is on its TUN, its interface is on the carrier ---
     radio = {f"pan-{p.name}": p for p in topology.pans if p.medium == "radio"}
+    guests = {h.name for h in topology.hosts if h.placement == "pan"}  # not planned stations
     pan_prefix = {
         f"pan-{p.name}": addressing.subnet(prefix, addressing.PAN_BASE + i)
         for i, p in enumerate(topology.pans)
@@ -97,7 +101,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         )
         for node, ifaces in interfaces.items()
         for iface in ifaces
-        if iface.network in radio
+        if iface.network in radio and node not in guests
     }
 
     def radio_attributes(node: str, pans: list[str], hub: bool) -> dict[str, str]:
@@ -144,6 +148,9 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             )
             for dest, router in destinations
         )
+
+    def router_short(router: str, network: str) -> int:
+        return addressing.host_number(str(radio_address[router, network])) & 0xFFFF
 
     coap_port = 5683  # testbed.node.material.COAP_PORT
 
@@ -257,14 +264,27 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
                 for d in topology.domains
                 if cross_domain.allowed(rules, host.name, d.trust_center_name, coap_port)
             )
-        add(
-            host.name,
-            "internet_host",
-            TIER_INFRA,
-            host_attributes,
-            routes_via("internet", [*pan_routes, ("backbone", first_router)]),
-            kind=host.role,
-        )
+        if host.placement == "pan" and host.pan is not None:
+            pan_model = next(p for p in topology.pans if p.name == host.pan)
+            network = f"pan-{host.pan}"
+            serving = router_of_pan[host.pan]
+            host_attributes.update(
+                {
+                    "placement": "pan",
+                    "pan": host.pan,
+                    "zep-medium": carrier_of(serving, network),
+                    "pan-id": str(pan_model.pan_id),
+                    "channel": str(pan_model.channel),
+                    "router-short": f"{router_short(serving, network):04x}",
+                }
+            )
+            host_routes: tuple[Route, ...] = ()
+        elif host.placement == "backbone":
+            host_attributes["placement"] = "backbone"
+            host_routes = routes_via("backbone", [*pan_routes, ("internet", first_router)])
+        else:
+            host_routes = routes_via("internet", [*pan_routes, ("backbone", first_router)])
+        add(host.name, "internet_host", TIER_INFRA, host_attributes, host_routes, kind=host.role)
     # Things fetch firmware from the building's first vendor cloud (internet side).
     clouds = [h.name for h in topology.hosts if h.role == "vendor-cloud"]
     cloud_uri = f"coap://[{address_of(clouds[0], 'internet')}]:{coap_port}" if clouds else None

@@ -124,6 +124,20 @@ class Testbed:
             n.node for n in self.backend.status(self.run) if role is None or n.role == role
         )
 
+    def address_of(self, target: str) -> str:
+        """A node's address on its data network (not mgmt); an address is returned as is."""
+        if ":" in target:
+            return target
+        for status in self.backend.status(self.run):
+            if status.node == target:
+                data = [a for n, a in sorted(status.addresses.items()) if n != "mgmt"]
+                if data:
+                    return data[0].split("/")[0]
+        raise StepFailed(
+            f"no node {target!r} with a data address in run {self.run!r}",
+            f"`testbed status --run {self.run}` lists the nodes",
+        )
+
     def state(self, node: str) -> dict[str, Any] | None:
         answer = self.backend.node_state(self.run, node)
         if answer is None:

@@ -15,22 +15,38 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from testbed.node.radio import zep
+from testbed.node.radio.errors import RadioError
+
 LINKTYPE_IEEE802_15_4_WITHFCS = 195
+LINKTYPE_RAW = 101
 PRINTABLE = re.compile(rb"[\x20-\x7e]{4,}")
 SERIAL = re.compile(r"(?i)\b(?:urn:[a-z0-9:._-]+|sn[-:]?[0-9a-f]{6,})\b")
 
 
 def frames(path: Path) -> list[bytes]:
+    """The 802.15.4 frames of a capture: linktype 195 directly, linktype 101 (raw IPv6, the
+    medium's own capture) as IPv6/UDP/ZEP datagrams that carry them."""
     data = path.read_bytes()
     if len(data) < 24:
         return []
     magic = struct.unpack("<I", data[:4])[0]
     endian = "<" if magic == 0xA1B2C3D4 else ">"
+    linktype = struct.unpack(endian + "I", data[20:24])[0]
     out, offset = [], 24
     while offset + 16 <= len(data):
         _, _, incl, _ = struct.unpack(endian + "IIII", data[offset : offset + 16])
-        out.append(data[offset + 16 : offset + 16 + incl])
+        record = data[offset + 16 : offset + 16 + incl]
         offset += 16 + incl
+        if linktype == LINKTYPE_IEEE802_15_4_WITHFCS:
+            out.append(record)
+        elif linktype == LINKTYPE_RAW and len(record) > 48 and record[0] >> 4 == 6:
+            try:
+                message = zep.decode(record[48:])  # IPv6 (40) + UDP (8) + ZEP
+            except (ValueError, RadioError):
+                continue
+            if isinstance(message, zep.ZepData):
+                out.append(message.frame)
     return out
 
 
@@ -69,6 +85,9 @@ def analyse(
     for category, words in vocab.items():
         clear[category] = [w for w in words if w and w in text]
     clear["identifiers"] = sorted(set(SERIAL.findall(text)))
+    # Visible by design: the EDHOC resource of the trust center (message_1 and _3 are plain
+    # CoAP requests to it), which tells an eavesdropper that a bootstrap is under way.
+    clear["endpoints"] = sorted({s for s in strings if "well-known" in s or s == "edhoc"})
     return {
         "file": path.name,
         "context0": context0,

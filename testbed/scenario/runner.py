@@ -182,7 +182,7 @@ def _steps(
 def _say_point(say: Say, scenario: str, point: PointResult) -> None:
     for e in point.expectations:
         mark = "[green]ok[/]" if e.passed else "[red]FAILED[/]"
-        say(f"    {mark} {escape(e.message)}: {e.measure} = {e.value!s:.12} ({e.bound})")
+        say(f"    {mark} {escape(e.message)}: {e.measure} = {e.value!s:.40} ({e.bound})")
 
 
 def _describe(exc: BaseException) -> str:

@@ -77,6 +77,9 @@ class AttackStart(Strict):
 
     attacker: str
     attack: str
+    target: str | None = Field(
+        None, description="a node name (its data-network address is passed on) or an address"
+    )
     params: dict[str, Any] = {}
 
 
@@ -88,18 +91,31 @@ class AttackStop(Strict):
     )
 
 
+class StateCondition(Strict):
+    """A value in a node's GET /state answer (dotted path) equals the one given."""
+
+    node: str
+    path: str
+    equals: str | float | int | bool | None
+
+
 class Wait(Strict):
-    """Wait a time, or until a PromQL expression returns a non-empty, non-zero result."""
+    """Wait a time, until a PromQL expression returns a non-empty, non-zero result, or until a
+    node's state says something."""
 
     seconds: Duration | None = None
     until: str | None = None
+    state: StateCondition | None = None
     timeout: Duration = 120.0
     must_hold: bool = Field(True, description="a condition not met in time fails the scenario")
+    record_as: MeasureName | None = Field(
+        None, description="measure: seconds it took (none when it did not happen in time)"
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Wait:
-        if (self.seconds is None) == (self.until is None):
-            raise ValueError("give exactly one of 'seconds' or 'until'")
+        if sum(x is not None for x in (self.seconds, self.until, self.state)) != 1:
+            raise ValueError("give exactly one of 'seconds', 'until' or 'state'")
         return self
 
 

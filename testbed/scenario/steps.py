@@ -118,7 +118,10 @@ def node_start(ctx: Context, args: schema.NodeControl) -> None:
 
 
 def attack_start(ctx: Context, args: schema.AttackStart) -> None:
-    ctx.testbed.action(args.attacker, "attack-start", {"attack": args.attack, **args.params})
+    params: dict[str, Any] = {"attack": args.attack, **args.params}
+    if args.target is not None:
+        params["target"] = ctx.testbed.address_of(args.target)
+    ctx.testbed.action(args.attacker, "attack-start", params)
 
 
 def attack_stop(ctx: Context, args: schema.AttackStop) -> None:
@@ -139,7 +142,7 @@ def action(ctx: Context, args: schema.Action) -> None:
     if args.record_as:
         ctx.record(f"{args.record_as}.ok", ok)
         if args.path:
-            ctx.record(f"{args.record_as}.value", _scalar(dig(answer, args.path)))
+            ctx.record(f"{args.record_as}.value", _scalar(dig(answer, args.path, strict=ok > 0)))
 
 
 # ------------------------------------------------------------------ waiting and measuring
@@ -149,18 +152,32 @@ def wait(ctx: Context, args: schema.Wait) -> None:
     if args.seconds is not None:
         time.sleep(args.seconds)
         return
-    assert args.until is not None
-    api, expr = ctx.testbed.prometheus(), ctx.testbed.promql(args.until)
-    deadline = time.monotonic() + args.timeout
+    started = time.monotonic()
+    deadline = started + args.timeout
     while time.monotonic() < deadline:
-        if any(_truthy(r.get("value", [0, "0"])[1]) for r in api.query(expr)):
+        if _condition(ctx, args):
+            if args.record_as:
+                ctx.record(args.record_as, round(time.monotonic() - started, 3), "s")
             return
-        time.sleep(2.0)
+        time.sleep(1.0 if args.state is not None else 2.0)
+    if args.record_as:
+        ctx.record(args.record_as, None, "s")
     if args.must_hold:
-        raise StepFailed(
-            f"condition not met within {args.timeout:g} s: {args.until}",
-            "check the PromQL in Prometheus (`testbed metrics url`)",
+        what = args.until or (
+            f"{args.state.node} {args.state.path} == {args.state.equals!r}" if args.state else ""
         )
+        raise StepFailed(
+            f"condition not met within {args.timeout:g} s: {what}",
+            "check it by hand: `testbed metrics url`, `testbed status --json`",
+        )
+
+
+def _condition(ctx: Context, args: schema.Wait) -> bool:
+    if args.state is not None:
+        answer = ctx.testbed.state(args.state.node)
+        return answer is not None and dig(answer, args.state.path) == args.state.equals
+    api, expr = ctx.testbed.prometheus(), ctx.testbed.promql(args.until or "")
+    return any(_truthy(r.get("value", [0, "0"])[1]) for r in api.query(expr))
 
 
 def measure(ctx: Context, args: schema.Measure) -> None:
@@ -172,7 +189,7 @@ def measure(ctx: Context, args: schema.Measure) -> None:
     else:
         assert args.action is not None and args.node is not None
         answer = ctx.testbed.action(args.node, args.action, dict(args.params))
-    value = dig(answer, args.path) if args.path else answer
+    value = dig(answer, args.path, strict=True) if args.path else answer
     ctx.record(args.name, _scalar(value), args.unit)
 
 
@@ -289,8 +306,22 @@ def finish_captures(ctx: Context, timeout: float = 400.0) -> None:
 def expect(ctx: Context, args: schema.Expect) -> None:
     finish_captures(ctx)  # expectations may be on what a capture measured
     value = ctx.point.value(args.measure)
+    if not any(m.name == args.measure for m in ctx.point.measurements):
+        ctx.point.expectations.append(
+            Expectation(
+                args.measure,
+                "a measured value",
+                None,
+                False,
+                f"{args.message} (never measured: is the name right?)",
+            )
+        )
+        return
     passed, bounds = True, []
-    if args.equals is not None:
+    if isinstance(args.equals, str) and args.equals.lower() == "none":
+        bounds.append("no value")
+        passed = value is None
+    elif args.equals is not None:
         bounds.append(f"== {args.equals}")
         passed = value is not None and (
             str(value) == str(args.equals)
@@ -312,12 +343,17 @@ def expect(ctx: Context, args: schema.Expect) -> None:
 # ------------------------------------------------------------------ helpers
 
 
-def dig(data: Any, path: str) -> Any:
+def dig(data: Any, path: str, *, strict: bool = False) -> Any:
+    """The value at a dotted path; strict: a path that is not there is an error (a value that
+    is there and null is None), so that a typo cannot pass an expectation of "no value"."""
     for part in path.split("."):
-        if isinstance(data, dict):
-            data = data.get(part)
+        if isinstance(data, dict) and part in data:
+            data = data[part]
         elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
             data = data[int(part)]
+        elif strict:
+            keys = ", ".join(sorted(data)) if isinstance(data, dict) else type(data).__name__
+            raise StepFailed(f"no {part!r} (of path {path!r}) in the answer", f"there: {keys}")
         else:
             return None
     return data

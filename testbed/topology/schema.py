@@ -188,6 +188,20 @@ class Host(Strict):
 
     name: Name
     role: HostRole
+    placement: Literal["internet", "backbone", "pan"] = Field(
+        "internet",
+        description="attackers only: on the Internet side, on the backbone, or on a PAN "
+        "(a guest radio station with its own link-layer address on a `medium: radio` PAN)",
+    )
+    pan: Name | None = Field(None, description="placement: pan - which PAN")
+
+    @model_validator(mode="after")
+    def _placement(self) -> Host:
+        if self.placement != "internet" and self.role != "attacker":
+            raise ValueError("only an attacker can be placed off the Internet side")
+        if (self.placement == "pan") != (self.pan is not None):
+            raise ValueError("placement: pan needs 'pan' (and 'pan' needs placement: pan)")
+        return self
 
 
 class Topology(Strict):
@@ -296,6 +310,17 @@ def cross_reference_problems(topo: Topology) -> list[tuple[Loc, str]]:
                     ("pans", pi, "name"),
                     f"PAN {pan_model.name!r} has no border router: list it in a router's 'pans'",
                 )
+            )
+    for hi, host in enumerate(topo.hosts):
+        if host.pan is not None and host.pan not in pans:
+            problems.append(
+                (("hosts", hi, "pan"), f"unknown PAN {host.pan!r}; known PANs: {sorted(pans)}")
+            )
+        elif host.pan is not None and not any(
+            p.name == host.pan and p.medium == "radio" for p in topo.pans
+        ):
+            problems.append(
+                (("hosts", hi, "pan"), f"PAN {host.pan!r} needs medium: radio for a guest station")
             )
     for ti, thing in enumerate(topo.things):
         if thing.vendor not in vendors:
