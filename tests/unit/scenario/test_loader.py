@@ -48,7 +48,8 @@ def test_placeholders_keep_the_value_type_per_point() -> None:
         (GOOD.replace("min: 0.5, ", ""), "demo.yaml:10: steps[2].expect: give a bound"),
         (GOOD.replace("name: demo", "name: Demo"), "demo.yaml:1: name: String should match"),
         (GOOD.replace("seed: 4\n", "seed: 4\nseed: 5\n"), "demo.yaml:4: seed: key given twice"),
-        (GOOD.replace("[0.0, 0.2]", "[0.0, 0.0]"), "demo.yaml:6: sweep.values: a value is given twice"),
+        (GOOD.replace("[0.0, 0.2]", "[0.0, 0.0]"),
+         "demo.yaml:6: sweep.values: a value is given twice"),
     ],
 )  # fmt: skip
 def test_errors_name_file_line_and_key(text: str, where: str) -> None:

@@ -9,7 +9,7 @@ import json
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from testbed.scenario import junit, report_html
 from testbed.scenario.adapter import StepFailed, UpOutcome
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[3]
 class FakeTestbed:
     """NOT a testbed: records calls; a thing's bootstrap succeeds with probability 1 - loss."""
 
-    downs: list[str] = []
+    downs: ClassVar[list[str]] = []
 
     def __init__(self, run: str) -> None:
         self.run, self.up_now, self.loss = run, False, 0.0

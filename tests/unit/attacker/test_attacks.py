@@ -1,0 +1,144 @@
+"""Attacks of the attacker host, against real sockets on loopback: what they put on the wire
+decodes as what they claim (EDHOC message_1, CoAP requests, 802.15.4 FRAG1 frames in ZEP), and
+their counters follow the target's answers."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import socket
+from typing import Any
+
+import aiocoap
+import cbor2
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from prometheus_client import CollectorRegistry
+
+from testbed.node.attacker.base import Counters
+from testbed.node.attacker.coap_floods import CoapFlood, EdhocFlood
+from testbed.node.attacker.lowpan_flood import FragmentFlood
+from testbed.node.attacker.service import AttackerService
+from testbed.node.errors import ActionError
+from testbed.node.logs import EventLog
+from testbed.node.radio import frag, mac, zep
+
+
+def _log() -> EventLog:
+    return EventLog(logging.getLogger("test-attacker"))
+
+
+def _decode_sequence(payload: bytes) -> list[Any]:
+    stream, items = io.BytesIO(payload), []
+    while stream.tell() < len(payload):
+        items.append(cbor2.CBORDecoder(stream).decode())
+    return items
+
+
+def test_edhoc_message_1_is_method_3_suite_2_with_a_point_on_p256() -> None:
+    attack = EdhocFlood({"target": "::1"}, {}, Counters("edhoc-flood", None))
+    attack.path = (".well-known", "edhoc")
+    firsts = [attack.request(i) for i in range(3)]
+    for message in firsts:
+        assert message.code == aiocoap.POST and message.opt.uri_path == (".well-known", "edhoc")
+        true, method, suite, g_x, c_i = _decode_sequence(message.payload)
+        assert (true, method, suite) == (True, 3, 2)
+        assert len(g_x) == 32 and -24 <= c_i <= 23
+        # The x coordinate of a real P-256 point (compressed form with either sign decodes).
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x02" + g_x)
+    assert len({m.payload for m in firsts}) == 3  # a fresh ephemeral key every time
+
+
+def test_coap_flood_counts_sent_answered_and_refused() -> None:
+    async def main() -> dict[str, int]:
+        server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        server.bind(("::1", 0))
+        server.setblocking(False)
+        loop = asyncio.get_running_loop()
+
+        async def serve() -> None:
+            n = 0
+            while True:
+                data, addr = await loop.sock_recvfrom(server, 2048)
+                request = aiocoap.Message.decode(data)
+                code = aiocoap.CONTENT if n % 2 == 0 else aiocoap.UNAUTHORIZED
+                reply = aiocoap.Message(code=code)
+                reply.mtype, reply.mid, reply.token = aiocoap.NON, request.mid, request.token
+                await loop.sock_sendto(server, reply.encode(), addr)
+                n += 1
+
+        task = loop.create_task(serve())
+        service = AttackerService({}, CollectorRegistry(), _log())
+        port = server.getsockname()[1]
+        await service.start({"attack": "coap-flood", "target": "::1", "port": port,
+                             "rate": 200, "duration": 0.2})  # fmt: skip
+        await asyncio.sleep(1.0)
+        result = await service.stop({"attack": "coap-flood"})
+        task.cancel()
+        server.close()
+        counters: dict[str, int] = result["counters"]
+        return counters
+
+    counters = asyncio.run(main())
+    assert counters["sent"] >= 20
+    assert counters["answered"] + counters["refused"] == counters["sent"]
+    assert abs(counters["answered"] - counters["refused"]) <= 1
+
+
+def test_unknown_attack_and_bad_parameters_are_refused() -> None:
+    async def main() -> None:
+        service = AttackerService({}, None, _log())
+        with pytest.raises(ActionError, match="unknown attack"):
+            await service.start({"attack": "nuke"})
+        with pytest.raises(ActionError, match="not an IPv6 address"):
+            await service.start({"attack": "coap-flood", "target": "tc-facility"})
+        with pytest.raises(ActionError, match="rate"):
+            await service.start({"attack": "coap-flood", "target": "::1", "rate": 10**6})
+        with pytest.raises(ActionError, match="placed on a radio PAN"):
+            await service.start({"attack": "fragment-flood"})
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("sources", ["own", "spoofed"])
+def test_fragment_flood_sends_first_fragments_from_own_or_spoofed_sources(sources: str) -> None:
+    async def main() -> list[bytes]:
+        medium = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        medium.bind(("::1", 0))
+        attributes = {"zep-medium": "::1", "pan-id": "43981", "channel": "15",
+                      "router-short": "0010"}  # fmt: skip
+        attack = FragmentFlood({"sources": sources, "datagram_size": 1280}, attributes,
+                               Counters("fragment-flood", None))  # fmt: skip
+        import testbed.node.attacker.lowpan_flood as module
+
+        module.ZEP_PORT = medium.getsockname()[1]
+        try:
+            await attack.setup()
+            for i in range(4):
+                await attack.send_one(i)
+            await attack.close()
+        finally:
+            module.ZEP_PORT = 17754
+        medium.settimeout(2)
+        got = [medium.recv(2048) for _ in range(5)]
+        medium.close()
+        return got
+
+    hello, *datagrams = asyncio.run(main())
+    registered = zep.decode(hello)
+    assert isinstance(registered, zep.ZepHello)
+    sources_seen = set()
+    for datagram in datagrams:
+        message = zep.decode(datagram)
+        assert isinstance(message, zep.ZepData) and message.channel == 15
+        frame = mac.decode(message.frame)
+        assert frame.dst == bytes.fromhex("0010") and frame.dst_pan == 0xABCD
+        dispatch, tag = frame.payload[0] >> 3, int.from_bytes(frame.payload[2:4], "big")
+        assert dispatch == frag.FRAG1_DISPATCH
+        assert int.from_bytes(frame.payload[:2], "big") & 0x7FF == 1280
+        sources_seen.add(frame.src)
+    if sources == "own":
+        assert sources_seen == {registered.ext_addr}
+    else:
+        assert len(sources_seen) == 4 and registered.ext_addr not in sources_seen
