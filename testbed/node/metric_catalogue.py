@@ -351,6 +351,29 @@ _SPECS: tuple[MetricSpec, ...] = (
         roles=CLOUD,
         component="vendor cloud",
     ),
+    # -- energy estimate of a thing on a radio PAN (testbed.node.energy) --------------------
+    MetricSpec(
+        "testbed_thing_energy_joules",
+        "counter",
+        "Estimated energy the thing used since its start, by component (tx, rx, listen, cpu, "
+        "sleep), from its radio counters, CPU time and the topology's radio datasheet figures.",
+        ("component",),
+        unit="joules",
+        roles=("thing",),
+        component="thing",
+        note="things on a medium: radio PAN with the topology's `energy` section",
+        always=False,
+    ),
+    MetricSpec(
+        "testbed_thing_energy_phase_joules",
+        "gauge",
+        "Estimated energy of the thing during the last run of each lifecycle phase.",
+        ("phase",),
+        unit="joules",
+        roles=("thing",),
+        component="thing",
+        always=False,
+    ),
     # -- attackers (testbed.node.attacker) --------------------------------------------------
     MetricSpec(
         "testbed_attack_packets",

@@ -18,6 +18,7 @@ import ipaddress
 import re
 
 from testbed.errors import PlanError
+from testbed.node import energy
 from testbed.node.config import Interface, NodeConfig, Route
 from testbed.node.radio.config import GilbertElliottSpec, RadioPanConfig
 from testbed.node.shaping import impairment as shaping
@@ -25,7 +26,7 @@ from testbed.plan import addressing
 from testbed.plan import policy as cross_domain
 from testbed.plan.labels import NETWORK, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
-from testbed.topology.schema import NAME_RE, IpLink, Pan, Topology
+from testbed.topology.schema import NAME_RE, Energy, IpLink, Pan, Topology
 
 RESOURCE_PREFIX = "tb"
 SYSCTLS_ALL = {
@@ -307,6 +308,8 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             attributes["vendor-cloud-uri"] = cloud_uri
         if thing.faults:
             attributes["faults"] = ",".join(thing.faults)
+        if topology.energy is not None and f"pan-{thing.pan}" in radio:
+            attributes[energy.ATTRIBUTE] = energy_model(topology.energy).to_attribute()
         others = [(n, pan_router) for n in ("backbone", "internet")]
         # Other PANs are reached through the own router, which forwards over the backbone.
         others += [(p, pan_router) for p, _ in pan_routes if p != f"pan-{thing.pan}"]
@@ -414,3 +417,8 @@ def ip_impairment(link: IpLink, where: str) -> shaping.Impairment:
         raise PlanError(
             f"{where}.{exc.option}: {exc.reason}", f"fix {where} in the topology file"
         ) from None
+
+
+def energy_model(spec: Energy) -> energy.EnergyModel:
+    overrides = {k: getattr(spec, k) for k in ("voltage", "tx_ma", "rx_ma", "cpu_ma", "sleep_ua")}
+    return energy.model_for(spec.radio, spec.duty_cycle, spec.cpu_scale, overrides)

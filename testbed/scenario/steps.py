@@ -237,7 +237,14 @@ def bootstrap(ctx: Context, args: schema.Bootstrap) -> None:
         return ctx.testbed.state(thing) or {}
 
     with ThreadPoolExecutor(max_workers=min(8, len(things))) as pool:
+        before = list(pool.map(lambda t: _energy(ctx, t), things))
         states = list(pool.map(one, things))
+        after = list(pool.map(lambda t: _energy(ctx, t), things))
+    spent = [
+        b2 - b1 for b1, b2 in zip(before, after, strict=True) if b1 is not None and b2 is not None
+    ]
+    if spent:  # things with an energy estimate (topology `energy`): joules per bootstrap
+        ctx.record(f"{args.name}.energy_mj", 1000 * statistics.fmean(spent), "mJ")
     ok = [s for s in states if s.get("lifecycle") == "operational"]
     reports = [s.get("bootstrap") or {} for s in ok]
     ctx.record(f"{args.name}.attempted", float(len(things)))
@@ -262,6 +269,14 @@ def bootstrap(ctx: Context, args: schema.Bootstrap) -> None:
     ]
     if failed:
         ctx.point.log.append("  not operational: " + "; ".join(failed)[:600])
+
+
+def _energy(ctx: Context, thing: str) -> float | None:
+    """The thing's estimated energy so far (J); None without an estimate."""
+    try:
+        return float(ctx.testbed.action(thing, "energy", {})["total_joules"])
+    except (TestbedError, KeyError, TypeError, ValueError):
+        return None
 
 
 def capture(ctx: Context, args: schema.Capture) -> None:

@@ -204,6 +204,22 @@ class Host(Strict):
         return self
 
 
+class Energy(Strict):
+    """Energy estimate of the things on radio PANs (testbed.node.energy): a named radio's
+    datasheet figures, each of which can be overridden, and the MAC duty-cycle assumption."""
+
+    radio: Literal["nrf52840", "cc2538"] = Field("nrf52840", description="datasheet figures")
+    duty_cycle: Probability = Field(
+        0.01, description="fraction of idle time the receiver listens (low-power listening)"
+    )
+    cpu_scale: float = Field(1.0, gt=0, le=100, description="MCU seconds per emulated CPU second")
+    voltage: float | None = Field(None, gt=0, le=12, description="V (default: the datasheet's)")
+    tx_ma: float | None = Field(None, gt=0, le=500)
+    rx_ma: float | None = Field(None, gt=0, le=500)
+    cpu_ma: float | None = Field(None, gt=0, le=500)
+    sleep_ua: float | None = Field(None, ge=0, le=10_000)
+
+
 class Topology(Strict):
     """An emulated building: vendors, operator domains, PANs, things, routers and hosts."""
 
@@ -220,6 +236,9 @@ class Topology(Strict):
         None,
         description="cross-domain rules enforced by the border routers, then the defaults "
         "(testbed.topology.policy); [] = the defaults only; absent = no filter",
+    )
+    energy: Energy | None = Field(
+        None, description="estimate the energy of things on radio PANs (absent: no estimate)"
     )
     commissioning: Literal["phases", "auto"] = Field(
         "phases",

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client import CollectorRegistry
 
 from testbed.node.attacker.base import Counters
-from testbed.node.attacker.coap_floods import CoapFlood, EdhocFlood
+from testbed.node.attacker.coap_floods import EdhocFlood
 from testbed.node.attacker.lowpan_flood import FragmentFlood
 from testbed.node.attacker.service import AttackerService
 from testbed.node.errors import ActionError
@@ -71,8 +71,9 @@ def test_coap_flood_counts_sent_answered_and_refused() -> None:
         task = loop.create_task(serve())
         service = AttackerService({}, CollectorRegistry(), _log())
         port = server.getsockname()[1]
-        await service.start({"attack": "coap-flood", "target": "::1", "port": port,
-                             "rate": 200, "duration": 0.2})  # fmt: skip
+        await service.start(
+            {"attack": "coap-flood", "target": "::1", "port": port, "rate": 200, "duration": 0.2}
+        )
         await asyncio.sleep(1.0)
         result = await service.stop({"attack": "coap-flood"})
         task.cancel()
@@ -106,10 +107,17 @@ def test_fragment_flood_sends_first_fragments_from_own_or_spoofed_sources(source
     async def main() -> list[bytes]:
         medium = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         medium.bind(("::1", 0))
-        attributes = {"zep-medium": "::1", "pan-id": "43981", "channel": "15",
-                      "router-short": "0010"}  # fmt: skip
-        attack = FragmentFlood({"sources": sources, "datagram_size": 1280}, attributes,
-                               Counters("fragment-flood", None))  # fmt: skip
+        attributes = {
+            "zep-medium": "::1",
+            "pan-id": "43981",
+            "channel": "15",
+            "router-short": "0010",
+        }
+        attack = FragmentFlood(
+            {"sources": sources, "datagram_size": 1280},
+            attributes,
+            Counters("fragment-flood", None),
+        )
         import testbed.node.attacker.lowpan_flood as module
 
         module.ZEP_PORT = medium.getsockname()[1]
@@ -128,16 +136,17 @@ def test_fragment_flood_sends_first_fragments_from_own_or_spoofed_sources(source
     hello, *datagrams = asyncio.run(main())
     registered = zep.decode(hello)
     assert isinstance(registered, zep.ZepHello)
-    sources_seen = set()
+    sources_seen, tags = set(), set()
     for datagram in datagrams:
         message = zep.decode(datagram)
         assert isinstance(message, zep.ZepData) and message.channel == 15
         frame = mac.decode(message.frame)
         assert frame.dst == bytes.fromhex("0010") and frame.dst_pan == 0xABCD
-        dispatch, tag = frame.payload[0] >> 3, int.from_bytes(frame.payload[2:4], "big")
-        assert dispatch == frag.FRAG1_DISPATCH
+        assert frame.payload[0] >> 3 == frag.FRAG1_DISPATCH
+        tags.add(int.from_bytes(frame.payload[2:4], "big"))
         assert int.from_bytes(frame.payload[:2], "big") & 0x7FF == 1280
         sources_seen.add(frame.src)
+    assert len(tags) == 4  # each first fragment opens a datagram of its own
     if sources == "own":
         assert sources_seen == {registered.ext_addr}
     else:

@@ -63,9 +63,14 @@ class FakeTestbed:
 
     def state(self, node: str) -> dict[str, Any]:
         ok = self.loss < 0.25 or node == "t1"
-        return {"lifecycle": "operational" if ok else "failed",
-                "bootstrap": {"duration_s": 1.0 + self.loss, "messages": [{"bytes": 100}],
-                              "radio": {"frames_sent": 10}}}  # fmt: skip
+        return {
+            "lifecycle": "operational" if ok else "failed",
+            "bootstrap": {
+                "duration_s": 1.0 + self.loss,
+                "messages": [{"bytes": 100}],
+                "radio": {"frames_sent": 10},
+            },
+        }
 
     def snapshot(self) -> dict[str, Any]:
         return {}
@@ -106,8 +111,9 @@ def test_a_suite_keeps_going_tears_down_and_reports(tmp_path: Path) -> None:
     # every scenario that made a run took it down (the crashed one too: nothing was up)
     assert [r.split("-")[1] for r in FakeTestbed.downs] == ["sweep"]
     failure = next(line for line in result.failures if line.startswith("sweep"))
-    assert failure == ("sweep [loss=0.3, repeat 0]: things bootstrap: boot.success_rate = 0.5, "
-                       "expected >= 0.9")  # fmt: skip
+    assert failure == (
+        "sweep [loss=0.3, repeat 0]: things bootstrap: boot.success_rate = 0.5, expected >= 0.9"
+    )
 
     suites = ET.parse(out / "junit.xml").getroot()
     assert (suites.get("tests"), suites.get("failures"), suites.get("errors")) == ("5", "1", "2")

@@ -26,9 +26,17 @@ def test_an_override_of_an_unknown_name_is_an_error() -> None:
 
 
 def test_the_merged_topology_is_valid_and_seeded(tmp_path: Path) -> None:
-    topo = write_merged(ROOT / "topologies/minimal.yaml", {"pans": {"pan0": {"medium": "radio"}}},
-                        42, tmp_path / "t.yaml")  # fmt: skip
+    topo = write_merged(
+        ROOT / "topologies/minimal.yaml",
+        {"pans": {"pan0": {"medium": "radio"}}},
+        42,
+        tmp_path / "t.yaml",
+    )
     assert topo.pans[0].medium == "radio" and topo.pans[0].seed == 42
-    again = write_merged(ROOT / "topologies/minimal.yaml", {"pans": {"pan0": {"medium": "radio"}}},
-                         42, tmp_path / "u.yaml")  # fmt: skip
+    again = write_merged(
+        ROOT / "topologies/minimal.yaml",
+        {"pans": {"pan0": {"medium": "radio"}}},
+        42,
+        tmp_path / "u.yaml",
+    )
     assert again == topo
