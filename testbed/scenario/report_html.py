@@ -135,18 +135,21 @@ def _scenario(s: ScenarioResult) -> str:
 
 
 def _measurements(s: ScenarioResult) -> str:
+    """One row per measure, one column per point: sweeps read left to right."""
     names = sorted({m.name for p in s.points for m in p.measurements})
     if not names:
         return ""
+    units = {m.name: m.unit for p in s.points for m in p.measurements}
     rows = [
-        "<h3>Measured values</h3><table><tr><th>point</th>"
-        + "".join(f"<th>{_e(n)}</th>" for n in names)
+        "<h3>Measured values</h3><table><tr><th>measure</th>"
+        + "".join(f"<th>{_e(p.label)}</th>" for p in s.points)
         + "</tr>"
     ]
-    for p in s.points:
+    for name in names:
+        unit = f" ({_e(units[name])})" if units.get(name) else ""
         rows.append(
-            f"<tr><td>{_e(p.label)}</td>"
-            + "".join(f"<td>{_value(p.value(n))}</td>" for n in names)
+            f"<tr><td><code>{_e(name)}</code>{unit}</td>"
+            + "".join(f"<td>{_value(p.value(name))}</td>" for p in s.points)
             + "</tr>"
         )
     rows.append("</table>")
