@@ -7,6 +7,7 @@ use-case layer (or a fake for unit tests of the runner) is a change of this modu
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,19 @@ class Testbed:
         raise StepFailed(
             f"no node {target!r} with a data address in run {self.run!r}",
             f"`testbed status --run {self.run}` lists the nodes",
+        )
+
+    def short_address(self, node: str) -> bytes:
+        """A radio station's 802.15.4 short address, from its radio-<pan> label attribute."""
+        for status in self.backend.status(self.run):
+            if status.node != node:
+                continue
+            for key, value in sorted(status.attributes.items()):
+                if key.startswith("radio-"):
+                    return int(json.loads(value)["short"]).to_bytes(2, "big")
+        raise StepFailed(
+            f"{node!r} is not a station of a radio PAN in run {self.run!r}",
+            "replay needs a thing on a `medium: radio` PAN",
         )
 
     def state(self, node: str) -> dict[str, Any] | None:

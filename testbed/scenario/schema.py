@@ -72,6 +72,13 @@ class LinkReset(Strict):
     link: str
 
 
+class ReplaySource(Strict):
+    """Frames for the replay attack: those a capture of this point recorded towards a thing."""
+
+    capture: MeasureName = Field(description="name of an earlier capture step")
+    to: str = Field(description="the thing whose received single-frame packets are replayed")
+
+
 class AttackStart(Strict):
     """Start an attack by name on an attacker node (its control endpoint)."""
 
@@ -80,6 +87,7 @@ class AttackStart(Strict):
     target: str | None = Field(
         None, description="a node name (its data-network address is passed on) or an address"
     )
+    replay: ReplaySource | None = None
     params: dict[str, Any] = {}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import statistics
 import threading
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from testbed.errors import TestbedError
+from testbed.node.radio import mac
+from testbed.node.radio.errors import RadioError
 from testbed.scenario import eavesdrop, schema
 from testbed.scenario.adapter import StepFailed, Testbed
 from testbed.scenario.results import Expectation, Measurement, PointResult
@@ -121,7 +124,34 @@ def attack_start(ctx: Context, args: schema.AttackStart) -> None:
     params: dict[str, Any] = {"attack": args.attack, **args.params}
     if args.target is not None:
         params["target"] = ctx.testbed.address_of(args.target)
+    if args.replay is not None:
+        frames = _recorded_towards(ctx, args.replay)
+        ctx.record(f"attack.{args.attack}.recorded", float(len(frames)))
+        if not frames:
+            raise StepFailed(
+                f"capture {args.replay.capture} holds no frame to {args.replay.to}",
+                "capture while the backend reads that thing",
+            )
+        params["frames"] = [base64.b64encode(f).decode("ascii") for f in frames[-512:]]
     ctx.testbed.action(args.attacker, "attack-start", params)
+
+
+def _recorded_towards(ctx: Context, source: schema.ReplaySource) -> list[bytes]:
+    """Single-frame packets (IPHC, not fragments) the capture saw sent to the thing."""
+    finish_captures(ctx)
+    path = ctx.file_name(source.capture, ".pcap")
+    if not path.is_file():
+        raise StepFailed(f"no capture {source.capture!r} at this point", "add a capture step first")
+    short = ctx.testbed.short_address(source.to)
+    out = []
+    for frame in eavesdrop.frames(path):
+        try:
+            decoded = mac.decode(frame)
+        except RadioError:
+            continue
+        if decoded.dst == short and decoded.payload and decoded.payload[0] >> 5 == 0b011:
+            out.append(frame)
+    return out
 
 
 def attack_stop(ctx: Context, args: schema.AttackStop) -> None:

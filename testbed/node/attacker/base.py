@@ -34,6 +34,7 @@ class Attack(ABC):
         self.counters = counters
         self.rate = number(params, "rate", 50.0, 0.1, MAX_RATE)
         self.duration = number(params, "duration", 0.0, 0.0, 3600.0)  # 0: until stopped
+        self.count = int(number(params, "count", 0, 0, 10_000_000))  # 0: no limit
         self.started = time.monotonic()
 
     @abstractmethod
@@ -52,7 +53,9 @@ class Attack(ABC):
         index = 0
         next_at = time.monotonic()
         try:
-            while not self.duration or time.monotonic() - self.started < self.duration:
+            while (not self.duration or time.monotonic() - self.started < self.duration) and (
+                not self.count or index < self.count
+            ):
                 await self.send_one(index)
                 index += 1
                 next_at += interval

@@ -13,10 +13,13 @@ from testbed.node import metric_catalogue as catalogue
 from testbed.node.attacker.base import Attack, Counters
 from testbed.node.attacker.coap_floods import CoapFlood, EdhocFlood
 from testbed.node.attacker.lowpan_flood import FragmentFlood
+from testbed.node.attacker.replay import FrameReplay
 from testbed.node.errors import ActionError
 from testbed.node.logs import EventLog
 
-ATTACKS: Mapping[str, type[Attack]] = {a.name: a for a in (EdhocFlood, CoapFlood, FragmentFlood)}
+ATTACKS: Mapping[str, type[Attack]] = {
+    a.name: a for a in (EdhocFlood, CoapFlood, FragmentFlood, FrameReplay)
+}
 
 
 class AttackerService:

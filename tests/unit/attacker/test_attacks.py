@@ -151,3 +151,47 @@ def test_fragment_flood_sends_first_fragments_from_own_or_spoofed_sources(source
         assert sources_seen == {registered.ext_addr}
     else:
         assert len(sources_seen) == 4 and registered.ext_addr not in sources_seen
+
+
+def test_replay_sends_the_recorded_frames_again_and_refuses_garbage() -> None:
+    import base64
+
+    import testbed.node.attacker.replay as module
+    from testbed.node.attacker.replay import FrameReplay
+
+    recorded = [
+        mac.encode_data(
+            seq=i, pan_id=0xABCD, src=b"\x00\x10", dst=b"\x00\x13", payload=b"\x7a" * 20
+        )
+        for i in range(3)
+    ]
+
+    async def main() -> list[bytes]:
+        medium = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        medium.bind(("::1", 0))
+        module.ZEP_PORT = medium.getsockname()[1]
+        try:
+            attributes = {"zep-medium": "::1", "channel": "15"}
+            bad = FrameReplay(
+                {"frames": ["bm90IGEgZnJhbWU="]}, attributes, Counters("replay", None)
+            )
+            with pytest.raises(ActionError, match=r"not a valid 802\.15\.4 frame"):
+                await bad.setup()
+            frames = [base64.b64encode(f).decode() for f in recorded]
+            attack = FrameReplay(
+                {"frames": frames, "rate": 100}, attributes, Counters("replay", None)
+            )
+            await attack.setup()
+            await attack.run()  # each recorded frame once, then it ends by itself
+            assert attack.counters.values["sent"] == 3
+        finally:
+            module.ZEP_PORT = 17754
+        medium.settimeout(2)
+        got = [medium.recv(2048) for _ in range(4)]
+        medium.close()
+        return got
+
+    hello, *datagrams = asyncio.run(main())
+    assert isinstance(zep.decode(hello), zep.ZepHello)
+    replayed = [zep.decode(d) for d in datagrams]
+    assert [m.frame for m in replayed if isinstance(m, zep.ZepData)] == recorded

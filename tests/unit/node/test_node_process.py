@@ -136,7 +136,7 @@ def test_corrupt_state_file_is_not_reset(node_factory: Any, tmp_path: Path) -> N
             {
                 "kind": "attacker",
                 "attacker": {
-                    "available": ["coap-flood", "edhoc-flood", "fragment-flood"],
+                    "available": ["coap-flood", "edhoc-flood", "fragment-flood", "replay"],
                     "running": {},
                     "finished": {},
                 },
