@@ -63,7 +63,9 @@ def sweep_plots(scenario: ScenarioResult) -> list[tuple[str, str]]:
     expected = {e.measure for p in scenario.points for e in p.expectations}
     data = sweep_data(scenario)
     # Measures named in expectations first: those are what the scenario is about.
-    names = sorted(data, key=lambda n: (n not in expected, n))[:MAX_SWEEP_PLOTS]
+    # A measure that is the same at every point says nothing a table does not.
+    varying = [n for n in data if n in expected or len({r[1] for r in data[n]}) > 1]
+    names = sorted(varying, key=lambda n: (n not in expected, n))[:MAX_SWEEP_PLOTS]
     for name in names:
         rows = data[name]
         fig, ax = _figure()
