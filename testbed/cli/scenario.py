@@ -174,15 +174,17 @@ def _run(
     files: list[Path], out: Path, suite: str, repeat: int | None, short: bool, run_prefix: str
 ) -> SuiteResult:
     console.print(f"{len(files)} scenario(s) -> {out}/")
-    result = run_suite(
-        files,
-        out,
-        suite=suite,
-        repeat=repeat,
-        short=short,
-        run_prefix=run_prefix,
-        say=console.print,
-    )
+    with console.status("starting") as status:
+        result = run_suite(
+            files,
+            out,
+            suite=suite,
+            repeat=repeat,
+            short=short,
+            run_prefix=run_prefix,
+            say=console.print,
+            progress=lambda m: status.update(escape(m)),
+        )
     write_reports(result, out)
     console.print(f"reports: {out}/report.html, {out}/junit.xml, {out}/results.json")
     for line in result.failures:

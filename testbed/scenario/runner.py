@@ -43,6 +43,7 @@ def run_suite(
     short: bool = False,
     run_prefix: str = "sc",
     say: Say = lambda _m: None,
+    progress: Say = lambda _m: None,
     make_testbed: TestbedFactory = Testbed,
 ) -> SuiteResult:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +57,7 @@ def run_suite(
                 short=short,
                 run_prefix=run_prefix,
                 say=say,
+                progress=progress,
                 make_testbed=make_testbed,
             )
         )
@@ -78,6 +80,7 @@ def run_scenario(
     short: bool = False,
     run_prefix: str = "sc",
     say: Say = lambda _m: None,
+    progress: Say = lambda _m: None,
     make_testbed: TestbedFactory = Testbed,
 ) -> ScenarioResult:
     text = ""
@@ -112,7 +115,7 @@ def run_scenario(
     )
     testbed = make_testbed(run)
     setup = PointResult(scenario.name, {}, 0, scenario.seed)
-    ctx = steps.Context(testbed, directory, directory / "topology.yaml", setup, say)
+    ctx = steps.Context(testbed, directory, directory / "topology.yaml", setup, say, progress)
     deadline = time.monotonic() + scenario.timeout
     made = False
     try:

@@ -30,6 +30,7 @@ class Context:
     topology: Path  # the merged topology file
     point: PointResult
     say: Callable[[str], None] = lambda _m: None
+    progress: Callable[[str], None] = lambda _m: None  # the step running now (transient)
     captures: list[threading.Thread] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     capture_errors: list[str] = field(default_factory=list)
@@ -53,6 +54,7 @@ class Context:
 def run_step(ctx: Context, step: schema.Step) -> None:
     handler = HANDLERS[step.kind]
     ctx.point.log.append(f"{time.strftime('%H:%M:%S')} {step.kind} {_brief(step.args)}")
+    ctx.progress(f"{ctx.point.scenario} [{ctx.point.label}]: {step.kind} {_brief(step.args)[:80]}")
     handler(ctx, step.args)
 
 
