@@ -185,6 +185,9 @@ class Expect(Strict):
     max: float | None = None
     equals: float | str | None = None
     message: str
+    when: dict[str, float | int | str] = Field(
+        default_factory=dict, description="only at sweep points with these values"
+    )
 
     @model_validator(mode="after")
     def _bound(self) -> Expect:

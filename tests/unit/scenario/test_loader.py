@@ -84,3 +84,9 @@ def test_every_shipped_scenario_is_valid_long_and_short(path: Path) -> None:
         for values in s.points():
             steps_for_point(text, str(path), {**values, "repeat": 0, "seed": s.seed}, short=short)
         assert any(st.kind == "expect" for st in s.steps), "a scenario states expectations"
+
+
+def test_an_expectation_can_be_limited_to_sweep_points() -> None:
+    text = GOOD.replace("message: most bootstrap}", "message: most bootstrap, when: {loss: 0.2}}")
+    (expect,) = [s for s in parse_scenario(text, "demo.yaml").steps if s.kind == "expect"]
+    assert expect.expect is not None and expect.expect.when == {"loss": 0.2}
