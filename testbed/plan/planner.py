@@ -277,6 +277,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
                     "pan-id": str(pan_model.pan_id),
                     "channel": str(pan_model.channel),
                     "router-short": f"{router_short(serving, network):04x}",
+                    "pan-prefix": str(pan_prefix[network]),
                 }
             )
             host_routes: tuple[Route, ...] = ()

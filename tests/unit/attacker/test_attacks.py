@@ -195,3 +195,38 @@ def test_replay_sends_the_recorded_frames_again_and_refuses_garbage() -> None:
     assert isinstance(zep.decode(hello), zep.ZepHello)
     replayed = [zep.decode(d) for d in datagrams]
     assert [m.frame for m in replayed if isinstance(m, zep.ZepData)] == recorded
+
+
+def test_replay_gives_a_coap_request_a_fresh_message_id_and_nothing_else() -> None:
+    import ipaddress
+    import struct
+
+    from testbed.node.attacker.replay import FrameReplay
+    from testbed.node.radio import iphc
+
+    prefix = ipaddress.IPv6Network("fd00:1:2:10::/64")
+    router, thing = b"\x00\x10", b"\x00\x13"
+    src = ipaddress.IPv6Address("fd00:1:2:2::11").packed  # the backend, beyond the router
+    dst = prefix.network_address.packed[:8] + bytes.fromhex("000000fffe000013")
+    coap = bytes([0x52, 0x01, 0x12, 0x34, 0xAB, 0xCD]) + b"\x92\x09\x01" + b"\xff" + b"x" * 12
+    udp = struct.pack("!HHHH", 40000, 5683, 8 + len(coap), 0) + coap
+    packet = bytearray(struct.pack("!IHBB", 6 << 28, len(udp), 17, 64) + src + dst + udp)
+    iphc.fill_udp_checksum(packet)
+    contexts = {0: iphc.Context(prefix.network_address.packed)}
+    compressed, consumed = iphc.compress(packet, router, thing, contexts)
+    frame = mac.encode_data(
+        seq=5, pan_id=0xABCD, src=router, dst=thing, payload=compressed + bytes(packet[consumed:])
+    )
+    attack = FrameReplay(
+        {"frames": ["AA=="]}, {"pan-prefix": str(prefix)}, Counters("replay", None)
+    )
+    attack.contexts = contexts
+    changed = mac.decode(attack.with_fresh_message_id(frame, 3))
+    head = iphc.decompress(changed.payload, changed.src, changed.dst, contexts)
+    again = bytearray(head.header + changed.payload[head.consumed :])
+    assert again[48 + 2 : 48 + 4] != b"\x12\x34"  # a new message ID ...
+    assert again[:46] == packet[:46] and again[52:] == packet[52:]  # ... and nothing else
+    check = bytearray(again)
+    iphc.fill_udp_checksum(check)
+    assert check == again  # the UDP checksum fits the new ID
+    assert changed.src == router and changed.dst == thing
