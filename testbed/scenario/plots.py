@@ -33,22 +33,30 @@ def _data_uri(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def sweep_data(scenario: ScenarioResult) -> dict[str, list[tuple[float, float, float, float]]]:
-    """measure -> [(x, mean, min, max)] over the repeats, for every numeric measure."""
+Row = tuple[float | str, float, float, float]
+
+
+def sweep_data(scenario: ScenarioResult) -> dict[str, list[Row]]:
+    """measure -> [(x, mean, min, max)] over the repeats, for every numeric measure; x is the
+    sweep value (numbers sorted, other values in the order of the sweep)."""
     if not scenario.sweep:
         return {}
     parameter = scenario.sweep["parameter"]
-    by: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    order = {str(v): i for i, v in enumerate(scenario.sweep["values"])}
+    by: dict[str, dict[float | str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for point in scenario.points:
         x = point.point.get(parameter)
-        if not isinstance(x, int | float):
+        if not isinstance(x, int | float | str):
             continue
         for m in point.measurements:
             if isinstance(m.value, int | float):
-                by[m.name][float(x)].append(float(m.value))
+                by[m.name][float(x) if isinstance(x, int | float) else x].append(float(m.value))
     out = {}
     for name, xs in by.items():
-        rows = [(x, statistics.fmean(v), min(v), max(v)) for x, v in sorted(xs.items())]
+        keys = sorted(
+            xs, key=lambda k: (0, k, "") if isinstance(k, float) else (1, order.get(k, 0), k)
+        )
+        rows: list[Row] = [(x, statistics.fmean(xs[x]), min(xs[x]), max(xs[x])) for x in keys]
         if len(rows) >= 2:
             out[name] = rows
     return out
@@ -69,11 +77,14 @@ def sweep_plots(scenario: ScenarioResult) -> list[tuple[str, str]]:
     for name in names:
         rows = data[name]
         fig, ax = _figure()
-        xs = [r[0] for r in rows]
         means = [r[1] for r in rows]
         low = [r[1] - r[2] for r in rows]
         high = [r[3] - r[1] for r in rows]
-        ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=3)
+        if all(isinstance(r[0], float) for r in rows):
+            ax.errorbar([r[0] for r in rows], means, yerr=[low, high], marker="o", capsize=3)
+        else:  # named sweep values (e.g. sources: own, spoofed): bars
+            ax.bar(range(len(rows)), means, yerr=[low, high], capsize=3)
+            ax.set_xticks(range(len(rows)), [str(r[0]) for r in rows])
         ax.set_xlabel(f"{parameter} {f'({unit})' if unit else ''}".strip())
         ax.set_ylabel(name)
         ax.set_title(f"{scenario.name}: {name}", fontsize=9)
