@@ -6,6 +6,7 @@
 #   make up        bring the default topology up as run $(RUN) (installs mmdebstrap when missing)
 #   make down      tear it down
 #   make compose   render compose.yaml for run $(RUN) (mints its run dir; then docker-compose up)
+#   make nightly   every shipped scenario (testbed nightly), reports in reports/DATE (OUT=dir)
 #   make lint      ruff + mypy
 #   make test      lint, then pytest (NO_TESTS_OK=1: pytest's "no tests collected" is success)
 
@@ -25,7 +26,7 @@ RUN ?= office
 TOPOLOGY ?= topologies/default.yaml
 NO_TESTS_OK ?=
 
-.PHONY: help venv images up down lint test mmdebstrap compose
+.PHONY: help venv images up down lint test mmdebstrap compose nightly
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -64,6 +65,12 @@ compose: venv mmdebstrap
 
 down: venv
 	$(BIN)/testbed down --run $(RUN)
+
+# The nightly suite (scenarios/nightly.yaml): one run per scenario, always torn down; exit 1
+# when an expectation failed. OUT= names the report directory (default reports/DATE).
+OUT ?=
+nightly: venv mmdebstrap
+	$(BIN)/testbed nightly $(if $(OUT),--out $(OUT))
 
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -5,7 +5,8 @@
     │   ├── TopologyError         a topology file is unreadable or invalid (file, line, key path)
     │   ├── PlanError             a valid topology that cannot be turned into a plan
     │   ├── LinkOptionError       a `testbed link` option cannot be understood
-    │   └── TransferError         an ownership transfer cannot be prepared from what was given
+    │   ├── TransferError         an ownership transfer cannot be prepared from what was given
+    │   └── ScenarioError         a scenario file is unreadable or invalid (file, line, key path)
     ├── ImageError                building or finding node images failed
     ├── BackendError              the container runtime refused or failed
     │   ├── DaemonUnavailable     no Docker daemon answers (not running, no permission)
@@ -21,6 +22,9 @@
     ├── PhaseFailed               a phase ran, and some hosts failed or were unreachable
     ├── ComposeError              docker-compose is missing or failed
     ├── LinkActionError           a node refused a link action (generic failure)
+    ├── ScenarioFailed            an experiment ran and an expectation failed, or a scenario crashed
+    │   ├── StepFailed            a scenario step could not do what it says
+    │   └── ScenarioTimeout       a scenario ran past its time limit
     └── ObserveError              Prometheus or Grafana could not be started, queried or checked
 
 Each exit code is declared by exactly one class (its subclasses inherit it), and ``EXIT_CODES``
@@ -51,6 +55,7 @@ EXIT_CODES: dict[int, str] = {
     12: "a phase ran and some hosts failed",
     13: "docker-compose missing or failed",
     14: "run stopped (its nodes exist but do not run: `testbed start`)",
+    15: "a scenario's expectation failed, or a scenario could not run (its report says which)",
     130: "interrupted",
 }
 OK = 0
@@ -89,6 +94,10 @@ class LinkOptionError(InputError):
 
 
 class TransferError(InputError):
+    pass
+
+
+class ScenarioError(InputError):
     pass
 
 
@@ -163,3 +172,15 @@ class LinkActionError(TestbedError):
 
 class ObserveError(TestbedError):
     """Exit code 1 (generic): Prometheus is an addition to a run, never its reason to fail."""
+
+
+class ScenarioFailed(TestbedError):
+    exit_code = 15
+
+
+class StepFailed(ScenarioFailed):
+    """A step could not do what it says (not an expectation: the scenario is in error)."""
+
+
+class ScenarioTimeout(ScenarioFailed):
+    pass

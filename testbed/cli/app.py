@@ -21,6 +21,7 @@ from testbed.cli.observe import metrics_app
 from testbed.cli.phase import register as register_phase_commands
 from testbed.cli.progress import BarProgress, bars
 from testbed.cli.render import console, error, status_json, status_table
+from testbed.cli.scenario import register as register_scenario_commands
 from testbed.errors import INTERRUPTED, CommissioningFailed, NotRunning, TestbedError
 from testbed.topology import load_topology
 from testbed.topology.schema import Topology
@@ -291,6 +292,7 @@ def exec_(
 
 register_phase_commands(app)
 register_link_commands(app)
+register_scenario_commands(app)
 app.command("render")(render_command)
 
 

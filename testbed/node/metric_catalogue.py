@@ -72,6 +72,7 @@ IDENTITY = ("vendor", "model", "domain", "profile")
 RADIO_NODE = ("pan", "node")
 BACKEND = ("internet_host:backend",)
 CLOUD = ("internet_host:vendor-cloud",)
+ATTACKER = ("internet_host:attacker",)
 
 _SPECS: tuple[MetricSpec, ...] = (
     # -- every node (testbed.node.metrics) ---------------------------------------------------
@@ -417,6 +418,51 @@ _SPECS: tuple[MetricSpec, ...] = (
         "Firmware releases served.",
         roles=CLOUD,
         component="vendor cloud",
+    ),
+    # -- energy estimate of a thing on a radio PAN (testbed.node.energy) --------------------
+    MetricSpec(
+        "testbed_thing_energy_joules",
+        "counter",
+        "Estimated energy the thing used since its start, by component (tx, rx, listen, cpu, "
+        "sleep), from its radio counters, CPU time and the topology's radio datasheet figures.",
+        ("component",),
+        unit="joules",
+        roles=("thing",),
+        component="thing",
+        note="things on a medium: radio PAN with the topology's `energy` section",
+        always=False,
+    ),
+    MetricSpec(
+        "testbed_thing_energy_phase_joules",
+        "gauge",
+        "Estimated energy of the thing during the last run of each lifecycle phase.",
+        ("phase",),
+        unit="joules",
+        roles=("thing",),
+        component="thing",
+        always=False,
+    ),
+    # -- attackers (testbed.node.attacker) --------------------------------------------------
+    MetricSpec(
+        "testbed_attack_packets",
+        "counter",
+        "Packets of an attack, by what became of them.",
+        ("attack", "outcome"),
+        roles=ATTACKER,
+        component="attacker",
+        note="outcome: sent (put on the wire), answered (the target replied with success), "
+        "refused (the target replied with an error or a reset); attack: edhoc-flood, "
+        "coap-flood, fragment-flood",
+        always=False,
+    ),
+    MetricSpec(
+        "testbed_attack_running",
+        "gauge",
+        "1 while the attack runs.",
+        ("attack",),
+        roles=ATTACKER,
+        component="attacker",
+        always=False,
     ),
     # -- border routers (testbed.node.roles.border_router, testbed.node.shaping) ------------
     MetricSpec(

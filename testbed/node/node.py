@@ -21,6 +21,7 @@ from typing import Any
 
 from testbed.node.config import CONFIG_DIR, NodeConfig
 from testbed.node.control import ControlServer
+from testbed.node.energy import meter_for
 from testbed.node.errors import ServeError, UnknownAction
 from testbed.node.logs import EventLog
 from testbed.node.metrics import NodeMetrics
@@ -65,6 +66,12 @@ class Node:
         if self.radio is not None:
             self.radio.register_metrics(self.metrics.registry)
             self.radio.instrument(self.role)
+        # Energy estimate of a thing on a radio PAN (topology `energy`); None elsewhere.
+        self.energy = meter_for(config, self.radio)
+        self._energy_task: asyncio.Task[None] | None = None
+        if self.energy is not None:
+            self.metrics.registry.register(self.energy)
+            self.phase_marks.listeners.append(self.energy.on_phase)
         # IP link impairments (border routers: links-* attributes); None on other nodes.
         self.shaping = LinkShaping.for_node(config, log, self.radio)
         if self.shaping is not None:
@@ -86,6 +93,8 @@ class Node:
         self.log.info("control.serving", port=self.config.control_port)
         if self.radio is not None:  # before the routes: their next hop is on the TUN
             await self.radio.start()
+        if self.energy is not None:  # samples for per-phase energy
+            self._energy_task = asyncio.get_running_loop().create_task(self.energy.run())
         self._network = await setup_network(self.config, self.log)
         if self.shaping is not None:  # after the routes: netem/redirects on a working link
             await self.shaping.start()
@@ -106,6 +115,8 @@ class Node:
                 self.log.warning("role.stop_timeout", timeout=ROLE_STOP_TIMEOUT)
             except Exception:
                 self.log.exception("role.stop_failed")
+        if self._energy_task is not None:
+            self._energy_task.cancel()
         if self.shaping is not None:
             with contextlib.suppress(Exception):
                 await self.shaping.stop()
@@ -150,12 +161,18 @@ class Node:
         )
         return snapshot
 
+    async def _energy(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The thing's energy estimate now, per component and per phase run."""
+        assert self.energy is not None
+        return {**self.energy.state(), "changed": False}
+
     def _actions(self) -> dict[str, Action]:
         return {
             **self.role.actions(),
             **(self.radio.actions() if self.radio else {}),
             **(self.shaping.actions() if self.shaping else {}),
             **self.phase_marks.actions(),
+            **({"energy": self._energy} if self.energy else {}),
         }
 
     def action_names(self) -> Sequence[str]:

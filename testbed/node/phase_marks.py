@@ -41,6 +41,8 @@ class PhaseMarks:
         self.start: Gauge = catalogue.gauge("testbed_phase_last_run_start_seconds", registry)
         self.end: Gauge = catalogue.gauge("testbed_phase_last_run_end_seconds", registry)
         self._seen: list[tuple[str, float, str]] = []
+        # Called with (phase, start, end) after each mark: per-phase figures (energy).
+        self.listeners: list[Callable[[str, float, float], None]] = []
 
     def actions(self) -> Mapping[str, Action]:
         return {"phase-mark": self.mark}
@@ -64,6 +66,8 @@ class PhaseMarks:
             self.runs.labels(phase, outcome).inc()
         self.start.labels(phase).set(start)
         self.end.labels(phase).set(end)
+        for listener in self.listeners:
+            listener(phase, start, end)
         return {"phase": phase, "outcome": outcome, "counted": counted, "changed": False}
 
 

@@ -22,6 +22,7 @@ SECTIONS = (
     "trust center",
     "backend",
     "vendor cloud",
+    "attacker",
     "border router",
     "radio",
     "process",

@@ -317,6 +317,28 @@ TRUST_CENTER = Dashboard(
             ((f"process_resident_memory_bytes{TC}", "{{node}}"),),
             unit="bytes",
         ),
+        Panel(
+            "Attack packets by outcome (attacker hosts)",
+            (
+                (
+                    f"sum by (node, attack, outcome) "
+                    f"(rate(testbed_attack_packets_total{_sel(RUN)}[$__rate_interval]))",
+                    "{{node}} {{attack}} {{outcome}}",
+                ),
+            ),
+            unit="pps",
+            description="What each attack sent and what its target answered or refused "
+            "(testbed.node.attacker; started by scenarios or the attack-start action).",
+        ),
+        Panel(
+            "Attacks running",
+            (
+                (
+                    f"max by (node, attack) (testbed_attack_running{_sel(RUN)})",
+                    "{{node}} {{attack}}",
+                ),
+            ),
+        ),
     ),
 )
 
@@ -395,6 +417,39 @@ PAN_HEALTH = Dashboard(
                     "{{vendor}} {{direction}}",
                 ),
             ),
+        ),
+        Panel(
+            "Estimated energy per thing (J, by component)",
+            (
+                (
+                    f"sum by (node, component) (testbed_thing_energy_joules_total{_sel(RUN, PAN)})",
+                    "{{node}} {{component}}",
+                ),
+            ),
+            stacked=True,
+            description="testbed.node.energy: radio airtime, reception, listening under the "
+            "topology's MAC duty cycle, CPU and sleep, with the named radio datasheet's figures.",
+        ),
+        Panel(
+            "Estimated power per thing (W)",
+            (
+                (
+                    "sum by (node) (rate(testbed_thing_energy_joules_total"
+                    f"{_sel(RUN, PAN)}[$__rate_interval]))",
+                    "{{node}}",
+                ),
+            ),
+            unit="watt",
+        ),
+        Panel(
+            "Energy of the last phase run per thing (J)",
+            (
+                (
+                    f"max by (node, phase) (testbed_thing_energy_phase_joules{_sel(RUN, PAN)})",
+                    "{{node}} {{phase}}",
+                ),
+            ),
+            kind="bargauge",
         ),
     ),
 )

@@ -18,6 +18,7 @@ import ipaddress
 import re
 
 from testbed.errors import PlanError
+from testbed.node import energy
 from testbed.node.config import Attr, Interface, NodeConfig, Role, Route
 from testbed.node.radio.config import GilbertElliottSpec, RadioPanConfig
 from testbed.node.shaping import impairment as shaping
@@ -29,6 +30,7 @@ from testbed.topology.schema import (
     NAME_RE,
     BorderRouter,
     Domain,
+    Energy,
     Host,
     IpLink,
     Pan,
@@ -129,7 +131,10 @@ class _Builder:
                 Interface(n, addr(n)) for n in ("mgmt", "backbone")
             ]
         for host in topology.hosts:
-            self.interfaces[host.name] = [Interface(n, addr(n)) for n in ("mgmt", "internet")]
+            # An attacker may sit on the backbone or on a PAN's carrier network (a guest station
+            # of the radio medium: no radio attributes, it speaks ZEP itself).
+            where = f"pan-{host.pan}" if host.placement == "pan" else host.placement
+            self.interfaces[host.name] = [Interface(n, addr(n)) for n in ("mgmt", where)]
         for thing in topology.things:
             for name in thing.names():
                 self.interfaces[name] = [
@@ -138,6 +143,7 @@ class _Builder:
 
         # -- radio PANs: the node's PAN address is on its TUN, its interface on the carrier ---
         self.radio = {f"pan-{p.name}": p for p in topology.pans if p.medium == "radio"}
+        guests = {h.name for h in topology.hosts if h.placement == "pan"}  # not planned stations
         self.pan_prefix = {
             f"pan-{p.name}": addressing.subnet(prefix, addressing.PAN_BASE + i)
             for i, p in enumerate(topology.pans)
@@ -148,7 +154,7 @@ class _Builder:
             )
             for node, ifaces in self.interfaces.items()
             for iface in ifaces
-            if iface.network in self.radio
+            if iface.network in self.radio and node not in guests
         }
         self.pan_routes = [
             (f"pan-{pan.name}", self.router_of_pan[pan.name]) for pan in topology.pans
@@ -277,14 +283,38 @@ class _Builder:
                 for d in self.topology.domains
                 if cross_domain.allowed(self.rules, host.name, d.trust_center_name, COAP_PORT)
             )
+        host_routes: tuple[Route, ...]
+        if host.placement == "pan" and host.pan is not None:
+            pan_model = next(p for p in self.topology.pans if p.name == host.pan)
+            network = f"pan-{host.pan}"
+            serving = self.router_of_pan[host.pan]
+            host_attributes.update(
+                {
+                    "placement": "pan",
+                    "pan": host.pan,
+                    "zep-medium": self.carrier_of(serving, network),
+                    "pan-id": str(pan_model.pan_id),
+                    "channel": str(pan_model.channel),
+                    "router-short": f"{self.router_short(serving, network):04x}",
+                    "pan-prefix": str(self.pan_prefix[network]),
+                }
+            )
+            host_routes = ()
+        elif host.placement == "backbone":
+            host_attributes["placement"] = "backbone"
+            host_routes = self.routes_via(
+                "backbone", [*self.pan_routes, ("internet", self.first_router)]
+            )
+        else:
+            host_routes = self.routes_via(
+                "internet", [*self.pan_routes, ("backbone", self.first_router)]
+            )
         self.add(
-            host.name,
-            Role.INTERNET_HOST,
-            TIER_INFRA,
-            host_attributes,
-            self.routes_via("internet", [*self.pan_routes, ("backbone", self.first_router)]),
-            kind=host.role,
+            host.name, Role.INTERNET_HOST, TIER_INFRA, host_attributes, host_routes, kind=host.role
         )
+
+    def router_short(self, router: str, network: str) -> int:
+        return addressing.host_number(str(self.radio_address[router, network])) & 0xFFFF
 
     def things(self, thing: Thing) -> None:
         topology = self.topology
@@ -306,6 +336,8 @@ class _Builder:
             attributes[Attr.VENDOR_CLOUD_URI] = self.cloud_uri
         if thing.faults:
             attributes[Attr.FAULTS] = ",".join(thing.faults)
+        if topology.energy is not None and f"pan-{thing.pan}" in self.radio:
+            attributes[energy.ATTRIBUTE] = energy_model(topology.energy).to_attribute()
         others = [(n, pan_router) for n in ("backbone", "internet")]
         # Other PANs are reached through the own router, which forwards over the backbone.
         others += [(p, pan_router) for p, _ in self.pan_routes if p != f"pan-{thing.pan}"]
@@ -467,3 +499,8 @@ def defence_attributes(defences: TrustCenterDefences) -> dict[str, str]:
         "defence-rate-limit-burst": str(defences.rate_limit_burst),
         "defence-max-pending-per-source": str(defences.max_pending_per_source),
     }
+
+
+def energy_model(spec: Energy) -> energy.EnergyModel:
+    overrides = {k: getattr(spec, k) for k in ("voltage", "tx_ma", "rx_ma", "cpu_ma", "sleep_ua")}
+    return energy.model_for(spec.radio, spec.duty_cycle, spec.cpu_scale, overrides)

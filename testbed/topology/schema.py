@@ -227,6 +227,36 @@ class Host(Strict):
 
     name: Name
     role: HostRole
+    placement: Literal["internet", "backbone", "pan"] = Field(
+        "internet",
+        description="attackers only: on the Internet side, on the backbone, or on a PAN "
+        "(a guest radio station with its own link-layer address on a `medium: radio` PAN)",
+    )
+    pan: Name | None = Field(None, description="placement: pan - which PAN")
+
+    @model_validator(mode="after")
+    def _placement(self) -> Host:
+        if self.placement != "internet" and self.role != "attacker":
+            raise ValueError("only an attacker can be placed off the Internet side")
+        if (self.placement == "pan") != (self.pan is not None):
+            raise ValueError("placement: pan needs 'pan' (and 'pan' needs placement: pan)")
+        return self
+
+
+class Energy(Strict):
+    """Energy estimate of the things on radio PANs (testbed.node.energy): a named radio's
+    datasheet figures, each of which can be overridden, and the MAC duty-cycle assumption."""
+
+    radio: Literal["nrf52840", "cc2538"] = Field("nrf52840", description="datasheet figures")
+    duty_cycle: Probability = Field(
+        0.01, description="fraction of idle time the receiver listens (low-power listening)"
+    )
+    cpu_scale: float = Field(1.0, gt=0, le=100, description="MCU seconds per emulated CPU second")
+    voltage: float | None = Field(None, gt=0, le=12, description="V (default: the datasheet's)")
+    tx_ma: float | None = Field(None, gt=0, le=500)
+    rx_ma: float | None = Field(None, gt=0, le=500)
+    cpu_ma: float | None = Field(None, gt=0, le=500)
+    sleep_ua: float | None = Field(None, ge=0, le=10_000)
 
 
 class Topology(Strict):
@@ -245,6 +275,9 @@ class Topology(Strict):
         None,
         description="cross-domain rules enforced by the border routers, then the defaults "
         "(testbed.topology.policy); [] = the defaults only; absent = no filter",
+    )
+    energy: Energy | None = Field(
+        None, description="estimate the energy of things on radio PANs (absent: no estimate)"
     )
     commissioning: Literal["phases", "auto"] = Field(
         "phases",
@@ -335,6 +368,17 @@ def cross_reference_problems(topo: Topology) -> list[tuple[Loc, str]]:
                     ("pans", pi, "name"),
                     f"PAN {pan_model.name!r} has no border router: list it in a router's 'pans'",
                 )
+            )
+    for hi, host in enumerate(topo.hosts):
+        if host.pan is not None and host.pan not in pans:
+            problems.append(
+                (("hosts", hi, "pan"), f"unknown PAN {host.pan!r}; known PANs: {sorted(pans)}")
+            )
+        elif host.pan is not None and not any(
+            p.name == host.pan and p.medium == "radio" for p in topo.pans
+        ):
+            problems.append(
+                (("hosts", hi, "pan"), f"PAN {host.pan!r} needs medium: radio for a guest station")
             )
     for ti, thing in enumerate(topo.things):
         if thing.vendor not in vendors:

@@ -18,7 +18,8 @@ Optional attributes: poll-interval (2 s), read-interval (5 s), request-timeout (
 
 A vendor cloud serves the firmware releases of its material over CoAP on
 [``coap-bind``]:``coap-port`` (default [::]:5683; testbed.node.firmware.cloud); action
-``status`` lists them. The attacker is inert for now.
+``status`` lists them. The attacker runs attacks by name (testbed.node.attacker): actions
+``attack-start {attack, ...}``, ``attack-stop {attack}``, ``attack-status``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from testbed.node.errors import ActionError, ConfigError
 from testbed.node.roles.base import Action, Role, RoleContext
 
 if TYPE_CHECKING:
+    from testbed.node.attacker.service import AttackerService
     from testbed.node.backend.service import Backend
     from testbed.node.firmware.cloud import VendorCloud
 
@@ -75,6 +77,7 @@ class InternetHostRole(Role):
         self._registry: CollectorRegistry | None = None
         self.backend: Backend | None = None
         self.cloud: VendorCloud | None = None
+        self.attacker: AttackerService | None = None
 
     def _seconds(self, name: str, default: float) -> float:
         raw = self.attribute(name)
@@ -100,6 +103,8 @@ class InternetHostRole(Role):
             state["backend"] = self.backend.state()
         if self.cloud is not None:
             state["vendor_cloud"] = self.cloud.state()
+        if self.attacker is not None:
+            state["attacker"] = self.attacker.status()
         return state
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
@@ -108,6 +113,10 @@ class InternetHostRole(Role):
     async def start(self) -> None:
         if self.kind is HostKind.VENDOR_CLOUD:
             await self._start_cloud()
+        if self.kind is HostKind.ATTACKER:
+            from testbed.node.attacker.service import AttackerService
+
+            self.attacker = AttackerService(self.config.attributes, self._registry, self.log)
         if not self.trust_centers:
             return
         # Imported here: an attacker or vendor cloud never loads the CoAP stack for nothing.
@@ -156,10 +165,20 @@ class InternetHostRole(Role):
         if self.cloud is not None:
             await self.cloud.stop()
             self.cloud = None
+        if self.attacker is not None:
+            await self.attacker.close()
+            self.attacker = None
 
     def actions(self) -> Mapping[str, Action]:
         if self.kind is HostKind.VENDOR_CLOUD:
             return {"status": self._status}
+        if self.kind is HostKind.ATTACKER:
+            return {
+                "attack-start": self._attack_start,
+                "attack-stop": self._attack_stop,
+                "attack-status": self._attack_status,
+                "status": self._status,
+            }
         if not self.trust_centers:
             return {}
         return {
@@ -169,6 +188,20 @@ class InternetHostRole(Role):
             "probe-replay": self._probe_replay,
             "status": self._status,
         }
+
+    def _attacks(self) -> AttackerService:
+        if self.attacker is None:
+            raise ActionError("the attacker is not running", "wait until the node is ready")
+        return self.attacker
+
+    async def _attack_start(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._attacks().start(params)
+
+    async def _attack_stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._attacks().stop(params)
+
+    async def _attack_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {**self._attacks().status(), "changed": False}
 
     async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
         return {**self.state(), "changed": False}

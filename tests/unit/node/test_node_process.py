@@ -135,7 +135,19 @@ def test_corrupt_state_file_is_not_reset(node_factory: Any, tmp_path: Path) -> N
             ],
             {"pans": ["pan0", "pan1"], "forwarding": False},
         ),
-        ("internet_host", {"kind": "attacker"}, [], {"kind": "attacker"}),
+        (
+            "internet_host",
+            {"kind": "attacker"},
+            [],
+            {
+                "kind": "attacker",
+                "attacker": {
+                    "available": ["coap-flood", "edhoc-flood", "fragment-flood", "replay"],
+                    "running": {},
+                    "finished": {},
+                },
+            },
+        ),
         ("internet_host", {"kind": "backend"}, [], {"kind": "backend"}),
     ],
 )
@@ -152,8 +164,11 @@ def test_roles_report_their_facts(
     node.wait_ready()
     status, state = http(node.control_port, "GET", "/state")
     assert (status, state["role"], state["state"]) == (200, role, expected)
-    # phase-mark is on every node (testbed.node.phase_marks); these roles add none of their own
-    assert http(node.control_port, "GET", "/actions") == (200, {"actions": ["phase-mark"]})
+    # phase-mark is on every node (testbed.node.phase_marks); of these roles only the attacker
+    # adds actions of its own (testbed.node.attacker)
+    own = ["attack-start", "attack-status", "attack-stop", "status"]
+    actions = sorted(["phase-mark", *(own if attributes.get("kind") == "attacker" else [])])
+    assert http(node.control_port, "GET", "/actions") == (200, {"actions": actions})
     if role == "border_router":
         assert "testbed_border_router_served_pans 2.0" in scrape(node.metrics_port)
     assert node.stop()[0] == 0

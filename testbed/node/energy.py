@@ -1,0 +1,214 @@
+"""Energy per thing, estimated from what the node already knows, with a named radio's figures.
+
+    E = V * (I_tx * t_tx + I_rx * t_rx + I_rx * d * t_idle + I_cpu * t_cpu + I_sleep * t_sleep)
+
+- t_tx: airtime of the frames the thing's station sent (the radio's own count, at 250 kbit/s);
+- t_rx: frames received x the mean airtime of a frame on this PAN (the station does not time
+  reception; the mean of its own frames stands in for it);
+- t_idle: the rest of the wall time; the radio listens a fraction ``d`` of it (the stated MAC
+  duty-cycle assumption: 1 % by default, a ContikiMAC/RDC-like low-power listening; 100 %
+  for an always-on receiver) and sleeps otherwise (t_sleep);
+- t_cpu: the node process's CPU time, scaled by ``cpu_scale`` (a Python process on a PC is not
+  a Cortex-M; 1.0 means "as many seconds as the emulation used", a stated upper bound).
+
+Figures (typical, 3 V) come from the datasheets named in ``DATASHEETS``; topology parameters
+can override each one. Exported as ``testbed_thing_energy_joules{component}`` (tx, rx, listen,
+cpu, sleep) and, per lifecycle phase run (phase marks), ``testbed_thing_energy_phase_joules``.
+Standard library only: runs in the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from testbed.node import metric_catalogue as catalogue
+from testbed.node.config import NodeConfig
+
+if TYPE_CHECKING:
+    from testbed.node.radio.attach import RadioAttachment
+
+ATTRIBUTE = "energy"
+COMPONENTS = ("tx", "rx", "listen", "cpu", "sleep")
+MAX_FRAME_AIRTIME_S = (6 + 127) * 8 / 250_000  # SHR+PHR and a full PSDU at 250 kbit/s
+HISTORY = 4096  # (time, joules) samples kept for per-phase energy (one per second: ~1 h)
+
+
+@dataclass(frozen=True)
+class RadioFigures:
+    name: str
+    source: str
+    voltage: float  # V
+    tx_ma: float
+    rx_ma: float
+    cpu_ma: float
+    sleep_ua: float
+
+
+DATASHEETS: Mapping[str, RadioFigures] = {
+    "nrf52840": RadioFigures(
+        "Nordic nRF52840",
+        "nRF52840 Product Specification, radio current consumption: IRADIO_TX5 (0 dBm, "
+        "IEEE 802.15.4 250 kbit/s, DC/DC) 6.40 mA, IRADIO_RX2 (IEEE 802.15.4, DC/DC) 6.53 mA; "
+        "CPU running CoreMark from flash at 64 MHz, DC/DC: 3.3 mA; System ON idle with RAM "
+        "retention: about 1.5 uA",
+        3.0,
+        6.40,
+        6.53,
+        3.3,
+        1.5,
+    ),
+    "cc2538": RadioFigures(
+        "TI CC2538",
+        "CC2538 datasheet (SWRS096), feature summary: active-mode RX (CPU idle) 20 mA, "
+        "active-mode TX at 0 dBm (CPU idle) 24 mA, power mode 2 (sleep timer on) 1.3 uA; "
+        "CPU active at 32 MHz taken as 13 mA",
+        3.0,
+        24.0,
+        20.0,
+        13.0,
+        1.3,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class EnergyModel:
+    radio: RadioFigures
+    duty_cycle: float = 0.01
+    cpu_scale: float = 1.0
+
+    def to_attribute(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_attribute(cls, text: str) -> EnergyModel:
+        data = json.loads(text)
+        return cls(
+            RadioFigures(**data["radio"]), float(data["duty_cycle"]), float(data["cpu_scale"])
+        )
+
+    def joules(self, tx_s: float, rx_s: float, cpu_s: float, wall_s: float) -> dict[str, float]:
+        r, v = self.radio, self.radio.voltage
+        idle = max(0.0, wall_s - tx_s - rx_s)
+        return {
+            "tx": v * r.tx_ma * 1e-3 * tx_s,
+            "rx": v * r.rx_ma * 1e-3 * rx_s,
+            "listen": v * r.rx_ma * 1e-3 * self.duty_cycle * idle,
+            "cpu": v * r.cpu_ma * 1e-3 * cpu_s * self.cpu_scale,
+            "sleep": v * r.sleep_ua * 1e-6 * (1.0 - self.duty_cycle) * idle,
+        }
+
+
+def model_for(
+    radio: str, duty_cycle: float, cpu_scale: float, overrides: Mapping[str, float | None]
+) -> EnergyModel:
+    """The planner's side: a datasheet by name, with the topology's overrides applied."""
+    figures = DATASHEETS[radio]
+    given = {k: float(v) for k, v in overrides.items() if v is not None}
+    if given:
+        note = f"{figures.source} (overridden: {', '.join(sorted(given))})"
+        figures = RadioFigures(**{**asdict(figures), **given, "source": note})
+    return EnergyModel(figures, duty_cycle, cpu_scale)
+
+
+Counts = Callable[[], tuple[float, int, int]]  # (tx airtime s, frames sent, frames received)
+
+
+class EnergyMeter(Collector):
+    """The estimate for one thing, from its station's counters and its process."""
+
+    def __init__(
+        self,
+        model: EnergyModel,
+        counts: Counts,
+        clock: Callable[[], float] = time.time,
+        cpu: Callable[[], float] = time.process_time,
+    ) -> None:
+        self.model = model
+        self.counts = counts
+        self.clock = clock
+        self.cpu = cpu
+        self.started = clock()
+        self.history: list[tuple[float, float]] = []
+        self.phases: dict[str, float] = {}
+
+    def now(self) -> dict[str, float]:
+        airtime, sent, received = self.counts()
+        per_frame = airtime / sent if sent else MAX_FRAME_AIRTIME_S
+        wall = max(0.0, self.clock() - self.started)
+        return self.model.joules(airtime, received * per_frame, self.cpu(), wall)
+
+    def sample(self) -> float:
+        total = sum(self.now().values())
+        self.history = [*self.history[-(HISTORY - 1) :], (self.clock(), total)]
+        return total
+
+    def at(self, when: float) -> float | None:
+        """Total joules at a past time, interpolated between samples (None before the first)."""
+        times = [t for t, _ in self.history]
+        i = bisect.bisect_left(times, when)
+        if i == 0:
+            return self.history[0][1] if self.history and times[0] - when < 1.5 else None
+        if i >= len(self.history):
+            return self.history[-1][1]
+        (t0, e0), (t1, e1) = self.history[i - 1], self.history[i]
+        return e0 + (e1 - e0) * (when - t0) / (t1 - t0) if t1 > t0 else e1
+
+    def on_phase(self, phase: str, start: float, end: float) -> None:
+        self.sample()
+        first, last = self.at(start), self.at(end)
+        if first is not None and last is not None:
+            self.phases[phase] = max(0.0, last - first)
+
+    async def run(self, interval: float = 1.0) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(interval)
+
+    def state(self) -> dict[str, Any]:
+        parts = self.now()
+        return {
+            "joules": {k: round(v, 9) for k, v in parts.items()},
+            "total_joules": round(sum(parts.values()), 9),
+            "phases_joules": dict(self.phases),
+            "model": asdict(self.model),
+        }
+
+    def collect(self) -> Iterator[Metric]:
+        total = catalogue.counter_family("testbed_thing_energy_joules")
+        for component, joules in self.now().items():
+            total.add_metric([component], joules)
+        yield total
+        phases = catalogue.gauge_family("testbed_thing_energy_phase_joules")
+        for phase, joules in sorted(self.phases.items()):
+            phases.add_metric([phase], joules)
+        yield phases
+
+
+def meter_for(config: NodeConfig, radio: RadioAttachment | None) -> EnergyMeter | None:
+    """A thing on a radio PAN whose plan asks for an estimate gets a meter; others none."""
+    text = config.attributes.get(ATTRIBUTE)
+    if config.role != "thing" or radio is None or not text:
+        return None
+    model = EnergyModel.from_attribute(text)
+
+    def counts() -> tuple[float, int, int]:
+        own = [n for n in radio.collector.samples.nodes if n.node == config.node]
+        if not own:
+            return 0.0, 0, 0
+        return (
+            sum(n.airtime_s for n in own),
+            sum(n.frames_sent for n in own),
+            sum(n.frames_received for n in own),
+        )
+
+    return EnergyMeter(model, counts)
