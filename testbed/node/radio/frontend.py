@@ -16,7 +16,9 @@ medium runs up to now and its deliveries go out at once (the loop's timer resolu
 millisecond, delays them slightly in wall time; virtual times stay exact, so airtime and queueing
 are modelled exactly and only the real-time rendering jitters). Nodes become known from their
 HELLO or first frame, named by the plan's short address -> name table where it knows them (the
-border router's own stations are attached in process). Garbled input is counted by reason and
+border router's own stations are attached in process); the station registry (admission.py)
+binds each to its carrier endpoint and registered addresses and refuses the rest (counted by
+cause: foreign-sender, station-hijack, too-many-nodes). Garbled input is counted by reason and
 dropped; nothing raised by a datagram ends the hub.
 """
 
@@ -26,10 +28,10 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 from testbed.node.radio import mac, zep
-from testbed.node.radio.config import RadioPanConfig, short_from_ext
+from testbed.node.radio.admission import FOREIGN_SENDER, Endpoint, Stations
+from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.errors import MalformedError
 from testbed.node.radio.links import GilbertElliott, LinkConfig
 from testbed.node.radio.medium import Delivery, Medium, MediumConfig
@@ -40,11 +42,6 @@ HELLO_INTERVAL = 5.0
 # bound (the plan sets the topology's guest_stations): a flood of fake endpoints stops here.
 MAX_NODES = 1024
 WRONG_CHANNEL = "wrong-channel"
-FOREIGN_SENDER = "foreign-sender"
-TOO_MANY_NODES = "too-many-nodes"
-NO_ENDPOINT = "no-endpoint"
-
-Endpoint = tuple[Any, ...]  # (host, port[, flowinfo, scope]) as asyncio reports it
 
 
 def _host(endpoint: Endpoint) -> str:
@@ -150,12 +147,13 @@ class MediumHub(asyncio.DatagramProtocol):
         self._t0 = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
-        self._endpoint_of: dict[str, Endpoint] = {}
-        self._name_at: dict[Endpoint, str] = {}
+        self.stations = Stations(
+            {bytes.fromhex(short): name for short, name in config.names.items()},
+            MAX_NODES if config.guest_stations is None else config.guest_stations,
+            {name: (host, config.port) for name, host in config.carriers.items()},
+        )
         self._index: dict[str, int] = {}
-        self._local: dict[str, Callable[[bytes, float], None]] = {}
-        self._planned = set(config.names.values())
-        self._guests = 0
+        self._local: dict[str, Callable[[bytes, float, str], None]] = {}
         self._seq = 0
         self.datagrams_received = 0
         self.datagrams_sent = 0
@@ -188,50 +186,30 @@ class MediumHub(asyncio.DatagramProtocol):
     # ------------------------------------------------------------ nodes
 
     def attach_local(
-        self, name: str, lladdrs: tuple[bytes, ...], receive: Callable[[bytes, float], None]
+        self, name: str, lladdrs: tuple[bytes, ...], receive: Callable[[bytes, float, str], None]
     ) -> Callable[[bytes], None]:
-        """A station in this process (the border router's); returns its transmit function."""
+        """A station in this process (the border router's); returns its transmit function.
+        ``receive(frame, time, sender)`` learns which station sent each frame."""
         self.medium.attach(name, *lladdrs)
+        self.stations.add_local(name, lladdrs)
         self._local[name] = receive
         self._index[name] = len(self._index)
         return lambda frame: self.submit(name, frame)
 
-    def _guest_bound(self) -> int:
-        bound = self.config.guest_stations
-        return MAX_NODES if bound is None else bound
-
     def _node_for(self, endpoint: Endpoint, lladdr: bytes | None) -> str | None:
-        """The medium node behind ``endpoint``, attached on first sight; None if refused."""
-        name = self._name_at.get(endpoint)
-        if name is None:
-            if lladdr is None:
-                self.dropped[NO_ENDPOINT] += 1
-                return None
-            short = lladdr if len(lladdr) == 2 else short_from_ext(lladdr)
-            name = (self.config.name_of(short) if short else None) or f"ll-{lladdr.hex()}"
-            if name in self._local:
-                self.dropped[FOREIGN_SENDER] += 1  # someone claims the router's address
-                return None
-            if name in self._endpoint_of:
-                # The node came back from another endpoint (restart): follow it.
-                del self._name_at[self._endpoint_of[name]]
-            elif name not in self._planned and self._guests >= self._guest_bound():
-                # Planned stations are always admitted (they are few, and a flood of guests
-                # must not lock them out); guests only up to the bound.
-                self.dropped[TOO_MANY_NODES] += 1
-                return None
-            else:
-                self.medium.attach(name)
-                self._index[name] = len(self._index)
-                if name not in self._planned:
-                    self._guests += 1
-            self._endpoint_of[name] = endpoint
-            self._name_at[endpoint] = name
-        if lladdr is not None and self.medium.owner(lladdr) is None:
-            self.medium.learn(name, lladdr)
-            short = short_from_ext(lladdr)
-            if short is not None and self.medium.owner(short) is None:
-                self.medium.learn(name, short)
+        """The medium node behind ``endpoint`` (attached on first sight), None if refused: the
+        station registry (admission.py) binds stations to endpoints and addresses."""
+        verdict = self.stations.admit(endpoint, lladdr)
+        if isinstance(verdict, str):
+            self.dropped[verdict] += 1
+            return None
+        name = verdict.name
+        if verdict.new:
+            self.medium.attach(name)
+            self._index[name] = len(self._index)
+        for addr in verdict.learn:
+            if self.medium.owner(addr) != name:
+                self.medium.learn(name, addr)
         return name
 
     # ------------------------------------------------------------ input
@@ -291,9 +269,9 @@ class MediumHub(asyncio.DatagramProtocol):
     def _deliver(self, d: Delivery) -> None:
         local = self._local.get(d.dst)
         if local is not None:
-            local(d.frame, d.time + self._t0)
+            local(d.frame, d.time + self._t0, d.src)
             return
-        endpoint = self._endpoint_of.get(d.dst)
+        endpoint = self.stations.endpoint(d.dst)
         if endpoint is None or self.transport is None:
             return
         datagram = zep.encode_data(
@@ -331,4 +309,4 @@ class MediumHub(asyncio.DatagramProtocol):
         ]
 
     def endpoints(self) -> dict[str, str]:
-        return {name: f"[{_host(ep)}]:{ep[1]}" for name, ep in self._endpoint_of.items()}
+        return {name: f"[{_host(ep)}]:{ep[1]}" for name, ep in self.stations.endpoints().items()}

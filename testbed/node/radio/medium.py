@@ -254,10 +254,16 @@ class Medium:
             return
         node.submitted += 1
         src = info.src
-        if src is not None and src != BROADCAST and src not in self._owner:
+        if (
+            src is not None
+            and src != BROADCAST
+            and src not in self._owner
+            and all(len(a) != len(src) for a in node.addresses)
+        ):
             # A RIOT node announces only its EUI-64 (HELLO); its short address becomes known
             # from its frames. First come, first served: a frame cannot take over an address
-            # another node owns (that would silently cut the owner off).
+            # another node owns (that would silently cut the owner off), and a node learns at
+            # most one address of each length (invented sources cannot grow the table).
             self.learn(name, src)
         if len(node.queue) >= self.config.queue_limit:
             node.dropped[QUEUE_FULL] += 1
