@@ -119,9 +119,16 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
                 channel=pan.channel,
                 pan_id=pan.pan_id,
                 reassembly_timeout=pan.reassembly_timeout,
+                reassembly_policy=pan.reassembly.policy,
+                reassembly_buffer=pan.reassembly.buffer_bytes,
+                reassembly_per_sender=pan.reassembly.per_sender_bytes,
             )
             if hub:
                 config = _with_channel_model(config, pan, names)
+                config = dataclasses.replace(
+                    config,
+                    carriers={n: carrier_of(n, network) for n in names.values() if n != node},
+                )
             out[config.key] = config.to_attribute()
         return out
 

@@ -82,6 +82,28 @@ class GilbertElliott(Strict):
     loss_bad: Probability = 1.0
 
 
+class Reassembly(Strict):
+    """The border router's 6LoWPAN reassembly buffers on a radio PAN (RFC 4944 Section 5.3).
+
+    per-station (default): each datagram is charged to the station that sent it (its carrier
+    endpoint, not the source address it claims); when the buffer is full, the oldest datagram of
+    the station holding the most makes way, so a first-fragment flood cannot lock the other
+    stations out. shared: the defence off, as unhardened stacks behave: charged to the claimed
+    source address, first come first served."""
+
+    policy: Literal["per-station", "shared"] = "per-station"
+    buffer_bytes: int = Field(8 * 1280, ge=1280, le=1 << 20, description="all open datagrams")
+    per_sender_bytes: int = Field(
+        2 * 1280, ge=1280, le=1 << 20, description="open datagrams of one sender"
+    )
+
+    @model_validator(mode="after")
+    def _sender_within_buffer(self) -> Reassembly:
+        if self.per_sender_bytes > self.buffer_bytes:
+            raise ValueError("per_sender_bytes must not exceed buffer_bytes")
+        return self
+
+
 class Pan(Strict):
     """An emulated IEEE 802.15.4 PAN (applied by the radio medium)."""
 
@@ -95,7 +117,10 @@ class Pan(Strict):
     loss: Probability = Field(0.0, description="frame loss probability per directed link")
     gilbert_elliott: GilbertElliott | None = None
     mac_max_frame_retries: int = Field(3, ge=0, le=7)
-    reassembly_timeout: Duration = Field(60.0, le=60.0, description="RFC 4944: at most 60 s")
+    reassembly_timeout: Duration = Field(
+        60.0, gt=0.0, le=60.0, description="RFC 4944: at most 60 s"
+    )
+    reassembly: Reassembly = Reassembly()
     seed: int = 1
     # Stations the medium admits beyond the planned ones (RIOT `native` nodes started with -z
     # pointed at it); the planned ones are always admitted. Link state grows with the square of
