@@ -92,9 +92,11 @@ class Reassembly(Strict):
     source address, first come first served."""
 
     policy: Literal["per-station", "shared"] = "per-station"
-    buffer_bytes: int = Field(8 * 1280, ge=1280, le=1 << 20, description="all open datagrams")
+    buffer_bytes: int = Field(
+        default=8 * 1280, ge=1280, le=1 << 20, description="all open datagrams"
+    )
     per_sender_bytes: int = Field(
-        2 * 1280, ge=1280, le=1 << 20, description="open datagrams of one sender"
+        default=2 * 1280, ge=1280, le=1 << 20, description="open datagrams of one sender"
     )
 
     @model_validator(mode="after")
