@@ -138,17 +138,22 @@ class Stations:
             st.addresses.add(addr)
             self._owner[addr] = name
 
-    def admit(self, endpoint: Endpoint, lladdr: bytes | None) -> Admitted | str:
-        """Whose datagram this is: ``lladdr`` is the EUI-64 of a HELLO or a frame's source
-        (None when the frame has none). Returns Admitted, or the refusal's cause."""
+    def admit(
+        self, endpoint: Endpoint, lladdr: bytes | None, hello: bool = False
+    ) -> Admitted | str:
+        """Whose datagram this is: ``lladdr`` is the EUI-64 of a HELLO (``hello``) or a frame's
+        source (None when the frame has none). Returns Admitted, or the refusal's cause."""
         name = self._at.get(endpoint)
         if name is not None:
             st = self._stations[name]
             if lladdr is None or lladdr in st.addresses:
                 return Admitted(name)
-            if self._owner.get(lladdr) is None and self._may_learn(st, lladdr):
+            owner = self._owner.get(lladdr)
+            if owner is None and self._may_learn(st, lladdr):
                 return Admitted(name, learn=self._learn(st, lladdr))
-            return FOREIGN_SENDER
+            # Registering another station's address is a takeover attempt; a frame with a
+            # source its sender does not own is a forgery.
+            return STATION_HIJACK if hello and owner is not None else FOREIGN_SENDER
         if lladdr is None:
             return NO_ENDPOINT
         if lladdr == BROADCAST or len(lladdr) not in (2, 8):

@@ -68,6 +68,9 @@ def test_frames_from_sources_the_station_did_not_register_are_foreign() -> None:
     assert s.admit(ATTACKER, b"\x05\x06") == FOREIGN_SENDER
     assert s.admit(ATTACKER, bytes(8)) == FOREIGN_SENDER
     assert s.admit(ATTACKER, LAMP) == FOREIGN_SENDER
+    # The guest's HELLO claiming the lamp's EUI-64: a takeover attempt, not a mere forgery.
+    assert s.admit(ATTACKER, ext_from_short(0x11), hello=True) == STATION_HIJACK
+    assert s.endpoint("lamp-01") == LAMP_AT
     assert s.admit(("fd00::77", 1), None) == NO_ENDPOINT
 
 

@@ -100,9 +100,13 @@ def test_attribute_round_trip_and_address_convention() -> None:
 
 
 def test_the_reassembly_switch_reaches_the_router(tmp_path: Path) -> None:
-    text = (ROOT / "topologies" / "radio.yaml").read_text().replace(
-        "    seed: 7\n",
-        "    seed: 7\n    reassembly: {policy: shared, buffer_bytes: 6000}\n",
+    text = (
+        (ROOT / "topologies" / "radio.yaml")
+        .read_text()
+        .replace(
+            "    seed: 7\n",
+            "    seed: 7\n    reassembly: {policy: shared, buffer_bytes: 6000}\n",
+        )
     )
     path = tmp_path / "shared.yaml"
     path.write_text(text)
