@@ -25,6 +25,9 @@ dropped; nothing raised by a datagram ends the hub.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -42,6 +45,11 @@ HELLO_INTERVAL = 5.0
 # bound (the plan sets the topology's guest_stations): a flood of fake endpoints stops here.
 MAX_NODES = 1024
 WRONG_CHANNEL = "wrong-channel"
+DRAIN = 64  # datagrams read per wake-up at most, so that timers still run under a flood
+READ_SIZE = 2048  # a ZEP datagram is at most 32 + 127 bytes
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 def _host(endpoint: Endpoint) -> str:
@@ -143,6 +151,8 @@ class MediumHub(asyncio.DatagramProtocol):
             )
         )
         self.transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._paused = False  # reading paused while the channel is busy
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -165,9 +175,23 @@ class MediumHub(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._t0 = loop.time()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: self, local_addr=bind or (self.config.medium, self.config.port)
-        )
+        host, port = bind or (self.config.medium, self.config.port)
+        family, kind, proto, _, address = (
+            await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)  # arrival times
+            sock.bind(address)
+            sock.setblocking(False)
+            transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        # The hub reads and writes its own socket (asyncio's transport adds a loop iteration
+        # per datagram read and checks per datagram sent that cost more than the medium's work).
+        self._sock = sock
         self.transport = transport
 
     def close(self) -> None:
@@ -175,8 +199,9 @@ class MediumHub(asyncio.DatagramProtocol):
             self._timer.cancel()
             self._timer = None
         if self.transport is not None:
-            self.transport.close()
+            self.transport.close()  # closes the socket too
             self.transport = None
+        self._sock = None
 
     def now(self) -> float:
         """The medium's virtual time for the loop's current time."""
@@ -217,6 +242,48 @@ class MediumHub(asyncio.DatagramProtocol):
     # ------------------------------------------------------------ input
 
     def datagram_received(self, data: bytes, addr: Endpoint) -> None:
+        """The loop's read callback (the channel is idle): this datagram now, then whatever
+        else is waiting, then the medium runs."""
+        now = self.now()
+        self._receive(data, addr, now)
+        self._drain(now)
+        self._advance()
+
+    def _drain(self, floor: float = 0.0) -> None:
+        """Datagrams waiting in the socket (up to ``DRAIN``), each at its kernel arrival time.
+
+        While the channel is busy the hub does not wake up for arriving datagrams (``_pace``):
+        a frame arriving then could not start before the channel frees, and the medium's timer
+        wakes the hub at that moment anyway. The datagrams are read then, and each is modelled
+        at the time the kernel stamped on it (SO_TIMESTAMPNS), the medium having run up to that
+        time first: the model is the same as if the hub had woken for each, at one wake-up per
+        frame instead of two."""
+        sock, loop = self._sock, self._loop
+        if sock is None or loop is None:
+            return
+        now = self.now()
+        floor = max(floor, self.medium.now)  # the datagrams' order is kept, whatever the stamps
+        offset = loop.time() - self._t0 - time.time()  # virtual time = wall clock + offset
+        for _ in range(DRAIN):
+            try:
+                data, ancillary, _, addr = sock.recvmsg(READ_SIZE, _ANCILLARY)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.dropped["socket-error"] += 1
+                return
+            at = now
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = _TIMESPEC.unpack_from(value)
+                    at = min(now, max(floor, sec + nsec * 1e-9 + offset))
+                    for event in self.medium.run(at):
+                        if type(event) is Delivery:
+                            self._deliver(event)
+            floor = at
+            self._receive(data, addr, at)
+
+    def _receive(self, data: bytes, addr: Endpoint, at: float) -> None:
         self.datagrams_received += 1
         try:
             msg = zep.decode(data)
@@ -232,12 +299,12 @@ class MediumHub(asyncio.DatagramProtocol):
             self.dropped[WRONG_CHANNEL] += 1
             return
         try:
-            src = mac.decode(msg.frame).src
+            info: mac.MacFrame | None = mac.decode(msg.frame)
         except MalformedError:
-            src = None  # the medium counts it as garbled, if the sender is known
-        name = self._node_for(addr, src)
+            info = None  # the medium counts it as garbled, if the sender is known
+        name = self._node_for(addr, info.src if info is not None else None)
         if name is not None:
-            self.submit(name, msg.frame)
+            self.medium.submit(name, msg.frame, at, info)
 
     def error_received(self, exc: Exception) -> None:
         self.dropped["socket-error"] += 1  # a node went away; its frames will find no one
@@ -265,6 +332,8 @@ class MediumHub(asyncio.DatagramProtocol):
 
     def _pump(self) -> None:
         self._timer, self._timer_at = None, float("inf")
+        if self._paused:
+            self._drain()
         self._advance()
 
     def _advance(self) -> None:
@@ -272,6 +341,17 @@ class MediumHub(asyncio.DatagramProtocol):
             if type(event) is Delivery:
                 self._deliver(event)
         self._arm()
+        self._pace()
+
+    def _pace(self) -> None:
+        """Read the socket only while the channel is idle (see ``_drain``)."""
+        busy = self.medium.busy and self._timer is not None
+        if busy != self._paused and self.transport is not None:
+            # asyncio's selector transports implement the ReadTransport flow control.
+            toggle = getattr(self.transport, "pause_reading" if busy else "resume_reading", None)
+            if toggle is not None:
+                toggle()
+                self._paused = busy
 
     def _deliver(self, d: Delivery) -> None:
         local = self._local.get(d.dst)
@@ -279,7 +359,7 @@ class MediumHub(asyncio.DatagramProtocol):
             local(d.frame, d.time + self._t0, d.src)
             return
         endpoint = self.stations.endpoint(d.dst)
-        if endpoint is None or self.transport is None:
+        if endpoint is None or self._sock is None:
             return
         datagram = zep.encode_data(
             d.frame,
@@ -289,7 +369,14 @@ class MediumHub(asyncio.DatagramProtocol):
             timestamp=zep.ntp_timestamp(time.time()),
         )
         self._seq = (self._seq + 1) & 0xFFFFFFFF
-        self.transport.sendto(datagram, endpoint)
+        try:
+            self._sock.sendto(datagram, endpoint)
+        except (BlockingIOError, InterruptedError):
+            self.dropped["send-buffer-full"] += 1  # as a lossy channel would: not retried
+            return
+        except OSError:
+            self.dropped["socket-error"] += 1
+            return
         self.datagrams_sent += 1
 
     # ------------------------------------------------------------ live link changes

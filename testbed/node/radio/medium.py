@@ -99,6 +99,7 @@ class OnAir:
 
 
 MediumEvent = Delivery | TxStatus | OnAir
+_ACKS = [mac.encode_ack(seq) for seq in range(256)]  # every ACK frame there is, made once
 
 # Internal events are actions ordered by (time, insertion) in one heap; None only wakes the
 # scheduler (a retry becoming eligible while the channel is idle).
@@ -189,19 +190,27 @@ class Medium:
 
     # ------------------------------------------------------------ input
 
-    def submit(self, name: str, frame: bytes, at: float | None = None) -> str | None:
+    def submit(
+        self,
+        name: str,
+        frame: bytes,
+        at: float | None = None,
+        info: mac.MacFrame | None = None,
+    ) -> str | None:
         """Hand a frame (PSDU with FCS) from node ``name`` to the medium at time ``at`` (default:
         now; earlier times count as now). Returns None when accepted, ``"garbled"`` when the
         frame does not decode (counted per reason, never raised). Queue overflow shows up
-        later, as a failed ``TxStatus``."""
+        later, as a failed ``TxStatus``. ``info``: the frame's ``mac.decode``, when the caller
+        has it already (the hub decodes each frame once)."""
         node = self._nodes[name]
-        try:
-            info = mac.decode(frame)
-        except MalformedError as exc:
-            self.garbled[exc.reason] += 1
-            node.garbled[exc.reason] += 1
-            node.dropped[GARBLED] += 1
-            return GARBLED
+        if info is None:
+            try:
+                info = mac.decode(frame)
+            except MalformedError as exc:
+                self.garbled[exc.reason] += 1
+                node.garbled[exc.reason] += 1
+                node.dropped[GARBLED] += 1
+                return GARBLED
         t = self.now if at is None or at < self.now else at
         data = bytes(frame)
         self._schedule(t, lambda out: self._on_submit(name, data, info, out))
@@ -342,7 +351,7 @@ class Medium:
         acked = False
         if wants_ack and target is not None and heard:
             # The receiver's MAC answers after the turnaround; the ACK crosses the reverse link.
-            ack = mac.encode_ack(info.seq)
+            ack = _ACKS[info.seq]
             ack_start = end_data + TURNAROUND_S
             end = ack_start + ACK_AIRTIME_S
             target.acks_sent += 1
@@ -398,6 +407,11 @@ class Medium:
             self._make_ready(node, self.now)
 
     # ------------------------------------------------------------ observation
+
+    @property
+    def busy(self) -> bool:
+        """A transmission (and its ACK) holds the channel; its end is a scheduled event."""
+        return self._busy
 
     def queue_length(self, name: str) -> int:
         return len(self._nodes[name].queue)
