@@ -26,9 +26,9 @@ from rich.table import Table
 
 from testbed import bringup
 from testbed.cli.render import console
+from testbed.contracts.impairment import LINK_NAMES
 from testbed.links import options
 from testbed.links.control import Links
-from testbed.node.shaping.impairment import LINK_NAMES
 
 if TYPE_CHECKING:
     from testbed.backends.base import Backend

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from testbed.contracts.impairment import LINK_NAMES, Impairment, ImpairmentError
 from testbed.errors import TestbedError
-from testbed.node.shaping.impairment import LINK_NAMES, Impairment, ImpairmentError
 from testbed.topology import units
 
 PAN_PREFIX = "pan-"
@@ -67,12 +67,8 @@ _EXAMPLES = {
 
 
 def _probability(text: str) -> float:
-    """units.probability, also for bare fractions typed on a command line ("0.2")."""
-    try:
-        number = float(text)
-    except ValueError:
-        return units.probability(text)
-    return units.probability(number)
+    """"20%" or a fraction typed on a command line ("0.2"), as the topology takes it."""
+    return units.probability(text)
 
 
 def gilbert_elliott(text: str) -> dict[str, float]:

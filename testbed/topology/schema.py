@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from testbed.contracts import impairment
 from testbed.topology import units
 from testbed.topology.policy import PolicyRule, policy_problems
 
@@ -74,12 +75,16 @@ class Domain(Strict):
 
 
 class GilbertElliott(Strict):
-    """Two-state bursty loss: p = P(good->bad), r = P(bad->good), loss in each state."""
+    """Two-state bursty loss: p = P(good->bad), r = P(bad->good), loss in each state (the
+    model testbed.contracts.impairment defines for IP links and radio links alike)."""
 
     p: Probability
     r: Probability
     loss_good: Probability = 0.0
     loss_bad: Probability = 1.0
+
+    def model(self) -> impairment.GilbertElliott:
+        return impairment.GilbertElliott(self.p, self.r, self.loss_good, self.loss_bad)
 
 
 class Reassembly(Strict):
@@ -153,6 +158,20 @@ class IpLink(Strict):
         if self.jitter > 0 and self.delay == 0:
             raise ValueError("jitter needs a delay: set 'delay' as well")
         return self
+
+    def model(self) -> impairment.Impairment:
+        """The contract's netem model of this link; ImpairmentError names the parameter."""
+        ge = self.gilbert_elliott
+        return impairment.Impairment(
+            delay=self.delay,
+            jitter=self.jitter,
+            loss=self.loss,
+            gilbert_elliott=ge.model() if ge else None,
+            rate=self.rate,
+            duplicate=self.duplicate,
+            reorder=self.reorder,
+            corrupt=self.corrupt,
+        )
 
 
 class Links(Strict):

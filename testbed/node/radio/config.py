@@ -25,6 +25,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from testbed.contracts.impairment import GilbertElliott
 from testbed.node.radio.reassembly import ReassemblyLimits
 from testbed.node.radio.zep import ZEP_PORT
 
@@ -43,14 +44,6 @@ def short_from_ext(ext: bytes) -> bytes | None:
 
 
 @dataclass(frozen=True)
-class GilbertElliottSpec:
-    p: float
-    r: float
-    loss_good: float = 0.0
-    loss_bad: float = 1.0
-
-
-@dataclass(frozen=True)
 class RadioPanConfig:
     pan: str
     address: str  # this node's PAN address with prefix length, "fd..:10::ff:fe00:11/64"
@@ -63,7 +56,7 @@ class RadioPanConfig:
     reassembly_timeout: float = 60.0
     # The channel model: only the hub uses these.
     loss: float = 0.0
-    gilbert_elliott: GilbertElliottSpec | None = None
+    gilbert_elliott: GilbertElliott | None = None  # the shared model, as IP links use it
     max_frame_retries: int = 3
     seed: int = 0
     names: dict[str, str] = field(default_factory=dict)  # "0011" (short, hex) -> node name
@@ -138,7 +131,7 @@ class RadioPanConfig:
         ge = data.pop("gilbert_elliott", None)
         return cls(
             pan=pan,
-            gilbert_elliott=GilbertElliottSpec(**ge) if ge else None,
+            gilbert_elliott=GilbertElliott.from_dict(ge) if ge else None,
             **data,
         )
 

@@ -32,11 +32,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from testbed.contracts.impairment import GilbertElliott
 from testbed.node.radio import mac, zep
 from testbed.node.radio.admission import FOREIGN_SENDER, Endpoint, Stations
 from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.errors import MalformedError
-from testbed.node.radio.links import GilbertElliott, LinkConfig
+from testbed.node.radio.links import LinkConfig
 from testbed.node.radio.medium import Delivery, Medium, MediumConfig
 from testbed.node.radio.port import StationPort
 
@@ -139,10 +140,7 @@ class MediumHub(asyncio.DatagramProtocol):
 
     def __init__(self, config: RadioPanConfig) -> None:
         self.config = config
-        ge = config.gilbert_elliott
-        self.planned_link = link_config(
-            config.loss, GilbertElliott(ge.p, ge.r, ge.loss_good, ge.loss_bad) if ge else None
-        )
+        self.planned_link = link_config(config.loss, config.gilbert_elliott)
         self.medium = Medium(
             MediumConfig(
                 seed=config.seed,

@@ -78,7 +78,7 @@ def test_guests_stop_at_the_bound_and_tables_stay_bounded_under_random_sources()
     s = registry(guests=4)
     rng = random.Random(1)
     causes: dict[object, int] = {}
-    for i in range(20_000):
+    for _ in range(20_000):
         endpoint = (f"fd00::{rng.randrange(1 << 16):x}", rng.randrange(1, 65536))
         src = rng.randbytes(rng.choice((2, 8)))
         verdict = s.admit(endpoint, src)
