@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
 import socket
 import struct
 import time
@@ -48,7 +49,9 @@ MAX_NODES = 1024
 WRONG_CHANNEL = "wrong-channel"
 DRAIN = 64  # datagrams read per wake-up at most, so that timers still run under a flood
 READ_SIZE = 2048  # a ZEP datagram is at most 32 + 127 bytes
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux
+# Linux's SO_TIMESTAMPNS (asm-generic/socket.h; Python's socket module does not export it).
+# Other architectures number it differently: there the hub goes without kernel arrival times.
+_SO_TIMESTAMPNS = 35 if platform.machine() in {"x86_64", "i686", "aarch64", "riscv64"} else None
 _TIMESPEC = struct.Struct("@qq")
 _ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
 
@@ -179,8 +182,9 @@ class MediumHub(asyncio.DatagramProtocol):
         )[0]
         sock = socket.socket(family, kind, proto)
         try:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)  # arrival times
+            if _SO_TIMESTAMPNS is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)  # arrival times
             sock.bind(address)
             sock.setblocking(False)
             transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
