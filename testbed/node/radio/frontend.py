@@ -47,7 +47,7 @@ HELLO_INTERVAL = 5.0
 # bound (the plan sets the topology's guest_stations): a flood of fake endpoints stops here.
 MAX_NODES = 1024
 WRONG_CHANNEL = "wrong-channel"
-DRAIN = 64  # datagrams read per wake-up at most, so that timers still run under a flood
+DRAIN = 256  # datagrams read per wake-up at most, so that timers still run under a flood
 READ_SIZE = 2048  # a ZEP datagram is at most 32 + 127 bytes
 # Linux's SO_TIMESTAMPNS (asm-generic/socket.h; Python's socket module does not export it).
 # Other architectures number it differently: there the hub goes without kernel arrival times.
@@ -154,6 +154,7 @@ class MediumHub(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self._sock: socket.socket | None = None
         self._paused = False  # reading paused while the channel is busy
+        self._backlog = False  # the last read left datagrams waiting
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -248,10 +249,10 @@ class MediumHub(asyncio.DatagramProtocol):
         else is waiting, then the medium runs."""
         now = self.now()
         self._receive(data, addr, now)
-        self._drain(now)
+        self._backlog = self._drain(now)
         self._advance()
 
-    def _drain(self, floor: float = 0.0) -> None:
+    def _drain(self, floor: float = 0.0) -> bool:
         """Datagrams waiting in the socket (up to ``DRAIN``), each at its kernel arrival time.
 
         While the channel is busy the hub does not wake up for arriving datagrams (``_pace``):
@@ -259,10 +260,11 @@ class MediumHub(asyncio.DatagramProtocol):
         wakes the hub at that moment anyway. The datagrams are read then, and each is modelled
         at the time the kernel stamped on it (SO_TIMESTAMPNS), the medium having run up to that
         time first: the model is the same as if the hub had woken for each, at one wake-up per
-        frame instead of two."""
+        frame instead of two. True when more datagrams may be waiting (a flood): then the hub
+        reads on whatever the channel does, as fast as the event loop lets it."""
         sock, loop = self._sock, self._loop
         if sock is None or loop is None:
-            return
+            return False
         now = self.now()
         floor = max(floor, self.medium.now)  # the datagrams' order is kept, whatever the stamps
         offset = loop.time() - self._t0 - time.time()  # virtual time = wall clock + offset
@@ -270,10 +272,10 @@ class MediumHub(asyncio.DatagramProtocol):
             try:
                 data, ancillary, _, addr = sock.recvmsg(READ_SIZE, _ANCILLARY)
             except (BlockingIOError, InterruptedError):
-                return
+                return False
             except OSError:
                 self.dropped["socket-error"] += 1
-                return
+                return False
             at = now
             for level, kind, value in ancillary:
                 if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
@@ -284,6 +286,7 @@ class MediumHub(asyncio.DatagramProtocol):
                             self._deliver(event)
             floor = at
             self._receive(data, addr, at)
+        return True
 
     def _receive(self, data: bytes, addr: Endpoint, at: float) -> None:
         self.datagrams_received += 1
@@ -335,7 +338,7 @@ class MediumHub(asyncio.DatagramProtocol):
     def _pump(self) -> None:
         self._timer, self._timer_at = None, float("inf")
         if self._paused:
-            self._drain()
+            self._backlog = self._drain()
         self._advance()
 
     def _advance(self) -> None:
@@ -347,7 +350,7 @@ class MediumHub(asyncio.DatagramProtocol):
 
     def _pace(self) -> None:
         """Read the socket only while the channel is idle (see ``_drain``)."""
-        busy = self.medium.busy and self._timer is not None
+        busy = self.medium.busy and self._timer is not None and not self._backlog
         if busy != self._paused and self.transport is not None:
             # asyncio's selector transports implement the ReadTransport flow control.
             toggle = getattr(self.transport, "pause_reading" if busy else "resume_reading", None)
