@@ -67,7 +67,7 @@ _EXAMPLES = {
 
 
 def _probability(text: str) -> float:
-    """"20%" or a fraction typed on a command line ("0.2"), as the topology takes it."""
+    """A percentage ("20%") or a fraction typed on a command line ("0.2"), as a topology."""
     return units.probability(text)
 
 
