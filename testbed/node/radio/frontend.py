@@ -32,6 +32,7 @@ import struct
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from testbed.contracts.impairment import GilbertElliott
 from testbed.node.radio import mac, zep
@@ -138,6 +139,35 @@ def link_config(loss: float, burst: GilbertElliott | None = None) -> LinkConfig:
     return LinkConfig(delivery=1.0 - loss, burst=burst)
 
 
+class HubSocket:
+    """The hub's UDP socket on the event loop, read when the hub says so (``reading``)."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, readable: Callable[[], None]
+    ) -> None:
+        self._loop, self._sock, self._readable = loop, sock, readable
+        self._reading = False
+        self.reading(True)
+
+    def reading(self, on: bool) -> None:
+        if on and not self._reading:
+            self._loop.add_reader(self._sock.fileno(), self._readable)
+        elif not on and self._reading:
+            self._loop.remove_reader(self._sock.fileno())
+        self._reading = on
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """As asyncio's transports answer it: "sockname" and "socket"."""
+        if name == "sockname":
+            return self._sock.getsockname()
+        return self._sock if name == "socket" else default
+
+    def close(self) -> None:
+        if self._sock.fileno() >= 0:
+            self.reading(False)
+            self._sock.close()
+
+
 class MediumHub(asyncio.DatagramProtocol):
     """The medium of one PAN behind a UDP socket, on the event loop's clock."""
 
@@ -151,7 +181,7 @@ class MediumHub(asyncio.DatagramProtocol):
                 default_link=self.planned_link,
             )
         )
-        self.transport: asyncio.DatagramTransport | None = None
+        self.transport: HubSocket | None = None
         self._sock: socket.socket | None = None
         self._paused = False  # reading paused while the channel is busy
         self._backlog = False  # the last read left datagrams waiting
@@ -188,14 +218,15 @@ class MediumHub(asyncio.DatagramProtocol):
                     sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)  # arrival times
             sock.bind(address)
             sock.setblocking(False)
-            transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
         except BaseException:
             sock.close()
             raise
-        # The hub reads and writes its own socket (asyncio's transport adds a loop iteration
-        # per datagram read and checks per datagram sent that cost more than the medium's work).
+        # The hub reads and writes its own socket instead of through asyncio's datagram
+        # transport: that one reads one datagram per loop iteration and cannot pause reading
+        # (Python 3.11.2, the node image's), and its checks per datagram sent cost more than
+        # the medium's own work.
         self._sock = sock
-        self.transport = transport
+        self.transport = HubSocket(loop, sock, self._readable)
 
     def close(self) -> None:
         if self._timer is not None:
@@ -245,11 +276,14 @@ class MediumHub(asyncio.DatagramProtocol):
     # ------------------------------------------------------------ input
 
     def datagram_received(self, data: bytes, addr: Endpoint) -> None:
-        """The loop's read callback (the channel is idle): this datagram now, then whatever
-        else is waiting, then the medium runs."""
-        now = self.now()
-        self._receive(data, addr, now)
-        self._backlog = self._drain(now)
+        """One datagram from ``addr``, now (the socket's datagrams come through ``_readable``;
+        this entry serves callers that hand datagrams in directly, as benchmarks do)."""
+        self._receive(data, addr, self.now())
+        self._advance()
+
+    def _readable(self) -> None:
+        """The loop's read callback: whatever waits in the socket, then the medium runs."""
+        self._backlog = self._drain()
         self._advance()
 
     def _drain(self, floor: float = 0.0) -> bool:
@@ -352,11 +386,8 @@ class MediumHub(asyncio.DatagramProtocol):
         """Read the socket only while the channel is idle (see ``_drain``)."""
         busy = self.medium.busy and self._timer is not None and not self._backlog
         if busy != self._paused and self.transport is not None:
-            # asyncio's selector transports implement the ReadTransport flow control.
-            toggle = getattr(self.transport, "pause_reading" if busy else "resume_reading", None)
-            if toggle is not None:
-                toggle()
-                self._paused = busy
+            self.transport.reading(not busy)
+            self._paused = busy
 
     def _deliver(self, d: Delivery) -> None:
         local = self._local.get(d.dst)
