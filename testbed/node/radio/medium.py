@@ -225,12 +225,14 @@ class Medium:
         """Process everything up to and including ``until``; returns the events in time order."""
         out: list[MediumEvent] = []
         events = self._events
+        ready = self._ready
         while events and events[0][0] <= until:
             t, _, action = heapq.heappop(events)
             self.now = t
             if action is not None:
                 action(out)
-            self._try_start(out)
+            if ready and not self._busy:
+                self._try_start(out)
         self.now = max(self.now, until)
         return out
 
