@@ -209,8 +209,10 @@ def test_a_spoofing_flooding_guest_station_cannot_stop_commissioning(  # type: i
         assert {t: r["outcome"] for t, r in reports.items()} == dict.fromkeys(THINGS, "success")
         br = pan_state(radio, "br1")
         assert br["endpoints"]["lamp-01"] == f"[{lamp_carrier}]:17754"
-        # The router's buffers held at most the guest's own share of the flood.
-        assert br["station"]["reassembly"]["buffered_bytes"] <= 2 * 1280
+        # The router's buffers hold at most the guest's own share of its flood.
+        held = br["station"]["reassembly"]["held_by"]
+        assert 0 < held.get("ll-0a0b0c0d0e0f0001", 0) <= 2 * 1280, held
+        assert set(held) <= {"ll-0a0b0c0d0e0f0001", *THINGS}, held  # no invented source
         assert guest.reload() is None and guest.status == "running"  # attacking all along
 
         def counted() -> dict[str, float] | None:

@@ -161,6 +161,10 @@ class Reassembler:
             "reassembled": self.reassembled,
             "open_datagrams": len(self._open),
             "buffered_bytes": self._buffered,
+            # who holds the buffer: the sending station, or a claimed address (hex)
+            "held_by": {
+                k if isinstance(k, str) else k.hex(): v for k, v in self._sender_bytes.items()
+            },
             "dropped_packets": dict(self.dropped_packets),
             "dropped_fragments": dict(self.dropped_fragments),
             "garbled": dict(self.garbled),

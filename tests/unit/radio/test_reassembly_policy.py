@@ -50,6 +50,7 @@ def test_five_invented_sources_of_one_station_cannot_fill_the_buffer() -> None:
     r = Reassembler()  # per-station, 2 x 1280 per station, 8 x 1280 in all
     flood(r, "guest", 5)
     assert r.snapshot()["open_datagrams"] == 1  # the station's budget holds one of them
+    assert r.snapshot()["held_by"] == {"guest": 2047}
     assert r.dropped_fragments["buffer-full"] == 0  # each replaced the station's own oldest
     assert r.dropped_packets["evicted"] == 4
     got = deliver(r, A_SHORT, "lamp-01", 1280, 100, 1.0)
@@ -98,6 +99,7 @@ def test_without_a_sender_the_claimed_source_is_charged() -> None:
     r = Reassembler()
     flood(r, None, 5)
     assert r.snapshot()["open_datagrams"] == 5
+    assert r.snapshot()["held_by"] == {f"ee{i:02x}": 2047 for i in range(5)}
 
 
 @pytest.mark.parametrize(
