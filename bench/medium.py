@@ -24,7 +24,9 @@ For each N (default 2, 10, 50, 200):
   full. The per-core figure is the hub process's CPU time over the window (time.process_time
   in the hub, read at both ends; user and system time) per data frame carried: frames/CPU-s.
   A carried frame costs the hub one datagram in and two out (the frame to its receiver, the ACK
-  to its sender) and three or four event loop wake-ups. At these rates the hub sleeps between
+  to its sender) and, while frames contend, one event loop wake-up (the hub reads arriving
+  datagrams when the channel frees, modelled at their kernel arrival times; frontend.py
+  ``MediumHub._drain``). At these rates the hub sleeps between
   events, so the figure is the cost per frame at the channel's pace, wake-ups included; a core
   kept busy may do better per frame (the broadcast column shows what one datagram costs when
   many go out back to back; ``--size 30`` triples the unicast frame rate).

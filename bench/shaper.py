@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from testbed.node.shaping.impairment import Impairment  # noqa: E402
+from testbed.contracts.impairment import Impairment  # noqa: E402
 from testbed.node.shaping.runner import run  # noqa: E402
 from testbed.node.shaping.userspace import UserspaceLink  # noqa: E402
 from tests.vm import initramfs, measure  # noqa: E402

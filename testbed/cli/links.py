@@ -27,9 +27,9 @@ from rich.table import Table
 from testbed import bringup, usecases
 from testbed.cli import context
 from testbed.cli.render import console
+from testbed.contracts.impairment import LINK_NAMES
 from testbed.links import options
 from testbed.links.control import Links
-from testbed.node.shaping.impairment import LINK_NAMES
 
 if TYPE_CHECKING:
     from testbed.backends.base import Backend

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from testbed.contracts.impairment import LINK_NAMES, Impairment, ImpairmentError
 from testbed.errors import LinkOptionError as LinkOptionError  # re-exported
-from testbed.node.shaping.impairment import LINK_NAMES, Impairment, ImpairmentError
 from testbed.topology import units
 
 PAN_PREFIX = "pan-"
@@ -63,12 +63,8 @@ _EXAMPLES = {
 
 
 def _probability(text: str) -> float:
-    """units.probability, also for bare fractions typed on a command line ("0.2")."""
-    try:
-        number = float(text)
-    except ValueError:
-        return units.probability(text)
-    return units.probability(number)
+    """A percentage ("20%") or a fraction typed on a command line ("0.2"), as a topology."""
+    return units.probability(text)
 
 
 def gilbert_elliott(text: str) -> dict[str, float]:

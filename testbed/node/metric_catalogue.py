@@ -596,7 +596,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "testbed_radio_datagrams_refused",
         "counter",
         "ZEP datagrams the PAN's medium refused, by cause (garbled-*, wrong-channel, "
-        "too-many-nodes, foreign-sender, no-endpoint).",
+        "too-many-nodes, foreign-sender, station-hijack, no-endpoint).",
         ("pan", "cause"),
         roles=("border_router",),
         component="radio",

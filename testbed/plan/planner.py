@@ -17,11 +17,11 @@ import hashlib
 import ipaddress
 import re
 
+from testbed.contracts import impairment as shaping
 from testbed.errors import PlanError
 from testbed.node import energy
 from testbed.node.config import Attr, Interface, NodeConfig, Role, Route
-from testbed.node.radio.config import GilbertElliottSpec, RadioPanConfig
-from testbed.node.shaping import impairment as shaping
+from testbed.node.radio.config import RadioPanConfig
 from testbed.plan import addressing
 from testbed.plan import policy as cross_domain
 from testbed.plan.labels import NETWORK, RUN, NodeLabels
@@ -206,9 +206,18 @@ class _Builder:
                 channel=pan.channel,
                 pan_id=pan.pan_id,
                 reassembly_timeout=pan.reassembly_timeout,
+                reassembly_policy=pan.reassembly.policy,
+                reassembly_buffer=pan.reassembly.buffer_bytes,
+                reassembly_per_sender=pan.reassembly.per_sender_bytes,
             )
             if hub:
                 config = _with_channel_model(config, pan, names)
+                config = dataclasses.replace(
+                    config,
+                    carriers={
+                        n: self.carrier_of(n, network) for n in names.values() if n != node
+                    },
+                )
             out[config.key] = config.to_attribute()
         return out
 
@@ -444,7 +453,7 @@ def _with_channel_model(config: RadioPanConfig, pan: Pan, names: dict[str, str])
     return dataclasses.replace(
         config,
         loss=pan.loss,
-        gilbert_elliott=GilbertElliottSpec(ge.p, ge.r, ge.loss_good, ge.loss_bad) if ge else None,
+        gilbert_elliott=ge.model() if ge else None,
         max_frame_retries=pan.mac_max_frame_retries,
         seed=pan.seed,
         names=names,
@@ -469,20 +478,8 @@ def link_attributes(topology: Topology) -> dict[str, str]:
 
 
 def ip_impairment(link: IpLink, where: str) -> shaping.Impairment:
-    ge = link.gilbert_elliott
     try:
-        return shaping.Impairment(
-            delay=link.delay,
-            jitter=link.jitter,
-            loss=link.loss,
-            gilbert_elliott=shaping.GilbertElliott(ge.p, ge.r, ge.loss_good, ge.loss_bad)
-            if ge
-            else None,
-            rate=link.rate,
-            duplicate=link.duplicate,
-            reorder=link.reorder,
-            corrupt=link.corrupt,
-        )
+        return link.model()
     except shaping.ImpairmentError as exc:
         raise PlanError(
             f"{where}.{exc.option}: {exc.reason}", f"fix {where} in the topology file"

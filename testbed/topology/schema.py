@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from testbed.contracts import impairment
 from testbed.node.thing.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 from testbed.topology import units
 from testbed.topology.policy import PolicyRule, policy_problems
@@ -113,12 +114,40 @@ class Domain(Strict):
 
 
 class GilbertElliott(Strict):
-    """Two-state bursty loss: p = P(good->bad), r = P(bad->good), loss in each state."""
+    """Two-state bursty loss: p = P(good->bad), r = P(bad->good), loss in each state (the
+    model testbed.contracts.impairment defines for IP links and radio links alike)."""
 
     p: Probability
     r: Probability
     loss_good: Probability = 0.0
     loss_bad: Probability = 1.0
+
+    def model(self) -> impairment.GilbertElliott:
+        return impairment.GilbertElliott(self.p, self.r, self.loss_good, self.loss_bad)
+
+
+class Reassembly(Strict):
+    """The border router's 6LoWPAN reassembly buffers on a radio PAN (RFC 4944 Section 5.3).
+
+    per-station (default): each datagram is charged to the station that sent it (its carrier
+    endpoint, not the source address it claims); when the buffer is full, the oldest datagram of
+    the station holding the most makes way, so a first-fragment flood cannot lock the other
+    stations out. shared: the defence off, as unhardened stacks behave: charged to the claimed
+    source address, first come first served."""
+
+    policy: Literal["per-station", "shared"] = "per-station"
+    buffer_bytes: int = Field(
+        default=8 * 1280, ge=1280, le=1 << 20, description="all open datagrams"
+    )
+    per_sender_bytes: int = Field(
+        default=2 * 1280, ge=1280, le=1 << 20, description="open datagrams of one sender"
+    )
+
+    @model_validator(mode="after")
+    def _sender_within_buffer(self) -> Reassembly:
+        if self.per_sender_bytes > self.buffer_bytes:
+            raise ValueError("per_sender_bytes must not exceed buffer_bytes")
+        return self
 
 
 class Pan(Strict):
@@ -134,7 +163,10 @@ class Pan(Strict):
     loss: Probability = Field(0.0, description="frame loss probability per directed link")
     gilbert_elliott: GilbertElliott | None = None
     mac_max_frame_retries: int = Field(3, ge=0, le=7)
-    reassembly_timeout: Duration = Field(60.0, le=60.0, description="RFC 4944: at most 60 s")
+    reassembly_timeout: Duration = Field(
+        60.0, gt=0.0, le=60.0, description="RFC 4944: at most 60 s"
+    )
+    reassembly: Reassembly = Reassembly()
     seed: int = 1
     # Stations the medium admits beyond the planned ones (RIOT `native` nodes started with -z
     # pointed at it); the planned ones are always admitted. Link state grows with the square of
@@ -165,6 +197,20 @@ class IpLink(Strict):
         if self.jitter > 0 and self.delay == 0:
             raise ValueError("jitter needs a delay: set 'delay' as well")
         return self
+
+    def model(self) -> impairment.Impairment:
+        """The contract's netem model of this link; ImpairmentError names the parameter."""
+        ge = self.gilbert_elliott
+        return impairment.Impairment(
+            delay=self.delay,
+            jitter=self.jitter,
+            loss=self.loss,
+            gilbert_elliott=ge.model() if ge else None,
+            rate=self.rate,
+            duplicate=self.duplicate,
+            reorder=self.reorder,
+            corrupt=self.corrupt,
+        )
 
 
 class Links(Strict):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from testbed.contracts import impairment
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s)\s*$")
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit)\s*$", re.IGNORECASE)
 _DURATION_SCALE = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -15,30 +17,12 @@ _RATE_SCALE = {"bit": 1, "kbit": 1_000, "mbit": 1_000_000, "gbit": 1_000_000_000
 
 
 def probability(value: object) -> float:
-    """A probability given as "20%" or as a fraction 0.2; bare numbers above 1 are ambiguous."""
-    if isinstance(value, bool):
-        raise ValueError("expected a percentage like '20%' or a fraction like 0.2")
-    if isinstance(value, str):
-        text = value.strip()
-        if not text.endswith("%"):
-            raise ValueError(
-                f"expected a percentage like '20%' or a fraction like 0.2, got {value!r}"
-            )
-        try:
-            number = float(text[:-1]) / 100.0
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a percentage like '20%'") from exc
-    elif isinstance(value, int | float):
-        number = float(value)
-        if number > 1.0:
-            raise ValueError(
-                f"{value} is more than 1: write a percentage as '{value}%' or a fraction <= 1"
-            )
-    else:
-        raise ValueError("expected a percentage like '20%' or a fraction like 0.2")
-    if not 0.0 <= number <= 1.0:
-        raise ValueError(f"{value!r} is outside 0%..100%")
-    return number
+    """A probability given as "20%" or as a fraction 0.2; bare numbers above 1 are ambiguous.
+    The parser the nodes use too (testbed.contracts.impairment.probability)."""
+    try:
+        return impairment.probability(value)
+    except impairment.ImpairmentError as exc:
+        raise ValueError(exc.reason) from None
 
 
 def duration(value: object) -> float:

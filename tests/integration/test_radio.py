@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -153,3 +155,74 @@ def test_full_loss_stops_the_pan_and_reset_restores_it(radio: DockerBackend) -> 
 
     # CoAP exchanges that were retransmitting under 100% loss delay the first success a little.
     wait_for(read_ok, 90, "a read through the restored PAN", interval=1)
+
+
+def refused(backend: DockerBackend) -> dict[str, float]:
+    m = metrics(backend, RUN, "br1", "testbed_radio_datagrams_refused_total")
+    return {k.split('cause="')[1].split('"')[0]: v for k, v in m.items() if "cause=" in k}
+
+
+def test_a_spoofing_flooding_guest_station_cannot_stop_commissioning(  # type: ignore[no-untyped-def]
+    radio: DockerBackend, docker_client, node_image
+) -> None:
+    """A real container on the PAN's carrier network plays a hostile guest station
+    (tests/integration/guest_station.py): it claims lamp-01's EUI-64 by HELLO, sends frames as
+    lamp-01, and floods the router with first fragments of 2,047-byte datagrams from invented
+    sources. Every thing still commissions again under the attack; the spoofed datagrams are
+    refused and counted by cause; lamp-01 stays bound to its own carrier endpoint."""
+    carrier = next(
+        n
+        for n in docker_client.networks.list(filters={"label": [f"testbed.run={RUN}"]})
+        if n.name.endswith("pan-floor1")
+    )
+    hub = next(s for s in radio.status(RUN) if s.node == "br1").addresses["pan-floor1"]
+    lamp_carrier = next(s for s in radio.status(RUN) if s.node == "lamp-01").addresses["pan-floor1"]
+    router_short = pan_state(radio, "br1")["short"].removeprefix("0x")
+    victim_short = pan_state(radio, "lamp-01")["short"].removeprefix("0x")
+    script = (Path(__file__).parent / "guest_station.py").read_text()
+    before = refused(radio)
+    guest = docker_client.containers.run(
+        node_image,
+        entrypoint=[
+            "python3",
+            "-c",
+            script,
+            hub,
+            router_short,
+            victim_short,
+            "240",
+            "15",
+            "0xabcd",
+        ],
+        network=carrier.name,
+        name=f"radio-guest-{uuid.uuid4().hex[:8]}",
+        labels={"testbed.test": "radio-guest"},
+        detach=True,
+    )
+    try:
+        wait_for(
+            lambda: "ll-0a0b0c0d0e0f0001" in pan_state(radio, "br1")["endpoints"],
+            30,
+            "the guest station to join the medium",
+        )
+        reports = rebootstrap_all(radio)
+        assert {t: r["outcome"] for t, r in reports.items()} == dict.fromkeys(THINGS, "success")
+        br = pan_state(radio, "br1")
+        assert br["endpoints"]["lamp-01"] == f"[{lamp_carrier}]:17754"
+        # The router's buffers hold at most the guest's own share of its flood.
+        held = br["station"]["reassembly"]["held_by"]
+        assert 0 < held.get("ll-0a0b0c0d0e0f0001", 0) <= 2 * 1280, held
+        assert set(held) <= {"ll-0a0b0c0d0e0f0001", *THINGS}, held  # no invented source
+        assert guest.reload() is None and guest.status == "running"  # attacking all along
+
+        def counted() -> dict[str, float] | None:
+            now = refused(radio)
+            grown = {
+                c: now.get(c, 0) - before.get(c, 0) for c in ("foreign-sender", "station-hijack")
+            }
+            return grown if all(v > 0 for v in grown.values()) else None
+
+        grown = wait_for(counted, 30, "the refusals in testbed_radio_datagrams_refused_total")
+        assert grown["foreign-sender"] > 100, grown
+    finally:
+        guest.remove(force=True)

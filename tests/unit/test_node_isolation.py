@@ -19,8 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "testbed" / "node"
 FORBIDDEN = frozenset({"docker", "ansible_runner", "typer", "rich", "pydantic", "yaml"})
 # Host-side halves of the package (they import the libraries above).
-# Besides the node package: the stdlib-only modules testbed.pki needs (it runs in both places).
-ALLOWED_TESTBED = ("testbed.node", "testbed.atomic", "testbed.errors", "testbed.pki")
+# Besides the node package: the stdlib-only modules testbed.pki needs (it runs in both places),
+# and the host/node contracts (testbed.contracts: standard library only, checked below).
+ALLOWED_TESTBED = (
+    "testbed.node",
+    "testbed.atomic",
+    "testbed.errors",
+    "testbed.pki",
+    "testbed.contracts",
+)
 
 
 def node_modules() -> list[Path]:
@@ -100,3 +107,17 @@ def test_the_checker_catches_offenders(tmp_path: Path) -> None:
     )
     names = [n for _, n in imported_names(bad)]
     assert {"yaml", "docker.errors", "testbed.plan", "rich.console"} <= set(names)
+
+
+def test_the_contracts_import_only_the_standard_library() -> None:
+    """testbed.contracts runs on both sides: nothing but the standard library and itself."""
+    paths = sorted((ROOT / "testbed" / "contracts").rglob("*.py"))
+    assert paths
+    for path in paths:
+        for lineno, name in imported_names(path):
+            top = name.split(".")[0]
+            assert (
+                top in sys.stdlib_module_names
+                or name.startswith("testbed.contracts")
+                or (top == "__future__")
+            ), f"{path.relative_to(ROOT)} line {lineno} imports {name}"

@@ -22,7 +22,7 @@ import re
 import statistics
 from dataclasses import dataclass
 
-from testbed.node.shaping.impairment import Impairment
+from testbed.contracts.impairment import Impairment
 
 Z999 = 3.291  # two-sided 99.9% normal quantile
 _REPLY = re.compile(r"seq=(\d+) .*time=([\d.]+) ms")

@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 
-from testbed.node.shaping.impairment import Impairment
+from testbed.contracts.impairment import Impairment
 from testbed.node.shaping.runner import run
 from testbed.node.shaping.userspace import UserspaceLink
 

@@ -27,8 +27,8 @@ import time
 import pytest
 
 from testbed import rundir
+from testbed.contracts.impairment import Impairment
 from testbed.node.shaping import netem
-from testbed.node.shaping.impairment import Impairment
 from testbed.node.shaping.runner import Recorder
 from tests.vm import initramfs, kernel, measure
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.node.shaping.impairment import Impairment
+from testbed.contracts.impairment import Impairment
 from tests.vm import initramfs, measure
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,13 +26,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 
+from testbed.contracts import impairment
 from testbed.node.config import NodeConfig
 from testbed.node.errors import ActionError, ConfigError
 from testbed.node.logs import EventLog
 from testbed.node.radio.bootstrap import RadioMetered
 from testbed.node.radio.config import TUN_PREFIX, RadioPanConfig, radio_pans
 from testbed.node.radio.frontend import MediumHub, ZepClient, link_config
-from testbed.node.radio.links import GilbertElliott
 from testbed.node.radio.metrics import (
     PUBLISH_INTERVAL,
     NodeSample,
@@ -118,7 +118,7 @@ class _Pan:
             ]
         assert self.hub is not None
         out = []
-        nodes: dict[str, dict[str, Any]] = self.hub.medium.snapshot()["nodes"]  # type: ignore[assignment]
+        nodes: dict[str, dict[str, Any]] = self.hub.medium.snapshot(links=False)["nodes"]  # type: ignore[assignment]
         for name, n in nodes.items():
             dropped = dict(n["dropped"])
             mine = name == self.node
@@ -302,13 +302,17 @@ class RadioAttachment:
             if not isinstance(ge, dict):
                 raise ActionError("gilbert_elliott must be an object", '{"p": 0.1, "r": 0.5}')
             try:
-                burst = GilbertElliott(
+                burst = impairment.GilbertElliott(
                     **{k: probability(v, k) for k, v in ge.items()}  # p, r, loss_good, loss_bad
                 )
             except (TypeError, ValueError) as exc:
                 raise ActionError(f"gilbert_elliott: {exc}") from None
         try:
-            pan.hub.set_links(link_config(loss, burst), params.get("src"), params.get("dst"))
+            config = link_config(loss, burst)
+        except ValueError as exc:
+            raise ActionError(f"gilbert_elliott: {exc}") from None
+        try:
+            pan.hub.set_links(config, params.get("src"), params.get("dst"))
         except KeyError as exc:
             raise ActionError(
                 f"no node {exc.args[0]!r} on PAN {pan.config.pan}",
@@ -331,12 +335,8 @@ class RadioAttachment:
 
 
 def probability(value: Any, name: str) -> float:
-    """0.1, "0.1" or "10%" -> 0.1; ActionError outside [0, 1]."""
+    """0.1, "0.1" or "10%" -> 0.1 (the contract's parser, as the host's); ActionError else."""
     try:
-        text = str(value).strip()
-        p = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise ActionError(f'{name} must be a probability, e.g. 0.1 or "10%"') from None
-    if not 0.0 <= p <= 1.0:
-        raise ActionError(f"{name} must lie between 0 and 1 (0% and 100%)")
-    return p
+        return impairment.probability(value, name)
+    except impairment.ImpairmentError as exc:
+        raise ActionError(f'{exc}; e.g. 0.1 or "10%"') from None

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from testbed.contracts.impairment import GilbertElliott
+from testbed.node.radio.reassembly import ReassemblyLimits
 from testbed.node.radio.zep import ZEP_PORT
 
 ATTRIBUTE_PREFIX = "radio-"
@@ -43,14 +45,6 @@ def short_from_ext(ext: bytes) -> bytes | None:
 
 
 @dataclass(frozen=True)
-class GilbertElliottSpec:
-    p: float
-    r: float
-    loss_good: float = 0.0
-    loss_bad: float = 1.0
-
-
-@dataclass(frozen=True)
 class RadioPanConfig:
     pan: str
     address: str  # this node's PAN address with prefix length, "fd..:10::ff:fe00:11/64"
@@ -63,12 +57,18 @@ class RadioPanConfig:
     reassembly_timeout: float = 60.0
     # The channel model: only the hub uses these.
     loss: float = 0.0
-    gilbert_elliott: GilbertElliottSpec | None = None
+    gilbert_elliott: GilbertElliott | None = None  # the shared model, as IP links use it
     max_frame_retries: int = 3
     seed: int = 0
     names: dict[str, str] = field(default_factory=dict)  # "0011" (short, hex) -> node name
     # Unplanned stations the hub admits (RIOT native nodes); None: its built-in bound.
     guest_stations: int | None = None
+    # node name -> its planned carrier address: the only endpoint that may speak for it.
+    carriers: dict[str, str] = field(default_factory=dict)
+    # The reassembly buffers of this node's station (reassembly.ReassemblyLimits).
+    reassembly_policy: str = "per-station"
+    reassembly_buffer: int = 8 * 1280
+    reassembly_per_sender: int = 2 * 1280
 
     def __post_init__(self) -> None:
         iface = ipaddress.IPv6Interface(self.address)
@@ -76,6 +76,18 @@ class RadioPanConfig:
             raise ValueError(f"radio PAN {self.pan}: the PAN prefix must be a /64")
         if not 0 <= self.short <= 0xFFFD:
             raise ValueError(f"radio PAN {self.pan}: short address {self.short:#x} out of range")
+        try:
+            self.reassembly_limits()
+        except ValueError as exc:
+            raise ValueError(f"radio PAN {self.pan}: {exc}") from None
+
+    def reassembly_limits(self) -> ReassemblyLimits:
+        return ReassemblyLimits(
+            timeout=self.reassembly_timeout,
+            per_sender_bytes=self.reassembly_per_sender,
+            total_bytes=self.reassembly_buffer,
+            policy=self.reassembly_policy,
+        )
 
     @property
     def key(self) -> str:
@@ -107,6 +119,9 @@ class RadioPanConfig:
             data.pop("names")
         if self.guest_stations is None:
             data.pop("guest_stations")
+        for name, default in _OPTIONAL.items():
+            if data[name] == default:
+                data.pop(name)  # compact, and what older nodes read
         if self.gilbert_elliott is None:
             data.pop("gilbert_elliott")
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
@@ -117,9 +132,17 @@ class RadioPanConfig:
         ge = data.pop("gilbert_elliott", None)
         return cls(
             pan=pan,
-            gilbert_elliott=GilbertElliottSpec(**ge) if ge else None,
+            gilbert_elliott=GilbertElliott.from_dict(ge) if ge else None,
             **data,
         )
+
+
+_OPTIONAL: dict[str, object] = {
+    "carriers": {},
+    "reassembly_policy": "per-station",
+    "reassembly_buffer": 8 * 1280,
+    "reassembly_per_sender": 2 * 1280,
+}
 
 
 def pan_address(attributes: Mapping[str, str], network: str) -> str | None:

@@ -16,22 +16,30 @@ medium runs up to now and its deliveries go out at once (the loop's timer resolu
 millisecond, delays them slightly in wall time; virtual times stay exact, so airtime and queueing
 are modelled exactly and only the real-time rendering jitters). Nodes become known from their
 HELLO or first frame, named by the plan's short address -> name table where it knows them (the
-border router's own stations are attached in process). Garbled input is counted by reason and
+border router's own stations are attached in process); the station registry (admission.py)
+binds each to its carrier endpoint and registered addresses and refuses the rest (counted by
+cause: foreign-sender, station-hijack, too-many-nodes). Garbled input is counted by reason and
 dropped; nothing raised by a datagram ends the hub.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import platform
+import socket
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from testbed.contracts.impairment import GilbertElliott
 from testbed.node.radio import mac, zep
-from testbed.node.radio.config import RadioPanConfig, short_from_ext
+from testbed.node.radio.admission import FOREIGN_SENDER, Endpoint, Stations
+from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.errors import MalformedError
-from testbed.node.radio.links import GilbertElliott, LinkConfig
+from testbed.node.radio.links import LinkConfig
 from testbed.node.radio.medium import Delivery, Medium, MediumConfig
 from testbed.node.radio.port import StationPort
 
@@ -40,11 +48,13 @@ HELLO_INTERVAL = 5.0
 # bound (the plan sets the topology's guest_stations): a flood of fake endpoints stops here.
 MAX_NODES = 1024
 WRONG_CHANNEL = "wrong-channel"
-FOREIGN_SENDER = "foreign-sender"
-TOO_MANY_NODES = "too-many-nodes"
-NO_ENDPOINT = "no-endpoint"
-
-Endpoint = tuple[Any, ...]  # (host, port[, flowinfo, scope]) as asyncio reports it
+DRAIN = 256  # datagrams read per wake-up at most, so that timers still run under a flood
+READ_SIZE = 2048  # a ZEP datagram is at most 32 + 127 bytes
+# Linux's SO_TIMESTAMPNS (asm-generic/socket.h; Python's socket module does not export it).
+# Other architectures number it differently: there the hub goes without kernel arrival times.
+_SO_TIMESTAMPNS = 35 if platform.machine() in {"x86_64", "i686", "aarch64", "riscv64"} else None
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 def _host(endpoint: Endpoint) -> str:
@@ -129,15 +139,41 @@ def link_config(loss: float, burst: GilbertElliott | None = None) -> LinkConfig:
     return LinkConfig(delivery=1.0 - loss, burst=burst)
 
 
+class HubSocket:
+    """The hub's UDP socket on the event loop, read when the hub says so (``reading``)."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, readable: Callable[[], None]
+    ) -> None:
+        self._loop, self._sock, self._readable = loop, sock, readable
+        self._reading = False
+        self.reading(True)
+
+    def reading(self, on: bool) -> None:
+        if on and not self._reading:
+            self._loop.add_reader(self._sock.fileno(), self._readable)
+        elif not on and self._reading:
+            self._loop.remove_reader(self._sock.fileno())
+        self._reading = on
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """As asyncio's transports answer it: "sockname" and "socket"."""
+        if name == "sockname":
+            return self._sock.getsockname()
+        return self._sock if name == "socket" else default
+
+    def close(self) -> None:
+        if self._sock.fileno() >= 0:
+            self.reading(False)
+            self._sock.close()
+
+
 class MediumHub(asyncio.DatagramProtocol):
     """The medium of one PAN behind a UDP socket, on the event loop's clock."""
 
     def __init__(self, config: RadioPanConfig) -> None:
         self.config = config
-        ge = config.gilbert_elliott
-        self.planned_link = link_config(
-            config.loss, GilbertElliott(ge.p, ge.r, ge.loss_good, ge.loss_bad) if ge else None
-        )
+        self.planned_link = link_config(config.loss, config.gilbert_elliott)
         self.medium = Medium(
             MediumConfig(
                 seed=config.seed,
@@ -145,17 +181,21 @@ class MediumHub(asyncio.DatagramProtocol):
                 default_link=self.planned_link,
             )
         )
-        self.transport: asyncio.DatagramTransport | None = None
+        self.transport: HubSocket | None = None
+        self._sock: socket.socket | None = None
+        self._paused = False  # reading paused while the channel is busy
+        self._backlog = False  # the last read left datagrams waiting
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
-        self._endpoint_of: dict[str, Endpoint] = {}
-        self._name_at: dict[Endpoint, str] = {}
+        self.stations = Stations(
+            {bytes.fromhex(short): name for short, name in config.names.items()},
+            MAX_NODES if config.guest_stations is None else config.guest_stations,
+            {name: (host, config.port) for name, host in config.carriers.items()},
+        )
         self._index: dict[str, int] = {}
-        self._local: dict[str, Callable[[bytes, float], None]] = {}
-        self._planned = set(config.names.values())
-        self._guests = 0
+        self._local: dict[str, Callable[[bytes, float, str], None]] = {}
         self._seq = 0
         self.datagrams_received = 0
         self.datagrams_sent = 0
@@ -167,18 +207,35 @@ class MediumHub(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._t0 = loop.time()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: self, local_addr=bind or (self.config.medium, self.config.port)
-        )
-        self.transport = transport
+        host, port = bind or (self.config.medium, self.config.port)
+        family, kind, proto, _, address = (
+            await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            if _SO_TIMESTAMPNS is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)  # arrival times
+            sock.bind(address)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        # The hub reads and writes its own socket instead of through asyncio's datagram
+        # transport: that one reads one datagram per loop iteration and cannot pause reading
+        # (Python 3.11.2, the node image's), and its checks per datagram sent cost more than
+        # the medium's own work.
+        self._sock = sock
+        self.transport = HubSocket(loop, sock, self._readable)
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self.transport is not None:
-            self.transport.close()
+            self.transport.close()  # closes the socket too
             self.transport = None
+        self._sock = None
 
     def now(self) -> float:
         """The medium's virtual time for the loop's current time."""
@@ -188,55 +245,84 @@ class MediumHub(asyncio.DatagramProtocol):
     # ------------------------------------------------------------ nodes
 
     def attach_local(
-        self, name: str, lladdrs: tuple[bytes, ...], receive: Callable[[bytes, float], None]
+        self, name: str, lladdrs: tuple[bytes, ...], receive: Callable[[bytes, float, str], None]
     ) -> Callable[[bytes], None]:
-        """A station in this process (the border router's); returns its transmit function."""
+        """A station in this process (the border router's); returns its transmit function.
+        ``receive(frame, time, sender)`` learns which station sent each frame."""
         self.medium.attach(name, *lladdrs)
+        self.stations.add_local(name, lladdrs)
         self._local[name] = receive
         self._index[name] = len(self._index)
         return lambda frame: self.submit(name, frame)
 
-    def _guest_bound(self) -> int:
-        bound = self.config.guest_stations
-        return MAX_NODES if bound is None else bound
-
-    def _node_for(self, endpoint: Endpoint, lladdr: bytes | None) -> str | None:
-        """The medium node behind ``endpoint``, attached on first sight; None if refused."""
-        name = self._name_at.get(endpoint)
-        if name is None:
-            if lladdr is None:
-                self.dropped[NO_ENDPOINT] += 1
-                return None
-            short = lladdr if len(lladdr) == 2 else short_from_ext(lladdr)
-            name = (self.config.name_of(short) if short else None) or f"ll-{lladdr.hex()}"
-            if name in self._local:
-                self.dropped[FOREIGN_SENDER] += 1  # someone claims the router's address
-                return None
-            if name in self._endpoint_of:
-                # The node came back from another endpoint (restart): follow it.
-                del self._name_at[self._endpoint_of[name]]
-            elif name not in self._planned and self._guests >= self._guest_bound():
-                # Planned stations are always admitted (they are few, and a flood of guests
-                # must not lock them out); guests only up to the bound.
-                self.dropped[TOO_MANY_NODES] += 1
-                return None
-            else:
-                self.medium.attach(name)
-                self._index[name] = len(self._index)
-                if name not in self._planned:
-                    self._guests += 1
-            self._endpoint_of[name] = endpoint
-            self._name_at[endpoint] = name
-        if lladdr is not None and self.medium.owner(lladdr) is None:
-            self.medium.learn(name, lladdr)
-            short = short_from_ext(lladdr)
-            if short is not None and self.medium.owner(short) is None:
-                self.medium.learn(name, short)
+    def _node_for(
+        self, endpoint: Endpoint, lladdr: bytes | None, hello: bool = False
+    ) -> str | None:
+        """The medium node behind ``endpoint`` (attached on first sight), None if refused: the
+        station registry (admission.py) binds stations to endpoints and addresses."""
+        verdict = self.stations.admit(endpoint, lladdr, hello)
+        if isinstance(verdict, str):
+            self.dropped[verdict] += 1
+            return None
+        name = verdict.name
+        if verdict.new:
+            self.medium.attach(name)
+            self._index[name] = len(self._index)
+        for addr in verdict.learn:
+            if self.medium.owner(addr) != name:
+                self.medium.learn(name, addr)
         return name
 
     # ------------------------------------------------------------ input
 
     def datagram_received(self, data: bytes, addr: Endpoint) -> None:
+        """One datagram from ``addr``, now (the socket's datagrams come through ``_readable``;
+        this entry serves callers that hand datagrams in directly, as benchmarks do)."""
+        self._receive(data, addr, self.now())
+        self._advance()
+
+    def _readable(self) -> None:
+        """The loop's read callback: whatever waits in the socket, then the medium runs."""
+        self._backlog = self._drain()
+        self._advance()
+
+    def _drain(self, floor: float = 0.0) -> bool:
+        """Datagrams waiting in the socket (up to ``DRAIN``), each at its kernel arrival time.
+
+        While the channel is busy the hub does not wake up for arriving datagrams (``_pace``):
+        a frame arriving then could not start before the channel frees, and the medium's timer
+        wakes the hub at that moment anyway. The datagrams are read then, and each is modelled
+        at the time the kernel stamped on it (SO_TIMESTAMPNS), the medium having run up to that
+        time first: the model is the same as if the hub had woken for each, at one wake-up per
+        frame instead of two. True when more datagrams may be waiting (a flood): then the hub
+        reads on whatever the channel does, as fast as the event loop lets it."""
+        sock, loop = self._sock, self._loop
+        if sock is None or loop is None:
+            return False
+        now = self.now()
+        floor = max(floor, self.medium.now)  # the datagrams' order is kept, whatever the stamps
+        offset = loop.time() - self._t0 - time.time()  # virtual time = wall clock + offset
+        for _ in range(DRAIN):
+            try:
+                data, ancillary, _, addr = sock.recvmsg(READ_SIZE, _ANCILLARY)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                self.dropped["socket-error"] += 1
+                return False
+            at = now
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = _TIMESPEC.unpack_from(value)
+                    at = min(now, max(floor, sec + nsec * 1e-9 + offset))
+                    for event in self.medium.run(at):
+                        if type(event) is Delivery:
+                            self._deliver(event)
+            floor = at
+            self._receive(data, addr, at)
+        return True
+
+    def _receive(self, data: bytes, addr: Endpoint, at: float) -> None:
         self.datagrams_received += 1
         try:
             msg = zep.decode(data)
@@ -244,7 +330,7 @@ class MediumHub(asyncio.DatagramProtocol):
             self.dropped[f"garbled-{exc.reason}"] += 1
             return
         if isinstance(msg, zep.ZepHello):
-            self._node_for(addr, msg.ext_addr)
+            self._node_for(addr, msg.ext_addr, hello=True)
             return
         if not isinstance(msg, zep.ZepData):
             return
@@ -252,19 +338,22 @@ class MediumHub(asyncio.DatagramProtocol):
             self.dropped[WRONG_CHANNEL] += 1
             return
         try:
-            src = mac.decode(msg.frame).src
+            info: mac.MacFrame | None = mac.decode(msg.frame)
         except MalformedError:
-            src = None  # the medium counts it as garbled, if the sender is known
-        name = self._node_for(addr, src)
+            info = None  # the medium counts it as garbled, if the sender is known
+        name = self._node_for(addr, info.src if info is not None else None)
         if name is not None:
-            self.submit(name, msg.frame)
+            self.medium.submit(name, msg.frame, at, info)
 
     def error_received(self, exc: Exception) -> None:
         self.dropped["socket-error"] += 1  # a node went away; its frames will find no one
 
     def submit(self, name: str, frame: bytes) -> None:
+        # Run the medium up to now at once: the frame starts on the air in this call when the
+        # channel is free, instead of one more trip through the event loop (a zero-delay timer
+        # cost as much CPU as the rest of the frame's handling).
         self.medium.submit(name, frame, self.now())
-        self._arm()
+        self._advance()
 
     # ------------------------------------------------------------ clock
 
@@ -282,19 +371,31 @@ class MediumHub(asyncio.DatagramProtocol):
 
     def _pump(self) -> None:
         self._timer, self._timer_at = None, float("inf")
-        now = self.now()
-        for event in self.medium.run(now):
-            if isinstance(event, Delivery):
+        if self._paused:
+            self._backlog = self._drain()
+        self._advance()
+
+    def _advance(self) -> None:
+        for event in self.medium.run(self.now()):
+            if type(event) is Delivery:
                 self._deliver(event)
         self._arm()
+        self._pace()
+
+    def _pace(self) -> None:
+        """Read the socket only while the channel is idle (see ``_drain``)."""
+        busy = self.medium.busy and self._timer is not None and not self._backlog
+        if busy != self._paused and self.transport is not None:
+            self.transport.reading(not busy)
+            self._paused = busy
 
     def _deliver(self, d: Delivery) -> None:
         local = self._local.get(d.dst)
         if local is not None:
-            local(d.frame, d.time + self._t0)
+            local(d.frame, d.time + self._t0, d.src)
             return
-        endpoint = self._endpoint_of.get(d.dst)
-        if endpoint is None or self.transport is None:
+        endpoint = self.stations.endpoint(d.dst)
+        if endpoint is None or self._sock is None:
             return
         datagram = zep.encode_data(
             d.frame,
@@ -304,7 +405,14 @@ class MediumHub(asyncio.DatagramProtocol):
             timestamp=zep.ntp_timestamp(time.time()),
         )
         self._seq = (self._seq + 1) & 0xFFFFFFFF
-        self.transport.sendto(datagram, endpoint)
+        try:
+            self._sock.sendto(datagram, endpoint)
+        except (BlockingIOError, InterruptedError):
+            self.dropped["send-buffer-full"] += 1  # as a lossy channel would: not retried
+            return
+        except OSError:
+            self.dropped["socket-error"] += 1
+            return
         self.datagrams_sent += 1
 
     # ------------------------------------------------------------ live link changes
@@ -331,4 +439,4 @@ class MediumHub(asyncio.DatagramProtocol):
         ]
 
     def endpoints(self) -> dict[str, str]:
-        return {name: f"[{_host(ep)}]:{ep[1]}" for name, ep in self._endpoint_of.items()}
+        return {name: f"[{_host(ep)}]:{ep[1]}" for name, ep in self.stations.endpoints().items()}

@@ -25,6 +25,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from testbed.contracts.impairment import GilbertElliott
+
+__all__ = ["GilbertElliott", "LinkConfig", "LinkState", "LinkTable", "SplitMix64", "link_seed"]
+
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 _TO_UNIT = 1.0 / (1 << 53)
@@ -49,37 +53,18 @@ class SplitMix64:
 
 
 @dataclass(frozen=True)
-class GilbertElliott:
-    p: float  # P(Good -> Bad) after a frame
-    r: float  # P(Bad -> Good) after a frame
-    loss_good: float = 0.0
-    loss_bad: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("p", "r", "loss_good", "loss_bad"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"Gilbert-Elliott {name} must be a probability")
-        if self.p + self.r == 0.0:
-            raise ValueError("Gilbert-Elliott needs p + r > 0 (otherwise it never mixes)")
-
-    @property
-    def stationary_bad(self) -> float:
-        return self.p / (self.p + self.r)
-
-    @property
-    def stationary_loss(self) -> float:
-        bad = self.stationary_bad
-        return (1.0 - bad) * self.loss_good + bad * self.loss_bad
-
-
-@dataclass(frozen=True)
 class LinkConfig:
+    """A directed radio link: independent delivery probability, and optionally the shared
+    Gilbert-Elliott model (testbed.contracts.impairment) drawn per frame."""
+
     delivery: float = 1.0
     burst: GilbertElliott | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.delivery <= 1.0:
             raise ValueError("delivery must be a probability")
+        if self.burst is not None and self.burst.p + self.burst.r == 0.0:
+            raise ValueError("Gilbert-Elliott needs p + r > 0 (otherwise it never mixes)")
 
     @property
     def expected_loss(self) -> float:

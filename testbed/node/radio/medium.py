@@ -99,6 +99,7 @@ class OnAir:
 
 
 MediumEvent = Delivery | TxStatus | OnAir
+_ACKS = [mac.encode_ack(seq) for seq in range(256)]  # every ACK frame there is, made once
 
 # Internal events are actions ordered by (time, insertion) in one heap; None only wakes the
 # scheduler (a retry becoming eligible while the channel is idle).
@@ -189,19 +190,27 @@ class Medium:
 
     # ------------------------------------------------------------ input
 
-    def submit(self, name: str, frame: bytes, at: float | None = None) -> str | None:
+    def submit(
+        self,
+        name: str,
+        frame: bytes,
+        at: float | None = None,
+        info: mac.MacFrame | None = None,
+    ) -> str | None:
         """Hand a frame (PSDU with FCS) from node ``name`` to the medium at time ``at`` (default:
         now; earlier times count as now). Returns None when accepted, ``"garbled"`` when the
         frame does not decode (counted per reason, never raised). Queue overflow shows up
-        later, as a failed ``TxStatus``."""
+        later, as a failed ``TxStatus``. ``info``: the frame's ``mac.decode``, when the caller
+        has it already (the hub decodes each frame once)."""
         node = self._nodes[name]
-        try:
-            info = mac.decode(frame)
-        except MalformedError as exc:
-            self.garbled[exc.reason] += 1
-            node.garbled[exc.reason] += 1
-            node.dropped[GARBLED] += 1
-            return GARBLED
+        if info is None:
+            try:
+                info = mac.decode(frame)
+            except MalformedError as exc:
+                self.garbled[exc.reason] += 1
+                node.garbled[exc.reason] += 1
+                node.dropped[GARBLED] += 1
+                return GARBLED
         t = self.now if at is None or at < self.now else at
         data = bytes(frame)
         self._schedule(t, lambda out: self._on_submit(name, data, info, out))
@@ -216,12 +225,14 @@ class Medium:
         """Process everything up to and including ``until``; returns the events in time order."""
         out: list[MediumEvent] = []
         events = self._events
+        ready = self._ready
         while events and events[0][0] <= until:
             t, _, action = heapq.heappop(events)
             self.now = t
             if action is not None:
                 action(out)
-            self._try_start(out)
+            if ready and not self._busy:
+                self._try_start(out)
         self.now = max(self.now, until)
         return out
 
@@ -254,10 +265,16 @@ class Medium:
             return
         node.submitted += 1
         src = info.src
-        if src is not None and src != BROADCAST and src not in self._owner:
+        if (
+            src is not None
+            and src != BROADCAST
+            and src not in self._owner
+            and all(len(a) != len(src) for a in node.addresses)
+        ):
             # A RIOT node announces only its EUI-64 (HELLO); its short address becomes known
             # from its frames. First come, first served: a frame cannot take over an address
-            # another node owns (that would silently cut the owner off).
+            # another node owns (that would silently cut the owner off), and a node learns at
+            # most one address of each length (invented sources cannot grow the table).
             self.learn(name, src)
         if len(node.queue) >= self.config.queue_limit:
             node.dropped[QUEUE_FULL] += 1
@@ -336,7 +353,7 @@ class Medium:
         acked = False
         if wants_ack and target is not None and heard:
             # The receiver's MAC answers after the turnaround; the ACK crosses the reverse link.
-            ack = mac.encode_ack(info.seq)
+            ack = _ACKS[info.seq]
             ack_start = end_data + TURNAROUND_S
             end = ack_start + ACK_AIRTIME_S
             target.acks_sent += 1
@@ -393,11 +410,18 @@ class Medium:
 
     # ------------------------------------------------------------ observation
 
+    @property
+    def busy(self) -> bool:
+        """A transmission (and its ACK) holds the channel; its end is a scheduled event."""
+        return self._busy
+
     def queue_length(self, name: str) -> int:
         return len(self._nodes[name].queue)
 
-    def snapshot(self) -> dict[str, object]:
-        """Plain nested dicts (str keys, numbers) for metrics and reports."""
+    def snapshot(self, links: bool = True) -> dict[str, object]:
+        """Plain nested dicts (str keys, numbers) for metrics and reports. ``links=False``
+        leaves out the per-link counters: the periodic metrics need only the nodes, and links
+        grow with the square of the nodes."""
         nodes: dict[str, object] = {}
         for n in self._nodes.values():
             nodes[n.name] = {
@@ -416,8 +440,7 @@ class Medium:
                 "dropped": dict(n.dropped),
                 "garbled": dict(n.garbled),
             }
-        links = {f"{src}->{dst}": s.snapshot() for (src, dst), s in self.links.states().items()}
-        return {
+        out: dict[str, object] = {
             "time_s": self.now,
             "channel": {
                 "busy_s": self.busy_s,
@@ -427,5 +450,9 @@ class Medium:
             },
             "garbled": dict(self.garbled),
             "nodes": nodes,
-            "links": links,
         }
+        if links:
+            out["links"] = {
+                f"{src}->{dst}": s.snapshot() for (src, dst), s in self.links.states().items()
+            }
+        return out

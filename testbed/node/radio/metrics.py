@@ -15,7 +15,8 @@
     testbed_radio_channel_busy_seconds_total{pan}        (router)
     testbed_radio_link_loss_ratio{pan}                   configured default frame loss (router)
     testbed_radio_datagrams_refused_total{pan,cause}     ZEP the medium refused (router):
-                                                          garbled-*, too-many-nodes, ...
+                                                          station-hijack, foreign-sender,
+                                                          too-many-nodes, garbled-*, ...
     testbed_radio_bootstrap_frames{direction}            histogram per bootstrap attempt (thing)
 
 The router exports every node of its medium (the medium's view: what really crossed the

@@ -25,7 +25,6 @@ from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.errors import EncodeError
 from testbed.node.radio.iphc import IPV6_HEADER, Context
 from testbed.node.radio.phy import airtime
-from testbed.node.radio.reassembly import ReassemblyLimits
 from testbed.node.radio.station import Station, StationConfig
 
 ICMPV6 = 58
@@ -70,7 +69,7 @@ class StationPort:
                 short_addr=config.short_addr,
                 pan_id=config.pan_id,
                 contexts={0: Context(config.prefix.network_address.packed)},
-                reassembly=ReassemblyLimits(timeout=config.reassembly_timeout),
+                reassembly=config.reassembly_limits(),
                 seed=config.short,
             )
         )
@@ -111,8 +110,10 @@ class StationPort:
             self._transmit(frame)
         return len(frames)
 
-    def receive_frame(self, frame: bytes, now: float) -> None:
-        packet = self.station.receive(frame, now)
+    def receive_frame(self, frame: bytes, now: float, sender: str | None = None) -> None:
+        """One frame from the medium; ``sender`` names the station that sent it, where the
+        medium knows it (the router's station, in the hub's process)."""
+        packet = self.station.receive(frame, now, sender)
         if packet is not None:
             self.packets_delivered += 1
             self._deliver(packet)

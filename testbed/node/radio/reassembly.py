@@ -1,9 +1,19 @@
 """6LoWPAN receive side: unfragmented IPHC/IPv6 payloads and RFC 4944 reassembly.
 
-Bounded on purpose, because reassembly buffers are a classic DoS target on constrained links:
+Bounded on purpose, because reassembly buffers are a classic DoS target on constrained links
+(RFC 4944 Section 5.3; Hummen et al. 2013, "6LoWPAN fragmentation attacks"):
 - a datagram's buffer (its full ``datagram_size``, reserved at its first fragment, as embedded
-  stacks allocate it) counts against its sender's budget and the total budget; a fragment that
-  would open a datagram beyond either is dropped as ``buffer-full``;
+  stacks allocate it) counts against its sender's budget and the total budget. Who the sender
+  is, and what happens when the total is full, is the policy (``ReassemblyLimits.policy``):
+  - ``per-station`` (default): the sender is the station the medium says sent the frame (its
+    carrier endpoint), not the frame's claimed source address, which any station can write. A
+    sender over its own budget gives up its own oldest datagram; when the total is full, the
+    oldest datagram of a sender holding at least as much as the newcomer would hold after it is
+    evicted (``evicted``), so a flood from a few stations cannot lock the others out; otherwise
+    the fragment is dropped as ``buffer-full``.
+  - ``shared``: the unhardened behaviour, for experiments that measure an attack without the
+    defence: the budget is charged to the claimed source address, first come first served, and
+    a fragment that would open a datagram beyond either budget is dropped as ``buffer-full``;
 - a datagram not complete ``timeout`` seconds after its first fragment is dropped as
   ``reassembly-timeout`` (RFC 4944, Section 5.3: at most 60 s, our default);
 - a fragment overlapping an earlier one with a different offset or size discards what was
@@ -33,11 +43,17 @@ from testbed.node.radio.iphc import (
 
 TIMEOUT = "reassembly-timeout"
 BUFFER_FULL = "buffer-full"
+EVICTED = "evicted"
+PER_STATION = "per-station"
+SHARED = "shared"
+POLICIES = (PER_STATION, SHARED)
+MAX_DATAGRAM = 2047  # the 11-bit datagram_size
 OVERLAP = "overlap"
 DUPLICATE = "duplicate"
 GARBLED = "garbled"
 
 _Key = tuple[bytes, bytes, int, int]
+Sender = bytes | str  # a claimed link-layer source, or the name of the sending station
 
 
 @dataclass(frozen=True)
@@ -45,11 +61,23 @@ class ReassemblyLimits:
     timeout: float = 60.0
     per_sender_bytes: int = 2 * 1280
     total_bytes: int = 8 * 1280
+    policy: str = PER_STATION
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"reassembly policy {self.policy!r}: one of {', '.join(POLICIES)}")
+        if not 0 < self.timeout <= 60:
+            raise ValueError("reassembly timeout must lie in (0, 60] s (RFC 4944)")
+        if not 1280 <= self.per_sender_bytes <= self.total_bytes <= 1 << 20:
+            raise ValueError(
+                "reassembly buffers: 1280 <= per-sender bytes <= total bytes <= 1 MiB "
+                "(IPv6 needs 1280-byte packets)"
+            )
 
 
 @dataclass(slots=True)
 class _Datagram:
-    sender: bytes
+    sender: Sender
     size: int
     deadline: float
     buffer: bytearray
@@ -73,7 +101,7 @@ class Reassembler:
         self.contexts = contexts
         # Insertion order is deadline order: the timeout is the same for every datagram.
         self._open: dict[_Key, _Datagram] = {}
-        self._sender_bytes: Counter[bytes] = Counter()
+        self._sender_bytes: Counter[Sender] = Counter()
         self._buffered = 0
         self.packets = 0  # complete packets handed up
         self.reassembled = 0  # of which came in fragments
@@ -84,13 +112,21 @@ class Reassembler:
     # ------------------------------------------------------------ public
 
     def receive(
-        self, payload: bytes, src: bytes | None, dst: bytes | None, now: float
+        self,
+        payload: bytes,
+        src: bytes | None,
+        dst: bytes | None,
+        now: float,
+        sender: str | None = None,
     ) -> bytes | None:
         """Feed one frame's 6LoWPAN payload. Returns a complete IPv6 packet or None. Never
-        raises on bad input: it is counted instead."""
+        raises on bad input: it is counted instead. ``sender`` names the sending station where
+        the caller knows it (the per-station policy charges it instead of ``src``)."""
         self.expire(now)
+        src = src or b""
+        charge: Sender = sender if sender is not None and self.limits.policy == PER_STATION else src
         try:
-            packet = self._receive(payload, src or b"", dst or b"", now)
+            packet = self._receive(payload, src, dst or b"", now, charge)
         except MalformedError as exc:
             self.dropped_fragments[GARBLED] += 1
             self.garbled[exc.reason] += 1
@@ -125,6 +161,10 @@ class Reassembler:
             "reassembled": self.reassembled,
             "open_datagrams": len(self._open),
             "buffered_bytes": self._buffered,
+            # who holds the buffer: the sending station, or a claimed address (hex)
+            "held_by": {
+                k if isinstance(k, str) else k.hex(): v for k, v in self._sender_bytes.items()
+            },
             "dropped_packets": dict(self.dropped_packets),
             "dropped_fragments": dict(self.dropped_fragments),
             "garbled": dict(self.garbled),
@@ -132,7 +172,9 @@ class Reassembler:
 
     # ------------------------------------------------------------ internals
 
-    def _receive(self, payload: bytes, src: bytes, dst: bytes, now: float) -> bytes | None:
+    def _receive(
+        self, payload: bytes, src: bytes, dst: bytes, now: float, charge: Sender
+    ) -> bytes | None:
         if not payload:
             raise MalformedError("empty", "frame without payload")
         d = payload[0]
@@ -151,7 +193,7 @@ class Reassembler:
                 elided = dec.udp_checksum_elided
             else:
                 raise MalformedError("bad-dispatch", f"0x{inner[0]:02x} in FRAG1")
-            return self._fragment(src, dst, size, tag, 0, data, elided, now)
+            return self._fragment(src, dst, size, tag, 0, data, elided, now, charge)
         if d >> 3 == FRAGN_DISPATCH:
             if len(payload) < FRAGN_LEN + 1:
                 raise MalformedError("truncated", "FRAGN header or empty fragment")
@@ -160,7 +202,9 @@ class Reassembler:
             offset = payload[4] * 8
             if offset == 0:
                 raise MalformedError("bad-offset", "FRAGN at offset 0")
-            return self._fragment(src, dst, size, tag, offset, payload[FRAGN_LEN:], False, now)
+            return self._fragment(
+                src, dst, size, tag, offset, payload[FRAGN_LEN:], False, now, charge
+            )
         if d == DISPATCH_IPV6:
             return _ipv6(payload[1:])
         if d >> 5 == 0b011:
@@ -181,6 +225,7 @@ class Reassembler:
         data: bytes,
         elided: bool,
         now: float,
+        charge: Sender,
     ) -> bytes | None:
         if size < IPV6_HEADER:
             raise MalformedError("bad-size", f"datagram_size {size}")
@@ -199,16 +244,12 @@ class Reassembler:
                     dg = None
                     break
         if dg is None:
-            limits = self.limits
-            if (
-                self._sender_bytes[src] + size > limits.per_sender_bytes
-                or self._buffered + size > limits.total_bytes
-            ):
+            if not self._make_room(charge, size):
                 self.dropped_fragments[BUFFER_FULL] += 1
                 return None
-            dg = _Datagram(src, size, now + limits.timeout, bytearray(size))
+            dg = _Datagram(charge, size, now + self.limits.timeout, bytearray(size))
             self._open[key] = dg
-            self._sender_bytes[src] += size
+            self._sender_bytes[charge] += size
             self._buffered += size
         dg.buffer[offset:end] = data
         dg.spans.append((offset, end))
@@ -222,6 +263,39 @@ class Reassembler:
         if dg.checksum_elided:
             fill_udp_checksum(dg.buffer)
         return bytes(dg.buffer)
+
+    def _make_room(self, sender: Sender, size: int) -> bool:
+        """Can ``sender`` open a datagram of ``size`` bytes (evicting what the policy lets it)?"""
+        limits = self.limits
+        if limits.policy == SHARED:
+            return (
+                self._sender_bytes[sender] + size <= limits.per_sender_bytes
+                and self._buffered + size <= limits.total_bytes
+            )
+        if size > limits.per_sender_bytes:
+            return False
+        while self._sender_bytes[sender] + size > limits.per_sender_bytes:
+            self._evict_oldest(sender)  # its own stale datagram makes way for its new one
+        while self._buffered + size > limits.total_bytes:
+            wanted = self._sender_bytes[sender] + size
+            # Only from a sender that would still hold at least as much as this one: nobody
+            # is pushed below a newcomer's share. Ties go to the oldest datagram.
+            victim = next(
+                (
+                    dg.sender
+                    for dg in self._open.values()
+                    if self._sender_bytes[dg.sender] >= wanted and dg.sender != sender
+                ),
+                None,
+            )
+            if victim is None:
+                return False
+            self._evict_oldest(victim)
+        return True
+
+    def _evict_oldest(self, sender: Sender) -> None:
+        key = next(k for k, dg in self._open.items() if dg.sender == sender)
+        self._discard(key, EVICTED)
 
     def _release(self, key: _Key) -> _Datagram:
         dg = self._open.pop(key)

@@ -99,8 +99,12 @@ class Station:
         self.fragments_per_packet[len(frames)] += 1
         return frames
 
-    def receive(self, frame: bytes | bytearray | memoryview, now: float) -> bytes | None:
-        """One received PSDU. Returns a complete IPv6 packet when this frame completed one."""
+    def receive(
+        self, frame: bytes | bytearray | memoryview, now: float, sender: str | None = None
+    ) -> bytes | None:
+        """One received PSDU. Returns a complete IPv6 packet when this frame completed one.
+        ``sender``: the station the medium says sent it (reassembly budgets are charged to it
+        rather than to the frame's claimed source, where it is given)."""
         try:
             f = mac.decode(frame)
         except MalformedError as exc:
@@ -129,7 +133,7 @@ class Station:
             self._last_seq.move_to_end(f.src)
             if len(self._last_seq) > _SEEN_SOURCES:
                 self._last_seq.popitem(last=False)
-        return self.reassembler.receive(f.payload, f.src, f.dst, now)
+        return self.reassembler.receive(f.payload, f.src, f.dst, now, sender)
 
     def expire(self, now: float) -> int:
         return self.reassembler.expire(now)

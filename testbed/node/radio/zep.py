@@ -27,10 +27,10 @@ sends one datagram of a 32-byte data-shaped header with type 255, all fields zer
 reserved = "HELLO" (zero-padded) and length = 8, followed by its 8-byte extended address (most
 significant byte first). It carries no frame: RIOT's dispatcher uses it to learn which UDP
 endpoint owns which EUI-64 before the node has sent anything, so that frames addressed to the
-node reach it. We implement exactly that: decode it, and ``ZepPeers`` learns endpoints from
-HELLOs and from the source addresses of data frames. Nothing is sent back (RIOT expects no
-reply). Wireshark shows a HELLO as a data packet of reserved type with an 8-byte payload, so
-captures should leave HELLOs out.
+node reach it. We implement exactly that: decode it, and the hub's station registry
+(admission.py) binds the endpoint to the address, within its rules. Nothing is sent back (RIOT
+expects no reply). Wireshark shows a HELLO as a data packet of reserved type with an 8-byte
+payload, so captures should leave HELLOs out.
 
 RIOT fills the timestamp fraction with an approximation (usec * 10^6 / 232, truncated to 32
 bits first); receivers ignore it, and we write the exact NTP fraction.
@@ -39,9 +39,7 @@ bits first); receivers ignore it, and we write the exact NTP fraction.
 from __future__ import annotations
 
 import struct
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from testbed.node.radio.errors import EncodeError, MalformedError
 from testbed.node.radio.phy import MAX_PSDU
@@ -156,35 +154,3 @@ def decode(datagram: bytes | bytearray | memoryview) -> ZepMessage:
             raise MalformedError("bad-length", "HELLO must carry 8 bytes")
         return ZepHello(data[HEADER_LEN:])
     return ZepData(data[HEADER_LEN:], channel, device, bool(mode), lqi, ts, seq)
-
-
-E = TypeVar("E")
-
-
-class ZepPeers(Generic[E]):
-    """Which UDP endpoint (any hashable, e.g. (host, port)) owns which link-layer address, as
-    learned from HELLOs and from the source addresses of data frames. Bounded: the oldest
-    address is forgotten first, so spoofed sources cannot grow it."""
-
-    def __init__(self, limit: int = 4096) -> None:
-        self.limit = limit
-        self._owner: OrderedDict[bytes, E] = OrderedDict()
-
-    def learn(self, endpoint: E, lladdr: bytes) -> bool:
-        """Record that ``endpoint`` uses ``lladdr``; True when that is news."""
-        old = self._owner.get(lladdr)
-        self._owner[lladdr] = endpoint
-        self._owner.move_to_end(lladdr)
-        if len(self._owner) > self.limit:
-            self._owner.popitem(last=False)
-        return old != endpoint
-
-    def lookup(self, lladdr: bytes) -> E | None:
-        return self._owner.get(lladdr)
-
-    def endpoints(self) -> list[E]:
-        return list(dict.fromkeys(self._owner.values()))
-
-    def forget(self, endpoint: E) -> None:
-        for addr in [a for a, e in self._owner.items() if e == endpoint]:
-            del self._owner[addr]

@@ -23,6 +23,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from testbed.contracts.impairment import (
+    Impairment,
+    ImpairmentError,
+    LinkSpec,
+    link_specs,
+)
 from testbed.node import metric_catalogue as catalogue
 from testbed.node.config import NodeConfig
 from testbed.node.errors import ActionError, ConfigError, NetSetupError
@@ -30,12 +36,6 @@ from testbed.node.logs import EventLog
 from testbed.node.radio.attach import RadioAttachment
 from testbed.node.shaping import netem, userspace
 from testbed.node.shaping.aircapture import AirCapture
-from testbed.node.shaping.impairment import (
-    Impairment,
-    ImpairmentError,
-    LinkSpec,
-    link_specs,
-)
 from testbed.node.shaping.model import ACTIONS, DROPPED, SHAPED
 from testbed.node.shaping.runner import Runner, run
 

@@ -22,7 +22,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from testbed.node.shaping.impairment import Impairment
+from testbed.contracts.impairment import Impairment
 
 ETHERNET_HEADER = 14  # netem on an Ethernet device counts it in the packet's size
 IPV6_HEADER = 40

@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from testbed.node.shaping.impairment import Impairment
+from testbed.contracts.impairment import Impairment
 from testbed.node.shaping.runner import Result, Runner
 
 IMPLEMENTATION = "netem"

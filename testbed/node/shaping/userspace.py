@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from testbed.node.shaping.impairment import Impairment
+from testbed.contracts.impairment import Impairment
 from testbed.node.shaping.model import LinkModel, flip_bit
 from testbed.node.shaping.runner import Runner
 

@@ -54,6 +54,10 @@ def test_a_radio_pan_gets_a_carrier_network_and_keeps_its_prefix(plan) -> None: 
         assert mine.router == str(br.ip)
         assert {r.via for r in config.routes} == {str(br.ip)}
         assert br.names[f"{mine.short:04x}"] == name
+        # The medium binds each planned station to its planned carrier address.
+        assert br.carriers[name] == config.address("pan-floor1") and not mine.carriers
+    assert "br1" not in br.carriers  # the router's station lives in the hub's process
+    assert br.reassembly_policy == "per-station" and br.reassembly_limits().total_bytes == 10240
     assert br.loss == 0.0 and br.seed == 7 and br.channel == 15 and br.pan_id == 0xABCD
     # The hub admits the default 16 guests beyond the planned stations; things carry no bound.
     assert br.guest_stations == 16
@@ -86,6 +90,34 @@ def test_attribute_round_trip_and_address_convention() -> None:
         RadioPanConfig(pan="p", address="fd00::1/48", short=1, medium="::1")
     with pytest.raises(ValueError):
         radio_pans({"radio-p": "{not json"})
+    shared = dataclasses.replace(
+        config, reassembly_policy="shared", reassembly_buffer=4096, carriers={"a": "fd00::5"}
+    )
+    assert RadioPanConfig.from_attribute("p", shared.to_attribute()) == shared
+    assert "reassembly_policy" not in config.to_attribute()  # defaults stay out
+    with pytest.raises(ValueError, match="reassembly policy"):
+        dataclasses.replace(config, reassembly_policy="fifo")
+
+
+def test_the_reassembly_switch_reaches_the_router(tmp_path: Path) -> None:
+    text = (
+        (ROOT / "topologies" / "radio.yaml")
+        .read_text()
+        .replace(
+            "    seed: 7\n",
+            "    seed: 7\n    reassembly: {policy: shared, buffer_bytes: 6000}\n",
+        )
+    )
+    path = tmp_path / "shared.yaml"
+    path.write_text(text)
+    plan = make_plan(load_topology(path), "radio-unit")
+    br = radio_pans(plan.node("br1").config.attributes)[0]
+    limits = br.reassembly_limits()
+    assert (limits.policy, limits.total_bytes, limits.per_sender_bytes) == ("shared", 6000, 2560)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("buffer_bytes: 6000", "buffer_bytes: 2000"))
+    with pytest.raises(Exception, match="per_sender_bytes"):
+        load_topology(bad)
 
 
 def node_config(role: str, attributes: dict[str, str]) -> NodeConfig:

@@ -161,7 +161,8 @@ def test_timeout_drops_incomplete_datagram() -> None:
 
 
 def test_per_sender_and_total_buffer_limits() -> None:
-    r = Reassembler(ReassemblyLimits(per_sender_bytes=1280, total_bytes=2000))
+    """The shared policy (first come, first served, charged to the claimed source)."""
+    r = Reassembler(ReassemblyLimits(per_sender_bytes=1280, total_bytes=2000, policy="shared"))
     a1 = frag_payloads(600, 1)
     a2 = frag_payloads(600, 2)
     a3 = frag_payloads(600, 3)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from testbed.node.radio import zep
+from testbed.node.radio import mac, zep
 from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.frontend import MediumHub, ZepClient, link_config
 from testbed.node.radio.port import StationPort
@@ -71,9 +71,9 @@ class Pan:
         return self.got[name]
 
 
-async def make_pan(**hub_kw: object) -> Pan:
+async def make_pan(bind: str = "::1", **hub_kw: object) -> Pan:
     hub = MediumHub(cfg(ROUTER, **hub_kw))
-    await hub.open(("::1", 0))
+    await hub.open((bind, 0))
     assert hub.transport is not None
     port = hub.transport.get_extra_info("sockname")[1]
     got: dict[str, list[bytes]] = {"br": [], "a": [], "b": []}
@@ -98,9 +98,9 @@ async def make_pan(**hub_kw: object) -> Pan:
     return pan
 
 
-def run(body: Callable[[Pan], Awaitable[None]], **hub_kw: object) -> None:
+def run(body: Callable[[Pan], Awaitable[None]], bind: str = "::1", **hub_kw: object) -> None:
     async def main() -> None:
-        pan = await make_pan(**hub_kw)
+        pan = await make_pan(bind, **hub_kw)
         try:
             await body(pan)
         finally:
@@ -282,3 +282,70 @@ def test_guests_beyond_the_bound_are_refused_and_planned_stations_still_join() -
         assert pan.hub.dropped["too-many-nodes"] == 4
 
     run(body, guest_stations=2)
+
+
+class Recorder(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[object, ...]) -> None:
+        self.got.append(data)
+
+
+async def stranger(host: str = "::1") -> tuple[asyncio.DatagramTransport, Recorder]:
+    """A UDP endpoint on the carrier network that is no planned station."""
+    return await asyncio.get_running_loop().create_datagram_endpoint(Recorder, local_addr=(host, 0))
+
+
+def test_a_hello_claiming_a_planned_station_from_another_host_is_refused() -> None:
+    """Anyone on the carrier network can send a HELLO with b's EUI-64; it must not take b over
+    (before, b's frames went to the claimant until b's next HELLO)."""
+
+    async def body(pan: Pan) -> None:
+        assert pan.hub.transport is not None
+        hub_port = pan.hub.transport.get_extra_info("sockname")[1]
+        thief, heard = await stranger("127.0.0.1")  # another host than b's ::1
+        b_ext = pan.clients["b"].config.ext_addr
+        thief.sendto(zep.encode_hello(b_ext), ("127.0.0.1", hub_port))
+        short_b = pan.clients["b"].config.short_addr
+        frame = pan.ports["a"].station.send(packet(addr(B), addr(A), 60), short_b)[0]
+        thief.sendto(zep.encode_data(frame, channel=15), ("127.0.0.1", hub_port))  # as b
+        await asyncio.sleep(0.1)
+        assert pan.hub.dropped["station-hijack"] == 2
+        assert pan.hub.endpoints()["b"].startswith("[::1]")
+        p = packet(addr(A), addr(B), 300)
+        pan.ports["a"].send_packet(p)
+        assert await pan.wait("b", 1) == [p]
+        assert pan.got["a"] == []  # the forged frame from "b" reached nobody
+        thief.close()
+        assert heard.got == []  # nothing meant for b went to the thief
+
+    run(body, bind="::")
+
+
+def test_invented_sources_are_refused_and_a_first_fragment_flood_spares_the_others() -> None:
+    """A guest floods the router with first fragments of 2,047-byte datagrams under invented
+    sources (the attack that filled the router's buffer for 60 s): its own address is admitted,
+    the invented ones are refused as foreign-sender, and a's fragmented packets still arrive."""
+
+    async def body(pan: Pan) -> None:
+        assert pan.hub.transport is not None
+        hub = ("::1", pan.hub.transport.get_extra_info("sockname")[1])
+        guest, _ = await stranger()
+        router_short = pan.router.config.short_addr
+        for i in range(50):
+            src = bytes([0xEE, i])
+            head = bytes([0xC7, 0xFF]) + i.to_bytes(2, "big") + b"\x41\x60" + bytes(39 + 48)
+            frame = mac.encode_data(seq=i, pan_id=0xABCD, src=src, dst=router_short, payload=head)
+            guest.sendto(zep.encode_data(frame, channel=15), hub)
+        await asyncio.sleep(0.3)
+        assert pan.hub.dropped["foreign-sender"] == 49
+        station = pan.router.station.reassembler.snapshot()
+        assert station["open_datagrams"] == 1 and station["buffered_bytes"] == 2047
+        sent = [packet(addr(A), BACKBONE_HOST, 1280, i) for i in range(4)]
+        for p in sent:
+            pan.ports["a"].send_packet(p)
+        assert await pan.wait("br", 4) == sent
+        guest.close()
+
+    run(body)

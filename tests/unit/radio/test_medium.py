@@ -248,3 +248,16 @@ def test_source_addresses_are_learned_first_come_first_served() -> None:
     back = mac.encode_data(seq=2, pan_id=0x23, src=short_of(1), dst=b"\x05\x05", payload=b"")
     m.submit("station", back, 2.0)
     assert [e.dst for e in m.run_all() if isinstance(e, Delivery)] == ["riot", "station"]
+
+
+def test_the_periodic_node_snapshot_does_not_walk_the_links() -> None:
+    m = Medium(MediumConfig())
+    for i in range(6):
+        m.attach(f"n{i}", short_of(i + 1))
+    m.submit(
+        "n0", mac.encode_data(seq=1, pan_id=0x23, src=short_of(1), dst=b"\xff\xff", payload=b"\x41")
+    )
+    m.run_all()
+    assert len(m.snapshot()["links"]) == 5  # type: ignore[arg-type]
+    light = m.snapshot(links=False)
+    assert "links" not in light and len(light["nodes"]) == 6  # type: ignore[arg-type]

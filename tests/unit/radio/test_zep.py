@@ -85,18 +85,3 @@ def test_garbled_datagrams_raise_typed_errors(dgram: bytes, reason: str) -> None
 def test_random_datagrams_never_crash(data: bytes) -> None:
     with contextlib.suppress(MalformedError):
         zep.decode(data)
-
-
-def test_peers_learn_from_hello_and_frames_and_stay_bounded() -> None:
-    peers: zep.ZepPeers[tuple[str, int]] = zep.ZepPeers(limit=3)
-    assert peers.learn(("::1", 5000), A_EXT)
-    assert not peers.learn(("::1", 5000), A_EXT)
-    assert peers.learn(("::1", 5000), A_SHORT)
-    assert peers.lookup(A_SHORT) == ("::1", 5000)
-    assert peers.learn(("::1", 5001), A_SHORT)  # moved
-    assert peers.endpoints() == [("::1", 5000), ("::1", 5001)]
-    peers.learn(("::1", 5002), b"\x00\x03")
-    peers.learn(("::1", 5003), b"\x00\x04")  # the oldest (A_EXT) is forgotten
-    assert peers.lookup(A_EXT) is None
-    peers.forget(("::1", 5001))
-    assert peers.lookup(A_SHORT) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from testbed.node.shaping.impairment import (
+from testbed.contracts.impairment import (
     GilbertElliott,
     Impairment,
     ImpairmentError,

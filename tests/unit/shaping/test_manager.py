@@ -10,11 +10,11 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from testbed.contracts.impairment import Impairment, LinkSpec
 from testbed.node.config import Interface, NodeConfig
 from testbed.node.errors import ActionError, NetSetupError
 from testbed.node.logs import EventLog
 from testbed.node.shaping import manager as mgr
-from testbed.node.shaping.impairment import Impairment, LinkSpec
 from testbed.node.shaping.runner import Recorder, Result
 
 BACKBONE, INTERNET = "fd00:0:0:1::2", "fd00:0:0:2::2"

@@ -13,7 +13,7 @@ import statistics
 
 import pytest
 
-from testbed.node.shaping.impairment import GilbertElliott, Impairment
+from testbed.contracts.impairment import GilbertElliott, Impairment
 from testbed.node.shaping.model import (
     CORRUPTED,
     DROPPED,

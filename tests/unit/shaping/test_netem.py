@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
+from testbed.contracts.impairment import GilbertElliott, Impairment
 from testbed.node.shaping import netem
-from testbed.node.shaping.impairment import GilbertElliott, Impairment
 from testbed.node.shaping.runner import Recorder, Result
 
 Z = "duplicate 0% reorder 0% corrupt 0% rate 0bit"

@@ -1,14 +1,21 @@
-"""What an IP link does to packets: netem's parameters, in SI units, validated.
+"""Link impairments, the one model the host and the nodes share: netem's parameters for IP links
+and the Gilbert-Elliott two-state loss model both the IP shaper and the radio medium apply, in SI
+units, validated, and the text forms people write them in.
 
-The node side speaks plain numbers only (seconds, fractions 0..1, bit/s): units such as "30ms"
-or "20%" are the host's business (testbed.topology.units, testbed.links.options), because the
-node image has no pydantic and must not import testbed.topology.
+Where each part is used: the topology schema (testbed.topology.schema) wraps these models; the
+planner writes them into node attributes (``links-<name>``: ``LinkSpec``; the radio PAN's
+Gilbert-Elliott model in ``radio-<pan>``); the node's shaper (testbed.node.shaping) and radio
+medium (testbed.node.radio.links) apply them; ``probability`` parses a loss as people give it
+("20%", 0.2) in topology files, on the command line and in a node's control actions. On the wire
+(attributes, control parameters built by the host) values are plain numbers: seconds, fractions
+0..1, bit/s.
 
 Semantics (shared by both implementations, kernel netem and the user-space shaper):
 - delay/jitter: each packet waits ``delay`` plus a uniform draw in [-jitter, +jitter]
   (netem without a distribution table is uniform); jitter can reorder packets, as in netem.
 - loss: independent per packet; or Gilbert-Elliott (then ``loss`` must be 0): state good/bad,
-  p = P(good -> bad), r = P(bad -> good), loss_good/loss_bad the loss in each state.
+  p = P(good -> bad), r = P(bad -> good), loss_good/loss_bad the loss in each state (netem's
+  ``loss gemodel p r 1-h 1-k``; the radio medium draws it per frame crossing a directed link).
 - duplicate: a second copy of the packet, shaped on its own (own delay, own loss draw).
 - reorder: with this probability a packet skips the delay and leaves at once (netem's
   ``reorder`` with gap 1); needs a delay, as tc insists.
@@ -57,12 +64,46 @@ def _seconds(name: str, value: Any) -> float:
     return number
 
 
+def probability(value: Any, name: str = "probability") -> float:
+    """A probability as people write it: a fraction (0.2, or "0.2" typed as text) or a
+    percentage ("20%"). ImpairmentError (naming ``name``) for anything else or outside 0..1."""
+    if isinstance(value, bool):
+        raise ImpairmentError(name, "expected a percentage like '20%' or a fraction like 0.2")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+        except ValueError:
+            raise ImpairmentError(
+                name, f"expected a percentage like '20%' or a fraction like 0.2, got {value!r}"
+            ) from None
+    elif isinstance(value, int | float):
+        number = float(value)
+        if number > 1.0:
+            raise ImpairmentError(
+                name, f"{value} is more than 1: write a percentage as '{value}%' or a fraction <= 1"
+            )
+    else:
+        raise ImpairmentError(name, "expected a percentage like '20%' or a fraction like 0.2")
+    if not 0.0 <= number <= 1.0:  # NaN fails this too
+        raise ImpairmentError(name, f"{value!r} is outside 0%..100%")
+    return number
+
+
 @dataclass(frozen=True)
 class GilbertElliott:
+    """Two-state bursty loss, decided per packet (IP links) or per frame (radio links): in
+    state Good a packet is lost with ``loss_good``, in Bad with ``loss_bad``; after each packet
+    the chain moves Good -> Bad with ``p`` and Bad -> Good with ``r``; it starts in Good."""
+
     p: float  # P(good -> bad) per packet
     r: float  # P(bad -> good) per packet
     loss_good: float = 0.0
     loss_bad: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("p", "r", "loss_good", "loss_bad"):
+            _probability(f"gilbert_elliott.{name}", getattr(self, name))
 
     @classmethod
     def from_dict(cls, data: Any) -> GilbertElliott:
@@ -73,17 +114,22 @@ class GilbertElliott:
             raise ImpairmentError("gilbert_elliott", f"unknown keys {sorted(unknown)}")
         if "p" not in data or "r" not in data:
             raise ImpairmentError("gilbert_elliott", "p and r are required")
-        return cls(
-            **{k: _probability(f"gilbert_elliott.{k}", v) for k, v in data.items()}  # type: ignore[arg-type]
-        )
+        return cls(**{k: _probability(f"gilbert_elliott.{k}", v) for k, v in data.items()})
+
+    @property
+    def stationary_bad(self) -> float:
+        """The long-run share of packets sent in state Bad (0 when the chain never moves)."""
+        return self.p / (self.p + self.r) if self.p + self.r > 0 else 0.0
+
+    @property
+    def stationary_loss(self) -> float:
+        """Long-run loss: the stationary share of each state times its loss."""
+        bad = self.stationary_bad
+        return (1 - bad) * self.loss_good + bad * self.loss_bad
 
     @property
     def expected_loss(self) -> float:
-        """Long-run loss: the stationary share of each state times its loss."""
-        if self.p + self.r == 0:
-            return self.loss_good
-        bad = self.p / (self.p + self.r)
-        return (1 - bad) * self.loss_good + bad * self.loss_bad
+        return self.stationary_loss
 
 
 @dataclass(frozen=True)
