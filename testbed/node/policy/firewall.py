@@ -11,6 +11,7 @@ silently wrong.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -21,11 +22,19 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from testbed.node import metric_catalogue as catalogue
+from testbed.node import netns
 from testbed.node.config import NodeConfig
 from testbed.node.errors import ConfigError, NetSetupError
 from testbed.node.logs import EventLog
 from testbed.node.netsetup import load_nft
-from testbed.node.policy.ruleset import TABLE, ForwardPolicy, PolicyConfigError, parse, render
+from testbed.node.policy.ruleset import (
+    ALLOW_ALL,
+    TABLE,
+    ForwardPolicy,
+    PolicyConfigError,
+    parse,
+    render,
+)
 
 ATTRIBUTE = "policy-forward"  # testbed.plan.policy.FORWARD_ATTRIBUTE
 NFT_COMMAND: tuple[str, ...] = ("nft",)
@@ -44,18 +53,25 @@ class PolicyFirewall:
         self.installed = False
 
     @classmethod
-    def for_node(cls, config: NodeConfig, log: EventLog) -> PolicyFirewall | None:
+    def for_node(cls, config: NodeConfig, log: EventLog) -> PolicyFirewall:
+        """Every router gets the guards (no IPv4, no forged sources, nothing to or from mgmt);
+        the cross-domain rules only where the topology has ``policies``."""
+        mgmt = next((i.ipv6 for i in config.interfaces if i.network == "mgmt"), "")
         raw = config.attributes.get(ATTRIBUTE)
         if not raw:
-            return None
+            return cls(ForwardPolicy((), ALLOW_ALL, mgmt), log)
         try:
-            return cls(parse(raw), log)
+            return cls(dataclasses.replace(parse(raw), mgmt=mgmt), log)
         except PolicyConfigError as exc:
             raise ConfigError(
                 str(exc), "the planner writes it from the topology's policies"
             ) from exc
 
-    async def start(self) -> None:
+    async def start(self, namespace: Callable[[], netns.Namespace] = netns.check) -> None:
+        where = namespace()
+        if not where.own:  # a node process on a developer's host: never touch its firewall
+            self.log.warning("policy.skipped", reason=where.reason)
+            return
         # Delete first so that a restart (same network namespace) replaces, not duplicates.
         text = f"table inet {TABLE} {{ }}\ndelete table inet {TABLE}\n" + render(self.policy)
         code, err = await load_nft(self.nft, text, NFT_TIMEOUT)

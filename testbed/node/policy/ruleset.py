@@ -1,21 +1,31 @@
 """``policy-forward`` (testbed.plan.policy) -> an nftables ruleset for the forward hook.
 
     table inet tb_policy {
-      counter r3 { }                               one named counter per deny rule, + default
+      counter r3 { }                               one named counter per deny rule, + guards
       chain forward {
         type filter hook forward priority 0; policy accept;
+        meta nfproto ipv4 counter name "r_ipv4" drop        experiment networks are IPv6 only
+        fib saddr . iif oif missing counter name "r_spoofed" drop   source not routed back
+                                                                    out of its ingress interface
+        ip6 saddr M counter name "r_mgmt" drop      mgmt never carries experiment traffic
+        ip6 daddr M counter name "r_mgmt" drop
         ct state established,related accept       replies of an allowed flow; ICMPv6 errors
-        meta nfproto ipv4 accept                   the policy is about IPv6 (experiment nets)
         ip6 saddr { A, B } ip6 daddr { C } [meta l4proto { tcp, udp } th dport { P }] accept
         ip6 saddr { D } ip6 daddr { E } counter name "r3" drop
-        counter name "r_default" drop
+        counter name "r_default" drop             (accept when the topology has no policies)
       }
     }
 
 Only what the router *forwards* is filtered: traffic between two nodes of one PAN never
 reaches it (on a real 802.15.4 PAN neither), and its own traffic (input/output) is untouched.
-Deny rules count into named counters so the drop counter can say which rule dropped; accepts
-are not counted (the hot path stays one lookup per rule).
+The guards come first, before the established-flow shortcut, so that no forged packet rides
+on an allowed flow: IPv4 is never forwarded (Docker gives every container an IPv4 address on
+every network; the policy speaks of IPv6 addresses only); a packet whose source address the
+router would not route back out of the interface it came in on is forged (strict reverse path
+check, per interface: a denied thing on one PAN cannot pass as an allowed thing of another PAN
+or of the backbone); and nothing is forwarded from or to mgmt. Deny rules and guards count
+into named counters so the drop counter can say what dropped; accepts are not counted (the
+hot path stays one lookup per rule).
 
 Stdlib only: the planner's unit tests render the same text and check it with ``nft -c``.
 """
@@ -29,6 +39,9 @@ from dataclasses import dataclass
 
 TABLE = "tb_policy"  # not testbed_*: that prefix is for metric names
 DEFAULT_COUNTER = "r_default"
+# Guard counters and the labels testbed_policy_dropped_packets_total{rule} gives them.
+GUARDS = {"r_ipv4": "ipv4", "r_spoofed": "spoofed-source", "r_mgmt": "mgmt"}
+ALLOW_ALL = "allow-all"  # default label of a topology without policies
 
 
 class PolicyConfigError(ValueError):
@@ -48,11 +61,19 @@ class ForwardRule:
 class ForwardPolicy:
     rules: tuple[ForwardRule, ...]
     default_label: str = "default-deny"
+    # The router's mgmt /64 (never forwarded from or to); "" when unknown.
+    mgmt: str = ""
+
+    @property
+    def default_allows(self) -> bool:
+        return self.default_label == ALLOW_ALL
 
     def counters(self) -> dict[str, str]:
-        """nft counter name -> rule label, for every rule that drops."""
-        out = {f"r{i}": r.label for i, r in enumerate(self.rules) if not r.allow}
-        out[DEFAULT_COUNTER] = self.default_label
+        """nft counter name -> rule label, for every rule and guard that drops."""
+        out = dict(GUARDS) if self.mgmt else {k: v for k, v in GUARDS.items() if k != "r_mgmt"}
+        out.update({f"r{i}": r.label for i, r in enumerate(self.rules) if not r.allow})
+        if not self.default_allows:
+            out[DEFAULT_COUNTER] = self.default_label
         return out
 
 
@@ -97,9 +118,16 @@ def render(policy: ForwardPolicy) -> str:
     lines += [
         "  chain forward {",
         "    type filter hook forward priority 0; policy accept;",
-        "    ct state established,related accept",
-        "    meta nfproto ipv4 accept",
+        '    meta nfproto ipv4 counter name "r_ipv4" drop',
+        '    fib saddr . iif oif missing counter name "r_spoofed" drop',
     ]
+    if policy.mgmt:
+        mgmt = str(ipaddress.IPv6Network(policy.mgmt, strict=False))
+        lines += [
+            f'    ip6 saddr {mgmt} counter name "r_mgmt" drop',
+            f'    ip6 daddr {mgmt} counter name "r_mgmt" drop',
+        ]
+    lines.append("    ct state established,related accept")
     for index, rule in enumerate(policy.rules):
         if not rule.sources or not rule.destinations:
             continue  # a selector without members (nft has no empty anonymous sets)
@@ -108,7 +136,9 @@ def render(policy: ForwardPolicy) -> str:
             match += f" meta l4proto {{ tcp, udp }} th dport {_set(map(str, rule.ports))}"
         verdict = "accept" if rule.allow else f'counter name "r{index}" drop'
         lines.append(f"    {match} {verdict}")
-    lines += [f'    counter name "{DEFAULT_COUNTER}" drop', "  }", "}"]
+    if not policy.default_allows:
+        lines.append(f'    counter name "{DEFAULT_COUNTER}" drop')
+    lines += ["  }", "}"]
     return "\n".join(lines) + "\n"
 
 
