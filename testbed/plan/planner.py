@@ -48,6 +48,8 @@ def no_router_advertisements(interfaces: int) -> dict[str, str]:
     covers the TUNs created later."""
     names = ["all", "default", *(f"eth{i}" for i in range(interfaces))]
     return {f"net.ipv6.conf.{n}.accept_ra": "0" for n in names}
+
+
 TIER_INFRA = 0
 TIER_THINGS = 1
 

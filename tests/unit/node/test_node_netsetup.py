@@ -108,11 +108,11 @@ def test_setup_network_reports_what_it_did(tmp_path: Path) -> None:
     assert (tmp_path / "forwarding").read_text() == "1\n"
 
 
-def OWN() -> netns.Namespace:  # noqa: N802 (stands for netns.check)
+def OWN() -> netns.Namespace:
     return netns.Namespace(True, "test: a namespace of its own")
 
 
-def HOST() -> netns.Namespace:  # noqa: N802
+def HOST() -> netns.Namespace:
     return netns.Namespace(False, "test: the host's namespace")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -103,3 +104,30 @@ def test_after_the_drop_no_child_can_change_routes() -> None:
     )
     code, _, error = done.stdout.strip().partition(" ")
     assert code != "0" and "Operation not permitted" in error
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CAP_NET_ADMIN to give up)")
+@pytest.mark.parametrize(("role", "permitted"), [("internet_host", False), ("border_router", True)])
+def test_testbed_exec_runs_commands_with_the_roles_privileges(
+    tmp_path: Path, role: str, permitted: bool
+) -> None:
+    """What `testbed exec` runs (testbed.node.confine): an attacker's `ip route add` fails."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs unshare(1) and ip(8)")
+    config = tmp_path / "node.json"
+    config.write_text(
+        json.dumps({"run": "r", "building": "b", "node": "n", "role": role, "interfaces": []})
+    )
+    script = (
+        "import sys; from pathlib import Path; from testbed.node import confine; "
+        f"sys.exit(confine.main(['--', 'ip', '-6', 'route', 'add', 'unreachable', "
+        f"'fd00:dead::/64'], Path({str(config)!r})))"
+    )
+    done = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT
+    )
+    if "unshare failed" in done.stderr:
+        pytest.skip(f"unshare -n is not permitted here: {done.stderr.strip()}")
+    assert (done.returncode == 0) is permitted, done.stderr
+    if not permitted:
+        assert "Operation not permitted" in done.stderr
