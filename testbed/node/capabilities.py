@@ -126,5 +126,9 @@ def holders(capabilities: Iterable[int], proc: Path = Path("/proc/self/task")) -
         except OSError:
             continue  # the thread ended meanwhile
         if any(value & mask for value in sets.values()):
-            out.append(task.name)
+            try:
+                name = (task / "comm").read_text().strip()
+            except OSError:
+                name = "?"
+            out.append(f"{task.name} ({name})")
     return out

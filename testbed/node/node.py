@@ -37,6 +37,7 @@ from testbed.node.roles.base import Action, Role, RoleContext
 from testbed.node.shaping.manager import LinkShaping
 
 ROLE_STOP_TIMEOUT = 0.8
+THREADS_DEADLINE = 3.0  # for threads started before the capability drop to end
 
 
 class Node:
@@ -127,7 +128,11 @@ class Node:
             raise NetSetupError(
                 f"cannot drop network capabilities: {exc}", "the node needs CAP_SETPCAP to start"
             ) from exc
-        holders = capabilities.holders(dropping)
+        # asyncio reaps each subprocess (ip, nft) on a thread of its own that ends with it:
+        # give those a moment to end before calling a holder a failure.
+        give_up = time.monotonic() + THREADS_DEADLINE
+        while (holders := capabilities.holders(dropping)) and time.monotonic() < give_up:
+            await asyncio.sleep(0.05)
         if holders:
             raise NetSetupError(
                 f"threads {', '.join(holders)} still hold network capabilities",

@@ -99,7 +99,7 @@ def test_setup_network_reports_what_it_did(tmp_path: Path) -> None:
         routes=(ROUTE, Route("fd00:3::/64", "fd00:1::2")),
         forwarding=True,
     )
-    report = asyncio.run(netsetup.setup_network(config, LOG, tmp_path, ip, namespace=OWN))
+    report = asyncio.run(netsetup.setup_network(config, LOG, tmp_path, ip, namespace=own))
     assert report == {
         "ipv6": "set",
         "forwarding": "set",
@@ -108,11 +108,11 @@ def test_setup_network_reports_what_it_did(tmp_path: Path) -> None:
     assert (tmp_path / "forwarding").read_text() == "1\n"
 
 
-def OWN() -> netns.Namespace:
+def own() -> netns.Namespace:
     return netns.Namespace(True, "test: a namespace of its own")
 
 
-def HOST() -> netns.Namespace:
+def host() -> netns.Namespace:
     return netns.Namespace(False, "test: the host's namespace")
 
 
@@ -125,9 +125,9 @@ def test_isolation_is_refused_outside_an_own_namespace(tmp_path: Path) -> None:
         interfaces=(Interface("mgmt", "::1/128"),), routes=(ROUTE,), isolate=True,
     )  # fmt: skip
     with pytest.raises(NetSetupError, match="refusing to isolate"):
-        asyncio.run(netsetup.setup_network(config, LOG, tmp_path, ip, namespace=HOST))
+        asyncio.run(netsetup.setup_network(config, LOG, tmp_path, ip, namespace=host))
     plain = NodeConfig(run="r", building="b", node="t", role="thing", interfaces=config.interfaces)
-    report = asyncio.run(netsetup.setup_network(plain, LOG, tmp_path, ip, namespace=HOST))
+    report = asyncio.run(netsetup.setup_network(plain, LOG, tmp_path, ip, namespace=host))
     assert report == {"skipped": "test: the host's namespace"}
     assert not (tmp_path / "calls").exists()  # no ip(8) call at all
     assert (tmp_path / "disable_ipv6").read_text() == "1\n"  # no sysctl written
