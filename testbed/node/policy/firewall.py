@@ -167,26 +167,23 @@ async def interface_sources(
 
     ``links``: shaped link name -> the subnet of the router's interface on it. The user-space
     shaper's ingress TUN ``shp-<link>-i`` hands the kernel what arrived on that interface, so it
-    may bring in the same prefixes.
+    may bring in the same prefixes (whether the shaper runs yet or not).
     """
-    hint = "the border router needs its routes and interfaces before its policy"
+    hint = "the border router needs its routes before its policy"
     try:
         code, routes = await _output([*ip_command, "-6", "-o", "route", "show", "table", "main"])
-        links_code, listing = await _output([*ip_command, "-o", "link", "show"])
     except FileNotFoundError:
         raise NetSetupError("cannot read the router's routes: no ip command", hint) from None
-    if code != 0 or links_code != 0:
-        raise NetSetupError("cannot read the router's routes or interfaces", hint)
-    names = {
-        line.split(":")[1].strip().split("@")[0] for line in listing.splitlines() if ":" in line
-    }
+    if code != 0:
+        raise NetSetupError("cannot read the router's routes", hint)
     by_device = dict(sources_from_routes(routes))
+    # Whether or not the shaper runs now: `testbed link set` may start it at any time, and its
+    # device names are fixed (an iifname rule for a device that does not exist matches nothing).
     aliases = {}
     for link, subnet in links.items():
-        shaper = device_name(link, INGRESS)
         shaped = next((d for d, p in by_device.items() if subnet in p), None)
-        if shaper in names and shaped is not None:
-            aliases[shaper] = shaped
+        if shaped is not None:
+            aliases[device_name(link, INGRESS)] = shaped
     sources = sources_from_routes(routes, aliases)
     log.info("policy.sources", interfaces={d: list(p) for d, p in sources})
     return sources

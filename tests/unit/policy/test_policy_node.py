@@ -129,3 +129,23 @@ def test_scope() -> None:
     assert parse_scope(None) == {}
     with pytest.raises(ConfigError):
         parse_scope("[1, 2]")
+
+
+def test_the_shapers_ingress_counts_as_its_link_even_before_it_runs(tmp_path: Path) -> None:
+    """`testbed link set` may start the user-space shaper later: its TUN is allowed from the
+    start (a router that dropped what the shaper hands on cut the link off)."""
+    from testbed.node.policy.firewall import interface_sources
+
+    ip = tmp_path / "ip"
+    ip.write_text(
+        "#!/bin/sh\ncat <<'EOF'\n"
+        "fd00:0:0:1::/64 dev eth1 proto kernel metric 256 pref medium\n"
+        "fd00:0:0:2::/64 dev eth2 proto kernel metric 256 pref medium\n"
+        "EOF\n"
+    )
+    ip.chmod(0o755)
+    links = {"backbone": "fd00:0:0:1::/64", "internet": "fd00:0:0:2::/64"}
+    log = EventLog(logging.getLogger("t"))
+    sources = dict(asyncio.run(interface_sources(log, links, (str(ip),))))
+    assert sources["shp-internet-i"] == sources["eth2"] == ("fd00:0:0:2::/64",)
+    assert sources["shp-backbone-i"] == ("fd00:0:0:1::/64",)
