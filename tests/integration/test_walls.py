@@ -164,8 +164,6 @@ def test_ipv4_is_not_forwarded_even_with_routes_via_the_router(building: Buildin
     for node, via in routes.items():
         code, said = building.root(node, "ip", "-4", "route", "replace", f"{tc}/32", "via", via)
         assert code == 0, said
-    for knob in ("ip_forward", "conf/all/forwarding"):
-        assert building.root("br1", "cat", f"/proc/sys/net/ipv4/{knob}")[1].strip() == "0"
     got = building.deliveries(
         "tc-hvac",
         [
@@ -175,6 +173,8 @@ def test_ipv4_is_not_forwarded_even_with_routes_via_the_router(building: Buildin
         ],
     )
     assert set(got) == {"v6-control"}, got  # the control shows the listener hears
+    for knob in ("ip_forward", "conf/all/forwarding"):
+        assert building.root("br1", "cat", f"/proc/sys/net/ipv4/{knob}")[1].strip() == "0"
 
 
 def test_the_policy_holds_against_forged_source_addresses(building: Building) -> None:
