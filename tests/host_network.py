@@ -15,8 +15,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-DOCKER_DEVICE = re.compile(r"\bdev (br-[0-9a-f]+|docker\d*|veth\w+)\b")
-DOCKER_RULE = re.compile(r"DOCKER|docker0|br-[0-9a-f]{12}|^-A POSTROUTING .*-j MASQUERADE$")
+# docker_gwbridge and the DOCKER-INGRESS chains: Swarm mode (a test may `docker swarm init`).
+DOCKER_DEVICE = re.compile(r"\bdev (br-[0-9a-f]+|docker\w*|veth\w+)\b")
+DOCKER_RULE = re.compile(r"DOCKER|docker\w*|br-[0-9a-f]{12}|^-A POSTROUTING .*-j MASQUERADE$")
 
 
 @dataclass(frozen=True)
