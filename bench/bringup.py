@@ -4,7 +4,7 @@ For default.yaml and a 30-thing topology, it measures
   - testbed:  bringup.up() (networks, volumes, containers, routes, readiness checks), and
   - floor:    the same number of containers from the same image, started with the SDK in the
               same thread pool, doing nothing (`sleep`), with no networks or readiness checks,
-and prints both and their ratio. Run: .venv/bin/python bench/bringup.py [--repeat N]
+and prints both and their ratio. Run: .venv/bin/python bench/bringup.py [--repeat N] [--cases ...]
 """
 
 from __future__ import annotations
@@ -73,6 +73,10 @@ def time_floor(client: docker.DockerClient, count: int, image: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--cases", nargs="+", choices=["default.yaml", "30 things"],
+        default=["default.yaml", "30 things"], help="which topologies (default: both)",
+    )  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("TESTBED_HOME", tempfile.mkdtemp(prefix="testbed-bench-"))
     client = docker.from_env(timeout=300)
@@ -84,6 +88,8 @@ def main() -> None:
     }
     print(f"{'topology':<14} {'nodes':>5} {'testbed up s':>13} {'floor s':>8} {'ratio':>6}")
     for name, text in cases.items():
+        if name not in args.cases:
+            continue
         nodes = len(make_plan(parse_topology(text), "x").nodes)
         ups = [time_testbed(backend, text, image) for _ in range(args.repeat)]
         floors = [time_floor(client, nodes, image) for _ in range(args.repeat)]

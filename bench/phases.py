@@ -1,6 +1,6 @@
 """Wall time of each lifecycle phase for N things, and what one task costs per host.
 
-    python bench/phases.py [--things 6 30] [--forks 10] [--json out.json]
+    python bench/phases.py [--things 6 30] [--forks 10] [--phases install ...] [--json out.json]
 
 For each N it brings up two-operators.yaml scaled to N things (the same mix of vendors and
 domains; things wait for the commission phase), runs install, commission, maintain,
@@ -9,7 +9,7 @@ through ansible-runner exactly as `testbed phase` does, and tears the run down. 
 wall time, tasks, hosts, the median and p95 of the per-host task durations Ansible reports
 (``duration`` of each task result: the cost of one task on one host, module transfer and
 `docker exec` included), and wall time per task (the phase's wall time over its tasks: what
-one more task costs the whole phase at these forks).
+one more task costs the whole phase at these forks). Exits 1 when a phase failed on any host.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
-def bench(things: int, forks: int, image: str) -> dict[str, Any]:
+def bench(things: int, forks: int, image: str, phases: list[str]) -> dict[str, Any]:
     backend = DockerBackend()
-    run = f"ans-bench-{things}-{forks}"
+    run = f"ans-bench-{things}-{forks}-{uuid.uuid4().hex[:6]}"  # runs side by side may not clash
     with tempfile.TemporaryDirectory() as tmp:
         topology = scaled_topology(things, Path(tmp))
         plan, text = bringup.plan_for(topology, run)
@@ -78,6 +79,8 @@ def bench(things: int, forks: int, image: str) -> dict[str, Any]:
     out: dict[str, Any] = {"things": things, "forks": forks, "up_s": round(up_s, 1), "phases": {}}
     try:
         for phase, options in PHASES:
+            if phase not in phases:
+                continue
             durations: list[float] = []
 
             def collect(event: PhaseEvent, into: list[float] = durations) -> None:
@@ -94,6 +97,7 @@ def bench(things: int, forks: int, image: str) -> dict[str, Any]:
                 "tasks": result.tasks,
                 "hosts": len(result.hosts),
                 "failed": result.failed_hosts,
+                "ok": result.succeeded,
                 "task_per_host_median_s": round(statistics.median(remote), 3) if remote else None,
                 "task_per_host_p95_s": round(percentile(remote, 0.95), 3) if remote else None,
                 "wall_per_task_s": round(wall / max(1, result.tasks), 2),
@@ -109,14 +113,25 @@ def main() -> int:
     parser.add_argument("--things", type=int, nargs="+", default=[6, 30])
     parser.add_argument("--forks", type=int, nargs="+", default=[10])
     parser.add_argument("--json", type=Path)
+    names = [p for p, _ in PHASES]
+    parser.add_argument("--phases", nargs="+", choices=names, default=names)
     args = parser.parse_args()
     image = ensure_node_image(
         connect(), project_root=ROOT, cache_dir=rundir.cache_dir(), base_image=None
     ).tag
-    results = [bench(n, f, image) for n in args.things for f in args.forks]
+    results = [bench(n, f, image, args.phases) for n in args.things for f in args.forks]
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+    failed = [
+        f"N={r['things']} {phase}: {p['failed'] or 'not successful'}"
+        for r in results
+        for phase, p in r["phases"].items()
+        if p["failed"] or not p["ok"]
+    ]
+    if failed:
+        print("FAILED: " + "; ".join(failed), file=sys.stderr)
+        return 1
     return 0
 
 

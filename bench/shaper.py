@@ -182,6 +182,14 @@ def main() -> None:
             f"p99 {pct(s, 0.99) - pct(d, 0.99):.3f} ms; mean "
             f"{statistics.fmean(s) - statistics.fmean(d):.3f} ms"
         )
+        empty = [
+            f"{label} {way}"
+            for label, r in results.items()
+            for way in ("ingress", "egress")
+            if r[way][2] == 0
+        ]
+        if empty:  # a shaper that carries nothing is a failure, not a figure of 0 pkt/s
+            raise SystemExit(f"FAILED: no packet arrived on {', '.join(empty)}")
     finally:
         subprocess.run(["ip", "netns", "del", a], check=False)
         subprocess.run(["ip", "netns", "del", b], check=False)

@@ -282,9 +282,13 @@ def exec_(
     command: Annotated[list[str], typer.Argument(help="command, after --")],
     run: RunOption = None,
 ) -> None:
-    """Run a command in a node: testbed exec NODE -- CMD ARGS. Exits with its exit code."""
+    """Run a command in a node: testbed exec NODE -- CMD ARGS. Exits with its exit code.
+
+    The command gets the node's run-time privileges only (testbed.node.confine): no
+    CAP_NET_ADMIN or CAP_NET_RAW except on border routers."""
     backend = context.backend()
-    result = backend.exec(bringup.resolve_run(backend, run), node, command)
+    confined = ["python3", "-m", "testbed.node.confine", "--", *command]
+    result = backend.exec(bringup.resolve_run(backend, run), node, confined)
     sys.stdout.buffer.write(result.output)
     sys.stdout.flush()
     raise typer.Exit(result.exit_code)

@@ -501,9 +501,9 @@ _SPECS: tuple[MetricSpec, ...] = (
         ("rule",),
         roles=("border_router",),
         component="border router",
-        note="only with a topology `policies` key; rule: its `name`, its key path "
-        "(`policies[N]`) or `default-deny`",
-        always=False,
+        note="rule: the guards of every router, `ipv4`, `spoofed-source` (source address not "
+        "routed out of its ingress interface) and `mgmt`; with a topology `policies` key also "
+        "a rule's `name`, its key path (`policies[N]`) or `default-deny`",
     ),
     # -- radio PANs (testbed.node.radio.metrics; PANs with medium: radio) -------------------
     MetricSpec(

@@ -1,12 +1,18 @@
-"""Network setup at node start: IPv6 on, forwarding (routers), static routes.
+"""Network setup at node start: IPv6 on, forwarding (routers), static routes, isolation.
 
 Docker is normally asked for these sysctls when the container is created; doing it here too
 makes the node correct on runtimes that ignore them. Where the node is not allowed to (read-only
-/proc/sys, no CAP_NET_ADMIN, a developer host running tests as a user) each step is skipped with
-a warning instead of failing: the host side can see the outcome in /state under "network".
+/proc/sys, no CAP_NET_ADMIN) each step is skipped with a warning instead of failing: the host
+side can see the outcome in /state under "network".
+
+Nothing here touches a namespace that is not the node's own (testbed.node.netns): on a host
+(a unit test or benchmark running the node process) every step is skipped, and a config that
+asks for isolation is refused with an error, since isolating would delete the host's default
+routes and filter its interfaces.
 
 A route that *is* permitted but keeps failing is fatal, because a node without its routes makes
-reachability experiments silently wrong.
+reachability experiments silently wrong. So is a mgmt filter that cannot be loaded: a node that
+believes it is isolated while it is not would measure paths that do not exist in the building.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from testbed.node import netns
 from testbed.node.config import NodeConfig, Route
 from testbed.node.errors import ConfigError, NetSetupError
 from testbed.node.logs import EventLog
@@ -115,8 +122,19 @@ async def setup_network(
     sysctl_dir: Path = SYSCTL_IPV6_ALL,
     ip_command: Sequence[str] = IP_COMMAND,
     route_deadline: float = ROUTE_DEADLINE,
+    namespace: Callable[[], netns.Namespace] = netns.check,
 ) -> dict[str, object]:
     """Apply the config's network settings; returns what was done (shown in /state)."""
+    where = namespace()
+    if not where.own:
+        if config.isolate:
+            raise NetSetupError(
+                f"refusing to isolate the network: not in a network namespace of its own "
+                f"({where.reason}); isolating would delete this host's default routes",
+                "run the node in its container, or on a host inside `unshare -n`",
+            )
+        log.warning("netsetup.skipped", reason=where.reason)
+        return {"skipped": where.reason}
     report: dict[str, object] = {"ipv6": set_sysctl(sysctl_dir / "disable_ipv6", "0", log)}
     if config.forwarding:
         report["forwarding"] = set_sysctl(sysctl_dir / "forwarding", "1", log)
@@ -134,47 +152,65 @@ async def setup_network(
 NFT_COMMAND = ("nft",)
 
 
+def mgmt_ruleset(ifname: str, metrics_port: int) -> str:
+    """The node's mgmt filter, both directions, IPv4 and IPv6 (table ``inet``).
+
+    In: metrics scrapes and neighbour discovery; router advertisements are dropped (the plan's
+    routes are static: an RA from any peer on mgmt would add a default route to the host).
+    Out: replies of accepted connections and neighbour discovery only, so that nothing the
+    node starts (a request to Prometheus's API, to another node, or to the host through a
+    default route via mgmt) leaves on mgmt.
+    """
+    nd = "nd-neighbor-solicit, nd-neighbor-advert"
+    return (
+        "table inet testbed_mgmt {\n"
+        " chain input {\n"
+        "  type filter hook input priority 0; policy accept;\n"
+        f'  iifname "{ifname}" ct state established,related accept\n'
+        f'  iifname "{ifname}" tcp dport {metrics_port} accept\n'
+        f'  iifname "{ifname}" icmpv6 type {{ {nd} }} accept\n'
+        f'  iifname "{ifname}" drop\n'
+        " }\n"
+        " chain output {\n"
+        "  type filter hook output priority 0; policy accept;\n"
+        f'  oifname "{ifname}" ct state established,related accept\n'
+        f'  oifname "{ifname}" icmpv6 type {{ {nd} }} accept\n'
+        f'  oifname "{ifname}" drop\n'
+        " }\n"
+        "}\n"
+    )
+
+
 async def filter_mgmt(
     config: NodeConfig,
     log: EventLog,
     ip_command: Sequence[str] = IP_COMMAND,
     nft_command: Sequence[str] = NFT_COMMAND,
 ) -> str:
-    """On the mgmt interface accept only metrics scrapes (and neighbour discovery).
+    """Filter the mgmt interface (``mgmt_ruleset``); NetSetupError when that cannot be done.
 
-    Every node sits on mgmt, so without this a thing could talk to a trust center or to another
-    thing directly, past the border router and the radio medium, and an experiment would
-    measure a path that does not exist in the building.
+    Every node sits on mgmt, so without this a thing could talk to a trust center, to another
+    thing or to Prometheus directly, past the border router and the radio medium, and an
+    experiment would measure a path that does not exist in the building.
     """
+    hint = "the node needs CAP_NET_ADMIN, the ip and nft commands and nftables in its kernel"
     try:
         address = config.address("mgmt")
         code, out = await _run_output([*ip_command, "-6", "-o", "addr", "show"])
-    except (KeyError, FileNotFoundError):
-        return "skipped: no mgmt address or no ip command"
+    except KeyError as exc:
+        raise NetSetupError(f"cannot filter mgmt: {exc.args[0]}", hint) from None
+    except FileNotFoundError:
+        raise NetSetupError("cannot filter mgmt: no ip command", hint) from None
     ifname = next((line.split()[1] for line in out.splitlines() if f" {address}/" in line), None)
     if code != 0 or ifname is None:
-        log.warning("netsetup.mgmt_filter_skipped", error="mgmt interface not found")
-        return "skipped: mgmt interface not found"
-    ruleset = (
-        "table inet testbed_mgmt {\n"
-        " chain input {\n"
-        "  type filter hook input priority 0; policy accept;\n"
-        f'  iifname "{ifname}" ct state established,related accept\n'
-        f'  iifname "{ifname}" tcp dport {config.metrics_port} accept\n'
-        f'  iifname "{ifname}" icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, '
-        "nd-router-advert } accept\n"
-        f'  iifname "{ifname}" drop\n'
-        " }\n"
-        "}\n"
-    )
+        raise NetSetupError(f"cannot filter mgmt: no interface has {address}", hint)
     try:
+        ruleset = mgmt_ruleset(ifname, config.metrics_port)
         code, err = await load_nft(nft_command, ruleset, IP_TIMEOUT)
     except FileNotFoundError:
-        log.warning("netsetup.mgmt_filter_skipped", error="no nft command")
-        return "skipped: no nft command"
+        raise NetSetupError("cannot filter mgmt: no nft command", hint) from None
     if code != 0:
-        log.warning("netsetup.mgmt_filter_skipped", error=err.strip())
-        return "skipped: " + err.strip()[:200]
+        raise NetSetupError("cannot filter mgmt: nft: " + err.strip()[:300], hint)
     log.info("netsetup.mgmt_filtered", interface=ifname, metrics_port=config.metrics_port)
     return f"only tcp/{config.metrics_port} on {ifname}"
 

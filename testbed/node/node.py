@@ -3,7 +3,9 @@
 Start order, and why:
   1. control endpoint  (127.0.0.1 is always bindable: /ready can answer 503 from the first
                         second, so the host sees "starting" rather than "refused")
-  2. network setup     (IPv6, forwarding, routes; may wait out DAD)
+  2. network setup     (IPv6, forwarding, routes, mgmt filter; may wait out DAD), then the
+                        network capabilities the role does not need at run time are dropped
+                        (testbed.node.capabilities), before any thread of the role exists
   3. metrics endpoint  (on the mgmt address, which may still be tentative: retried)
   4. role start        (then /ready answers 200)
 Stop runs the other way round, every step bounded, within the 2 s Docker waits after SIGTERM
@@ -16,13 +18,15 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from testbed.node import capabilities, netns
 from testbed.node.config import CONFIG_DIR, NodeConfig
 from testbed.node.control import ControlServer
 from testbed.node.energy import meter_for
-from testbed.node.errors import ServeError, UnknownAction
+from testbed.node.errors import NetSetupError, ServeError, UnknownAction
 from testbed.node.logs import EventLog
 from testbed.node.metrics import NodeMetrics
 from testbed.node.netsetup import setup_network
@@ -34,6 +38,7 @@ from testbed.node.roles.base import Action, Role, RoleContext
 from testbed.node.shaping.manager import LinkShaping
 
 ROLE_STOP_TIMEOUT = 0.8
+THREADS_DEADLINE = 3.0  # for threads started before the capability drop to end
 
 
 class Node:
@@ -91,6 +96,12 @@ class Node:
                 "another process holds the port; check control_port in node.json",
             ) from exc
         self.log.info("control.serving", port=self.config.control_port)
+        where = netns.check()
+        if not where.own and (self.radio is not None or self.shaping is not None):
+            raise NetSetupError(
+                f"refusing to create radio or shaping devices: {where.reason}",
+                "run the node in its container, or on a host inside `unshare -n`",
+            )
         if self.radio is not None:  # before the routes: their next hop is on the TUN
             await self.radio.start()
         if self.energy is not None:  # samples for per-phase energy
@@ -98,12 +109,47 @@ class Node:
         self._network = await setup_network(self.config, self.log)
         if self.shaping is not None:  # after the routes: netem/redirects on a working link
             await self.shaping.start()
+        if where.own:  # on a developer's host the process has nothing to give up
+            await self._drop_capabilities()
         await self.metrics.serve(self.config.address("mgmt"), self.config.metrics_port, self.log)
         await self.role.start()
         self._role_started = True
         self._ready = True
         self.metrics.ready.set(1)
         self.log.info("node.ready", state=self.role.state())
+
+    async def _drop_capabilities(self) -> None:
+        """Give up what the role does not need at run time; NetSetupError if that fails."""
+        dropping = capabilities.to_drop(self.config.role)
+        if not dropping:
+            self._network["capabilities_kept"] = "CAP_NET_ADMIN, CAP_NET_RAW"
+            return
+        # Threads started so far (the default executor's, e.g. for getaddrinfo) keep their own
+        # sets: replace the executor, so that every later thread descends from this one.
+        loop = asyncio.get_running_loop()
+        old = getattr(loop, "_default_executor", None)
+        loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="node"))
+        if old is not None:
+            await asyncio.to_thread(old.shutdown, True)
+        try:
+            capabilities.drop(dropping)
+        except OSError as exc:
+            raise NetSetupError(
+                f"cannot drop network capabilities: {exc}", "the node needs CAP_SETPCAP to start"
+            ) from exc
+        # asyncio reaps each subprocess (ip, nft) on a thread of its own that ends with it:
+        # give those a moment to end before calling a holder a failure.
+        give_up = time.monotonic() + THREADS_DEADLINE
+        while (holders := capabilities.holders(dropping)) and time.monotonic() < give_up:
+            await asyncio.sleep(0.05)
+        if holders:
+            raise NetSetupError(
+                f"threads {', '.join(holders)} still hold network capabilities",
+                "start no thread before the network is set up",
+            )
+        names = [capabilities.NAMES[c] for c in dropping]
+        self._network["capabilities_dropped"] = ", ".join(names)
+        self.log.info("node.capabilities_dropped", dropped=names)
 
     async def stop(self) -> None:
         self._ready = False

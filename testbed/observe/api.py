@@ -60,10 +60,6 @@ class PrometheusAPI:
             return False
         return True
 
-    def reload(self) -> None:
-        """Re-read configuration and rule files (Prometheus runs with --web.enable-lifecycle)."""
-        self._open("/-/reload", None, method="POST")
-
     def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
         params = {"query": expr}
         if at is not None:

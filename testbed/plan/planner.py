@@ -48,6 +48,20 @@ SYSCTLS_ALL = {
     "net.ipv6.conf.default.accept_dad": "0",
 }
 SYSCTLS_ROUTER = {"net.ipv6.conf.all.forwarding": "1"}
+# No IPv4 path around the policy: Docker gives every container an IPv4 address on every network,
+# so a router forwarding IPv4 would carry it unfiltered (its forward chain drops IPv4 as well).
+SYSCTLS_NO_IPV4_FORWARDING = {"net.ipv4.ip_forward": "0", "net.ipv4.conf.all.forwarding": "0"}
+
+
+def no_router_advertisements(interfaces: int) -> dict[str, str]:
+    """accept_ra=0 on every interface: the plan's routes are static, and a router advertisement
+    from any peer (on mgmt: any node) must not add a default route. Docker writes these after it
+    has attached the networks (eth0..ethN-1, in no fixed order, hence all of them); ``default``
+    covers the TUNs created later."""
+    names = ["all", "default", *(f"eth{i}" for i in range(interfaces))]
+    return {f"net.ipv6.conf.{n}.accept_ra": "0" for n in names}
+
+
 TIER_INFRA = 0
 TIER_THINGS = 1
 COAP_PORT = 5683  # testbed.node.material.COAP_PORT
@@ -397,7 +411,12 @@ class _Builder:
             topology=self.topology_path,
             attributes=tuple(sorted(attributes.items())),
         )
-        sysctls = dict(SYSCTLS_ALL, **(SYSCTLS_ROUTER if forwarding else {}))
+        sysctls = dict(
+            SYSCTLS_ALL,
+            **SYSCTLS_NO_IPV4_FORWARDING,
+            **no_router_advertisements(len(self.interfaces[name])),
+            **(SYSCTLS_ROUTER if forwarding else {}),
+        )
         self.nodes.append(
             NodePlan(
                 name=name,

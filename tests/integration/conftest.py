@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -78,9 +79,13 @@ def run_cli(
 
 @pytest.fixture(scope="session")
 def node_image(docker_client, cli_env: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
-    """Builds (or finds) the node image through the CLI, as a user would."""
-    run_cli(["images", "build"], cli_env, timeout=1500)
-    return "testbed/node:latest"
+    """Builds (or finds) the node image through the CLI, as a user would.
+
+    Its inputs-hash tag, not ``:latest``: on a machine where another checkout builds its own
+    node image meanwhile, ``:latest`` moves, and nodes created later would run other code."""
+    built = run_cli(["images", "build"], cli_env, timeout=1500)
+    tags = re.findall(r"testbed/node:[0-9a-f]{12}\b", built.stdout + built.stderr)
+    return tags[-1] if tags else "testbed/node:latest"
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ silently wrong.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import ipaddress
 import json
 import subprocess
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -20,12 +22,23 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from testbed.contracts.impairment import LINK_NAMES
 from testbed.node import metric_catalogue as catalogue
+from testbed.node import netns
 from testbed.node.config import NodeConfig
 from testbed.node.errors import ConfigError, NetSetupError
 from testbed.node.logs import EventLog
-from testbed.node.netsetup import load_nft
-from testbed.node.policy.ruleset import TABLE, ForwardPolicy, PolicyConfigError, parse, render
+from testbed.node.netsetup import IP_COMMAND, load_nft
+from testbed.node.policy.ruleset import (
+    ALLOW_ALL,
+    TABLE,
+    ForwardPolicy,
+    PolicyConfigError,
+    parse,
+    render,
+    sources_from_routes,
+)
+from testbed.node.shaping.userspace import INGRESS, device_name
 
 ATTRIBUTE = "policy-forward"  # testbed.plan.policy.FORWARD_ATTRIBUTE
 NFT_COMMAND: tuple[str, ...] = ("nft",)
@@ -36,26 +49,50 @@ Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 class PolicyFirewall:
     def __init__(
-        self, policy: ForwardPolicy, log: EventLog, nft: Sequence[str] = NFT_COMMAND
+        self,
+        policy: ForwardPolicy,
+        log: EventLog,
+        nft: Sequence[str] = NFT_COMMAND,
+        links: Mapping[str, str] | None = None,
     ) -> None:
         self.policy = policy
         self.log = log
         self.nft = tuple(nft)
+        self.links = dict(links or {})  # shaped link -> the subnet of our interface on it
         self.installed = False
 
     @classmethod
-    def for_node(cls, config: NodeConfig, log: EventLog) -> PolicyFirewall | None:
+    def for_node(cls, config: NodeConfig, log: EventLog) -> PolicyFirewall:
+        """Every router gets the guards (no IPv4, no forged sources, nothing to or from mgmt);
+        the cross-domain rules only where the topology has ``policies``."""
+        mgmt = next((i.ipv6 for i in config.interfaces if i.network == "mgmt"), "")
+        links = {
+            i.network: str(ipaddress.IPv6Interface(i.ipv6).network)
+            for i in config.interfaces
+            if i.network in LINK_NAMES
+        }
         raw = config.attributes.get(ATTRIBUTE)
         if not raw:
-            return None
+            return cls(ForwardPolicy((), ALLOW_ALL, mgmt), log, links=links)
         try:
-            return cls(parse(raw), log)
+            return cls(dataclasses.replace(parse(raw), mgmt=mgmt), log, links=links)
         except PolicyConfigError as exc:
             raise ConfigError(
                 str(exc), "the planner writes it from the topology's policies"
             ) from exc
 
-    async def start(self) -> None:
+    async def start(
+        self,
+        namespace: Callable[[], netns.Namespace] = netns.check,
+        ip_command: Sequence[str] = IP_COMMAND,
+    ) -> None:
+        where = namespace()
+        if not where.own:  # a node process on a developer's host: never touch its firewall
+            self.log.warning("policy.skipped", reason=where.reason)
+            return
+        if not self.policy.sources:  # the router's routes are in place: read who sends what
+            sources = await interface_sources(self.log, self.links, ip_command)
+            self.policy = dataclasses.replace(self.policy, sources=sources)
         # Delete first so that a restart (same network namespace) replaces, not duplicates.
         text = f"table inet {TABLE} {{ }}\ndelete table inet {TABLE}\n" + render(self.policy)
         code, err = await load_nft(self.nft, text, NFT_TIMEOUT)
@@ -121,6 +158,43 @@ class PolicyFirewall:
             "ruleset": render(self.policy),
             "changed": False,
         }
+
+
+async def interface_sources(
+    log: EventLog, links: Mapping[str, str], ip_command: Sequence[str] = IP_COMMAND
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Per interface, the prefixes this router routes out of it (testbed.node.policy.ruleset).
+
+    ``links``: shaped link name -> the subnet of the router's interface on it. The user-space
+    shaper's ingress TUN ``shp-<link>-i`` hands the kernel what arrived on that interface, so it
+    may bring in the same prefixes (whether the shaper runs yet or not).
+    """
+    hint = "the border router needs its routes before its policy"
+    try:
+        code, routes = await _output([*ip_command, "-6", "-o", "route", "show", "table", "main"])
+    except FileNotFoundError:
+        raise NetSetupError("cannot read the router's routes: no ip command", hint) from None
+    if code != 0:
+        raise NetSetupError("cannot read the router's routes", hint)
+    by_device = dict(sources_from_routes(routes))
+    # Whether or not the shaper runs now: `testbed link set` may start it at any time, and its
+    # device names are fixed (an iifname rule for a device that does not exist matches nothing).
+    aliases = {}
+    for link, subnet in links.items():
+        shaped = next((d for d, p in by_device.items() if subnet in p), None)
+        if shaped is not None:
+            aliases[device_name(link, INGRESS)] = shaped
+    sources = sources_from_routes(routes, aliases)
+    log.info("policy.sources", interfaces={d: list(p) for d, p in sources})
+    return sources
+
+
+async def _output(cmd: Sequence[str]) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), NFT_TIMEOUT)
+    return proc.returncode or 0, out.decode(errors="replace")
 
 
 class _Collector(Collector):

@@ -9,8 +9,9 @@ started by the node before its routes): a ZEP hub on the router's carrier addres
 ``lowpan<i>`` with the router's PAN address that the kernel forwards to and from like any
 interface; its ``link-show``/``link-set``/``link-reset`` actions change the PAN's frame loss live.
 
-With a ``policy-forward`` attribute (a topology with ``policies:``) it installs the cross-domain
-policy as an nftables forward chain at start (testbed.node.policy), exports
+It installs an nftables forward chain at start (testbed.node.policy): always the guards (no
+IPv4, no forged source addresses per ingress interface, nothing from or to mgmt), and with a
+``policy-forward`` attribute (a topology with ``policies:``) the cross-domain rules; it exports
 testbed_policy_dropped_packets_total{rule} and answers ``policy-show``.
 """
 
@@ -50,15 +51,13 @@ class BorderRouterRole(Role):
         return {"pans": self.pans, "forwarding": self.config.forwarding}
 
     def state(self) -> dict[str, Any]:
-        policy = {"policy": self.policy.snapshot()} if self.policy is not None else {}
-        return {**self.facts(), **policy}
+        return {**self.facts(), "policy": self.policy.snapshot()}
 
     def actions(self) -> Mapping[str, Action]:
-        return self.policy.actions() if self.policy is not None else {}
+        return self.policy.actions()
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
-        if self.policy is not None:
-            self.policy.register_metrics(registry)
+        self.policy.register_metrics(registry)
         catalogue.gauge("testbed_border_router_served_pans", registry).set(len(self.pans))
 
     async def start(self) -> None:
@@ -71,5 +70,4 @@ class BorderRouterRole(Role):
         elif set(self.pans) != set(self.attached):
             # Legitimate when a PAN is carried by the radio medium only; worth a line anyway.
             self.log.warning("border_router.pans_differ", pans=self.pans, attached=self.attached)
-        if self.policy is not None:
-            await self.policy.start()
+        await self.policy.start()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from testbed.node import logs, netsetup
+from testbed.node import logs, netns, netsetup
 from testbed.node.config import Interface, NodeConfig, Route
 from testbed.node.errors import ConfigError, NetSetupError
 
@@ -98,10 +99,79 @@ def test_setup_network_reports_what_it_did(tmp_path: Path) -> None:
         routes=(ROUTE, Route("fd00:3::/64", "fd00:1::2")),
         forwarding=True,
     )
-    report = asyncio.run(netsetup.setup_network(config, LOG, tmp_path, ip))
+    report = asyncio.run(netsetup.setup_network(config, LOG, tmp_path, ip, namespace=own))
     assert report == {
         "ipv6": "set",
         "forwarding": "set",
         "routes": {"fd00:2::/64": "installed", "fd00:3::/64": "installed"},
     }
     assert (tmp_path / "forwarding").read_text() == "1\n"
+
+
+def own() -> netns.Namespace:
+    return netns.Namespace(True, "test: a namespace of its own")
+
+
+def host() -> netns.Namespace:
+    return netns.Namespace(False, "test: the host's namespace")
+
+
+def test_isolation_is_refused_outside_an_own_namespace(tmp_path: Path) -> None:
+    """The node process on a host must not delete the host's default routes or filter it."""
+    (tmp_path / "disable_ipv6").write_text("1\n")
+    ip = fake_ip(tmp_path, "exit 0\n")
+    config = NodeConfig(
+        run="r", building="b", node="t", role="thing",
+        interfaces=(Interface("mgmt", "::1/128"),), routes=(ROUTE,), isolate=True,
+    )  # fmt: skip
+    with pytest.raises(NetSetupError, match="refusing to isolate"):
+        asyncio.run(netsetup.setup_network(config, LOG, tmp_path, ip, namespace=host))
+    plain = NodeConfig(run="r", building="b", node="t", role="thing", interfaces=config.interfaces)
+    report = asyncio.run(netsetup.setup_network(plain, LOG, tmp_path, ip, namespace=host))
+    assert report == {"skipped": "test: the host's namespace"}
+    assert not (tmp_path / "calls").exists()  # no ip(8) call at all
+    assert (tmp_path / "disable_ipv6").read_text() == "1\n"  # no sysctl written
+
+
+def fake_nft(tmp_path: Path, rc: int) -> tuple[str, ...]:
+    path = tmp_path / "nft"
+    path.write_text(f"#!/bin/sh\ncat > {tmp_path / 'ruleset'}\necho 'Error: nope' >&2\nexit {rc}\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return (str(path),)
+
+
+MGMT = NodeConfig(
+    run="r", building="b", node="t", role="thing", interfaces=(Interface("mgmt", "fd00:9::5/64"),)
+)
+ADDR_SHOW = 'echo "7: eth0    inet6 fd00:9::5/64 scope global \\       valid_lft forever"\n'
+
+
+def test_mgmt_filter_both_directions_without_router_advertisements(tmp_path: Path) -> None:
+    ip = fake_ip(tmp_path, ADDR_SHOW)
+    done = asyncio.run(netsetup.filter_mgmt(MGMT, LOG, ip, fake_nft(tmp_path, 0)))
+    assert done == "only tcp/9180 on eth0"
+    ruleset = (tmp_path / "ruleset").read_text()
+    assert 'oifname "eth0" drop' in ruleset and 'iifname "eth0" drop' in ruleset
+    assert 'oifname "eth0" ct state established,related accept' in ruleset
+    assert "router-advert" not in ruleset  # RAs on mgmt are dropped, not accepted
+
+
+@pytest.mark.parametrize("failure", ["nft refuses", "no interface", "no nft"])
+def test_mgmt_filter_fails_closed(tmp_path: Path, failure: str) -> None:
+    """A node whose mgmt filter is not in place must not run as if it were isolated."""
+    ip = fake_ip(tmp_path, "exit 0\n" if failure == "no interface" else ADDR_SHOW)
+    nft = ("/nonexistent/nft",) if failure == "no nft" else fake_nft(tmp_path, 1)
+    with pytest.raises(NetSetupError, match="cannot filter mgmt"):
+        asyncio.run(netsetup.filter_mgmt(MGMT, LOG, ip, nft))
+
+
+def test_nft_accepts_the_mgmt_filter(tmp_path: Path) -> None:
+    path = tmp_path / "mgmt.nft"
+    path.write_text(netsetup.mgmt_ruleset("eth0", 9180))
+    try:
+        done = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
+    except FileNotFoundError:
+        pytest.skip("no nft here")
+    if done.returncode != 0 and "Operation not permitted" in done.stderr:
+        pytest.skip("nft -c needs CAP_NET_ADMIN here")
+    assert done.returncode == 0, done.stderr

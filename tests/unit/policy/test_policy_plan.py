@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.node.policy.ruleset import parse, render
+from testbed.node.policy.ruleset import parse, render, sources_from_routes
 from testbed.plan import policy
 from testbed.plan.model import Plan
 from testbed.plan.planner import make_plan
@@ -109,7 +110,18 @@ def test_policy_attributes_are_no_metric_labels(plan: Plan) -> None:
 def test_ruleset_counts_each_deny_rule(plan: Plan) -> None:
     forward = parse(plan.node("br1").config.attributes[policy.FORWARD_ATTRIBUTE])
     text = render(forward)
-    assert forward.counters() == {"r0": "hvac-backend-not-lighting", "r_default": "default-deny"}
+    assert forward.counters() == {
+        "r_ipv4": "ipv4",
+        "r_spoofed": "spoofed-source",
+        "r0": "hvac-backend-not-lighting",
+        "r_default": "default-deny",
+    }
+    # The guards come before the shortcut for established flows: no forged packet rides on one.
+    lines = [line.strip() for line in text.splitlines()]
+    assert lines.index('meta nfproto ipv4 counter name "r_ipv4" drop') < lines.index(
+        "ct state established,related accept"
+    )
+    assert "meta nfproto ipv4 accept" not in text
     assert 'counter name "r0" drop' in text and text.rstrip().endswith("}")
     assert "ct state established,related accept" in text
     assert "hook forward" in text and "table inet tb_policy" in text
@@ -172,3 +184,38 @@ def test_a_backend_polls_only_the_trust_centers_it_may_reach(plan: Plan) -> None
 
     assert domains("backend") == ["hvac", "lighting"]
     assert domains("backend-hvac") == ["hvac"]
+
+
+ROUTES = """\
+fd00:0:0:0::/64 dev eth0 proto kernel metric 256 pref medium
+fd00:0:0:1::/64 dev eth1 proto kernel metric 256 pref medium
+fd00:0:0:2::/64 dev eth2 proto kernel metric 256 pref medium
+fd00:0:0:10::/64 dev lowpan0 proto kernel metric 256 pref medium
+fd00:0:0:20::/64 via fd00:0:0:1::11 dev eth1 metric 1024 pref medium
+fe80::/64 dev eth1 proto kernel metric 256 pref medium
+fe80::/64 dev shp-backbone-i proto kernel metric 256 pref medium
+multicast ff00::/8 dev eth1 table local proto kernel metric 256 pref medium
+default via fd00::1 dev eth0 metric 1024 pref medium
+"""
+
+
+def test_per_interface_sources_come_from_the_routes() -> None:
+    sources = dict(sources_from_routes(ROUTES, {"shp-backbone-i": "eth1"}))
+    assert sources == {
+        "eth0": ("fd00::/64",),
+        "eth1": ("fd00:0:0:1::/64", "fd00:0:0:20::/64"),  # a foreign PAN via the backbone
+        "eth2": ("fd00:0:0:2::/64",),
+        "lowpan0": ("fd00:0:0:10::/64",),
+        "shp-backbone-i": ("fd00:0:0:1::/64", "fd00:0:0:20::/64"),  # the shaper's ingress
+        # (a link-local-only interface brings in nothing the router forwards)
+    }
+    text = render(dataclasses.replace(parse(_one_rule()), sources=tuple(sources.items())))
+    assert 'iifname "lowpan0" ip6 saddr != { fd00:0:0:10::/64 } counter name "r_spoofed" drop' in (
+        text
+    )
+    assert 'iifname != { "eth0", "eth1", "eth2", "lowpan0", "shp-backbone-i" }' in text
+
+
+def _one_rule() -> str:
+    rule = {"label": "x", "allow": False, "from": ["fd00::1"], "to": ["fd00::2"]}
+    return json.dumps({"rules": [rule], "default": "default-deny"})
