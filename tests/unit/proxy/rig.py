@@ -13,9 +13,9 @@ from typing import Any
 import aiocoap
 from prometheus_client import CollectorRegistry
 
-from testbed.node.backend.peers import Reply
+from testbed.node.backend.peers import Reply, protected_request
 from testbed.node.backend.proxied import DtlsProxyClient, oscore_via_proxy
-from testbed.node.coap.transport import create_context
+from testbed.node.coap.transport import DatagramSink, create_context
 from testbed.node.dtls import credentials as creds
 from testbed.node.enrollment_api import OscoreContextGrant
 from testbed.node.logs import EventLog
@@ -78,6 +78,14 @@ class Rig:
             **options,
         )
 
+    async def direct(self, code: Any, resource: str, value: Any = None) -> Reply:
+        """OSCORE straight to the thing, no proxy (the baseline)."""
+        payload, options = _body(value)
+        uri = f"coap://[{LOOPBACK}]:{self.thing.port}/{resource}"
+        return await protected_request(
+            self.coap, self.backend_context, uri, code, payload, 5.0, **options
+        )
+
     async def dtls(self, code: Any, resource: str, value: Any = None) -> Reply:
         payload, options = _body(value)
         return await self.dtls_client.request(
@@ -98,6 +106,7 @@ async def rig(
     tamper: bool = False,
     allowed_sources: tuple[str, ...] = (LOOPBACK,),
     pans: tuple[str, ...] = (f"{LOOPBACK}/128",),
+    backend_sink: DatagramSink | None = None,
 ) -> AsyncIterator[Rig]:
     log = EventLog(logging.getLogger("proxy-test"))
     refusals: dict[str, int] = {}
@@ -151,9 +160,10 @@ async def rig(
         coap=f"[{LOOPBACK}]:{proxy.port(END_TO_END)}",
         coaps=f"[{LOOPBACK}]:{proxy.port(HOP_BY_HOP)}",
     )
-    coap = await create_context(loggername="backend-test")
+    coap = await create_context(sink=backend_sink, loggername="backend-test")
     backend_context = contexts.PersistentContext(backend_dir, refused)
     dtls_client = DtlsProxyClient("backend", backend_root)
+    dtls_client.pool.sink = backend_sink
     try:
         yield Rig(
             thing,
