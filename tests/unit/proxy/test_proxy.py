@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import aiocoap
 import pytest
+from aiocoap.message import UndecidedRemote
 
+from testbed.node.backend.proxied import IntegrityFailure
 from testbed.node.proxy.config import END_TO_END, HOP_BY_HOP
 from testbed.node.proxy.inspect import flip_value, tamper_payload
 from testbed.node.thing import catalog
@@ -74,7 +77,7 @@ def test_a_tampering_proxy_is_detected_end_to_end_not_hop_by_hop(tmp_path: Path)
             before = r.device.read("light")
             reply = await r.oscore(aiocoap.PUT, "light", {"on": True, "level": 80})
             # The thing could not unprotect the altered ciphertext: refused, not acted on.
-            assert reply.protected is False and reply.code.startswith("4.")
+            assert (reply.protected, reply.code) == (False, "4.00")
             assert r.requests.refused_counts.get("invalid") == 1
             assert r.requests.handled_total() == 0
             assert r.device.read("light") == before
@@ -145,3 +148,38 @@ def test_tampering_changes_values_in_clear_and_bits_otherwise() -> None:
     assert catalog.decode(tamper_payload(clear, readable=True)) == 18.0
     opaque = bytes(range(10))
     assert tamper_payload(opaque, readable=False) == b"\x01" + opaque[1:]
+
+
+def test_an_altered_oscore_answer_is_refused_by_the_backend(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path) as r:
+            inspector = r.proxy.inspector
+            original = inspector.message
+
+            def responses_only(mode: str, direction: str, message: aiocoap.Message) -> Any:
+                inspector.tamper = direction == "response"
+                return original(mode, direction, message)
+
+            inspector.message = responses_only  # type: ignore[method-assign]
+            with pytest.raises(IntegrityFailure):
+                await r.oscore(aiocoap.PUT, "light", {"on": True, "level": 60})
+            # The thing acted (the request was intact); the backend refused the answer.
+            assert r.device.read("light") == {"on": True, "level": 60}
+            assert r.refusals == {"invalid": 1}
+            assert r.metric("testbed_proxy_tampered_total", mode=E2E, direction="response") == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_port_serves_only_its_scheme(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path) as r:
+            assert r.route.coap is not None
+            for options in ({"proxy_scheme": "coaps", "uri_host": "[::1]"}, {}):
+                request = aiocoap.Message(code=aiocoap.GET, uri_path=("light",), **options)
+                request.remote = UndecidedRemote("coap", r.route.coap)
+                answer = await r.coap.request(request).response
+                assert answer.code.dotted == "5.05", options
+            assert r.requests.handled_total() == 0
+
+    asyncio.run(scenario())
