@@ -10,8 +10,10 @@ each leg of the proxy are printed (pytest -s) from the proxy's own socket counte
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,7 @@ FLIPPED = {"on": False, "level": 20}
 
 @pytest.fixture(scope="module")
 def building(docker_client, node_image, cli_env) -> Iterator[DockerBackend]:  # type: ignore[no-untyped-def]
+    """The running building; its plan is read from the run directory (TESTBED_HOME)."""
     remove_run(docker_client, RUN)
     up = run_cli(["up", "-t", str(TOPOLOGY), "--run", RUN], cli_env)
     assert "commissioned: 1 of 1 things" in up.stdout, up.stdout
@@ -124,3 +127,30 @@ def test_a_tampering_proxy_is_caught_end_to_end_not_hop_by_hop(building) -> None
     assert series['testbed_proxy_tampered_total{direction="request",mode="hop-by-hop"}'] == 1
     thing = metrics(backend, RUN, "lamp-01", "testbed_thing_refused_total")
     assert thing['testbed_thing_refused_total{reason="invalid"}'] >= 1
+
+
+def test_only_backends_reach_the_proxy_ports(building, cli_env) -> None:  # type: ignore[no-untyped-def]
+    backend = building
+    plan = json.loads((Path(cli_env["TESTBED_HOME"]) / "runs" / RUN / "plan.json").read_text())
+    router = next(n for n in plan["nodes"] if n["name"] == "br1")
+    address = next(
+        i["ipv6"].split("/")[0]
+        for i in router["config"]["interfaces"]
+        if i["network"] == "internet"
+    )
+    before = _proxy(backend)["firewall_dropped"]
+    assert isinstance(before, int)
+    # The lamp is no backend: its datagrams to the proxy ports end in the router's input filter.
+    probe = (
+        "import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); "
+        f"[s.sendto(b'\\x40\\x01\\x00\\x01', ({address!r}, p)) for p in (5683, 5684)]"
+    )
+    result = backend.exec(RUN, "lamp-01", ["python3", "-c", probe])
+    assert result.exit_code == 0, result.output
+    wait_for(
+        lambda: _proxy(backend)["firewall_dropped"] >= before + 2,
+        10,
+        "the router to drop the lamp's datagrams to the proxy ports",
+    )
+    # The backend's requests still pass (the earlier tests read through both ports).
+    assert _read(backend, "proxy")["code"] == "2.05"

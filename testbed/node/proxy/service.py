@@ -12,6 +12,7 @@ Actions: ``proxy-show`` (what it saw, per mode; sessions; whether it tampers) an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ from testbed.node.dtls.endpoint import DtlsServer
 from testbed.node.errors import ActionError, ConfigError
 from testbed.node.logs import EventLog
 from testbed.node.proxy import channels
+from testbed.node.proxy import firewall as proxy_firewall
 from testbed.node.proxy.config import (
     COAP_PORT,
     COAPS_PORT,
@@ -70,6 +72,7 @@ class CoapProxy:
         bind_host: str = "::",
         ports: Mapping[str, int] | None = None,
         thing_port: int = COAPS_PORT,
+        firewall: bool = False,
     ) -> None:
         self.config = config
         self.name = name  # the PSK identity it presents to the things
@@ -79,6 +82,7 @@ class CoapProxy:
         self.bind_host = bind_host
         self.ports = {END_TO_END: COAP_PORT, HOP_BY_HOP: COAPS_PORT, **(ports or {})}
         self.thing_port = thing_port
+        self.firewall = firewall  # nftables: the proxy ports open to the backends only
         self.inspector = Inspector(metrics, log, tamper=config.tamper)
         self.sinks = {
             leg: LegSink(metrics, leg)
@@ -102,6 +106,9 @@ class CoapProxy:
             ) from exc
 
     async def start(self) -> None:
+        if self.firewall:
+            ports = [self.ports[m] for m in self.config.modes]
+            await proxy_firewall.install(ports, self.config.allowed_sources, self.log)
         if END_TO_END in self.config.modes:
             await self._start_end_to_end()
         if HOP_BY_HOP in self.config.modes:
@@ -204,11 +211,14 @@ class CoapProxy:
             "backend_sessions": 0 if self._dtls is None else len(self._dtls.sessions),
         }
 
+    async def _show(self, params: dict[str, Any]) -> dict[str, Any]:
+        show = {**self.snapshot(), "changed": False}
+        if self.firewall:
+            show["firewall_dropped"] = await asyncio.to_thread(proxy_firewall.dropped)
+        return show
+
     def actions(self) -> Mapping[str, Action]:
         return {"proxy-show": self._show, "proxy-tamper": self._tamper}
-
-    async def _show(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {**self.snapshot(), "changed": False}
 
     async def _tamper(self, params: dict[str, Any]) -> dict[str, Any]:
         on = params.get("on")

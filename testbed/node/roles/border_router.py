@@ -99,6 +99,7 @@ class BorderRouterRole(Role):
             material_root=self.ctx.material_root,
             metrics=ProxyMetrics(self._registry or CollectorRegistry()),
             log=self.log,
+            firewall=bool(config.allowed_sources),
         )
         await proxy.start()
         self.proxy = proxy

@@ -99,3 +99,15 @@ def test_a_bad_proxy_key_is_refused_at_its_place(proxy: str, message: str) -> No
     with pytest.raises(Exception, match=message) as caught:
         parse_topology(text, "proxy.yaml")
     assert "proxy" in str(caught.value)
+
+
+def test_the_router_opens_the_proxy_ports_to_the_backends_only() -> None:
+    from testbed.node.proxy import firewall
+
+    text = firewall.render([5684, 5683], ["fd00:0:0:2::0003", "fd00:0:0:2::4"])
+    assert "type filter hook input priority 0; policy accept;" in text
+    assert "udp dport { 5683, 5684 } ip6 saddr { fd00:0:0:2::3, fd00:0:0:2::4 } accept" in text
+    assert text.index("accept\n") < text.index('counter name "r_proxy" drop')
+    assert "forward" not in text  # the cross-domain policy's chain is not touched
+    # No backend at all: the ports are closed to everyone.
+    assert "saddr" not in firewall.render([5683], [])
