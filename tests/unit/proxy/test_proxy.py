@@ -9,6 +9,7 @@ arrives and is acted on while the backend's answer looks right.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +184,35 @@ def test_a_port_serves_only_its_scheme(tmp_path: Path) -> None:
             assert r.requests.handled_total() == 0
 
     asyncio.run(scenario())
+
+
+def test_the_debug_log_shows_what_the_proxy_saw_and_no_secret(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path) as r:
+            await r.oscore(aiocoap.PUT, "light", {"on": True, "level": 11})
+            await r.dtls(aiocoap.PUT, "light", {"on": True, "level": 12})
+
+    with caplog.at_level(logging.DEBUG, logger="proxy-test"):
+        asyncio.run(scenario())
+    seen = [
+        rec.__dict__["fields"]
+        for rec in caplog.records
+        if rec.name == "proxy-test" and rec.__dict__.get("event") == "proxy.seen"
+    ]
+    e2e = [f for f in seen if f["mode"] == E2E]
+    hbh = [f for f in seen if f["mode"] == HBH]
+    assert len(e2e) == 2 and len(hbh) == 2  # request and response each
+    # End to end: the outer POST with the OSCORE option and a size, nothing of the command.
+    assert e2e[0]["code"] == "0.02" and "oscore_option" in e2e[0] and "value" not in e2e[0]
+    assert not any("path" in f for f in e2e)
+    # Hop by hop: method, path and value in clear.
+    assert (hbh[0]["code"], hbh[0]["path"], hbh[0]["value"]) == (
+        "0.03",
+        "/light",
+        {"on": True, "level": 12},
+    )
+    keys = [p.read_bytes() for p in tmp_path.rglob("*.psk")]
+    text = caplog.text + repr(seen)
+    assert keys and not any(k.hex() in text or repr(k) in text for k in keys)
