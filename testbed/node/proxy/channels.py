@@ -26,6 +26,11 @@ from testbed.node.dtls.endpoint import DtlsClient
 from testbed.node.dtls.session import State
 
 HANDSHAKE_TIMEOUT_S = 30.0
+# How long one request may wait inside an established session before the session counts as
+# dead (the peer restarted and forgot it: DTLS has no way to say so; its server drops records
+# of sessions it does not have) and is replaced by a new handshake: CoAP's first
+# retransmissions fit (2-3 s, then 4-6 s more).
+REQUEST_TIMEOUT_S = 15.0
 # RFC 6347 4.2.4 timer bounds for these handshakes (as the bootstrap profiles use).
 HANDSHAKE_TIMERS = (1.0, 16.0)
 
@@ -98,9 +103,16 @@ async def open_channel(
 class ChannelPool:
     """Sessions by peer; a broken one is replaced and the request sent once more."""
 
-    def __init__(self, identity: str, *, sink: DatagramSink | None = None) -> None:
+    def __init__(
+        self,
+        identity: str,
+        *,
+        sink: DatagramSink | None = None,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
         self.identity = identity
         self.sink = sink
+        self.request_timeout_s = request_timeout_s
         self.channels: dict[Peer, Channel] = {}
         self.handshakes = 0
         self._locks: dict[Peer, asyncio.Lock] = {}
@@ -121,11 +133,15 @@ class ChannelPool:
         for attempt in range(2):
             channel = await self._channel(peer, psk)
             try:
-                return await channel.request(message)
-            except (ChannelClosed, ConnectionError, CoapsTimeout):
+                async with asyncio.timeout(self.request_timeout_s):
+                    return await channel.request(message)
+            except (ChannelClosed, ConnectionError, CoapsTimeout, TimeoutError):
                 await self.drop(peer)
                 if attempt:
                     raise
+            except BaseException:
+                await self.drop(peer)  # cancelled mid-request: the session's state is unknown
+                raise
         raise AssertionError("unreachable")
 
     async def drop(self, peer: Peer) -> None:

@@ -29,7 +29,7 @@ from aiocoap.proxy.server import CanNotRedirect, ForwardProxy
 from testbed.node.proxy.config import END_TO_END, ProxyConfig, hostport
 from testbed.node.proxy.inspect import REQUEST, RESPONSE, Inspector
 
-FORWARD_TIMEOUT_S = 30.0
+FORWARD_TIMEOUT_S = 60.0  # a DTLS handshake (at most 30 s) and two request attempts
 SCHEME = {END_TO_END: "coap"}  # hop by hop: coaps
 
 
@@ -74,6 +74,9 @@ class Outgoing:
         try:
             async with asyncio.timeout(FORWARD_TIMEOUT_S):
                 response = await self.send(request)
+        except CanNotRedirect as refused:  # no PSK with whatever sits at that address
+            self.inspector.forwarded(self.mode, "refused")
+            return refused.to_message()
         except (TimeoutError, error.TimeoutError):
             self.inspector.forwarded(self.mode, "timeout")
             raise error.TimeoutError("no answer from the thing") from None

@@ -10,6 +10,7 @@ device, same request counts), started and stopped with it.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from aiocoap import resource
@@ -87,3 +88,6 @@ class ThingDtlsServer:
         if self.server is not None:
             await self.server.close()
             self.server = None
+            # The socket closes in the next loop turn (asyncio's transport); serving again on
+            # the same port right after (a re-serve) must find it free.
+            await asyncio.sleep(0)

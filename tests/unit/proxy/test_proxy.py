@@ -21,6 +21,7 @@ from testbed.node.backend.proxied import IntegrityFailure
 from testbed.node.proxy.config import END_TO_END, HOP_BY_HOP
 from testbed.node.proxy.inspect import flip_value, tamper_payload
 from testbed.node.thing import catalog
+from testbed.node.thing.dtls_server import ThingDtlsServer
 from tests.unit.proxy.rig import rig
 
 E2E, HBH = END_TO_END, HOP_BY_HOP
@@ -216,3 +217,38 @@ def test_the_debug_log_shows_what_the_proxy_saw_and_no_secret(
     keys = [p.read_bytes() for p in tmp_path.rglob("*.psk")]
     text = caplog.text + repr(seen)
     assert keys and not any(k.hex() in text or repr(k) in text for k in keys)
+
+
+def test_a_thing_that_forgot_the_session_gets_a_new_handshake(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path) as r:
+            assert (await r.dtls(aiocoap.GET, "light")).code == "2.05"
+            assert r.proxy.pool is not None
+            r.proxy.pool.request_timeout_s = 1.0
+            # The thing restarts its DTLS server on the same port: the proxy's session is dead
+            # and nothing tells it so.
+            port = r.thing_dtls.port
+            await r.thing_dtls.close()
+            restarted = ThingDtlsServer(
+                r.thing.site,  # type: ignore[arg-type]
+                identity="br",
+                material_root=tmp_path / "thing",
+                log=r.thing_dtls.log,
+                bind=("::1", port),
+            )
+            await restarted.start()
+            r.thing_dtls = restarted
+            assert (await r.dtls(aiocoap.GET, "light")).code == "2.05"
+            assert r.proxy.pool.handshakes == 2
+
+    asyncio.run(scenario())
+
+
+def test_an_address_without_a_psk_is_refused_hop_by_hop(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path, pans=("::/0",)) as r:
+            r.proxy.config.things.clear()  # the lamp's address: no PSK with it any more
+            assert (await r.dtls(aiocoap.GET, "light")).code == "4.03"
+            assert r.metric("testbed_proxy_requests_total", mode=HBH, outcome="refused") == 1
+
+    asyncio.run(scenario())
