@@ -16,14 +16,12 @@ import dataclasses
 import hashlib
 import ipaddress
 import re
-from collections.abc import Callable
 
 from testbed.errors import PlanError
 from testbed.node.config import Interface, NodeConfig, Route
-from testbed.node.proxy import config as proxy_contract
 from testbed.node.radio.config import GilbertElliottSpec, RadioPanConfig
 from testbed.node.shaping import impairment as shaping
-from testbed.plan import addressing
+from testbed.plan import addressing, proxies
 from testbed.plan import policy as cross_domain
 from testbed.plan.labels import NETWORK, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
@@ -167,6 +165,12 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         if rules
         else {}
     )
+    # CoAP proxies of the border routers (testbed.plan.proxies); nothing without `proxy` keys.
+    proxy_attributes = proxies.node_attributes(
+        topology,
+        address_of,
+        lambda n: str(pan_prefix[n]) if n in radio else nets[n].subnet6,
+    )
     backend_scope = cross_domain.backends_attribute(
         topology, rules, lambda v, n: serial_number(topology.building, v, n)
     )
@@ -182,6 +186,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         forwarding: bool = False,
         tun: bool = False,
     ) -> None:
+        attributes = {**attributes, **proxy_attributes.get(name, {})}
         config = NodeConfig(
             run=run,
             building=topology.building,
@@ -220,8 +225,6 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             )
         )
 
-    # -- CoAP proxies of the border routers (testbed.node.proxy), off unless the topology asks --
-    proxy_attributes, proxy_routes = _proxies(topology, address_of, pan_prefix, nets, radio)
     for router in topology.border_routers:
         foreign = [(p, r) for p, r in pan_routes if r != router.name]
         add(
@@ -233,7 +236,6 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
                 **radio_attributes(router.name, router.pans, True),
                 **link_attributes(topology),
                 **policy_forward,
-                **proxy_attributes.get(router.name, {}),
             },
             routes_via("backbone", foreign),
             forwarding=True,
@@ -262,10 +264,6 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
                 for d in topology.domains
                 if cross_domain.allowed(rules, host.name, d.trust_center_name, coap_port)
             )
-            if proxy_routes:
-                host_attributes[proxy_contract.BACKEND_ATTRIBUTE] = proxy_contract.routes_attribute(
-                    proxy_routes
-                )
         add(
             host.name,
             "internet_host",
@@ -296,10 +294,6 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             attributes["vendor-cloud-uri"] = cloud_uri
         if thing.faults:
             attributes["faults"] = ",".join(thing.faults)
-        router_proxy = next(r.proxy for r in topology.border_routers if r.name == pan_router)
-        if router_proxy is not None and proxy_contract.HOP_BY_HOP in router_proxy.modes:
-            # It serves its resources over DTLS to its proxy as well (the PSK they share).
-            attributes[proxy_contract.THING_IDENTITY_ATTRIBUTE] = pan_router
         others = [(n, pan_router) for n in ("backbone", "internet")]
         # Other PANs are reached through the own router, which forwards over the backbone.
         others += [(p, pan_router) for p, _ in pan_routes if p != f"pan-{thing.pan}"]
@@ -324,57 +318,6 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         networks=tuple(networks),
         nodes=tuple(nodes),
     )
-
-
-def _proxies(
-    topology: Topology,
-    address_of: Callable[[str, str], str],
-    pan_prefix: dict[str, ipaddress.IPv6Network],
-    nets: dict[str, NetworkPlan],
-    radio: dict[str, Pan],
-) -> tuple[dict[str, dict[str, str]], list[proxy_contract.ProxyRoute]]:
-    """The ``proxy`` attribute of each router with a proxy, and the backends' routes to them."""
-    attributes: dict[str, dict[str, str]] = {}
-    routes: list[proxy_contract.ProxyRoute] = []
-    backends = [h.name for h in topology.hosts if h.role == "backend"]
-    for router in topology.border_routers:
-        if router.proxy is None:
-            continue
-        modes = tuple(m for m in proxy_contract.MODES if m in router.proxy.modes)
-        networks = [f"pan-{p}" for p in router.pans]
-        prefixes = tuple(str(pan_prefix[n]) if n in radio else nets[n].subnet6 for n in networks)
-        hop_by_hop = proxy_contract.HOP_BY_HOP in modes
-        things = (
-            {
-                address_of(name, f"pan-{t.pan}"): name
-                for t in topology.things
-                if t.pan in router.pans
-                for name in t.names()
-            }
-            if hop_by_hop
-            else {}
-        )
-        config = proxy_contract.ProxyConfig(
-            modes=modes,
-            tamper=router.proxy.tamper,
-            pans=prefixes,
-            things=things,
-            backends=tuple(backends) if hop_by_hop else (),
-            allowed_sources=tuple(sorted(address_of(b, "internet") for b in backends)),
-        )
-        attributes[router.name] = {proxy_contract.ATTRIBUTE: config.to_attribute()}
-        here = f"[{address_of(router.name, 'internet')}]"
-        routes.append(
-            proxy_contract.ProxyRoute(
-                router=router.name,
-                pans=prefixes,
-                coap=f"{here}:{proxy_contract.COAP_PORT}"
-                if proxy_contract.END_TO_END in modes
-                else None,
-                coaps=f"{here}:{proxy_contract.COAPS_PORT}" if hop_by_hop else None,
-            )
-        )
-    return attributes, routes
 
 
 def _networks(topology: Topology, run: str, prefix: ipaddress.IPv6Network) -> list[NetworkPlan]:
