@@ -127,6 +127,9 @@ def test_a_tampering_proxy_is_caught_end_to_end_not_hop_by_hop(building) -> None
     assert series['testbed_proxy_tampered_total{direction="request",mode="hop-by-hop"}'] == 1
     thing = metrics(backend, RUN, "lamp-01", "testbed_thing_refused_total")
     assert thing['testbed_thing_refused_total{reason="invalid"}'] >= 1
+    proxied = metrics(backend, RUN, "backend", "testbed_backend_proxied_requests_total")
+    ok = 'testbed_backend_proxied_requests_total{method="PUT",outcome="ok",via="proxy-dtls"}'
+    assert proxied[ok] == 1, proxied
 
 
 def test_only_backends_reach_the_proxy_ports(building, cli_env) -> None:  # type: ignore[no-untyped-def]

@@ -352,7 +352,9 @@ class Backend:
             "latency_s": None if reply is None else round(reply.latency_s, 6),
             "at": time.time(),
         }
+        self.metrics.proxied.labels(via, code.name, result["outcome"]).inc()
         if reply is not None:
+            self.metrics.proxied_latency.labels(via).observe(reply.latency_s)
             if reply.ok:
                 result["value"] = _value(reply.payload)
             else:
