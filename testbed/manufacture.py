@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from testbed import pki
 from testbed.node import material as M
 from testbed.node.config import Attr, Role
+from testbed.node.proxy import config as proxy_contract
 from testbed.pki import firmware, keys
 from testbed.plan.model import NodePlan, Plan
 
@@ -196,12 +197,38 @@ def mint(plan: Plan, run_dir: Path) -> Minted:
         for domain_name, ccs in tc_ccs.items():
             files[f"{M.TRUST_CENTERS_DIR}/{domain_name}.ccs.cbor"] = ccs.to_bytes()
         _write_node(run_dir, host, files)
+    _mint_proxy_psks(plan, run_dir, _backends(plan))
     clouds = _vendor_clouds(plan)
     if clouds:
         releases = _firmware(minted, things)
         for cloud in clouds:
             _write_node(run_dir, cloud, releases)
     return minted
+
+
+def _mint_proxy_psks(plan: Plan, run_dir: Path, backends: list[NodePlan]) -> None:
+    """Hop-by-hop proxies: a PSK per thing behind the router (the thing's operation DTLS
+    server and the proxy hold it) and one per backend (the backend's DTLS to the proxy)."""
+    routers = {n.name: n for n in plan.nodes if n.role == "border_router"}
+    for router in routers.values():
+        raw = router.config.attributes.get(proxy_contract.ATTRIBUTE)
+        if raw is None:
+            continue
+        config = proxy_contract.ProxyConfig.parse(raw)
+        if proxy_contract.HOP_BY_HOP not in config.modes:
+            continue
+        files: dict[str, bytes] = {}
+        for thing in _things(plan):
+            if thing.config.attributes.get(proxy_contract.THING_IDENTITY_ATTRIBUTE) != router.name:
+                continue
+            psk = secrets.token_bytes(M.PSK_BYTES)
+            files[proxy_contract.thing_psk(thing.name)] = psk
+            _write_node(run_dir, thing, {proxy_contract.OPERATION_PSK: psk})
+        for backend in backends:
+            psk = secrets.token_bytes(M.PSK_BYTES)
+            files[proxy_contract.backend_psk(backend.name)] = psk
+            _write_node(run_dir, backend, {proxy_contract.router_psk(router.name): psk})
+        _write_node(run_dir, router, files)
 
 
 def _firmware(minted: Minted, things: list[NodePlan]) -> dict[str, bytes]:

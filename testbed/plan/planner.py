@@ -22,7 +22,7 @@ from testbed.errors import PlanError
 from testbed.node import energy
 from testbed.node.config import Attr, Interface, NodeConfig, Role, Route
 from testbed.node.radio.config import RadioPanConfig
-from testbed.plan import addressing
+from testbed.plan import addressing, proxies
 from testbed.plan import policy as cross_domain
 from testbed.plan.labels import NETWORK, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
@@ -185,6 +185,12 @@ class _Builder:
             }
             if self.rules
             else {}
+        )
+        # CoAP proxies of the border routers (testbed.plan.proxies); nothing without `proxy` keys.
+        self.proxy_attributes = proxies.node_attributes(
+            topology,
+            self.address_of,
+            lambda n: str(self.pan_prefix[n]) if n in self.radio else self.nets[n].subnet6,
         )
         self.backend_scope = cross_domain.backends_attribute(
             topology, self.rules, lambda v, n: serial_number(topology.building, v, n)
@@ -390,6 +396,7 @@ class _Builder:
         forwarding: bool = False,
         tun: bool = False,
     ) -> None:
+        attributes = {**attributes, **self.proxy_attributes.get(name, {})}
         config = NodeConfig(
             run=self.run,
             building=self.topology.building,

@@ -263,9 +263,32 @@ class Thing(Strict):
         return [self.name.format(n=i) for i in range(self.start, self.start + self.count)]
 
 
+ProxyMode = Literal["end-to-end", "hop-by-hop"]
+
+
+class Proxy(Strict):
+    """A CoAP forward proxy in the border router (testbed.node.proxy) for the backends.
+
+    end-to-end: plain CoAP on port 5683; OSCORE passes through it unread. hop-by-hop: CoAP
+    over DTLS (PSK) on port 5684 from the backends, and over DTLS (a PSK each thing of the
+    router's PANs shares with it) to the things, which then also serve their resources over
+    DTLS on port 5684: the proxy translates and reads everything.
+    """
+
+    modes: list[ProxyMode] = Field(
+        default_factory=lambda: list[ProxyMode](["end-to-end"]),
+        min_length=1,
+        description="what it offers",
+    )
+    tamper: bool = Field(
+        False, description="a compromised proxy: it alters the payloads it forwards"
+    )
+
+
 class BorderRouter(Strict):
     name: Name
     pans: list[Name] = Field(min_length=1)
+    proxy: Proxy | None = Field(None, description="a CoAP proxy for the backends; absent = off")
 
 
 class Host(Strict):

@@ -6,6 +6,9 @@ testbed_backend_reads_total{thing,resource,outcome}      outcome: ok, refused (4
 testbed_backend_read_latency_seconds{device_class}       request to response, answered reads
 testbed_backend_polls_total{domain,outcome}              GET /things: ok, error
 testbed_backend_things{domain}                           operational things listed
+testbed_backend_refused_responses{reason}                responses our OSCORE contexts refused
+testbed_backend_proxied_requests{via,method,outcome}     through a border router's proxy
+testbed_backend_proxied_latency_seconds{via}             the same, answered ones
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ class BackendMetrics:
         self.latency = catalogue.histogram("testbed_backend_read_latency_seconds", registry)
         self.polls = catalogue.counter("testbed_backend_polls", registry)
         self.things = catalogue.gauge("testbed_backend_things", registry)
+        self.refused_responses = catalogue.counter("testbed_backend_refused_responses", registry)
+        self.proxied = catalogue.counter("testbed_backend_proxied_requests", registry)
+        self.proxied_latency = catalogue.histogram(
+            "testbed_backend_proxied_latency_seconds", registry
+        )
 
 
 def outcome_of(code: str | None) -> str:

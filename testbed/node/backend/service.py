@@ -37,10 +37,18 @@ from testbed.node.backend.peers import (
     find_peers,
     labelled,
 )
+from testbed.node.backend.proxied import (
+    VIA_PROXY,
+    VIAS,
+    DtlsProxyClient,
+    IntegrityFailure,
+    oscore_via_proxy,
+)
 from testbed.node.coap.errors import ChannelError, CredentialError
 from testbed.node.coap.transport import create_context
 from testbed.node.errors import ActionError, StateError
 from testbed.node.logs import EventLog
+from testbed.node.proxy.config import COAPS_PORT, ProxyRoute
 from testbed.node.thing import catalog
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], Any]
@@ -60,6 +68,8 @@ class Backend:
         poll_interval: float = 2.0,
         read_interval: float = 5.0,
         timeout: float = 10.0,
+        proxies: list[ProxyRoute] | None = None,
+        name: str = "backend",
     ) -> None:
         self.trust_centers = trust_centers
         self.material_root = material_root
@@ -76,6 +86,11 @@ class Backend:
         self.polled: dict[str, dict[str, Any]] = {}  # domain -> last poll outcome
         self.refusals: dict[str, int] = {}  # responses our contexts refused to unprotect
         self.coap: aiocoap.Context | None = None
+        # Border routers' CoAP proxies (testbed.node.proxy) and the DTLS sessions to them.
+        self.proxies = proxies or []
+        self.dtls_proxy = (
+            DtlsProxyClient(name, material_root) if any(r.coaps for r in self.proxies) else None
+        )
 
     async def start(self, spawn: Spawn) -> None:
         """Load credentials (CredentialError for unusable files) and start the loops."""
@@ -97,6 +112,8 @@ class Backend:
         for peer in self.peers.values():
             peer.context.close()
         self.peers.clear()
+        if self.dtls_proxy is not None:
+            await self.dtls_proxy.close()
 
     # -- polling ------------------------------------------------------------------------------
 
@@ -179,6 +196,7 @@ class Backend:
 
     def _refused(self, why: str) -> None:
         self.refusals[why] = self.refusals.get(why, 0) + 1
+        self.metrics.refused_responses.labels(why).inc()
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -277,6 +295,86 @@ class Backend:
         if code == aiocoap.GET:
             self.metrics.reads.labels(peer.entry.name, resource, outcome).inc()
             peer.last[resource] = result
+        return result
+
+    # -- through a border router's proxy ------------------------------------------------------
+
+    def proxy_route(self, peer: ThingPeer, via: str) -> ProxyRoute:
+        if via not in VIAS:
+            raise ActionError(f"unknown via {via!r}", "one of: " + ", ".join(VIAS))
+        for route in self.proxies:
+            if route.serves(peer.entry.address) and (
+                route.coap if via == VIA_PROXY else route.coaps
+            ):
+                return route
+        raise ActionError(
+            f"no {via} route to {peer.entry.name}",
+            "give the thing's border router a proxy with that mode in the topology",
+        )
+
+    async def proxied(
+        self, peer: ThingPeer, resource: str, via: str, value: Any = None, *, write: bool = False
+    ) -> dict[str, Any]:
+        """A read or write through the proxy: ``via`` proxy (OSCORE end to end) or
+        proxy-dtls (DTLS hop by hop)."""
+        assert self.coap is not None
+        route = self.proxy_route(peer, via)
+        code = aiocoap.PUT if write else aiocoap.GET
+        payload = catalog.encode(value) if write else b""
+        options = {"content_format": catalog.CF_CBOR} if write else {}
+        reply: Reply | None = None
+        failure = None
+        try:
+            if via == VIA_PROXY:
+                assert route.coap is not None
+                reply = await oscore_via_proxy(
+                    self.coap,
+                    peer.context,
+                    route.coap,
+                    (peer.entry.address, peer.entry.port),
+                    code,
+                    resource,
+                    payload,
+                    self.timeout,
+                    **options,
+                )
+            else:
+                assert self.dtls_proxy is not None
+                reply = await self.dtls_proxy.request(
+                    route,
+                    (peer.entry.address, COAPS_PORT),
+                    code,
+                    resource,
+                    payload,
+                    self.timeout,
+                    **options,
+                )
+        except IntegrityFailure:
+            failure = "integrity-failure"
+        except (TimeoutError, error.TimeoutError):
+            failure = "timeout"
+        except (*_TRANSPORT_ERRORS, ValueError) as exc:
+            failure = "error"
+            self.log.warning("backend.proxied_failed", thing=peer.entry.name, error=repr(exc))
+        result: dict[str, Any] = {
+            "thing": peer.entry.name,
+            "resource": resource,
+            "method": code.name,
+            "via": via,
+            "proxy": route.router,
+            "outcome": failure or outcome_of(reply.code if reply else None),
+            "code": None if reply is None else reply.code,
+            "protected": None if reply is None else reply.protected,
+            "latency_s": None if reply is None else round(reply.latency_s, 6),
+            "at": time.time(),
+        }
+        self.metrics.proxied.labels(via, code.name, result["outcome"]).inc()
+        if reply is not None:
+            self.metrics.proxied_latency.labels(via).observe(reply.latency_s)
+            if reply.ok:
+                result["value"] = _value(reply.payload)
+            else:
+                result["diagnostic"] = reply.diagnostic()
         return result
 
     # -- control actions ----------------------------------------------------------------------

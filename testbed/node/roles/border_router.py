@@ -1,8 +1,9 @@
 """The border router (6LBR): routes between its PANs, the backbone and the Internet.
 
 The PANs it serves come from the planner's ``pans`` attribute (comma-separated names); without
-it, from the networks it is attached to whose name starts with ``pan-``. An optional CoAP proxy
-will be started from :meth:`BorderRouterRole.start`.
+it, from the networks it is attached to whose name starts with ``pan-``. With a ``proxy``
+attribute (a topology router with ``proxy``) it runs the CoAP proxy (testbed.node.proxy:
+end to end on 5683, hop by hop on 5684; actions ``proxy-show`` and ``proxy-tamper``).
 
 For a PAN with ``medium: radio`` the node runs the PAN's radio medium (testbed.node.radio.attach,
 started by the node before its routes): a ZEP hub on the router's carrier address, and a TUN
@@ -23,7 +24,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from testbed.node import metric_catalogue as catalogue
+from testbed.node.errors import ActionError, ConfigError
 from testbed.node.policy.firewall import PolicyFirewall
+from testbed.node.proxy.config import ATTRIBUTE as PROXY_ATTRIBUTE
+from testbed.node.proxy.config import ProxyConfig, ProxyConfigError
 from testbed.node.roles.base import Action, Role, RoleContext
 
 PAN_PREFIX = "pan-"
@@ -46,19 +50,28 @@ class BorderRouterRole(Role):
             else self.attached
         )
         self.policy = PolicyFirewall.for_node(self.config, self.log)
+        self.proxy_config = _proxy_config(self.attribute(PROXY_ATTRIBUTE))
+        self.proxy: Any = None  # testbed.node.proxy.service.CoapProxy once started
+        self._registry: CollectorRegistry | None = None
 
     def facts(self) -> dict[str, Any]:
         return {"pans": self.pans, "forwarding": self.config.forwarding}
 
     def state(self) -> dict[str, Any]:
-        return {**self.facts(), "policy": self.policy.snapshot()}
+        policy = {"policy": self.policy.snapshot()}
+        proxy = {"proxy": self.proxy.snapshot()} if self.proxy is not None else {}
+        return {**self.facts(), **policy, **proxy}
 
     def actions(self) -> Mapping[str, Action]:
-        return self.policy.actions()
+        actions = dict(self.policy.actions())
+        if self.proxy_config is not None:
+            actions.update({"proxy-show": self._proxy_show, "proxy-tamper": self._proxy_tamper})
+        return actions
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
         self.policy.register_metrics(registry)
         catalogue.gauge("testbed_border_router_served_pans", registry).set(len(self.pans))
+        self._registry = registry
 
     async def start(self) -> None:
         # Not fatal: a plan may legitimately bring a PAN up later; but say it loudly, since a
@@ -71,3 +84,47 @@ class BorderRouterRole(Role):
             # Legitimate when a PAN is carried by the radio medium only; worth a line anyway.
             self.log.warning("border_router.pans_differ", pans=self.pans, attached=self.attached)
         await self.policy.start()
+        if self.proxy_config is not None:
+            await self._start_proxy(self.proxy_config)
+
+    async def _start_proxy(self, config: ProxyConfig) -> None:
+        # Imported here: a router without a proxy never loads the CoAP and DTLS stacks.
+        from testbed.node.proxy.inspect import ProxyMetrics
+        from testbed.node.proxy.service import CoapProxy
+
+        proxy = CoapProxy(
+            config,
+            name=self.config.node,
+            material_root=self.ctx.material_root,
+            metrics=ProxyMetrics(self._registry or CollectorRegistry()),
+            log=self.log,
+            firewall=bool(config.allowed_sources),
+        )
+        await proxy.start()
+        self.proxy = proxy
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.proxy is not None:
+            await self.proxy.close()
+            self.proxy = None
+
+    def _running_proxy(self) -> Any:
+        if self.proxy is None:
+            raise ActionError("the proxy is not running", "wait until the node is ready")
+        return self.proxy
+
+    async def _proxy_show(self, params: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._running_proxy().actions()["proxy-show"](params))
+
+    async def _proxy_tamper(self, params: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._running_proxy().actions()["proxy-tamper"](params))
+
+
+def _proxy_config(raw: str | None) -> ProxyConfig | None:
+    if not raw:
+        return None
+    try:
+        return ProxyConfig.parse(raw)
+    except ProxyConfigError as exc:
+        raise ConfigError(str(exc), "the planner writes it from the router's proxy key") from exc

@@ -7,14 +7,19 @@ A backend with trust centers (attribute ``trust-centers``: "domain=coap://[addr]
 runs ``testbed.node.backend.Backend``. Without that attribute it is inert (facts only). Actions
 of a running backend:
 
-    read {thing, resource}               protected GET -> value, code, latency_s
-    write {thing, resource, payload}     protected PUT of the JSON payload as CBOR
+    read {thing, resource[, via]}        protected GET -> value, code, latency_s
+    write {thing, resource, payload[, via]}
+                                         protected PUT of the JSON payload as CBOR
+                                         via: direct (default), proxy (OSCORE end to end
+                                         through the thing's border router's proxy),
+                                         proxy-dtls (DTLS hop by hop through it)
     probe-unprotected {thing, resource}  plain CoAP GET -> the code (a thing answers 4.01)
     probe-replay {thing, resource}       one protected GET, its datagram re-sent from a fresh
                                          socket -> the replay's code (4.01 Replay detected)
     status {}                            the backend's state (things, generations, polls)
 
-Optional attributes: poll-interval (2 s), read-interval (5 s), request-timeout (10 s).
+Optional attributes: poll-interval (2 s), read-interval (5 s), request-timeout (10 s),
+proxies (the border routers' CoAP proxies, testbed.node.proxy.config.ProxyRoute as JSON).
 
 A vendor cloud serves the firmware releases of its material over CoAP on
 [``coap-bind``]:``coap-port`` (default [::]:5683; testbed.node.firmware.cloud); action
@@ -32,6 +37,7 @@ from prometheus_client import CollectorRegistry
 
 from testbed.node import material
 from testbed.node.errors import ActionError, ConfigError
+from testbed.node.proxy.config import BACKEND_ATTRIBUTE, ProxyConfigError, ProxyRoute, parse_routes
 from testbed.node.roles.base import Action, Role, RoleContext
 
 if TYPE_CHECKING:
@@ -74,6 +80,14 @@ class InternetHostRole(Role):
             "read_interval": self._seconds("read-interval", 5.0),
             "timeout": self._seconds("request-timeout", 10.0),
         }
+        self.proxies: list[ProxyRoute] = []
+        if self.kind is HostKind.BACKEND and self.attribute(BACKEND_ATTRIBUTE):
+            try:
+                self.proxies = parse_routes(self.config.attributes[BACKEND_ATTRIBUTE])
+            except ProxyConfigError as exc:
+                raise ConfigError(
+                    str(exc), "the planner writes it from the routers' proxy"
+                ) from exc
         self._registry: CollectorRegistry | None = None
         self.backend: Backend | None = None
         self.cloud: VendorCloud | None = None
@@ -130,6 +144,8 @@ class InternetHostRole(Role):
             state_dir=self.ctx.state_dir,
             metrics=BackendMetrics(self._registry or CollectorRegistry()),
             log=self.log,
+            proxies=self.proxies,
+            name=self.config.node,
             **self.intervals,
         )
         try:
@@ -214,6 +230,9 @@ class InternetHostRole(Role):
     async def _read(self, params: dict[str, Any]) -> dict[str, Any]:
         backend = self._running()
         peer, resource = await backend.peer(params)
+        via = params.get("via", "direct")
+        if via != "direct":
+            return {**await backend.proxied(peer, resource, str(via)), "changed": False}
         return {**await backend.request(peer, resource), "changed": False}
 
     async def _write(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +240,11 @@ class InternetHostRole(Role):
         peer, resource = await backend.peer(params)
         if "payload" not in params:
             raise ActionError("missing parameter 'payload'", '{"payload": 22.5} (sent as CBOR)')
-        result = await backend.request(peer, resource, params["payload"], write=True)
+        via = params.get("via", "direct")
+        if via != "direct":
+            result = await backend.proxied(peer, resource, str(via), params["payload"], write=True)
+        else:
+            result = await backend.request(peer, resource, params["payload"], write=True)
         return {**result, "changed": result["outcome"] == "ok"}
 
     async def _probe_unprotected(self, params: dict[str, Any]) -> dict[str, Any]:

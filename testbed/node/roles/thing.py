@@ -23,7 +23,9 @@ plus their own, always with "changed"):
 
 Optional attributes (numbers, for experiments and tests): bootstrap-timeout (s, per attempt),
 bootstrap-retry-initial and bootstrap-retry-max (s), coap-port, coap-bind, serial,
-vendor-cloud-uri (where firmware comes from), firmware-block-size (bytes, default 64).
+vendor-cloud-uri (where firmware comes from), firmware-block-size (bytes, default 64),
+operation-dtls-identity (behind a hop-by-hop proxy: serve the resources over DTLS too, to
+that PSK identity; testbed.node.thing.dtls_server) and coaps-port (default 5684).
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ from testbed.node.errors import ActionError, ConfigError, StateError
 from testbed.node.firmware import api as fwapi
 from testbed.node.firmware.updater import FirmwareStore
 from testbed.node.lifecycle import BOOTSTRAPPABLE, LifecycleState, LifecycleStore
+from testbed.node.proxy.config import COAPS_PORT, THING_IDENTITY_ATTRIBUTE
 from testbed.node.roles.base import Action, Role, RoleContext
 from testbed.node.thing import catalog, physics
 from testbed.node.thing.actions import ThingActions
 from testbed.node.thing.bootstrapper import Bootstrapper, RetryPolicy
+from testbed.node.thing.dtls_server import ThingDtlsServer
 from testbed.node.thing.metrics import ThingMetrics
 from testbed.node.thing.oscore_server import ThingServer
 from testbed.node.thing.owner import Owner, OwnerStore
@@ -108,6 +112,8 @@ class ThingRole(Role):
         self.requests: RequestLog | None = None
         self.bootstrapper: Bootstrapper | None = None
         self.server: ThingServer | None = None
+        # Behind a hop-by-hop proxy: the same resources over DTLS (PSK) to the proxy.
+        self.dtls_server: ThingDtlsServer | None = None
         self._bootstrap_task: asyncio.Task[None] | None = None
         # One lifecycle operation at a time, also for in-process callers (the control endpoint
         # serializes actions already).
@@ -365,6 +371,7 @@ class ThingRole(Role):
             server = ThingServer(self.device_class, self.device, self.requests, served, self.bind)
             await server.start()
             self.server = server
+            await self._serve_dtls(server)
             self.log.info(
                 "thing.serving",
                 port=server.port,
@@ -377,7 +384,25 @@ class ThingRole(Role):
         async with self._serving:
             await self._close_server()
 
+    async def _serve_dtls(self, server: ThingServer) -> None:
+        identity = self.attribute(THING_IDENTITY_ATTRIBUTE)
+        if identity is None or server.site is None:
+            return
+        dtls = ThingDtlsServer(
+            server.site,
+            identity=identity,
+            material_root=self.material_root,
+            log=self.log,
+            bind=(self.bind[0], int(self._number("coaps-port", COAPS_PORT))),
+        )
+        await dtls.start()
+        self.dtls_server = dtls
+        self.log.info("thing.serving_dtls", port=dtls.port, proxy=identity)
+
     async def _close_server(self) -> None:
+        if self.dtls_server is not None:
+            dtls, self.dtls_server = self.dtls_server, None
+            await dtls.close()
         if self.server is not None:
             server, self.server = self.server, None
             await server.close()

@@ -39,6 +39,7 @@ class ThingServer:
         self.bind = bind
         self.contexts: dict[str, PersistentContext] = {}
         self._coap: aiocoap.Context | None = None
+        self.site: aiocoap.resource.Site | None = None  # the resources, unguarded (DTLS serves it)
         self._notifier: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -48,6 +49,7 @@ class ThingServer:
         for purpose, ctx in self.contexts.items():
             credentials[f":{purpose}"] = ctx
         site, resources = build_site(self.device_class, self.device, self.log)
+        self.site = site
         guarded = GuardedSite(site, lambda: self.contexts.values(), self.log)
         try:
             self._coap = await create_context(
