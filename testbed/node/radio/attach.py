@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -41,6 +42,8 @@ from testbed.node.radio.metrics import (
     Samples,
     bootstrap_frames_histogram,
 )
+from testbed.node.radio.addressing import link_local
+from testbed.node.radio.ndrouter import RouterPort
 from testbed.node.radio.port import StationPort
 from testbed.node.radio.tun import Tun
 
@@ -69,7 +72,8 @@ class _Pan:
         self.hub = MediumHub(config) if hub else None
         self.client = None if hub else ZepClient(config)
         self._transmit: Callable[[bytes], None] = lambda frame: None
-        self.port = StationPort(config, lambda frame: self._transmit(frame), self.tun.write)
+        port = RouterPort if hub else StationPort  # the router answers 6LoWPAN-ND
+        self.port = port(config, lambda frame: self._transmit(frame), self.tun.write)
         self.node = node
 
     def _from_tun(self, packet: bytes) -> None:
@@ -86,7 +90,13 @@ class _Pan:
             self.client.port = self.port
             self._transmit = self.client.transmit
             await _bind(self.client.open)
-        await self.tun.open(self.config.address)
+        await self.tun.open(self.config.address, link_local=self.link_local)
+        if isinstance(self.port, RouterPort):
+            self.port.tick(asyncio.get_running_loop().time())  # the first RA
+
+    @property
+    def link_local(self) -> str:
+        return f"{ipaddress.IPv6Address(link_local(self.config.short_addr))}/64"
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -145,8 +155,15 @@ class _Pan:
         if self.hub is None:
             return None
         default = self.hub.medium.links.default
+        nd = self.port.nd if isinstance(self.port, RouterPort) else None
         return PanSample(
-            self.config.pan, self.hub.medium.busy_s, default.expected_loss, dict(self.hub.dropped)
+            self.config.pan,
+            self.hub.medium.busy_s,
+            default.expected_loss,
+            dict(self.hub.dropped),
+            nd_registrations=len(nd.registrations()) if nd else 0,
+            nd_requests=dict(nd.counters.registrations) if nd else {},
+            nd_advertisements=dict(nd.counters.router_advertisements) if nd else {},
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -162,6 +179,8 @@ class _Pan:
             "station": self.port.station.snapshot(),
             "filtered": dict(self.port.packets_filtered),
         }
+        if isinstance(self.port, RouterPort):
+            out["nd"] = self.port.nd.snapshot(asyncio.get_running_loop().time())
         if self.hub is not None:
             out["medium"] = self.hub.medium.snapshot()
             out["endpoints"] = self.hub.endpoints()
@@ -256,6 +275,8 @@ class RadioAttachment:
             await asyncio.sleep(PUBLISH_INTERVAL)
             for pan in self.pans.values():
                 pan.port.station.expire(loop.time())
+                if isinstance(pan.port, RouterPort):
+                    pan.port.tick(loop.time())
             self.publish()
 
     def publish(self) -> None:

@@ -114,6 +114,12 @@ class StationPort:
     def receive_frame(self, frame: bytes, now: float) -> None:
         packet = self.station.receive(frame, now)
         if packet is not None:
+            if noise(packet) == "ra":
+                # The router's 6LoWPAN-ND advertisements are for hosts that join by ND; our
+                # things keep the plan's static routes (no default route), so their kernels
+                # must not act on them.
+                self.packets_filtered["ra-received"] += 1
+                return
             self.packets_delivered += 1
             self._deliver(packet)
 
