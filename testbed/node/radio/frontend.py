@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +43,8 @@ WRONG_CHANNEL = "wrong-channel"
 FOREIGN_SENDER = "foreign-sender"
 TOO_MANY_NODES = "too-many-nodes"
 NO_ENDPOINT = "no-endpoint"
+GUEST_GAP = 0.003  # s of wall-clock time between datagrams to one guest (see _drain_guest)
+GUEST_QUEUE = 512  # datagrams waiting for one guest
 
 Endpoint = tuple[Any, ...]  # (host, port[, flowinfo, scope]) as asyncio reports it
 
@@ -159,6 +161,9 @@ class MediumHub(asyncio.DatagramProtocol):
         self._seq = 0
         self.datagrams_received = 0
         self.datagrams_sent = 0
+        self.guest_acks = 0  # immediate ACKs to guests (_ack_guest)
+        self._paced: dict[Endpoint, deque[bytes]] = {}  # datagrams waiting for a guest
+        self._guest_due: dict[Endpoint, float] = {}
         self.dropped: Counter[str] = Counter()  # datagrams the hub refused, by reason
 
     # ------------------------------------------------------------ lifecycle
@@ -258,6 +263,35 @@ class MediumHub(asyncio.DatagramProtocol):
         name = self._node_for(addr, src)
         if name is not None:
             self.submit(name, msg.frame)
+            if name not in self._planned:
+                self._ack_guest(addr, msg)
+
+    def _ack_guest(self, addr: Endpoint, msg: zep.ZepData) -> None:
+        """A guest (RIOT native) runs its own MAC and waits only 864 us of *wall-clock* time
+        after its socket write for the ACK, less than the frame's modelled airtime: the hub
+        answers it at once, for a unicast data frame that has a receiver on the medium. The
+        medium then models the exchange (airtime, the ACK's loss, retries) as for our stations,
+        and its synthesised ACK is not sent again (``_deliver``): a guest that gets no ACK in
+        time retransmits, and while it does it receives nothing; a second ACK trips its MAC."""
+        if self.transport is None:
+            return
+        try:
+            f = mac.decode(msg.frame)
+        except MalformedError:
+            return
+        if (
+            f.frame_type != mac.FRAME_DATA
+            or not f.ack_request
+            or f.dst is None
+            or self.medium.owner(f.dst) is None
+        ):
+            return
+        ack = zep.encode_data(mac.encode_ack(f.seq), channel=msg.channel, seq=self._seq)
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self.transport.sendto(ack, addr)
+        self.guest_acks += 1
+        if self._loop is not None:  # its MAC is busy with this ACK: the next frame waits
+            self._guest_due[addr] = self._loop.time() + GUEST_GAP
 
     def error_received(self, exc: Exception) -> None:
         self.dropped["socket-error"] += 1  # a node went away; its frames will find no one
@@ -296,6 +330,8 @@ class MediumHub(asyncio.DatagramProtocol):
         endpoint = self._endpoint_of.get(d.dst)
         if endpoint is None or self.transport is None:
             return
+        if d.dst not in self._planned and d.frame[0] & 0x07 == mac.FRAME_ACK:
+            return  # the guest had its ACK at once (_ack_guest)
         datagram = zep.encode_data(
             d.frame,
             channel=self.config.channel,
@@ -304,8 +340,36 @@ class MediumHub(asyncio.DatagramProtocol):
             timestamp=zep.ntp_timestamp(time.time()),
         )
         self._seq = (self._seq + 1) & 0xFFFFFFFF
-        self.transport.sendto(datagram, endpoint)
+        if d.dst in self._planned:
+            self.transport.sendto(datagram, endpoint)
+            self.datagrams_sent += 1
+            return
+        queue = self._paced.setdefault(endpoint, deque())
+        if len(queue) >= GUEST_QUEUE:
+            self.dropped["guest-queue-full"] += 1
+            return
+        queue.append(datagram)
+        if len(queue) == 1:
+            self._drain_guest(endpoint)
+
+    def _drain_guest(self, endpoint: Endpoint) -> None:
+        """Frames to a guest at least ``GUEST_GAP`` apart in wall-clock time: the medium spaces
+        them by airtime in virtual time, but a late timer can release several at once, and a
+        RIOT native node that receives a frame while its MAC still sends the ACK for the
+        previous one fails an assertion and halts (real radios cannot overlap like that)."""
+        queue = self._paced.get(endpoint)
+        if not queue or self.transport is None or self._loop is None:
+            return
+        now = self._loop.time()
+        due = self._guest_due.get(endpoint, 0.0)
+        if now < due:
+            self._loop.call_at(due, self._drain_guest, endpoint)
+            return
+        self.transport.sendto(queue.popleft(), endpoint)
         self.datagrams_sent += 1
+        self._guest_due[endpoint] = now + GUEST_GAP
+        if queue:
+            self._loop.call_at(now + GUEST_GAP, self._drain_guest, endpoint)
 
     # ------------------------------------------------------------ live link changes
 
