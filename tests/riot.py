@@ -120,7 +120,9 @@ class RiotNode:
         )
         return m.group(1)
 
-    def ping(self, address: str, count: int = 3, size: int | None = None, timeout: float = 30.0) -> tuple[int, int, str]:
+    def ping(
+        self, address: str, count: int = 3, size: int | None = None, timeout: float = 30.0
+    ) -> tuple[int, int, str]:
         """(transmitted, received, output) of ``ping``."""
         size_opt = f" -s {size}" if size is not None else ""
         out = self.command(

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from testbed.node.config import NodeConfig
 from testbed.node.errors import ActionError, ConfigError
 from testbed.node.logs import EventLog
+from testbed.node.radio.addressing import link_local
 from testbed.node.radio.bootstrap import RadioMetered
 from testbed.node.radio.config import TUN_PREFIX, RadioPanConfig, radio_pans
 from testbed.node.radio.frontend import MediumHub, ZepClient, link_config
@@ -42,7 +43,6 @@ from testbed.node.radio.metrics import (
     Samples,
     bootstrap_frames_histogram,
 )
-from testbed.node.radio.addressing import link_local
 from testbed.node.radio.ndrouter import RouterPort
 from testbed.node.radio.port import StationPort
 from testbed.node.radio.tun import Tun

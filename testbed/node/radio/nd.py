@@ -93,7 +93,9 @@ def pio(
     return _option(OPT_PIO, body + prefix.network_address.packed)
 
 
-def sixco(prefix: ipaddress.IPv6Network, cid: int, lifetime_min: int, compress: bool = True) -> bytes:
+def sixco(
+    prefix: ipaddress.IPv6Network, cid: int, lifetime_min: int, compress: bool = True
+) -> bytes:
     if not 0 <= cid <= 15:
         raise ValueError("a context id has 4 bits")
     n = 8 if prefix.prefixlen <= 64 else 16
@@ -191,7 +193,9 @@ def checksum(src: bytes, dst: bytes, icmp: bytes) -> int:
 
 def icmpv6_packet(src: bytes, dst: bytes, icmp: bytes, hop_limit: int = ND_HOP_LIMIT) -> bytes:
     """An IPv6 packet carrying ``icmp`` (type, code, zero checksum, ...): checksum filled in."""
-    icmp = icmp[:2] + checksum(src, dst, icmp[:2] + b"\0\0" + icmp[4:]).to_bytes(2, "big") + icmp[4:]
+    icmp = (
+        icmp[:2] + checksum(src, dst, icmp[:2] + b"\0\0" + icmp[4:]).to_bytes(2, "big") + icmp[4:]
+    )
     head = struct.pack("!IHBB", 6 << 28, len(icmp), ICMPV6, hop_limit)
     return head + src + dst + icmp
 

@@ -181,7 +181,9 @@ class NdRouter:
         # RFC 6775 s6.5.1: an NS with an ARO from the unspecified address or without an SLLAO
         # is silently discarded.
         if msg.src == nd.UNSPECIFIED or msg.sllao is None:
-            self.counters.ignored["aro-without-sllao" if msg.sllao is None else "aro-unspecified"] += 1
+            self.counters.ignored[
+                "aro-without-sllao" if msg.sllao is None else "aro-unspecified"
+            ] += 1
             return []
         # RFC 6775 s6.5.1: an ARO registers the NS's *source* (the target is the router's
         # address, so the NS doubles as NUD); RFC 8505 s5.5: an EARO registers the target.

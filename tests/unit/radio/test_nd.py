@@ -29,9 +29,7 @@ def test_lladdr_options_rfc4944_s8() -> None:
     # Short address: type, length 1, 2 address bytes, 4 bytes of zero padding.
     assert nd.lladdr_option(nd.OPT_SLLAO, b"\x12\x34") == bytes.fromhex("0101123400000000")
     # EUI-64: type, length 2, 8 address bytes, 6 bytes of zero padding.
-    assert nd.lladdr_option(nd.OPT_TLLAO, HOST_EUI) == (
-        bytes.fromhex("0202") + HOST_EUI + bytes(6)
-    )
+    assert nd.lladdr_option(nd.OPT_TLLAO, HOST_EUI) == (bytes.fromhex("0202") + HOST_EUI + bytes(6))
     assert nd.lladdr_from_option(nd.lladdr_option(1, HOST_EUI)[2:]) == HOST_EUI
     assert nd.lladdr_from_option(nd.lladdr_option(1, b"\xab\xcd")[2:]) == b"\xab\xcd"
     with pytest.raises(MalformedError):
@@ -52,7 +50,7 @@ def test_pio_rfc4861_s4_6_2() -> None:
 
 def test_6co_rfc6775_s4_2() -> None:
     # type 34, length 2, context length 64, res|C=1|CID=0, reserved (16), lifetime (16), 64 bits.
-    assert nd.sixco(PREFIX, 0, 60) == bytes.fromhex("22024010" "0000" "003c") + bytes.fromhex(
+    assert nd.sixco(PREFIX, 0, 60) == bytes.fromhex("220240100000003c") + bytes.fromhex(
         "fd00000100020003"
     )
     assert nd.sixco(PREFIX, 5, 1, compress=False)[3] == 0x05
@@ -66,16 +64,16 @@ def test_6co_rfc6775_s4_2() -> None:
 def test_abro_rfc6775_s4_3() -> None:
     opt = nd.abro(ROUTER, 0x00020001, 10000)
     # type 35, length 3, version low, version high, valid lifetime, 6LBR address.
-    assert opt == bytes.fromhex("2303" "0001" "0002" "2710") + ROUTER
+    assert opt == bytes.fromhex("2303000100022710") + ROUTER
 
 
 def test_aro_rfc6775_and_earo_rfc8505() -> None:
     aro = nd.Aro(nd.STATUS_SUCCESS, 15, HOST_EUI)
     # type 33, length 2, status, reserved (8), reserved (16), lifetime (16), EUI-64.
-    assert aro.encode() == bytes.fromhex("2102" "00" "00" "0000" "000f") + HOST_EUI
+    assert aro.encode() == bytes.fromhex("210200000000000f") + HOST_EUI
     earo = nd.Aro(nd.STATUS_DUPLICATE, 30, HOST_EUI, tid=7, flags=nd.EARO_R, opaque=9)
     # type 33, length 2, status, opaque, rsvd|I=0|R=1|T=1, TID, lifetime, ROVR.
-    assert earo.encode() == bytes.fromhex("2102" "01" "09" "03" "07" "001e") + HOST_EUI
+    assert earo.encode() == bytes.fromhex("210201090307001e") + HOST_EUI
     assert nd.Aro.decode(earo.encode()[2:]) == earo
     assert nd.Aro.decode(aro.encode()[2:]) == aro
 
@@ -142,7 +140,9 @@ def test_scapy_reads_our_router_advertisement() -> None:
     assert (pio.validlifetime, pio.preferredlifetime) == (86400, 14400)
     # scapy knows no 6LoWPAN-ND options: they must still delimit as unknown options with the
     # RFC's types and lengths (the chain is well formed).
-    unknown = [(o.type, o.len) for o in pkt.iterpayloads() if isinstance(o, inet6.ICMPv6NDOptUnknown)]
+    unknown = [
+        (o.type, o.len) for o in pkt.iterpayloads() if isinstance(o, inet6.ICMPv6NDOptUnknown)
+    ]
     assert unknown == [(34, 2), (35, 3)]
 
 
@@ -159,7 +159,9 @@ def test_scapy_builds_what_we_parse() -> None:
 
 def test_scapy_reads_our_neighbour_advertisement() -> None:
     flags = nd.NA_ROUTER | nd.NA_SOLICITED
-    na = nd.neighbour_advertisement(ROUTER_LL, HOST, ROUTER_LL, flags, nd.Aro(1, 15, HOST_EUI).encode())
+    na = nd.neighbour_advertisement(
+        ROUTER_LL, HOST, ROUTER_LL, flags, nd.Aro(1, 15, HOST_EUI).encode()
+    )
     pkt = inet6.IPv6(na)[inet6.ICMPv6ND_NA]
     assert (pkt.R, pkt.S, pkt.O, pkt.tgt) == (1, 1, 0, "fe80::ff:fe00:1")
 

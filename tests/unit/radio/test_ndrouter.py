@@ -8,6 +8,7 @@ from testbed.node.radio import mac, nd
 from testbed.node.radio.addressing import BROADCAST, link_local
 from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.ndrouter import NdRouter, NdRouterConfig, RouterPort, reserved_addresses
+from testbed.node.radio.port import StationPort
 from testbed.node.radio.station import Station, StationConfig
 from tests.unit.radio.packets import ip6
 
@@ -34,7 +35,12 @@ def router(capacity: int = 4) -> NdRouter:
 
 
 def register(
-    r: NdRouter, src: bytes, eui: bytes, now: float = 0.0, lifetime: int = 15, tid: int | None = None
+    r: NdRouter,
+    src: bytes,
+    eui: bytes,
+    now: float = 0.0,
+    lifetime: int = 15,
+    tid: int | None = None,
 ) -> tuple[nd.NdMessage, bytes]:
     options = nd.lladdr_option(nd.OPT_SLLAO, eui) + nd.Aro(0, lifetime, eui, tid).encode()
     target = ROUTER_LL if tid is None else src
@@ -58,7 +64,11 @@ def test_rs_gets_a_unicast_ra_with_pio_6co_abro() -> None:
     kinds = [k for k, _ in ra.options]
     assert kinds == [nd.OPT_SLLAO, nd.OPT_PIO, nd.OPT_6CO, nd.OPT_ABRO]
     pio = dict(ra.options)[nd.OPT_PIO]
-    assert pio[0] == 64 and pio[1] == nd.PIO_AUTONOMOUS and pio[14:22] == PREFIX.network_address.packed[:8]
+    assert (
+        pio[0] == 64
+        and pio[1] == nd.PIO_AUTONOMOUS
+        and pio[14:22] == PREFIX.network_address.packed[:8]
+    )
     assert dict(ra.options)[nd.OPT_ABRO][6:] == ROUTER
     # From the unspecified address: the answer is multicast.
     [(_, lladdr)] = r.handle(nd.router_solicitation(nd.UNSPECIFIED, nd.ALL_ROUTERS), 0.0) or []
@@ -69,7 +79,7 @@ def test_rs_gets_a_unicast_ra_with_pio_6co_abro() -> None:
 def test_periodic_ras_are_jittered_within_the_rfc_interval() -> None:
     r = router()
     assert len(r.periodic(0.0)) == 1
-    times = []
+    times: list[float] = []
     t = 0.0
     while len(times) < 20:
         t += 1.0
@@ -110,7 +120,9 @@ def test_duplicate_address_is_refused_and_answered_on_link_local() -> None:
 def test_neighbour_cache_full_then_room_after_expiry() -> None:
     r = router(capacity=2)
     for i in range(2):
-        register(r, PREFIX.network_address.packed[:8] + bytes(7) + bytes((i + 1,)), EUI_A, lifetime=1)
+        register(
+            r, PREFIX.network_address.packed[:8] + bytes(7) + bytes((i + 1,)), EUI_A, lifetime=1
+        )
     na, _ = register(r, ADDR, EUI_B, now=30.0)
     assert na.aro is not None and na.aro.status == nd.STATUS_NC_FULL
     assert r.lookup(ADDR) is None
@@ -174,9 +186,13 @@ def test_router_port_answers_nd_on_the_air_and_routes_to_registrations() -> None
     kernel: list[bytes] = []
     port = RouterPort(pan_config(), frames.append, kernel.append)
     assert port.nd.config.capacity == 3
-    host = Station(StationConfig(ext_addr=EUI_A, pan_id=0x0023, contexts=port.station.config.contexts))
+    host = Station(
+        StationConfig(ext_addr=EUI_A, pan_id=0x0023, contexts=port.station.config.contexts)
+    )
     options = nd.lladdr_option(1, EUI_A) + nd.Aro(0, 15, EUI_A).encode()
-    for frame in host.send(nd.neighbour_solicitation(ADDR, ROUTER_LL, ROUTER_LL, options), ROUTER_SHORT):
+    for frame in host.send(
+        nd.neighbour_solicitation(ADDR, ROUTER_LL, ROUTER_LL, options), ROUTER_SHORT
+    ):
         port.receive_frame(frame, 0.0)
     assert kernel == []  # ND stays out of the kernel
     assert port.nd.lookup(ADDR) == EUI_A
@@ -196,3 +212,22 @@ def test_router_port_answers_nd_on_the_air_and_routes_to_registrations() -> None
     frames.clear()
     port.tick(2.0)
     assert len(frames) == 1 and mac.decode(frames[0]).dst == BROADCAST
+
+
+def test_things_keep_their_static_setup_and_ignore_router_advertisements() -> None:
+    """A planned thing's kernel never sees the router's RAs (it would add a default route)."""
+    thing_cfg = RadioPanConfig(
+        pan="floor1",
+        address="fd00:1:2:3::ff:fe00:11/64",
+        short=0x11,
+        medium="::1",
+        router="fd00:1:2:3::ff:fe00:1",
+    )
+    kernel: list[bytes] = []
+    thing = StationPort(thing_cfg, lambda frame: None, kernel.append)
+    router_frames: list[bytes] = []
+    port = RouterPort(pan_config(), router_frames.append, lambda packet: None)
+    port.tick(0.0)  # the first (multicast) RA
+    assert len(router_frames) == 1
+    thing.receive_frame(router_frames[0], 0.0)
+    assert kernel == [] and thing.packets_filtered["ra-received"] == 1

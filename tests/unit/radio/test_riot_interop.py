@@ -13,7 +13,8 @@ import asyncio
 import platform
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -21,8 +22,8 @@ from testbed.node.radio import nd
 from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.frontend import MediumHub, link_config
 from testbed.node.radio.ndrouter import RouterPort
-from tests.riot import FIXTURE, RiotNode
 from tests.integration.nodes import wait_for
+from tests.riot import FIXTURE, RiotNode
 from tests.unit.radio.packets import ip6
 
 pytestmark = pytest.mark.skipif(
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.skipif(
 PREFIX = "fd00:1:2:3:"
 ROUTER = "fd00:1:2:3::ff:fe00:1"
 CHANNEL, PAN_ID = 15, 0xABCD
+T = TypeVar("T")
 
 
 class Router:
@@ -75,12 +77,18 @@ class Router:
             self.port.send_packet(nd.icmpv6_packet(ip6(ROUTER), packet[8:24], body, 64))
 
     def echo(self, dst: str, size: int, seq: int) -> None:
-        body = struct.pack("!BBHHH", 128, 0, 0, 0x7357, seq) + bytes(range(256)) * (size // 256) + bytes(size % 256)
+        body = (
+            struct.pack("!BBHHH", 128, 0, 0, 0x7357, seq)
+            + bytes(range(256)) * (size // 256)
+            + bytes(size % 256)
+        )
         packet = nd.icmpv6_packet(ip6(ROUTER), ip6(dst), body, 64)
         self.loop.call_soon_threadsafe(self.port.send_packet, packet)
 
-    def call(self, fn):  # type: ignore[no-untyped-def]
-        async def run():  # type: ignore[no-untyped-def]
+    def call(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on the router's loop (its objects are the loop's), from the test thread."""
+
+        async def run() -> T:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
@@ -92,7 +100,9 @@ class Router:
 
 
 @pytest.fixture
-def router(request: pytest.FixtureRequest, unused_udp_port_pair: tuple[int, int]) -> Iterator[Router]:
+def router(
+    request: pytest.FixtureRequest, unused_udp_port_pair: tuple[int, int]
+) -> Iterator[Router]:
     r = Router(unused_udp_port_pair[0], getattr(request, "param", 0.0))
     try:
         yield r
@@ -104,9 +114,10 @@ def router(request: pytest.FixtureRequest, unused_udp_port_pair: tuple[int, int]
 def unused_udp_port_pair() -> tuple[int, int]:
     import socket
 
-    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as a, socket.socket(
-        socket.AF_INET6, socket.SOCK_DGRAM
-    ) as b:
+    with (
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as a,
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as b,
+    ):
         a.bind(("::1", 0))
         b.bind(("::1", 0))
         return a.getsockname()[1], b.getsockname()[1]
@@ -126,8 +137,8 @@ def test_riot_joins_registers_and_exchanges_fragmented_echoes(
         route = node.command("nib route")
         assert "default via fe80::ff:fe00:1" in route, route
         # The router holds the registration, for the EUI-64 the node registered.
-        regs = router.call(lambda: router.port.nd.snapshot(0.0)["registrations"])
-        assert regs[address]["lladdr"] == "e6d9e603f87d6da7", regs
+        eui = router.call(lambda: router.port.nd.lookup(ip6(address)))
+        assert eui == bytes.fromhex("e6d9e603f87d6da7"), eui
         sent, got, out = node.ping(ROUTER, count=3, size=600)
         # 600 B of payload + the 8 B echo header came back whole; RIOT native loses an
         # occasional frame to its own timing (see frontend._drain_guest), so not all three.
@@ -136,13 +147,16 @@ def test_riot_joins_registers_and_exchanges_fragmented_echoes(
             router.echo(address, 600, seq)
 
         def replies() -> int:
-            whole = [p for p in router.replies if len(p) == 40 + 8 + 600 and p[8:24] == ip6(address)]
+            whole = [
+                p for p in router.replies if len(p) == 40 + 8 + 600 and p[8:24] == ip6(address)
+            ]
             return len(whole)
 
         wait_for(replies, 20, "600-byte echo replies from RIOT")
         frag = router.call(lambda: dict(router.port.station.fragments_per_packet))
         assert max(frag) >= 6, frag  # 648-byte packets took six fragments towards RIOT
-        assert router.call(lambda: router.port.station.reassembler.snapshot()["reassembled"]) >= 2
+        # and RIOT's fragmented requests and replies were reassembled here
+        assert router.call(lambda: router.port.station.reassembler.reassembled) >= 2
 
 
 @pytest.mark.parametrize("router", [0.1], indirect=True)
@@ -152,6 +166,6 @@ def test_riot_joins_at_ten_percent_frame_loss_within_30_s(
     with riot(router, unused_udp_port_pair[1]) as node:
         node.join(CHANNEL, PAN_ID)
         node.global_address(PREFIX, 30)
-        regs = router.call(lambda: router.port.nd.snapshot(0.0)["registrations"])
+        regs = router.call(lambda: router.port.nd.registrations())
         assert len(regs) == 1, regs
         assert router.hub.medium.links.default.expected_loss == pytest.approx(0.1)
