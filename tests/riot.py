@@ -7,6 +7,7 @@ transcript (a regular expression appearing after a mark), with a deadline: no fi
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import signal
@@ -110,15 +111,19 @@ class RiotNode:
         shown = self.command("ifconfig")
         assert f"Channel: {channel} " in shown and f"nid: 0x{pan_id:x} " in shown.lower(), shown
 
-    def global_address(self, prefix: str, timeout: float) -> str:
-        """Its address in ``prefix`` (e.g. "fd12:34:56:78:"), once valid: RIOT marks it VAL
-        only after the router accepted the registration (ARO status 0)."""
-        m = self.poll(
-            "ifconfig",
-            rf"inet6 addr: ({re.escape(prefix)}[0-9a-f:]+)\s+scope: global\s+VAL",
-            timeout,
-        )
-        return m.group(1)
+    def global_address(self, prefix: ipaddress.IPv6Network, timeout: float) -> str:
+        """Its address in ``prefix``, once valid: RIOT marks it VAL only after the router
+        accepted its registration (ARO status 0)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.command("ifconfig")
+            for text in re.findall(r"inet6 addr: ([0-9a-f:]+)\s+scope: global\s+VAL", out):
+                if ipaddress.IPv6Address(text) in prefix:
+                    return str(text)
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"RIOT: no valid address in {prefix}; last:\n{out}")
+            with self._cond:
+                self._cond.wait(POLL)
 
     def ping(
         self, address: str, count: int = 3, size: int | None = None, timeout: float = 30.0

@@ -12,6 +12,7 @@ packet. A second node joins while the PAN loses 10 % of its frames, within 30 s.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import socket
@@ -41,7 +42,7 @@ class Building:
     run: str
     host: str  # the host's address on the PAN's carrier network
     medium: str  # br1's carrier address: the medium's ZEP endpoint
-    prefix: str  # the PAN /64, "fd..:10:"
+    prefix: ipaddress.IPv6Network  # the PAN /64
     server: str  # the backend's address on the Internet side
 
 
@@ -57,13 +58,12 @@ def building(docker_client, node_image, cli_env, testbed_home: Path) -> Iterator
         carrier = next(n for n in plan["networks"] if n["name"] == f"pan-{PAN}")
         nodes = {s.node: s for s in backend.status(run)}
         radio = wait_for(lambda: (backend.node_state(run, "br1") or {}).get("radio"), 120, "br1")
-        address = radio[PAN]["address"].split("/")[0]
         yield Building(
             backend,
             run,
             host=carrier["gateway6"],
             medium=nodes["br1"].addresses[f"pan-{PAN}"],
-            prefix=address.split("::")[0] + ":",
+            prefix=ipaddress.IPv6Interface(radio[PAN]["address"]).network,
             server=nodes["backend"].addresses["internet"],
         )
     finally:
@@ -163,7 +163,7 @@ def test_riot_joins_pings_both_ways_fragmented_and_the_capture_decodes(
     if TSHARK is None:
         pytest.skip("tshark is not installed: the capture is not decoded")
     fields = ["_ws.malformed", "ipv6.src", "ipv6.dst", "icmpv6.type", "ipv6.plen"]
-    cmd = [TSHARK, "-r", str(pcap), "-n", "-o", f"6lowpan.context0:{b.prefix}:/64", "-T", "fields"]
+    cmd = [TSHARK, "-r", str(pcap), "-n", "-o", f"6lowpan.context0:{b.prefix}", "-T", "fields"]
     for f in fields:
         cmd += ["-e", f]
     rows = [

@@ -10,6 +10,7 @@ version with the real kernel, backend and capture is tests/integration/test_riot
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import platform
 import struct
 import threading
@@ -29,7 +30,7 @@ from tests.unit.radio.packets import ip6
 pytestmark = pytest.mark.skipif(
     platform.machine() != "x86_64" or not FIXTURE.exists(), reason="RIOT native64 is x86-64"
 )
-PREFIX = "fd00:1:2:3:"
+PREFIX = ipaddress.IPv6Network("fd00:1:2:3::/64")
 ROUTER = "fd00:1:2:3::ff:fe00:1"
 CHANNEL, PAN_ID = 15, 0xABCD
 T = TypeVar("T")
