@@ -84,9 +84,12 @@ class RiotNode:
         start = self.mark()
         self.proc.stdin.write(line.encode() + b"\n")
         self.proc.stdin.flush()
-        m = self.wait(until, timeout, start)
+        # The shell echoes the line: what follows the echo is this command's output (output
+        # of an earlier command that arrives late stays before it).
+        echo = self.wait(rf"{re.escape(line)}\r?$", timeout, start)
+        m = self.wait(until, timeout, echo.end())
         with self._cond:
-            return self._text[start : m.end()]
+            return self._text[echo.start() : m.end()]
 
     def poll(self, line: str, pattern: str, timeout: float) -> re.Match[str]:
         """Repeat ``line`` until its output matches ``pattern``."""
@@ -106,8 +109,12 @@ class RiotNode:
         # The shell answers before the radio is initialised, and the radio's initialisation
         # sets the default channel again: wait until the interface has its link-local address.
         self.poll("ifconfig", r"inet6 addr: fe80::", 10)
-        self.command(f"ifconfig {IFACE} set chan {channel}", "success")
-        self.command(f"ifconfig {IFACE} set pan 0x{pan_id:04x}", "success")
+        for line in (
+            f"ifconfig {IFACE} set chan {channel}",
+            f"ifconfig {IFACE} set pan 0x{pan_id:04x}",
+        ):
+            out = self.command(line)
+            assert "success" in out, out
         shown = self.command("ifconfig")
         assert f"Channel: {channel} " in shown and f"nid: 0x{pan_id:x} " in shown.lower(), shown
 
@@ -130,11 +137,7 @@ class RiotNode:
     ) -> tuple[int, int, str]:
         """(transmitted, received, output) of ``ping``."""
         size_opt = f" -s {size}" if size is not None else ""
-        out = self.command(
-            f"ping -c {count}{size_opt} {address}",
-            r"(\d+) packets transmitted, (\d+) packets received.*$",
-            timeout,
-        )
+        out = self.command(f"ping -c {count}{size_opt} {address}", r"^> ", timeout)
         m = re.search(r"(\d+) packets transmitted, (\d+) packets received", out)
         assert m is not None, out
         return int(m.group(1)), int(m.group(2)), out

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from testbed.node.radio import mac, zep
+from testbed.node.radio.addressing import BROADCAST
 from testbed.node.radio.config import RadioPanConfig, short_from_ext
 from testbed.node.radio.errors import MalformedError
 from testbed.node.radio.links import GilbertElliott, LinkConfig
@@ -43,7 +44,9 @@ WRONG_CHANNEL = "wrong-channel"
 FOREIGN_SENDER = "foreign-sender"
 TOO_MANY_NODES = "too-many-nodes"
 NO_ENDPOINT = "no-endpoint"
-GUEST_GAP = 0.003  # s of wall-clock time between datagrams to one guest (see _drain_guest)
+GUEST_GAP = 0.003  # s of wall-clock time for a guest's MAC between two frames (_drain_guest)
+GUEST_ACK_WAIT = 0.03  # s to wait for a guest's ACK before its next frame goes anyway
+GUEST_ACK_DELAY = 0.0002  # s from a guest's frame to our ACK (its MAC first ends its TX)
 GUEST_QUEUE = 512  # datagrams waiting for one guest
 
 Endpoint = tuple[Any, ...]  # (host, port[, flowinfo, scope]) as asyncio reports it
@@ -162,8 +165,9 @@ class MediumHub(asyncio.DatagramProtocol):
         self.datagrams_received = 0
         self.datagrams_sent = 0
         self.guest_acks = 0  # immediate ACKs to guests (_ack_guest)
-        self._paced: dict[Endpoint, deque[bytes]] = {}  # datagrams waiting for a guest
-        self._guest_due: dict[Endpoint, float] = {}
+        self._paced: dict[Endpoint, deque[tuple[bytes, bool]]] = {}  # (datagram, wants ACK)
+        self._guest_due: dict[Endpoint, float] = {}  # no datagram to the guest before
+        self._guest_acked: dict[Endpoint, float] = {}  # guests whose ACK we wait for
         self.dropped: Counter[str] = Counter()  # datagrams the hub refused, by reason
 
     # ------------------------------------------------------------ lifecycle
@@ -264,20 +268,31 @@ class MediumHub(asyncio.DatagramProtocol):
         if name is not None:
             self.submit(name, msg.frame)
             if name not in self._planned:
-                self._ack_guest(addr, msg)
+                self._guest_frame(addr, msg)
 
-    def _ack_guest(self, addr: Endpoint, msg: zep.ZepData) -> None:
-        """A guest (RIOT native) runs its own MAC and waits only 864 us of *wall-clock* time
-        after its socket write for the ACK, less than the frame's modelled airtime: the hub
-        answers it at once, for a unicast data frame that has a receiver on the medium. The
-        medium then models the exchange (airtime, the ACK's loss, retries) as for our stations,
-        and its synthesised ACK is not sent again (``_deliver``): a guest that gets no ACK in
-        time retransmits, and while it does it receives nothing; a second ACK trips its MAC."""
-        if self.transport is None:
+    def _guest_frame(self, addr: Endpoint, msg: zep.ZepData) -> None:
+        """A guest (RIOT native) runs its own MAC, on the host's clock:
+
+        - after its socket write it waits only 864 us of wall-clock time for the ACK, less than
+          the frame's modelled airtime; so the hub answers a unicast data frame that has a
+          receiver on the medium with an ACK at once (``GUEST_ACK_DELAY`` later: an ACK that
+          arrives before the guest's MAC has seen its own transmission end trips it). The medium
+          models the exchange (airtime, the ACK's loss, retries) as for our stations, and its
+          synthesised ACK is not sent again (``_deliver``). A guest that gets no ACK in time
+          retransmits, and receives nothing meanwhile;
+        - its ACK for a frame we sent it says that its MAC is ready for the next one
+          (``_drain_guest``)."""
+        if self.transport is None or self._loop is None:
             return
         try:
             f = mac.decode(msg.frame)
         except MalformedError:
+            return
+        now = self._loop.time()
+        if f.frame_type == mac.FRAME_ACK:
+            if self._guest_acked.pop(addr, None) is not None:
+                self._guest_due[addr] = now + GUEST_GAP
+                self._loop.call_at(now + GUEST_GAP, self._drain_guest, addr)
             return
         if (
             f.frame_type != mac.FRAME_DATA
@@ -288,10 +303,16 @@ class MediumHub(asyncio.DatagramProtocol):
             return
         ack = zep.encode_data(mac.encode_ack(f.seq), channel=msg.channel, seq=self._seq)
         self._seq = (self._seq + 1) & 0xFFFFFFFF
-        self.transport.sendto(ack, addr)
-        self.guest_acks += 1
-        if self._loop is not None:  # its MAC is busy with this ACK: the next frame waits
-            self._guest_due[addr] = self._loop.time() + GUEST_GAP
+        self._loop.call_at(now + GUEST_ACK_DELAY, self._send_guest_ack, ack, addr)
+        # Its MAC is busy with this exchange: our next frame for it waits.
+        self._guest_due[addr] = max(
+            self._guest_due.get(addr, 0.0), now + GUEST_ACK_DELAY + GUEST_GAP
+        )
+
+    def _send_guest_ack(self, ack: bytes, addr: Endpoint) -> None:
+        if self.transport is not None:
+            self.transport.sendto(ack, addr)
+            self.guest_acks += 1
 
     def error_received(self, exc: Exception) -> None:
         self.dropped["socket-error"] += 1  # a node went away; its frames will find no one
@@ -348,7 +369,9 @@ class MediumHub(asyncio.DatagramProtocol):
         if len(queue) >= GUEST_QUEUE:
             self.dropped["guest-queue-full"] += 1
             return
-        queue.append(datagram)
+        info = mac.decode(d.frame)  # the medium decoded it already: it is well formed
+        wants_ack = info.frame_type == mac.FRAME_DATA and info.ack_request and info.dst is not None
+        queue.append((datagram, wants_ack and info.dst != BROADCAST))
         if len(queue) == 1:
             self._drain_guest(endpoint)
 
@@ -365,11 +388,17 @@ class MediumHub(asyncio.DatagramProtocol):
         if now < due:
             self._loop.call_at(due, self._drain_guest, endpoint)
             return
-        self.transport.sendto(queue.popleft(), endpoint)
+        datagram, wants_ack = queue.popleft()
+        self.transport.sendto(datagram, endpoint)
         self.datagrams_sent += 1
-        self._guest_due[endpoint] = now + GUEST_GAP
+        # The next frame waits for the guest's ACK (it releases us early), at most
+        # GUEST_ACK_WAIT; a frame without ACK request leaves it GUEST_GAP to process it.
+        wait = GUEST_ACK_WAIT if wants_ack else GUEST_GAP
+        if wants_ack:
+            self._guest_acked[endpoint] = now
+        self._guest_due[endpoint] = now + wait
         if queue:
-            self._loop.call_at(now + GUEST_GAP, self._drain_guest, endpoint)
+            self._loop.call_at(now + wait, self._drain_guest, endpoint)
 
     # ------------------------------------------------------------ live link changes
 
