@@ -179,6 +179,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         kind: str = "",
         forwarding: bool = False,
         tun: bool = False,
+        devices: tuple[str, ...] = (),
     ) -> None:
         config = NodeConfig(
             run=run,
@@ -215,6 +216,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
                 net_admin=True,  # every node installs its own routes
                 tun=tun,
                 sysctls=sysctls,
+                devices=devices,
             )
         )
 
@@ -233,6 +235,9 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
             routes_via("backbone", foreign),
             forwarding=True,
             tun=True,
+            devices=tuple(
+                r.device for p in topology.pans if p.name in router.pans for r in p.radios
+            ),
         )
     for domain in topology.domains:
         trusted = domain.trusted_vendors or [v.name for v in topology.vendors]
@@ -356,6 +361,7 @@ def _with_channel_model(config: RadioPanConfig, pan: Pan, names: dict[str, str])
         seed=pan.seed,
         names=names,
         guest_stations=pan.guest_stations,
+        radios=[r.model_dump() for r in pan.radios],
     )
 
 

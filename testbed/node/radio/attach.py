@@ -32,7 +32,9 @@ from testbed.node.errors import ActionError, ConfigError
 from testbed.node.logs import EventLog
 from testbed.node.radio.addressing import link_local
 from testbed.node.radio.bootstrap import RadioMetered
+from testbed.node.radio.bridge import RadioBridge
 from testbed.node.radio.config import TUN_PREFIX, RadioPanConfig, radio_pans
+from testbed.node.radio.dongle import DongleError
 from testbed.node.radio.frontend import MediumHub, ZepClient, link_config
 from testbed.node.radio.links import GilbertElliott
 from testbed.node.radio.metrics import (
@@ -75,6 +77,8 @@ class _Pan:
         port = RouterPort if hub else StationPort  # the router answers 6LoWPAN-ND
         self.port = port(config, lambda frame: self._transmit(frame), self.tun.write)
         self.node = node
+        self.bridges: list[RadioBridge] = []  # USB dongles on this PAN (hub only)
+        self.radio_errors: list[str] = []
 
     def _from_tun(self, packet: bytes) -> None:
         self.port.send_packet(packet)
@@ -85,6 +89,7 @@ class _Pan:
             self._transmit = self.hub.attach_local(
                 self.node, (self.config.short_addr, self.config.ext_addr), self.port.receive_frame
             )
+            await self._start_bridges()
         else:
             assert self.client is not None
             self.client.port = self.port
@@ -98,7 +103,24 @@ class _Pan:
     def link_local(self) -> str:
         return f"{ipaddress.IPv6Address(link_local(self.config.short_addr))}/64"
 
+    async def _start_bridges(self) -> None:
+        """Each dongle of the PAN as a station of the medium. A dongle that fails stays out
+        (its error is logged and shown in the state); the PAN runs on without it."""
+        assert self.hub is not None
+        for spec in self.config.radios:
+            bridge = RadioBridge(
+                self.hub, str(spec["station"]), str(spec["device"]), bool(spec.get("loss_model"))
+            )
+            try:
+                await bridge.start()
+            except DongleError as exc:
+                self.radio_errors.append(f"{spec['station']}: {exc}")
+                continue
+            self.bridges.append(bridge)
+
     def stop(self) -> None:
+        for bridge in self.bridges:
+            bridge.close()
         with contextlib.suppress(Exception):
             self.tun.close()
         if self.hub is not None:
@@ -181,6 +203,9 @@ class _Pan:
         }
         if isinstance(self.port, RouterPort):
             out["nd"] = self.port.nd.snapshot(asyncio.get_running_loop().time())
+        if self.config.radios:
+            out["radios"] = [b.snapshot() for b in self.bridges]
+            out["radio_errors"] = list(self.radio_errors)
         if self.hub is not None:
             out["medium"] = self.hub.medium.snapshot()
             out["endpoints"] = self.hub.endpoints()
@@ -248,6 +273,14 @@ class RadioAttachment:
                     f"radio PAN {pan.config.pan}: {exc}",
                     "the node needs CAP_NET_ADMIN and /dev/net/tun (the plan asks for both)",
                 ) from exc
+            for error in pan.radio_errors:
+                self.log.error(
+                    "radio.dongle_failed",
+                    pan=pan.config.pan,
+                    error=error,
+                    hint="check the device path in the topology's radios: and that it runs "
+                    "OpenThread's ot-rcp firmware",
+                )
             self.log.info(
                 "radio.attached",
                 pan=pan.config.pan,

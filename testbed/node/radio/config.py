@@ -68,6 +68,8 @@ class RadioPanConfig:
     names: dict[str, str] = field(default_factory=dict)  # "0011" (short, hex) -> node name
     # Unplanned stations the hub admits (RIOT native nodes); None: its built-in bound.
     guest_stations: int | None = None
+    # USB dongles bridged in (hub only): {"device", "protocol", "station", "loss_model"}.
+    radios: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         iface = ipaddress.IPv6Interface(self.address)
@@ -108,6 +110,8 @@ class RadioPanConfig:
             data.pop("guest_stations")
         if self.gilbert_elliott is None:
             data.pop("gilbert_elliott")
+        if not self.radios:
+            data.pop("radios")
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
