@@ -7,6 +7,7 @@ transcript (a regular expression appearing after a mark), with a deadline: no fi
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -30,8 +31,14 @@ class RiotNode:
         cmd = [str(FIXTURE), "-s", "1", "-z", f"[{local[0]}]:{local[1]},[{medium[0]}]:{medium[1]}"]
         if eui64 is not None:
             cmd += ["--eui64", eui64]
+        # A session of its own: RIOT native forks a helper process that outlives a signal to
+        # the main one; stop() ends the whole group.
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self._text = ""
         self._cond = threading.Condition()
@@ -143,13 +150,15 @@ class RiotNode:
         return int(m.group(1)), int(m.group(2)), out
 
     def stop(self) -> None:
+        group = self.proc.pid  # its process group (start_new_session)
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # it ignores SIGTERM
-            try:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGINT)  # it ignores SIGTERM
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)  # the forked helper, and a main one that hung
+        self.proc.wait(5)
         self._reader.join(5)
 
     def __enter__(self) -> RiotNode:
