@@ -111,15 +111,19 @@ class RiotNode:
             with self._cond:
                 self._cond.wait(POLL)  # woken early by output; the loop re-asks anyway
 
-    def join(self, channel: int, pan_id: int) -> None:
-        """Tune to the PAN (RIOT starts on channel 26, PAN id 0x23) and solicit a router."""
+    def join(self, channel: int, pan_id: int, ack_req: bool = False) -> None:
+        """Tune to the PAN (RIOT starts on channel 26, PAN id 0x23). Without ``ack_req`` its
+        frames ask for no MAC acknowledgement: RIOT native's MAC waits 864 us of wall-clock
+        time for one, and when an ACK crosses its retransmission on a loaded host its network
+        stack can stall for good (docs/engineering-notes.md); it still acknowledges frames
+        sent to it, and the medium still models everyone else's ACKs and retries."""
         # The shell answers before the radio is initialised, and the radio's initialisation
         # sets the default channel again: wait until the interface has its link-local address.
         self.poll("ifconfig", r"inet6 addr: fe80::", 10)
-        for line in (
-            f"ifconfig {IFACE} set chan {channel}",
-            f"ifconfig {IFACE} set pan 0x{pan_id:04x}",
-        ):
+        lines = [f"ifconfig {IFACE} set chan {channel}", f"ifconfig {IFACE} set pan 0x{pan_id:04x}"]
+        if not ack_req:
+            lines.append(f"ifconfig {IFACE} -ack_req")
+        for line in lines:
             out = self.command(line)
             assert "success" in out, out
         shown = self.command("ifconfig")

@@ -44,9 +44,9 @@ WRONG_CHANNEL = "wrong-channel"
 FOREIGN_SENDER = "foreign-sender"
 TOO_MANY_NODES = "too-many-nodes"
 NO_ENDPOINT = "no-endpoint"
-GUEST_GAP = 0.003  # s of wall-clock time for a guest's MAC between two frames (_drain_guest)
+GUEST_GAP = 0.005  # s of wall-clock time for a guest's MAC between two frames (_drain_guest)
 GUEST_ACK_WAIT = 0.03  # s to wait for a guest's ACK before its next frame goes anyway
-GUEST_ACK_DELAY = 0.0002  # s from a guest's frame to our ACK (its MAC first ends its TX)
+GUEST_ACK_DELAY = 0.0004  # s from a guest's frame to our ACK (its MAC first ends its TX)
 GUEST_QUEUE = 512  # datagrams waiting for one guest
 
 Endpoint = tuple[Any, ...]  # (host, port[, flowinfo, scope]) as asyncio reports it
