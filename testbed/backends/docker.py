@@ -139,7 +139,9 @@ class DockerBackend:
                     str(config_dir.resolve()): {"bind": str(CONFIG_DIR), "mode": "ro"},
                 },
                 cap_add=["NET_ADMIN"] if node.net_admin else None,
-                devices=["/dev/net/tun:/dev/net/tun:rwm"] if node.tun else None,
+                devices=(["/dev/net/tun:/dev/net/tun:rwm"] if node.tun else [])
+                + [f"{d}:{d}:rwm" for d in node.devices]
+                or None,
                 sysctls=node.sysctls or None,
                 network_mode=nets[first.network].resource,
                 init=False,

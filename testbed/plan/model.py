@@ -39,6 +39,7 @@ class NodePlan:
     net_admin: bool = False
     tun: bool = False
     sysctls: dict[str, str] = field(default_factory=dict)
+    devices: tuple[str, ...] = ()  # host devices passed in (radio dongles' serial lines)
 
     @property
     def networks(self) -> list[str]:

@@ -284,6 +284,9 @@ class _Builder:
             self.routes_via("backbone", foreign),
             forwarding=True,
             tun=True,
+            devices=tuple(
+                r.device for p in self.topology.pans if p.name in router.pans for r in p.radios
+            ),
         )
 
     def trust_center(self, domain: Domain) -> None:
@@ -395,6 +398,7 @@ class _Builder:
         kind: str = "",
         forwarding: bool = False,
         tun: bool = False,
+        devices: tuple[str, ...] = (),
     ) -> None:
         attributes = {**attributes, **self.proxy_attributes.get(name, {})}
         config = NodeConfig(
@@ -437,6 +441,7 @@ class _Builder:
                 net_admin=True,  # every node installs its own routes
                 tun=tun,
                 sysctls=sysctls,
+                devices=devices,
             )
         )
 
@@ -484,6 +489,7 @@ def _with_channel_model(config: RadioPanConfig, pan: Pan, names: dict[str, str])
         seed=pan.seed,
         names=names,
         guest_stations=pan.guest_stations,
+        radios=[r.model_dump() for r in pan.radios],
     )
 
 

@@ -131,8 +131,9 @@ def _node_service(plan: Plan, node: NodePlan, options: ComposeOptions) -> dict[s
     }
     if node.net_admin:
         service["cap_add"] = ["NET_ADMIN"]
-    if node.tun:
-        service["devices"] = [TUN_DEVICE]
+    devices = ([TUN_DEVICE] if node.tun else []) + [f"{d}:{d}:rwm" for d in node.devices]
+    if devices:
+        service["devices"] = devices  # the TUN, and radio dongles' serial lines
     if node.sysctls:
         service["sysctls"] = dict(node.sysctls)
     service["networks"] = {

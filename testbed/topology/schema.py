@@ -150,6 +150,25 @@ class Reassembly(Strict):
         return self
 
 
+class Radio(Strict):
+    """A USB IEEE 802.15.4 dongle bridged into a radio PAN (testbed.node.radio.bridge): its
+    frames from the air enter the medium as frames of ``station``; frames for it leave through
+    the dongle. The device is passed into the border router's container."""
+
+    device: str = Field(
+        pattern=r"^/dev/[A-Za-z0-9._/-]+$",
+        description="serial device of the dongle on the host, e.g. /dev/ttyACM0 or a "
+        "/dev/serial/by-id/ path",
+    )
+    protocol: Literal["spinel"] = Field(
+        "spinel", description="Spinel over HDLC-lite: OpenThread's ot-rcp firmware"
+    )
+    station: Name = Field(description="the name the medium gives the dongle's station")
+    loss_model: bool = Field(
+        False, description="apply the PAN's frame loss to the dongle's links too"
+    )
+
+
 class Pan(Strict):
     """An emulated IEEE 802.15.4 PAN (applied by the radio medium)."""
 
@@ -178,6 +197,21 @@ class Pan(Strict):
         description="radio medium: stations admitted beyond the planned ones (RIOT native "
         "nodes); more are refused and counted as too-many-nodes",
     )
+    radios: list[Radio] = Field(
+        default_factory=list, description="USB 802.15.4 dongles bridged into this PAN"
+    )
+
+    @model_validator(mode="after")
+    def _radios_need_the_medium(self) -> Pan:
+        if self.radios and self.medium != "radio":
+            raise ValueError("radios: a dongle joins a PAN with medium: radio only")
+        stations = [r.station for r in self.radios]
+        if len(set(stations)) != len(stations):
+            raise ValueError("radios: every dongle needs a station name of its own")
+        devices = [r.device for r in self.radios]
+        if len(set(devices)) != len(devices):
+            raise ValueError("radios: a device can be bridged once")
+        return self
 
 
 class IpLink(Strict):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -30,8 +31,11 @@ from testbed.contracts import impairment
 from testbed.node.config import NodeConfig
 from testbed.node.errors import ActionError, ConfigError
 from testbed.node.logs import EventLog
+from testbed.node.radio.addressing import link_local
 from testbed.node.radio.bootstrap import RadioMetered
+from testbed.node.radio.bridge import RadioBridge
 from testbed.node.radio.config import TUN_PREFIX, RadioPanConfig, radio_pans
+from testbed.node.radio.dongle import DongleError
 from testbed.node.radio.frontend import MediumHub, ZepClient, link_config
 from testbed.node.radio.metrics import (
     PUBLISH_INTERVAL,
@@ -41,6 +45,7 @@ from testbed.node.radio.metrics import (
     Samples,
     bootstrap_frames_histogram,
 )
+from testbed.node.radio.ndrouter import RouterPort
 from testbed.node.radio.port import StationPort
 from testbed.node.radio.tun import Tun
 
@@ -69,8 +74,11 @@ class _Pan:
         self.hub = MediumHub(config) if hub else None
         self.client = None if hub else ZepClient(config)
         self._transmit: Callable[[bytes], None] = lambda frame: None
-        self.port = StationPort(config, lambda frame: self._transmit(frame), self.tun.write)
+        port = RouterPort if hub else StationPort  # the router answers 6LoWPAN-ND
+        self.port = port(config, lambda frame: self._transmit(frame), self.tun.write)
         self.node = node
+        self.bridges: list[RadioBridge] = []  # USB dongles on this PAN (hub only)
+        self.radio_errors: list[str] = []
 
     def _from_tun(self, packet: bytes) -> None:
         self.port.send_packet(packet)
@@ -81,14 +89,38 @@ class _Pan:
             self._transmit = self.hub.attach_local(
                 self.node, (self.config.short_addr, self.config.ext_addr), self.port.receive_frame
             )
+            await self._start_bridges()
         else:
             assert self.client is not None
             self.client.port = self.port
             self._transmit = self.client.transmit
             await _bind(self.client.open)
-        await self.tun.open(self.config.address)
+        await self.tun.open(self.config.address, link_local=self.link_local)
+        if isinstance(self.port, RouterPort):
+            self.port.tick(asyncio.get_running_loop().time())  # the first RA
+
+    @property
+    def link_local(self) -> str:
+        return f"{ipaddress.IPv6Address(link_local(self.config.short_addr))}/64"
+
+    async def _start_bridges(self) -> None:
+        """Each dongle of the PAN as a station of the medium. A dongle that fails stays out
+        (its error is logged and shown in the state); the PAN runs on without it."""
+        assert self.hub is not None
+        for spec in self.config.radios:
+            bridge = RadioBridge(
+                self.hub, str(spec["station"]), str(spec["device"]), bool(spec.get("loss_model"))
+            )
+            try:
+                await bridge.start()
+            except DongleError as exc:
+                self.radio_errors.append(f"{spec['station']}: {exc}")
+                continue
+            self.bridges.append(bridge)
 
     def stop(self) -> None:
+        for bridge in self.bridges:
+            bridge.close()
         with contextlib.suppress(Exception):
             self.tun.close()
         if self.hub is not None:
@@ -145,8 +177,15 @@ class _Pan:
         if self.hub is None:
             return None
         default = self.hub.medium.links.default
+        nd = self.port.nd if isinstance(self.port, RouterPort) else None
         return PanSample(
-            self.config.pan, self.hub.medium.busy_s, default.expected_loss, dict(self.hub.dropped)
+            self.config.pan,
+            self.hub.medium.busy_s,
+            default.expected_loss,
+            dict(self.hub.dropped),
+            nd_registrations=len(nd.registrations()) if nd else 0,
+            nd_requests=dict(nd.counters.registrations) if nd else {},
+            nd_advertisements=dict(nd.counters.router_advertisements) if nd else {},
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -162,6 +201,11 @@ class _Pan:
             "station": self.port.station.snapshot(),
             "filtered": dict(self.port.packets_filtered),
         }
+        if isinstance(self.port, RouterPort):
+            out["nd"] = self.port.nd.snapshot(asyncio.get_running_loop().time())
+        if self.config.radios:
+            out["radios"] = [b.snapshot() for b in self.bridges]
+            out["radio_errors"] = list(self.radio_errors)
         if self.hub is not None:
             out["medium"] = self.hub.medium.snapshot()
             out["endpoints"] = self.hub.endpoints()
@@ -229,6 +273,14 @@ class RadioAttachment:
                     f"radio PAN {pan.config.pan}: {exc}",
                     "the node needs CAP_NET_ADMIN and /dev/net/tun (the plan asks for both)",
                 ) from exc
+            for error in pan.radio_errors:
+                self.log.error(
+                    "radio.dongle_failed",
+                    pan=pan.config.pan,
+                    error=error,
+                    hint="check the device path in the topology's radios: and that it runs "
+                    "OpenThread's ot-rcp firmware",
+                )
             self.log.info(
                 "radio.attached",
                 pan=pan.config.pan,
@@ -256,6 +308,8 @@ class RadioAttachment:
             await asyncio.sleep(PUBLISH_INTERVAL)
             for pan in self.pans.values():
                 pan.port.station.expire(loop.time())
+                if isinstance(pan.port, RouterPort):
+                    pan.port.tick(loop.time())
             self.publish()
 
     def publish(self) -> None:

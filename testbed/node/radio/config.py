@@ -69,6 +69,8 @@ class RadioPanConfig:
     reassembly_policy: str = "per-station"
     reassembly_buffer: int = 8 * 1280
     reassembly_per_sender: int = 2 * 1280
+    # USB dongles bridged in (hub only): {"device", "protocol", "station", "loss_model"}.
+    radios: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         iface = ipaddress.IPv6Interface(self.address)
@@ -124,6 +126,8 @@ class RadioPanConfig:
                 data.pop(name)  # compact, and what older nodes read
         if self.gilbert_elliott is None:
             data.pop("gilbert_elliott")
+        if not self.radios:
+            data.pop("radios")
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod

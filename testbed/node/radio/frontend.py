@@ -30,12 +30,13 @@ import platform
 import socket
 import struct
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
 from testbed.contracts.impairment import GilbertElliott
 from testbed.node.radio import mac, zep
+from testbed.node.radio.addressing import BROADCAST
 from testbed.node.radio.admission import FOREIGN_SENDER, Endpoint, Stations
 from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.errors import MalformedError
@@ -55,6 +56,10 @@ READ_SIZE = 2048  # a ZEP datagram is at most 32 + 127 bytes
 _SO_TIMESTAMPNS = 35 if platform.machine() in {"x86_64", "i686", "aarch64", "riscv64"} else None
 _TIMESPEC = struct.Struct("@qq")
 _ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
+GUEST_GAP = 0.005  # s of wall-clock time for a guest's MAC between two frames (_drain_guest)
+GUEST_ACK_WAIT = 0.03  # s to wait for a guest's ACK before its next frame goes anyway
+GUEST_ACK_DELAY = 0.0004  # s from a guest's frame to our ACK (its MAC first ends its TX)
+GUEST_QUEUE = 512  # datagrams waiting for one guest
 
 
 def _host(endpoint: Endpoint) -> str:
@@ -199,7 +204,13 @@ class MediumHub(asyncio.DatagramProtocol):
         self._seq = 0
         self.datagrams_received = 0
         self.datagrams_sent = 0
+        self.guest_acks = 0  # immediate ACKs to guests (_ack_guest)
+        self._paced: dict[Endpoint, deque[tuple[bytes, bool]]] = {}  # (datagram, wants ACK)
+        self._guest_due: dict[Endpoint, float] = {}  # no datagram to the guest before
+        self._guest_acked: dict[Endpoint, float] = {}  # guests whose ACK we wait for
         self.dropped: Counter[str] = Counter()  # datagrams the hub refused, by reason
+        # Planned stations run our MAC emulation; the others (guests) their own (_guest_frame).
+        self._planned = frozenset(config.names.values())
 
     # ------------------------------------------------------------ lifecycle
 
@@ -344,6 +355,66 @@ class MediumHub(asyncio.DatagramProtocol):
         name = self._node_for(addr, info.src if info is not None else None)
         if name is not None:
             self.medium.submit(name, msg.frame, at, info)
+            if name not in self._planned:
+                self._guest_frame(addr, msg)
+
+    def _guest_frame(self, addr: Endpoint, msg: zep.ZepData) -> None:
+        """A guest (RIOT native) runs its own MAC, on the host's clock:
+
+        - after its socket write it waits only 864 us of wall-clock time for the ACK, less than
+          the frame's modelled airtime; so the hub answers a unicast data frame that has a
+          receiver on the medium with an ACK at once (``GUEST_ACK_DELAY`` later: an ACK that
+          arrives before the guest's MAC has seen its own transmission end trips it). The medium
+          models the exchange (airtime, the ACK's loss, retries) as for our stations, and its
+          synthesised ACK is not sent again (``_deliver``). A guest that gets no ACK in time
+          retransmits, and receives nothing meanwhile;
+        - its ACK for a frame we sent it says that its MAC is ready for the next one
+          (``_drain_guest``)."""
+        if self._sock is None or self._loop is None:
+            return
+        try:
+            f = mac.decode(msg.frame)
+        except MalformedError:
+            return
+        now = self._loop.time()
+        if f.frame_type == mac.FRAME_ACK:
+            if self._guest_acked.pop(addr, None) is not None:
+                self._guest_due[addr] = now + GUEST_GAP
+                self._loop.call_at(now + GUEST_GAP, self._drain_guest, addr)
+            return
+        if (
+            f.frame_type != mac.FRAME_DATA
+            or not f.ack_request
+            or f.dst is None
+            or self.medium.owner(f.dst) is None
+        ):
+            return
+        ack = zep.encode_data(mac.encode_ack(f.seq), channel=msg.channel, seq=self._seq)
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self._loop.call_at(now + GUEST_ACK_DELAY, self._send_guest_ack, ack, addr)
+        # Its MAC is busy with this exchange: our next frame for it waits.
+        self._guest_due[addr] = max(
+            self._guest_due.get(addr, 0.0), now + GUEST_ACK_DELAY + GUEST_GAP
+        )
+
+    def _send_guest_ack(self, ack: bytes, addr: Endpoint) -> None:
+        if self._send(ack, addr):
+            self.guest_acks += 1
+
+    def _send(self, datagram: bytes, endpoint: Endpoint) -> bool:
+        """One datagram out of the hub's socket; a full send buffer drops it, as a lossy channel
+        would (not retried)."""
+        if self._sock is None:
+            return False
+        try:
+            self._sock.sendto(datagram, endpoint)
+        except (BlockingIOError, InterruptedError):
+            self.dropped["send-buffer-full"] += 1
+            return False
+        except OSError:
+            self.dropped["socket-error"] += 1
+            return False
+        return True
 
     def error_received(self, exc: Exception) -> None:
         self.dropped["socket-error"] += 1  # a node went away; its frames will find no one
@@ -397,6 +468,8 @@ class MediumHub(asyncio.DatagramProtocol):
         endpoint = self.stations.endpoint(d.dst)
         if endpoint is None or self._sock is None:
             return
+        if d.dst not in self._planned and d.frame[0] & 0x07 == mac.FRAME_ACK:
+            return  # the guest had its ACK at once (_ack_guest)
         datagram = zep.encode_data(
             d.frame,
             channel=self.config.channel,
@@ -405,15 +478,46 @@ class MediumHub(asyncio.DatagramProtocol):
             timestamp=zep.ntp_timestamp(time.time()),
         )
         self._seq = (self._seq + 1) & 0xFFFFFFFF
-        try:
-            self._sock.sendto(datagram, endpoint)
-        except (BlockingIOError, InterruptedError):
-            self.dropped["send-buffer-full"] += 1  # as a lossy channel would: not retried
+        if d.dst in self._planned:
+            if self._send(datagram, endpoint):
+                self.datagrams_sent += 1
             return
-        except OSError:
-            self.dropped["socket-error"] += 1
+        queue = self._paced.setdefault(endpoint, deque())
+        if len(queue) >= GUEST_QUEUE:
+            self.dropped["guest-queue-full"] += 1
             return
-        self.datagrams_sent += 1
+        info = mac.decode(d.frame)  # the medium decoded it already: it is well formed
+        wants_ack = info.frame_type == mac.FRAME_DATA and info.ack_request and info.dst is not None
+        queue.append((datagram, wants_ack and info.dst != BROADCAST))
+        if len(queue) == 1:
+            self._drain_guest(endpoint)
+
+    def _drain_guest(self, endpoint: Endpoint) -> None:
+        """Frames to a guest at least ``GUEST_GAP`` apart in wall-clock time: the medium spaces
+        them by airtime in virtual time, but a late timer can release several at once, and a
+        RIOT native node that receives a frame while its MAC still sends the ACK for the
+        previous one fails an assertion and halts (real radios cannot overlap like that)."""
+        queue = self._paced.get(endpoint)
+        if not queue or self._sock is None or self._loop is None:
+            return
+        now = self._loop.time()
+        due = self._guest_due.get(endpoint, 0.0)
+        if now < due:
+            self._loop.call_at(due, self._drain_guest, endpoint)
+            return
+        datagram, wants_ack = queue.popleft()
+        if self._send(datagram, endpoint):
+            self.datagrams_sent += 1
+        else:
+            wants_ack = False  # lost on the way out: no ACK will come for it
+        # The next frame waits for the guest's ACK (it releases us early), at most
+        # GUEST_ACK_WAIT; a frame without ACK request leaves it GUEST_GAP to process it.
+        wait = GUEST_ACK_WAIT if wants_ack else GUEST_GAP
+        if wants_ack:
+            self._guest_acked[endpoint] = now
+        self._guest_due[endpoint] = now + wait
+        if queue:
+            self._loop.call_at(now + wait, self._drain_guest, endpoint)
 
     # ------------------------------------------------------------ live link changes
 

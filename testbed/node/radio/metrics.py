@@ -17,6 +17,11 @@
     testbed_radio_datagrams_refused_total{pan,cause}     ZEP the medium refused (router):
                                                           station-hijack, foreign-sender,
                                                           too-many-nodes, garbled-*, ...
+    testbed_radio_nd_registrations{pan}                  addresses registered by 6LoWPAN-ND now
+    testbed_radio_nd_registration_requests_total{pan,status}  NS+ARO answered: success,
+                                                          duplicate, neighbour-cache-full,
+                                                          removed; expired registrations
+    testbed_radio_nd_router_advertisements_total{pan,kind}  solicited / unsolicited RAs sent
     testbed_radio_bootstrap_frames{direction}            histogram per bootstrap attempt (thing)
 
 The router exports every node of its medium (the medium's view: what really crossed the
@@ -62,6 +67,11 @@ class PanSample:
     busy_s: float
     loss: float
     refused: Mapping[str, int] = field(default_factory=dict)  # ZEP datagrams, by cause
+    # 6LoWPAN-ND at the border router (ndrouter): registrations now, requests by outcome,
+    # router advertisements by kind.
+    nd_registrations: int = 0
+    nd_requests: Mapping[str, int] = field(default_factory=dict)
+    nd_advertisements: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,13 +126,21 @@ class RadioCollector(Collector):
         busy = catalogue.counter_family("testbed_radio_channel_busy_seconds")
         loss = catalogue.gauge_family("testbed_radio_link_loss_ratio")
         refused = catalogue.counter_family("testbed_radio_datagrams_refused")
+        registered = catalogue.gauge_family("testbed_radio_nd_registrations")
+        requests = catalogue.counter_family("testbed_radio_nd_registration_requests")
+        adverts = catalogue.counter_family("testbed_radio_nd_router_advertisements")
         for p in s.pans:
             busy.add_metric([p.pan], p.busy_s)
             loss.add_metric([p.pan], p.loss)
             for cause, count in sorted(p.refused.items()):
                 refused.add_metric([p.pan, cause], count)
+            registered.add_metric([p.pan], p.nd_registrations)
+            for status, count in sorted(p.nd_requests.items()):
+                requests.add_metric([p.pan, status], count)
+            for kind, count in sorted(p.nd_advertisements.items()):
+                adverts.add_metric([p.pan, kind], count)
         yield from (sent, received, dropped, retries, fragments, airtime, queue, filtered)
-        yield from (busy, loss, refused)
+        yield from (busy, loss, refused, registered, requests, adverts)
 
 
 def bootstrap_frames_histogram(registry: CollectorRegistry) -> Histogram:

@@ -115,6 +115,12 @@ class StationPort:
         medium knows it (the router's station, in the hub's process)."""
         packet = self.station.receive(frame, now, sender)
         if packet is not None:
+            if noise(packet) == "ra":
+                # The router's 6LoWPAN-ND advertisements are for hosts that join by ND; our
+                # things keep the plan's static routes (no default route), so their kernels
+                # must not act on them.
+                self.packets_filtered["ra-received"] += 1
+                return
             self.packets_delivered += 1
             self._deliver(packet)
 

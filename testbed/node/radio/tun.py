@@ -63,8 +63,11 @@ class Tun:
         self.packets_written = 0
         self.write_dropped = 0
 
-    async def open(self, address: str, mtu: int = MTU) -> None:
-        """Create the device, bring it up with ``address`` (prefix length included)."""
+    async def open(self, address: str, mtu: int = MTU, link_local: str | None = None) -> None:
+        """Create the device, bring it up with ``address`` (prefix length included). With
+        ``link_local`` (``fe80::IID/64``) the kernel generates none of its own (a TUN has no
+        link-layer address to derive one from: it would pick a stable-privacy IID that no
+        6LoWPAN host can map to a link-layer address) and the device gets that one."""
         try:
             fd = os.open(TUN_DEVICE, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
@@ -72,8 +75,12 @@ class Tun:
         try:
             ifr = struct.pack("16sH", self.name.encode(), IFF_TUN | IFF_NO_PI)
             fcntl.ioctl(fd, TUNSETIFF, ifr)
+            if link_local is not None:
+                await ip("link", "set", "dev", self.name, "addrgenmode", "none")
             await ip("link", "set", "dev", self.name, "mtu", str(mtu), "up")
             await ip("-6", "addr", "replace", address, "dev", self.name, "nodad")
+            if link_local is not None:
+                await ip("-6", "addr", "replace", link_local, "dev", self.name, "nodad")
         except BaseException as exc:
             os.close(fd)
             if isinstance(exc, OSError) and not isinstance(exc, TunError):
