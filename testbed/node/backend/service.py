@@ -28,6 +28,7 @@ from aiocoap import error
 
 from testbed.node.backend import probes
 from testbed.node.backend.directory import ListingError, ThingEntry, TrustCenterDirectory
+from testbed.node.backend.group import GroupCommander
 from testbed.node.backend.metrics import BackendMetrics, outcome_of
 from testbed.node.backend.peers import PeerContexts, Reply, ThingPeer
 from testbed.node.coap.errors import ChannelError, CredentialError
@@ -67,6 +68,7 @@ class Backend:
         self.polled: dict[str, dict[str, Any]] = {}  # domain -> last poll outcome
         self.refusals: dict[str, int] = {}  # responses our contexts refused to unprotect
         self.coap: aiocoap.Context | None = None
+        self.commander = GroupCommander(material_root)
 
     async def start(self, spawn: Spawn) -> None:
         """Load credentials (CredentialError for unusable files) and start the loops."""
@@ -120,6 +122,7 @@ class Backend:
         self.metrics.polls.labels(domain, "ok").inc()
         self.metrics.things.labels(domain).set(len(things))
         self.polled[domain] = {"ok": True, "at": time.time(), "things": len(things)}
+        self.commander.update(domain, directory.group)
         self._update(domain, things)
 
     async def _reconnect(self, domain: str) -> None:
@@ -322,6 +325,7 @@ class Backend:
                 for name, p in sorted(self.peers.items())
             },
             "refused_responses": self.refusals,
+            "group": self.commander.snapshot(),
         }
 
 

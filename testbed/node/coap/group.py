@@ -41,10 +41,12 @@ What aiocoap 0.4 (``SimpleGroupContext``) does not provide, and what stands in f
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiocoap
@@ -62,6 +64,7 @@ GROUP_COMMANDER_ID = b"\x00"  # trust_center.contexts.GROUP_COMMANDER_ID
 NO_RESPONSE_ALL = 2 | 8 | 16  # RFC 7967: not interested in 2.xx, 4.xx or 5.xx
 CF_CBOR = 60
 
+IF_INET6 = Path("/proc/net/if_inet6")
 AEAD = oscore.algorithms["AES-CCM-16-64-128"]
 HASH = oscore.hashfunctions["sha256"]
 
@@ -198,3 +201,17 @@ def unprotect(contexts: list[oscore.SimpleGroupContext], datagram: bytes) -> aio
     raise GroupRefused(
         "foreign-group", f"no context for group id {bytes(gid).hex()} sender {bytes(kid).hex()}"
     )
+
+
+def interface_holding(address: str, if_inet6: Path = IF_INET6) -> str | None:
+    """The name of the interface that holds ``address`` (None: no such local address)."""
+    wanted = ipaddress.IPv6Address(address).packed.hex()
+    try:
+        lines = if_inet6.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[0] == wanted:
+            return fields[5]
+    return None

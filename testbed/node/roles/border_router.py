@@ -9,6 +9,10 @@ started by the node before its routes): a ZEP hub on the router's carrier addres
 ``lowpan<i>`` with the router's PAN address that the kernel forwards to and from like any
 interface; its ``link-show``/``link-set``/``link-reset`` actions change the PAN's frame loss live.
 
+It relays group commands (testbed.node.coap.group_relay): a Group OSCORE datagram sent to its
+address on a PAN, port 5690, goes out once to ff05::fd on that PAN (``group-relay``: "off"
+disables it); ``state`` counts what it relayed and refused.
+
 With a ``policy-forward`` attribute (a topology with ``policies:``) it installs the cross-domain
 policy as an nftables forward chain at start (testbed.node.policy), exports
 testbed_policy_dropped_packets_total{rule} and answers ``policy-show``.
@@ -16,13 +20,16 @@ testbed_policy_dropped_packets_total{rule} and answers ``policy-show``.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from testbed.node import metric_catalogue as catalogue
+from testbed.node.coap.group_relay import GroupRelay
 from testbed.node.policy.firewall import PolicyFirewall
+from testbed.node.radio.config import pan_address
 from testbed.node.roles.base import Action, Role, RoleContext
 
 PAN_PREFIX = "pan-"
@@ -45,13 +52,27 @@ class BorderRouterRole(Role):
             else self.attached
         )
         self.policy = PolicyFirewall.for_node(self.config, self.log)
+        self.group_relay: GroupRelay | None = None
+        if self.attribute("group-relay") != "off":
+            self.group_relay = GroupRelay(self._pan_addresses(), self.log)
+
+    def _pan_addresses(self) -> dict[str, str]:
+        """This router's address on each PAN it serves (its TUN's on a radio PAN)."""
+        out = {}
+        for iface in self.config.interfaces:
+            pan = iface.network.removeprefix(PAN_PREFIX)
+            if iface.network.startswith(PAN_PREFIX) and pan in self.pans:
+                address = pan_address(self.config.attributes, iface.network)
+                out[str(ipaddress.IPv6Address(address or iface.ipv6.split("/")[0]))] = pan
+        return out
 
     def facts(self) -> dict[str, Any]:
         return {"pans": self.pans, "forwarding": self.config.forwarding}
 
     def state(self) -> dict[str, Any]:
         policy = {"policy": self.policy.snapshot()} if self.policy is not None else {}
-        return {**self.facts(), **policy}
+        relay = {"group_relay": self.group_relay.snapshot()} if self.group_relay else {}
+        return {**self.facts(), **policy, **relay}
 
     def actions(self) -> Mapping[str, Action]:
         return self.policy.actions() if self.policy is not None else {}
@@ -73,3 +94,10 @@ class BorderRouterRole(Role):
             self.log.warning("border_router.pans_differ", pans=self.pans, attached=self.attached)
         if self.policy is not None:
             await self.policy.start()
+        if self.group_relay is not None:
+            await self.group_relay.start()  # a PAN it cannot serve is reported, not fatal
+
+    async def stop(self) -> None:
+        if self.group_relay is not None:
+            self.group_relay.close()
+        await super().stop()

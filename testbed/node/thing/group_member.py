@@ -17,7 +17,6 @@ read back over its pairwise context (the light's state, the handled-request coun
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,10 @@ from aiocoap import interfaces, oscore
 from testbed.node import material
 from testbed.node.coap import group
 from testbed.node.coap.credentials import Credential, load_private_key
+from testbed.node.coap.group import IF_INET6, interface_holding
 from testbed.node.config import NodeConfig
 from testbed.node.radio.config import pan_address
 from testbed.node.thing.contexts import read_group
-
-IF_INET6 = Path("/proc/net/if_inet6")
 
 
 def pan_interface(config: NodeConfig, if_inet6: Path = IF_INET6) -> str | None:
@@ -41,19 +39,6 @@ def pan_interface(config: NodeConfig, if_inet6: Path = IF_INET6) -> str | None:
             continue
         address = pan_address(config.attributes, iface.network) or iface.ipv6.split("/")[0]
         return interface_holding(address, if_inet6)
-    return None
-
-
-def interface_holding(address: str, if_inet6: Path = IF_INET6) -> str | None:
-    wanted = ipaddress.IPv6Address(address).packed.hex()
-    try:
-        lines = if_inet6.read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 6 and fields[0] == wanted:
-            return fields[5]
     return None
 
 
