@@ -393,10 +393,13 @@ class ThingRole(Role):
         except (TestbedError, OSError, ValueError) as exc:
             self.log.warning("thing.group_unusable", error=str(exc))
             return None, []
-        interface = group_member.pan_interface(self.config)
-        if ctx is None or interface is None:
-            self.log.info("thing.group_not_joined", commanders=ctx is not None, pan=interface)
+        if ctx is None:
+            self.log.info("thing.group_without_commanders", directory=directory.name)
             return None, []
+        interface = group_member.pan_interface(self.config)
+        if interface is None:  # accepts group requests sent to its own address only
+            self.log.warning("thing.group_not_joined", reason="no PAN interface found")
+            return ctx, []
         return ctx, [(ALL_COAP_NODES_SITE, interface)]
 
     async def stop_serving(self) -> None:
