@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from testbed import bringup, rundir
 from testbed.cli.compose_cli import render_command
 from testbed.cli.dashboards import dashboards_app, publish_after_up
+from testbed.cli.group import register as register_group_command
 from testbed.cli.links import print_implementations
 from testbed.cli.links import register as register_link_commands
 from testbed.cli.observe import metrics_app
@@ -292,6 +293,7 @@ def exec_(
 
 register_phase_commands(app)
 register_link_commands(app)
+register_group_command(app)
 app.command("render")(render_command)
 
 
