@@ -1,0 +1,104 @@
+"""A group command on a radio PAN (topologies/radio.yaml), against real containers.
+
+`testbed group floor1 light '{"on": false}'`: the backend signs one Group OSCORE request under
+the domain's group key, the border router's relay puts it on the PAN once as broadcast frames to
+ff05::fd, and every luminaire that holds the current generation switches off without answering.
+A capture of the PAN during the command shows the broadcast burst, nothing else addressed to
+every station, and no response frames from the lamps.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testbed.backends.docker import DockerBackend
+from tests.integration.conftest import ROOT, TESTBED, remove_run, run_cli
+from tests.integration.nodes import action, state, wait_for
+
+pytestmark = pytest.mark.integration
+RUN = f"group-it-{uuid.uuid4().hex[:6]}"
+LAMPS = ("lamp-01", "lamp-02")
+TSHARK = shutil.which("tshark")
+
+
+@pytest.fixture(scope="module")
+def building(docker_client, node_image, cli_env) -> Iterator[tuple[DockerBackend, dict[str, str]]]:  # type: ignore[no-untyped-def]
+    up = run_cli(["up", "-t", str(ROOT / "topologies" / "radio.yaml"), "--run", RUN], cli_env)
+    assert "commissioned: 3 of 3 things" in up.stdout, up.stdout
+    try:
+        yield DockerBackend(docker_client), cli_env
+    finally:
+        run_cli(["down", "--run", RUN], cli_env, check=False)
+        remove_run(docker_client, RUN)
+
+
+def light(backend: DockerBackend, lamp: str) -> Any:
+    answer = action(backend, RUN, "backend", "read", thing=lamp, resource="light")
+    assert answer["outcome"] == "ok", answer
+    return answer["value"]
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (Debian package tshark)")
+def test_one_broadcast_burst_switches_every_lamp_off(building, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    backend, env = building
+    # The backend knows the group key once a poll listed it.
+    wait_for(
+        lambda: state(backend, RUN, "backend")["group"]["generations"].get("facility"),
+        60,
+        "the backend's group grant",
+    )
+    for lamp in LAMPS:
+        action(backend, RUN, "backend", "write", thing=lamp, resource="light", payload={"on": True})
+        assert light(backend, lamp)["on"] is True
+    before = {lamp: state(backend, RUN, lamp)["requests"] for lamp in LAMPS}
+
+    pcap = tmp_path / "group.pcap"
+    capture = subprocess.Popen(
+        [*TESTBED, "capture", "floor1", "-o", str(pcap), "--duration", "8", "--run", RUN],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(3)  # the capture action is running on the router by now
+    sent = json.loads(
+        run_cli(["group", "floor1", "light", '{"on": false}', "--run", RUN, "--json"], env).stdout
+    )
+    out, err = capture.communicate(timeout=90)
+    assert capture.returncode == 0, err
+
+    assert sent["sent"]["generation"] == 1 and sent["router"] == "br1"
+    for lamp in LAMPS:
+        wait_for(lambda lamp=lamp: light(backend, lamp)["on"] is False, 20, f"{lamp} off")
+    relay = state(backend, RUN, "br1")["group_relay"]
+    assert relay["relayed"] == {"floor1": 1} and relay["refused"] == {}, relay
+
+    context = out.split("6lowpan.context0:")[1].split()[0]
+    assert TSHARK is not None
+    rows = subprocess.run(
+        [TSHARK, "-r", str(pcap), "-n", "-o", f"6lowpan.context0:{context}",
+         "-T", "fields", "-E", "separator=|", "-e", "wpan.src16", "-e", "wpan.dst16",
+         "-e", "ipv6.dst", "-e", "frame.len"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    broadcast = [r.split("|") for r in rows if r.split("|")[1] == "0xffff"]
+    # One datagram of sent["bytes"] bytes: fragments of at most 127-byte frames, all broadcast.
+    assert 1 <= len(broadcast) <= 1 + sent["sent"]["bytes"] // 80, broadcast
+    assert {b[2] for b in broadcast if b[2]} == {"ff05::fd"}, broadcast
+    print(
+        f"group command: {sent['sent']['bytes']} B datagram, {len(broadcast)} broadcast frames, "
+        f"medium meanwhile {sent['medium']}",
+    )
+    # Each lamp handled exactly one more PUT /light than before (the one group request) besides
+    # the backend's unicast reads (GET).
+    for lamp in LAMPS:
+        after = state(backend, RUN, lamp)["requests"]
+        puts = after["handled"]["/light"]["PUT"]
+        old = before[lamp]["handled"].get("/light", {}).get("PUT", {})
+        assert sum(puts.values()) == sum(old.values()) + 1, (lamp, before[lamp], after)
