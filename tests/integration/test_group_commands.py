@@ -52,7 +52,7 @@ def test_one_broadcast_burst_switches_every_lamp_off(building, tmp_path: Path) -
     backend, env = building
     # The backend knows the group key once a poll listed it.
     wait_for(
-        lambda: state(backend, RUN, "backend")["group"]["generations"].get("facility"),
+        lambda: state(backend, RUN, "backend")["backend"]["group"]["generations"].get("facility"),
         60,
         "the backend's group grant",
     )
