@@ -41,7 +41,7 @@ def backend_node(backend: Backend, run: str, name: str | None) -> NodeStatus:
     hosts = [
         n
         for n in backend.status(run)
-        if n.role == "internet_host" and n.attributes.get("kind") == "backend"
+        if n.role == "internet_host" and "backend" in (n.kind, n.attributes.get("kind"))
     ]
     if name is not None:
         hosts = [n for n in hosts if n.node == name]
