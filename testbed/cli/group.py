@@ -61,7 +61,7 @@ def group(
     sent = outcome.sent
     console.print(
         f"[bold]{escape(outcome.backend)}[/] -> {escape(outcome.router)} "
-        f"([{escape(sent['relay'])}]) -> {escape(sent['group'])} on pan-{escape(pan)}: "
+        f"({escape('[' + sent['relay'] + ']')}) -> {escape(sent['group'])} on pan-{escape(pan)}: "
         f"PUT /{escape(path)}, domain {escape(sent['domain'])}, group key generation "
         f"{sent['generation']}, {sent['bytes']} bytes"
     )

@@ -20,8 +20,10 @@ from typing import Any
 
 from testbed.backends.base import Backend, NodeStatus
 from testbed.errors import TestbedError
-from testbed.links.control import Links, call
+from testbed.links.control import LinkActionError, Links, call
 from testbed.node.radio.config import pan_address
+
+MEDIUM_TIMEOUT = 5.0
 
 
 class GroupCommandError(TestbedError):
@@ -66,9 +68,15 @@ def relay_address(router: NodeStatus, pan: str) -> str:
 
 
 def _medium(links: Links, router: NodeStatus, pan: str) -> dict[str, float] | None:
+    """The PAN's medium counters; None on a bridge PAN or when the router is busy (its control
+    endpoint runs one action at a time: a running capture holds it)."""
     if links.radio_config(router, pan) is None:
         return None
-    state = call(links.backend, links.run, router.node, "link-show", {}).get(pan) or {}
+    try:
+        shown = call(links.backend, links.run, router.node, "link-show", {}, MEDIUM_TIMEOUT)
+    except LinkActionError:
+        return None
+    state = shown.get(pan) or {}
     medium = state.get("medium", {})
     nodes = medium.get("nodes", {}).values()
     return {
@@ -101,6 +109,7 @@ def send_group_command(
     outcome = GroupOutcome(pan, router.node, host.node, sent)
     if before is not None:
         time.sleep(settle_s)  # the frames take a few ms on the air; the hub needs a moment
-        after = _medium(links, router, pan) or before
-        outcome.medium = {k: after[k] - before[k] for k in before}
+        after = _medium(links, router, pan)
+        if after is not None:
+            outcome.medium = {k: after[k] - before[k] for k in before}
     return outcome
