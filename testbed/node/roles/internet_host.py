@@ -23,6 +23,7 @@ A vendor cloud serves the firmware releases of its material over CoAP on
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -207,6 +208,9 @@ class InternetHostRole(Role):
             if len(self.trust_centers) != 1:
                 raise ActionError("several domains: say which", '{"domain": "..."}')
             domain = next(iter(self.trust_centers))
+        if str(domain) not in backend.commander.grants:
+            # A member got the key since the last poll (right after `up`): ask now.
+            await asyncio.gather(*(backend.poll(d) for d in backend.directories))
         result = await backend.commander.send(
             str(domain), str(params["relay"]), str(params["path"]), params["value"]
         )
