@@ -77,3 +77,7 @@ class PkiError(TestbedError):
 
 class CommissioningFailed(TestbedError):
     exit_code = 10
+
+
+class GroupCommandError(PlanError):
+    """`testbed group`: the run has no single backend or no relay address on the PAN (exit 2)."""

@@ -18,7 +18,8 @@ from rich.markup import escape
 
 from testbed import bringup
 from testbed.cli.render import console
-from testbed.links.group import GroupCommandError, send_group_command
+from testbed.errors import GroupCommandError
+from testbed.links.group import send_group_command
 
 RunOption = Annotated[
     str | None, typer.Option("--run", "-r", help="run name (default: the only run that is up)")

@@ -19,15 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.backends.base import Backend, NodeStatus
-from testbed.errors import TestbedError
+from testbed.errors import GroupCommandError
 from testbed.links.control import LinkActionError, Links, call
 from testbed.node.radio.config import pan_address
 
 MEDIUM_TIMEOUT = 5.0
-
-
-class GroupCommandError(TestbedError):
-    exit_code = 2
 
 
 @dataclass

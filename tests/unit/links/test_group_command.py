@@ -11,7 +11,8 @@ import pytest
 from aiocoap.numbers.types import Type
 
 from testbed.backends.base import ExecResult, NodeStatus
-from testbed.links.group import GroupCommandError, send_group_command
+from testbed.errors import GroupCommandError
+from testbed.links.group import send_group_command
 from testbed.node.coap import group
 from testbed.node.coap.credentials import EdhocIdentity
 from testbed.node.coap.group_relay import group_request
