@@ -4,6 +4,7 @@
     ├── InputError                bad input: the user must change what they typed or wrote
     │   ├── TopologyError         a topology file is unreadable or invalid (file, line, key path)
     │   ├── PlanError             a valid topology that cannot be turned into a plan
+    │   │   └── GroupCommandError a group command has no backend or relay to go through
     │   ├── LinkOptionError       a `testbed link` option cannot be understood
     │   ├── TransferError         an ownership transfer cannot be prepared from what was given
     │   └── ScenarioError         a scenario file is unreadable or invalid (file, line, key path)
@@ -184,3 +185,7 @@ class StepFailed(ScenarioFailed):
 
 class ScenarioTimeout(ScenarioFailed):
     pass
+
+
+class GroupCommandError(PlanError):
+    """`testbed group`: the run has no single backend or no relay address on the PAN (exit 2)."""

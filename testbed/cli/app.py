@@ -15,6 +15,7 @@ from testbed import backends, bringup, usecases
 from testbed.cli import context
 from testbed.cli.compose_cli import render_command
 from testbed.cli.dashboards import dashboards_app
+from testbed.cli.group import register as register_group_command
 from testbed.cli.links import print_implementations
 from testbed.cli.links import register as register_link_commands
 from testbed.cli.observe import metrics_app
@@ -297,6 +298,7 @@ def exec_(
 register_phase_commands(app)
 register_link_commands(app)
 register_scenario_commands(app)
+register_group_command(app)
 app.command("render")(render_command)
 
 

@@ -20,14 +20,17 @@ Thing (initiator with its factory key):
     GET  /cfg/oscore            2.05 + {K_CONTEXTS: [context, ...]} once enrolled: purpose
                                 "backend" (the thing <-> backend context, new generation on
                                 every enrollment) and "group" (the domain's group key, the
-                                same for every member; the thing keeps it, serves nothing
-                                through it)
+                                same for every member, with K_GROUP_PEERS: the backends'
+                                group sender IDs and CCS, whose signed group commands it
+                                accepts, and K_GROUP_MANAGER: the trust center's CCS)
     GET  /crl                   2.05 + the domain CRL (DER); also unprotected
 
 Backend (initiator with its host key, listed under backends/ at the trust center):
     GET  /things                2.05 + {K_THINGS: [thing, ...]}: every operational thing with
                                 its address and the backend side of its OSCORE context
-                                (K_DEVICE_CLASS only when the thing reported one)
+                                (K_DEVICE_CLASS only when the thing reported one), and
+                                K_GROUP: the backend's sending view of the group context
+                                (once a member has it)
 
 Refusals: 4.03 with payload {K_REASON: "<reason code>", K_DETAIL: "<text>"}; the reason codes
 are the values of RefusalReason. 4.01 for requests that did not come over OSCORE.
@@ -83,6 +86,8 @@ K_MASTER_SECRET = 13
 K_MASTER_SALT = 14
 K_ID_CONTEXT = 15
 K_GENERATION = 16
+K_GROUP_PEERS = 17  # group contexts: {sender ID: CCS} of the members it accepts requests from
+K_GROUP_MANAGER = 18  # group contexts: the group manager's (trust center's) CCS
 # a thing in /things
 K_NAME = 20
 K_SERIAL = 21
@@ -92,6 +97,7 @@ K_MODEL = 24
 K_DEVICE_CLASS = 25
 K_CONTEXT = 26
 K_PORT = 27
+K_GROUP = 28  # /things: the backend's view of the domain's group context (absent before any member)
 
 
 class RefusalReason(enum.Enum):
@@ -120,9 +126,13 @@ class OscoreContextGrant:
     master_salt: bytes
     id_context: bytes | None
     generation: int  # bumped on every re-keying; old generations stop working
+    # Group contexts only (Group OSCORE group mode): the authentication credentials (CCS) of
+    # the senders this member accepts, by sender ID, and the group manager's credential.
+    peers: tuple[tuple[bytes, bytes], ...] = ()
+    manager_credential: bytes | None = None
 
     def to_cbor_map(self) -> dict[int, Any]:
-        return {
+        data: dict[int, Any] = {
             K_PURPOSE: self.purpose,
             K_SENDER_ID: self.sender_id,
             K_RECIPIENT_ID: self.recipient_id,
@@ -131,6 +141,11 @@ class OscoreContextGrant:
             K_ID_CONTEXT: self.id_context,
             K_GENERATION: self.generation,
         }
+        if self.peers:
+            data[K_GROUP_PEERS] = dict(self.peers)
+        if self.manager_credential is not None:
+            data[K_GROUP_MANAGER] = self.manager_credential
+        return data
 
     @classmethod
     def from_cbor_map(cls, data: dict[int, Any]) -> OscoreContextGrant:
@@ -142,6 +157,12 @@ class OscoreContextGrant:
             master_salt=bytes(data.get(K_MASTER_SALT) or b""),
             id_context=None if data.get(K_ID_CONTEXT) is None else bytes(data[K_ID_CONTEXT]),
             generation=int(data.get(K_GENERATION, 0)),
+            peers=tuple(
+                sorted((bytes(k), bytes(v)) for k, v in dict(data.get(K_GROUP_PEERS) or {}).items())
+            ),
+            manager_credential=(
+                None if data.get(K_GROUP_MANAGER) is None else bytes(data[K_GROUP_MANAGER])
+            ),
         )
 
     def mirrored(self) -> OscoreContextGrant:
@@ -154,4 +175,6 @@ class OscoreContextGrant:
             self.master_salt,
             self.id_context,
             self.generation,
+            self.peers,
+            self.manager_credential,
         )

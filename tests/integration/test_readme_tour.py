@@ -150,6 +150,12 @@ def _exec(t: Tour, p: subprocess.CompletedProcess[str]) -> None:
     assert "light" in p.stdout
 
 
+def _group(t: Tour, p: subprocess.CompletedProcess[str]) -> None:
+    _ok(p)
+    text = " ".join(p.stdout.split())  # rich wraps long lines
+    assert "ff05::fd on pan-floor1" in text and "group key generation 1" in text, text
+
+
 def _maintain(t: Tour, p: subprocess.CompletedProcess[str]) -> None:
     # default.yaml has no vendor cloud: keys are rotated, the firmware update is skipped
     _ok(p)
@@ -226,6 +232,7 @@ CHECKS: dict[str, tuple[Check, tuple[Any, ...]]] = {
     "$T logs thermostat-01": (_logs, ()),
     "$T exec backend -- python3 -m testbed.node.probe action read "
     '\'{"thing": "lamp-01", "resource": "light"}\'': (_exec, ()),
+    "$T group floor1 light '{\"on\": false}'": (_group, ()),
     "$T phase maintain --limit vendor_acme": (_maintain, ()),
     "$T inventory --graph": (_inventory, ()),
     "$T link set pan-floor1 --loss 20%": (_link, ()),

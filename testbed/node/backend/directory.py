@@ -18,6 +18,7 @@ import cbor2
 
 from testbed.node import enrollment_api as api
 from testbed.node import material
+from testbed.node.backend.group import parse_group
 from testbed.node.coap.credentials import Credential, EdhocIdentity
 from testbed.node.coap.edhoc_client import EdhocOscoreClient
 from testbed.node.enrollment_api import OscoreContextGrant
@@ -74,6 +75,7 @@ class TrustCenterDirectory:
     def __init__(self, domain: str, client: EdhocOscoreClient) -> None:
         self.domain = domain
         self.client = client
+        self.group: OscoreContextGrant | None = None  # the group grant of the last listing
 
     @classmethod
     async def connect(cls, domain: str, uri: str, material_root: Path) -> TrustCenterDirectory:
@@ -93,7 +95,9 @@ class TrustCenterDirectory:
             raise ListingError(
                 f"{api.THINGS} at {self.domain}: {response.code}: {response.payload[:100]!r}"
             )
-        return parse_things(self.domain, response.payload)
+        things = parse_things(self.domain, response.payload)
+        self.group = parse_group(response.payload)
+        return things
 
     async def close(self) -> None:
         await self.client.close()

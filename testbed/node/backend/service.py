@@ -28,6 +28,7 @@ from aiocoap import error
 
 from testbed.node.backend import probes
 from testbed.node.backend.directory import ListingError, ThingEntry, TrustCenterDirectory
+from testbed.node.backend.group import GroupCommander
 from testbed.node.backend.metrics import BackendMetrics, outcome_of
 from testbed.node.backend.peers import (
     PeerContexts,
@@ -91,6 +92,7 @@ class Backend:
         self.dtls_proxy = (
             DtlsProxyClient(name, material_root) if any(r.coaps for r in self.proxies) else None
         )
+        self.commander = GroupCommander(material_root)
 
     async def start(self, spawn: Spawn) -> None:
         """Load credentials (CredentialError for unusable files) and start the loops."""
@@ -146,6 +148,7 @@ class Backend:
         self.metrics.polls.labels(domain, "ok").inc()
         self.metrics.things.labels(domain).set(len(things))
         self.polled[domain] = {"ok": True, "at": time.time(), "things": len(things)}
+        self.commander.update(domain, directory.group)
         self._update(domain, things)
 
     async def _reconnect(self, domain: str) -> None:
@@ -444,6 +447,7 @@ class Backend:
                 for label, p in labelled(self.peers)
             },
             "refused_responses": self.refusals,
+            "group": self.commander.snapshot(),
         }
 
 

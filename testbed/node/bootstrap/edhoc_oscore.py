@@ -166,6 +166,8 @@ def _grants(payload: bytes) -> tuple[OscoreGrant, ...]:
                 g.master_salt,
                 g.id_context,
                 g.generation,
+                g.peers,
+                g.manager_credential,
             )
         )
     return tuple(grants)

@@ -72,6 +72,9 @@ class OscoreGrant:
     master_salt: bytes = field(default=b"", repr=False)
     id_context: bytes | None = None
     generation: int = 0  # bumped by the trust center on every re-keying
+    # Group contexts only: accepted senders' CCS by sender ID, the group manager's CCS.
+    peers: tuple[tuple[bytes, bytes], ...] = ()
+    manager_credential: bytes | None = None
 
 
 @dataclass(frozen=True)

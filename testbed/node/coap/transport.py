@@ -60,11 +60,13 @@ async def create_context(
     bind: tuple[str, int] | None = None,
     sink: DatagramSink | None = None,
     loggername: str = "coap",
+    multicast: list[tuple[str, str]] | None = None,
 ) -> aiocoap.Context:
     """A context with exactly two transports: OSCORE over recording UDP.
 
     ``bind`` makes it a server on that address (port 0: any free port, see ``bound_port``);
-    without it the socket takes an ephemeral port and serves as a client. This mirrors
+    without it the socket takes an ephemeral port and serves as a client. ``multicast``
+    ((group address, interface name), ...) makes a server socket join those groups. This mirrors
     ``Context.create_server_context`` with ``transports=["oscore", "udp6"]``; the private
     ``_append_tokenmanaged_messagemanaged_transport`` is the only way to hand aiocoap another
     transport class, and aiocoap is pinned (==0.4.17) for that reason among others.
@@ -81,7 +83,7 @@ async def create_context(
             )
         else:
             udp = await RecordingUDP6.create_server_transport_endpoint(
-                mman, log=context.log, loop=loop, bind=bind, multicast=[]
+                mman, log=context.log, loop=loop, bind=bind, multicast=list(multicast or [])
             )
         udp.sink = sink
         return udp  # type: ignore[no-any-return]

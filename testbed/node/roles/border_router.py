@@ -10,6 +10,10 @@ started by the node before its routes): a ZEP hub on the router's carrier addres
 ``lowpan<i>`` with the router's PAN address that the kernel forwards to and from like any
 interface; its ``link-show``/``link-set``/``link-reset`` actions change the PAN's frame loss live.
 
+It relays group commands (testbed.node.coap.group_relay): a Group OSCORE datagram sent to its
+address on a PAN, port 5690, goes out once to ff05::fd on that PAN (``group-relay``: "off"
+disables it); ``state`` counts what it relayed and refused.
+
 It installs an nftables forward chain at start (testbed.node.policy): always the guards (no
 IPv4, no forged source addresses per ingress interface, nothing from or to mgmt), and with a
 ``policy-forward`` attribute (a topology with ``policies:``) the cross-domain rules; it exports
@@ -18,16 +22,19 @@ testbed_policy_dropped_packets_total{rule} and answers ``policy-show``.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from testbed.node import metric_catalogue as catalogue
+from testbed.node.coap.group_relay import GroupRelay
 from testbed.node.errors import ActionError, ConfigError
 from testbed.node.policy.firewall import PolicyFirewall
 from testbed.node.proxy.config import ATTRIBUTE as PROXY_ATTRIBUTE
 from testbed.node.proxy.config import ProxyConfig, ProxyConfigError
+from testbed.node.radio.config import pan_address
 from testbed.node.roles.base import Action, Role, RoleContext
 
 PAN_PREFIX = "pan-"
@@ -53,6 +60,19 @@ class BorderRouterRole(Role):
         self.proxy_config = _proxy_config(self.attribute(PROXY_ATTRIBUTE))
         self.proxy: Any = None  # testbed.node.proxy.service.CoapProxy once started
         self._registry: CollectorRegistry | None = None
+        self.group_relay: GroupRelay | None = None
+        if self.attribute("group-relay") != "off":
+            self.group_relay = GroupRelay(self._pan_addresses(), self.log)
+
+    def _pan_addresses(self) -> dict[str, str]:
+        """This router's address on each PAN it serves (its TUN's on a radio PAN)."""
+        out = {}
+        for iface in self.config.interfaces:
+            pan = iface.network.removeprefix(PAN_PREFIX)
+            if iface.network.startswith(PAN_PREFIX) and pan in self.pans:
+                address = pan_address(self.config.attributes, iface.network)
+                out[str(ipaddress.IPv6Address(address or iface.ipv6.split("/")[0]))] = pan
+        return out
 
     def facts(self) -> dict[str, Any]:
         return {"pans": self.pans, "forwarding": self.config.forwarding}
@@ -60,7 +80,8 @@ class BorderRouterRole(Role):
     def state(self) -> dict[str, Any]:
         policy = {"policy": self.policy.snapshot()}
         proxy = {"proxy": self.proxy.snapshot()} if self.proxy is not None else {}
-        return {**self.facts(), **policy, **proxy}
+        relay = {"group_relay": self.group_relay.snapshot()} if self.group_relay else {}
+        return {**self.facts(), **policy, **proxy, **relay}
 
     def actions(self) -> Mapping[str, Action]:
         actions = dict(self.policy.actions())
@@ -84,6 +105,8 @@ class BorderRouterRole(Role):
             # Legitimate when a PAN is carried by the radio medium only; worth a line anyway.
             self.log.warning("border_router.pans_differ", pans=self.pans, attached=self.attached)
         await self.policy.start()
+        if self.group_relay is not None:
+            await self.group_relay.start()  # a PAN it cannot serve is reported, not fatal
         if self.proxy_config is not None:
             await self._start_proxy(self.proxy_config)
 
@@ -104,6 +127,8 @@ class BorderRouterRole(Role):
         self.proxy = proxy
 
     async def stop(self) -> None:
+        if self.group_relay is not None:
+            self.group_relay.close()
         await super().stop()
         if self.proxy is not None:
             await self.proxy.close()

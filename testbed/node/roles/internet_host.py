@@ -29,6 +29,7 @@ A vendor cloud serves the firmware releases of its material over CoAP on
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -202,6 +203,7 @@ class InternetHostRole(Role):
             "write": self._write,
             "probe-unprotected": self._probe_unprotected,
             "probe-replay": self._probe_replay,
+            "group": self._group,
             "status": self._status,
         }
 
@@ -246,6 +248,29 @@ class InternetHostRole(Role):
         else:
             result = await backend.request(peer, resource, params["payload"], write=True)
         return {**result, "changed": result["outcome"] == "ok"}
+
+    async def _group(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One group command: {"relay": border router's PAN address, "domain", "path",
+        "value"} (testbed.node.backend.group); domain defaults to the only one."""
+        backend = self._running()
+        missing = [k for k in ("relay", "path", "value") if k not in params]
+        if missing:
+            raise ActionError(
+                f"missing parameter(s) {', '.join(missing)}",
+                '{"relay": "<router address on the PAN>", "path": "light", "value": {"on": false}}',
+            )
+        domain = params.get("domain")
+        if domain is None:
+            if len(self.trust_centers) != 1:
+                raise ActionError("several domains: say which", '{"domain": "..."}')
+            domain = next(iter(self.trust_centers))
+        if str(domain) not in backend.commander.grants:
+            # A member got the key since the last poll (right after `up`): ask now.
+            await asyncio.gather(*(backend.poll(d) for d in backend.directories))
+        result = await backend.commander.send(
+            str(domain), str(params["relay"]), str(params["path"]), params["value"]
+        )
+        return {**result, "changed": True}
 
     async def _probe_unprotected(self, params: dict[str, Any]) -> dict[str, Any]:
         backend = self._running()

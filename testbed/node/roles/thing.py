@@ -6,7 +6,8 @@ itself in the background when it starts installed (or bootstrapping: it crashed 
 unless ``auto-commission`` is "false", with the profile its ``profile`` attribute names. Once
 operational it serves its device class's resources on UDP [``coap-bind``]:``coap-port``
 (default [::]:5683), only through the backend OSCORE context the trust center handed out
-(testbed.node.thing); the domain's group context is stored, not served.
+(testbed.node.thing), and to commanders' signed group requests to ff05::fd on its PAN through
+the domain's group context (testbed.node.thing.group_member).
 
 Actions (the lifecycle ones are testbed.node.thing.actions; they return the ``status`` fields
 plus their own, always with "changed"):
@@ -37,10 +38,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from testbed.errors import TestbedError
 from testbed.node import enrollment_api as api
 from testbed.node import material
 from testbed.node import metric_catalogue as catalogue
 from testbed.node.bootstrap.profile import BootstrapProfile, TrustCenterRef
+from testbed.node.coap.group import ALL_COAP_NODES_SITE
 from testbed.node.enrollment_api import is_backend_purpose
 from testbed.node.errors import ActionError, ConfigError, StateError
 from testbed.node.firmware import api as fwapi
@@ -48,7 +51,7 @@ from testbed.node.firmware.updater import FirmwareStore
 from testbed.node.lifecycle import BOOTSTRAPPABLE, LifecycleState, LifecycleStore
 from testbed.node.proxy.config import COAPS_PORT, THING_IDENTITY_ATTRIBUTE
 from testbed.node.roles.base import Action, Role, RoleContext
-from testbed.node.thing import catalog, physics
+from testbed.node.thing import catalog, group_member, physics
 from testbed.node.thing.actions import ThingActions
 from testbed.node.thing.bootstrapper import Bootstrapper, RetryPolicy
 from testbed.node.thing.dtls_server import ThingDtlsServer
@@ -368,7 +371,17 @@ class ThingRole(Role):
             # Only the pairwise backend contexts: the group key is shared by every member, so a
             # request under it could come from any of them (see trust_center.contexts).
             served = {p: d for p, d in operational.contexts.items() if is_backend_purpose(p)}
-            server = ThingServer(self.device_class, self.device, self.requests, served, self.bind)
+            # The group context only as Group OSCORE group mode: signed by a commander.
+            group, multicast = self._group_membership(operational)
+            server = ThingServer(
+                self.device_class,
+                self.device,
+                self.requests,
+                served,
+                self.bind,
+                group=group,
+                multicast=multicast,
+            )
             await server.start()
             self.server = server
             await self._serve_dtls(server)
@@ -379,6 +392,24 @@ class ThingRole(Role):
                 contexts=sorted(served),
                 stored=sorted(operational.contexts),
             )
+
+    def _group_membership(self, operational: Operational) -> tuple[Any, list[tuple[str, str]]]:
+        directory = operational.contexts.get(api.PURPOSE_GROUP)
+        if directory is None:
+            return None, []
+        try:
+            ctx = group_member.member_context(directory, self.material_root)
+        except (TestbedError, OSError, ValueError) as exc:
+            self.log.warning("thing.group_unusable", error=str(exc))
+            return None, []
+        if ctx is None:
+            self.log.info("thing.group_without_commanders", directory=directory.name)
+            return None, []
+        interface = group_member.pan_interface(self.config)
+        if interface is None:  # accepts group requests sent to its own address only
+            self.log.warning("thing.group_not_joined", reason="no PAN interface found")
+            return ctx, []
+        return ctx, [(ALL_COAP_NODES_SITE, interface)]
 
     async def stop_serving(self) -> None:
         async with self._serving:

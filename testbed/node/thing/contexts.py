@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import filelock
 from aiocoap import oscore
 
+from testbed.node.coap.group import GroupKey
 from testbed.node.errors import StateError
 
 SECRET_FILE = "secret.json"
@@ -68,7 +69,33 @@ def _settings(grant: Grant) -> dict[str, Any]:
     }
     if grant.id_context is not None:
         data["id-context_hex"] = grant.id_context.hex()
+    # A group context's accepted senders and group manager (Group OSCORE): kept beside the
+    # key; aiocoap's pairwise loader never reads them (group contexts are built by coap.group).
+    peers = getattr(grant, "peers", ())
+    if peers:
+        data["testbed-group-peers"] = {sid.hex(): ccs.hex() for sid, ccs in peers}
+    manager = getattr(grant, "manager_credential", None)
+    if manager is not None:
+        data["testbed-group-manager"] = manager.hex()
     return data
+
+
+def read_group(directory: Path) -> tuple[GroupKey, dict[bytes, bytes], bytes, bytes] | None:
+    """(key, accepted senders' CCS by sender ID, manager CCS, own sender ID) of the group
+    context in ``directory``; None if it is not a group context with senders to accept."""
+    try:
+        data = json.loads((directory / SECRET_FILE).read_text())
+        peers = {bytes.fromhex(k): bytes.fromhex(v) for k, v in data["testbed-group-peers"].items()}
+        key = GroupKey(
+            group_id=bytes.fromhex(data["id-context_hex"]),
+            master_secret=bytes.fromhex(data["secret_hex"]),
+            master_salt=bytes.fromhex(data["salt_hex"]),
+            generation=int(data["testbed-generation"]),
+        )
+        manager = bytes.fromhex(data.get("testbed-group-manager", ""))
+        return key, peers, manager, bytes.fromhex(data["sender-id_hex"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def holds(directory: Path, grant: Grant) -> bool:

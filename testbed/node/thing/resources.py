@@ -119,7 +119,10 @@ class GuardedSite(interfaces.Resource):  # type: ignore[misc]
         remote = request.remote
         if not isinstance(remote, OSCOREAddress):
             return False
-        return any(remote.security_context is ctx for ctx in self._allowed())
+        # A group request arrives through an aspect of the group context (one per sender).
+        used = remote.security_context
+        used = getattr(used, "groupcontext", used)
+        return any(used is ctx for ctx in self._allowed())
 
     async def render_to_pipe(self, pipe: Any) -> None:
         if not self.authorized(pipe.request):

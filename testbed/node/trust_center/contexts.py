@@ -22,9 +22,10 @@ one key: if they did, both would count sequence numbers from zero and reuse AES-
 The domain's group context (purpose ``group``) is one random master secret, salt and group id
 (the ID Context, 4 random bytes) per domain, kept in the registry. Each member sends in the
 group with its own thing sender ID (``2n``); the recipient ID ``GROUP_COMMANDER_ID`` (0x00,
-never a thing's ID) names the party that will send group commands (the backend). Things store
-it for later use and do not serve requests through it: with a shared secret and no signatures
-(Group OSCORE's group mode), any member could forge a command to another member. When a member
+never a thing's ID) names the party that sends group commands (the backend; a domain's
+backends get ``commander_id(slot)``). Members accept only Group OSCORE group-mode requests
+signed by a commander (their grant carries the commanders' CCS, testbed.node.coap.group): with
+a shared secret alone any member could forge a command to another member. When a member
 is revoked (decommissioned, or transferred to another domain), the registry replaces the group
 key with a fresh one, generation + 1; the remaining members receive it with their next contexts
 (key renewal or bootstrap), so a member that left cannot read what is sent under the new one.
@@ -127,14 +128,25 @@ def fresh_group() -> tuple[bytes, bytes, bytes]:
     )
 
 
+def commander_id(slot: int) -> bytes:
+    """The group sender ID of the backend in ``slot``: 0x00, then 0x00 + slot. A thing's ID is
+    the shortest encoding of 2n >= 2 and never starts with a zero byte, so they never meet."""
+    if not 0 <= slot < MAX_BACKENDS:
+        raise ValueError(f"backend slot {slot} outside 0..{MAX_BACKENDS - 1}")
+    return GROUP_COMMANDER_ID + (bytes([slot]) if slot else b"")
+
+
 def group_view(
     thing_sender_id: bytes,
     group_id: bytes,
     master_secret: bytes,
     master_salt: bytes,
     generation: int,
+    commanders: dict[bytes, bytes] | None = None,
+    manager_credential: bytes | None = None,
 ) -> OscoreContextGrant:
-    """A member's view of the domain's group context."""
+    """A member's view of the domain's group context; ``commanders`` (group sender ID -> CCS)
+    are the backends whose signed group requests it accepts (testbed.node.coap.group)."""
     return OscoreContextGrant(
         purpose=PURPOSE_GROUP,
         sender_id=thing_sender_id,
@@ -143,4 +155,28 @@ def group_view(
         master_salt=master_salt,
         id_context=group_id,
         generation=generation,
+        peers=tuple(sorted((commanders or {}).items())),
+        manager_credential=manager_credential,
+    )
+
+
+def commander_view(
+    slot: int,
+    group_id: bytes,
+    master_secret: bytes,
+    master_salt: bytes,
+    generation: int,
+    manager_credential: bytes,
+) -> OscoreContextGrant:
+    """A backend's view of the group context: it sends signed group requests as
+    ``commander_id(slot)`` and accepts nothing in the group (requests carry No-Response)."""
+    return OscoreContextGrant(
+        purpose=PURPOSE_GROUP,
+        sender_id=commander_id(slot),
+        recipient_id=b"",
+        master_secret=master_secret,
+        master_salt=master_salt,
+        id_context=group_id,
+        generation=generation,
+        manager_credential=manager_credential,
     )

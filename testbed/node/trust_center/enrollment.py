@@ -21,6 +21,7 @@ from testbed.node.enrollment_api import (
     K_ADDRESS,
     K_CONTEXT,
     K_DEVICE_CLASS,
+    K_GROUP,
     K_MODEL,
     K_NAME,
     K_PORT,
@@ -89,7 +90,7 @@ class Enrollment:
         self.log = log
         self.metrics = metrics
         # Backends poll; a backend's list changes only when the registry does.
-        self._things_cache: dict[str, tuple[int, bytes]] = {}
+        self._things_cache: dict[str, tuple[tuple[int, int], bytes]] = {}
         # Set by the service: refusal rows are then written off the event loop, in batches.
         self.refusal_log: RefusalLog | None = None
 
@@ -187,6 +188,28 @@ class Enrollment:
     def _backend_slots(self) -> dict[str, int]:
         return contexts.backend_slots({name for name, _ in self.trust.backends.values()})
 
+    def _commanders(self) -> dict[bytes, bytes]:
+        """Each backend's group sender ID and CCS: the senders members accept."""
+        slots = self._backend_slots()
+        return {
+            contexts.commander_id(slots[name]): credential.encoded
+            for name, credential in self.trust.backends.values()
+        }
+
+    def group_for_backend(self, name: str) -> OscoreContextGrant | None:
+        """The backend's commander view of the current group key (None before any member)."""
+        if self.registry.group_generation == 0:
+            return None
+        key = self.registry.group_key()
+        return contexts.commander_view(
+            self._backend_slots()[name],
+            key.group_id,
+            key.master_secret,
+            key.master_salt,
+            key.generation,
+            self.trust.identity.credential.encoded,
+        )
+
     def contexts(self, peer: Credential) -> list[OscoreContextGrant]:
         try:
             record = self.policy.record_for(peer)
@@ -204,7 +227,13 @@ class Enrollment:
         key = self.registry.group_key()  # made by the first member that asks
         self.publish_registry()  # so the generation gauge leaves 0 then (one small query)
         group = contexts.group_view(
-            grant.sender_id, key.group_id, key.master_secret, key.master_salt, key.generation
+            grant.sender_id,
+            key.group_id,
+            key.master_secret,
+            key.master_salt,
+            key.generation,
+            commanders=self._commanders(),
+            manager_credential=self.trust.identity.credential.encoded,
         )
         pairwise = [
             contexts.for_backend(grant, name, slot) for name, slot in self._backend_slots().items()
@@ -225,7 +254,8 @@ class Enrollment:
             raise refused
         name = backend[0]
         cached = self._things_cache.get(name)
-        if cached is None or cached[0] != self.registry.version:
+        version = (self.registry.version, self.registry.group_generation)
+        if cached is None or cached[0] != version:
             slot = self._backend_slots()[name]
             entries = [
                 self._thing_entry(t, name, slot)
@@ -233,7 +263,11 @@ class Enrollment:
                 # Restricted by the cross-domain policy: only the things it may talk to.
                 if name not in self.backend_scope or visible(self.backend_scope, name, t.serial)
             ]
-            cached = (self.registry.version, cbor2.dumps({K_THINGS: entries}))
+            body: dict[int, Any] = {K_THINGS: entries}
+            group = self.group_for_backend(name)
+            if group is not None:
+                body[K_GROUP] = group.to_cbor_map()
+            cached = (version, cbor2.dumps(body))
             self._things_cache[name] = cached
         return cached[1]
 

@@ -124,7 +124,21 @@ def test_corrupt_state_file_is_not_reset(node_factory: Any, tmp_path: Path) -> N
                 {"network": "pan-pan1", "ipv6": "fd00:1::1/64"},
                 {"network": "pan-pan0", "ipv6": "fd00:0::1/64"},
             ],
-            {"pans": ["pan0", "pan1"], "forwarding": False},
+            {
+                "pans": ["pan0", "pan1"],
+                "forwarding": False,
+                # The PAN addresses are not on this host: no relay socket, said why.
+                "group_relay": {
+                    "port": 5690,
+                    "listening": [],
+                    "unbound": {
+                        "pan0": "fd00::1 is not an address of this node",
+                        "pan1": "fd00:1::1 is not an address of this node",
+                    },
+                    "relayed": {},
+                    "refused": {},
+                },
+            },
         ),
         (
             "border_router",
@@ -134,7 +148,21 @@ def test_corrupt_state_file_is_not_reset(node_factory: Any, tmp_path: Path) -> N
                 {"network": "pan-pan0", "ipv6": "fd00:0::1/64"},
                 {"network": "backbone", "ipv6": "fd00:b::1/64"},
             ],
-            {"pans": ["pan0", "pan1"], "forwarding": False},
+            {
+                "pans": ["pan0", "pan1"],
+                "forwarding": False,
+                # The PAN addresses are not on this host: no relay socket, said why.
+                "group_relay": {
+                    "port": 5690,
+                    "listening": [],
+                    "unbound": {
+                        "pan0": "fd00::1 is not an address of this node",
+                        "pan1": "fd00:1::1 is not an address of this node",
+                    },
+                    "relayed": {},
+                    "refused": {},
+                },
+            },
         ),
         (
             "internet_host",
