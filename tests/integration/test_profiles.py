@@ -26,6 +26,7 @@ from tests.integration.nodes import action, sql, state, wait_for
 pytestmark = pytest.mark.integration
 TOPOLOGY = ROOT / "tests" / "fixtures" / "topologies" / "integration" / "profiles.yaml"
 RUN = "it-profiles"
+ROUTER = "br1"
 PROFILES = {"edhoc-01": "edhoc-oscore", "cert-01": "dtls-cert", "psk-01": "dtls-psk"}
 TSHARK = shutil.which("tshark")
 
@@ -92,7 +93,16 @@ def test_a_dtls_cert_bootstrap_on_the_pan_decodes_in_tshark(building, tmp_path: 
         [*TESTBED, "capture", "pan0", "-o", str(pcap), "--duration", "12", "--run", RUN],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(4)  # the capture action is running on the router by now
+    # The capture runs on the router once its state lists the PAN (not after a guessed delay).
+    deadline = time.monotonic() + 60
+    def capturing() -> bool:
+        state = backend.node_state(RUN, ROUTER) or {}
+        return "pan0" in state.get("links", {}).get("captures", [])
+
+    while not capturing():
+        assert capture.poll() is None, capture.communicate()
+        assert time.monotonic() < deadline, "the capture did not start on the router"
+        time.sleep(0.2)
     answer = action(backend, RUN, "cert-01", "rebootstrap", timeout=60)
     assert answer["last"]["outcome"] == "success", answer
     out, err = capture.communicate(timeout=90)

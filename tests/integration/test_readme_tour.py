@@ -33,11 +33,14 @@ NO_RUN = {"validate", "schema", "plan", "images"}
 
 
 def tour_commands(text: str) -> list[str]:
-    """The commands of the README's "A short tour" block, comments stripped, in order."""
+    """The commands of the README's "A short tour" block (the section's first indented block),
+    comments stripped, in order."""
     section = re.search(r"^## A short tour\n(?P<body>.*?)(?=^#)", text, re.MULTILINE | re.DOTALL)
     assert section, "README.md has no '## A short tour' section"
-    commands = []
+    commands: list[str] = []
     for line in section["body"].splitlines():
+        if commands and line.strip() and not line.startswith("    "):
+            break  # the tour is the section's first command block; later blocks are examples
         if not line.startswith("    ") or line.strip().startswith("T="):
             continue
         command = re.split(r"\s{2,}#\s", line.strip())[0].strip()

@@ -119,6 +119,9 @@ class AirCapture:
     def actions(self) -> Mapping[str, Action]:
         return {"capture": self._capture}
 
+    def running(self) -> list[str]:
+        return sorted(self._busy)
+
     async def _capture(self, params: dict[str, Any]) -> dict[str, Any]:
         pans = {name: pan for name, pan in self.radio.pans.items() if pan.hub is not None}
         name = params.get("pan") or (next(iter(pans)) if len(pans) == 1 else None)

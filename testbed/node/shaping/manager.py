@@ -216,7 +216,13 @@ class LinkShaping:
             if isinstance(link, userspace.UserspaceLink):
                 entry["directions"] = link.snapshot()
             out[name] = entry
-        return {"implementation": self.implementation, "reason": self.reason, "links": out}
+        return {
+            "implementation": self.implementation,
+            "reason": self.reason,
+            "links": out,
+            # PANs whose air is being captured now (a capture's requester can wait on this)
+            "captures": self.capture.running() if self.capture else [],
+        }
 
     def actions(self) -> Mapping[str, Action]:
         return {
