@@ -4,7 +4,9 @@ For default.yaml and a 30-thing topology, it measures
   - testbed:  bringup.up() (networks, volumes, containers, routes, readiness checks), and
   - floor:    the same number of containers from the same image, started with the SDK in the
               same thread pool, doing nothing (`sleep`), with no networks or readiness checks,
-and prints both and their ratio. Run: .venv/bin/python bench/bringup.py [--repeat N] [--cases ...]
+and prints the median of each (with min-max: the machine may be shared, so the two are measured
+alternately, back to back) and the ratio of the medians.
+Run: .venv/bin/python bench/bringup.py [--repeat N] [--cases default.yaml ...]
 """
 
 from __future__ import annotations
@@ -86,15 +88,24 @@ def main() -> None:
         "default.yaml": (ROOT / "topologies" / "default.yaml").read_text(),
         "30 things": thirty_things(),
     }
-    print(f"{'topology':<14} {'nodes':>5} {'testbed up s':>13} {'floor s':>8} {'ratio':>6}")
+    print(
+        f"{'topology':<14} {'nodes':>5} {'testbed up s (min-max)':>24} {'floor s (min-max)':>20} "
+        f"{'ratio':>6}"
+    )
     for name, text in cases.items():
         if name not in args.cases:
             continue
         nodes = len(make_plan(parse_topology(text), "x").nodes)
-        ups = [time_testbed(backend, text, image) for _ in range(args.repeat)]
-        floors = [time_floor(client, nodes, image) for _ in range(args.repeat)]
+        ups, floors = [], []
+        for _ in range(args.repeat):  # alternately, so that load from others hits both alike
+            ups.append(time_testbed(backend, text, image))
+            floors.append(time_floor(client, nodes, image))
         up_s, floor_s = statistics.median(ups), statistics.median(floors)
-        print(f"{name:<14} {nodes:>5} {up_s:>13.2f} {floor_s:>8.2f} {up_s / floor_s:>6.1f}")
+        print(
+            f"{name:<14} {nodes:>5} {up_s:>9.2f} ({min(ups):5.2f}-{max(ups):5.2f}) "
+            f"{floor_s:>8.2f} ({min(floors):4.2f}-{max(floors):4.2f}) {up_s / floor_s:>6.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,20 +58,46 @@ def up(
     # Nothing of this run is up, so a directory left by a crashed run is stale: start clean.
     rundir.remove_run_dir(run_dir)
     rundir.write_run_dir(plan, run_dir, topology_text)
+    # The run's Prometheus and Grafana need only the networks and the plan (their targets come
+    # from it), so they start while the nodes do, once the backend reports every network made.
+    # Neither ever raises: a run without them still works and the user is told. `down` removes
+    # them by the run's labels.
+    services = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-services")
+    started: list[Future[None]] = []
+    networks_made: set[str] = set()
+
+    def on_deploy(event: str, name: str) -> None:
+        if event == "network":
+            networks_made.add(name)
+            if len(networks_made) == len(plan.networks) and not started:
+                started.append(services.submit(_start_services, backend, plan, run_dir))
+        on_event(event, name)
+
     try:
         manufacture.mint(plan, run_dir)
-        backend.deploy(plan, image, run_dir, on_event)
+        backend.deploy(plan, image, run_dir, on_deploy)
     except BaseException:
+        _join(started, services)
         # Leave nothing half-made behind unless the user wants to look at it.
         if not keep_on_error:
             backend.undeploy(plan.run)
             rundir.remove_run_dir(run_dir)
         raise
-    # The run's Prometheus, once the nodes are ready. Never raises: a run
-    # without it still works and the user is told. `down` removes it by the run's labels.
+    if not started:  # a backend that reports no networks: after the nodes, as before
+        _start_services(backend, plan, run_dir)
+    _join(started, services)
+    return UpResult(plan=plan, run_dir=run_dir, image=image)
+
+
+def _start_services(backend: Backend, plan: Plan, run_dir: Path) -> None:
     start_prometheus(backend, plan, run_dir)
     start_grafana(backend, plan, run_dir)  # when its image is available; likewise never raises
-    return UpResult(plan=plan, run_dir=run_dir, image=image)
+
+
+def _join(started: list[Future[None]], pool: ThreadPoolExecutor) -> None:
+    for future in started:
+        future.result()
+    pool.shutdown(wait=True)
 
 
 COMMISSION_TIMEOUT = 180.0

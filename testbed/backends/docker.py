@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from testbed.backends.images import ImageResult, ProgressFn
 
 READY_TIMEOUT = 60.0
-READY_POLL = 0.25
+READY_POLL = 0.25  # between probe execs (an exec ends early when the node stops)
+READY_PROBE_WAIT = 10.0
 STOP_TIMEOUT = 5
 WORKERS = 8
 LOG_TAIL = 30
@@ -172,8 +173,11 @@ class DockerBackend:
         on_event("ready", node.name)
 
     def _wait_ready(self, name: str, container_id: str) -> None:
+        """Until the node's control endpoint answers /ready with 200 (NodeFailed if it stops or
+        takes longer than READY_TIMEOUT). The probe waits inside the node, asking every 50 ms,
+        for up to READY_PROBE_WAIT s per exec: one interpreter start per node rather than one
+        per poll, which on a busy host cost more CPU than the nodes' own start."""
         deadline = time.monotonic() + READY_TIMEOUT
-        probe = ["python3", "-m", "testbed.node.probe", "ready"]
         while True:
             with _translated(f"checking node {name}"):
                 info = self.client.api.inspect_container(container_id)
@@ -185,6 +189,8 @@ class DockerBackend:
                         self._log_tail(container_id),
                         f"read its log: `testbed logs {name}`",
                     )
+                wait = max(0.0, min(READY_PROBE_WAIT, deadline - time.monotonic()))
+                probe = ["python3", "-m", "testbed.node.probe", "ready", "--wait", f"{wait:.1f}"]
                 try:
                     exec_id = self.client.api.exec_create(container_id, probe)["Id"]
                     self.client.api.exec_start(exec_id)

@@ -1,7 +1,9 @@
 """Health and reachability probes, run by the host through ``docker exec``.
 
-    python3 -m testbed.node.probe ready [--port N] [--timeout S]
+    python3 -m testbed.node.probe ready [--port N] [--timeout S] [--wait S]
         exit 0 when the control endpoint answers GET /ready with 200, else 1; prints its JSON.
+        With --wait, asks again every 50 ms until it does or S seconds passed: the host then
+        needs one exec per node instead of one per poll (each exec starts an interpreter).
     python3 -m testbed.node.probe state [--port N]
         prints GET /state; exit 0 on 200.
     python3 -m testbed.node.probe action NAME ['{"json": "params"}'] [--port N]
@@ -71,18 +73,31 @@ def _http(
     return int(status_line[1]), answer
 
 
-def ready(port: int, timeout: float, host: str = CONTROL_HOST) -> int:
+READY_WAIT_POLL = 0.05
+
+
+def ready(port: int, timeout: float, host: str = CONTROL_HOST, wait: float = 0.0) -> int:
+    """GET /ready once, or (``wait`` > 0) until it answers 200 or ``wait`` seconds passed;
+    prints the last answer."""
+    give_up = time.monotonic() + wait
+    while True:
+        code, answer = _ready_once(host, port, timeout)
+        if code == 0 or time.monotonic() >= give_up:
+            _emit(answer)
+            return code
+        time.sleep(READY_WAIT_POLL)
+
+
+def _ready_once(host: str, port: int, timeout: float) -> tuple[int, Any]:
     try:
         status, body = _http_get(host, port, "/ready", timeout)
     except (OSError, ValueError) as exc:
-        _emit({"ready": False, "error": str(exc) or type(exc).__name__, "port": port})
-        return 1
+        return 1, {"ready": False, "error": str(exc) or type(exc).__name__, "port": port}
     try:
         answer: Any = json.loads(body)
     except ValueError:
         answer = {"ready": False, "status": status, "body": body.decode(errors="replace")}
-    _emit(answer)
-    return 0 if status == 200 else 1
+    return (0 if status == 200 else 1), answer
 
 
 def state(port: int, timeout: float, host: str = CONTROL_HOST) -> int:
@@ -189,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_ready.add_argument("--port", type=int, help="control port (default: from node.json)")
     p_ready.add_argument("--config", default=CONFIG_FILE, help="node.json to read the port from")
     p_ready.add_argument("--timeout", type=float, default=2.0)
+    p_ready.add_argument(
+        "--wait", type=float, default=0.0, help="ask again until ready or S seconds passed"
+    )
     p_state = sub.add_parser("state", help="the node's state (GET /state)")
     p_state.add_argument("--port", type=int, help="control port (default: from node.json)")
     p_state.add_argument("--config", default=CONFIG_FILE, help="node.json to read the port from")
@@ -204,9 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_reach.add_argument("--count", type=int, default=3)
     p_reach.add_argument("--timeout", type=float, default=2.0, help="seconds per echo")
     args = parser.parse_args(argv)
-    if args.cmd in ("ready", "state"):
+    if args.cmd == "ready":
         port = args.port if args.port is not None else _control_port(args.config)
-        return (ready if args.cmd == "ready" else state)(port, args.timeout)
+        return ready(port, args.timeout, wait=max(args.wait, 0.0))
+    if args.cmd == "state":
+        port = args.port if args.port is not None else _control_port(args.config)
+        return state(port, args.timeout)
     if args.cmd == "action":
         port = args.port if args.port is not None else _control_port(args.config)
         return action(port, args.name, args.params, args.timeout)

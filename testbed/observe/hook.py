@@ -1,9 +1,10 @@
 """The run's services in every run: the bring-up hook and the target resynchronisation.
 
 ``start_for_run`` (Prometheus) and ``start_grafana_for_run`` are called by the bring-up once the
-nodes are ready. They ask the backend for its run services (``Backend.services()``: None when
-its engine has none) and never raise (Ctrl-C aside): without Prometheus or Grafana the testbed is
-still useful, so a missing image or a failed start is announced and the run goes on.
+run's networks exist, while the nodes start (their targets come from the plan). They ask the
+backend for its run services (``Backend.services()``: None when its engine has none) and never
+raise (Ctrl-C aside): without Prometheus or Grafana the testbed is still useful, so a missing
+image or a failed start is announced and the run goes on.
 ``TESTBED_OBSERVE=0`` turns Prometheus off, ``TESTBED_GRAFANA=0`` Grafana. Teardown needs no
 hook: the services carry the run's labels.
 """

@@ -30,6 +30,15 @@ SMOKE: dict[str, tuple[list[str], set[str]]] = {
     "shaper.py": (["--seconds", "0.3"], {"root"}),
     "bringup.py": (["--repeat", "1", "--cases", "default.yaml"], {"docker"}),
     "phases.py": (["--things", "6", "--phases", "install", "commission"], {"docker"}),
+    "group.py": (["--members", "1,2", "--loss", "0,10", "--rounds", "5"], set()),
+    "medium_flood.py": (["--frames", "2000"], set()),
+    "profiles.py": (
+        ["--things", "1", "--loss", "0", "--mtu", "1232", "--concurrency", "1"],
+        set(),
+    ),
+    "proxy.py": (["--requests", "2"], set()),
+    "refusals.py": (["--count", "50"], set()),
+    "scale.py": (["--things", "2", "--idle", "1", "--settle", "1"], {"docker"}),
 }
 
 

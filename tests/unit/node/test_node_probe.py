@@ -91,3 +91,69 @@ def test_probe_stays_light() -> None:
 def test_probe_defaults_match_the_config_contract() -> None:
     assert probe.CONTROL_PORT == config.CONTROL_PORT
     assert Path(probe.CONFIG_FILE) == config.CONFIG_FILE
+
+
+def test_ready_waits_for_an_endpoint_that_comes_up_later() -> None:
+    """--wait: one probe process asks until the endpoint answers 200 (the host's readiness wait
+    uses one exec per node instead of one per poll)."""
+    import http.server
+    import threading
+    import time
+
+    port = free_port()
+
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"ready": true}'
+            self.send_response(200 if self.path == "/ready" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def serve() -> None:  # nothing listens on the port until then: connections are refused
+        servers.append(http.server.ThreadingHTTPServer(("127.0.0.1", port), Ready))
+        servers[0].serve_forever()
+
+    starter = threading.Timer(0.5, serve)
+    try:
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "testbed.node.probe",
+                "ready",
+                "--port",
+                str(port),
+                "--wait",
+                "20",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        starter.start()
+        out, _ = proc.communicate(timeout=30)
+        assert (proc.returncode, json.loads(out)) == (0, {"ready": True})
+        assert servers  # it was answered by the server that came up later
+        assert time.monotonic() - started < 15  # it returned when ready, not at the deadline
+    finally:
+        starter.cancel()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        starter.join(timeout=5)
+
+
+def test_ready_wait_gives_up_after_its_deadline() -> None:
+    import time
+
+    started = time.monotonic()
+    code, out = run_probe("ready", "--port", str(free_port()), "--wait", "0.5")
+    assert code == 1 and isinstance(out, dict) and out["ready"] is False
+    assert time.monotonic() - started >= 0.5
