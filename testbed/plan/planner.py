@@ -23,7 +23,7 @@ from testbed.node.radio.config import GilbertElliottSpec, RadioPanConfig
 from testbed.node.shaping import impairment as shaping
 from testbed.plan import addressing
 from testbed.plan import policy as cross_domain
-from testbed.plan.labels import NETWORK, RUN, NodeLabels
+from testbed.plan.labels import NETWORK, PLACEMENT, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
 from testbed.topology.schema import (
     NAME_RE,
@@ -249,6 +249,7 @@ class _Builder:
             self.routes_via("backbone", foreign),
             forwarding=True,
             tun=True,
+            placement=router.placement,
         )
 
     def trust_center(self, domain: Domain) -> None:
@@ -265,6 +266,7 @@ class _Builder:
                 **({cross_domain.BACKENDS_ATTRIBUTE: scope} if scope else {}),
             },
             self.routes_via("backbone", [*self.pan_routes, ("internet", self.first_router)]),
+            placement=domain.placement,
         )
 
     def internet_host(self, host: Host) -> None:
@@ -284,6 +286,7 @@ class _Builder:
             host_attributes,
             self.routes_via("internet", [*self.pan_routes, ("backbone", self.first_router)]),
             kind=host.role,
+            placement=host.placement,
         )
 
     def things(self, thing: Thing) -> None:
@@ -321,6 +324,7 @@ class _Builder:
                 },
                 self.routes_via(f"pan-{thing.pan}", others),
                 tun=True,
+                placement=thing.placement,
             )
 
     def add(
@@ -334,6 +338,7 @@ class _Builder:
         kind: str = "",
         forwarding: bool = False,
         tun: bool = False,
+        placement: str | None = None,
     ) -> None:
         config = NodeConfig(
             run=self.run,
@@ -364,7 +369,8 @@ class _Builder:
                 resource=resource_name(self.run, name),
                 hostname=name,
                 volume=resource_name(self.run, f"{name}-state"),
-                labels=labels.to_labels(),
+                # Only where set: plans without placements stay as they were.
+                labels=labels.to_labels() | ({PLACEMENT: placement} if placement else {}),
                 config=config,
                 tier=tier,
                 net_admin=True,  # every node installs its own routes

@@ -57,6 +57,16 @@ ProfileName = Annotated[
 Fault = Literal["rogue-idevid", "foreign-voucher"]
 
 
+# Where a node group runs on a multi-host engine: a Swarm placement constraint on node labels
+# (``node.labels.zone==east``, ``node.hostname!=edge-1``); engines with one host ignore it.
+PLACEMENT_RE = r"^node\.(labels\.[A-Za-z0-9_.-]+|hostname|role|id|platform\.os|platform\.arch)\s*(==|!=)\s*\S+$"
+PLACEMENT_HELP = (
+    "placement constraint on a multi-host backend (Swarm), e.g. 'node.labels.zone==east'; "
+    "default: anywhere"
+)
+Placement = Annotated[str, Field(pattern=PLACEMENT_RE)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -106,6 +116,7 @@ class Domain(Strict):
         description="the trust center's flood defences (return routability, rate limits);"
         " default: both off, half-open handshakes shared fairly between sources",
     )
+    placement: Placement | None = Field(None, description=PLACEMENT_HELP + " (its trust center)")
 
     @property
     def trust_center_name(self) -> str:
@@ -202,6 +213,7 @@ class Thing(Strict):
     faults: list[Fault] = Field(
         default_factory=list, description="minted flaws for security experiments"
     )
+    placement: Placement | None = Field(None, description=PLACEMENT_HELP)
 
     @model_validator(mode="after")
     def _count_needs_pattern(self) -> Thing:
@@ -220,6 +232,7 @@ class Thing(Strict):
 class BorderRouter(Strict):
     name: Name
     pans: list[Name] = Field(min_length=1)
+    placement: Placement | None = Field(None, description=PLACEMENT_HELP)
 
 
 class Host(Strict):
@@ -227,6 +240,7 @@ class Host(Strict):
 
     name: Name
     role: HostRole
+    placement: Placement | None = Field(None, description=PLACEMENT_HELP)
 
 
 class Topology(Strict):
