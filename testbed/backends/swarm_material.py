@@ -56,4 +56,3 @@ def copy_to_volume(
     finally:
         client.api.remove_container(helper["Id"], force=True)
     return volume
-

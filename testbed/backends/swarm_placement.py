@@ -81,9 +81,7 @@ def matches(node: SwarmNode, constraint: str) -> bool:
     return actual == value if operator == "==" else actual != value
 
 
-def choose(
-    constraints: Mapping[str, str], nodes: Iterable[SwarmNode]
-) -> dict[str, SwarmNode]:
+def choose(constraints: Mapping[str, str], nodes: Iterable[SwarmNode]) -> dict[str, SwarmNode]:
     """Testbed node -> swarm node for every testbed node, spreading each constraint's nodes
     round-robin over the ready swarm nodes that satisfy it (a node without a constraint: any
     ready node, the same way). InputError naming the constraint when no swarm node fits."""

@@ -59,7 +59,10 @@ Fault = Literal["rogue-idevid", "foreign-voucher"]
 
 # Where a node group runs on a multi-host engine: a Swarm placement constraint on node labels
 # (``node.labels.zone==east``, ``node.hostname!=edge-1``); engines with one host ignore it.
-PLACEMENT_RE = r"^node\.(labels\.[A-Za-z0-9_.-]+|hostname|role|id|platform\.os|platform\.arch)\s*(==|!=)\s*\S+$"
+PLACEMENT_RE = (
+    r"^node\.(labels\.[A-Za-z0-9_.-]+|hostname|role|id|platform\.os|platform\.arch)"
+    r"\s*(==|!=)\s*\S+$"
+)
 PLACEMENT_HELP = (
     "placement constraint on a multi-host backend (Swarm), e.g. 'node.labels.zone==east'; "
     "default: anywhere"

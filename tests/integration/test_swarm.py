@@ -43,7 +43,10 @@ def swarm(docker_client: Any) -> Iterator[None]:
     finally:
         if made_here:
             subprocess.run(
-                ["docker", "swarm", "leave", "--force"], check=False, capture_output=True, timeout=60
+                ["docker", "swarm", "leave", "--force"],
+                check=False,
+                capture_output=True,
+                timeout=60,
             )
 
 
