@@ -242,7 +242,7 @@ class DockerBackend:
         def start(node: str) -> None:
             container = self._container(run, node)
             with _translated(f"starting node {node}"):
-                container.start()  # a running container is left as it is
+                self._start_container(container.id)  # a running container is left as it is
             on_event("started", node)
             if probe:
                 self._wait_ready(node, container.id)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,7 @@ class EngineBackend(DockerBackend):
         self.swarm_node = node
         self.local = local
         self.image = ""
+        self._start_lock = threading.Lock()
 
     def _config_source(self, plan: Plan, node: NodePlan, run_dir: Path) -> str:
         if self.local:
@@ -91,7 +93,10 @@ class EngineBackend(DockerBackend):
         # network failed ... context deadline exceeded"); a second start then succeeds.
         for attempt in range(START_ATTEMPTS):
             try:
-                super()._start_container(container_id)
+                # One start at a time per host: concurrent attachment requests are what was
+                # seen to run into that deadline; a start takes about a second.
+                with self._start_lock:
+                    super()._start_container(container_id)
                 return
             except docker.errors.APIError as exc:
                 if "attaching to network failed" not in str(exc) or attempt == START_ATTEMPTS - 1:
@@ -105,8 +110,12 @@ class EngineBackend(DockerBackend):
             try:
                 return super()._remove_network(net, attempts)
             except docker.errors.APIError as exc:
-                if "in use by task" not in str(exc) or time.monotonic() > deadline:
+                if "in use by task" not in str(exc):
                     raise
+                if time.monotonic() > deadline:
+                    # An attachment task that outlived its container (Docker 20.10): the
+                    # overlay is inert; report it rather than fail the rest of `down`.
+                    return "stale"
                 time.sleep(0.25)
 
     def remove_nodes(self, run: str) -> RemovalReport:
