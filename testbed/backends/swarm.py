@@ -69,6 +69,7 @@ IPV4_SPACE = ipaddress.IPv4Network("10.208.0.0/12")
 IPV4_ATTEMPTS = 16
 OVERLAY_RELEASE_S = 30.0
 START_ATTEMPTS = 3
+OVERLAY_VISIBLE_S = 20.0
 
 
 class EngineBackend(DockerBackend):
@@ -99,8 +100,14 @@ class EngineBackend(DockerBackend):
                     super()._start_container(container_id)
                 return
             except docker.errors.APIError as exc:
-                if "attaching to network failed" not in str(exc) or attempt == START_ATTEMPTS - 1:
+                text = str(exc)
+                # "network NAME not found": a just-made overlay the engine does not see yet
+                late = "network" in text and "not found" in text
+                if not (late or "attaching to network failed" in text):
                     raise
+                if attempt == START_ATTEMPTS - 1:
+                    raise
+                time.sleep(1.0)
 
     def _remove_network(self, net: Any, attempts: int = 10) -> str:
         # A container's attachment to an overlay is a swarm task of its own, which the manager
@@ -212,6 +219,8 @@ class SwarmBackend:
             for net in plan.networks:
                 self._create_overlay(plan, net)
                 on_event("network", net.name)
+            for net in plan.networks:
+                self._wait_visible(net.resource)
         tiers = [
             list(group)
             for _, group in groupby(sorted(plan.nodes, key=lambda n: n.tier), key=lambda n: n.tier)
@@ -252,6 +261,19 @@ class SwarmBackend:
                 if "overlap" not in str(exc).lower() or attempt == IPV4_ATTEMPTS - 1:
                     raise
 
+    def _wait_visible(self, resource: str) -> None:
+        """Until the engine resolves the new overlay by name (a fresh swarm was seen to answer
+        "network ... not found" to a container created right after the overlay)."""
+        deadline = time.monotonic() + OVERLAY_VISIBLE_S
+        while True:
+            try:
+                self.client.api.inspect_network(resource)
+                return
+            except docker.errors.NotFound:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.25)
+
     # -- stop and start ---------------------------------------------------------------------
 
     def _by_engine(self, run: str, nodes: Sequence[str]) -> dict[EngineBackend, list[str]]:
@@ -290,7 +312,12 @@ class SwarmBackend:
             part = engine.remove_nodes(run)
             report.containers += part.containers
             report.volumes += part.volumes
-        # Last, this host: its containers (Prometheus, Grafana, nodes), volumes and the overlays.
+        # Last, this host: its containers (Prometheus, Grafana, nodes) one by one (the
+        # attachment of a container removed beside others was seen to outlive it, holding its
+        # overlay), then volumes and the overlays.
+        part = local.remove_nodes(run)
+        report.containers += part.containers
+        report.volumes += part.volumes
         part = local.undeploy(run)
         report.containers += part.containers
         report.networks += part.networks

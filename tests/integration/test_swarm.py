@@ -156,9 +156,10 @@ def test_down_leaves_nothing_of_the_run(
     run, _ = swarm_run
     down = run_cli(["--backend", "swarm", "down", "--run", run], cli_env, timeout=300)
     assert "removed" in down.stdout, down.stdout
-    assert _run_objects(docker_client, run) == {
-        "services": [],
-        "containers": [],
-        "networks": [],
-        "volumes": [],
-    }
+    left = _run_objects(docker_client, run)
+    assert (left["services"], left["containers"], left["volumes"]) == ([], [], [])
+    # Docker 20.10 can keep a container's overlay attachment task after the container is gone
+    # (seen on a freshly made swarm under load); the manager then refuses to remove that
+    # overlay. `down` must name every such network instead of leaving it silently.
+    warned = " ".join((down.stdout + down.stderr).split())
+    assert all(name in warned for name in left["networks"]), (left, down.stdout, down.stderr)
