@@ -323,6 +323,13 @@ class SwarmBackend:
         report.networks += part.networks
         report.volumes += part.volumes
         report.stale_networks += part.stale_networks
+        # The manager deletes an overlay asynchronously: wait until the removed ones are gone.
+        deadline = time.monotonic() + OVERLAY_RELEASE_S
+        while time.monotonic() < deadline:
+            listed = {n.name for n in self.client.networks.list(filters=L.run_filter(run))}
+            if not listed & set(part.networks):
+                break
+            time.sleep(0.25)
         for key in [k for k in self._where if k[0] == run]:
             del self._where[key]
         return report
