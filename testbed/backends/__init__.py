@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 DEFAULT = "docker"
 # name -> "module:class"; imported only when chosen (each pulls its engine's SDK)
-IMPLEMENTATIONS = {"docker": "testbed.backends.docker:DockerBackend"}
+IMPLEMENTATIONS = {
+    "docker": "testbed.backends.docker:DockerBackend",
+    "swarm": "testbed.backends.swarm:SwarmBackend",
+}
 
 
 def names() -> list[str]:

@@ -14,12 +14,13 @@ and then carries every engine-specific step:
   engine has none;
 - the Ansible connection to a node (``ansible_connection``: host variables of the inventory).
 
-One Docker implementation today (``testbed.backends.docker``). A Swarm backend maps nodes to
-services pinned by placement constraints and networks to overlays; a Kubernetes one maps nodes
+Implementations: Docker (``testbed.backends.docker``) and Docker Swarm
+(``testbed.backends.swarm``: networks as attachable overlays, nodes as containers on the host
+their placement constraint chooses). A Kubernetes one maps nodes
 to pods (a StatefulSet per role, the state volume a PersistentVolumeClaim), networks to
 NetworkAttachmentDefinitions (Multus), labels to labels, ``exec`` to the pods' exec API and the
-Ansible connection to ``kubernetes.core.kubectl``. Backends hold no topology logic: they
-receive a Plan and report what runs.
+Ansible connection to ``kubernetes.core.kubectl`` (docs/backends.md). Backends hold no topology
+logic: they receive a Plan and report what runs.
 """
 
 from __future__ import annotations

@@ -124,9 +124,9 @@ class DockerBackend:
     ) -> None:
         nets = {n.name: n for n in plan.networks}
         first, *rest = node.config.interfaces
-        config_dir = run_dir / "nodes" / node.name
         with _translated(f"creating node {node.name}"):
             self.client.volumes.create(node.volume, labels={L.RUN: plan.run, L.NODE: node.name})
+            config_source = self._config_source(plan, node, run_dir)
             networking = self.client.api.create_networking_config(
                 {
                     nets[first.network].resource: self.client.api.create_endpoint_config(
@@ -137,7 +137,7 @@ class DockerBackend:
             host_config = self.client.api.create_host_config(
                 binds={
                     node.volume: {"bind": str(STATE_DIR), "mode": "rw"},
-                    str(config_dir.resolve()): {"bind": str(CONFIG_DIR), "mode": "ro"},
+                    config_source: {"bind": str(CONFIG_DIR), "mode": "ro"},
                 },
                 cap_add=["NET_ADMIN"] if node.net_admin else None,
                 devices=(["/dev/net/tun:/dev/net/tun:rwm"] if node.tun else [])
@@ -167,10 +167,18 @@ class DockerBackend:
                     aliases=[node.name],
                 )
             on_event("created", node.name)
-            self.client.api.start(container_id)
+            self._start_container(container_id)
             on_event("started", node.name)
         self._wait_ready(node.name, container_id)
         on_event("ready", node.name)
+
+    def _start_container(self, container_id: str) -> None:
+        self.client.api.start(container_id)
+
+    def _config_source(self, plan: Plan, node: NodePlan, run_dir: Path) -> str:
+        """What is mounted read-only at the node's CONFIG_DIR: its run-directory folder (an
+        engine on another host overrides this with a copy it can reach)."""
+        return str((run_dir / "nodes" / node.name).resolve())
 
     def _wait_ready(self, name: str, container_id: str) -> None:
         """Until the node's control endpoint answers /ready with 200 (NodeFailed if it stops or
@@ -242,7 +250,7 @@ class DockerBackend:
         def start(node: str) -> None:
             container = self._container(run, node)
             with _translated(f"starting node {node}"):
-                container.start()  # a running container is left as it is
+                self._start_container(container.id)  # a running container is left as it is
             on_event("started", node)
             if probe:
                 self._wait_ready(node, container.id)

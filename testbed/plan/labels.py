@@ -18,7 +18,9 @@ NETWORK = PREFIX + "network"
 RUN_DIR = PREFIX + "run-dir"
 TOPOLOGY = PREFIX + "topology"
 PLAN = PREFIX + "plan"
-CORE = frozenset({RUN, NODE, ROLE, KIND, BUILDING, NETWORK, RUN_DIR, TOPOLOGY, PLAN})
+# A multi-host backend's placement constraint of the node (topology key ``placement``)
+PLACEMENT = PREFIX + "placement"
+CORE = frozenset({RUN, NODE, ROLE, KIND, BUILDING, NETWORK, RUN_DIR, TOPOLOGY, PLAN, PLACEMENT})
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from testbed.node.config import Attr, Interface, NodeConfig, Role, Route
 from testbed.node.radio.config import RadioPanConfig
 from testbed.plan import addressing, proxies
 from testbed.plan import policy as cross_domain
-from testbed.plan.labels import NETWORK, RUN, NodeLabels
+from testbed.plan.labels import NETWORK, PLACEMENT, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
 from testbed.topology.schema import (
     NAME_RE,
@@ -287,6 +287,7 @@ class _Builder:
             devices=tuple(
                 r.device for p in self.topology.pans if p.name in router.pans for r in p.radios
             ),
+            placement=router.placement_constraint,
         )
 
     def trust_center(self, domain: Domain) -> None:
@@ -303,6 +304,7 @@ class _Builder:
                 **({cross_domain.BACKENDS_ATTRIBUTE: scope} if scope else {}),
             },
             self.routes_via("backbone", [*self.pan_routes, ("internet", self.first_router)]),
+            placement=domain.placement_constraint,
         )
 
     def internet_host(self, host: Host) -> None:
@@ -342,7 +344,13 @@ class _Builder:
                 "internet", [*self.pan_routes, ("backbone", self.first_router)]
             )
         self.add(
-            host.name, Role.INTERNET_HOST, TIER_INFRA, host_attributes, host_routes, kind=host.role
+            host.name,
+            Role.INTERNET_HOST,
+            TIER_INFRA,
+            host_attributes,
+            host_routes,
+            kind=host.role,
+            placement=host.placement_constraint,
         )
 
     def router_short(self, router: str, network: str) -> int:
@@ -385,6 +393,7 @@ class _Builder:
                 },
                 self.routes_via(f"pan-{thing.pan}", others),
                 tun=True,
+                placement=thing.placement_constraint,
             )
 
     def add(
@@ -399,6 +408,7 @@ class _Builder:
         forwarding: bool = False,
         tun: bool = False,
         devices: tuple[str, ...] = (),
+        placement: str | None = None,
     ) -> None:
         attributes = {**attributes, **self.proxy_attributes.get(name, {})}
         config = NodeConfig(
@@ -435,7 +445,8 @@ class _Builder:
                 resource=resource_name(self.run, name),
                 hostname=name,
                 volume=resource_name(self.run, f"{name}-state"),
-                labels=labels.to_labels(),
+                # Only where set: plans without placements stay as they were.
+                labels=labels.to_labels() | ({PLACEMENT: placement} if placement else {}),
                 config=config,
                 tier=tier,
                 net_admin=True,  # every node installs its own routes

@@ -58,6 +58,19 @@ ProfileName = Annotated[
 Fault = Literal["rogue-idevid", "foreign-voucher"]
 
 
+# Where a node group runs on a multi-host engine: a Swarm placement constraint on node labels
+# (``node.labels.zone==east``, ``node.hostname!=edge-1``); engines with one host ignore it.
+PLACEMENT_RE = (
+    r"^node\.(labels\.[A-Za-z0-9_.-]+|hostname|role|id|platform\.os|platform\.arch)"
+    r"\s*(==|!=)\s*\S+$"
+)
+PLACEMENT_HELP = (
+    "placement constraint on a multi-host backend (Swarm), e.g. 'node.labels.zone==east'; "
+    "default: anywhere"
+)
+Placement = Annotated[str, Field(pattern=PLACEMENT_RE)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -106,6 +119,9 @@ class Domain(Strict):
         None,
         description="the trust center's flood defences (return routability, rate limits);"
         " default: both off, half-open handshakes shared fairly between sources",
+    )
+    placement_constraint: Placement | None = Field(
+        None, description=PLACEMENT_HELP + " (its trust center)"
     )
 
     @property
@@ -282,6 +298,7 @@ class Thing(Strict):
     faults: list[Fault] = Field(
         default_factory=list, description="minted flaws for security experiments"
     )
+    placement_constraint: Placement | None = Field(None, description=PLACEMENT_HELP)
 
     @model_validator(mode="after")
     def _count_needs_pattern(self) -> Thing:
@@ -323,6 +340,7 @@ class BorderRouter(Strict):
     name: Name
     pans: list[Name] = Field(min_length=1)
     proxy: Proxy | None = Field(None, description="a CoAP proxy for the backends; absent = off")
+    placement_constraint: Placement | None = Field(None, description=PLACEMENT_HELP)
 
 
 class Host(Strict):
@@ -336,6 +354,7 @@ class Host(Strict):
         "(a guest radio station with its own link-layer address on a `medium: radio` PAN)",
     )
     pan: Name | None = Field(None, description="placement: pan - which PAN")
+    placement_constraint: Placement | None = Field(None, description=PLACEMENT_HELP)
 
     @model_validator(mode="after")
     def _placement(self) -> Host:

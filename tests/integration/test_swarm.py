@@ -1,0 +1,175 @@
+"""The Swarm backend on a single-node swarm: up, commissioned, read back, and down leaves nothing.
+
+The fixture makes the daemon a single-node swarm only if it is not in one already, and leaves
+the swarm at the end only if it made it (other tests run plain containers on the same daemon
+meanwhile; a swarm does not disturb them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import remove_run, run_cli
+
+pytestmark = [
+    pytest.mark.integration,
+    # Docker 20.10's swarm still times out attaching containers to overlays now and then and
+    # may keep an overlay after `down` (docs/backends.md): opt in until that is settled, so
+    # that a daemon fault cannot fail the whole suite.
+    pytest.mark.skipif(
+        os.environ.get("TESTBED_SWARM_TESTS") != "1",
+        reason="Swarm integration test: set TESTBED_SWARM_TESTS=1 (Docker 20.10 overlays flake)",
+    ),
+]
+
+PROMETHEUS_WAIT_S = 30.0
+READ_WAIT_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def swarm(docker_client: Any) -> Iterator[None]:
+    state = docker_client.info().get("Swarm", {}).get("LocalNodeState")
+    made_here = state == "inactive"
+    if made_here:
+        subprocess.run(
+            ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    elif state != "active":
+        pytest.skip(f"the daemon's swarm is {state!r}: neither free nor usable")
+    try:
+        yield
+    finally:
+        if made_here:
+            subprocess.run(
+                ["docker", "swarm", "leave", "--force"],
+                check=False,
+                capture_output=True,
+                timeout=60,
+            )
+
+
+@pytest.fixture(scope="module")
+def swarm_run(
+    swarm: None, docker_client: Any, node_image: str, cli_env: dict[str, str]
+) -> Iterator[tuple[str, subprocess.CompletedProcess[str]]]:
+    import uuid
+
+    run = f"it-swarm-{uuid.uuid4().hex[:8]}"
+    up = run_cli(
+        ["--backend", "swarm", "up", "--topology", "topologies/minimal.yaml", "--run", run],
+        cli_env,
+        timeout=900,
+    )
+    try:
+        yield run, up
+    finally:
+        run_cli(["--backend", "swarm", "down", "--run", run], cli_env, timeout=300, check=False)
+        remove_run(docker_client, run)
+
+
+def _run_objects(docker_client: Any, run: str) -> dict[str, list[str]]:
+    flt = {"label": [f"testbed.run={run}"]}
+    return {
+        "services": [s.name for s in docker_client.services.list(filters=flt)],
+        "containers": [c.name for c in docker_client.containers.list(all=True, filters=flt)],
+        "networks": [n.name for n in docker_client.networks.list(filters=flt)],
+        "volumes": [v.name for v in docker_client.volumes.list(filters=flt)],
+    }
+
+
+def test_minimal_building_runs_on_overlays_and_is_commissioned(
+    swarm_run: tuple[str, subprocess.CompletedProcess[str]], docker_client: Any
+) -> None:
+    from testbed.backends.swarm import SwarmBackend
+    from testbed.plan import labels as L
+
+    run, up = swarm_run
+    assert "commissioned: 1 of 1 things" in up.stdout, up.stdout
+
+    backend = SwarmBackend()
+    nodes = {n.node: n for n in backend.status(run)}
+    assert {"br1", "tc-facility", "backend", "thermostat-01", "prometheus"} <= set(nodes)
+    assert all(n.state == "running" for n in nodes.values())
+    # Every network of the run is an attachable swarm overlay with the plan's IPv6 /64 and the
+    # IPv4 /24 the overlay driver needs beside it.
+    nets = docker_client.networks.list(filters={"label": [f"{L.RUN}={run}"]})
+    assert len(nets) == 4
+    for net in nets:
+        net.reload()
+        attrs = net.attrs
+        assert (attrs["Driver"], attrs["Scope"], attrs["Attachable"]) == ("overlay", "swarm", True)
+        subnets = [p["Subnet"] for p in attrs["IPAM"]["Config"]]
+        assert any(":" in s for s in subnets) and any("." in s for s in subnets), subnets
+    # The plan's static addresses hold on the overlays (routes and URIs rely on them).
+    br1 = nodes["br1"]
+    assert set(br1.addresses) == {"mgmt", "backbone", "internet", "pan-pan0"}
+    assert nodes["tc-facility"].addresses["backbone"].endswith("::11")
+
+    # Read by the backend: the thing's own report through its control endpoint.
+    state = backend.node_state(run, "thermostat-01")
+    assert state is not None and state["state"]["lifecycle"] == "operational", state
+    assert nodes["thermostat-01"].role == "thing"
+    # Ansible's connection: the local engine's docker exec into the container.
+    assert backend.ansible_connection(nodes["thermostat-01"]) == {
+        "ansible_connection": "community.docker.docker",
+        "ansible_host": nodes["thermostat-01"].resource,
+    }
+    # Experiment traffic crosses the overlays: the Internet backend reads the thing end to end
+    # (OSCORE over internet -> br1 -> PAN), which the thing counts as handled requests.
+    deadline = time.monotonic() + READ_WAIT_S
+    while not (state or {}).get("state", {}).get("requests", {}).get("handled"):
+        assert time.monotonic() < deadline, f"the backend never read the thing: {state}"
+        time.sleep(1.0)
+        state = backend.node_state(run, "thermostat-01")
+
+
+def test_prometheus_scrapes_every_node_over_the_mgmt_overlay(
+    swarm_run: tuple[str, subprocess.CompletedProcess[str]],
+) -> None:
+    from testbed.backends.swarm import SwarmBackend
+
+    run, _ = swarm_run
+    services = SwarmBackend().services()
+    assert services is not None
+    url = services.prometheus_url(run)
+    assert url is not None
+    query = urllib.parse.urlencode({"query": "up"})
+    deadline = time.monotonic() + PROMETHEUS_WAIT_S
+    while True:
+        with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=5) as answer:
+            results = json.load(answer)["data"]["result"]
+        up = {r["metric"].get("node"): r["value"][1] for r in results}
+        wanted = {"br1", "tc-facility", "backend", "thermostat-01"}
+        if wanted <= set(up) and all(up[n] == "1" for n in wanted):
+            return
+        assert time.monotonic() < deadline, f"not every node scraped as up: {up}"
+        time.sleep(1.0)
+
+
+def test_down_leaves_nothing_of_the_run(
+    swarm_run: tuple[str, subprocess.CompletedProcess[str]],
+    docker_client: Any,
+    cli_env: dict[str, str],
+) -> None:
+    run, _ = swarm_run
+    down = run_cli(["--backend", "swarm", "down", "--run", run], cli_env, timeout=300)
+    assert "removed" in down.stdout, down.stdout
+    left = _run_objects(docker_client, run)
+    assert (left["services"], left["containers"], left["volumes"]) == ([], [], [])
+    # Docker 20.10 can keep a container's overlay attachment task after the container is gone
+    # (seen on a freshly made swarm under load); the manager then refuses to remove that
+    # overlay. `down` must name every such network instead of leaving it silently.
+    warned = " ".join((down.stdout + down.stderr).split())
+    assert all(name in warned for name in left["networks"]), (left, down.stdout, down.stderr)
