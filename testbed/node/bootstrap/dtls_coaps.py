@@ -19,23 +19,20 @@ request: five in all, against EDHOC's three.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import replace
 from urllib.parse import urlsplit
 
 import aiocoap
-import cbor2
 from cryptography import x509
 from mbedtls import tls
 
 from testbed.node.bootstrap.accounting import WireLog
-from testbed.node.bootstrap.edhoc_oscore import CONTENT_FORMAT_PKCS10, _grants, _refusal
+from testbed.node.bootstrap.answers import Attempt
+from testbed.node.bootstrap.edhoc_oscore import CONTENT_FORMAT_PKCS10
 from testbed.node.bootstrap.profile import (
     BootstrapContext,
     BootstrapResult,
-    Enrollment,
     FailureReason,
-    OscoreGrant,
 )
 from testbed.node.coap.credentials import Credential
 from testbed.node.dtls import credentials as creds
@@ -117,24 +114,9 @@ class DtlsProfile:
         )
 
     async def bootstrap(self, ctx: BootstrapContext) -> BootstrapResult:
-        started = time.monotonic()
         wire = WireLog(DtlsClassifier(local_is_server=False))
-
-        def failed(
-            reason: FailureReason, detail: str, response: aiocoap.Message | None = None
-        ) -> BootstrapResult:
-            code = refusal = None
-            if response is not None:
-                code, refusal, detail = response.code.dotted, *_refusal(response, detail)
-            return BootstrapResult.measured(
-                self.name,
-                time.monotonic() - started,
-                wire.records,
-                reason=reason,
-                detail=detail,
-                code=code,
-                refusal=refusal,
-            )
+        attempt = Attempt(self.name, wire)
+        failed = attempt.failed
 
         try:
             config = self.configuration(ctx)
@@ -170,31 +152,7 @@ class DtlsProfile:
         finally:
             await client.close()
 
-        if response.code != aiocoap.CHANGED:
-            detail = f"{response.code}: {response.payload[:100]!r}"
-            return failed(FailureReason.ENROLLMENT_REFUSED, detail, response)
-        try:
-            x509.load_der_x509_certificate(response.payload)
-        except ValueError:
-            return failed(
-                FailureReason.PROTOCOL_ERROR, "enrollment answer is not a DER certificate"
-            )
-        grants: tuple[OscoreGrant, ...] = ()
-        if config_answer is not None:
-            if config_answer.code != aiocoap.CONTENT:
-                detail = f"{self.config_path}: {config_answer.code}"
-                return failed(FailureReason.ENROLLMENT_REFUSED, detail, config_answer)
-            try:
-                grants = _grants(config_answer.payload)
-            except (ValueError, KeyError, TypeError, cbor2.CBORDecodeError) as exc:
-                detail = f"{self.config_path} answer is not a context list: {exc!r}"
-                return failed(FailureReason.PROTOCOL_ERROR, detail)
-        return BootstrapResult.measured(
-            self.name,
-            time.monotonic() - started,
-            wire.records,
-            enrollment=Enrollment(ldevid_der=response.payload, oscore_contexts=grants),
-        )
+        return attempt.enrolled(response, config_answer, self.config_path)
 
 
 def _handshake_failure(error: str, client: DtlsClient) -> tuple[FailureReason, str]:
