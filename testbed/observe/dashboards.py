@@ -321,20 +321,24 @@ TRUST_CENTER = Dashboard(
             "Attack packets by outcome (attacker hosts)",
             (
                 (
-                    f"sum by (node, attack, outcome) "
-                    f"(rate(testbed_attack_packets_total{_sel(RUN)}[$__rate_interval]))",
+                    or_zero(
+                        f"sum by (node, attack, outcome) "
+                        f"(rate(testbed_attack_packets_total{_sel(RUN)}[$__rate_interval]))",
+                        "attack",
+                    ),
                     "{{node}} {{attack}} {{outcome}}",
                 ),
             ),
             unit="pps",
             description="What each attack sent and what its target answered or refused "
-            "(testbed.node.attacker; started by scenarios or the attack-start action).",
+            "(testbed.node.attacker; started by scenarios or the attack-start action); "
+            "0 (none) while no attack has run.",
         ),
         Panel(
             "Attacks running",
             (
                 (
-                    f"max by (node, attack) (testbed_attack_running{_sel(RUN)})",
+                    or_zero(f"max by (node, attack) (testbed_attack_running{_sel(RUN)})", "attack"),
                     "{{node}} {{attack}}",
                 ),
             ),
@@ -422,20 +426,28 @@ PAN_HEALTH = Dashboard(
             "Estimated energy per thing (J, by component)",
             (
                 (
-                    f"sum by (node, component) (testbed_thing_energy_joules_total{_sel(RUN, PAN)})",
+                    or_zero(
+                        "sum by (node, component) "
+                        f"(testbed_thing_energy_joules_total{_sel(RUN, PAN)})",
+                        "component",
+                    ),
                     "{{node}} {{component}}",
                 ),
             ),
             stacked=True,
             description="testbed.node.energy: radio airtime, reception, listening under the "
-            "topology's MAC duty cycle, CPU and sleep, with the named radio datasheet's figures.",
+            "topology's MAC duty cycle, CPU and sleep, with the named radio datasheet's figures; "
+            "0 (none) when the topology has no `energy:` section.",
         ),
         Panel(
             "Estimated power per thing (W)",
             (
                 (
-                    "sum by (node) (rate(testbed_thing_energy_joules_total"
-                    f"{_sel(RUN, PAN)}[$__rate_interval]))",
+                    or_zero(
+                        "sum by (node) (rate(testbed_thing_energy_joules_total"
+                        f"{_sel(RUN, PAN)}[$__rate_interval]))",
+                        "node",
+                    ),
                     "{{node}}",
                 ),
             ),
@@ -445,7 +457,10 @@ PAN_HEALTH = Dashboard(
             "Energy of the last phase run per thing (J)",
             (
                 (
-                    f"max by (node, phase) (testbed_thing_energy_phase_joules{_sel(RUN, PAN)})",
+                    or_zero(
+                        f"max by (node, phase) (testbed_thing_energy_phase_joules{_sel(RUN, PAN)})",
+                        "phase",
+                    ),
                     "{{node}} {{phase}}",
                 ),
             ),

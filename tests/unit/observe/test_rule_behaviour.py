@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from testbed.observe import dashboards, dashcheck
@@ -332,17 +333,52 @@ def test_pan_loss_is_zero_before_the_first_lost_frame(tmp_path: Path, promtool: 
     )
 
 
-def _zero_panels() -> list[tuple[str, str]]:
+def _zero_panels(label: str = "reason") -> list[tuple[str, str]]:
     """(panel, query as Grafana sends it for run "r", every other variable All) of each panel
-    that answers zero when its counter has no series yet."""
+    that answers zero, labelled ``label="none"``, when its counter has no series yet."""
     out = []
-    for dashboard in (dashboards.BOOTSTRAP, dashboards.TRUST_CENTER):
+    for dashboard in dashboards.DASHBOARDS:
         values = dashcheck.variable_values(dashboards.dashboard_json(dashboard), "r")
         for panel in dashboard.panels:
             for expr, _legend in panel.exprs:
-                if "vector(0)" in expr:
+                if f'vector(0), "{label}", "none"' in expr:
                     out.append((panel.title, dashcheck.fill(expr, values)))
     return out
+
+
+@pytest.mark.parametrize(
+    ("label", "titles"),
+    [
+        ("attack", {"Attack packets by outcome (attacker hosts)", "Attacks running"}),
+        ("component", {"Estimated energy per thing (J, by component)"}),
+        ("node", {"Estimated power per thing (W)"}),
+        ("phase", {"Energy of the last phase run per thing (J)"}),
+    ],
+)
+def test_attack_and_energy_panels_answer_zero_without_an_attacker_or_energy_model(
+    tmp_path: Path, promtool: str, label: str, titles: set[str]
+) -> None:
+    """A building without an attacker host or an `energy:` section: 0 (label "none"), not
+    "No data"."""
+    panels = _zero_panels(label)
+    assert {title for title, _ in panels} == titles
+    zero = [{"labels": f'{{{label}="none"}}', "value": 0}]
+    ok_attempts = (
+        f'testbed_bootstrap_attempts_total{{{THING}, profile="edhoc-oscore", outcome="success"}}'
+    )
+    _promtool_test(
+        tmp_path,
+        promtool,
+        [
+            {
+                "interval": "5s",
+                "input_series": [{"series": ok_attempts, "values": "1x20"}],
+                "promql_expr_test": [
+                    {"expr": query, "eval_time": "1m", "exp_samples": zero} for _, query in panels
+                ],
+            }
+        ],
+    )
 
 
 def test_failure_and_refusal_panels_answer_zero_on_a_healthy_run(
