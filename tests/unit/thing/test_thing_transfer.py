@@ -63,7 +63,7 @@ def test_a_thing_moves_to_the_next_owner_and_the_old_domain_is_locked_out(world:
 
                 out["transfer"] = await role.actions()["transfer"](lighting.transfer_params())
                 out["transfer_again"] = await role.actions()["transfer"](lighting.transfer_params())
-                out["commission"] = await role.actions()["commission"]({"timeout": 10})
+                out["commission"] = await role.actions()["commission"]({"timeout": 60})
                 out["ldevid"] = x509.load_der_x509_certificate(
                     (thing.state / store.LDEVID).read_bytes()
                 )

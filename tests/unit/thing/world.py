@@ -341,7 +341,7 @@ class World:
 
 
 async def eventually(
-    check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05
+    check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05
 ) -> Any:
     """Poll ``check`` until it returns something truthy; its last value, or AssertionError."""
     deadline = time.monotonic() + timeout
