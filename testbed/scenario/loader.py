@@ -10,10 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from testbed.errors import ScenarioError, TopologyError
+from testbed.errors import ScenarioError
 from testbed.scenario.schema import Scenario, Step
 from testbed.topology import loader as topology_loader
 from testbed.topology.schema import dotted
@@ -37,29 +36,13 @@ def load_scenario(path: Path | str, *, short: bool = False) -> Scenario:
 
 
 def read_data(text: str, source: str) -> tuple[dict[str, Any], Lines]:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise ScenarioError(
-            f"{where}: not valid YAML: {exc.problem}", "fix the YAML syntax at that line"
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{source}: not valid YAML: {exc}", "fix the YAML syntax") from exc
-    if not isinstance(data, dict):
-        raise ScenarioError(
-            f"{source}:1: (top level): a scenario must be a mapping with keys like 'name', "
-            "'topology', 'steps'",
-            "see scenarios/fragmentation-fate.yaml",
-        )
-    lines: Lines = {}
-    try:
-        topology_loader._collect_lines(root, (), lines, source)
-    except TopologyError as exc:  # a key given twice: same words, scenario's error class
-        raise ScenarioError(exc.message, exc.hint) from exc
-    return data, lines
+    return topology_loader.read_mapping(
+        text,
+        source,
+        ScenarioError,
+        "a scenario must be a mapping with keys like 'name', 'topology', 'steps'",
+        "see scenarios/fragmentation-fate.yaml",
+    )
 
 
 def parse_scenario(text: str, source: str = "<scenario>", *, short: bool = False) -> Scenario:

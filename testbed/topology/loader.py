@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from testbed.errors import TopologyError
+from testbed.errors import InputError, TopologyError
 from testbed.topology.schema import Loc, Topology, cross_reference_problems, dotted
 
 Lines = dict[Loc, int]
@@ -34,26 +34,43 @@ def load_topology(path: Path | str) -> Topology:
     return parse_topology(text, source=str(path))
 
 
-def parse_topology(text: str, source: str = "<topology>") -> Topology:
+def read_mapping(
+    text: str, source: str, error: type[InputError], top_level: str, example: str
+) -> tuple[dict[str, Any], Lines]:
+    """A YAML file's top-level mapping and the line of every key path in it, for errors that
+    name file, line and key. Bad YAML, a top level that is not a mapping and a key given twice
+    raise ``error`` (``top_level``: what the mapping must hold; ``example``: where to look)."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}" if mark else source
-        raise TopologyError(
+        raise error(
             f"{where}: not valid YAML: {exc.problem}", "fix the YAML syntax at that line"
         ) from exc
     except yaml.YAMLError as exc:
-        raise TopologyError(f"{source}: not valid YAML: {exc}", "fix the YAML syntax") from exc
+        raise error(f"{source}: not valid YAML: {exc}", "fix the YAML syntax") from exc
     if not isinstance(data, dict):
-        raise TopologyError(
-            f"{source}:1: (top level): a topology must be a mapping with keys like "
-            "'building', 'things'",
-            "see topologies/default.yaml or run: testbed schema",
-        )
+        raise error(f"{source}:1: (top level): {top_level}", example)
     lines: Lines = {}
-    _collect_lines(root, (), lines, source)
+    try:
+        _collect_lines(root, (), lines, source)
+    except TopologyError as exc:  # a key given twice: the same words in the caller's class
+        if error is TopologyError:
+            raise
+        raise error(exc.message, exc.hint) from exc
+    return data, lines
+
+
+def parse_topology(text: str, source: str = "<topology>") -> Topology:
+    data, lines = read_mapping(
+        text,
+        source,
+        TopologyError,
+        "a topology must be a mapping with keys like 'building', 'things'",
+        "see topologies/default.yaml or run: testbed schema",
+    )
     try:
         topology = Topology.model_validate(data, context={"defer_cross_references": True})
     except ValidationError as exc:
