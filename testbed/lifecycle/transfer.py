@@ -128,13 +128,7 @@ def transfer(run_dir: Path, thing: str, to_domain: str, *, check: bool = False) 
             f"unknown domain {to_domain!r}; this run has: {', '.join(domains)}",
             "name one of the topology's domains",
         )
-    thing_dir = run_dir / "pki" / "things" / thing
-    try:
-        chain = pki.load_voucher(thing_dir)
-    except PkiError as exc:
-        raise TransferError(exc.message, "is the thing name right?") from exc
-    if chain is None:
-        raise TransferError(f"{thing_dir} holds no voucher", "is the thing name right?")
+    chain = _voucher_chain(run_dir, thing)
     current = owner_of(chain, domains)
     changed = current != to_domain
     if changed:
@@ -142,7 +136,7 @@ def transfer(run_dir: Path, thing: str, to_domain: str, *, check: bool = False) 
         target = pki.load_domain(domains[to_domain])
         chain = pki.extend_voucher(chain, owner.owner_key, target.owner_public_key)
         if not check:
-            pki.write_files(thing_dir, {"voucher.cbor": chain.to_bytes()})
+            pki.write_files(run_dir / "pki" / "things" / thing, {"voucher.cbor": chain.to_bytes()})
     return TransferResult(
         thing=thing,
         serial=chain.serial,
@@ -168,10 +162,8 @@ class OwnerResult:
         return asdict(self)
 
 
-def current_owner(run_dir: Path, thing: str) -> OwnerResult:
-    """Who owns ``thing`` according to the run's records (its voucher chain), and that
-    owner's trust center from the plan."""
-    domains = _domains(run_dir)
+def _voucher_chain(run_dir: Path, thing: str) -> pki.Voucher:
+    """The thing's voucher chain as the run's records hold it (TransferError if none)."""
     thing_dir = run_dir / "pki" / "things" / thing
     try:
         chain = pki.load_voucher(thing_dir)
@@ -179,6 +171,14 @@ def current_owner(run_dir: Path, thing: str) -> OwnerResult:
         raise TransferError(exc.message, "is the thing name right?") from exc
     if chain is None:
         raise TransferError(f"{thing_dir} holds no voucher", "is the thing name right?")
+    return chain
+
+
+def current_owner(run_dir: Path, thing: str) -> OwnerResult:
+    """Who owns ``thing`` according to the run's records (its voucher chain), and that
+    owner's trust center from the plan."""
+    domains = _domains(run_dir)
+    chain = _voucher_chain(run_dir, thing)
     try:
         domain, by = owner_of(chain, domains), "voucher"
     except TransferError:
