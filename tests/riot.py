@@ -118,8 +118,13 @@ class RiotNode:
         stack can stall for good (docs/engineering-notes.md); it still acknowledges frames
         sent to it, and the medium still models everyone else's ACKs and retries."""
         # The shell answers before the radio is initialised, and the radio's initialisation
-        # sets the default channel again: wait until the interface has its link-local address.
+        # sets the default channel again: a channel set before it ends is shown by `ifconfig`
+        # but not used on the air (seen: every router solicitation refused by the medium as
+        # wrong-channel, with `Channel: 15` shown). The interface's link-local address is not
+        # a late enough sign; its first frame (the first router solicitation, lost on the
+        # default channel; the next ones follow within 4 s) is.
         self.poll("ifconfig", r"inet6 addr: fe80::", 10)
+        self.poll("ifconfig", r"Layer 2\s+RX packets \d+\s+bytes \d+\s+TX packets [1-9]", 15)
         lines = [f"ifconfig {IFACE} set chan {channel}", f"ifconfig {IFACE} set pan 0x{pan_id:04x}"]
         if not ack_req:
             lines.append(f"ifconfig {IFACE} -ack_req")
