@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import platform
 import struct
 import threading
@@ -31,13 +30,6 @@ from tests.unit.radio.packets import ip6
 pytestmark = [
     pytest.mark.skipif(
         platform.machine() != "x86_64" or not FIXTURE.exists(), reason="RIOT native64 is x86-64"
-    ),
-    # RIOT against the in-process hub failed 2 of 2 tests in one of several idle unit runs
-    # (cause not found yet); tests/integration/test_riot.py covers the same join, registration
-    # and fragmented echoes against the real building. Opt in until the cause is known.
-    pytest.mark.skipif(
-        os.environ.get("TESTBED_RIOT_UNIT") != "1",
-        reason="in-process RIOT interop is flaky: set TESTBED_RIOT_UNIT=1 to run it",
     ),
 ]
 PREFIX = ipaddress.IPv6Network("fd00:1:2:3::/64")
