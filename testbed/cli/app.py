@@ -18,6 +18,7 @@ from testbed.cli.dashboards import dashboards_app
 from testbed.cli.group import register as register_group_command
 from testbed.cli.links import print_implementations
 from testbed.cli.links import register as register_link_commands
+from testbed.cli.move import register as register_move_command
 from testbed.cli.observe import metrics_app
 from testbed.cli.phase import register as register_phase_commands
 from testbed.cli.progress import BarProgress, bars
@@ -26,6 +27,7 @@ from testbed.cli.scenario import register as register_scenario_commands
 from testbed.errors import INTERRUPTED, CommissioningFailed, NotRunning, TestbedError
 from testbed.topology import load_topology
 from testbed.topology.schema import Topology
+from testbed.usecases import placement
 
 DEFAULT_TOPOLOGY = Path("topologies/default.yaml")
 
@@ -251,7 +253,7 @@ def status(
 ) -> None:
     """Show the nodes of one run, or of every run, as Docker reports them."""
     backend = context.backend()
-    nodes = bringup.with_lifecycle(backend, backend.status(run))
+    nodes = bringup.with_lifecycle(backend, placement.placed_runs(backend.status(run)))
     if as_json:
         print(status_json(nodes))
         return
@@ -299,6 +301,7 @@ register_phase_commands(app)
 register_link_commands(app)
 register_scenario_commands(app)
 register_group_command(app)
+register_move_command(app)
 app.command("render")(render_command)
 
 

@@ -118,6 +118,19 @@ class _Pan:
                 continue
             self.bridges.append(bridge)
 
+    async def move(self, config: RadioPanConfig) -> None:
+        """This station leaves its medium for another PAN's (a thing that moves): a new port
+        with the new PAN's addresses and a new ZEP client towards the new hub. The TUN stays;
+        its addresses and routes are the host's part (this process holds no CAP_NET_ADMIN)."""
+        assert self.client is not None, "only a station moves"
+        self.client.close()
+        self.config = config
+        self.client = ZepClient(config)
+        self.port = StationPort(config, lambda frame: self._transmit(frame), self.tun.write)
+        self.client.port = self.port
+        self._transmit = self.client.transmit
+        await _bind(self.client.open)
+
     def stop(self) -> None:
         for bridge in self.bridges:
             bridge.close()
@@ -331,8 +344,68 @@ class RadioAttachment:
 
     def actions(self) -> Mapping[str, Action]:
         if not self.is_hub:
-            return {"link-show": self._show}
-        return {"link-show": self._show, "link-set": self._set, "link-reset": self._reset}
+            return {"link-show": self._show, "radio-move": self._move}
+        return {
+            "link-show": self._show,
+            "link-set": self._set,
+            "link-reset": self._reset,
+            "station-admit": self._admit,
+            "station-release": self._release,
+        }
+
+    async def _move(self, params: dict[str, Any]) -> dict[str, Any]:
+        """{pan, attribute}: the thing's station moves to PAN ``pan``, described by
+        ``attribute`` (a radio-<pan> value, as the planner writes them)."""
+        pan, raw = params.get("pan"), params.get("attribute")
+        if not isinstance(pan, str) or not isinstance(raw, str):
+            raise ActionError("radio-move needs pan and attribute", '{"pan": "floor2", ...}')
+        try:
+            config = RadioPanConfig.from_attribute(pan, raw)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ActionError(f"radio-move: attribute of PAN {pan!r}: {exc}") from None
+        (old_name, current), = self.pans.items()
+        if old_name == pan:
+            raise ActionError(f"{self.config.node} is on PAN {pan} already")
+        await current.move(config)
+        self.pans = {pan: current}
+        if self.metered is not None:
+            self.metered.follow(current.port.counters)
+        self.log.info(
+            "radio.moved", old_pan=old_name, pan=pan, address=config.address,
+            short=f"0x{config.short:04x}", medium=f"[{config.medium}]:{config.port}",
+        )  # fmt: skip
+        return {"old_pan": old_name, **current.snapshot(), "pan": pan}
+
+    async def _admit(self, params: dict[str, Any]) -> dict[str, Any]:
+        """{pan, name, short, carrier}: a thing moving onto this router's PAN."""
+        pan = self._pan(params)
+        assert pan.hub is not None
+        name, short, carrier = params.get("name"), params.get("short"), params.get("carrier")
+        if not isinstance(name, str) or not isinstance(short, int) or not isinstance(carrier, str):
+            raise ActionError(
+                "station-admit needs name, short (int) and carrier (address)",
+                '{"pan": "floor2", "name": "lamp-101", "short": 256, "carrier": "fd..::5"}',
+            )
+        try:
+            pan.hub.admit_station(name, short, carrier)
+        except KeyError as exc:
+            raise ActionError(
+                f"short address 0x{short:04x} on PAN {pan.config.pan} belongs to {exc.args[0]}",
+                "choose a free one (link-show lists the medium's nodes)",
+            ) from None
+        self.log.info("radio.station_admitted", pan=pan.config.pan, node=name, short=short)
+        return {"pan": pan.config.pan, "name": name, "short": short, "carrier": carrier}
+
+    async def _release(self, params: dict[str, Any]) -> dict[str, Any]:
+        """{pan, name}: a thing that left this router's PAN."""
+        pan = self._pan(params)
+        assert pan.hub is not None
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise ActionError("station-release needs name", '{"pan": "floor1", "name": "x"}')
+        released = pan.hub.release_station(name)
+        self.log.info("radio.station_released", pan=pan.config.pan, node=name, known=released)
+        return {"pan": pan.config.pan, "name": name, "released": released}
 
     def _pan(self, params: dict[str, Any]) -> _Pan:
         name = params.get("pan")

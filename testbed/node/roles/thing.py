@@ -83,6 +83,8 @@ class ThingRole(Role):
         self._state_gauge: Gauge | None = None
         self._transitions: Counter | None = None
         self.metrics: ThingMetrics | None = None
+        # Where the thing is after `testbed move` (pan, address, moved_at); None: as planned.
+        self.placement: dict[str, Any] | None = None
         self.device_class = self.attribute("device-class") or "sensor"
         self.bind = (
             self.attribute("coap-bind") or "::",
@@ -154,7 +156,7 @@ class ThingRole(Role):
             "model": self.attribute("model"),
             "device_class": self.attribute("device-class"),  # sensor, actuator, luminaire...
             "domain": self.attribute("domain"),
-            "pan": self.attribute("pan"),
+            "pan": self.placement["pan"] if self.placement else self.attribute("pan"),
             "profile": self.attribute("profile"),  # bootstrap profile, e.g. edhoc-oscore
             "firmware": self.attribute("firmware"),
         }
@@ -172,6 +174,8 @@ class ThingRole(Role):
         }
         if self.owner.transferred_at is not None:
             state["transferred_at"] = self.owner.transferred_at
+        if self.placement is not None:
+            state["placement"] = {**self.placement, "planned_pan": self.attribute("pan")}
         if self.bootstrapper is not None:
             status = self.bootstrapper.status()
             state["bootstrap"] = status.pop("last")
