@@ -441,6 +441,8 @@ class DockerBackend:
 
     def attach_network(self, run: str, node: str, network: str, ipv6: str) -> None:
         container, net = self._container(run, node), self._network(run, network)
+        if net.name in (container.attrs.get("NetworkSettings") or {}).get("Networks", {}):
+            return  # attached already (a move that is tried again)
         with _translated(f"connecting {node} to {network}"):
             self.client.api.connect_container_to_network(
                 container.id, net.id, ipv6_address=ipv6, aliases=[node]
@@ -448,6 +450,8 @@ class DockerBackend:
 
     def detach_network(self, run: str, node: str, network: str) -> None:
         container, net = self._container(run, node), self._network(run, network)
+        if net.name not in (container.attrs.get("NetworkSettings") or {}).get("Networks", {}):
+            return
         with _translated(f"disconnecting {node} from {network}"):
             self.client.api.disconnect_container_from_network(container.id, net.id)
 

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from testbed.observe.api import PrometheusAPI
 
 
-
 @dataclass
 class UpOutcome:
     run_dir: Path
@@ -59,9 +58,7 @@ class Testbed:
     # ------------------------------------------------------------------ phases
 
     def phase(self, name: str, limit: str | None, extravars: dict[str, Any]) -> PhaseResult:
-        return usecases.phase(
-            self.backend, name, self.run, limit=limit, extravars=extravars
-        ).result
+        return usecases.phase(self.backend, name, self.run, limit=limit, extravars=extravars).result
 
     # ------------------------------------------------------------------ links and captures
 
@@ -79,6 +76,15 @@ class Testbed:
         name = options.parse_link(pan if pan.startswith("pan-") else f"pan-{pan}")
         return Links(self.backend, self.run).capture(name, duration)
 
+    # ------------------------------------------------------------------ mobility
+
+    def move(
+        self, thing: str, pan: str, *, reregister: bool, wait_read: float
+    ) -> usecases.MoveResult:
+        return usecases.move(
+            self.backend, thing, pan, self.run, reregister=reregister, wait_read=wait_read
+        )
+
     # ------------------------------------------------------------------ nodes
 
     def things(self) -> list[str]:
@@ -93,7 +99,7 @@ class Testbed:
         """A node's address on its data network (not mgmt); an address is returned as is."""
         if ":" in target:
             return target
-        for status in self.backend.status(self.run):
+        for status in usecases.mobility.current(self.backend, self.run):
             if status.node == target:
                 data = [a for n, a in sorted(status.addresses.items()) if n != "mgmt"]
                 if data:
@@ -105,7 +111,7 @@ class Testbed:
 
     def short_address(self, node: str) -> bytes:
         """A radio station's 802.15.4 short address, from its radio-<pan> label attribute."""
-        for status in self.backend.status(self.run):
+        for status in usecases.mobility.current(self.backend, self.run):
             if status.node != node:
                 continue
             for key, value in sorted(status.attributes.items()):

@@ -53,14 +53,17 @@ Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 BIND_DEADLINE = 10.0  # the carrier address may still be tentative right after start
 
 
-async def _bind(open_: Callable[[], Awaitable[None]]) -> None:
+async def _bind(open_: Callable[[], Awaitable[None]], *also: int) -> None:
+    """``open_`` until the address can be bound: retried while it is not available (still
+    tentative) or, with ``also``, for those errnos too."""
     give_up = time.monotonic() + BIND_DEADLINE
+    retry = {errno.EADDRNOTAVAIL, *also}
     while True:
         try:
             await open_()
             return
         except OSError as exc:
-            if exc.errno != errno.EADDRNOTAVAIL or time.monotonic() >= give_up:
+            if exc.errno not in retry or time.monotonic() >= give_up:
                 raise
             await asyncio.sleep(0.2)
 
@@ -129,7 +132,7 @@ class _Pan:
         self.port = StationPort(config, lambda frame: self._transmit(frame), self.tun.write)
         self.client.port = self.port
         self._transmit = self.client.transmit
-        await _bind(self.client.open)
+        await _bind(self.client.open, errno.EADDRINUSE)  # the old socket closes on the next turn
 
     def stop(self) -> None:
         for bridge in self.bridges:
