@@ -323,7 +323,7 @@ def _backends(backend: Backend, run: str) -> list[str]:
     return [
         n.node
         for n in backend.status(run)
-        if n.role == Role.INTERNET_HOST and n.attributes.get(Attr.KIND) == "backend"
+        if n.role == Role.INTERNET_HOST and n.kind == "backend"
     ]
 
 
@@ -331,7 +331,8 @@ def read_at(state: dict[str, Any] | None, thing: str, address: str, since: float
     """Whether a backend's /state shows ``thing`` listed at ``address`` with a successful read
     after ``since`` (Unix time)."""
     inner = (state or {}).get("state", state or {})
-    for entry in (inner.get("things") or {}).values():
+    listing = inner.get("things") or (inner.get("backend") or {}).get("things") or {}
+    for entry in listing.values():
         if entry.get("name") != thing or entry.get("address") != address:
             continue
         for read in (entry.get("last") or {}).values():
@@ -345,6 +346,8 @@ def _wait_read(
 ) -> None:
     since = time.time() - (time.monotonic() - started)
     backends = _backends(backend, run)
+    if not backends:
+        return  # nobody reads things in this building
     deadline = time.monotonic() + limit
     pending = set(backends)
     while pending:

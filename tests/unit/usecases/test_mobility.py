@@ -5,6 +5,7 @@ convention gives, the record in the run directory makes status show the current 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 from pathlib import Path
@@ -35,7 +36,8 @@ def _nodes(topology: str) -> list[NodeStatus]:
             resource=n.resource,
             image="testbed/node:x",
             addresses={i.network: i.ipv6.split("/")[0] for i in n.config.interfaces},
-            attributes=dict(n.config.attributes),
+            # as Docker shows them: the kind is a label of its own, not an attribute
+            attributes={k: v for k, v in n.config.attributes.items() if k != "kind"},
         )
         for n in plan.nodes
     ]
@@ -96,7 +98,7 @@ class ScriptedBackend:
                     "address": self.read_at,
                     "last": {"light": {"outcome": "ok", "at": 4e9}},
                 }
-            return {"state": {"things": things}}
+            return {"state": {"kind": "backend", "backend": {"things": things}}}
         return {"state": {"bootstrap": {"profile": "edhoc-oscore", "outcome": "success",
                                         "messages": [{"direction": "sent", "bytes": 40,
                                                       "datagrams": 1}]}}}  # fmt: skip
@@ -145,8 +147,7 @@ def test_a_thing_on_a_plain_network_is_refused() -> None:
 
 def test_a_stopped_thing_is_refused() -> None:
     nodes = _nodes("two-floors.yaml")
-    nodes = [n if n.node != "lamp-101" else NodeStatus(**{**n.__dict__, "state": "exited"})
-             for n in nodes]  # fmt: skip
+    nodes = [n if n.node != "lamp-101" else dataclasses.replace(n, state="exited") for n in nodes]
     backend = ScriptedBackend(nodes)
     with pytest.raises(MoveError, match="lamp-101 is exited"):
         mobility.move(backend, "lamp-101", "floor2", RUN)  # type: ignore[arg-type]
@@ -203,17 +204,18 @@ def test_a_move_runs_its_steps_in_order_with_the_new_pans_addresses(home: Path) 
 
 def test_a_backend_that_never_reads_the_new_address_is_an_error() -> None:
     backend = ScriptedBackend(_nodes("two-floors.yaml"), read_at="fd00::dead")
+    assert mobility._backends(backend, RUN) == ["backend"]  # type: ignore[arg-type]
     with pytest.raises(MoveError, match="did not read it there"):
         mobility.move(backend, "lamp-101", "floor2", RUN, wait_read=0.6)  # type: ignore[arg-type]
 
 
 def test_a_policy_building_is_refused() -> None:
     nodes = _nodes("two-floors.yaml")
+    policed = {"policy-forward": "[]"}
     nodes = [
-        n if n.node != "br1" else NodeStatus(**{**n.__dict__,
-                                                "attributes": {**n.attributes, "policy-forward": "[]"}})
+        n if n.node != "br1" else dataclasses.replace(n, attributes={**n.attributes, **policed})
         for n in nodes
-    ]  # fmt: skip
+    ]
     backend = ScriptedBackend(nodes)
     with pytest.raises(MoveError, match="forward policy"):
         mobility.move(backend, "lamp-101", "floor2", RUN)  # type: ignore[arg-type]
@@ -227,8 +229,9 @@ def test_free_short_keeps_the_own_one_when_it_is_free() -> None:
 
 
 def test_read_at_needs_the_new_address_and_a_fresh_successful_read() -> None:
-    state = {"state": {"things": {"x": {"name": "t", "address": "fd::1",
-                                        "last": {"r": {"outcome": "ok", "at": 100.0}}}}}}  # fmt: skip
+    listing = {"x": {"name": "t", "address": "fd::1",
+                     "last": {"r": {"outcome": "ok", "at": 100.0}}}}  # fmt: skip
+    state = {"state": {"kind": "backend", "backend": {"things": listing}}}
     assert mobility.read_at(state, "t", "fd::1", since=99.0)
     assert not mobility.read_at(state, "t", "fd::1", since=101.0)
     assert not mobility.read_at(state, "t", "fd::2", since=0.0)
