@@ -39,16 +39,18 @@ changes nothing):
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from testbed import bringup
 from testbed.backends.base import Backend, NodeStatus
-from testbed.errors import MoveError
+from testbed.errors import MoveError, TestbedError
 from testbed.links.control import call
 from testbed.node.config import Attr, Role
 from testbed.node.radio.addressing import link_local
@@ -123,14 +125,7 @@ def move(
     started = time.monotonic()
     timings: dict[str, float] = {}
 
-    # 2. the radio: admitted by the new medium, on its carrier, station moved
-    call(backend, run, plan.router.node, "station-admit", {
-        "pan": pan, "name": thing, "short": plan.new.short, "carrier": plan.carrier,
-    })  # fmt: skip
-    backend.attach_network(run, thing, f"pan-{pan}", plan.carrier)
-    call(backend, run, thing, "radio-move", {"pan": pan, "attribute": plan.new.to_attribute()})
-    # 3. its addresses and routes, as the planner's static set-up would have made them
-    _readdress(backend, run, thing, plan.old, plan.new)
+    _attach(backend, run, thing, plan)
     # 4. the old medium forgets it; the move is recorded
     call(
         backend, run, plan.old_router.node, "station-release", {"pan": plan.old.pan, "name": thing}
@@ -172,6 +167,35 @@ def move(
         bootstrap=cost(_last(backend, run, thing)) if reregister else None,
         timings=timings,
     )
+
+
+def _attach(backend: Backend, run: str, thing: str, plan: _Plan) -> None:
+    """Steps 2 and 3. A failure undoes what was done (best effort, in reverse), so that the
+    thing is back on its old PAN and the error can be acted on and the move tried again."""
+    pan = plan.new.pan
+    undo: list[Callable[[], object]] = []
+    try:
+        # 2. the radio: admitted by the new medium, on its carrier, station moved
+        call(backend, run, plan.router.node, "station-admit", {
+            "pan": pan, "name": thing, "short": plan.new.short, "carrier": plan.carrier,
+        })  # fmt: skip
+        undo.append(lambda: call(
+            backend, run, plan.router.node, "station-release", {"pan": pan, "name": thing}
+        ))  # fmt: skip
+        backend.attach_network(run, thing, f"pan-{pan}", plan.carrier)
+        undo.append(lambda: backend.detach_network(run, thing, f"pan-{pan}"))
+        call(backend, run, thing, "radio-move", {"pan": pan, "attribute": plan.new.to_attribute()})
+        undo.append(lambda: call(backend, run, thing, "radio-move", {
+            "pan": plan.old.pan, "attribute": plan.old.to_attribute(),
+        }))  # fmt: skip
+        # 3. its addresses and routes, as the planner's static set-up would have made them
+        undo.append(lambda: _readdress(backend, run, thing, plan.new, plan.old))
+        _readdress(backend, run, thing, plan.old, plan.new)
+    except TestbedError:
+        for step in reversed(undo):
+            with contextlib.suppress(TestbedError):
+                step()
+        raise
 
 
 @dataclass(frozen=True)
@@ -315,15 +339,13 @@ def _readdress(
     if result.exit_code != 0:
         raise MoveError(
             f"{thing}: re-addressing on PAN {new.pan} failed: {result.output.decode()[-300:]}",
-            f"see `testbed logs {thing} --run {run}`; `testbed move` it back to {old.pan}",
+            f"the move was undone (see `testbed logs {thing} --run {run}`); try it again",
         )
 
 
 def _backends(backend: Backend, run: str) -> list[str]:
     return [
-        n.node
-        for n in backend.status(run)
-        if n.role == Role.INTERNET_HOST and n.kind == "backend"
+        n.node for n in backend.status(run) if n.role == Role.INTERNET_HOST and n.kind == "backend"
     ]
 
 

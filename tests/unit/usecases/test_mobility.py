@@ -52,6 +52,7 @@ class ScriptedBackend:
         self.nodes = nodes
         self.calls: list[tuple[str, ...]] = []
         self.read_at = read_at  # the address the backend reads the moved thing at
+        self.fail_exec = False  # the re-addressing script fails
 
     def runs(self) -> dict[str, int]:
         return {RUN: len(self.nodes)}
@@ -87,6 +88,8 @@ class ScriptedBackend:
             ]
             return ExecResult(0, json.dumps(routes).encode())
         self.calls.append(("exec", node, command[-1]))
+        if self.fail_exec:
+            return ExecResult(2, b"RTNETLINK answers: Operation not permitted")
         return ExecResult(0, b"")
 
     def node_state(self, run: str, node: str) -> dict[str, Any] | None:
@@ -207,6 +210,31 @@ def test_a_backend_that_never_reads_the_new_address_is_an_error() -> None:
     assert mobility._backends(backend, RUN) == ["backend"]  # type: ignore[arg-type]
     with pytest.raises(MoveError, match="did not read it there"):
         mobility.move(backend, "lamp-101", "floor2", RUN, wait_read=0.6)  # type: ignore[arg-type]
+
+
+def test_a_move_that_fails_midway_is_undone_in_reverse(home: Path) -> None:
+    nodes = _nodes("two-floors.yaml")
+    old = _radio(nodes, "lamp-101")
+    backend = ScriptedBackend(nodes)
+    backend.fail_exec = True
+    with pytest.raises(MoveError, match="re-addressing on PAN floor2 failed") as caught:
+        mobility.move(backend, "lamp-101", "floor2", RUN)  # type: ignore[arg-type]
+    assert "the move was undone" in caught.value.hint
+    kinds = [(c[0], c[1], c[2]) for c in backend.calls]
+    assert kinds == [
+        ("action", "br2", "station-admit"),
+        ("attach", "lamp-101", "pan-floor2"),
+        ("action", "lamp-101", "radio-move"),
+        ("exec", "lamp-101", kinds[3][2]),  # the move's addressing: fails
+        ("exec", "lamp-101", kinds[4][2]),  # undone: the old addresses back (fails too here)
+        ("action", "lamp-101", "radio-move"),  # the radio back to floor1
+        ("detach", "lamp-101", "pan-floor2"),
+        ("action", "br2", "station-release"),
+    ]
+    back = json.loads(backend.calls[5][3])
+    assert back["pan"] == "floor1"
+    assert RadioPanConfig.from_attribute("floor1", back["attribute"]) == old
+    assert not (home / "runs" / RUN / placement.MOVES_FILE).exists()
 
 
 def test_a_policy_building_is_refused() -> None:
