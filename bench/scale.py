@@ -33,7 +33,7 @@ import yaml
 
 from testbed import bringup
 from testbed.backends.docker import WORKERS, DockerBackend
-from testbed.node.config import Role
+from testbed.contracts.node_config import Role
 from testbed.topology import parse_topology
 from testbed.usecases import bring_up
 from testbed.usecases.progress import Stage

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from testbed import manufacture, rundir
 from testbed.backends.base import Backend, EventFn, NodeStatus, RemovalReport
+from testbed.contracts.node_config import Attr, Role
 from testbed.errors import AlreadyRunning, NotRunning, RunStopped, TestbedError
-from testbed.node.config import Attr, Role
 from testbed.node.lifecycle import SETTLED
 from testbed.node.thing.status import ThingStatus
 from testbed.observe.hook import start_for_run as start_prometheus

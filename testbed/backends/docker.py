@@ -22,8 +22,8 @@ from docker.types import IPAMConfig, IPAMPool
 from testbed import rundir
 from testbed.backends.base import EventFn, ExecResult, NodeStatus, RemovalReport, RunServices
 from testbed.backends.docker_errors import _translated, daemon_error
+from testbed.contracts.node_config import CONFIG_DIR, STATE_DIR, Role
 from testbed.errors import BackendError, NodeFailed, NotRunning
-from testbed.node.config import CONFIG_DIR, STATE_DIR, Role
 from testbed.plan import labels as L
 from testbed.plan.model import NetworkPlan, NodePlan, Plan
 from testbed.project import PROJECT_ROOT

@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from testbed.backends.base import NodeStatus
+from testbed.contracts.radio import pan_address
 from testbed.errors import NodeFailed, TestbedError
 from testbed.node.lifecycle import LifecycleState
-from testbed.node.radio.config import pan_address
 
 PIPED_WIDTH = 200
 

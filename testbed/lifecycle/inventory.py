@@ -30,8 +30,8 @@ import yaml
 
 from testbed import rundir
 from testbed.backends.base import Backend, NodeStatus
+from testbed.contracts.node_config import Attr, Role
 from testbed.errors import NotRunning
-from testbed.node.config import Attr, Role
 from testbed.node.thing.status import ThingStatus
 
 NODE_PYTHON = "/opt/testbed/bin/python3"

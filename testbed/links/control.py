@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.backends.base import Backend, NodeStatus
+from testbed.contracts.node_config import Attr, Role
+from testbed.contracts.radio import ATTRIBUTE_PREFIX as RADIO_PREFIX
 from testbed.errors import LinkActionError as LinkActionError  # re-exported
 from testbed.errors import LinkOptionError, NotRunning
 from testbed.links.options import LinkName
-from testbed.node.config import Attr, Role
-from testbed.node.radio.config import ATTRIBUTE_PREFIX as RADIO_PREFIX
 
 PROBE = ["python3", "-m", "testbed.node.probe", "action"]
 ACTION_TIMEOUT = 30.0

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.backends.base import Backend, NodeStatus
+from testbed.contracts.radio import pan_address
 from testbed.errors import GroupCommandError
 from testbed.links.control import LinkActionError, Links, call
-from testbed.node.radio.config import pan_address
 
 MEDIUM_TIMEOUT = 5.0
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from testbed.node.config import CONFIG_DIR, STATE_DIR
+from testbed.contracts.node_config import CONFIG_DIR, STATE_DIR
 from testbed.observe import grafana_service
 from testbed.observe.config import PROMETHEUS_PORT
 from testbed.plan import labels as L

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from testbed.contracts import impairment
-from testbed.node.thing.profiles import DEFAULT_PROFILE, PROFILE_NAMES
+from testbed.contracts.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 from testbed.topology import units
 from testbed.topology.policy import PolicyRule, policy_problems
 
@@ -45,8 +45,8 @@ def _known_profile(name: str) -> str:
     return name
 
 
-# The bootstrap profiles are the node's registry (testbed.node.thing.profiles): a topology may
-# name exactly the profiles the node image implements.
+# The bootstrap profiles are the contract's list (testbed.contracts.profiles), which the node's
+# registry implements (a test ties them): a topology may name exactly those.
 ProfileName = Annotated[
     str,
     AfterValidator(_known_profile),

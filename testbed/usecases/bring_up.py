@@ -16,9 +16,9 @@ import yaml
 
 from testbed import bringup, rundir
 from testbed.backends.base import Backend, RemovalReport
+from testbed.contracts.node_config import Role
 from testbed.errors import CommissioningFailed
 from testbed.lifecycle.runner import PhaseEvent
-from testbed.node.config import Role
 from testbed.observe.hook import url_of
 from testbed.observe.publish import publish_after_up
 from testbed.plan import Plan, make_plan

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from testbed import bringup
 from testbed.backends.base import Backend, NodeStatus
+from testbed.contracts.node_config import Role
 from testbed.errors import NotRunning
-from testbed.node.config import Role
 from testbed.usecases.progress import NoProgress, Progress
 
 INFRASTRUCTURE = (Role.BORDER_ROUTER, Role.TRUST_CENTER, Role.INTERNET_HOST)

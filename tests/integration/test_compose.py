@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed.node.metric_catalogue import METRICS
+from testbed.contracts.metric_catalogue import METRICS
 from testbed.observe.api import PrometheusAPI
 from testbed.plan import make_plan
 from testbed.plan.model import Plan

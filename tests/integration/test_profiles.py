@@ -95,6 +95,7 @@ def test_a_dtls_cert_bootstrap_on_the_pan_decodes_in_tshark(building, tmp_path: 
     )  # fmt: skip
     # The capture runs on the router once its state lists the PAN (not after a guessed delay).
     deadline = time.monotonic() + 60
+
     def capturing() -> bool:
         state = backend.node_state(RUN, ROUTER) or {}
         return "pan0" in state.get("links", {}).get("captures", [])

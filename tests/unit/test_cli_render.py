@@ -12,8 +12,8 @@ import pytest
 
 from testbed.backends.base import NodeStatus
 from testbed.cli import render
+from testbed.contracts.radio import RadioPanConfig
 from testbed.errors import TestbedError
-from testbed.node.radio.config import RadioPanConfig
 from testbed.plan import make_plan
 from testbed.topology import load_topology
 

@@ -109,7 +109,7 @@ def test_labels_round_trip(plan) -> None:  # type: ignore[no-untyped-def]
 def test_node_config_round_trips_through_json(plan) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from testbed.node.config import NodeConfig
+    from testbed.contracts.node_config import NodeConfig
 
     for node in plan.nodes:
         assert NodeConfig.from_dict(json.loads(node.config.to_json())) == node.config

@@ -23,9 +23,9 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from testbed.contracts.impairment import LINK_NAMES
-from testbed.node import metric_catalogue as catalogue
+from testbed.contracts.node_config import NodeConfig
+from testbed.node import declared_metrics as declared
 from testbed.node import netns
-from testbed.node.config import NodeConfig
 from testbed.node.errors import ConfigError, NetSetupError
 from testbed.node.logs import EventLog
 from testbed.node.netsetup import IP_COMMAND, load_nft
@@ -202,7 +202,7 @@ class _Collector(Collector):
         self.firewall = firewall
 
     def collect(self) -> Iterable[Metric]:
-        family = catalogue.counter_family("testbed_policy_dropped_packets")
+        family = declared.counter_family("testbed_policy_dropped_packets")
         for label, packets in sorted(self.firewall.dropped().items()):
             family.add_metric([label], packets)
         yield family

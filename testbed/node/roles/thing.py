@@ -38,10 +38,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from testbed.contracts.node_config import Attr
+from testbed.contracts.profiles import DEFAULT_PROFILE
+from testbed.contracts.proxy import COAPS_PORT, THING_IDENTITY_ATTRIBUTE
 from testbed.errors import TestbedError
+from testbed.node import declared_metrics as declared
 from testbed.node import enrollment_api as api
 from testbed.node import material
-from testbed.node import metric_catalogue as catalogue
 from testbed.node.bootstrap.profile import BootstrapProfile, TrustCenterRef
 from testbed.node.coap.group import ALL_COAP_NODES_SITE
 from testbed.node.enrollment_api import is_backend_purpose
@@ -49,7 +52,6 @@ from testbed.node.errors import ActionError, ConfigError, StateError
 from testbed.node.firmware import api as fwapi
 from testbed.node.firmware.updater import FirmwareStore
 from testbed.node.lifecycle import BOOTSTRAPPABLE, LifecycleState, LifecycleStore
-from testbed.node.proxy.config import COAPS_PORT, THING_IDENTITY_ATTRIBUTE
 from testbed.node.roles.base import Action, Role, RoleContext
 from testbed.node.thing import catalog, group_member, physics
 from testbed.node.thing.actions import ThingActions
@@ -58,7 +60,7 @@ from testbed.node.thing.dtls_server import ThingDtlsServer
 from testbed.node.thing.metrics import ThingMetrics
 from testbed.node.thing.oscore_server import ThingServer
 from testbed.node.thing.owner import Owner, OwnerStore
-from testbed.node.thing.profiles import DEFAULT_PROFILE, profile_for
+from testbed.node.thing.profiles import profile_for
 from testbed.node.thing.resources import RequestLog
 from testbed.node.thing.status import ThingStatus
 from testbed.node.thing.store import Operational, ThingStore
@@ -79,20 +81,20 @@ class ThingRole(Role):
         self.store = ThingStore(ctx.state_dir)
         self.owners = OwnerStore(ctx.state_dir, self.material_root, self.config.attributes)
         self.owner = self.owners.current()
-        self.firmware = FirmwareStore(ctx.state_dir, self.attribute("firmware"))
+        self.firmware = FirmwareStore(ctx.state_dir, self.attribute(Attr.FIRMWARE))
         self._state_gauge: Gauge | None = None
         self._transitions: Counter | None = None
         self.metrics: ThingMetrics | None = None
-        self.device_class = self.attribute("device-class") or "sensor"
+        self.device_class = self.attribute(Attr.DEVICE_CLASS) or "sensor"
         self.bind = (
-            self.attribute("coap-bind") or "::",
+            self.attribute(Attr.COAP_BIND) or "::",
             int(self._number("coap-port", material.COAP_PORT)),
         )
         # What the trust center's /things will list for the backend to reach us by.
         self.report = {api.Q_NAME: self.config.node, api.Q_DEVICE_CLASS: self.device_class}
         if self.bind[1] not in (0, material.COAP_PORT):  # 0: not known before serving
             self.report[api.Q_PORT] = str(self.bind[1])
-        self.profile_name = self.attribute("profile") or DEFAULT_PROFILE
+        self.profile_name = self.attribute(Attr.PROFILE) or DEFAULT_PROFILE
         self.profile: BootstrapProfile | None = None
         # A thing that is to bootstrap refuses a config it cannot work with right here (exit 2).
         if self.commissioning:
@@ -106,7 +108,7 @@ class ThingRole(Role):
             self._number("bootstrap-retry-initial", RetryPolicy.initial_s),
             self._number("bootstrap-retry-max", RetryPolicy.max_s),
         )
-        timeout = self.attribute("bootstrap-timeout")
+        timeout = self.attribute(Attr.BOOTSTRAP_TIMEOUT)
         self.timeout_s = None if timeout is None else self._number("bootstrap-timeout", 0)
         self.device = physics.device_for(
             self.device_class if self.device_class in physics.MODELS else "sensor",
@@ -150,13 +152,13 @@ class ThingRole(Role):
 
     def facts(self) -> dict[str, Any]:
         return {
-            "vendor": self.attribute("vendor"),
-            "model": self.attribute("model"),
-            "device_class": self.attribute("device-class"),  # sensor, actuator, luminaire...
-            "domain": self.attribute("domain"),
-            "pan": self.attribute("pan"),
-            "profile": self.attribute("profile"),  # bootstrap profile, e.g. edhoc-oscore
-            "firmware": self.attribute("firmware"),
+            "vendor": self.attribute(Attr.VENDOR),
+            "model": self.attribute(Attr.MODEL),
+            "device_class": self.attribute(Attr.DEVICE_CLASS),  # sensor, actuator, luminaire...
+            "domain": self.attribute(Attr.DOMAIN),
+            "pan": self.attribute(Attr.PAN),
+            "profile": self.attribute(Attr.PROFILE),  # bootstrap profile, e.g. edhoc-oscore
+            "firmware": self.attribute(Attr.FIRMWARE),
         }
 
     def state(self) -> dict[str, Any]:
@@ -187,14 +189,14 @@ class ThingRole(Role):
     def register_metrics(self, registry: CollectorRegistry) -> None:
         # One series per state, 1 for the current one (the StateSet pattern): a dashboard can
         # count things per state across the building with sum by (state).
-        self._state_gauge = catalogue.gauge("testbed_thing_lifecycle_state", registry)
-        self._transitions = catalogue.counter("testbed_thing_lifecycle_transitions", registry)
+        self._state_gauge = declared.gauge("testbed_thing_lifecycle_state", registry)
+        self._transitions = declared.counter("testbed_thing_lifecycle_transitions", registry)
         self.metrics = ThingMetrics(registry, self._identity())
 
     def _identity(self) -> dict[str, str]:
         return {
-            "vendor": self.attribute("vendor") or "",
-            "model": self.attribute("model") or "",
+            "vendor": self.attribute(Attr.VENDOR) or "",
+            "model": self.attribute(Attr.MODEL) or "",
             "domain": self.owner.domain or "",
             "profile": self.profile_name,
         }
@@ -226,7 +228,7 @@ class ThingRole(Role):
         elif state in (S.INSTALLED, S.BOOTSTRAPPING):
             if not self.commissioning:
                 self.log.info("bootstrap.unconfigured", detail="no trust-center-uri attribute")
-            elif self.attribute("auto-commission") == "false":
+            elif self.attribute(Attr.AUTO_COMMISSION) == "false":
                 self.log.info("bootstrap.waiting", detail="auto-commission is false")
             else:
                 await self._bootstrap()

@@ -24,6 +24,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from testbed.contracts.node_config import Attr
 from testbed.node.errors import ActionError
 from testbed.node.material import COAP_PORT
 from testbed.node.roles.base import Action, Role, RoleContext
@@ -59,15 +60,15 @@ class TrustCenterRole(Role):
         self.metrics: TrustCenterMetrics | None = None
         self.service: TrustCenter | None = None
         # Backends the cross-domain policy restricts see only their things in /things.
-        self.backend_scope = parse_scope(self.attribute("policy-backends"))
+        self.backend_scope = parse_scope(self.attribute(Attr.POLICY_BACKENDS))
         self.defences = parse_defences(self.config.attributes)
 
     @property
     def domain(self) -> str:
-        return str(self.attribute("domain"))
+        return str(self.attribute(Attr.DOMAIN))
 
     def trusted_vendors(self) -> list[str] | None:
-        return parse_vendor_list(self.config.attributes.get("trusted-vendors"))
+        return parse_vendor_list(self.config.attributes.get(Attr.TRUSTED_VENDORS))
 
     def facts(self) -> dict[str, Any]:
         return {
@@ -105,7 +106,7 @@ class TrustCenterRole(Role):
             on_fatal=self.ctx.fatal,
             backend_scope=self.backend_scope,
             coaps_bind=(self.bind[0], self.coaps_port)
-            if "coaps" in servers_for(self.config.attributes.get("profiles"))
+            if "coaps" in servers_for(self.config.attributes.get(Attr.PROFILES))
             else None,
             defences=self.defences,
         )

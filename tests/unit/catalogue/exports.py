@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from testbed.node.metric_catalogue import LIBRARY_METRICS, METRICS, MetricSpec
+from testbed.contracts.metric_catalogue import LIBRARY_METRICS, METRICS, MetricSpec
 
 
 def scraped_name(spec: MetricSpec) -> tuple[str, str]:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from testbed.node import metric_catalogue as catalogue
-from testbed.node.metric_catalogue import LIBRARY_METRICS, METRICS
+from testbed.contracts import metric_catalogue as catalogue
+from testbed.contracts.metric_catalogue import LIBRARY_METRICS, METRICS
+from testbed.node import declared_metrics as declared
 from testbed.observe.catalogue import render_markdown
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -89,7 +90,7 @@ def test_docs_metrics_md_is_in_sync() -> None:
 def test_every_metric_name_in_node_code_is_declared_and_used() -> None:
     literals = metric_literals()
     undeclared = {name: where for name, where in literals.items() if name not in METRICS}
-    assert not undeclared, f"declare these in testbed/node/metric_catalogue.py: {undeclared}"
+    assert not undeclared, f"declare these in testbed/contracts/metric_catalogue.py: {undeclared}"
     unused = sorted(set(METRICS) - set(literals))
     assert not unused, f"declared but no node code exports them: {unused}"
 
@@ -112,15 +113,15 @@ def test_helpers_build_what_is_declared() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry()
-    built = catalogue.histogram("testbed_tc_bootstrap_bytes", registry)
+    built = declared.histogram("testbed_tc_bootstrap_bytes", registry)
     built.labels("facility", "edhoc-oscore", "sent").observe(300)
     text = generate_latest(registry).decode()
     assert "# TYPE testbed_tc_bootstrap_bytes histogram" in text
     assert 'le="400.0"' in text
     with pytest.raises(TypeError, match="declared as a histogram"):
-        catalogue.counter("testbed_tc_bootstrap_bytes", registry)
+        declared.counter("testbed_tc_bootstrap_bytes", registry)
     with pytest.raises(KeyError, match="not declared"):
-        catalogue.gauge("testbed_nonexistent", registry)
+        declared.gauge("testbed_nonexistent", registry)
 
 
 def test_specs_are_well_formed() -> None:

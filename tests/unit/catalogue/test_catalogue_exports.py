@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from testbed.node.metric_catalogue import LIBRARY_METRICS, METRICS
+from testbed.contracts.metric_catalogue import LIBRARY_METRICS, METRICS
 from tests.unit.catalogue.exports import mismatches, missing
 from tests.unit.node.conftest import node_factory  # noqa: F401  (fixture)
 from tests.unit.node.node_harness import thing_config

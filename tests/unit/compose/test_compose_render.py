@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from testbed.backends.docker import DockerBackend
-from testbed.node.config import CONFIG_DIR, STATE_DIR
+from testbed.contracts.node_config import CONFIG_DIR, STATE_DIR
 from testbed.observe import grafana_service
 from testbed.observe import service as observer
 from testbed.plan import labels as L

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed.node.energy import DATASHEETS, EnergyMeter, EnergyModel, model_for
+from testbed.contracts.energy import DATASHEETS, EnergyModel, model_for
+from testbed.node.energy import EnergyMeter
 from testbed.plan import make_plan
 from testbed.scenario.topology import merge
 from testbed.topology.loader import parse_topology

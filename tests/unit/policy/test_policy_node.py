@@ -82,7 +82,7 @@ def test_on_a_host_the_router_leaves_the_firewall_alone(tmp_path: Path) -> None:
 
 
 def test_without_policies_the_router_still_loads_the_guards() -> None:
-    from testbed.node.config import Interface, NodeConfig
+    from testbed.contracts.node_config import Interface, NodeConfig
 
     config = NodeConfig(
         run="r", building="b", node="br", role="border_router",
@@ -105,7 +105,7 @@ def test_a_ruleset_the_kernel_refuses_stops_the_router(tmp_path: Path) -> None:
 
 
 def test_bad_attribute_is_a_config_error() -> None:
-    from testbed.node.config import NodeConfig
+    from testbed.contracts.node_config import NodeConfig
 
     config = NodeConfig.from_dict(
         {

@@ -13,13 +13,7 @@ from typing import Any
 import aiocoap
 from prometheus_client import CollectorRegistry
 
-from testbed.node.backend.peers import Reply, protected_request
-from testbed.node.backend.proxied import DtlsProxyClient, oscore_via_proxy
-from testbed.node.coap.transport import DatagramSink, create_context
-from testbed.node.dtls import credentials as creds
-from testbed.node.enrollment_api import OscoreContextGrant
-from testbed.node.logs import EventLog
-from testbed.node.proxy.config import (
+from testbed.contracts.proxy import (
     END_TO_END,
     HOP_BY_HOP,
     OPERATION_PSK,
@@ -29,6 +23,12 @@ from testbed.node.proxy.config import (
     router_psk,
     thing_psk,
 )
+from testbed.node.backend.peers import Reply, protected_request
+from testbed.node.backend.proxied import DtlsProxyClient, oscore_via_proxy
+from testbed.node.coap.transport import DatagramSink, create_context
+from testbed.node.dtls import credentials as creds
+from testbed.node.enrollment_api import OscoreContextGrant
+from testbed.node.logs import EventLog
 from testbed.node.proxy.inspect import ProxyMetrics
 from testbed.node.proxy.service import CoapProxy
 from testbed.node.thing import catalog, contexts, physics

@@ -17,8 +17,8 @@ import aiocoap
 import pytest
 from aiocoap.message import UndecidedRemote
 
+from testbed.contracts.proxy import END_TO_END, HOP_BY_HOP
 from testbed.node.backend.proxied import IntegrityFailure
-from testbed.node.proxy.config import END_TO_END, HOP_BY_HOP
 from testbed.node.proxy.inspect import flip_value, tamper_payload
 from testbed.node.thing import catalog
 from testbed.node.thing.dtls_server import ThingDtlsServer

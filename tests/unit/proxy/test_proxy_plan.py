@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from testbed import manufacture, rundir
-from testbed.node.proxy import config as P
+from testbed.contracts import proxy as P
 from testbed.plan import make_plan
 from testbed.plan.model import Plan
 from testbed.topology import load_topology, parse_topology
@@ -44,7 +44,7 @@ def test_the_plan_carries_the_switch(tmp_path: Path) -> None:
 
 
 def _pan_address(plan: Plan) -> str:
-    from testbed.node.radio.config import RadioPanConfig
+    from testbed.contracts.radio import RadioPanConfig
 
     attrs = _attributes(plan, "lamp-01")
     return RadioPanConfig.from_attribute("pan0", attrs["radio-pan0"]).address.split("/")[0]

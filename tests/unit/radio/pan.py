@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from testbed.contracts.radio import ReassemblyLimits
 from testbed.node.radio.links import LinkConfig
 from testbed.node.radio.medium import Delivery, Medium, MediumConfig, MediumEvent, TxStatus
-from testbed.node.radio.reassembly import ReassemblyLimits
 from testbed.node.radio.station import Station, StationConfig
 
 

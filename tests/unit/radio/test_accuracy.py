@@ -13,10 +13,10 @@ import math
 
 import pytest
 
+from testbed.contracts.radio import ReassemblyLimits
 from testbed.node.radio import mac
 from testbed.node.radio.links import GilbertElliott, LinkConfig, SplitMix64
 from testbed.node.radio.medium import Delivery, Medium, MediumConfig, OnAir
-from testbed.node.radio.reassembly import ReassemblyLimits
 from tests.unit.radio.packets import filler, ipv6
 from tests.unit.radio.pan import Pan, ext_of, short_of
 

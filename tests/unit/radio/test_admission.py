@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+from testbed.contracts.radio import ext_from_short
 from testbed.node.radio.admission import (
     FOREIGN_SENDER,
     NO_ENDPOINT,
@@ -14,7 +15,6 @@ from testbed.node.radio.admission import (
     Admitted,
     Stations,
 )
-from testbed.node.radio.config import ext_from_short
 
 LAMP, THERMO, ROUTER = b"\x00\x11", b"\x00\x12", b"\x00\x10"
 PLANNED = {LAMP: "lamp-01", THERMO: "thermostat-01", ROUTER: "br1"}

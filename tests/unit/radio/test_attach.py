@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from testbed.contracts.node_config import NodeConfig
+from testbed.contracts.radio import RadioPanConfig, ext_from_short, radio_pans, short_from_ext
 from testbed.node.bootstrap.profile import BootstrapContext, BootstrapResult, FactoryIdentity
 from testbed.node.bootstrap.profile import TrustCenterRef as Ref
-from testbed.node.config import NodeConfig
 from testbed.node.errors import ActionError, ConfigError
 from testbed.node.logs import EventLog
 from testbed.node.radio.addressing import lladdr_for_ipv6
 from testbed.node.radio.attach import RadioAttachment, probability
 from testbed.node.radio.bootstrap import RadioMetered
-from testbed.node.radio.config import RadioPanConfig, ext_from_short, radio_pans, short_from_ext
 from testbed.node.radio.metrics import NodeSample, PanSample, RadioCollector, Samples
 from testbed.plan.planner import make_plan
 from testbed.topology.loader import load_topology

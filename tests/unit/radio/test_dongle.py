@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from testbed.contracts.radio import RadioPanConfig
 from testbed.node.radio import mac, spinel
 from testbed.node.radio.bridge import RadioBridge
-from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.dongle import Dongle, DongleError
 from testbed.node.radio.frontend import MediumHub
 

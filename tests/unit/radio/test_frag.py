@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from testbed.contracts.radio import ReassemblyLimits
 from testbed.node.radio import mac
 from testbed.node.radio.addressing import link_local
 from testbed.node.radio.frag import fragment
 from testbed.node.radio.iphc import Context
-from testbed.node.radio.reassembly import Reassembler, ReassemblyLimits
+from testbed.node.radio.reassembly import Reassembler
 from testbed.node.radio.station import Station, StationConfig
 from tests.unit.radio.packets import A_EXT, A_SHORT, B_EXT, B_SHORT, ULA, filler, ip6, ipv6, udp6
 

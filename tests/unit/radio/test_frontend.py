@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
+from testbed.contracts.radio import RadioPanConfig
 from testbed.node.radio import mac, zep
-from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.frontend import MediumHub, ZepClient, link_config
 from testbed.node.radio.port import StationPort
 from tests.unit.radio.packets import filler, ip6, ipv6, udp6

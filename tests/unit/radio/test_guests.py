@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from testbed.contracts.radio import RadioPanConfig
 from testbed.node.radio import mac, zep
-from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.frontend import GUEST_ACK_WAIT, MediumHub
 
 GUEST_EUI = bytes.fromhex("e6d9e603f87d6da7")

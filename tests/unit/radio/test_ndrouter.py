@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from testbed.contracts.radio import RadioPanConfig
 from testbed.node.radio import mac, nd
 from testbed.node.radio.addressing import BROADCAST, link_local
-from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.ndrouter import NdRouter, NdRouterConfig, RouterPort, reserved_addresses
 from testbed.node.radio.port import StationPort
 from testbed.node.radio.station import Station, StationConfig

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from testbed.contracts.radio import RadioPanConfig, radio_pans
 from testbed.errors import TopologyError
 from testbed.node.radio.attach import _Pan
-from testbed.node.radio.config import RadioPanConfig, radio_pans
 from testbed.plan.planner import make_plan
 from testbed.topology import parse_topology
 from tests.unit.radio.test_dongle import CHANNEL, PAN_ID, Air, frame, needs_rcp, rcp, until

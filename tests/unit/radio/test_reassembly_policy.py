@@ -9,8 +9,9 @@ import struct
 
 import pytest
 
+from testbed.contracts.radio import ReassemblyLimits
 from testbed.node.radio.frag import FRAG1_DISPATCH, fragment
-from testbed.node.radio.reassembly import Reassembler, ReassemblyLimits
+from testbed.node.radio.reassembly import Reassembler
 from tests.unit.radio.packets import A_SHORT, B_SHORT, filler, ip6, udp6
 
 ROUTER = B_SHORT

@@ -19,8 +19,8 @@ from typing import TypeVar
 
 import pytest
 
+from testbed.contracts.radio import RadioPanConfig
 from testbed.node.radio import nd
-from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.frontend import MediumHub, link_config
 from testbed.node.radio.ndrouter import RouterPort
 from tests.integration.nodes import wait_for

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.node.radio.config import RadioPanConfig
+from testbed.contracts.radio import RadioPanConfig
 from testbed.node.radio.medium import OnAir
 from testbed.node.shaping.aircapture import record, to_pcap
 from tests.unit.radio.packets import ip6, udp6

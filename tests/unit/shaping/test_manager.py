@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from testbed.contracts.impairment import Impairment, LinkSpec
-from testbed.node.config import Interface, NodeConfig
+from testbed.contracts.node_config import Interface, NodeConfig
 from testbed.node.errors import ActionError, NetSetupError
 from testbed.node.logs import EventLog
 from testbed.node.shaping import manager as mgr

@@ -28,12 +28,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from prometheus_client import CollectorRegistry
 
 from testbed import pki
+from testbed.contracts.node_config import Interface, NodeConfig
 from testbed.node import material as M
 from testbed.node.backend.directory import ThingEntry, TrustCenterDirectory
 from testbed.node.backend.peers import Reply, protected_request
 from testbed.node.backend.probes import Capture
 from testbed.node.coap.transport import create_context
-from testbed.node.config import Interface, NodeConfig
 from testbed.node.logs import EventLog
 from testbed.node.roles.base import RoleContext
 from testbed.node.roles.internet_host import InternetHostRole

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from testbed.contracts.node_config import Interface, NodeConfig
 from testbed.node.bootstrap.profile import Outcome
-from testbed.node.config import Interface, NodeConfig
 from testbed.node.errors import ConfigError
 from testbed.node.logs import EventLog
 from testbed.node.roles.base import RoleContext

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from prometheus_client import CollectorRegistry
 
 from testbed import pki
+from testbed.contracts.node_config import Interface, NodeConfig
 from testbed.node import material as M
 from testbed.node.bootstrap.dtls_coaps import DtlsProfile
 from testbed.node.bootstrap.edhoc_oscore import EdhocOscoreProfile
@@ -32,7 +33,6 @@ from testbed.node.bootstrap.profile import (
 )
 from testbed.node.coap.credentials import Credential, EdhocIdentity
 from testbed.node.coap.edhoc_client import EdhocOscoreClient
-from testbed.node.config import Interface, NodeConfig
 from testbed.node.dtls import credentials as dtls_credentials
 from testbed.node.enrollment_api import EST_SIMPLE_ENROLL, K_DETAIL, K_REASON
 from testbed.node.logs import EventLog

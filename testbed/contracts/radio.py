@@ -27,12 +27,34 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from testbed.contracts.impairment import GilbertElliott
-from testbed.node.radio.reassembly import ReassemblyLimits
-from testbed.node.radio.zep import ZEP_PORT
 
 ATTRIBUTE_PREFIX = "radio-"
+ZEP_PORT = 17754  # the medium's UDP port (ZEP, Wireshark's default)
+# The reassembly policies of a station (testbed.node.radio.reassembly applies them).
+PER_STATION = "per-station"
+SHARED = "shared"
+POLICIES = (PER_STATION, SHARED)
 TUN_PREFIX = "lowpan"
 _EXT_PREFIX = bytes.fromhex("020000fffe00")
+
+
+@dataclass(frozen=True)
+class ReassemblyLimits:
+    timeout: float = 60.0
+    per_sender_bytes: int = 2 * 1280
+    total_bytes: int = 8 * 1280
+    policy: str = PER_STATION
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"reassembly policy {self.policy!r}: one of {', '.join(POLICIES)}")
+        if not 0 < self.timeout <= 60:
+            raise ValueError("reassembly timeout must lie in (0, 60] s (RFC 4944)")
+        if not 1280 <= self.per_sender_bytes <= self.total_bytes <= 1 << 20:
+            raise ValueError(
+                "reassembly buffers: 1280 <= per-sender bytes <= total bytes <= 1 MiB "
+                "(IPv6 needs 1280-byte packets)"
+            )
 
 
 def ext_from_short(short: int) -> bytes:
@@ -65,7 +87,7 @@ class RadioPanConfig:
     guest_stations: int | None = None
     # node name -> its planned carrier address: the only endpoint that may speak for it.
     carriers: dict[str, str] = field(default_factory=dict)
-    # The reassembly buffers of this node's station (reassembly.ReassemblyLimits).
+    # The reassembly buffers of this node's station (``ReassemblyLimits``).
     reassembly_policy: str = "per-station"
     reassembly_buffer: int = 8 * 1280
     reassembly_per_sender: int = 2 * 1280

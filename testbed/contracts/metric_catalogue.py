@@ -4,7 +4,8 @@ Node code builds its metrics from here (``counter``, ``gauge``, ``histogram``, `
 client library's objects, ``family`` for custom collectors), so names, help texts and label
 sets cannot drift from this list; ``docs/metrics.md`` is generated from it
 (``python -m testbed.observe.catalogue``), and tests compare it with what real node processes
-export. Standard library only at import time: it runs inside the node image and on the host.
+export. Standard library only: it runs inside the node image and on the host; the node builds its
+Prometheus objects from it with testbed.node.declared_metrics.
 
 Names are the base names the client library is given: a counter ``testbed_x`` is exposed as
 ``testbed_x_total``, an info ``testbed_x`` as ``testbed_x_info``, a histogram as ``_bucket``,
@@ -15,15 +16,7 @@ seconds and bytes carry the unit in the name.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
-
-if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-    from prometheus_client.core import (
-        CounterMetricFamily,
-        GaugeMetricFamily,
-        HistogramMetricFamily,
-    )
+from typing import Literal
 
 MetricType = Literal["counter", "gauge", "histogram", "info"]
 
@@ -792,63 +785,5 @@ def spec(name: str) -> MetricSpec:
         return METRICS[name]
     except KeyError:
         raise KeyError(
-            f"metric {name!r} is not declared in testbed.node.metric_catalogue"
+            f"metric {name!r} is not declared in testbed.contracts.metric_catalogue"
         ) from None
-
-
-def _check(name: str, kind: MetricType) -> MetricSpec:
-    declared = spec(name)
-    if declared.type != kind:
-        raise TypeError(f"metric {name} is declared as a {declared.type}, not a {kind}")
-    return declared
-
-
-def counter(name: str, registry: CollectorRegistry) -> Counter:
-    from prometheus_client import Counter
-
-    s = _check(name, "counter")
-    return Counter(s.name, s.help, list(s.labels), registry=registry)
-
-
-def gauge(name: str, registry: CollectorRegistry) -> Gauge:
-    from prometheus_client import Gauge
-
-    s = _check(name, "gauge")
-    return Gauge(s.name, s.help, list(s.labels), registry=registry)
-
-
-def histogram(name: str, registry: CollectorRegistry) -> Histogram:
-    from prometheus_client import Histogram
-
-    s = _check(name, "histogram")
-    return Histogram(s.name, s.help, list(s.labels), buckets=s.buckets, registry=registry)
-
-
-def info(name: str, registry: CollectorRegistry) -> Info:
-    """An Info; its label names are given with the value (``.info({...})``)."""
-    from prometheus_client import Info
-
-    s = _check(name, "info")
-    return Info(s.name, s.help, registry=registry)
-
-
-def counter_family(name: str) -> CounterMetricFamily:
-    """An empty counter family for a custom collector (``add_metric`` fills it)."""
-    from prometheus_client.core import CounterMetricFamily
-
-    s = _check(name, "counter")
-    return CounterMetricFamily(s.name, s.help, labels=list(s.labels))
-
-
-def gauge_family(name: str) -> GaugeMetricFamily:
-    from prometheus_client.core import GaugeMetricFamily
-
-    s = _check(name, "gauge")
-    return GaugeMetricFamily(s.name, s.help, labels=list(s.labels))
-
-
-def histogram_family(name: str) -> HistogramMetricFamily:
-    from prometheus_client.core import HistogramMetricFamily
-
-    s = _check(name, "histogram")
-    return HistogramMetricFamily(s.name, s.help, labels=list(s.labels))

@@ -113,3 +113,15 @@ class Attr:
     AUTO_COMMISSION = "auto-commission"
     VENDOR_CLOUD_URI = "vendor-cloud-uri"
     FAULTS = "faults"
+    PROFILES = "profiles"  # trust centers: the bootstrap profiles it serves, comma-separated
+    POLICY_BACKENDS = "policy-backends"  # trust centers: the backends each domain may reach
+    COAP_PORT = "coap-port"  # a node's CoAP server port (tests and single-host rigs)
+    COAP_BIND = "coap-bind"  # the address it binds ("::" by default)
+    BOOTSTRAP_TIMEOUT = "bootstrap-timeout"  # a thing's bootstrap deadline, seconds
+    GROUP_RELAY = "group-relay"  # border routers: "off" turns the group command relay off
+    # Attackers on a radio PAN: the medium, its PAN id and channel, the PAN prefix, the router.
+    ZEP_MEDIUM = "zep-medium"
+    PAN_ID = "pan-id"
+    CHANNEL = "channel"
+    PAN_PREFIX = "pan-prefix"
+    ROUTER_SHORT = "router-short"
