@@ -112,7 +112,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         note="after the first `testbed phase` run on the node",
         always=False,
     ),
-    # -- things (testbed.node.thing.metrics, testbed.node.roles.thing) -----------------------
+    # -- things (testbed.node.thing.metrics, testbed.node.thing.role) -----------------------
     MetricSpec(
         "testbed_thing_lifecycle_state",
         "gauge",
@@ -519,7 +519,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         note="only on routers with shaped IP links (topology `links`)",
         always=False,
     ),
-    # -- cross-domain policy (testbed.node.policy; topologies with `policies`) --------------
+    # -- cross-domain policy (testbed.node.firewall; topologies with `policies`) --------------
     MetricSpec(
         "testbed_policy_dropped_packets",
         "counter",

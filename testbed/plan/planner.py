@@ -22,8 +22,7 @@ from testbed.contracts import impairment as shaping
 from testbed.contracts.node_config import Attr, Interface, NodeConfig, Role, Route
 from testbed.contracts.radio import RadioPanConfig
 from testbed.errors import PlanError
-from testbed.plan import addressing, proxies
-from testbed.plan import policy as cross_domain
+from testbed.plan import addressing, cross_domain, proxies
 from testbed.plan.labels import NETWORK, PLACEMENT, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
 from testbed.topology.schema import (
@@ -174,7 +173,7 @@ class _Builder:
             (f"pan-{pan.name}", self.router_of_pan[pan.name]) for pan in topology.pans
         ]
 
-        # -- cross-domain policy (testbed.plan.policy): enforced by the routers, scoped lists --
+        # -- cross-domain rules (testbed.plan.cross_domain): enforced by the routers, scoped lists
         self.rules = cross_domain.resolve(topology)
         data_network = {n: n_ifaces[-1].network for n, n_ifaces in self.interfaces.items()}
         self.policy_forward = (

@@ -1,6 +1,6 @@
 """The host's planning and running layers reach the nodes only through testbed.contracts.
 
-testbed.plan, testbed.topology, testbed.render and testbed.usecases describe and run a building;
+testbed.plan, testbed.topology, testbed.compose and testbed.usecases describe and run a building;
 what they share with the code inside the containers (node.json, radio and proxy attributes,
 energy model, profile names, metric catalogue) lives in testbed.contracts, so that the node
 package can change without the planner noticing and the import graph has no node/ below plan/.
@@ -55,7 +55,7 @@ def test_every_allowed_exception_still_exists_and_has_a_reason() -> None:
 @pytest.mark.parametrize(
     "source",
     [
-        "from testbed.node.config import NodeConfig\n",
+        "from testbed.node.radio.medium import Medium\n",
         "def f():\n    import testbed.node.radio\n",
         "from testbed import node\n",
     ],

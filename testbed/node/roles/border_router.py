@@ -14,7 +14,7 @@ It relays group commands (testbed.node.coap.group_relay): a Group OSCORE datagra
 address on a PAN, port 5690, goes out once to ff05::fd on that PAN (``group-relay``: "off"
 disables it); ``state`` counts what it relayed and refused.
 
-It installs an nftables forward chain at start (testbed.node.policy): always the guards (no
+It installs an nftables forward chain at start (testbed.node.firewall): always the guards (no
 IPv4, no forged source addresses per ingress interface, nothing from or to mgmt), and with a
 ``policy-forward`` attribute (a topology with ``policies:``) the cross-domain rules; it exports
 testbed_policy_dropped_packets_total{rule} and answers ``policy-show``.
@@ -35,7 +35,7 @@ from testbed.contracts.radio import pan_address
 from testbed.node import declared_metrics as declared
 from testbed.node.coap.group_relay import GroupRelay
 from testbed.node.errors import ActionError, ConfigError
-from testbed.node.policy.firewall import PolicyFirewall
+from testbed.node.firewall.firewall import PolicyFirewall
 from testbed.node.roles.base import Action, Role, RoleContext
 
 PAN_PREFIX = "pan-"

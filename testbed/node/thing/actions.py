@@ -58,7 +58,7 @@ from testbed.node.thing.rekey import renew
 from testbed.pki.firmware import check_image_name, parse_version
 
 if TYPE_CHECKING:
-    from testbed.node.roles.thing import ThingRole
+    from testbed.node.thing.role import ThingRole
 
 S = LifecycleState
 
