@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from testbed import usecases
 from testbed.cli import context
-from testbed.cli.render import console
+from testbed.cli.output import console
 
 RunOption = Annotated[
     str | None, typer.Option("--run", "-r", help="run name (default: the only run that is up)")
@@ -46,7 +46,7 @@ def move(
 ) -> None:
     """Move a running thing to another PAN (another border router, or another PAN of its own)."""
     result = usecases.move(
-        context.backend(),
+        context.engine(),
         thing,
         pan,
         run,

@@ -49,13 +49,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbed import bringup
-from testbed.backends.base import Backend, NodeStatus
+from testbed.contracts.node_config import Attr, Role
+from testbed.contracts.radio import ATTRIBUTE_PREFIX, TUN_PREFIX, RadioPanConfig
+from testbed.engines.base import Engine, NodeStatus
 from testbed.errors import MoveError, TestbedError
 from testbed.links.control import call
-from testbed.node.config import Attr, Role
 from testbed.node.radio.addressing import link_local
-from testbed.node.radio.config import ATTRIBUTE_PREFIX, TUN_PREFIX, RadioPanConfig
-from testbed.plan.policy import FORWARD_ATTRIBUTE
+from testbed.plan.cross_domain import FORWARD_ATTRIBUTE
 from testbed.rundir import run_dir_for
 from testbed.usecases import placement
 from testbed.usecases.placement import Placement
@@ -104,13 +104,13 @@ class MoveResult:
         }
 
 
-def current(backend: Backend, run: str) -> list[NodeStatus]:
+def current(backend: Engine, run: str) -> list[NodeStatus]:
     """The run's nodes with moved things shown where they are now."""
     return placement.placed(backend.status(run), placement.read(run_dir_for(run)))
 
 
 def move(
-    backend: Backend,
+    backend: Engine,
     thing: str,
     pan: str,
     run: str | None = None,
@@ -169,7 +169,7 @@ def move(
     )
 
 
-def _attach(backend: Backend, run: str, thing: str, plan: _Plan) -> None:
+def _attach(backend: Engine, run: str, thing: str, plan: _Plan) -> None:
     """Steps 2 and 3. A failure undoes what was done (best effort, in reverse), so that the
     thing is back on its old PAN and the error can be acted on and the move tried again."""
     pan = plan.new.pan
@@ -304,7 +304,7 @@ def _placement(
 
 
 def _readdress(
-    backend: Backend, run: str, thing: str, old: RadioPanConfig, new: RadioPanConfig
+    backend: Engine, run: str, thing: str, old: RadioPanConfig, new: RadioPanConfig
 ) -> None:
     """New address (and link-local, if the short address changed) on the thing's TUN, every
     route through the old router through the new one, the old prefix through the new router
@@ -343,7 +343,7 @@ def _readdress(
         )
 
 
-def _backends(backend: Backend, run: str) -> list[str]:
+def _backends(backend: Engine, run: str) -> list[str]:
     return [
         n.node for n in backend.status(run) if n.role == Role.INTERNET_HOST and n.kind == "backend"
     ]
@@ -364,7 +364,7 @@ def read_at(state: dict[str, Any] | None, thing: str, address: str, since: float
 
 
 def _wait_read(
-    backend: Backend, run: str, thing: str, address: str, started: float, limit: float
+    backend: Engine, run: str, thing: str, address: str, started: float, limit: float
 ) -> None:
     since = time.time() - (time.monotonic() - started)
     backends = _backends(backend, run)
@@ -409,7 +409,7 @@ def cost(bootstrap: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def _last(backend: Backend, run: str, thing: str) -> dict[str, Any] | None:
+def _last(backend: Engine, run: str, thing: str) -> dict[str, Any] | None:
     state = backend.node_state(run, thing)
     inner = (state or {}).get("state", state or {})
     last = inner.get("bootstrap")

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed.backends.base import NodeStatus
-from testbed.node.config import Attr
-from testbed.node.radio.config import ATTRIBUTE_PREFIX, RadioPanConfig
+from testbed.contracts.node_config import Attr
+from testbed.contracts.radio import ATTRIBUTE_PREFIX, RadioPanConfig
+from testbed.engines.base import NodeStatus
 from testbed.plan.addressing import radio_host
 from testbed.rundir import run_dir_for, write_private
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from tests.integration.conftest import ROOT, remove_run, run_cli
 from tests.integration.nodes import action, metrics, sql, state, wait_for
 
@@ -29,12 +29,12 @@ RUN = "mob-it-mobility"
 
 
 @pytest.fixture(scope="module")
-def building(docker_client, node_image, cli_env) -> Iterator[tuple[DockerBackend, dict[str, str]]]:  # type: ignore[no-untyped-def]
+def building(docker_client, node_image, cli_env) -> Iterator[tuple[DockerEngine, dict[str, str]]]:  # type: ignore[no-untyped-def]
     remove_run(docker_client, RUN)
     up = run_cli(["up", "-t", str(TOPOLOGY), "--run", RUN], cli_env, timeout=900)
     assert "commissioned: 2 of 2 things" in up.stdout, up.stdout
     try:
-        yield DockerBackend(docker_client), cli_env
+        yield DockerEngine(docker_client), cli_env
     finally:
         run_cli(["down", "--run", RUN], cli_env, check=False)
         remove_run(docker_client, RUN)
@@ -50,7 +50,7 @@ def _prefix(status: dict[str, Any], pan: str) -> ipaddress.IPv6Network:
     return ipaddress.IPv6Interface(status["data_addresses"][f"pan-{pan}"] + "/64").network
 
 
-def _read_at(backend: DockerBackend, thing: str, address: str, since: float) -> bool:
+def _read_at(backend: DockerEngine, thing: str, address: str, since: float) -> bool:
     listing = state(backend, RUN, "backend")["backend"]["things"]
     return any(
         entry["name"] == thing

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.base import ExecResult, NodeStatus
+from testbed.contracts.radio import RadioPanConfig
+from testbed.engines.base import ExecResult, NodeStatus
 from testbed.errors import MoveError
-from testbed.node.radio.config import RadioPanConfig
 from testbed.plan import make_plan
 from testbed.topology import load_topology
 from testbed.usecases import mobility, placement
