@@ -40,7 +40,6 @@ changes nothing):
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import shlex
 import time
@@ -54,7 +53,6 @@ from testbed.contracts.radio import ATTRIBUTE_PREFIX, TUN_PREFIX, RadioPanConfig
 from testbed.engines.base import Engine, NodeStatus
 from testbed.errors import MoveError, TestbedError
 from testbed.links.control import call
-from testbed.node.radio.addressing import link_local
 from testbed.plan.cross_domain import FORWARD_ATTRIBUTE
 from testbed.rundir import run_dir_for
 from testbed.usecases import placement
@@ -318,8 +316,8 @@ def _readdress(
     if listed.exit_code != 0 or not isinstance(routes, list):
         raise MoveError(f"{thing}: cannot read its routes: {listed.output.decode()[-200:]}")
     dev, q = THING_TUN, shlex.quote
-    new_ll = f"{ipaddress.IPv6Address(link_local(new.short_addr))}/64"
-    old_ll = f"{ipaddress.IPv6Address(link_local(old.short_addr))}/64"
+    new_ll = f"{placement.link_local(new.short)}/64"
+    old_ll = f"{placement.link_local(old.short)}/64"
     lines = ["set -e", f"ip -6 addr replace {q(new.address)} dev {dev} nodad"]
     if new_ll != old_ll:
         lines.append(f"ip -6 addr replace {q(new_ll)} dev {dev} nodad")

@@ -138,6 +138,12 @@ def on_new_pan(thing: RadioPanConfig, router: RadioPanConfig, short: int) -> Rad
     )
 
 
+def link_local(short: int) -> ipaddress.IPv6Address:
+    """The station's link-local address: fe80::/64 with the IID of its short address (as the
+    node's radio derives it)."""
+    return radio_host(ipaddress.IPv6Network("fe80::/64"), short)
+
+
 def carrier_address(router: RadioPanConfig, short: int) -> str:
     """The moved thing's address on the PAN's carrier network (where the hub listens)."""
     network = ipaddress.IPv6Interface(f"{router.medium}/64").network

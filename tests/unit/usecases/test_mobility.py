@@ -16,6 +16,7 @@ import pytest
 from testbed.contracts.radio import RadioPanConfig
 from testbed.engines.base import ExecResult, NodeStatus
 from testbed.errors import MoveError
+from testbed.node.radio.addressing import link_local
 from testbed.plan import make_plan
 from testbed.topology import load_topology
 from testbed.usecases import mobility, placement
@@ -248,6 +249,12 @@ def test_a_policy_building_is_refused() -> None:
     with pytest.raises(MoveError, match="forward policy"):
         mobility.move(backend, "lamp-101", "floor2", RUN)  # type: ignore[arg-type]
     assert backend.calls == []
+
+
+def test_the_link_local_address_is_the_one_the_radio_derives() -> None:
+    for short in (0x11, 0x100, 0xFFFD):
+        derived = ipaddress.IPv6Address(link_local(short.to_bytes(2, "big")))
+        assert placement.link_local(short) == derived
 
 
 def test_free_short_keeps_the_own_one_when_it_is_free() -> None:
