@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from testbed.node.radio import slip
-from testbed.node.radio.slip import END, ESC, ESC_END, ESC_ESC, SlipDecoder, classify
+from testbed.node.radio.slip import END, ESC, SlipDecoder, classify
 
 
 def ipv6(payload: bytes = b"", src: bytes = bytes(16), dst: bytes = bytes(16)) -> bytes:
@@ -93,19 +93,23 @@ def test_prefix_answer_is_tunslip6s() -> None:
 @settings(max_examples=300, derandomize=True, deadline=None)
 @given(
     packets=st.lists(
-        st.binary(max_size=300).map(lambda b: b.replace(b"\xc1", b"\xc0").replace(b"\xda", b"\xdb")),
+        st.binary(max_size=300).map(
+            lambda b: b.replace(b"\xc1", b"\xc0").replace(b"\xda", b"\xdb")
+        ),
         min_size=1,
         max_size=8,
     ),
     cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=10),
 )
-def test_random_packets_round_trip_whatever_the_reads(packets: list[bytes], cuts: list[int]) -> None:
+def test_random_packets_round_trip_whatever_the_reads(
+    packets: list[bytes], cuts: list[int]
+) -> None:
     """END and ESC bytes are frequent in these packets (0xC1/0xDA are mapped onto them)."""
     line = b"".join(slip.encode(p) for p in packets)
     decoder = SlipDecoder()
     out: list[bytes] = []
     start = 0
-    for cut in sorted({c % (len(line) + 1) for c in cuts}) + [len(line)]:
+    for cut in [*sorted({c % (len(line) + 1) for c in cuts}), len(line)]:
         out += decoder.feed(line[start:cut])
         start = cut
     assert out == [p for p in packets if p] and not decoder.refused
@@ -132,7 +136,11 @@ def test_noise_never_raises_and_every_refusal_has_a_cause(noise: bytes) -> None:
 
 
 @settings(max_examples=200, derandomize=True, deadline=None)
-@given(packet=st.binary(min_size=1, max_size=200), at=st.integers(min_value=0), byte=st.integers(0, 255))
+@given(
+    packet=st.binary(min_size=1, max_size=200),
+    at=st.integers(min_value=0),
+    byte=st.integers(0, 255),
+)
 def test_a_garbled_byte_gives_a_refusal_or_a_frame_never_a_crash(
     packet: bytes, at: int, byte: int
 ) -> None:
