@@ -21,23 +21,13 @@ ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, os, pty, struct, subprocess
+    import asyncio, os, pty, subprocess
     from testbed.node.radio import slip
-    from testbed.node.radio.iphc import internet_checksum
     from testbed.node.radio.slipuplink import SlipUplink
     from testbed.node.radio.tun import Tun
-    from tests.unit.radio.packets import ip6, ipv6
+    from tests.unit.radio.packets import echo, ip6, is_echo
 
     BOARD, ROUTER, HOST = ip6("fd00:5::2"), ip6("fd00:5::1"), ip6("fd00:1::2")
-
-    def echo(src, dst, kind, ident, seq, data):
-        body = struct.pack("!BBHHH", kind, 0, 0, ident, seq) + data
-        pseudo = src + dst + struct.pack("!IxxxB", len(body), 58)
-        csum = internet_checksum(pseudo + body)
-        return ipv6(src, dst, 58, body[:2] + csum.to_bytes(2, "big") + body[4:])
-
-    def is_echo(packet, kind):
-        return len(packet) > 44 and packet[6] == 58 and packet[40] == kind
 
     async def until(check, timeout=5.0):
         async with asyncio.timeout(timeout):
