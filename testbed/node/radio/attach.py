@@ -47,7 +47,7 @@ from testbed.node.radio.metrics import (
 )
 from testbed.node.radio.ndrouter import RouterPort
 from testbed.node.radio.port import StationPort
-from testbed.node.radio.slipuplink import SlipUplink
+from testbed.node.radio.slipuplink import LINK_LOCAL, SlipUplink
 from testbed.node.radio.tun import Tun
 
 Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -130,7 +130,7 @@ class _Pan:
         routes and the policy stay as planned); a line that cannot be opened is an error of
         the uplink alone."""
         uplink = SlipUplink(station, device, prefix, f"slip{self.index}-{len(self.uplinks)}")
-        await uplink.tun.open(uplink.address)  # TunError: the node cannot run as planned
+        await uplink.tun.open(uplink.address, link_local=LINK_LOCAL)  # TunError: fatal
         self.uplinks.append(uplink)
         try:
             uplink.open_line()

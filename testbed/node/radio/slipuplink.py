@@ -8,9 +8,11 @@ testbed plays tunslip6's part.
                                                                 the cross-domain policy
 
 The uplink has a /64 of its own from the plan (the routed prefix): the TUN carries its first
-address, so the kernel routes the whole /64 to the board and every other node routes it
-through this border router, like a PAN of the router. The board asks for it with ``?P`` and
-gets ``!P`` + the 8 prefix bytes (tunslip6's answer); its 6LoWPAN nodes take addresses in it.
+address (and ``fe80::1``, a next hop a board can be told by hand), so the kernel routes
+the whole /64 to the board and every other node routes it through this border router, like a
+PAN of the router. The line runs at 115200 baud, 8N1, raw (tunslip6's default). The board
+asks for its prefix with ``?P`` and gets ``!P`` + the 8 prefix bytes (tunslip6's answer); its
+6LoWPAN nodes take addresses in it.
 Packets from the line must come from that prefix (or be link-local): the rest is refused
 as ``foreign-source`` before the kernel sees it (the router's anti-spoofing guard would drop
 them too, but here the cause is the board's).
@@ -37,6 +39,8 @@ from collections.abc import Callable
 from testbed.node.radio import slip
 from testbed.node.radio.tun import Tun
 
+BAUDRATE = termios.B115200  # tunslip6's default, and RIOT's and Contiki-NG's SLIP UART's
+LINK_LOCAL = "fe80::1/64"  # the router on the uplink, for a board's default route
 LINE_BUFFER = 64 * 1024  # bytes waiting for the serial line; beyond it packets are refused
 DEBUG_LINES = 20  # the board's last debug lines kept for the state
 
@@ -77,7 +81,7 @@ class SlipUplink:
     async def start(self) -> None:
         """The TUN (the routed prefix) first, then the line; raises OSError if the line
         cannot be opened (the TUN stays: the caller decides)."""
-        await self.tun.open(self.address)
+        await self.tun.open(self.address, link_local=LINK_LOCAL)
         self.open_line()
 
     def open_line(self) -> None:
@@ -87,6 +91,9 @@ class SlipUplink:
             raise OSError(exc.errno, f"cannot open {self.path}: {exc.strerror}") from exc
         with contextlib.suppress(termios.error):
             tty.setraw(fd)  # SLIP is binary: no echo, no line editing, no CR/LF mapping
+            attrs = termios.tcgetattr(fd)
+            attrs[4] = attrs[5] = BAUDRATE  # a real UART's speed (a pty or USB CDC ignores it)
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
         self._fd = fd
         self.lost = None
         asyncio.get_running_loop().add_reader(fd, self._readable)
