@@ -176,17 +176,18 @@ class SlipUplink:
         if len(packet) > slip.MAX_FRAME:
             self._refused["oversize"] += 1  # the TUN's MTU (1280) keeps packets below it
             return
-        self.packets_to_line += 1
-        self._send(slip.encode(packet))
+        if self._send(slip.encode(packet)):
+            self.packets_to_line += 1
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes) -> bool:
         if self._fd is None:
-            return
+            return False
         if len(self._out) + len(data) > LINE_BUFFER:
             self._refused["line-full"] += 1
-            return
+            return False
         self._out += data
         self._flush()
+        return True
 
     def _flush(self) -> None:
         if self._fd is None:

@@ -32,6 +32,7 @@ class FakeRcp:
         self.decoder = spinel.HdlcDecoder()
         self.tx_status = 7  # not OK: the radio refused the transmit (e.g. channel access)
         self.transmits = 0
+        self.silent = False
         asyncio.get_running_loop().add_reader(master, self._readable)
 
     def send(self, tid: int, command: int, prop: int | None, value: bytes = b"") -> None:
@@ -44,6 +45,8 @@ class FakeRcp:
                 self.send(0, spinel.CMD_PROP_VALUE_IS, spinel.PROP_LAST_STATUS, b"\x70")
             elif request.prop == spinel.PROP_STREAM_RAW:
                 self.transmits += 1
+                if self.silent:
+                    continue
                 status = bytes((self.tx_status,))
                 self.send(request.tid, spinel.CMD_PROP_VALUE_IS, spinel.PROP_LAST_STATUS, status)
             else:
@@ -106,20 +109,32 @@ def test_each_refusal_cause_is_counted_and_exported() -> None:
             rcp.send(0, spinel.CMD_PROP_VALUE_GET, spinel.PROP_PHY_CHAN)  # unexpected-command
             rcp.send(0, is_, 0x1234, b"\x00")  # spinel-unknown-property
             rcp.send(0, is_, spinel.PROP_STREAM_RAW, rcp.heard(frame(2, b"\x00\x22"), 26))
+            os.write(master, spinel.hdlc_encode(b"\x80\xff\xff\xff"))  # spinel-bad-uint
+            rcp.send(0, is_, spinel.PROP_STREAM_RAW, b"\x05")  # spinel-truncated-stream
             rcp.send(0, is_, spinel.PROP_STREAM_RAW, rcp.heard(good, CHANNEL))  # accepted
             await until(lambda: heard)
             assert heard == [good] and dongle.frames_received == 1
             dongle.transmit(frame(3, b"\x00\x10") + bytes(200))  # oversize: no 15.4 frame
             dongle.transmit(frame(4, b"\x00\x10"))  # the radio answers status 7
             await until(lambda: dongle.tx_failed["status-7"] == 1)
+            rcp.silent = True  # the radio stops answering transmits
+            for seq in range(spinel_queue := 64 + 2):
+                dongle.transmit(frame(seq % 256, b"\x00\x10"))
+            assert dongle.tx_failed["queue-full"] == spinel_queue - 64
+            await until(lambda: dongle.tx_failed["no-answer"] >= 1, timeout=10)
+            dongle._tx.clear()  # the other 63 would wait 2 s each
+            rcp.silent = False
             expected = {
                 "hdlc-bad-fcs": 1, "hdlc-bad-escape": 1, "hdlc-truncated": 1,
                 "hdlc-overlong": 1, "spinel-bad-header": 1, "spinel-bad-stream-length": 1,
                 "spinel-unexpected-command": 1, "spinel-unknown-property": 1,
-                "wrong-channel": 1, "oversize": 1, "status-7": 1,
+                "wrong-channel": 1, "oversize": 1, "status-7": 1, "spinel-bad-uint": 1,
+                "spinel-truncated-stream": 1, "queue-full": 2,
             }  # fmt: skip
             metrics = exported(pan)
-            assert {c: int(n) for (r, c), n in metrics.items() if r == "dongle-1"} == expected
+            mine = {c: int(n) for (r, c), n in metrics.items() if r == "dongle-1"}
+            assert mine.pop("no-answer") >= 1  # one more if the next transmit's 2 s ran out
+            assert mine == expected
             assert metrics["gone", "open-failed"] == 1  # the other dongle of pan_config
             # The dongle vanishes mid-run: counted, reported once, the medium runs on.
             rcp.close()

@@ -150,3 +150,46 @@ def test_a_garbled_byte_gives_a_refusal_or_a_frame_never_a_crash(
     frames = decoder.feed(bytes(line) + slip.encode(b"next"))
     assert frames[-1] == b"next"  # the line recovers at the next END
     assert len(frames) - 1 + sum(decoder.refused.values()) >= 1 or byte == END
+
+
+def test_a_line_that_takes_nothing_fills_up_and_is_refused_not_raised() -> None:
+    """The board reads nothing: what does not fit the uplink's line buffer is counted."""
+    import asyncio
+    import os
+    import pty
+
+    from testbed.node.radio.slipuplink import LINE_BUFFER, SlipUplink
+
+    master, slave = pty.openpty()
+
+    async def main() -> None:
+        uplink = SlipUplink("board-1", os.ttyname(slave), "fd00:5::/64", "sliptest9")
+        uplink.open_line()
+        packet = ipv6(bytes(1200), src=bytes.fromhex("fd000005" + "00" * 11 + "02"))
+        sent = 2 * LINE_BUFFER // len(packet)
+        for _ in range(sent):
+            uplink._from_kernel(packet)
+        assert uplink.refused["line-full"] >= 1
+        assert uplink.packets_to_line + uplink.refused["line-full"] == sent
+        uplink._close_line()
+
+    try:
+        asyncio.run(main())
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_board_that_cannot_be_opened_is_an_error_of_its_own() -> None:
+    import asyncio
+
+    from testbed.node.radio.slipuplink import SlipUplink
+
+    async def main() -> None:
+        uplink = SlipUplink("board-1", "/dev/nonexistent-board", "fd00:5::/64", "sliptest9")
+        with pytest.raises(OSError, match="cannot open /dev/nonexistent-board"):
+            uplink.open_line()
+        uplink._from_kernel(ipv6(b"x"))
+        assert uplink.refused == {"closed": 1}
+
+    asyncio.run(main())
