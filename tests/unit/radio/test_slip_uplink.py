@@ -21,11 +21,25 @@ ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, os, pty, subprocess
+    import asyncio, ipaddress, os, pty, struct, subprocess
     from testbed.node.radio import slip
+    from testbed.node.radio.iphc import internet_checksum
     from testbed.node.radio.slipuplink import SlipUplink
     from testbed.node.radio.tun import Tun
-    from tests.unit.radio.packets import echo, ip6, is_echo
+
+    # Self-contained (no tests/ import): it also runs inside the node image.
+    def ip6(text):
+        return ipaddress.IPv6Address(text).packed
+
+    def echo(src, dst, kind, ident, seq, data):
+        body = struct.pack("!BBHHH", kind, 0, 0, ident, seq) + data
+        pseudo = src + dst + struct.pack("!IxxxB", len(body), 58)
+        csum = internet_checksum(pseudo + body).to_bytes(2, "big")
+        head = struct.pack("!IHBB", 6 << 28, len(body), 58, 64)
+        return head + src + dst + body[:2] + csum + body[4:]
+
+    def is_echo(packet, kind):
+        return len(packet) > 44 and packet[6] == 58 and packet[40] == kind
 
     BOARD, ROUTER, HOST = ip6("fd00:5::2"), ip6("fd00:5::1"), ip6("fd00:1::2")
 
@@ -35,7 +49,8 @@ SCRIPT = textwrap.dedent(
                 await asyncio.sleep(0.01)
 
     async def main():
-        subprocess.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"], check=True)
+        if not os.environ.get("FORWARDING_SET"):  # a container gets it from Docker
+            subprocess.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"], check=True)
         master, slave = pty.openpty()
         os.set_blocking(master, False)
         lost = []
