@@ -47,7 +47,9 @@ SCRIPT = textwrap.dedent(
         pan = RadioPanConfig(
             pan="floor1", address="fd00:0:0:10::ff:fe00:10/64", short=0x10, medium="::1",
             radios=[{"device": os.ttyname(slave), "protocol": "slip", "station": "board-1",
-                     "prefix": "fd00:0:0:200::/64"}],
+                     "prefix": "fd00:0:0:200::/64"},
+                    {"device": "/dev/nonexistent-board", "protocol": "slip",
+                     "station": "board-2", "prefix": "fd00:0:0:201::/64"}],
         )
         config = NodeConfig(run="r", building="b", node="br1", role="border_router",
                             interfaces=(), attributes={pan.key: pan.to_attribute()})
@@ -63,6 +65,10 @@ SCRIPT = textwrap.dedent(
         assert "lowpan0" in links and "slip0-0" in links, links
         routes = subprocess.run(["ip", "-6", "route"], capture_output=True, text=True).stdout
         assert "fd00:0:0:200::/64 dev slip0-0" in routes, routes
+        # A board that is not there: logged, counted, its prefix still routed to its TUN.
+        assert "fd00:0:0:201::/64 dev slip0-1" in routes, routes
+        failed = [f for e, f in events.events if e == "radio.dongle_failed"]
+        assert len(failed) == 1 and "board-2: cannot open" in failed[0]["error"], failed
 
         decoder, line = slip.SlipDecoder(), []
         loop = asyncio.get_running_loop()
@@ -86,6 +92,8 @@ SCRIPT = textwrap.dedent(
         text = generate_latest(registry).decode()
         assert ('testbed_radio_dongle_refused_total{cause="line-lost",pan="floor1",'
                 'radio="board-1"} 1.0') in text, text
+        assert ('testbed_radio_dongle_refused_total{cause="open-failed",pan="floor1",'
+                'radio="board-2"} 1.0') in text, text
         await radio.stop()
         os.close(slave)
         print("ok")
