@@ -139,6 +139,10 @@ class _Pan:
             self.radio_errors.append(f"{station}: {uplink.lost}")
             self.open_failed.append(station)
 
+    def retry_lines(self, now: float) -> list[str]:
+        """The SLIP boards whose line came back (see SlipUplink.retry)."""
+        return [u.name for u in self.uplinks if u.retry(now)]
+
     def lost_devices(self) -> list[tuple[str, str]]:
         """(station, reason) of every device of the PAN whose line ended during the run."""
         out = [(b.name, b.lost) for b in self.bridges if b.lost is not None]
@@ -354,6 +358,9 @@ class RadioAttachment:
                 if isinstance(pan.port, RouterPort):
                     pan.port.tick(loop.time())
                 self._report_lost(pan)
+                for station in pan.retry_lines(loop.time()):
+                    self._reported_lost.discard((pan.config.pan, station))
+                    self.log.info("radio.dongle_back", pan=pan.config.pan, radio=station)
             self.publish()
 
     def _report_lost(self, pan: _Pan) -> None:
@@ -367,8 +374,8 @@ class RadioAttachment:
                     pan=pan.config.pan,
                     radio=station,
                     reason=reason,
-                    hint="plug the device in again and restart the border router "
-                    "(testbed restart NODE)",
+                    hint="plug it in again: a SLIP board's line is reopened by itself, a "
+                    "Spinel dongle needs the border router restarted (testbed restart NODE)",
                 )
 
     def publish(self) -> None:

@@ -60,6 +60,11 @@ class SlipDecoder:
         self.frames = 0
         self.refused: Counter[str] = Counter()
 
+    def reset(self) -> None:
+        """Forget a frame under way (the line was reopened)."""
+        self._buf.clear()
+        self._escaped, self._bad = False, None
+
     def feed(self, data: bytes) -> list[bytes]:
         out: list[bytes] = []
         for byte in data:

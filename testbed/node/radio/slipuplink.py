@@ -21,7 +21,8 @@ Nothing read from the line raises: garbled frames are refused and counted by cau
 (``refused``, the dongle refusal metric); a line that ends (the board unplugged, the
 pseudo-terminal closed) is reported once to ``on_lost`` and counted as ``line-lost``; packets
 for the board from then on are counted as ``closed``. The TUN stays, so the routes and the
-policy stay as planned and the rest of the router runs on.
+policy stay as planned and the rest of the router runs on; the line is opened again when the
+device is back (``retry``: the board plugged in again under its /dev/serial/by-id name).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from testbed.node.radio.tun import Tun
 
 BAUDRATE = termios.B115200  # tunslip6's default, and RIOT's and Contiki-NG's SLIP UART's
 LINK_LOCAL = "fe80::1/64"  # the router on the uplink, for a board's default route
+RETRY_INTERVAL = 2.0  # seconds between attempts to open a line that is gone
 LINE_BUFFER = 64 * 1024  # bytes waiting for the serial line; beyond it packets are refused
 DEBUG_LINES = 20  # the board's last debug lines kept for the state
 
@@ -72,6 +74,7 @@ class SlipUplink:
         self.prefix_requests = 0
         self.commands = 0
         self.debug: list[str] = []
+        self._next_retry = 0.0
 
     @property
     def address(self) -> str:
@@ -96,7 +99,20 @@ class SlipUplink:
             termios.tcsetattr(fd, termios.TCSANOW, attrs)
         self._fd = fd
         self.lost = None
+        self.decoder.reset()  # a frame cut off by an earlier loss is not continued
         asyncio.get_running_loop().add_reader(fd, self._readable)
+
+    def retry(self, now: float) -> bool:
+        """Open the line again if it is gone (a board plugged in again, or one that was not
+        there at start), at most every ``RETRY_INTERVAL`` s; True when it came back."""
+        if self._fd is not None or now < self._next_retry:
+            return False
+        self._next_retry = now + RETRY_INTERVAL
+        try:
+            self.open_line()
+        except OSError:
+            return False
+        return True
 
     def close(self) -> None:
         self._close_line()

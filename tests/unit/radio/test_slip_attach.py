@@ -3,8 +3,10 @@
 TUN carries the routed prefix next to the PAN's TUN, a board on a pseudo-terminal gets its
 prefix and pings the router's PAN address; when the board goes (the pseudo-terminal closed) the
 router logs ``radio.dongle_lost`` once, its state and ``testbed_radio_dongle_refused_total``
-say ``line-lost``, and the PAN runs on. Skipped where namespaces or /dev/net/tun are not
-available."""
+say ``line-lost``, and the PAN runs on; plugged in again under the same name, its line is
+reopened (``radio.dongle_back``) and the board is served again. A board that is not there at
+start is logged and counted while its prefix stays routed. Skipped where namespaces or
+/dev/net/tun are not available."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, logging, os, pty, subprocess
+    import asyncio, logging, os, pty, subprocess, tempfile
     from prometheus_client import CollectorRegistry, generate_latest
     from testbed.node.config import NodeConfig
     from testbed.node.logs import EventLog
@@ -44,9 +46,11 @@ SCRIPT = textwrap.dedent(
     async def main():
         master, slave = pty.openpty()
         os.set_blocking(master, False)
+        board_path = os.path.join(tempfile.mkdtemp(), "board")  # as /dev/serial/by-id/...
+        os.symlink(os.ttyname(slave), board_path)
         pan = RadioPanConfig(
             pan="floor1", address="fd00:0:0:10::ff:fe00:10/64", short=0x10, medium="::1",
-            radios=[{"device": os.ttyname(slave), "protocol": "slip", "station": "board-1",
+            radios=[{"device": board_path, "protocol": "slip", "station": "board-1",
                      "prefix": "fd00:0:0:200::/64"},
                     {"device": "/dev/nonexistent-board", "protocol": "slip",
                      "station": "board-2", "prefix": "fd00:0:0:201::/64"}],
@@ -94,6 +98,25 @@ SCRIPT = textwrap.dedent(
                 'radio="board-1"} 1.0') in text, text
         assert ('testbed_radio_dongle_refused_total{cause="open-failed",pan="floor1",'
                 'radio="board-2"} 1.0') in text, text
+
+        # Plugged in again (a new pseudo-terminal behind the same name): the line is reopened,
+        # logged once, and the board is served again; lost again: reported again.
+        os.close(slave)
+        master, slave = pty.openpty()
+        os.set_blocking(master, False)
+        os.symlink(os.ttyname(slave), board_path + ".new")
+        os.replace(board_path + ".new", board_path)
+        await until(lambda: any(e == "radio.dongle_back" for e, _ in events.events), 10)
+        decoder, line = slip.SlipDecoder(), []
+        loop.add_reader(master, lambda: line.extend(decoder.feed(os.read(master, 4096))))
+        os.write(master, slip.encode(b"?P"))
+        await until(lambda: b"!P" + ip6("fd00:0:0:200::")[:8] in line)
+        assert radio.snapshot()["floor1"]["radios"][0]["lost"] is None
+        loop.remove_reader(master)
+        os.close(master)
+        await until(lambda: len([e for e, _ in events.events if e == "radio.dongle_lost"]) == 2)
+        back = [f for e, f in events.events if e == "radio.dongle_back"]
+        assert [f["radio"] for f in back] == ["board-1"], events.events  # board-2: not there
         await radio.stop()
         os.close(slave)
         print("ok")
