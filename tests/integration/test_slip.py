@@ -37,3 +37,32 @@ def test_the_slip_uplink_runs_in_the_node_image(docker_client, node_image: str) 
         assert result["StatusCode"] == 0 and logs.strip().endswith("ok"), logs
     finally:
         container.remove(force=True)
+
+
+def test_nft_in_the_node_image_takes_a_policy_with_a_boards_prefix(
+    docker_client,  # type: ignore[no-untyped-def]
+    node_image: str,
+) -> None:
+    """The policy's sets mix node addresses and a SLIP board's prefix; nft (in the image, the
+    host may have none) must accept the ruleset the border router would load."""
+    from testbed.node.policy import ruleset
+    from testbed.plan.planner import make_plan
+    from testbed.topology import parse_topology
+    from tests.unit.radio.test_radios_topology import topology
+    from tests.unit.radio.test_slip_topology import POLICIES, SLIP
+
+    plan = make_plan(parse_topology(topology(SLIP) + POLICIES), "t")
+    br = next(n for n in plan.nodes if n.name == "br1")
+    text = ruleset.render(ruleset.parse(dict(br.config.attributes)["policy-forward"]))
+    assert "::/64" in text
+    out = docker_client.containers.run(
+        node_image,
+        ["sh", "-c", 'printf "%s" "$RULES" > /tmp/p.nft && nft -c -f /tmp/p.nft && echo ok'],
+        name=f"slip-nft-{os.getpid()}",
+        entrypoint=[],
+        cap_add=["NET_ADMIN"],
+        environment={"RULES": text},
+        network_mode="none",
+        remove=True,
+    )
+    assert out.decode().strip() == "ok"
