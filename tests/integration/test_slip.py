@@ -1,6 +1,6 @@
 """The SLIP uplink inside the node image, with the board's pseudo-terminal inside the container
 too (a pseudo-terminal of the host cannot be passed into a container as a device): the same
-exchange as tests/unit/radio/test_slip_uplink.py, run by the image's Python with the
+exchange as tests/unit/node/radio/test_slip_uplink.py, run by the image's Python with the
 capabilities, TUN device and forwarding a border router container gets: prefix request, echoes
 both ways through the router's kernel with 600-byte payloads full of END/ESC bytes, refusals
 counted, the board's loss reported."""
@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.unit.radio.test_slip_uplink import SCRIPT
+from tests.unit.node.radio.test_slip_uplink import SCRIPT
 
 pytestmark = pytest.mark.integration
 
@@ -45,11 +45,11 @@ def test_nft_in_the_node_image_takes_a_policy_with_a_boards_prefix(
 ) -> None:
     """The policy's sets mix node addresses and a SLIP board's prefix; nft (in the image, the
     host may have none) must accept the ruleset the border router would load."""
-    from testbed.node.policy import ruleset
+    from testbed.node.firewall import ruleset
     from testbed.plan.planner import make_plan
     from testbed.topology import parse_topology
-    from tests.unit.radio.test_radios_topology import topology
-    from tests.unit.radio.test_slip_topology import POLICIES, SLIP
+    from tests.unit.node.radio.test_radios_topology import topology
+    from tests.unit.node.radio.test_slip_topology import POLICIES, SLIP
 
     plan = make_plan(parse_topology(topology(SLIP) + POLICIES), "t")
     br = next(n for n in plan.nodes if n.name == "br1")
