@@ -32,6 +32,7 @@ from testbed.contracts.node_config import NodeConfig
 from testbed.contracts.radio import TUN_PREFIX, RadioPanConfig, radio_pans
 from testbed.node.errors import ActionError, ConfigError
 from testbed.node.logs import EventLog
+from testbed.node.radio import moves
 from testbed.node.radio.addressing import link_local
 from testbed.node.radio.bootstrap import RadioMetered
 from testbed.node.radio.bridge import RadioBridge
@@ -47,6 +48,7 @@ from testbed.node.radio.metrics import (
 )
 from testbed.node.radio.ndrouter import RouterPort
 from testbed.node.radio.port import StationPort
+from testbed.node.radio.slipuplink import LINK_LOCAL, SlipUplink
 from testbed.node.radio.tun import Tun
 
 Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -80,8 +82,11 @@ class _Pan:
         port = RouterPort if hub else StationPort  # the router answers 6LoWPAN-ND
         self.port = port(config, lambda frame: self._transmit(frame), self.tun.write)
         self.node = node
+        self.index = index
         self.bridges: list[RadioBridge] = []  # USB dongles on this PAN (hub only)
+        self.uplinks: list[SlipUplink] = []  # SLIP border router boards (hub only)
         self.radio_errors: list[str] = []
+        self.open_failed: list[str] = []  # stations whose device could not be opened
 
     def _from_tun(self, packet: bytes) -> None:
         self.port.send_packet(packet)
@@ -111,13 +116,16 @@ class _Pan:
         (its error is logged and shown in the state); the PAN runs on without it."""
         assert self.hub is not None
         for spec in self.config.radios:
-            bridge = RadioBridge(
-                self.hub, str(spec["station"]), str(spec["device"]), bool(spec.get("loss_model"))
-            )
+            station, device = str(spec["station"]), str(spec["device"])
+            if spec.get("protocol") == "slip":
+                await self._start_uplink(station, device, str(spec["prefix"]))
+                continue
+            bridge = RadioBridge(self.hub, station, device, bool(spec.get("loss_model")))
             try:
                 await bridge.start()
             except DongleError as exc:
-                self.radio_errors.append(f"{spec['station']}: {exc}")
+                self.radio_errors.append(f"{station}: {exc}")
+                self.open_failed.append(station)
                 continue
             self.bridges.append(bridge)
 
@@ -134,9 +142,46 @@ class _Pan:
         self._transmit = self.client.transmit
         await _bind(self.client.open, errno.EADDRINUSE)  # the old socket closes on the next turn
 
+    async def _start_uplink(self, station: str, device: str, prefix: str) -> None:
+        """The uplink's TUN carries its routed prefix whether or not the board is there (the
+        routes and the policy stay as planned); a line that cannot be opened is an error of
+        the uplink alone."""
+        uplink = SlipUplink(station, device, prefix, f"slip{self.index}-{len(self.uplinks)}")
+        await uplink.tun.open(uplink.address, link_local=LINK_LOCAL)  # TunError: fatal
+        self.uplinks.append(uplink)
+        try:
+            uplink.open_line()
+        except OSError as exc:
+            uplink.lost = str(exc.strerror or exc)
+            self.radio_errors.append(f"{station}: {uplink.lost}")
+            self.open_failed.append(station)
+
+    def retry_lines(self, now: float) -> list[str]:
+        """The SLIP boards whose line came back (see SlipUplink.retry)."""
+        return [u.name for u in self.uplinks if u.retry(now)]
+
+    def lost_devices(self) -> list[tuple[str, str]]:
+        """(station, reason) of every device of the PAN whose line ended during the run."""
+        out = [(b.name, b.lost) for b in self.bridges if b.lost is not None]
+        out += [(u.name, u.lost) for u in self.uplinks if u.lost and u.refused["line-lost"]]
+        return out
+
+    def refusals(self) -> dict[tuple[str, str], int]:
+        """(station, cause) -> count: what the PAN's dongles and uplinks refused."""
+        out: dict[tuple[str, str], int] = {(s, "open-failed"): 1 for s in self.open_failed}
+        for bridge in self.bridges:
+            for cause, n in (bridge.dongle.refused + bridge.dongle.tx_failed).items():
+                out[bridge.name, cause] = n
+        for uplink in self.uplinks:
+            for cause, n in uplink.refused.items():
+                out[uplink.name, cause] = n
+        return out
+
     def stop(self) -> None:
         for bridge in self.bridges:
             bridge.close()
+        for uplink in self.uplinks:
+            uplink.close()
         with contextlib.suppress(Exception):
             self.tun.close()
         if self.hub is not None:
@@ -202,6 +247,7 @@ class _Pan:
             nd_registrations=len(nd.registrations()) if nd else 0,
             nd_requests=dict(nd.counters.registrations) if nd else {},
             nd_advertisements=dict(nd.counters.router_advertisements) if nd else {},
+            radio_refused=self.refusals(),
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -221,6 +267,7 @@ class _Pan:
             out["nd"] = self.port.nd.snapshot(asyncio.get_running_loop().time())
         if self.config.radios:
             out["radios"] = [b.snapshot() for b in self.bridges]
+            out["radios"] += [u.snapshot() for u in self.uplinks]
             out["radio_errors"] = list(self.radio_errors)
         if self.hub is not None:
             out["medium"] = self.hub.medium.snapshot()
@@ -248,6 +295,7 @@ class RadioAttachment:
         self.bootstrap_frames: Histogram | None = None
         self.metered: RadioMetered | None = None
         self._task: asyncio.Task[None] | None = None
+        self._reported_lost: set[tuple[str, str]] = set()
 
     @classmethod
     def for_node(cls, config: NodeConfig, log: EventLog) -> RadioAttachment | None:
@@ -295,7 +343,7 @@ class RadioAttachment:
                     pan=pan.config.pan,
                     error=error,
                     hint="check the device path in the topology's radios: and that it runs "
-                    "OpenThread's ot-rcp firmware",
+                    "OpenThread's ot-rcp firmware (spinel) or speaks tunslip6's SLIP (slip)",
                 )
             self.log.info(
                 "radio.attached",
@@ -326,7 +374,26 @@ class RadioAttachment:
                 pan.port.station.expire(loop.time())
                 if isinstance(pan.port, RouterPort):
                     pan.port.tick(loop.time())
+                self._report_lost(pan)
+                for station in pan.retry_lines(loop.time()):
+                    self._reported_lost.discard((pan.config.pan, station))
+                    self.log.info("radio.dongle_back", pan=pan.config.pan, radio=station)
             self.publish()
+
+    def _report_lost(self, pan: _Pan) -> None:
+        """A dongle or board whose line ended mid-run: logged once; its station falls silent,
+        the PAN runs on (the state and testbed_radio_dongle_refused_total say it too)."""
+        for station, reason in pan.lost_devices():
+            if (pan.config.pan, station) not in self._reported_lost:
+                self._reported_lost.add((pan.config.pan, station))
+                self.log.error(
+                    "radio.dongle_lost",
+                    pan=pan.config.pan,
+                    radio=station,
+                    reason=reason,
+                    hint="plug it in again: a SLIP board's line is reopened by itself, a "
+                    "Spinel dongle needs the border router restarted (testbed restart NODE)",
+                )
 
     def publish(self) -> None:
         nodes, pans = [], []
@@ -347,68 +414,14 @@ class RadioAttachment:
 
     def actions(self) -> Mapping[str, Action]:
         if not self.is_hub:
-            return {"link-show": self._show, "radio-move": self._move}
+            return {"link-show": self._show, "radio-move": lambda p: moves.radio_move(self, p)}
         return {
             "link-show": self._show,
             "link-set": self._set,
             "link-reset": self._reset,
-            "station-admit": self._admit,
-            "station-release": self._release,
+            "station-admit": lambda params: moves.station_admit(self, params),
+            "station-release": lambda params: moves.station_release(self, params),
         }
-
-    async def _move(self, params: dict[str, Any]) -> dict[str, Any]:
-        """{pan, attribute}: the thing's station moves to PAN ``pan``, described by
-        ``attribute`` (a radio-<pan> value, as the planner writes them)."""
-        pan, raw = params.get("pan"), params.get("attribute")
-        if not isinstance(pan, str) or not isinstance(raw, str):
-            raise ActionError("radio-move needs pan and attribute", '{"pan": "floor2", ...}')
-        try:
-            config = RadioPanConfig.from_attribute(pan, raw)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ActionError(f"radio-move: attribute of PAN {pan!r}: {exc}") from None
-        (old_name, current), = self.pans.items()
-        if old_name == pan:
-            raise ActionError(f"{self.config.node} is on PAN {pan} already")
-        await current.move(config)
-        self.pans = {pan: current}
-        if self.metered is not None:
-            self.metered.follow(current.port.counters)
-        self.log.info(
-            "radio.moved", old_pan=old_name, pan=pan, address=config.address,
-            short=f"0x{config.short:04x}", medium=f"[{config.medium}]:{config.port}",
-        )  # fmt: skip
-        return {"old_pan": old_name, **current.snapshot(), "pan": pan}
-
-    async def _admit(self, params: dict[str, Any]) -> dict[str, Any]:
-        """{pan, name, short, carrier}: a thing moving onto this router's PAN."""
-        pan = self._pan(params)
-        assert pan.hub is not None
-        name, short, carrier = params.get("name"), params.get("short"), params.get("carrier")
-        if not isinstance(name, str) or not isinstance(short, int) or not isinstance(carrier, str):
-            raise ActionError(
-                "station-admit needs name, short (int) and carrier (address)",
-                '{"pan": "floor2", "name": "lamp-101", "short": 256, "carrier": "fd..::5"}',
-            )
-        try:
-            pan.hub.admit_station(name, short, carrier)
-        except KeyError as exc:
-            raise ActionError(
-                f"short address 0x{short:04x} on PAN {pan.config.pan} belongs to {exc.args[0]}",
-                "choose a free one (link-show lists the medium's nodes)",
-            ) from None
-        self.log.info("radio.station_admitted", pan=pan.config.pan, node=name, short=short)
-        return {"pan": pan.config.pan, "name": name, "short": short, "carrier": carrier}
-
-    async def _release(self, params: dict[str, Any]) -> dict[str, Any]:
-        """{pan, name}: a thing that left this router's PAN."""
-        pan = self._pan(params)
-        assert pan.hub is not None
-        name = params.get("name")
-        if not isinstance(name, str):
-            raise ActionError("station-release needs name", '{"pan": "floor1", "name": "x"}')
-        released = pan.hub.release_station(name)
-        self.log.info("radio.station_released", pan=pan.config.pan, node=name, known=released)
-        return {"pan": pan.config.pan, "name": name, "released": released}
 
     def _pan(self, params: dict[str, Any]) -> _Pan:
         name = params.get("pan")
