@@ -20,11 +20,13 @@ import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 
 from testbed import rundir
+from testbed.backends import packed
 from testbed.backends.base import EventFn, ExecResult, NodeStatus, RemovalReport, RunServices
 from testbed.backends.docker_errors import _translated, daemon_error
 from testbed.errors import BackendError, NodeFailed, NotRunning
 from testbed.node.config import CONFIG_DIR, STATE_DIR, Role
 from testbed.plan import labels as L
+from testbed.plan import packing
 from testbed.plan.model import NetworkPlan, NodePlan, Plan
 from testbed.project import PROJECT_ROOT
 
@@ -65,7 +67,9 @@ class DockerBackend:
                 on_event("network", net.name)
         tiers = [
             list(group)
-            for _, group in groupby(sorted(plan.nodes, key=lambda n: n.tier), key=lambda n: n.tier)
+            for _, group in groupby(
+                sorted(packed.containers(plan), key=lambda n: n.tier), key=lambda n: n.tier
+            )
         ]
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             for tier in tiers:
@@ -138,6 +142,14 @@ class DockerBackend:
                 binds={
                     node.volume: {"bind": str(STATE_DIR), "mode": "rw"},
                     config_source: {"bind": str(CONFIG_DIR), "mode": "ro"},
+                    # a thing host: each packed thing's own folder, read-only, in its config
+                    **{
+                        self._config_source(plan, m, run_dir): {
+                            "bind": f"{CONFIG_DIR}/things/{m.name}",
+                            "mode": "ro",
+                        }
+                        for m in packed.members(plan, node)
+                    },
                 },
                 cap_add=["NET_ADMIN"] if node.net_admin else None,
                 devices=(["/dev/net/tun:/dev/net/tun:rwm"] if node.tun else [])
@@ -411,6 +423,7 @@ class DockerBackend:
                     topology=ident.topology,
                 )
             )
+            out += packed.expand(out[-1], labels)
         return sorted(out, key=lambda s: (s.run, _ROLE_ORDER.get(s.role, 9), s.node))
 
     def _container(self, run: str, node: str) -> Any:
@@ -420,6 +433,13 @@ class DockerBackend:
                 filters={"label": [f"{L.RUN}={run}", f"{L.NODE}={node}"]},
                 ignore_removed=True,
             )
+        if not found:  # a packed thing: its thing host's container
+            with _translated(f"finding node {node}"):
+                found = self.client.containers.list(
+                    all=True,
+                    filters={"label": [f"{L.RUN}={run}", packed.label_key(node)]},
+                    ignore_removed=True,
+                )
         if not found:
             raise NotRunning(
                 f"run {run!r} has no node {node!r}",
@@ -434,8 +454,14 @@ class DockerBackend:
         return ExecResult(exit_code=int(result.exit_code), output=result.output or b"")
 
     def node_state(self, run: str, node: str) -> dict[str, Any] | None:
+        probe = ["python3", "-m", "testbed.node.probe", "state"]
         try:
-            result = self.exec(run, node, ["python3", "-m", "testbed.node.probe", "state"])
+            container = self._container(run, node)
+            if container.labels.get(L.NODE) != node:  # a packed thing: ask its own port
+                value = container.labels[packed.label_key(node)]
+                port = packing.parse_label(value)[packing.CONTROL_PORT_KEY]
+                probe += ["--port", str(port)]
+            result = self.exec(run, node, probe)
         except (BackendError, NotRunning):
             return None
         if result.exit_code != 0:
@@ -457,11 +483,19 @@ class DockerBackend:
 
 _ROLE_ORDER = {role: order for order, role in enumerate(Role.ALL)}
 ANSIBLE_CONNECTION = "community.docker.docker"
+CONTROL_PORT_ENV = "TESTBED_CONTROL_PORT"  # module_utils/control.py of testbed.iot reads it
 
 
-def ansible_connection(node: NodeStatus) -> dict[str, str]:
-    """Ansible reaches a node through the Docker API: ``docker exec`` into its container."""
-    return {"ansible_connection": ANSIBLE_CONNECTION, "ansible_host": node.resource}
+def ansible_connection(node: NodeStatus) -> dict[str, Any]:
+    """Ansible reaches a node through the Docker API: ``docker exec`` into its container; a
+    packed thing's modules are told its control port in their environment."""
+    port = packed.control_port(node)
+    return {
+        "ansible_connection": ANSIBLE_CONNECTION,
+        "ansible_host": node.resource,
+        # Explicitly empty elsewhere: a task delegated to another node must not take it along.
+        "ansible_docker_extra_env": {CONTROL_PORT_ENV: str(port)} if port else {},
+    }
 
 
 def _attached(attrs: dict[str, Any]) -> list[str]:

@@ -113,3 +113,4 @@ class Attr:
     AUTO_COMMISSION = "auto-commission"
     VENDOR_CLOUD_URI = "vendor-cloud-uri"
     FAULTS = "faults"
+    THING_HOST = "thing-host"  # a packed thing: the thing host whose container runs it

@@ -40,6 +40,9 @@ class NodePlan:
     tun: bool = False
     sysctls: dict[str, str] = field(default_factory=dict)
     devices: tuple[str, ...] = ()  # host devices passed in (radio dongles' serial lines)
+    # A packed thing: the thing host (a node of the plan) whose container runs it; "" for a
+    # node with a container of its own.
+    packed_in: str = ""
 
     @property
     def networks(self) -> list[str]:

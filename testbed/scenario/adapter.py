@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from testbed.observe.api import PrometheusAPI
 
 
-
 @dataclass
 class UpOutcome:
     run_dir: Path
@@ -59,9 +58,7 @@ class Testbed:
     # ------------------------------------------------------------------ phases
 
     def phase(self, name: str, limit: str | None, extravars: dict[str, Any]) -> PhaseResult:
-        return usecases.phase(
-            self.backend, name, self.run, limit=limit, extravars=extravars
-        ).result
+        return usecases.phase(self.backend, name, self.run, limit=limit, extravars=extravars).result
 
     # ------------------------------------------------------------------ links and captures
 

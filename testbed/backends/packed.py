@@ -1,0 +1,74 @@
+"""Packed things on a container engine: a thing host's container stands for each of its things.
+
+The host side knows a thing by its node name everywhere (status, phases with ``--limit``,
+``exec``, logs, metrics). A packed thing has no container of its own: its thing host's container
+carries a label per packed thing (``testbed.packed.<name>``, testbed.plan.packing) with its
+control and metrics ports and its role facts. This module turns such a container's status into
+one status entry per thing, finds the container of a packed thing, and says which control port
+to ask inside it. Engine-neutral: the Docker and Swarm backends use it alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from testbed.backends.base import NodeStatus
+from testbed.node.config import Attr, Role
+from testbed.node.radio.config import pan_address
+from testbed.plan import packing
+from testbed.plan.model import NodePlan, Plan
+
+CONTROL_PORT_ATTRIBUTE = "control-port"  # a packed thing's status attribute: where it answers
+METRICS_PORT_ATTRIBUTE = "metrics-port"
+
+
+def containers(plan: Plan) -> list[NodePlan]:
+    """The plan's nodes that get a container (packed things run in their thing host's)."""
+    return [n for n in plan.nodes if not n.packed_in]
+
+
+def members(plan: Plan, host: NodePlan) -> list[NodePlan]:
+    return [n for n in plan.nodes if n.packed_in == host.name]
+
+
+def label_key(node: str) -> str:
+    return packing.LABEL_PREFIX + node
+
+
+def expand(host: NodeStatus, labels: Mapping[str, str]) -> list[NodeStatus]:
+    """One status entry per packed thing of a thing host's container (none for other nodes)."""
+    if host.role != packing.ROLE:
+        return []
+    out = []
+    for key, value in sorted(labels.items()):
+        if not key.startswith(packing.LABEL_PREFIX):
+            continue
+        data = packing.parse_label(value)
+        attributes = {str(k): str(v) for k, v in data["attributes"].items()}
+        attributes[CONTROL_PORT_ATTRIBUTE] = str(data[packing.CONTROL_PORT_KEY])
+        attributes[METRICS_PORT_ATTRIBUTE] = str(data[packing.METRICS_PORT_KEY])
+        addresses = dict(host.addresses)
+        for network in list(addresses):
+            # On its PAN a packed thing is at its own address (on the host's TUN); the host's
+            # interface there is the carrier it shares with its packmates.
+            own = pan_address(attributes, network)
+            if own is not None:
+                addresses[network] = own
+        out.append(
+            dataclasses.replace(
+                host,
+                node=key.removeprefix(packing.LABEL_PREFIX),
+                role=Role.THING,
+                kind="",
+                addresses=addresses,
+                attributes=attributes,
+            )
+        )
+    return out
+
+
+def control_port(status: NodeStatus) -> int | None:
+    """The control port of a packed thing inside its host's container; None for other nodes."""
+    port = status.attributes.get(CONTROL_PORT_ATTRIBUTE)
+    return int(port) if port and status.attributes.get(Attr.THING_HOST) else None
