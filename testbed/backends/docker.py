@@ -26,7 +26,6 @@ from testbed.backends.docker_errors import _translated, daemon_error
 from testbed.errors import BackendError, NodeFailed, NotRunning
 from testbed.node.config import CONFIG_DIR, STATE_DIR, Role
 from testbed.plan import labels as L
-from testbed.plan import packing
 from testbed.plan.model import NetworkPlan, NodePlan, Plan
 from testbed.project import PROJECT_ROOT
 
@@ -449,19 +448,15 @@ class DockerBackend:
 
     def exec(self, run: str, node: str, command: list[str]) -> ExecResult:
         container = self._container(run, node)
+        # A packed thing: its probes and modules ask its own control port in the host's container.
+        env = packed.exec_environment(container.labels, node)
         with _translated(f"running a command in {node}"):
-            result = container.exec_run(command, demux=False)
+            result = container.exec_run(command, demux=False, environment=env or None)
         return ExecResult(exit_code=int(result.exit_code), output=result.output or b"")
 
     def node_state(self, run: str, node: str) -> dict[str, Any] | None:
-        probe = ["python3", "-m", "testbed.node.probe", "state"]
         try:
-            container = self._container(run, node)
-            if container.labels.get(L.NODE) != node:  # a packed thing: ask its own port
-                value = container.labels[packed.label_key(node)]
-                port = packing.parse_label(value)[packing.CONTROL_PORT_KEY]
-                probe += ["--port", str(port)]
-            result = self.exec(run, node, probe)
+            result = self.exec(run, node, ["python3", "-m", "testbed.node.probe", "state"])
         except (BackendError, NotRunning):
             return None
         if result.exit_code != 0:
@@ -483,7 +478,6 @@ class DockerBackend:
 
 _ROLE_ORDER = {role: order for order, role in enumerate(Role.ALL)}
 ANSIBLE_CONNECTION = "community.docker.docker"
-CONTROL_PORT_ENV = "TESTBED_CONTROL_PORT"  # module_utils/control.py of testbed.iot reads it
 
 
 def ansible_connection(node: NodeStatus) -> dict[str, Any]:
@@ -494,7 +488,7 @@ def ansible_connection(node: NodeStatus) -> dict[str, Any]:
         "ansible_connection": ANSIBLE_CONNECTION,
         "ansible_host": node.resource,
         # Explicitly empty elsewhere: a task delegated to another node must not take it along.
-        "ansible_docker_extra_env": {CONTROL_PORT_ENV: str(port)} if port else {},
+        "ansible_docker_extra_env": {packed.CONTROL_PORT_ENV: str(port)} if port else {},
     }
 
 

@@ -15,10 +15,12 @@ from collections.abc import Mapping
 
 from testbed.backends.base import NodeStatus
 from testbed.node.config import Attr, Role
-from testbed.node.radio.config import pan_address
 from testbed.plan import packing
 from testbed.plan.model import NodePlan, Plan
 
+# What a probe or a testbed.iot module inside the container reads for the port to ask
+# (testbed.node.probe, module_utils/control.py).
+CONTROL_PORT_ENV = "TESTBED_CONTROL_PORT"
 CONTROL_PORT_ATTRIBUTE = "control-port"  # a packed thing's status attribute: where it answers
 METRICS_PORT_ATTRIBUTE = "metrics-port"
 
@@ -48,20 +50,14 @@ def expand(host: NodeStatus, labels: Mapping[str, str]) -> list[NodeStatus]:
         attributes = {str(k): str(v) for k, v in data["attributes"].items()}
         attributes[CONTROL_PORT_ATTRIBUTE] = str(data[packing.CONTROL_PORT_KEY])
         attributes[METRICS_PORT_ATTRIBUTE] = str(data[packing.METRICS_PORT_KEY])
-        addresses = dict(host.addresses)
-        for network in list(addresses):
-            # On its PAN a packed thing is at its own address (on the host's TUN); the host's
-            # interface there is the carrier it shares with its packmates.
-            own = pan_address(attributes, network)
-            if own is not None:
-                addresses[network] = own
+        # Its addresses are the host's interfaces (mgmt, the PAN's carrier, shared with its
+        # packmates); its own PAN address is in its radio attribute (NodePlan.data_address).
         out.append(
             dataclasses.replace(
                 host,
                 node=key.removeprefix(packing.LABEL_PREFIX),
                 role=Role.THING,
                 kind="",
-                addresses=addresses,
                 attributes=attributes,
             )
         )
@@ -72,3 +68,12 @@ def control_port(status: NodeStatus) -> int | None:
     """The control port of a packed thing inside its host's container; None for other nodes."""
     port = status.attributes.get(CONTROL_PORT_ATTRIBUTE)
     return int(port) if port and status.attributes.get(Attr.THING_HOST) else None
+
+
+def exec_environment(labels: Mapping[str, str], node: str) -> dict[str, str]:
+    """The environment of a command run "in" ``node`` inside the container with ``labels``:
+    a packed thing's control port when the container is its thing host's, else nothing."""
+    value = labels.get(label_key(node))
+    if value is None:
+        return {}
+    return {CONTROL_PORT_ENV: str(packing.parse_label(value)[packing.CONTROL_PORT_KEY])}

@@ -48,7 +48,7 @@ class SharedTun:
             raise ValueError("a thing host needs at least one packed thing")
         (address, link_local), *rest = addresses
         await self.tun.open(address, MTU, link_local=link_local)
-        lines = [f"-6 addr replace {a} dev {self.tun.name} nodad" for pair in rest for a in pair]
+        lines = [f"addr replace {a} dev {self.tun.name} nodad" for pair in rest for a in pair]
         if lines:
             await _ip_batch(lines)
 
@@ -113,6 +113,7 @@ async def _ip_batch(lines: list[str]) -> None:
     """``ip -batch -``: one process for all addresses of the pack, not two per thing."""
     proc = await asyncio.create_subprocess_exec(
         "ip",
+        "-6",
         "-batch",
         "-",
         stdin=asyncio.subprocess.PIPE,
