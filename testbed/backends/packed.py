@@ -11,7 +11,9 @@ to ask inside it. Engine-neutral: the Docker and Swarm backends use it alike.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
 
 from testbed.backends.base import NodeStatus
 from testbed.node.config import Attr, Role
@@ -77,3 +79,48 @@ def exec_environment(labels: Mapping[str, str], node: str) -> dict[str, str]:
     if value is None:
         return {}
     return {CONTROL_PORT_ENV: str(packing.parse_label(value)[packing.CONTROL_PORT_KEY])}
+
+
+class StateSource(Protocol):
+    def node_state(self, run: str, node: str) -> dict[str, Any] | None: ...
+
+
+def thing_hosts(statuses: Sequence[NodeStatus]) -> dict[str, str]:
+    """Packed thing -> its thing host, from status entries."""
+    return {
+        s.node: s.attributes[Attr.THING_HOST]
+        for s in statuses
+        if s.role == Role.THING and s.attributes.get(Attr.THING_HOST)
+    }
+
+
+def node_states(
+    backend: StateSource,
+    run: str,
+    nodes: Sequence[str],
+    packed_in: Mapping[str, str],
+    workers: int = 8,
+) -> dict[str, dict[str, Any] | None]:
+    """GET /state of each named node, asking a thing host once for all its packed things
+    (its /state carries theirs under "packed") and every other node by itself.
+    ``packed_in``: packed thing -> thing host (:func:`thing_hosts`)."""
+    hosts: dict[str, list[str]] = {}
+    alone: list[str] = []
+    for node in nodes:
+        host = packed_in.get(node, "")
+        if host:
+            hosts.setdefault(host, []).append(node)
+        else:
+            alone.append(node)
+    asked = [*hosts, *alone]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        answers = dict(
+            zip(asked, pool.map(lambda n: backend.node_state(run, n), asked), strict=True)
+        )
+    out: dict[str, dict[str, Any] | None] = {n: answers[n] for n in alone}
+    for host, members in hosts.items():
+        pack = (answers[host] or {}).get("packed") or {}
+        for node in members:
+            state = pack.get(node)
+            out[node] = state if isinstance(state, dict) else None
+    return out

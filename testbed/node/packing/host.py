@@ -182,6 +182,9 @@ class ThingHost:
                         "dropped": dict(self.tun.dropped),
                     },
                 },
+                # Every thing's own /state, so that the host side asks a pack once, not once
+                # per thing (each ask is an exec, an interpreter start in the container).
+                "packed": {name: node.snapshot() for name, node in self.things.items()},
             }
         )
         return snapshot
