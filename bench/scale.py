@@ -201,6 +201,7 @@ def main() -> int:
     parser.add_argument("--pack", type=int, default=0, help="things per thing host (0: off)")
     parser.add_argument("--auto", action="store_true", help="things commission themselves")
     parser.add_argument("--topology", type=Path, help="bring up this topology file instead")
+    parser.add_argument("--run-prefix", default="scale-", help="the run's name before its id")
     args = parser.parse_args()
     if args.topology is None and args.things is None:
         parser.error("give --things N or --topology FILE")
@@ -217,7 +218,7 @@ def main() -> int:
         text = topology_text(args.things, args.per_pan, args.pans_per_router, args.pack, args.auto)
     topology = parse_topology(text)
     expected = sum(len(t.names()) for t in topology.things)
-    run = f"scale-{uuid.uuid4().hex[:6]}"
+    run = f"{args.run_prefix}{uuid.uuid4().hex[:6]}"
     backend = DockerBackend()
     clock = Clock()
     print(
