@@ -278,6 +278,18 @@ def main() -> int:
             f"building, idle          {sum(all_memory) / 2**30:.2f} GiB, "
             f"{100 * sum(all_cpu):.1f} % of one core in {len(everything)} containers"
         )
+        roles = {s.resource: s.role for s in statuses if s.role != Role.THING}
+        roles.update({c: "things" for c in containers})
+        shares: dict[str, float] = {}
+        for name, (_, cpu_share) in by_name.items():
+            role = roles.get(name, "observer")
+            shares[role] = shares.get(role, 0.0) + cpu_share
+        print(
+            "  idle CPU by role      "
+            + ", ".join(
+                f"{r} {100 * c:.1f} %" for r, c in sorted(shares.items(), key=lambda x: -x[1])
+            )
+        )
         if args.breakdown:
             breakdown(backend.client, image)
     except Exception as exc:  # reported, then torn down; the exit code says it failed

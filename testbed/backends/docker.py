@@ -67,7 +67,7 @@ class DockerBackend:
         tiers = [
             list(group)
             for _, group in groupby(
-                sorted(packed.containers(plan), key=lambda n: n.tier), key=lambda n: n.tier
+                sorted(plan.containers(), key=lambda n: n.tier), key=lambda n: n.tier
             )
         ]
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -147,7 +147,7 @@ class DockerBackend:
                             "bind": f"{CONFIG_DIR}/things/{m.name}",
                             "mode": "ro",
                         }
-                        for m in packed.members(plan, node)
+                        for m in plan.members(node)
                     },
                 },
                 cap_add=["NET_ADMIN"] if node.net_admin else None,

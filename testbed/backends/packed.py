@@ -18,22 +18,12 @@ from typing import Any, Protocol
 from testbed.backends.base import NodeStatus
 from testbed.node.config import Attr, Role
 from testbed.plan import packing
-from testbed.plan.model import NodePlan, Plan
 
 # What a probe or a testbed.iot module inside the container reads for the port to ask
 # (testbed.node.probe, module_utils/control.py).
 CONTROL_PORT_ENV = "TESTBED_CONTROL_PORT"
 CONTROL_PORT_ATTRIBUTE = "control-port"  # a packed thing's status attribute: where it answers
 METRICS_PORT_ATTRIBUTE = "metrics-port"
-
-
-def containers(plan: Plan) -> list[NodePlan]:
-    """The plan's nodes that get a container (packed things run in their thing host's)."""
-    return [n for n in plan.nodes if not n.packed_in]
-
-
-def members(plan: Plan, host: NodePlan) -> list[NodePlan]:
-    return [n for n in plan.nodes if n.packed_in == host.name]
 
 
 def label_key(node: str) -> str:

@@ -72,6 +72,15 @@ class Plan:
                 return node
         raise KeyError(name)
 
+    def containers(self) -> list[NodePlan]:
+        """The nodes that get a container of their own (packed things run in their thing
+        host's: docs/packed-things.md)."""
+        return [n for n in self.nodes if not n.packed_in]
+
+    def members(self, host: NodePlan) -> list[NodePlan]:
+        """The packed things a thing host runs ([] for any other node)."""
+        return [n for n in self.nodes if n.packed_in == host.name]
+
     def network(self, name: str) -> NetworkPlan:
         for network in self.networks:
             if network.name == name:

@@ -35,17 +35,17 @@ def test_campus_has_1000_things_in_20_thing_hosts(campus: Plan) -> None:
     assert len(things) == 1000 and len(hosts) == 20
     assert all(n.packed_in for n in things)
     for host in hosts:
-        members = packed.members(campus, host)
+        members = campus.members(host)
         assert 1 <= len(members) <= 50
         assert host.config.attributes["things"] == ",".join(m.name for m in members)
-    assert len(packed.containers(campus)) == 25  # 2 routers, 2 trust centers, backend, hosts
+    assert len(campus.containers()) == 25  # 2 routers, 2 trust centers, backend, hosts
 
 
 def test_each_packed_thing_has_its_own_ports_and_addresses(campus: Plan) -> None:
     hosts = {n.name: n for n in campus.nodes if n.role == "thing_host"}
     pan_addresses, shorts = set(), set()
     for host in hosts.values():
-        members = packed.members(campus, host)
+        members = campus.members(host)
         ports = [(m.config.control_port, m.config.metrics_port) for m in members]
         assert ports == [(CONTROL_PORT + i, METRICS_PORT + i) for i in range(1, len(members) + 1)]
         for i, member in enumerate(members, 1):
@@ -134,7 +134,7 @@ def test_a_thing_host_container_stands_for_each_of_its_things(campus: Plan) -> N
         attributes={},
     )
     entries = packed.expand(status, host.labels)
-    names = [m.name for m in packed.members(campus, host)]
+    names = [m.name for m in campus.members(host)]
     assert sorted(e.node for e in entries) == sorted(names)
     first = next(e for e in entries if e.node == names[0])
     assert first.role == "thing" and first.resource == host.resource
