@@ -39,8 +39,8 @@ import docker
 import yaml
 
 from testbed import bringup
-from testbed.backends.docker import WORKERS, DockerBackend
-from testbed.node.config import Role
+from testbed.contracts.node_config import Role
+from testbed.engines.docker import WORKERS, DockerEngine
 from testbed.topology import parse_topology
 from testbed.usecases import bring_up
 from testbed.usecases.progress import Stage
@@ -149,7 +149,7 @@ STAGES = [
     ("aiocoap (+ oscore)", ["aiocoap", "aiocoap.oscore"]),
     ("lakers", ["lakers"]),
     ("mbedtls", ["mbedtls.tls"]),
-    ("testbed.node (thing role, radio)", ["testbed.node.app", "testbed.node.roles.thing"]),
+    ("testbed.node (thing role, radio)", ["testbed.node.app", "testbed.node.thing.role"]),
 ]
 BREAKDOWN = r"""
 import json, sys
@@ -219,7 +219,7 @@ def main() -> int:
     topology = parse_topology(text)
     expected = sum(len(t.names()) for t in topology.things)
     run = f"{args.run_prefix}{uuid.uuid4().hex[:6]}"
-    backend = DockerBackend()
+    backend = DockerEngine()
     clock = Clock()
     print(
         f"run {run}: {expected} things on {len(topology.pans)} PANs, "

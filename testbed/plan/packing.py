@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from ipaddress import IPv6Address
 from typing import Any
 
-from testbed.node.config import CONTROL_PORT, METRICS_PORT, Attr
+from testbed.contracts.node_config import CONTROL_PORT, METRICS_PORT, Attr
 from testbed.node.packing.host import ROLE, THINGS_ATTRIBUTE
 from testbed.node.radio.zep import ZEP_PORT
 from testbed.plan.labels import PREFIX

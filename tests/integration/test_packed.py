@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from testbed import bringup
-from testbed.backends.docker import DockerBackend
-from testbed.lifecycle import inventory
-from testbed.lifecycle.runner import run_phase
+from testbed.engines.docker import DockerEngine
+from testbed.phases import inventory
+from testbed.phases.runner import run_phase
 from testbed.plan.model import Plan
 from tests.integration.conftest import ROOT, phase_environment, remove_run, run_cli
 from tests.integration.nodes import action, state, wait_for
@@ -35,7 +35,7 @@ PROBED = "thermo-05"  # sent an unprotected request
 
 @dataclass
 class Packed:
-    backend: DockerBackend
+    backend: DockerEngine
     run: str
     plan: Plan
     env: dict[str, str]
@@ -64,7 +64,7 @@ class Packed:
 def packed(docker_client: Any, node_image: str, cli_env: dict[str, str]) -> Iterator[Packed]:
     run = f"pk-{uuid.uuid4().hex[:6]}"
     with phase_environment(cli_env) as env:
-        backend = DockerBackend(docker_client)
+        backend = DockerEngine(docker_client)
         try:
             plan, text = bringup.plan_for(TOPOLOGY, run)
             bringup.up(backend, plan, text, node_image, lambda event, name: None)

@@ -28,9 +28,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from testbed.contracts.node_config import NodeConfig
+from testbed.contracts.radio import radio_pans
 from testbed.node import netns
 from testbed.node.coap.transport import SOURCE_ADDRESS
-from testbed.node.config import NodeConfig
 from testbed.node.control import ControlServer
 from testbed.node.errors import ConfigError, NetSetupError, ServeError, UnknownAction
 from testbed.node.logs import EventLog
@@ -39,7 +40,6 @@ from testbed.node.netsetup import setup_network
 from testbed.node.node import Node, drop_capabilities
 from testbed.node.packing.shared_tun import SharedTun
 from testbed.node.radio.addressing import link_local
-from testbed.node.radio.config import radio_pans
 from testbed.node.redact import scrub
 
 ROLE = "thing_host"
