@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from testbed.contracts.node_config import CONFIG_FILE, STATE_DIR, NodeConfig
+from testbed.contracts.packing import ROLE as THING_HOST
 from testbed.node import logs
 from testbed.node.errors import ConfigError, NodeError, StateError
 from testbed.node.netsetup import validate_route
 from testbed.node.node import Node
-from testbed.node.packing.host import ROLE as THING_HOST
 from testbed.node.packing.host import ThingHost
 
 EXIT_OK = 0

@@ -21,8 +21,8 @@ from ipaddress import IPv6Address
 from typing import Any
 
 from testbed.contracts.node_config import CONTROL_PORT, METRICS_PORT, Attr
-from testbed.node.packing.host import ROLE, THINGS_ATTRIBUTE
-from testbed.node.radio.zep import ZEP_PORT
+from testbed.contracts.packing import ROLE, THINGS_ATTRIBUTE
+from testbed.contracts.radio import ZEP_PORT
 from testbed.plan.labels import PREFIX
 from testbed.plan.model import NodePlan
 from testbed.topology.schema import Topology

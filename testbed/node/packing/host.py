@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.contracts.node_config import NodeConfig
+from testbed.contracts.packing import THINGS_ATTRIBUTE, THINGS_DIR
 from testbed.contracts.radio import radio_pans
 from testbed.node import netns
 from testbed.node.coap.transport import SOURCE_ADDRESS
@@ -42,9 +43,6 @@ from testbed.node.packing.shared_tun import SharedTun
 from testbed.node.radio.addressing import link_local
 from testbed.node.redact import scrub
 
-ROLE = "thing_host"
-THINGS_ATTRIBUTE = "things"  # the packed things' names, comma-separated
-THINGS_DIR = "things"  # beside node.json and on the volume: one folder per packed thing
 START_BATCH = 10  # things started at once (each start binds sockets and reads its volume)
 
 
