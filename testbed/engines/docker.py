@@ -24,6 +24,7 @@ from testbed.contracts.node_config import CONFIG_DIR, STATE_DIR, Role
 from testbed.engines import packed
 from testbed.engines.base import EventFn, ExecResult, NodeStatus, RemovalReport, RunServices
 from testbed.engines.docker_errors import _translated, daemon_error
+from testbed.engines.docker_networks import _attached, _network_shape, detach_endpoints
 from testbed.errors import EngineError, NodeFailed, NotRunning
 from testbed.plan import labels as L
 from testbed.plan.model import NetworkPlan, NodePlan, Plan
@@ -490,39 +491,3 @@ def ansible_connection(node: NodeStatus) -> dict[str, Any]:
         # Explicitly empty elsewhere: a task delegated to another node must not take it along.
         "ansible_docker_extra_env": {packed.CONTROL_PORT_ENV: str(port)} if port else {},
     }
-
-
-def _attached(attrs: dict[str, Any]) -> list[str]:
-    """Containers an inspected network lists; an ``ep-<id>`` key is an endpoint whose container
-    is gone (moby/moby#23302), which a forced disconnect removes, not a container."""
-    return [key for key in (attrs.get("Containers") or {}) if not key.startswith("ep-")]
-
-
-def _network_shape(attrs: dict[str, Any]) -> tuple[str, str, bool, bool]:
-    """(IPv6 subnet, gateway, internal, IPv6 enabled) of an inspected network."""
-    pools = (attrs.get("IPAM") or {}).get("Config") or []
-    v6: dict[str, str] = next((p for p in pools if ":" in p.get("Subnet", "")), {})
-    return (
-        v6.get("Subnet", ""),
-        v6.get("Gateway", ""),
-        bool(attrs.get("Internal")),
-        bool(attrs.get("EnableIPv6")),
-    )
-
-
-def detach_endpoints(client: docker.DockerClient, net: Any) -> None:
-    """Force-disconnect whatever a network still lists (a container removed mid-connect, a
-    foreign container attached by hand). A stale endpoint whose container is gone is listed
-    under ``ep-<id>`` and only its endpoint name reaches it, as with ``docker network
-    disconnect -f NET NAME`` (moby/moby#23302): try the key, then the name."""
-    with contextlib.suppress(docker.errors.APIError):
-        net.reload()
-        for key, endpoint in (net.attrs.get("Containers") or {}).items():
-            for target in dict.fromkeys((key, (endpoint or {}).get("Name"))):
-                if not target:
-                    continue
-                try:
-                    client.api.disconnect_container_from_network(target, net.id, force=True)
-                    break
-                except docker.errors.APIError:
-                    continue
