@@ -18,21 +18,18 @@ import ipaddress
 import re
 
 from testbed.contracts import energy
-from testbed.contracts import impairment as shaping
 from testbed.contracts.node_config import Attr, Interface, NodeConfig, Role, Route
 from testbed.contracts.radio import RadioPanConfig
 from testbed.errors import PlanError
 from testbed.plan import addressing, cross_domain, proxies
+from testbed.plan import node_attributes as node_attrs
 from testbed.plan.labels import NETWORK, PLACEMENT, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
 from testbed.topology.schema import (
     NAME_RE,
     BorderRouter,
     Domain,
-    Energy,
     Host,
-    IpLink,
-    Pan,
     Thing,
     Topology,
     TrustCenterDefences,
@@ -230,7 +227,7 @@ class _Builder:
                 reassembly_per_sender=pan.reassembly.per_sender_bytes,
             )
             if hub:
-                config = _with_channel_model(config, pan, names)
+                config = node_attrs.with_channel_model(config, pan, names)
                 config = dataclasses.replace(
                     config,
                     carriers={n: self.carrier_of(n, network) for n in names.values() if n != node},
@@ -275,7 +272,7 @@ class _Builder:
             {
                 Attr.PANS: ",".join(router.pans),
                 **self.radio_attributes(router.name, router.pans, True),
-                **link_attributes(self.topology),
+                **node_attrs.link_attributes(self.topology),
                 **self.policy_forward,
             },
             self.routes_via("backbone", foreign),
@@ -297,7 +294,9 @@ class _Builder:
             {
                 Attr.DOMAIN: domain.name,
                 Attr.TRUSTED_VENDORS: ",".join(trusted),
-                **defence_attributes(domain.defences or TrustCenterDefences.model_validate({})),
+                **node_attrs.defence_attributes(
+                    domain.defences or TrustCenterDefences.model_validate({})
+                ),
                 **({cross_domain.BACKENDS_ATTRIBUTE: scope} if scope else {}),
             },
             self.routes_via("backbone", [*self.pan_routes, ("internet", self.first_router)]),
@@ -374,7 +373,7 @@ class _Builder:
         if thing.faults:
             attributes[Attr.FAULTS] = ",".join(thing.faults)
         if topology.energy is not None and f"pan-{thing.pan}" in self.radio:
-            attributes[energy.ATTRIBUTE] = energy_model(topology.energy).to_attribute()
+            attributes[energy.ATTRIBUTE] = node_attrs.energy_model(topology.energy).to_attribute()
         others = [(n, pan_router) for n in ("backbone", "internet")]
         # Other PANs are reached through the own router, which forwards over the backbone.
         others += [(p, pan_router) for p, _ in self.pan_routes if p != f"pan-{thing.pan}"]
@@ -484,60 +483,3 @@ def _networks(topology: Topology, run: str, prefix: ipaddress.IPv6Network) -> li
             )
         )
     return out
-
-
-def _with_channel_model(config: RadioPanConfig, pan: Pan, names: dict[str, str]) -> RadioPanConfig:
-    """What the medium in the border router applies to a radio PAN (from the topology)."""
-    ge = pan.gilbert_elliott
-    return dataclasses.replace(
-        config,
-        loss=pan.loss,
-        gilbert_elliott=ge.model() if ge else None,
-        max_frame_retries=pan.mac_max_frame_retries,
-        seed=pan.seed,
-        names=names,
-        guest_stations=pan.guest_stations,
-        radios=[r.model_dump() for r in pan.radios],
-    )
-
-
-# -- IP link impairments: carried by every border router (a link = its interface there) -------
-
-
-def link_attributes(topology: Topology) -> dict[str, str]:
-    """``links-backbone``/``links-internet``: what the router's shaper starts with."""
-    out = {}
-    for name in shaping.LINK_NAMES:
-        spec = shaping.LinkSpec(
-            name=name,
-            planned=ip_impairment(getattr(topology.links, name), f"links.{name}"),
-            seed=int(hashlib.sha256(f"{topology.building}/{name}".encode()).hexdigest()[:8], 16),
-        )
-        out[spec.key] = spec.to_attribute()
-    return out
-
-
-def ip_impairment(link: IpLink, where: str) -> shaping.Impairment:
-    try:
-        return link.model()
-    except shaping.ImpairmentError as exc:
-        raise PlanError(
-            f"{where}.{exc.option}: {exc.reason}", f"fix {where} in the topology file"
-        ) from None
-
-
-def defence_attributes(defences: TrustCenterDefences) -> dict[str, str]:
-    """The trust center's defence switches as node attributes (testbed.node.trust_center
-    .defences reads them)."""
-    rate = defences.rate_limit_per_source
-    return {
-        "defence-return-routability": "true" if defences.return_routability else "false",
-        "defence-rate-limit-per-source": "off" if rate is None else f"{rate:g}",
-        "defence-rate-limit-burst": str(defences.rate_limit_burst),
-        "defence-max-pending-per-source": str(defences.max_pending_per_source),
-    }
-
-
-def energy_model(spec: Energy) -> energy.EnergyModel:
-    overrides = {k: getattr(spec, k) for k in ("voltage", "tx_ma", "rx_ma", "cpu_ma", "sleep_ua")}
-    return energy.model_for(spec.radio, spec.duty_cycle, spec.cpu_scale, overrides)

@@ -36,7 +36,7 @@ from testbed.node.radio.addressing import link_local
 from testbed.node.radio.bootstrap import RadioMetered
 from testbed.node.radio.bridge import RadioBridge
 from testbed.node.radio.dongle import DongleError
-from testbed.node.radio.frontend import MediumHub, ZepClient, link_config
+from testbed.node.radio.frontend import MediumHub, link_config
 from testbed.node.radio.metrics import (
     PUBLISH_INTERVAL,
     NodeSample,
@@ -48,6 +48,7 @@ from testbed.node.radio.metrics import (
 from testbed.node.radio.ndrouter import RouterPort
 from testbed.node.radio.port import StationPort
 from testbed.node.radio.tun import Tun
+from testbed.node.radio.zep_client import ZepClient
 
 Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 BIND_DEADLINE = 10.0  # the carrier address may still be tentative right after start
