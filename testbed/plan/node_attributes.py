@@ -27,7 +27,7 @@ def with_channel_model(config: RadioPanConfig, pan: Pan, names: dict[str, str]) 
         seed=pan.seed,
         names=names,
         guest_stations=pan.guest_stations,
-        radios=[r.model_dump() for r in pan.radios],
+        radios=[r.model_dump(exclude_none=True) for r in pan.radios],
     )
 
 

@@ -23,6 +23,7 @@ from testbed.contracts.radio import RadioPanConfig
 from testbed.errors import PlanError
 from testbed.plan import addressing, cross_domain, proxies
 from testbed.plan import node_attributes as node_attrs
+from testbed.plan import sysctls as kernel
 from testbed.plan.labels import NETWORK, PLACEMENT, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
 from testbed.topology.schema import (
@@ -36,28 +37,6 @@ from testbed.topology.schema import (
 )
 
 RESOURCE_PREFIX = "tb"
-SYSCTLS_ALL = {
-    # Docker leaves IPv6 off on interfaces created later (TUN); DAD would delay binding.
-    "net.ipv6.conf.all.disable_ipv6": "0",
-    "net.ipv6.conf.default.disable_ipv6": "0",
-    "net.ipv6.conf.all.accept_dad": "0",
-    "net.ipv6.conf.default.accept_dad": "0",
-}
-SYSCTLS_ROUTER = {"net.ipv6.conf.all.forwarding": "1"}
-# No IPv4 path around the policy: Docker gives every container an IPv4 address on every network,
-# so a router forwarding IPv4 would carry it unfiltered (its forward chain drops IPv4 as well).
-SYSCTLS_NO_IPV4_FORWARDING = {"net.ipv4.ip_forward": "0", "net.ipv4.conf.all.forwarding": "0"}
-
-
-def no_router_advertisements(interfaces: int) -> dict[str, str]:
-    """accept_ra=0 on every interface: the plan's routes are static, and a router advertisement
-    from any peer (on mgmt: any node) must not add a default route. Docker writes these after it
-    has attached the networks (eth0..ethN-1, in no fixed order, hence all of them); ``default``
-    covers the TUNs created later."""
-    names = ["all", "default", *(f"eth{i}" for i in range(interfaces))]
-    return {f"net.ipv6.conf.{n}.accept_ra": "0" for n in names}
-
-
 TIER_INFRA = 0
 TIER_THINGS = 1
 COAP_PORT = 5683  # testbed.node.material.COAP_PORT
@@ -169,6 +148,18 @@ class _Builder:
         self.pan_routes = [
             (f"pan-{pan.name}", self.router_of_pan[pan.name]) for pan in topology.pans
         ]
+        # SLIP uplinks (real border router boards): a routed /64 each, reached through the
+        # router of their PAN like a PAN of it (testbed.node.radio.slipuplink).
+        slips = [
+            (p.name, r.station) for p in topology.pans for r in p.radios if r.protocol == "slip"
+        ]
+        self.slip_prefix = {
+            station: addressing.subnet(prefix, addressing.SLIP_BASE + i)
+            for i, (_, station) in enumerate(slips)
+        }
+        for pan_name, station in slips:
+            self.pan_prefix[f"slip-{station}"] = self.slip_prefix[station]
+            self.pan_routes.append((f"slip-{station}", self.router_of_pan[pan_name]))
 
         # -- cross-domain rules (testbed.plan.cross_domain): enforced by the routers, scoped lists
         self.rules = cross_domain.resolve(topology)
@@ -176,7 +167,12 @@ class _Builder:
         self.policy_forward = (
             {
                 cross_domain.FORWARD_ATTRIBUTE: cross_domain.forward_attribute(
-                    self.rules, lambda n: self.address_of(n, data_network[n])
+                    self.rules,
+                    lambda n: (
+                        str(self.slip_prefix[n])
+                        if n in self.slip_prefix
+                        else self.address_of(n, data_network[n])
+                    ),
                 )
             }
             if self.rules
@@ -230,6 +226,15 @@ class _Builder:
                 config = node_attrs.with_channel_model(config, pan, names)
                 config = dataclasses.replace(
                     config,
+                    radios=[
+                        {**r, "prefix": str(self.slip_prefix[r["station"]])}
+                        if r["protocol"] == "slip"
+                        else r
+                        for r in config.radios
+                    ],
+                )
+                config = dataclasses.replace(
+                    config,
                     carriers={n: self.carrier_of(n, network) for n in names.values() if n != node},
                 )
             out[config.key] = config.to_attribute()
@@ -250,7 +255,7 @@ class _Builder:
         return tuple(
             Route(
                 prefix=str(self.pan_prefix[dest])
-                if dest in self.radio
+                if dest in self.radio or dest.startswith("slip-")
                 else self.nets[dest].subnet6,
                 via=self.address_of(router, network),
             )
@@ -429,10 +434,10 @@ class _Builder:
             attributes=tuple(sorted(attributes.items())),
         )
         sysctls = dict(
-            SYSCTLS_ALL,
-            **SYSCTLS_NO_IPV4_FORWARDING,
-            **no_router_advertisements(len(self.interfaces[name])),
-            **(SYSCTLS_ROUTER if forwarding else {}),
+            kernel.ALL,
+            **kernel.NO_IPV4_FORWARDING,
+            **kernel.no_router_advertisements(len(self.interfaces[name])),
+            **(kernel.ROUTER if forwarding else {}),
         )
         self.nodes.append(
             NodePlan(

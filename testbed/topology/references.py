@@ -71,6 +71,22 @@ def cross_reference_problems(topo: Topology) -> list[tuple[Loc, str]]:
                     f"PAN {pan_model.name!r} has no border router: list it in a router's 'pans'",
                 )
             )
+    for pi, pan_model in enumerate(topo.pans):
+        for ri, radio in enumerate(pan_model.radios):
+            if radio.protocol == "slip" and radio.station in topo.node_names():
+                problems.append(
+                    (
+                        ("pans", pi, "radios", ri, "station"),
+                        f"{radio.station!r} is a node's name; a SLIP uplink needs one of its own",
+                    )
+                )
+            if radio.domain is not None and radio.domain not in domains:
+                problems.append(
+                    (
+                        ("pans", pi, "radios", ri, "domain"),
+                        f"unknown domain {radio.domain!r}; known domains: {sorted(domains)}",
+                    )
+                )
     for hi, host in enumerate(topo.hosts):
         if host.pan is not None and host.pan not in pans:
             problems.append(
