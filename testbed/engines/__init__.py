@@ -2,7 +2,7 @@
 
 An engine is chosen once by name (``get``; the CLI's ``--engine`` or ``$TESTBED_ENGINE``, default
 ``docker``; ``--backend``/``$TESTBED_BACKEND`` are hidden aliases) and passed to every use case;
-nothing else constructs one. ("Backend" names only the building's backend service.)
+nothing else constructs one. (The word "backend" names only the building's backend service.)
 """
 
 from __future__ import annotations

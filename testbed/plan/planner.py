@@ -18,49 +18,25 @@ import ipaddress
 import re
 
 from testbed.contracts import energy
-from testbed.contracts import impairment as shaping
 from testbed.contracts.node_config import Attr, Interface, NodeConfig, Role, Route
 from testbed.contracts.radio import RadioPanConfig
 from testbed.errors import PlanError
 from testbed.plan import addressing, cross_domain, packing, proxies
+from testbed.plan import node_attributes as node_attrs
+from testbed.plan import sysctls as kernel
 from testbed.plan.labels import NETWORK, PLACEMENT, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
 from testbed.topology.schema import (
     NAME_RE,
     BorderRouter,
     Domain,
-    Energy,
     Host,
-    IpLink,
-    Pan,
     Thing,
     Topology,
     TrustCenterDefences,
 )
 
 RESOURCE_PREFIX = "tb"
-SYSCTLS_ALL = {
-    # Docker leaves IPv6 off on interfaces created later (TUN); DAD would delay binding.
-    "net.ipv6.conf.all.disable_ipv6": "0",
-    "net.ipv6.conf.default.disable_ipv6": "0",
-    "net.ipv6.conf.all.accept_dad": "0",
-    "net.ipv6.conf.default.accept_dad": "0",
-}
-SYSCTLS_ROUTER = {"net.ipv6.conf.all.forwarding": "1"}
-# No IPv4 path around the policy: Docker gives every container an IPv4 address on every network,
-# so a router forwarding IPv4 would carry it unfiltered (its forward chain drops IPv4 as well).
-SYSCTLS_NO_IPV4_FORWARDING = {"net.ipv4.ip_forward": "0", "net.ipv4.conf.all.forwarding": "0"}
-
-
-def no_router_advertisements(interfaces: int) -> dict[str, str]:
-    """accept_ra=0 on every interface: the plan's routes are static, and a router advertisement
-    from any peer (on mgmt: any node) must not add a default route. Docker writes these after it
-    has attached the networks (eth0..ethN-1, in no fixed order, hence all of them); ``default``
-    covers the TUNs created later."""
-    names = ["all", "default", *(f"eth{i}" for i in range(interfaces))]
-    return {f"net.ipv6.conf.{n}.accept_ra": "0" for n in names}
-
-
 TIER_INFRA = 0
 TIER_THINGS = 1
 COAP_PORT = 5683  # testbed.node.material.COAP_PORT
@@ -258,7 +234,7 @@ class _Builder:
                 reassembly_per_sender=pan.reassembly.per_sender_bytes,
             )
             if hub:
-                config = _with_channel_model(config, pan, names)
+                config = node_attrs.with_channel_model(config, pan, names)
                 config = dataclasses.replace(
                     config,
                     radios=[
@@ -316,7 +292,7 @@ class _Builder:
             {
                 Attr.PANS: ",".join(router.pans),
                 **self.radio_attributes(router.name, router.pans, True),
-                **link_attributes(self.topology),
+                **node_attrs.link_attributes(self.topology),
                 **self.policy_forward,
             },
             self.routes_via("backbone", foreign),
@@ -338,7 +314,9 @@ class _Builder:
             {
                 Attr.DOMAIN: domain.name,
                 Attr.TRUSTED_VENDORS: ",".join(trusted),
-                **defence_attributes(domain.defences or TrustCenterDefences.model_validate({})),
+                **node_attrs.defence_attributes(
+                    domain.defences or TrustCenterDefences.model_validate({})
+                ),
                 **({cross_domain.BACKENDS_ATTRIBUTE: scope} if scope else {}),
             },
             self.routes_via("backbone", [*self.pan_routes, ("internet", self.first_router)]),
@@ -415,7 +393,7 @@ class _Builder:
         if thing.faults:
             attributes[Attr.FAULTS] = ",".join(thing.faults)
         if topology.energy is not None and f"pan-{thing.pan}" in self.radio:
-            attributes[energy.ATTRIBUTE] = energy_model(topology.energy).to_attribute()
+            attributes[energy.ATTRIBUTE] = node_attrs.energy_model(topology.energy).to_attribute()
         others = [(n, pan_router) for n in ("backbone", "internet")]
         # Other PANs are reached through the own router, which forwards over the backbone.
         others += [(p, pan_router) for p, _ in self.pan_routes if p != f"pan-{thing.pan}"]
@@ -488,10 +466,10 @@ class _Builder:
             attributes=tuple(sorted(attributes.items())),
         )
         sysctls = dict(
-            SYSCTLS_ALL,
-            **SYSCTLS_NO_IPV4_FORWARDING,
-            **no_router_advertisements(len(self.interfaces[name])),
-            **(SYSCTLS_ROUTER if forwarding else {}),
+            kernel.ALL,
+            **kernel.NO_IPV4_FORWARDING,
+            **kernel.no_router_advertisements(len(self.interfaces[name])),
+            **(kernel.ROUTER if forwarding else {}),
         )
         self.nodes.append(
             NodePlan(
@@ -545,60 +523,3 @@ def _networks(topology: Topology, run: str, prefix: ipaddress.IPv6Network) -> li
             )
         )
     return out
-
-
-def _with_channel_model(config: RadioPanConfig, pan: Pan, names: dict[str, str]) -> RadioPanConfig:
-    """What the medium in the border router applies to a radio PAN (from the topology)."""
-    ge = pan.gilbert_elliott
-    return dataclasses.replace(
-        config,
-        loss=pan.loss,
-        gilbert_elliott=ge.model() if ge else None,
-        max_frame_retries=pan.mac_max_frame_retries,
-        seed=pan.seed,
-        names=names,
-        guest_stations=pan.guest_stations,
-        radios=[r.model_dump(exclude_none=True) for r in pan.radios],
-    )
-
-
-# -- IP link impairments: carried by every border router (a link = its interface there) -------
-
-
-def link_attributes(topology: Topology) -> dict[str, str]:
-    """``links-backbone``/``links-internet``: what the router's shaper starts with."""
-    out = {}
-    for name in shaping.LINK_NAMES:
-        spec = shaping.LinkSpec(
-            name=name,
-            planned=ip_impairment(getattr(topology.links, name), f"links.{name}"),
-            seed=int(hashlib.sha256(f"{topology.building}/{name}".encode()).hexdigest()[:8], 16),
-        )
-        out[spec.key] = spec.to_attribute()
-    return out
-
-
-def ip_impairment(link: IpLink, where: str) -> shaping.Impairment:
-    try:
-        return link.model()
-    except shaping.ImpairmentError as exc:
-        raise PlanError(
-            f"{where}.{exc.option}: {exc.reason}", f"fix {where} in the topology file"
-        ) from None
-
-
-def defence_attributes(defences: TrustCenterDefences) -> dict[str, str]:
-    """The trust center's defence switches as node attributes (testbed.node.trust_center
-    .defences reads them)."""
-    rate = defences.rate_limit_per_source
-    return {
-        "defence-return-routability": "true" if defences.return_routability else "false",
-        "defence-rate-limit-per-source": "off" if rate is None else f"{rate:g}",
-        "defence-rate-limit-burst": str(defences.rate_limit_burst),
-        "defence-max-pending-per-source": str(defences.max_pending_per_source),
-    }
-
-
-def energy_model(spec: Energy) -> energy.EnergyModel:
-    overrides = {k: getattr(spec, k) for k in ("voltage", "tx_ma", "rx_ma", "cpu_ma", "sleep_ua")}
-    return energy.model_for(spec.radio, spec.duty_cycle, spec.cpu_scale, overrides)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from testbed.errors import ScenarioError
 from testbed.scenario.schema import Scenario, Step
 from testbed.topology import loader as topology_loader
-from testbed.topology.schema import dotted
+from testbed.topology.references import dotted
 
 PLACEHOLDER = re.compile(r"\$\{([a-z][a-z0-9_]*)\}")
 Lines = dict[tuple[str | int, ...], int]

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from testbed.topology.schema import Loc, Topology
+    from testbed.topology.references import Loc
+    from testbed.topology.schema import Topology
 
 SELECTOR_RE = r"^(any|(domain|host|thing):[a-z][a-z0-9-]{0,29})$"
 Selector = Annotated[

@@ -14,7 +14,8 @@ import yaml
 from pydantic import ValidationError
 
 from testbed.errors import InputError, TopologyError
-from testbed.topology.schema import Loc, Topology, cross_reference_problems, dotted
+from testbed.topology.references import Loc, cross_reference_problems, dotted
+from testbed.topology.schema import Topology
 
 Lines = dict[Loc, int]
 

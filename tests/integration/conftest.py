@@ -201,7 +201,7 @@ def fake_grafana_image(docker_client, node_image: str) -> str:  # type: ignore[n
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-        tar.add(ROOT / "tests" / "unit" / "grafana" / "fake_grafana.py", "fake_grafana.py")
+        tar.add(ROOT / "tests" / "unit" / "observe" / "fake_grafana.py", "fake_grafana.py")
         # Pure Python is enough: without its C extension PyYAML falls back to it.
         yaml_dir = Path(yaml.__file__).parent
         tar.add(yaml_dir, "yaml", filter=lambda t: None if t.name.endswith(".so") else t)

@@ -37,6 +37,7 @@ from testbed.contracts.radio import ext_from_short, short_from_ext
 from testbed.node.radio.addressing import BROADCAST
 
 FOREIGN_SENDER = "foreign-sender"
+WRONG_CHANNEL = "wrong-channel"  # a frame on another channel than the PAN's
 STATION_HIJACK = "station-hijack"
 TOO_MANY_NODES = "too-many-nodes"
 NO_ENDPOINT = "no-endpoint"

@@ -37,7 +37,7 @@ from testbed.node.radio.addressing import link_local
 from testbed.node.radio.bootstrap import RadioMetered
 from testbed.node.radio.bridge import RadioBridge
 from testbed.node.radio.dongle import DongleError
-from testbed.node.radio.frontend import MediumHub, ZepClient, link_config
+from testbed.node.radio.frontend import MediumHub, link_config
 from testbed.node.radio.metrics import (
     PUBLISH_INTERVAL,
     NodeSample,
@@ -50,6 +50,7 @@ from testbed.node.radio.ndrouter import RouterPort
 from testbed.node.radio.port import StationPort
 from testbed.node.radio.slipuplink import LINK_LOCAL, SlipUplink
 from testbed.node.radio.tun import Tun
+from testbed.node.radio.zep_client import ZepClient
 
 Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 # (device name, packet handler) -> the station's TUN: its own device, or a packed thing's view

@@ -12,7 +12,7 @@ write per refusal on the event loop let such a flood stall the whole trust cente
 - when the queue is full, a refusal becomes a count per reason instead of a row, and the next
   batch writes one summary row per reason ("N more ... not recorded one by one"), so the table
   says that a flood happened and how big it was, in constant space;
-- the table is pruned like the registry's own writes (``MAX_LOG_ROWS``).
+- the table is pruned like the registry's own writes (``evidence.MAX_LOG_ROWS``).
 
 ``close`` writes what is queued before the registry closes.
 """
@@ -26,7 +26,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from testbed.node.trust_center.registry import MAX_LOG_ROWS, Refusal
+from testbed.node.trust_center.evidence import MAX_LOG_ROWS
+from testbed.node.trust_center.registry import Refusal
 
 CAPACITY = 1024
 BATCH = 256

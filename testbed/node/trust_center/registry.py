@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import os
 import sqlite3
 import time
@@ -47,7 +46,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from testbed.node.trust_center import contexts
+from testbed.node.trust_center import contexts, evidence
 from testbed.node.trust_center.schema import (
     ENROLLED,
     IMPORTED,
@@ -86,10 +85,6 @@ __all__ = [
 
 FILE_NAME = "registry.sqlite"
 RECENT_REFUSALS = 20
-# Refusal and bootstrap rows are evidence, but an attacker can cause them at will: keep the
-# newest this many of each (pruned in batches, so the cost per insert stays constant).
-MAX_LOG_ROWS = 100_000
-_PRUNE_EVERY = 1000
 
 
 class Registry:
@@ -414,78 +409,26 @@ class Registry:
     def certificate_serials(self) -> list[int]:
         return [r[0] for r in self._db.execute("SELECT serial FROM certificates ORDER BY serial")]
 
-    # -- evidence ------------------------------------------------------------------------
+    # -- evidence (testbed.node.trust_center.evidence) ---------------------------------------
 
     def record_refusal(
         self, *, kid: bytes | None, serial: str | None, vendor: str | None, reason: str, detail: str
     ) -> Refusal:
         refusal = Refusal(self._clock(), kid, serial, vendor, reason, detail)
         with _transaction(self._db):
-            cursor = self._db.execute(
-                "INSERT INTO refusals (ts, kid, serial, vendor, reason, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (refusal.ts, kid, serial, vendor, reason, detail),
-            )
-            _prune(self._db, "refusals", cursor.lastrowid)
+            evidence.insert_refusal(self._db, refusal)
         self.recent_refusals.append(refusal)
         return refusal
 
     def refusals(self) -> list[Refusal]:
-        return [
-            Refusal(*r)
-            for r in self._db.execute(
-                "SELECT ts, kid, serial, vendor, reason, detail FROM refusals ORDER BY id"
-            )
-        ]
+        return evidence.refusals(self._db)
 
     def record_bootstrap(self, row: BootstrapRow) -> None:
         with _transaction(self._db):
-            cursor = self._db.execute(
-                "INSERT INTO bootstraps (thing, kid, resource, started_at, duration_s, bytes_in,"
-                " bytes_out, datagrams_in, datagrams_out, retransmissions, messages, outcome,"
-                " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.thing,
-                    row.kid,
-                    row.resource,
-                    row.started_at,
-                    row.duration_s,
-                    row.bytes_in,
-                    row.bytes_out,
-                    row.datagrams_in,
-                    row.datagrams_out,
-                    row.retransmissions,
-                    json.dumps(row.messages, separators=(",", ":")),
-                    row.outcome,
-                    row.reason,
-                ),
-            )
-            _prune(self._db, "bootstraps", cursor.lastrowid)
+            evidence.insert_bootstrap(self._db, row)
 
     def bootstraps(self) -> list[BootstrapRow]:
-        rows = self._db.execute(
-            "SELECT thing, kid, resource, started_at, duration_s, bytes_in, bytes_out,"
-            " datagrams_in, datagrams_out, retransmissions, messages, outcome, reason"
-            " FROM bootstraps ORDER BY id"
-        ).fetchall()
-        return [
-            BootstrapRow(
-                thing=r[0],
-                kid=r[1],
-                resource=r[2],
-                started_at=r[3],
-                duration_s=r[4],
-                bytes_in=r[5],
-                bytes_out=r[6],
-                datagrams_in=r[7],
-                datagrams_out=r[8],
-                retransmissions=r[9],
-                messages=json.loads(r[10]),
-                outcome=r[11],
-                reason=r[12],
-            )
-            for r in rows
-        ]
+        return evidence.bootstraps(self._db)
 
 
 def _increment(db: sqlite3.Connection, counter: str) -> int:
@@ -494,11 +437,6 @@ def _increment(db: sqlite3.Connection, counter: str) -> int:
         "UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value", (counter,)
     ).fetchall()
     return int(value)
-
-
-def _prune(db: sqlite3.Connection, table: str, last_id: int | None) -> None:
-    if last_id is not None and last_id % _PRUNE_EVERY == 0 and last_id > MAX_LOG_ROWS:
-        db.execute(f"DELETE FROM {table} WHERE id <= ?", (last_id - MAX_LOG_ROWS,))
 
 
 @contextlib.contextmanager

@@ -13,8 +13,9 @@ import pytest
 
 from testbed.contracts.radio import RadioPanConfig
 from testbed.node.radio import mac, zep
-from testbed.node.radio.frontend import MediumHub, ZepClient, link_config
+from testbed.node.radio.frontend import MediumHub, link_config
 from testbed.node.radio.port import StationPort
+from testbed.node.radio.zep_client import ZepClient
 from tests.unit.node.radio.packets import filler, ip6, ipv6, udp6
 
 PREFIX = "fd00:0:0:1"

@@ -11,8 +11,8 @@ import pytest
 
 from testbed.contracts.radio import ext_from_short
 from testbed.node.radio.admission import STATION_HIJACK, Admitted, Stations
-from testbed.node.radio.frontend import ZepClient
 from testbed.node.radio.port import StationPort
+from testbed.node.radio.zep_client import ZepClient
 from tests.unit.node.radio.test_frontend import ROUTER, Pan, addr, cfg, make_pan, packet
 
 MOVED = 0x100

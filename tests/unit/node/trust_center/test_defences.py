@@ -17,7 +17,7 @@ from testbed.node.logs import EventLog
 from testbed.node.roles.base import RoleContext
 from testbed.node.trust_center.defences import Defences, parse_defences
 from testbed.node.trust_center.role import TrustCenterRole
-from testbed.plan.planner import defence_attributes
+from testbed.plan.node_attributes import defence_attributes
 from testbed.topology.schema import TrustCenterDefences
 
 from .world import DOMAIN, World, port_of
