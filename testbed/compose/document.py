@@ -172,7 +172,7 @@ def _prometheus(plan: Plan, image: str, port: int) -> tuple[str, dict[str, Any],
     """(service name, service, volume name) of the run's Prometheus."""
     from testbed.observe import service as obs
     from testbed.observe.config import OBSERVE_DIR
-    from testbed.plan.planner import resource_name
+    from testbed.plan.networks import resource_name
 
     url = f"http://127.0.0.1:{port}"
     volume = resource_name(plan.run, f"{obs.OBSERVER_NODE}-data")
@@ -205,7 +205,7 @@ def _grafana(plan: Plan, image: str, port: int, dashboards: str) -> tuple[str, d
     (testbed.observe.grafana_service): mgmt only, 127.0.0.1, provisioning read-only, the admin
     password from the run directory's 0600 file (``testbed render`` writes it)."""
     from testbed.observe import service as obs
-    from testbed.plan.planner import resource_name
+    from testbed.plan.networks import resource_name
 
     g = grafana_service
     run_dir = Path(run_dir_of(plan))

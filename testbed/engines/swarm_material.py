@@ -17,7 +17,7 @@ import docker
 
 from testbed.plan import labels as L
 from testbed.plan.model import NodePlan, Plan
-from testbed.plan.planner import resource_name
+from testbed.plan.networks import resource_name
 
 MOUNT = "/material"
 

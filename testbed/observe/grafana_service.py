@@ -35,7 +35,7 @@ from testbed.observe.service import create_on_mgmt, start_published, wait_until_
 from testbed.observe.targets import OBSERVER_ROLE
 from testbed.plan import labels as L
 from testbed.plan.model import Plan
-from testbed.plan.planner import resource_name
+from testbed.plan.networks import resource_name
 
 IMAGE_ENV = "TESTBED_GRAFANA_IMAGE"
 ENABLE_ENV = "TESTBED_GRAFANA"

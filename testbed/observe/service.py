@@ -28,7 +28,7 @@ from testbed.observe.targets import OBSERVER_ROLE
 from testbed.plan import addressing
 from testbed.plan import labels as L
 from testbed.plan.model import Plan
-from testbed.plan.planner import resource_name
+from testbed.plan.networks import resource_name
 
 OBSERVER_NODE = "prometheus"
 OBSERVER_KIND = "prometheus"

@@ -24,8 +24,10 @@ from testbed.errors import PlanError
 from testbed.plan import addressing, cross_domain, packing, proxies
 from testbed.plan import node_attributes as node_attrs
 from testbed.plan import sysctls as kernel
-from testbed.plan.labels import NETWORK, PLACEMENT, RUN, NodeLabels
-from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
+from testbed.plan.labels import PLACEMENT, NodeLabels
+from testbed.plan.model import NetworkPlan, NodePlan, Plan
+from testbed.plan.networks import networks as _networks
+from testbed.plan.networks import resource_name
 from testbed.topology.schema import (
     NAME_RE,
     BorderRouter,
@@ -36,14 +38,9 @@ from testbed.topology.schema import (
     TrustCenterDefences,
 )
 
-RESOURCE_PREFIX = "tb"
 TIER_INFRA = 0
 TIER_THINGS = 1
 COAP_PORT = 5683  # testbed.node.material.COAP_PORT
-
-
-def resource_name(run: str, name: str) -> str:
-    return f"{RESOURCE_PREFIX}-{run}-{name}"
 
 
 def serial_number(building: str, vendor: str, thing: str) -> str:
@@ -491,35 +488,3 @@ class _Builder:
                 packed_in=self.packing.host_of.get(name, ""),
             )
         )
-
-
-def _networks(topology: Topology, run: str, prefix: ipaddress.IPv6Network) -> list[NetworkPlan]:
-    specs: list[tuple[str, NetworkKind, int]] = [
-        ("mgmt", "mgmt", addressing.SUBNET_IDS["mgmt"]),
-        ("backbone", "backbone", addressing.SUBNET_IDS["backbone"]),
-        ("internet", "internet", addressing.SUBNET_IDS["internet"]),
-    ]
-    specs += [
-        # A radio PAN's Docker network is its ZEP carrier; the PAN /64 is on the nodes' TUNs.
-        (
-            f"pan-{pan.name}",
-            "pan",
-            (addressing.CARRIER_BASE if pan.medium == "radio" else addressing.PAN_BASE) + index,
-        )
-        for index, pan in enumerate(topology.pans)
-    ]
-    out = []
-    for name, kind, subnet_id in specs:
-        net = addressing.subnet(prefix, subnet_id)
-        out.append(
-            NetworkPlan(
-                name=name,
-                kind=kind,
-                resource=resource_name(run, name),
-                subnet6=str(net),
-                gateway6=str(addressing.host(net, addressing.GATEWAY_HOST)),
-                labels={RUN: run, NETWORK: name},
-                internal=kind != "mgmt",
-            )
-        )
-    return out
