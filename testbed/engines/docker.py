@@ -24,7 +24,12 @@ from testbed.contracts.node_config import CONFIG_DIR, STATE_DIR, Role
 from testbed.engines import packed
 from testbed.engines.base import EventFn, ExecResult, NodeStatus, RemovalReport, RunServices
 from testbed.engines.docker_errors import _translated, daemon_error
-from testbed.engines.docker_networks import _attached, _network_shape, detach_endpoints
+from testbed.engines.docker_networks import (
+    _attached,
+    _network_shape,
+    leftover_network,
+    remove_network,
+)
 from testbed.errors import EngineError, NodeFailed, NotRunning
 from testbed.plan import labels as L
 from testbed.plan.model import NetworkPlan, NodePlan, Plan
@@ -94,7 +99,7 @@ class DockerEngine:
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 raise
-            existing = self._leftover_network(plan, net)
+            existing = leftover_network(self.client, plan.run, net.resource)
             if existing is None:
                 raise
         # A network of this very run with nothing attached: left behind by an earlier `down`.
@@ -111,17 +116,6 @@ class DockerEngine:
                 "restart the Docker daemon (`sudo systemctl restart docker`), which drops it, "
                 "or bring the topology up under another --run NAME",
             )
-
-    def _leftover_network(self, plan: Plan, net: NetworkPlan) -> Any | None:
-        """The existing network of that name if it belongs to this run and is empty."""
-        try:
-            existing = self.client.networks.get(net.resource)
-        except docker.errors.NotFound:
-            return None
-        labels = existing.attrs.get("Labels") or {}
-        if labels.get(L.RUN) != plan.run or _attached(existing.attrs):
-            return None
-        return existing
 
     def _start_node(
         self, plan: Plan, node: NodePlan, image: str, run_dir: Path, on_event: EventFn
@@ -335,24 +329,7 @@ class DockerEngine:
         return report
 
     def _remove_network(self, net: Any, attempts: int = 10) -> str:
-        """Remove a network: "removed", "gone" (someone else did), or "stale" when the daemon
-        still counts an endpoint after every detach and retry (Docker 20.10's libnetwork keeps
-        its endpoint count apart from its endpoints, and the two can disagree until the daemon
-        restarts: moby/moby#42119)."""
-        for attempt in range(attempts):
-            try:
-                net.remove()
-                return "removed"
-            except docker.errors.NotFound:
-                return "gone"
-            except docker.errors.APIError as exc:
-                if "active endpoints" not in str(exc):
-                    raise
-                # Containers just removed may still hold endpoints for a moment; a container
-                # removed mid-connect leaves one that only a forced disconnect reaches.
-                detach_endpoints(self.client, net)
-                time.sleep(0.2 * (attempt + 1))
-        return "stale"
+        return remove_network(self.client, net, attempts)
 
     def empty_networks(self, run: str) -> list[str]:
         with _translated(f"listing the networks of run {run}"):

@@ -4,12 +4,21 @@ disconnects of what a network still lists (used by the Docker engine and test cl
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 import docker
 import docker.errors
 
-__all__ = ["_attached", "_network_shape", "detach_endpoints"]
+from testbed.plan import labels as L
+
+__all__ = [
+    "_attached",
+    "_network_shape",
+    "detach_endpoints",
+    "leftover_network",
+    "remove_network",
+]
 
 
 def _attached(attrs: dict[str, Any]) -> list[str]:
@@ -46,3 +55,36 @@ def detach_endpoints(client: docker.DockerClient, net: Any) -> None:
                     break
                 except docker.errors.APIError:
                     continue
+
+
+def leftover_network(client: docker.DockerClient, run: str, resource: str) -> Any | None:
+    """The existing network named ``resource`` if it belongs to ``run`` and is empty."""
+    try:
+        existing = client.networks.get(resource)
+    except docker.errors.NotFound:
+        return None
+    labels = existing.attrs.get("Labels") or {}
+    if labels.get(L.RUN) != run or _attached(existing.attrs):
+        return None
+    return existing
+
+
+def remove_network(client: docker.DockerClient, net: Any, attempts: int = 10) -> str:
+    """Remove a network: "removed", "gone" (someone else did), or "stale" when the daemon
+    still counts an endpoint after every detach and retry (Docker 20.10's libnetwork keeps
+    its endpoint count apart from its endpoints, and the two can disagree until the daemon
+    restarts: moby/moby#42119)."""
+    for attempt in range(attempts):
+        try:
+            net.remove()
+            return "removed"
+        except docker.errors.NotFound:
+            return "gone"
+        except docker.errors.APIError as exc:
+            if "active endpoints" not in str(exc):
+                raise
+            # Containers just removed may still hold endpoints for a moment; a container
+            # removed mid-connect leaves one that only a forced disconnect reaches.
+            detach_endpoints(client, net)
+            time.sleep(0.2 * (attempt + 1))
+    return "stale"
