@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # Message names (testbed.node.coap.classify, testbed.node.dtls.classify) of the handshake.
 HANDSHAKE_PREFIXES = ("edhoc_message_", "dtls_client_", "dtls_hello_", "dtls_server_")
 POLL_S = 0.2  # how often a command's targets are asked whether they acted on it
+SETTLE_S = 1.0  # after a command was sent: its last frames are on the air, the hub counted them
 
 
 def figures(report: dict[str, Any]) -> dict[str, float]:
@@ -122,8 +123,10 @@ def command(ctx: Context, args: schema.Command) -> None:
     (until the last one had, from the things' own request counts read over the management
     network: no PAN traffic), the PAN's medium counters meanwhile (NAME.transmissions,
     .airtime_ms, .frames_received, .acks: the command's cost plus whatever else ran then),
-    NAME.outsiders_acted (of ``outsiders``: things that must not act on it) and, for a group
-    request, NAME.bytes (its datagram)."""
+    NAME.outsiders_acted (of ``outsiders``: things that must not act on it); for a group
+    request NAME.bytes (its datagram), for unicast NAME.coap_latency_max_s (the slowest
+    write's request-to-response time at the backend). time_to_all_s is seen from the host, so
+    it includes the control path (a call into the backend's container) for both modes."""
     tb, prefix = ctx.testbed, args.name
     watched = [*args.things, *args.outsiders]
     before = {t: handled(tb.state(t), args.resource, "PUT") for t in watched}
@@ -137,18 +140,28 @@ def command(ctx: Context, args: schema.Command) -> None:
     else:
         host = tb.backend_host()
 
+        latencies: list[float] = []
+
         def write(thing: str) -> str:
             params = {"thing": thing, "resource": args.resource, "payload": args.value}
             try:
                 answer = tb.action(host, "write", params, timeout=args.timeout + 10)
             except TestbedError as exc:
                 return f"{thing}: {exc.message}"
+            if answer.get("latency_s") is not None:
+                latencies.append(float(answer["latency_s"]))
             return "" if answer.get("outcome") == "ok" else f"{thing}: {answer.get('outcome')}"
 
         with ThreadPoolExecutor(max_workers=min(8, len(args.things))) as pool:
             failures = [f for f in pool.map(write, args.things) if f]
-    reached, took = _wait_acted(ctx, args, before, started)
+        # the backend's own request-to-response time of the slowest write (CoAP, no control path)
+        ctx.record(f"{prefix}.coap_latency_max_s", max(latencies) if latencies else None, "s")
+    # The command's frames are on the air once the send returned (a group request is NON and
+    # unanswered; each write had its response): the medium is read then, not after the wait
+    # below, so that fewer of the backend's periodic reads fall into the window.
+    time.sleep(SETTLE_S)
     medium_after = tb.medium(args.pan)
+    reached, took = _wait_acted(ctx, args, before, started)
     ctx.record(f"{prefix}.reached", len(reached) / len(args.things))
     ctx.record(f"{prefix}.time_to_all_s", took, "s")
     outsiders = [
