@@ -55,6 +55,9 @@ def test_figures_split_handshake_from_enrolment_and_count_round_trips() -> None:
     assert got["handshake_bytes"] == 172 + 60 + 204 + 898 + 1892 + 67
     assert got["handshake_datagrams"] == 7 and got["datagrams"] == 11
     assert got["retransmissions"] == 1
+    # as first sent: the client's second flight once (1892 B in two datagrams, one a copy)
+    assert got["handshake_bytes_first"] == 172 + 60 + 204 + 898 + 946 + 67
+    assert got["handshake_datagrams_first"] == 6
     assert got["round_trips"] == 5  # received datagrams that were not retransmissions
     assert got["frames"] == 42 and got["frames_sent"] == 22
     sizes = comparison.figures(EDHOC)
