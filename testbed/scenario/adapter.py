@@ -137,7 +137,7 @@ class Testbed:
 
     def profiles(self) -> dict[str, str]:
         """Each thing's bootstrap profile, from its ``profile`` attribute (the planned one)."""
-        from testbed.node.config import Attr
+        from testbed.contracts.node_config import Attr
 
         return {
             n.node: n.attributes.get(Attr.PROFILE, "")
