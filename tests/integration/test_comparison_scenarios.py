@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from tests.integration.conftest import ROOT, remove_run, run_cli
 from tests.integration.nodes import metrics, state
 
@@ -141,7 +141,7 @@ def test_a_mixed_building_commissions_from_scratch_at_ten_percent_loss(  # type:
         assert f"commissioned: {len(THINGS)} of {len(THINGS)} things" in up.stdout, (
             up.stdout[-4000:] + up.stderr[-2000:]
         )
-        backend = DockerBackend(docker_client)
+        backend = DockerEngine(docker_client)
         profiles, retransmissions = {}, 0.0
         for thing in THINGS:
             seen = state(backend, run, thing)
