@@ -63,7 +63,7 @@ def relay_address(router: NodeStatus, pan: str) -> str:
     return address
 
 
-def _medium(links: Links, router: NodeStatus, pan: str) -> dict[str, float] | None:
+def medium_counters(links: Links, router: NodeStatus, pan: str) -> dict[str, float] | None:
     """The PAN's medium counters; None on a bridge PAN or when the router is busy (its control
     endpoint runs one action at a time: a running capture holds it)."""
     if links.radio_config(router, pan) is None:
@@ -100,12 +100,12 @@ def send_group_command(
     params: dict[str, Any] = {"relay": relay_address(router, pan), "path": path, "value": value}
     if domain is not None:
         params["domain"] = domain
-    before = _medium(links, router, pan)
+    before = medium_counters(links, router, pan)
     sent = call(backend, run, host.node, "group", params)
     outcome = GroupOutcome(pan, router.node, host.node, sent)
     if before is not None:
         time.sleep(settle_s)  # the frames take a few ms on the air; the hub needs a moment
-        after = _medium(links, router, pan)
+        after = medium_counters(links, router, pan)
         if after is not None:
             outcome.medium = {k: after[k] - before[k] for k in before}
     return outcome

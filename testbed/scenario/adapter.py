@@ -144,6 +144,44 @@ class Testbed:
         else:
             self.backend.start_nodes(self.run, [node], lambda _event, _name: None, probe=False)
 
+    def profiles(self) -> dict[str, str]:
+        """Each thing's bootstrap profile, from its ``profile`` attribute (the planned one)."""
+        from testbed.contracts.node_config import Attr
+
+        return {
+            n.node: n.attributes.get(Attr.PROFILE, "")
+            for n in self.backend.status(self.run)
+            if n.role == "thing"
+        }
+
+    # ------------------------------------------------------------------ group commands
+
+    def medium(self, pan: str) -> dict[str, float] | None:
+        """A radio PAN's medium counters (transmissions, busy_ms, frames_received, acks); None on
+        a bridge PAN or when its router did not answer in time."""
+        from testbed.links.control import Links
+        from testbed.links.group import medium_counters
+
+        links = Links(self.backend, self.run)
+        return medium_counters(links, links.router_of(pan), pan)
+
+    def group_send(self, pan: str, path: str, value: Any) -> dict[str, Any]:
+        """One group request to the PAN through its router's relay, as `testbed group` sends it
+        (without its medium reading: the caller reads the medium around its own window)."""
+        from testbed.links.control import Links
+        from testbed.links.group import backend_node, relay_address
+
+        links = Links(self.backend, self.run)
+        router = links.router_of(pan)
+        host = backend_node(self.backend, self.run, None)
+        params = {"relay": relay_address(router, pan), "path": path, "value": value}
+        return self.action(host.node, "group", params)
+
+    def backend_host(self) -> str:
+        from testbed.links.group import backend_node
+
+        return backend_node(self.backend, self.run, None).node
+
     # ------------------------------------------------------------------ metrics
 
     def prometheus(self) -> PrometheusAPI:

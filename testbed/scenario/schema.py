@@ -141,6 +141,11 @@ class Measure(Strict):
     node: str | None = None
     params: dict[str, Any] = {}
     path: str | None = Field(None, description="dotted path into the JSON, e.g. bootstrap.outcome")
+    default: float | str | None = Field(
+        None,
+        description="value when the path is not in the answer (a counter that was never "
+        "incremented is left out of it); without: a missing path is an error",
+    )
     unit: str = ""
 
     @model_validator(mode="after")
@@ -158,12 +163,34 @@ class Measure(Strict):
 
 
 class Bootstrap(Strict):
-    """Things bootstrap again (EDHOC + enrolment + OSCORE) and the outcome is measured:
-    NAME.success_rate, .duration_s (mean), .frames (mean radio frames), .bytes, .attempts."""
+    """Things bootstrap again (their profile's handshake + enrolment + OSCORE) and the outcome
+    is measured: NAME.success_rate, .duration_s (mean), .frames (mean radio frames sent),
+    .bytes, .attempts, .datagrams, .handshake_bytes, .handshake_datagrams, .retransmissions,
+    .round_trips; with per_profile also NAME.PROFILE.* (testbed.scenario.comparison)."""
 
     name: MeasureName = "bootstrap"
     things: list[str] | Literal["all"] = "all"
     timeout: Duration = 180.0
+    per_profile: bool = Field(
+        False, description="also NAME.PROFILE.<figure> per bootstrap profile (mixed buildings)"
+    )
+
+
+class Command(Strict):
+    """One command to several things: one group request (Group OSCORE through the PAN's border
+    router, as `testbed group`) or one unicast OSCORE write per thing, with what it cost and
+    who acted on it (testbed.scenario.comparison.command)."""
+
+    name: MeasureName = "command"
+    mode: Literal["group", "unicast"]
+    pan: str
+    things: list[str] = Field(min_length=1, description="the members the command is for")
+    outsiders: list[str] = Field(
+        default_factory=list, description="things that must not act on it (NAME.outsiders_acted)"
+    )
+    resource: str = "light"
+    value: Any
+    timeout: Duration = Field(30.0, description="seconds to wait for every thing to act on it")
 
 
 class Capture(Strict):
@@ -248,6 +275,7 @@ STEP_KINDS = (
     "node_start",
     "action",
     "move",
+    "command",
     "down",
 )
 
@@ -268,6 +296,7 @@ class Step(Strict):
     node_start: NodeControl | None = None
     action: Action | None = None
     move: Move | None = None
+    command: Command | None = None
     down: Down | None = None
 
     @model_validator(mode="before")

@@ -16,7 +16,7 @@ from typing import Any
 from testbed.errors import StepFailed, TestbedError
 from testbed.node.radio import mac
 from testbed.node.radio.errors import RadioError
-from testbed.scenario import eavesdrop, moves, schema
+from testbed.scenario import comparison, eavesdrop, moves, schema
 from testbed.scenario.adapter import Testbed
 from testbed.scenario.results import Expectation, Measurement, PointResult
 
@@ -221,7 +221,10 @@ def measure(ctx: Context, args: schema.Measure) -> None:
     else:
         assert args.action is not None and args.node is not None
         answer = ctx.testbed.action(args.node, args.action, dict(args.params))
-    value = dig(answer, args.path, strict=True) if args.path else answer
+    if args.path and args.default is not None and dig(answer, args.path) is None:
+        value: Any = args.default
+    else:
+        value = dig(answer, args.path, strict=True) if args.path else answer
     ctx.record(args.name, _scalar(value), args.unit)
 
 
@@ -294,6 +297,14 @@ def bootstrap(ctx: Context, args: schema.Bootstrap) -> None:
         ("attempts", attempts, ""),
     ):
         ctx.record(f"{args.name}.{key}", statistics.fmean(values) if values else None, unit)
+    for key, value in comparison.totals(states).items():
+        ctx.record(f"{args.name}.{key}", value)
+    if args.per_profile:
+        by_thing = dict(zip(things, states, strict=True))
+        rows = comparison.per_profile(by_thing, ctx.testbed.profiles())
+        for profile, row in rows.items():
+            for key, value in row.items():
+                ctx.record(f"{args.name}.{comparison.measure_part(profile)}.{key}", value)
     failed = [
         f"{t}: {s.get('lifecycle_reason') or s.get('error') or s.get('lifecycle')}"
         for t, s in zip(things, states, strict=True)
@@ -443,6 +454,7 @@ HANDLERS: dict[str, Callable[[Context, Any], None]] = {
     "attack_stop": attack_stop,
     "action": action,
     "move": moves.move,
+    "command": comparison.command,
     "wait": wait,
     "measure": measure,
     "bootstrap": bootstrap,
