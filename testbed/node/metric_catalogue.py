@@ -728,6 +728,18 @@ _SPECS: tuple[MetricSpec, ...] = (
         note="kind: solicited (answering an RS), unsolicited (periodic multicast)",
     ),
     MetricSpec(
+        "testbed_radio_fragmented_datagrams",
+        "counter",
+        "Unicast datagrams the node sent in 6LoWPAN fragments, by fate on the medium.",
+        (*RADIO_NODE, "outcome"),
+        roles=("border_router",),
+        component="radio",
+        note="outcome: delivered, lost-one-fragment, lost-several-fragments (RFC 4944 has no "
+        "fragment recovery: one lost fragment loses the datagram); samples once a node has "
+        "sent a fragmented datagram",
+        always=False,
+    ),
+    MetricSpec(
         "testbed_radio_bootstrap_frames",
         "histogram",
         "802.15.4 frames of one bootstrap attempt, per direction (sent: put on the air).",

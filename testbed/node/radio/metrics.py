@@ -23,6 +23,10 @@
                                                           removed; expired registrations
     testbed_radio_nd_router_advertisements_total{pan,kind}  solicited / unsolicited RAs sent
     testbed_radio_bootstrap_frames{direction}            histogram per bootstrap attempt (thing)
+    testbed_radio_fragmented_datagrams_total{pan,node,outcome}  unicast datagrams the node sent
+                                                          in fragments, by fate: delivered,
+                                                          lost-one-fragment,
+                                                          lost-several-fragments (router, fate.py)
 
 The router exports every node of its medium (the medium's view: what really crossed the
 channel); a thing exports itself (its station's view). Counters live in the radio objects that
@@ -59,6 +63,7 @@ class NodeSample:
     filtered: Mapping[str, int] = field(default_factory=dict)
     retries: int | None = None
     queue_length: int | None = None
+    fates: Mapping[str, int] = field(default_factory=dict)  # fragmented datagrams by outcome
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class RadioCollector(Collector):
         airtime = catalogue.counter_family("testbed_radio_airtime_seconds")
         queue = catalogue.gauge_family("testbed_radio_queue_length")
         filtered = catalogue.counter_family("testbed_radio_packets_filtered")
+        fates = catalogue.counter_family("testbed_radio_fragmented_datagrams")
         for n in s.nodes:
             key = [n.pan, n.node]
             sent.add_metric(key, n.frames_sent)
@@ -120,6 +126,8 @@ class RadioCollector(Collector):
                 retries.add_metric(key, n.retries)
             if n.queue_length is not None:
                 queue.add_metric(key, n.queue_length)
+            for outcome, count in sorted(n.fates.items()):
+                fates.add_metric([*key, outcome], count)
             if n.fragments:
                 buckets, total = fragment_buckets(n.fragments)
                 fragments.add_metric(key, buckets, total)
@@ -139,7 +147,7 @@ class RadioCollector(Collector):
                 requests.add_metric([p.pan, status], count)
             for kind, count in sorted(p.nd_advertisements.items()):
                 adverts.add_metric([p.pan, kind], count)
-        yield from (sent, received, dropped, retries, fragments, airtime, queue, filtered)
+        yield from (sent, received, dropped, retries, fragments, airtime, queue, filtered, fates)
         yield from (busy, loss, refused, registered, requests, adverts)
 
 
