@@ -77,7 +77,7 @@ lint: venv
 	$(BIN)/mypy
 
 test: lint
-	@rc=0; $(BIN)/pytest -ra $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(BIN)/pytest -ra --durations=30 $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ] && [ "$(NO_TESTS_OK)" = 1 ]; then \
 		echo "pytest collected no tests (exit code 5): treated as success"; \
 	else \
