@@ -164,6 +164,12 @@ class Bootstrap(Strict):
     name: MeasureName = "bootstrap"
     things: list[str] | Literal["all"] = "all"
     timeout: Duration = 180.0
+    fates: bool = Field(
+        False,
+        description="follow each fragmented datagram of the bootstraps to its fate on the "
+        "radio medium: NAME.frag.* measures (reads every border router before and after, "
+        "through its control endpoint, which a running capture holds: not with a capture)",
+    )
 
 
 class Capture(Strict):

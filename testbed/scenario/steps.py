@@ -268,12 +268,12 @@ def bootstrap(ctx: Context, args: schema.Bootstrap) -> None:
             return {"lifecycle": "error", "error": exc.message}
         return ctx.testbed.state(thing) or {}
 
-    fates_before = _fates(ctx)
+    fates_before = _fates(ctx) if args.fates else {}
     with ThreadPoolExecutor(max_workers=min(8, len(things))) as pool:
         before = list(pool.map(lambda t: _energy(ctx, t), things))
         states = list(pool.map(one, things))
         after = list(pool.map(lambda t: _energy(ctx, t), things))
-    fates_after = _fates(ctx)
+    fates_after = _fates(ctx) if args.fates else {}
     spent = [
         b2 - b1 for b1, b2 in zip(before, after, strict=True) if b1 is not None and b2 is not None
     ]

@@ -4,6 +4,7 @@ from two readings of the medium's counters, the Chernoff bound, and the per-poin
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,49 @@ def test_the_report_plots_measured_loss_against_the_model() -> None:
     figures = plots.fate_plots(result)
     assert [t for t, _ in figures] == ["boot: datagrams lost to fragment loss, measured and model"]
     assert figures[0][1].startswith("data:image/png;base64,")
+
+
+class _Building:
+    """NOT a testbed: one router whose medium counts what the bootstrap of t1 sent."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.shows = 0
+
+    def things(self) -> list[str]:
+        return ["t1"]
+
+    def nodes(self, role: str | None = None) -> list[str]:
+        return ["br1"] if role == "border_router" else ["br1", "t1"]
+
+    def action(self, node: str, action: str, params: dict, timeout: float = 30) -> dict:  # type: ignore[type-arg]
+        self.calls.append((node, action))
+        if action != "link-show":
+            return {}
+        self.shows += 1
+        done = {"3": 2} if self.shows > 1 else {}
+        lost = {"3": 1} if self.shows > 1 else {}
+        return show({"t1->br1": link(done, lost, lost, fragments_lost=1, expected=0.25)})
+
+    def state(self, node: str) -> dict:  # type: ignore[type-arg]
+        return {"lifecycle": "operational", "bootstrap": {"messages": [{"retransmissions": 1}]}}
+
+
+def test_the_bootstrap_step_reads_fates_only_when_asked(tmp_path: Path) -> None:
+    from testbed.scenario import schema, steps
+    from testbed.scenario.results import PointResult
+
+    for asked in (False, True):
+        building = _Building()
+        point = PointResult("s", {"loss": 0.3}, 0, 1)
+        ctx = steps.Context(building, tmp_path, tmp_path / "t.yaml", point)  # type: ignore[arg-type]
+        steps.bootstrap(ctx, schema.Bootstrap(name="boot", fates=asked))
+        values = {m.name: m.value for m in point.measurements}
+        assert (("br1", "link-show") in building.calls) == asked
+        assert ("boot.frag.lost" in values) == asked
+        if asked:
+            assert values["boot.frag.datagrams"] == 2 and values["boot.frag.lost_one"] == 1
+            assert (
+                values["boot.frag.bootstraps_hit"] == 1.0 and values["boot.frag.recovered"] == 1.0
+            )
+            assert values["boot.frag.retransmissions"] == 1.0
