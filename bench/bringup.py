@@ -23,8 +23,8 @@ from pathlib import Path
 import docker
 
 from testbed import bringup
-from testbed.backends.docker import WORKERS, DockerBackend
-from testbed.backends.images import ensure_node_image
+from testbed.engines.docker import WORKERS, DockerEngine
+from testbed.engines.images import ensure_node_image
 from testbed.plan import make_plan
 from testbed.topology import parse_topology
 
@@ -39,7 +39,7 @@ def thirty_things() -> str:
     )
 
 
-def time_testbed(backend: DockerBackend, text: str, image: str) -> float:
+def time_testbed(backend: DockerEngine, text: str, image: str) -> float:
     run = f"bench-{uuid.uuid4().hex[:6]}"
     plan = make_plan(parse_topology(text), run)
     start = time.perf_counter()
@@ -83,7 +83,7 @@ def main() -> None:
     os.environ.setdefault("TESTBED_HOME", tempfile.mkdtemp(prefix="testbed-bench-"))
     client = docker.from_env(timeout=300)
     image = ensure_node_image(client, project_root=ROOT, cache_dir=ROOT / ".testbed" / "cache").tag
-    backend = DockerBackend(client)
+    backend = DockerEngine(client)
     cases = {
         "default.yaml": (ROOT / "topologies" / "default.yaml").read_text(),
         "30 things": thirty_things(),

@@ -81,9 +81,9 @@ import tracemalloc
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from testbed.contracts.radio import RadioPanConfig, ext_from_short
 from testbed.node.radio import mac, zep
 from testbed.node.radio.addressing import BROADCAST
-from testbed.node.radio.config import RadioPanConfig, ext_from_short
 from testbed.node.radio.frontend import MAX_NODES, MediumHub
 from testbed.node.radio.medium import Delivery
 from testbed.node.radio.phy import ACK_AIRTIME_S, MAX_PSDU, TURNAROUND_S, airtime

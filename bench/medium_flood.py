@@ -35,8 +35,8 @@ import time
 import tracemalloc
 from typing import Any
 
+from testbed.contracts.radio import RadioPanConfig
 from testbed.node.radio import mac, zep
-from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.frag import FRAG1_DISPATCH
 from testbed.node.radio.frontend import MediumHub
 from testbed.node.radio.port import StationPort

@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from testbed import bringup, rundir  # noqa: E402
-from testbed.backends.docker import DockerBackend, connect  # noqa: E402
-from testbed.backends.images import ensure_node_image  # noqa: E402
-from testbed.lifecycle.runner import PhaseEvent, run_phase  # noqa: E402
+from testbed.engines.docker import DockerEngine, connect  # noqa: E402
+from testbed.engines.images import ensure_node_image  # noqa: E402
+from testbed.phases.runner import PhaseEvent, run_phase  # noqa: E402
 
 TOPOLOGY = ROOT / "topologies" / "two-operators.yaml"
 PHASES: list[tuple[str, dict[str, Any]]] = [
@@ -68,7 +68,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def bench(things: int, forks: int, image: str, phases: list[str]) -> dict[str, Any]:
-    backend = DockerBackend()
+    backend = DockerEngine()
     run = f"ans-bench-{things}-{forks}-{uuid.uuid4().hex[:6]}"  # runs side by side may not clash
     with tempfile.TemporaryDirectory() as tmp:
         topology = scaled_topology(things, Path(tmp))

@@ -53,8 +53,8 @@ from testbed.node.radio.frag import fragment
 from testbed.node.radio.iphc import Context
 from testbed.node.radio.mac import max_payload
 from testbed.node.roles.base import RoleContext
-from testbed.node.roles.trust_center import TrustCenterRole
 from testbed.node.thing.profiles import profile_for
+from testbed.node.trust_center.role import TrustCenterRole
 from testbed.plan import make_plan
 from testbed.topology import parse_topology
 

@@ -1,7 +1,7 @@
 """Benchmark: what a request to a thing costs through the border router's CoAP proxy.
 
 Three paths to one luminaire, on loopback with the real stacks (aiocoap OSCORE, Mbed TLS DTLS
-PSK, the testbed's proxy, thing servers and backend client; the rig of tests/unit/proxy):
+PSK, the testbed's proxy, thing servers and backend client; the rig of tests/unit/node/proxy):
 
     direct       OSCORE from the backend to the thing (no proxy)
     end-to-end   OSCORE through the proxy (it forwards what it cannot read)
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiocoap  # noqa: E402
 
-from tests.unit.proxy.rig import Rig, rig  # noqa: E402
+from tests.unit.node.proxy.rig import Rig, rig  # noqa: E402
 
 
 class Sink:

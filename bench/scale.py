@@ -32,8 +32,8 @@ import docker
 import yaml
 
 from testbed import bringup
-from testbed.backends.docker import WORKERS, DockerBackend
-from testbed.node.config import Role
+from testbed.contracts.node_config import Role
+from testbed.engines.docker import WORKERS, DockerEngine
 from testbed.topology import parse_topology
 from testbed.usecases import bring_up
 from testbed.usecases.progress import Stage
@@ -136,7 +136,7 @@ STAGES = [
     ("aiocoap (+ oscore)", ["aiocoap", "aiocoap.oscore"]),
     ("lakers", ["lakers"]),
     ("mbedtls", ["mbedtls.tls"]),
-    ("testbed.node (thing role, radio)", ["testbed.node.app", "testbed.node.roles.thing"]),
+    ("testbed.node (thing role, radio)", ["testbed.node.app", "testbed.node.thing.role"]),
 ]
 BREAKDOWN = r"""
 import json, sys
@@ -194,7 +194,7 @@ def main() -> int:
     text = topology_text(args.things, args.per_pan, args.pans_per_router)
     topology = parse_topology(text)
     run = f"scale-{uuid.uuid4().hex[:6]}"
-    backend = DockerBackend()
+    backend = DockerEngine()
     clock = Clock()
     print(
         f"run {run}: {args.things} things on {len(topology.pans)} PANs, "

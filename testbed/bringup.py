@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from testbed import manufacture, rundir
-from testbed.backends.base import Backend, EventFn, NodeStatus, RemovalReport
+from testbed.contracts.node_config import Attr, Role
+from testbed.engines.base import Engine, EventFn, NodeStatus, RemovalReport
 from testbed.errors import AlreadyRunning, NotRunning, RunStopped, TestbedError
-from testbed.node.config import Attr, Role
 from testbed.node.lifecycle import SETTLED
 from testbed.node.thing.status import ThingStatus
 from testbed.observe.hook import start_for_run as start_prometheus
@@ -26,7 +26,7 @@ from testbed.plan import Plan, make_plan
 from testbed.topology import load_topology
 
 if TYPE_CHECKING:
-    from testbed.lifecycle.runner import PhaseEvent, PhaseResult
+    from testbed.phases.runner import PhaseEvent, PhaseResult
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def plan_for(topology_path: Path, run: str | None) -> tuple[Plan, str]:
 
 
 def up(
-    backend: Backend,
+    backend: Engine,
     plan: Plan,
     topology_text: str,
     image: str,
@@ -89,7 +89,7 @@ def up(
     return UpResult(plan=plan, run_dir=run_dir, image=image)
 
 
-def _start_services(backend: Backend, plan: Plan, run_dir: Path) -> None:
+def _start_services(backend: Engine, plan: Plan, run_dir: Path) -> None:
     start_prometheus(backend, plan, run_dir)
     start_grafana(backend, plan, run_dir)  # when its image is available; likewise never raises
 
@@ -124,7 +124,7 @@ def domain_of(state: dict[str, Any] | None) -> str:
 
 
 def wait_commissioned(
-    backend: Backend,
+    backend: Engine,
     plan: Plan,
     on_event: EventFn,
     timeout: float = COMMISSION_TIMEOUT,
@@ -139,7 +139,7 @@ def wait_commissioned(
 
 
 def wait_final(
-    backend: Backend,
+    backend: Engine,
     run: str,
     things: list[str],
     on_event: EventFn,
@@ -185,14 +185,14 @@ def commissioned_by_phases(plan: Plan) -> bool:
 
 
 def commission_by_phases(
-    backend: Backend, plan: Plan, on_event: Callable[[PhaseEvent], None] | None = None
+    backend: Engine, plan: Plan, on_event: Callable[[PhaseEvent], None] | None = None
 ) -> list[PhaseResult]:
     """install, then commission: the same playbooks `testbed phase` runs.
 
     A failed install is an error (nothing can commission without its voucher imported); hosts
     that fail to commission are reported by wait_commissioned afterwards, like refusals.
     """
-    from testbed.lifecycle.runner import PhaseFailed, run_phase
+    from testbed.phases.runner import PhaseFailed, run_phase
 
     install = run_phase("install", backend=backend, run=plan.run, on_event=on_event)
     if not install.succeeded:
@@ -205,7 +205,7 @@ def commission_by_phases(
     return [install, commission]
 
 
-def with_lifecycle(backend: Backend, nodes: list[NodeStatus]) -> list[NodeStatus]:
+def with_lifecycle(backend: Engine, nodes: list[NodeStatus]) -> list[NodeStatus]:
     """Status entries of running things completed with the lifecycle state and the operator
     domain they report (a transferred thing's label still names its planned owner)."""
     asked = [n for n in nodes if n.role == Role.THING and n.state == "running"]
@@ -226,7 +226,7 @@ def with_lifecycle(backend: Backend, nodes: list[NodeStatus]) -> list[NodeStatus
     return out
 
 
-def live_runs(backend: Backend) -> dict[str, int]:
+def live_runs(backend: Engine) -> dict[str, int]:
     """Runs that are up. A run of empty networks alone is what a `down` could not remove (see
     RemovalReport.stale_networks): it is gone, and its next deploy removes or reuses them."""
     return {
@@ -265,7 +265,7 @@ def run_states(nodes: list[NodeStatus]) -> dict[str, RunState]:
     }
 
 
-def ensure_not_running(backend: Backend, run: str) -> None:
+def ensure_not_running(backend: Engine, run: str) -> None:
     count = backend.runs().get(run, 0)
     if count and count > len(backend.empty_networks(run)):  # as in live_runs, for one run
         state = run_states(backend.status(run)).get(run)
@@ -283,7 +283,7 @@ def ensure_not_running(backend: Backend, run: str) -> None:
         )
 
 
-def resolve_run(backend: Backend, run: str | None) -> str:
+def resolve_run(backend: Engine, run: str | None) -> str:
     """The run a command means: the one named, or the only one that is up."""
     if run:
         return run
@@ -298,7 +298,7 @@ def resolve_run(backend: Backend, run: str | None) -> str:
     return next(iter(runs))
 
 
-def down(backend: Backend, run: str, *, keep_files: bool = False) -> RemovalReport:
+def down(backend: Engine, run: str, *, keep_files: bool = False) -> RemovalReport:
     run_dirs = {Path(s.run_dir) for s in backend.status(run) if s.run_dir}
     if not backend.runs().get(run) and not run_dirs and not rundir.run_dir_for(run).is_dir():
         raise NotRunning(f"run {run!r} is not up", "list what is up with `testbed status`")

@@ -9,7 +9,7 @@
     │   ├── TransferError         an ownership transfer cannot be prepared from what was given
     │   └── ScenarioError         a scenario file is unreadable or invalid (file, line, key path)
     ├── ImageError                building or finding node images failed
-    ├── BackendError              the container runtime refused or failed
+    ├── EngineError              the container runtime refused or failed
     │   ├── DaemonUnavailable     no Docker daemon answers (not running, no permission)
     │   ├── AlreadyRunning        a run of that name is up already
     │   ├── NodeFailed            a node did not become ready (carries its log tail)
@@ -106,19 +106,19 @@ class ImageError(TestbedError):
     exit_code = 3
 
 
-class BackendError(TestbedError):
+class EngineError(TestbedError):
     exit_code = 4
 
 
-class DaemonUnavailable(BackendError):
+class DaemonUnavailable(EngineError):
     exit_code = 5
 
 
-class AlreadyRunning(BackendError):
+class AlreadyRunning(EngineError):
     exit_code = 6
 
 
-class NodeFailed(BackendError):
+class NodeFailed(EngineError):
     exit_code = 7
 
     def __init__(self, node: str, message: str, log_tail: str = "", hint: str = "") -> None:
@@ -127,7 +127,7 @@ class NodeFailed(BackendError):
         self.log_tail = log_tail
 
 
-class RunStopped(BackendError):
+class RunStopped(EngineError):
     exit_code = 14
 
 

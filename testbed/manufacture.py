@@ -28,9 +28,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from testbed import pki
+from testbed.contracts import proxy as proxy_contract
+from testbed.contracts.node_config import Attr, Role
 from testbed.node import material as M
-from testbed.node.config import Attr, Role
-from testbed.node.proxy import config as proxy_contract
 from testbed.pki import firmware, keys
 from testbed.plan.model import NodePlan, Plan
 

@@ -11,17 +11,17 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from testbed import backends, bringup, usecases
+from testbed import bringup, engines, usecases
 from testbed.cli import context
-from testbed.cli.compose_cli import render_command
+from testbed.cli.compose import render_command
 from testbed.cli.dashboards import dashboards_app
 from testbed.cli.group import register as register_group_command
 from testbed.cli.links import print_implementations
 from testbed.cli.links import register as register_link_commands
 from testbed.cli.observe import metrics_app
+from testbed.cli.output import console, error, status_json, status_table
 from testbed.cli.phase import register as register_phase_commands
 from testbed.cli.progress import BarProgress, bars
-from testbed.cli.render import console, error, status_json, status_table
 from testbed.cli.scenario import register as register_scenario_commands
 from testbed.errors import INTERRUPTED, CommissioningFailed, NotRunning, TestbedError
 from testbed.topology import load_topology
@@ -48,18 +48,24 @@ RunOption = Annotated[
 
 
 @app.callback()
-def choose_backend(
-    backend: Annotated[
-        str,
+def choose_engine(
+    engine: Annotated[
+        str | None,
         typer.Option(
-            "--backend",
-            envvar="TESTBED_BACKEND",
-            help=f"container engine: {', '.join(backends.names())}",
+            "--engine",
+            envvar="TESTBED_ENGINE",
+            help=f"container engine: {', '.join(engines.names())} (default {engines.DEFAULT})",
+            show_default=False,
         ),
-    ] = backends.DEFAULT,
+    ] = None,
+    legacy: Annotated[
+        str | None,
+        # The option's earlier name, kept so that existing commands and scripts still run.
+        typer.Option("--backend", envvar="TESTBED_BACKEND", hidden=True),
+    ] = None,
 ) -> None:
     """IoT security testbed: emulated IP-based IoT buildings in Docker."""
-    context.choose(backend)
+    context.choose(context.engine_name(engine, legacy))
 
 
 @app.command()
@@ -98,7 +104,7 @@ def images_build(
     force: Annotated[bool, typer.Option(help="rebuild even if the inputs did not change")] = False,
 ) -> None:
     """Build the node image offline when needed (rebuilt only when its inputs change)."""
-    backend = context.backend()
+    backend = context.engine()
     with bars() as progress:
         shown = BarProgress(progress)
         shown.begin("image", None)
@@ -134,7 +140,7 @@ def up(
     commission_timeout: Annotated[float, typer.Option(help="seconds to wait for that")] = 180.0,
 ) -> None:
     """Bring up an emulated building from a topology file, commissioned."""
-    backend = context.backend()
+    backend = context.engine()
     options = usecases.UpOptions(
         base_image=base_image,
         keep_on_error=keep_on_error,
@@ -174,7 +180,7 @@ def down(
     keep_files: Annotated[bool, typer.Option(help="keep the run directory")] = False,
 ) -> None:
     """Remove every container, network, volume and file of a run (found by labels)."""
-    backend = context.backend()
+    backend = context.engine()
     runs = sorted(backend.runs()) if all_runs else [bringup.resolve_run(backend, run)]
     for name in runs:
         report = usecases.down(backend, name, keep_files=keep_files)
@@ -202,7 +208,7 @@ NodeArgument = Annotated[
 @app.command()
 def stop(run: RunOption = None) -> None:
     """Stop a run's nodes and services, keeping them, their state and their networks."""
-    stopped = usecases.stop(context.backend(), run)
+    stopped = usecases.stop(context.engine(), run)
     console.print(f"stopped {len(stopped)} nodes and services; `testbed start` starts them again")
 
 
@@ -214,7 +220,7 @@ def start(
     """Start a stopped run (after `stop` or a Docker daemon restart), in the order of `up`."""
     with bars() as progress:
         result = usecases.start(
-            context.backend(), run, progress=BarProgress(progress), timeout=timeout
+            context.engine(), run, progress=BarProgress(progress), timeout=timeout
         )
     _report_start(result)
 
@@ -228,7 +234,7 @@ def restart(
     """Stop and start a run, or one node of it, with the readiness checks of `up`."""
     with bars() as progress:
         result = usecases.restart(
-            context.backend(), run, node, BarProgress(progress), timeout=timeout
+            context.engine(), run, node, BarProgress(progress), timeout=timeout
         )
     _report_start(result)
 
@@ -250,7 +256,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Show the nodes of one run, or of every run, as Docker reports them."""
-    backend = context.backend()
+    backend = context.engine()
     nodes = bringup.with_lifecycle(backend, backend.status(run))
     if as_json:
         print(status_json(nodes))
@@ -271,7 +277,7 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
 ) -> None:
     """Print a node's log (structured JSON lines)."""
-    backend = context.backend()
+    backend = context.engine()
     for chunk in backend.logs(bringup.resolve_run(backend, run), node, tail, follow):
         sys.stdout.write(chunk.decode("utf-8", "replace"))
         sys.stdout.flush()
@@ -287,7 +293,7 @@ def exec_(
 
     The command gets the node's run-time privileges only (testbed.node.confine): no
     CAP_NET_ADMIN or CAP_NET_RAW except on border routers."""
-    backend = context.backend()
+    backend = context.engine()
     confined = ["python3", "-m", "testbed.node.confine", "--", *command]
     result = backend.exec(bringup.resolve_run(backend, run), node, confined)
     sys.stdout.buffer.write(result.output)

@@ -21,12 +21,12 @@ import typer
 
 from testbed import bringup, rundir
 from testbed.cli import context
-from testbed.cli.render import console
+from testbed.cli.output import console
 from testbed.errors import TestbedError
-from testbed.lifecycle.records import phases_path, read_phases
 from testbed.observe import grafana
 from testbed.observe.dashboards import DATASOURCE_UID
 from testbed.observe.publish import DASHBOARD_DIR
+from testbed.phases.records import phases_path, read_phases
 
 if TYPE_CHECKING:
     pass
@@ -42,7 +42,7 @@ def _run_context(run: str | None) -> tuple[str | None, Path | None, str | None]:
     try:
         from testbed.observe.hook import url_of
 
-        backend = context.backend()
+        backend = context.engine()
         name = bringup.resolve_run(backend, run)
     except TestbedError:
         # No daemon, no run up, or several: a named run's directory may still hold its phases.

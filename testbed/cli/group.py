@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from testbed import bringup
 from testbed.cli import context
-from testbed.cli.render import console
+from testbed.cli.output import console
 from testbed.errors import GroupCommandError
 from testbed.links.group import send_group_command
 
@@ -45,7 +45,7 @@ def group(
         parsed: Any = json.loads(value)
     except ValueError as exc:
         raise GroupCommandError(f"VALUE is not JSON: {exc}", "e.g. '{\"on\": false}'") from None
-    backend = context.backend()
+    backend = context.engine()
     outcome = send_group_command(
         backend,
         bringup.resolve_run(backend, run),

@@ -26,13 +26,13 @@ from rich.table import Table
 
 from testbed import bringup, usecases
 from testbed.cli import context
-from testbed.cli.render import console
+from testbed.cli.output import console
 from testbed.contracts.impairment import LINK_NAMES
 from testbed.links import options
 from testbed.links.control import Links
 
 if TYPE_CHECKING:
-    from testbed.backends.base import Backend
+    from testbed.engines.base import Engine
 
 link_app = typer.Typer(
     help="Links of a run: show them, impair them live (netem semantics), reset them.",
@@ -46,7 +46,7 @@ Value = Annotated[str | None, typer.Option()]
 
 
 def _links(run: str | None) -> Links:
-    backend = context.backend()
+    backend = context.engine()
     return Links(backend, bringup.resolve_run(backend, run))
 
 
@@ -89,7 +89,7 @@ def set_(
 ) -> None:
     """Impair a link live; the options given replace the link's current impairments."""
     change = usecases.link_set(
-        context.backend(), link, run,
+        context.engine(), link, run,
         loss=loss, delay=delay, jitter=jitter, rate=rate, duplicate=duplicate, reorder=reorder,
         corrupt=corrupt, gilbert_elliott=gilbert_elliott,
     )  # fmt: skip
@@ -111,7 +111,7 @@ def reset(
     run: RunOption = None,
 ) -> None:
     """Back to the topology's settings for that link."""
-    change = usecases.link_reset(context.backend(), link, run)
+    change = usecases.link_reset(context.engine(), link, run)
     name = change.link
     if name.kind == "pan":
         (answer,) = change.answers
@@ -153,7 +153,7 @@ def capture(
     )
 
 
-def print_implementations(backend: Backend, run: str) -> None:
+def print_implementations(backend: Engine, run: str) -> None:
     """For `testbed up`: which implementation shapes each IP link (from the routers' state)."""
     for node in backend.status(run):
         if node.role != "border_router":

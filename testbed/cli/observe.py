@@ -15,7 +15,7 @@ from rich.table import Table
 
 from testbed import bringup
 from testbed.cli import context
-from testbed.cli.render import console
+from testbed.cli.output import console
 from testbed.observe import announce
 from testbed.observe.api import PrometheusAPI
 from testbed.observe.errors import ObserveError
@@ -35,7 +35,7 @@ RunOption = Annotated[
 def _api(run: str | None) -> tuple[str, PrometheusAPI]:
     from testbed.observe.hook import url_of
 
-    backend = context.backend()
+    backend = context.engine()
     name = run or bringup.resolve_run(backend, run)
     url = url_of(backend, name)
     if url is None:
@@ -97,7 +97,7 @@ def targets(
 
     name, api = _api(run)
     if sync:
-        path = sync_targets(context.backend(), name)
+        path = sync_targets(context.engine(), name)
         console.print(f"targets rewritten: {path}")
     table = Table(title=f"Prometheus targets of run {name}", title_justify="left")
     for column in ("node", "role", "endpoint", "health", "last error"):
@@ -144,7 +144,7 @@ def check(
     from testbed.observe.promtool import check_config
 
     if directory is None:
-        name = run or bringup.resolve_run(context.backend(), run)
+        name = run or bringup.resolve_run(context.engine(), run)
         directory = observe_dir(rundir.run_dir_for(name))
     result = check_config(directory / CONFIG_FILE)
     console.print(result.output, markup=False, highlight=False)

@@ -21,10 +21,10 @@ from rich.table import Table
 
 from testbed import bringup, usecases
 from testbed.cli import context
-from testbed.cli.render import console
+from testbed.cli.output import console
 from testbed.errors import TestbedError
-from testbed.lifecycle import inventory as inv
-from testbed.lifecycle.runner import DEFAULT_FORKS, PHASES, HostOutcome, PhaseEvent, PhaseResult
+from testbed.phases import inventory as inv
+from testbed.phases.runner import DEFAULT_FORKS, PHASES, HostOutcome, PhaseEvent, PhaseResult
 
 RunOption = Annotated[
     str | None, typer.Option("--run", "-r", help="run name (default: the only run that is up)")
@@ -179,7 +179,7 @@ def phase(
 ) -> None:
     """Run a lifecycle phase (an Ansible playbook) on the things of a running testbed."""
     extravars = parse_extravars(extra or [])
-    backend = context.backend()
+    backend = context.engine()
     run_name = bringup.resolve_run(backend, run)
 
     def said(message: str) -> None:
@@ -214,7 +214,7 @@ def inventory(
     ] = True,
 ) -> None:
     """Print the Ansible inventory of a running testbed (derived from its Docker labels)."""
-    backend = context.backend()
+    backend = context.engine()
     built = inv.inventory_for_run(backend, bringup.resolve_run(backend, run), live=live)
     print(built.graph() if graph else built.to_yaml(), end="")
 

@@ -12,7 +12,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from testbed.cli.render import console
+from testbed.cli.output import console
 from testbed.usecases.progress import Stage
 
 TITLES: dict[Stage, str] = {

@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from testbed import project
-from testbed.cli.render import console
+from testbed.cli.output import console
 from testbed.errors import ScenarioError, ScenarioFailed
 from testbed.scenario import junit, report_html
 from testbed.scenario.loader import load_scenario

@@ -17,12 +17,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from testbed.backends.base import Backend, NodeStatus
+from testbed.contracts.node_config import Attr, Role
+from testbed.contracts.radio import ATTRIBUTE_PREFIX as RADIO_PREFIX
+from testbed.engines.base import Engine, NodeStatus
 from testbed.errors import LinkActionError as LinkActionError  # re-exported
 from testbed.errors import LinkOptionError, NotRunning
 from testbed.links.options import LinkName
-from testbed.node.config import Attr, Role
-from testbed.node.radio.config import ATTRIBUTE_PREFIX as RADIO_PREFIX
 
 PROBE = ["python3", "-m", "testbed.node.probe", "action"]
 ACTION_TIMEOUT = 30.0
@@ -41,7 +41,7 @@ class LinkRow:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def call(backend: Backend, run: str, node: str, action: str, params: dict[str, Any],
+def call(backend: Engine, run: str, node: str, action: str, params: dict[str, Any],
          timeout: float = ACTION_TIMEOUT) -> dict[str, Any]:  # fmt: skip
     """One control action on a node; its refusal becomes an error with the node's words."""
     cmd = [*PROBE, action, json.dumps(params), "--timeout", str(timeout)]
@@ -60,7 +60,7 @@ def call(backend: Backend, run: str, node: str, action: str, params: dict[str, A
 
 
 class Links:
-    def __init__(self, backend: Backend, run: str) -> None:
+    def __init__(self, backend: Engine, run: str) -> None:
         self.backend = backend
         self.run = run
         self.routers: list[NodeStatus] = [

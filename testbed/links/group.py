@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from testbed.backends.base import Backend, NodeStatus
+from testbed.contracts.radio import pan_address
+from testbed.engines.base import Engine, NodeStatus
 from testbed.errors import GroupCommandError
 from testbed.links.control import LinkActionError, Links, call
-from testbed.node.radio.config import pan_address
 
 MEDIUM_TIMEOUT = 5.0
 
@@ -35,7 +35,7 @@ class GroupOutcome:
     medium: dict[str, float] = field(default_factory=dict)  # counter deltas on a radio PAN
 
 
-def backend_node(backend: Backend, run: str, name: str | None) -> NodeStatus:
+def backend_node(backend: Engine, run: str, name: str | None) -> NodeStatus:
     hosts = [
         n
         for n in backend.status(run)
@@ -84,7 +84,7 @@ def _medium(links: Links, router: NodeStatus, pan: str) -> dict[str, float] | No
 
 
 def send_group_command(
-    backend: Backend,
+    backend: Engine,
     run: str,
     pan: str,
     path: str,

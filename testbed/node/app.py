@@ -15,8 +15,8 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
+from testbed.contracts.node_config import CONFIG_FILE, STATE_DIR, NodeConfig
 from testbed.node import logs
-from testbed.node.config import CONFIG_FILE, STATE_DIR, NodeConfig
 from testbed.node.errors import ConfigError, NodeError, StateError
 from testbed.node.netsetup import validate_route
 from testbed.node.node import Node

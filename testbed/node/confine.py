@@ -18,8 +18,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from testbed.contracts.node_config import CONFIG_FILE, NodeConfig
 from testbed.node import capabilities
-from testbed.node.config import CONFIG_FILE, NodeConfig
 
 
 def main(argv: Sequence[str] | None = None, config: Path = CONFIG_FILE) -> int:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testbed.node.config import CONFIG_DIR
+from testbed.contracts.node_config import CONFIG_DIR
 
 IDENTITY = "identity"
 DEVICE_KEY_PEM = f"{IDENTITY}/device.key.pem"

@@ -31,8 +31,8 @@ from prometheus_client import (
     start_http_server,
 )
 
-from testbed.node import metric_catalogue as catalogue
-from testbed.node.config import NodeConfig
+from testbed.contracts.node_config import NodeConfig
+from testbed.node import declared_metrics as declared
 from testbed.node.errors import ServeError
 from testbed.node.logs import EventLog
 from testbed.node.redact import is_secret_name
@@ -68,10 +68,10 @@ class NodeMetrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
         self.config = config
         self.registry = CollectorRegistry()
-        catalogue.info("testbed_node", self.registry).info(info_labels(config))
-        catalogue.gauge("testbed_node_up", self.registry).set(1)
-        self.ready = catalogue.gauge("testbed_node_ready", self.registry)
-        catalogue.gauge("testbed_node_start_time_seconds", self.registry).set(time.time())
+        declared.info("testbed_node", self.registry).info(info_labels(config))
+        declared.gauge("testbed_node_up", self.registry).set(1)
+        self.ready = declared.gauge("testbed_node_ready", self.registry)
+        declared.gauge("testbed_node_start_time_seconds", self.registry).set(time.time())
         # The cost of security functions is what the testbed measures: keep CPU/RSS at hand.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)

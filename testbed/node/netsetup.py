@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from testbed.contracts.node_config import NodeConfig, Route
 from testbed.node import netns
-from testbed.node.config import NodeConfig, Route
 from testbed.node.errors import ConfigError, NetSetupError
 from testbed.node.logs import EventLog
 

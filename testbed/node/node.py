@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from testbed.contracts.node_config import CONFIG_DIR, NodeConfig
 from testbed.node import capabilities, netns
-from testbed.node.config import CONFIG_DIR, NodeConfig
 from testbed.node.control import ControlServer
 from testbed.node.energy import meter_for
 from testbed.node.errors import NetSetupError, ServeError, UnknownAction

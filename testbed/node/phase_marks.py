@@ -25,7 +25,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from testbed.node import metric_catalogue as catalogue
+from testbed.node import declared_metrics as declared
 from testbed.node.errors import ActionError
 
 OUTCOMES = ("successful", "failed")
@@ -37,9 +37,9 @@ Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 class PhaseMarks:
     def __init__(self, registry: CollectorRegistry, clock: Callable[[], float] = time.time):
         self.clock = clock
-        self.runs: Counter = catalogue.counter("testbed_phase_runs", registry)
-        self.start: Gauge = catalogue.gauge("testbed_phase_last_run_start_seconds", registry)
-        self.end: Gauge = catalogue.gauge("testbed_phase_last_run_end_seconds", registry)
+        self.runs: Counter = declared.counter("testbed_phase_runs", registry)
+        self.start: Gauge = declared.gauge("testbed_phase_last_run_start_seconds", registry)
+        self.end: Gauge = declared.gauge("testbed_phase_last_run_end_seconds", registry)
         self._seen: list[tuple[str, float, str]] = []
         # Called with (phase, start, end) after each mark: per-phase figures (energy).
         self.listeners: list[Callable[[str, float, float], None]] = []

@@ -32,7 +32,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-# Same defaults as testbed.node.config (a test keeps them equal); not imported, to stay light.
+# Same defaults as testbed.contracts.node_config (a test keeps them equal); not imported, to
+# stay light.
 CONFIG_FILE = "/etc/testbed/node.json"
 CONTROL_PORT = 8730
 CONTROL_HOST = "127.0.0.1"

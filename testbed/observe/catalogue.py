@@ -1,4 +1,4 @@
-"""docs/metrics.md, generated from the metric catalogue (testbed.node.metric_catalogue).
+"""docs/metrics.md, generated from the metric catalogue (testbed.contracts.metric_catalogue).
 
     python -m testbed.observe.catalogue [docs/metrics.md]    rewrite the file
     python -m testbed.observe.catalogue --check              exit 1 when it is out of date
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from testbed.node.metric_catalogue import LIBRARY_METRICS, METRICS, MetricSpec
+from testbed.contracts.metric_catalogue import LIBRARY_METRICS, METRICS, MetricSpec
 
 DOC_PATH = Path("docs") / "metrics.md"
 SECTIONS = (
@@ -30,8 +30,8 @@ SECTIONS = (
 INTRO = """\
 # Metrics
 
-Generated from `testbed/node/metric_catalogue.py` by `python -m testbed.observe.catalogue`; do not
-edit. Every node serves these on `http://[<mgmt address>]:9180/metrics`; the run's Prometheus
+Generated from `testbed/contracts/metric_catalogue.py` by `python -m testbed.observe.catalogue`;
+do not edit. Every node serves these on `http://[<mgmt address>]:9180/metrics`; the run's Prometheus
 scrapes them every 5 s with the target labels `run`, `node`, `role` and, where the node has them,
 `vendor`, `model`, `domain`, `pan` (`honor_labels`: labels a node sets itself win). Recording
 rules and dashboards build on them (`testbed/observe/rules.py`, `dashboards/`).

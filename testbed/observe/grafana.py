@@ -11,7 +11,7 @@ Through grafana-client (Grafana's HTTP API, token in ``Authorization: Bearer``):
     GET  /api/annotations?tags=..           what an earlier push left (no duplicates)
     POST /api/annotations, PUT /api/annotations/<id>
 
-Annotations: one per phase run of RUN/phases.jsonl (testbed.lifecycle.records), a region from
+Annotations: one per phase run of RUN/phases.jsonl (testbed.phases.records), a region from
 start to end, the text naming the phase, its outcome and every host with its outcome; tags
 ``phase``, ``phase:<name>``, ``run:<run>`` and ``outcome:<status>``. They are organisation
 annotations (no dashboard), so every dashboard shows them through the annotation query that

@@ -2,7 +2,7 @@
 
 ``start_for_run`` (Prometheus) and ``start_grafana_for_run`` are called by the bring-up once the
 run's networks exist, while the nodes start (their targets come from the plan). They ask the
-backend for its run services (``Backend.services()``: None when its engine has none) and never
+backend for its run services (``Engine.services()``: None when its engine has none) and never
 raise (Ctrl-C aside): without Prometheus or Grafana the testbed is still useful, so a missing
 image or a failed start is announced and the run goes on.
 ``TESTBED_OBSERVE=0`` turns Prometheus off, ``TESTBED_GRAFANA=0`` Grafana. Teardown needs no
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from rich.markup import escape
 
 from testbed import rundir
-from testbed.backends.base import Backend, RunServices
+from testbed.engines.base import Engine, RunServices
 from testbed.errors import TestbedError
 from testbed.observe.announce import announce
 from testbed.observe.config import observe_dir
@@ -38,7 +38,7 @@ def enabled() -> bool:
     return os.environ.get(ENABLE_ENV, "1").strip().lower() not in {"0", "off", "no", "false"}
 
 
-def start_for_run(backend: Backend, plan: Plan, run_dir: Path) -> Observer | None:
+def start_for_run(backend: Engine, plan: Plan, run_dir: Path) -> Observer | None:
     services = backend.services()
     if services is None:
         return None
@@ -68,7 +68,7 @@ def _start(services: RunServices, plan: Plan, run_dir: Path) -> Observer:
     return observer
 
 
-def sync_targets(backend: Backend, run: str) -> Path:
+def sync_targets(backend: Engine, run: str) -> Path:
     """Rewrite the run's file_sd targets from the nodes that run now (nodes came or went)."""
     nodes = backend.status(run)
     run_dirs = {n.run_dir for n in nodes if n.run_dir}
@@ -76,19 +76,19 @@ def sync_targets(backend: Backend, run: str) -> Path:
     return write_targets(directory, targets_from_status(nodes))
 
 
-def url_of(backend: Backend, run: str) -> str | None:
+def url_of(backend: Engine, run: str) -> str | None:
     """The URL of the run's running Prometheus (None: none runs, or the engine has none)."""
     services = backend.services()
     return services.prometheus_url(run) if services is not None else None
 
 
-def grafana_of(backend: Backend, run: str) -> GrafanaService | None:
+def grafana_of(backend: Engine, run: str) -> GrafanaService | None:
     """The run's running Grafana (None: none runs, or the engine has none)."""
     services = backend.services()
     return services.grafana(run) if services is not None else None
 
 
-def start_grafana_for_run(backend: Backend, plan: Plan, run_dir: Path) -> GrafanaService | None:
+def start_grafana_for_run(backend: Engine, plan: Plan, run_dir: Path) -> GrafanaService | None:
     """The run's Grafana when its image is here or can be pulled; never raises (Ctrl-C aside)."""
     from testbed.observe import grafana_service as G
 

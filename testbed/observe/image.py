@@ -1,6 +1,6 @@
 """The Prometheus image ``testbed/prometheus:<hash>``, built offline like the node image.
 
-Same base as the node image (``testbed.backends.images``: python:3.11-slim when local or
+Same base as the node image (``testbed.engines.images``: python:3.11-slim when local or
 pullable, else the offline Debian ``testbed/base:bookworm``), same rules: an inputs hash
 (Dockerfile, how Prometheus gets in, base image ID) stored as the ``testbed.inputs-hash`` label,
 nothing built when an image carries it, the legacy builder with ``pull=False``.
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import docker
 
-from testbed.backends.images import BASE_IMAGE_LABEL, INPUTS_HASH_LABEL, ProgressFn
-from testbed.backends.images.base_image import _resolve_base
-from testbed.backends.images.build import _build as build_with_legacy_builder
-from testbed.backends.images.common import docker_errors, locked
+from testbed.engines.images import BASE_IMAGE_LABEL, INPUTS_HASH_LABEL, ProgressFn
+from testbed.engines.images.base_image import _resolve_base
+from testbed.engines.images.build import _build as build_with_legacy_builder
+from testbed.engines.images.common import docker_errors, locked
 from testbed.errors import ImageError
 from testbed.observe.binaries import HostBinaries, Source, host_binaries
 

@@ -12,19 +12,19 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from testbed.backends.base import Backend
-from testbed.lifecycle.records import read_phases
+from testbed.engines.base import Engine
 from testbed.observe import grafana
 from testbed.observe.dashboards import DATASOURCE_UID
 from testbed.observe.errors import ObserveError
 from testbed.observe.hook import grafana_of
+from testbed.phases.records import read_phases
 from testbed.project import DASHBOARDS
 
 URL_ENV, TOKEN_ENV = "GRAFANA_URL", "GRAFANA_TOKEN"
 DASHBOARD_DIR = DASHBOARDS / "json"
 
 
-def annotate_own_grafana(backend: Backend, run: str, run_dir: Path) -> str | None:
+def annotate_own_grafana(backend: Engine, run: str, run_dir: Path) -> str | None:
     """Sync the run's phase annotations into its own Grafana; a line to print, None if none."""
     try:
         own = grafana_of(backend, run)
@@ -46,7 +46,7 @@ def annotate_own_grafana(backend: Backend, run: str, run_dir: Path) -> str | Non
 
 
 def publish_after_up(
-    backend: Backend, run: str, run_dir: Path, prometheus_url: str | None
+    backend: Engine, run: str, run_dir: Path, prometheus_url: str | None
 ) -> list[str]:
     """The Grafana lines of `up`: the run's own Grafana when it runs, and a push to $GRAFANA_URL
     when one is configured; without either, how to connect one."""

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed.backends.base import NodeStatus
-from testbed.node.config import METRICS_PORT
+from testbed.contracts.node_config import METRICS_PORT
+from testbed.engines.base import NodeStatus
 from testbed.observe.files import atomic_write
 from testbed.plan.labels import NodeLabels
 from testbed.plan.model import Plan

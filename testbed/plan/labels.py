@@ -18,7 +18,7 @@ NETWORK = PREFIX + "network"
 RUN_DIR = PREFIX + "run-dir"
 TOPOLOGY = PREFIX + "topology"
 PLAN = PREFIX + "plan"
-# A multi-host backend's placement constraint of the node (topology key ``placement``)
+# A multi-host engine's placement constraint of the node (topology key ``placement``)
 PLACEMENT = PREFIX + "placement"
 CORE = frozenset({RUN, NODE, ROLE, KIND, BUILDING, NETWORK, RUN_DIR, TOPOLOGY, PLAN, PLACEMENT})
 

@@ -7,8 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from testbed.node.config import NodeConfig
-from testbed.node.radio.config import pan_address
+from testbed.contracts.node_config import NodeConfig
+from testbed.contracts.radio import pan_address
 
 NetworkKind = Literal["mgmt", "backbone", "internet", "pan"]
 

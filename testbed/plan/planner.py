@@ -17,13 +17,12 @@ import hashlib
 import ipaddress
 import re
 
+from testbed.contracts import energy
 from testbed.contracts import impairment as shaping
+from testbed.contracts.node_config import Attr, Interface, NodeConfig, Role, Route
+from testbed.contracts.radio import RadioPanConfig
 from testbed.errors import PlanError
-from testbed.node import energy
-from testbed.node.config import Attr, Interface, NodeConfig, Role, Route
-from testbed.node.radio.config import RadioPanConfig
-from testbed.plan import addressing, proxies
-from testbed.plan import policy as cross_domain
+from testbed.plan import addressing, cross_domain, proxies
 from testbed.plan.labels import NETWORK, PLACEMENT, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
 from testbed.topology.schema import (
@@ -174,7 +173,7 @@ class _Builder:
             (f"pan-{pan.name}", self.router_of_pan[pan.name]) for pan in topology.pans
         ]
 
-        # -- cross-domain policy (testbed.plan.policy): enforced by the routers, scoped lists --
+        # -- cross-domain rules (testbed.plan.cross_domain): enforced by the routers, scoped lists
         self.rules = cross_domain.resolve(topology)
         data_network = {n: n_ifaces[-1].network for n, n_ifaces in self.interfaces.items()}
         self.policy_forward = (
@@ -234,9 +233,7 @@ class _Builder:
                 config = _with_channel_model(config, pan, names)
                 config = dataclasses.replace(
                     config,
-                    carriers={
-                        n: self.carrier_of(n, network) for n in names.values() if n != node
-                    },
+                    carriers={n: self.carrier_of(n, network) for n in names.values() if n != node},
                 )
             out[config.key] = config.to_attribute()
         return out
@@ -325,12 +322,12 @@ class _Builder:
             host_attributes.update(
                 {
                     "placement": "pan",
-                    "pan": host.pan,
-                    "zep-medium": self.carrier_of(serving, network),
-                    "pan-id": str(pan_model.pan_id),
-                    "channel": str(pan_model.channel),
-                    "router-short": f"{self.router_short(serving, network):04x}",
-                    "pan-prefix": str(self.pan_prefix[network]),
+                    Attr.PAN: host.pan,
+                    Attr.ZEP_MEDIUM: self.carrier_of(serving, network),
+                    Attr.PAN_ID: str(pan_model.pan_id),
+                    Attr.CHANNEL: str(pan_model.channel),
+                    Attr.ROUTER_SHORT: f"{self.router_short(serving, network):04x}",
+                    Attr.PAN_PREFIX: str(self.pan_prefix[network]),
                 }
             )
             host_routes = ()

@@ -2,7 +2,7 @@
 
 ``node_attributes`` says which attributes each node gets, nothing when no router has a proxy:
 
-- the router: ``proxy`` (testbed.node.proxy.config.ProxyConfig as JSON: modes, tamper, the
+- the router: ``proxy`` (testbed.contracts.proxy.ProxyConfig as JSON: modes, tamper, the
   prefixes of its PANs, the things it holds a PSK with by address, the backends by name and
   by address);
 - every backend: ``proxies`` (how to reach each proxy and which PAN prefixes it serves);
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from testbed.node.proxy import config as contract
+from testbed.contracts import proxy as contract
 from testbed.topology.schema import Topology
 
 Address = Callable[[str, str], str]  # (node, network) -> its address there

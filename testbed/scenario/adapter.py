@@ -16,10 +16,9 @@ from testbed import rundir, usecases
 from testbed.errors import StepFailed
 
 if TYPE_CHECKING:
-    from testbed.backends.base import Backend
-    from testbed.lifecycle.runner import PhaseResult
+    from testbed.engines.base import Engine
     from testbed.observe.api import PrometheusAPI
-
+    from testbed.phases.runner import PhaseResult
 
 
 @dataclass
@@ -31,11 +30,11 @@ class UpOutcome:
 class Testbed:
     """The use cases of one run, as the CLI calls them."""
 
-    def __init__(self, run: str, backend: Backend | None = None) -> None:
+    def __init__(self, run: str, backend: Engine | None = None) -> None:
         if backend is None:
-            from testbed import backends
+            from testbed import engines
 
-            backend = backends.get("docker")
+            backend = engines.get("docker")
         self.backend = backend
         self.run = run
         self._api: PrometheusAPI | None = None
@@ -59,9 +58,7 @@ class Testbed:
     # ------------------------------------------------------------------ phases
 
     def phase(self, name: str, limit: str | None, extravars: dict[str, Any]) -> PhaseResult:
-        return usecases.phase(
-            self.backend, name, self.run, limit=limit, extravars=extravars
-        ).result
+        return usecases.phase(self.backend, name, self.run, limit=limit, extravars=extravars).result
 
     # ------------------------------------------------------------------ links and captures
 

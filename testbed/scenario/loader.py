@@ -21,7 +21,6 @@ PLACEHOLDER = re.compile(r"\$\{([a-z][a-z0-9_]*)\}")
 Lines = dict[tuple[str | int, ...], int]
 
 
-
 def load_scenario(path: Path | str, *, short: bool = False) -> Scenario:
     path = Path(path)
     try:

@@ -30,7 +30,6 @@ TestbedFactory = Callable[[str], Testbed]
 LOG_TAIL = 400
 
 
-
 def run_suite(
     files: Sequence[Path],
     out_dir: Path,

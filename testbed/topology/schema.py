@@ -22,9 +22,9 @@ from pydantic import (
 )
 
 from testbed.contracts import impairment
-from testbed.node.thing.profiles import DEFAULT_PROFILE, PROFILE_NAMES
+from testbed.contracts.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 from testbed.topology import units
-from testbed.topology.policy import PolicyRule, policy_problems
+from testbed.topology.cross_domain_rules import PolicyRule, policy_problems
 
 NAME_RE = r"^[a-z][a-z0-9-]{0,29}$"
 Name = Annotated[str, Field(pattern=NAME_RE, description="lower case, digits and '-', max 30")]
@@ -45,8 +45,8 @@ def _known_profile(name: str) -> str:
     return name
 
 
-# The bootstrap profiles are the node's registry (testbed.node.thing.profiles): a topology may
-# name exactly the profiles the node image implements.
+# The bootstrap profiles are the contract's list (testbed.contracts.profiles), which the node's
+# registry implements (a test ties them): a topology may name exactly those.
 ProfileName = Annotated[
     str,
     AfterValidator(_known_profile),
@@ -65,7 +65,7 @@ PLACEMENT_RE = (
     r"\s*(==|!=)\s*\S+$"
 )
 PLACEMENT_HELP = (
-    "placement constraint on a multi-host backend (Swarm), e.g. 'node.labels.zone==east'; "
+    "placement constraint on a multi-host engine (Swarm), e.g. 'node.labels.zone==east'; "
     "default: anywhere"
 )
 Placement = Annotated[str, Field(pattern=PLACEMENT_RE)]
@@ -396,7 +396,7 @@ class Topology(Strict):
     policies: list[PolicyRule] | None = Field(
         None,
         description="cross-domain rules enforced by the border routers, then the defaults "
-        "(testbed.topology.policy); [] = the defaults only; absent = no filter",
+        "(testbed.topology.cross_domain_rules); [] = the defaults only; absent = no filter",
     )
     energy: Energy | None = Field(
         None, description="estimate the energy of things on radio PANs (absent: no estimate)"

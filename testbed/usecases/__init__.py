@@ -7,7 +7,7 @@ tests alike (the CLI only parses options and draws progress and results).
     phase(backend, name, run, limit=..., ...) -> PhaseRun            a lifecycle phase
     link_set / link_reset(backend, link, run, ...) -> LinkChange     impair a link live
 
-The backend comes from ``testbed.backends.get(name)``. Errors are ``testbed.errors`` classes.
+The backend comes from ``testbed.engines.get(name)``. Errors are ``testbed.errors`` classes.
 """
 
 from __future__ import annotations

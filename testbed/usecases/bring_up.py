@@ -15,12 +15,12 @@ from pathlib import Path
 import yaml
 
 from testbed import bringup, rundir
-from testbed.backends.base import Backend, RemovalReport
+from testbed.contracts.node_config import Role
+from testbed.engines.base import Engine, RemovalReport
 from testbed.errors import CommissioningFailed
-from testbed.lifecycle.runner import PhaseEvent
-from testbed.node.config import Role
 from testbed.observe.hook import url_of
 from testbed.observe.publish import publish_after_up
+from testbed.phases.runner import PhaseEvent
 from testbed.plan import Plan, make_plan
 from testbed.topology.schema import Topology
 from testbed.usecases.progress import NoProgress, Progress
@@ -74,7 +74,7 @@ def plan_of(topology: Path | Topology, run: str | None = None) -> tuple[Plan, st
 
 
 def up(
-    backend: Backend,
+    backend: Engine,
     topology: Path | Topology,
     run: str | None = None,
     options: UpOptions | None = None,
@@ -150,6 +150,6 @@ def up(
     )
 
 
-def down(backend: Backend, run: str | None, *, keep_files: bool = False) -> RemovalReport:
+def down(backend: Engine, run: str | None, *, keep_files: bool = False) -> RemovalReport:
     """Remove every container, network, volume and file of a run (the only one up if None)."""
     return bringup.down(backend, bringup.resolve_run(backend, run), keep_files=keep_files)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from testbed import bringup
-from testbed.backends.base import Backend
+from testbed.engines.base import Engine
 from testbed.links import options
 from testbed.links.control import Links
 from testbed.links.options import LinkName
@@ -22,7 +22,7 @@ class LinkChange:
 
 
 def link_set(
-    backend: Backend,
+    backend: Engine,
     link: str,
     run: str | None = None,
     *,
@@ -54,7 +54,7 @@ def link_set(
     return LinkChange(name, links.set_ip(name, impairment))
 
 
-def link_reset(backend: Backend, link: str, run: str | None = None) -> LinkChange:
+def link_reset(backend: Engine, link: str, run: str | None = None) -> LinkChange:
     """Back to the topology's settings for that link."""
     name = options.parse_link(link)
     links = Links(backend, bringup.resolve_run(backend, run))

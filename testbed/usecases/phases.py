@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from testbed import bringup
-from testbed.backends.base import Backend
+from testbed.engines.base import Engine
 from testbed.errors import PhaseFailed
-from testbed.lifecycle.runner import DEFAULT_FORKS, PhaseEvent, PhaseResult, run_phase
 from testbed.observe.publish import annotate_own_grafana
+from testbed.phases.runner import DEFAULT_FORKS, PhaseEvent, PhaseResult, run_phase
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class PhaseRun:
 
 
 def phase(
-    backend: Backend,
+    backend: Engine,
     name: str,
     run: str | None = None,
     *,

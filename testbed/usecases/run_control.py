@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from testbed import bringup
-from testbed.backends.base import Backend, NodeStatus
+from testbed.contracts.node_config import Role
+from testbed.engines.base import Engine, NodeStatus
 from testbed.errors import NotRunning
-from testbed.node.config import Role
 from testbed.usecases.progress import NoProgress, Progress
 
 INFRASTRUCTURE = (Role.BORDER_ROUTER, Role.TRUST_CENTER, Role.INTERNET_HOST)
@@ -41,7 +41,7 @@ def tiers(nodes: list[NodeStatus]) -> list[list[NodeStatus]]:
     return [tier for tier in (infrastructure, things, services) if tier]
 
 
-def _members(backend: Backend, run: str, node: str | None) -> list[NodeStatus]:
+def _members(backend: Engine, run: str, node: str | None) -> list[NodeStatus]:
     nodes = backend.status(run)
     if not nodes:
         raise NotRunning(f"run {run!r} has no nodes", "list what exists with `testbed status`")
@@ -56,7 +56,7 @@ def _members(backend: Backend, run: str, node: str | None) -> list[NodeStatus]:
 
 
 def stop(
-    backend: Backend, run: str | None, node: str | None = None, progress: Progress | None = None
+    backend: Engine, run: str | None, node: str | None = None, progress: Progress | None = None
 ) -> list[str]:
     """Stop a run's nodes (or one node), keeping them; returns those that were running."""
     report = progress or NoProgress()
@@ -73,7 +73,7 @@ def stop(
 
 
 def start(
-    backend: Backend,
+    backend: Engine,
     run: str | None,
     node: str | None = None,
     progress: Progress | None = None,
@@ -113,7 +113,7 @@ def start(
 
 
 def restart(
-    backend: Backend,
+    backend: Engine,
     run: str | None,
     node: str | None = None,
     progress: Progress | None = None,

@@ -22,6 +22,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Prepended to the names of the runs these tests start: on a machine several people share,
+# each gives their runs a prefix of their own (TESTBED_IT_RUN_PREFIX=ab-).
+RUN_PREFIX = os.environ.get("TESTBED_IT_RUN_PREFIX", "")
 TESTBED = [sys.executable, "-m", "testbed.cli.app"]
 
 
@@ -90,7 +93,7 @@ def node_image(docker_client, cli_env: dict[str, str]) -> str:  # type: ignore[n
 
 @pytest.fixture
 def run_name() -> Iterator[str]:
-    yield f"it-{uuid.uuid4().hex[:8]}"
+    yield f"{RUN_PREFIX}it-{uuid.uuid4().hex[:8]}"
 
 
 @contextlib.contextmanager
@@ -100,7 +103,7 @@ def phase_environment(cli_env: dict[str, str]) -> Iterator[dict[str, str]]:
     The Ansible collections come from the developer's cache when it has them (no second
     download of the ansible wheel).
     """
-    from testbed.lifecycle import collections
+    from testbed.phases import collections
 
     env = dict(cli_env)
     shared = ROOT / ".testbed" / "cache" / "collections"
@@ -135,7 +138,7 @@ def _remove_network(docker_client, net) -> None:  # type: ignore[no-untyped-def]
     network of a uniquely named run disturbs no other test) instead of failing the teardown."""
     import docker
 
-    from testbed.backends.docker import detach_endpoints
+    from testbed.engines.docker import detach_endpoints
 
     for attempt in range(10):
         try:
@@ -179,7 +182,7 @@ FAKE_GRAFANA_IMAGE = "testbed/fake-grafana:test"
 
 @pytest.fixture(scope="session")
 def fake_grafana_image(docker_client, node_image: str) -> str:  # type: ignore[no-untyped-def]
-    """FAKE Grafana image: the node image running tests/unit/grafana/fake_grafana.py (with the
+    """FAKE Grafana image: the node image running tests/unit/observe/fake_grafana.py (with the
     host's PyYAML). Grafana itself cannot run here (no registry, not in Debian); the fake speaks
     its HTTP API, reads its GF_* settings and loads its provisioning files. It is NOT Grafana."""
     import yaml

@@ -1,4 +1,4 @@
-"""Reading and driving nodes of a running test run through the real Docker backend."""
+"""Reading and driving nodes of a running test run through the real Docker engine."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import json
 import time
 from typing import Any
 
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 
 
-def state(backend: DockerBackend, run: str, node: str) -> dict[str, Any]:
+def state(backend: DockerEngine, run: str, node: str) -> dict[str, Any]:
     answer = backend.node_state(run, node)
     assert answer is not None, f"{node} did not answer GET /state"
     role_state = answer.get("state")
@@ -17,7 +17,7 @@ def state(backend: DockerBackend, run: str, node: str) -> dict[str, Any]:
     return role_state
 
 
-def action(backend: DockerBackend, run: str, node: str, name: str, **params: Any) -> Any:
+def action(backend: DockerEngine, run: str, node: str, name: str, **params: Any) -> Any:
     result = backend.exec(
         run, node, ["python3", "-m", "testbed.node.probe", "action", name, json.dumps(params)]
     )
@@ -26,7 +26,7 @@ def action(backend: DockerBackend, run: str, node: str, name: str, **params: Any
     return answer["result"]
 
 
-def sql(backend: DockerBackend, run: str, node: str, query: str) -> list[list[Any]]:
+def sql(backend: DockerEngine, run: str, node: str, query: str) -> list[list[Any]]:
     """A read-only query against a trust center's registry, inside its container."""
     script = (
         "import json, sqlite3; "
@@ -49,7 +49,7 @@ def wait_for(check: Any, timeout: float, what: str, interval: float = 0.5) -> An
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
-def metrics(backend: DockerBackend, run: str, node: str, prefix: str) -> dict[str, float]:
+def metrics(backend: DockerEngine, run: str, node: str, prefix: str) -> dict[str, float]:
     """The node's /metrics as Prometheus sees it (fetched inside it from its mgmt address),
     only the series whose names start with ``prefix``: series -> value."""
     script = (

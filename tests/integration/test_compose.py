@@ -27,16 +27,22 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed.node.metric_catalogue import METRICS
+from testbed.compose import tool
+from testbed.contracts.metric_catalogue import METRICS
 from testbed.observe.api import PrometheusAPI
 from testbed.plan import make_plan
 from testbed.plan.model import Plan
-from testbed.render import tool
 from testbed.topology import load_topology
-from tests.integration.conftest import ROOT, assert_networks_gone, remove_run, run_cli
+from tests.integration.conftest import (
+    ROOT,
+    RUN_PREFIX,
+    assert_networks_gone,
+    remove_run,
+    run_cli,
+)
 from tests.integration.nodes import wait_for
-from tests.unit.catalogue.exports import exported, mismatches
-from tests.unit.grafana.fake_grafana import FakeGrafana
+from tests.unit.contracts.exports import exported, mismatches
+from tests.unit.observe.fake_grafana import FakeGrafana
 
 pytestmark = pytest.mark.integration
 
@@ -68,11 +74,11 @@ def _require_compose() -> None:
 
 def _node_image(cli_env: dict[str, str]) -> str:
     """The node image of this checkout by its content tag (``:latest`` may move meanwhile)."""
-    from testbed.backends import docker as docker_backend
-    from testbed.backends.images import ensure_node_image
+    from testbed.engines import docker as docker_engine
+    from testbed.engines.images import ensure_node_image
 
     result = ensure_node_image(
-        docker_backend.connect(),
+        docker_engine.connect(),
         project_root=ROOT,
         cache_dir=Path(cli_env["TESTBED_HOME"]) / "cache",
     )
@@ -84,7 +90,7 @@ def compose_run(
     docker_client: Any, cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ComposeRun]:
     _require_compose()
-    name = f"comp-{uuid.uuid4().hex[:8]}"
+    name = f"{RUN_PREFIX}comp-{uuid.uuid4().hex[:8]}"
     out = tmp_path_factory.mktemp("compose") / "compose.yaml"
     port = _free_port()
     image = _node_image(cli_env)
@@ -217,7 +223,7 @@ def test_the_grafana_profile_starts_the_runs_grafana(
     """`--profile grafana` starts the run's Grafana as `testbed up` would: found by its labels,
     provisioned, with the admin password of the run directory, annotated with the phases. The
     image is a FAKE Grafana (see conftest.fake_grafana_image): only Grafana's side is faked."""
-    from testbed.backends.docker import DockerBackend
+    from testbed.engines.docker import DockerEngine
     from testbed.observe.publish import annotate_own_grafana
 
     # The same render, with the fake as $TESTBED_GRAFANA_IMAGE; the run directory stays.
@@ -250,7 +256,7 @@ def test_the_grafana_profile_starts_the_runs_grafana(
     with urllib.request.urlopen(f"{url}/api/datasources/uid/testbed-prometheus") as answer:
         assert json.loads(answer.read())["url"] == "http://prometheus:9090"
     # The testbed finds it by its labels and writes the recorded phases with the password file.
-    line = annotate_own_grafana(DockerBackend(docker_client), compose_run.name, compose_run.run_dir)
+    line = annotate_own_grafana(DockerEngine(docker_client), compose_run.name, compose_run.run_dir)
     assert line is not None and "2 phase annotations" in line, line
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from tests.integration.conftest import ROOT, remove_run, run_cli
 from tests.integration.nodes import state, wait_for
 
@@ -21,7 +21,7 @@ THINGS = ("thermostat-01", "thermostat-02", "smoke-01", "lamp-01", "lamp-02", "l
 
 
 @pytest.fixture(scope="module")
-def lossy(docker_client, node_image, cli_env) -> Iterator[tuple[DockerBackend, str]]:  # type: ignore[no-untyped-def]
+def lossy(docker_client, node_image, cli_env) -> Iterator[tuple[DockerEngine, str]]:  # type: ignore[no-untyped-def]
     run = "it-lossy-pan"
     remove_run(docker_client, run)
     topology = str(ROOT / "topologies" / "default.yaml")
@@ -32,7 +32,7 @@ def lossy(docker_client, node_image, cli_env) -> Iterator[tuple[DockerBackend, s
         assert "pan-floor1" in shown and "10" in shown, shown
         run_cli(["phase", "install", "--run", run], cli_env, timeout=900)
         run_cli(["phase", "commission", "--run", run], cli_env, timeout=900)
-        yield DockerBackend(docker_client), run
+        yield DockerEngine(docker_client), run
     finally:
         run_cli(["down", "--run", run], cli_env, check=False)
         remove_run(docker_client, run)

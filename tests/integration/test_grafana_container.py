@@ -1,7 +1,7 @@
 """The run's own Grafana container, started by `testbed up` when a Grafana image is available.
 
 Grafana itself cannot run here (no registry, not in Debian), so this test builds a FAKE Grafana
-image: the node image with tests/unit/grafana/fake_grafana.py as its entry point, which speaks
+image: the node image with tests/unit/observe/fake_grafana.py as its entry point, which speaks
 Grafana's HTTP API, reads Grafana's settings from the same GF_* variables and loads Grafana's
 provisioning files. It is NOT Grafana. What the test shows is the testbed's side for real: the
 container is made from $TESTBED_GRAFANA_IMAGE with the repository's provisioning mounted

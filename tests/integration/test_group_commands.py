@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from testbed.links.group import relay_address
 from tests.integration.conftest import ROOT, TESTBED, remove_run, run_cli
 from tests.integration.nodes import action, state, wait_for
@@ -32,17 +32,17 @@ TSHARK = shutil.which("tshark")
 
 
 @pytest.fixture(scope="module")
-def building(docker_client, node_image, cli_env) -> Iterator[tuple[DockerBackend, dict[str, str]]]:  # type: ignore[no-untyped-def]
+def building(docker_client, node_image, cli_env) -> Iterator[tuple[DockerEngine, dict[str, str]]]:  # type: ignore[no-untyped-def]
     up = run_cli(["up", "-t", str(ROOT / "topologies" / "radio.yaml"), "--run", RUN], cli_env)
     assert "commissioned: 3 of 3 things" in up.stdout, up.stdout
     try:
-        yield DockerBackend(docker_client), cli_env
+        yield DockerEngine(docker_client), cli_env
     finally:
         run_cli(["down", "--run", RUN], cli_env, check=False)
         remove_run(docker_client, RUN)
 
 
-def light(backend: DockerBackend, lamp: str) -> Any:
+def light(backend: DockerEngine, lamp: str) -> Any:
     answer = action(backend, RUN, "backend", "read", thing=lamp, resource="light")
     assert answer["outcome"] == "ok", answer
     return answer["value"]

@@ -18,7 +18,7 @@ import docker
 import docker.errors
 import pytest
 
-from testbed.backends.images import (
+from testbed.engines.images import (
     DOCKERFILE,
     INPUTS_HASH_LABEL,
     NODE_IMAGE_LATEST,

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from testbed import bringup
-from testbed.backends.docker import DockerBackend
-from testbed.lifecycle import inventory, records
-from testbed.lifecycle.runner import PhaseEvent, PhaseResult, run_phase
-from tests.integration.conftest import ROOT, phase_environment, remove_run, run_cli
+from testbed.engines.docker import DockerEngine
+from testbed.phases import inventory, records
+from testbed.phases.runner import PhaseEvent, PhaseResult, run_phase
+from tests.integration.conftest import ROOT, RUN_PREFIX, phase_environment, remove_run, run_cli
 from tests.integration.nodes import action, sql, state, wait_for
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ THINGS = ("thermostat-01", "thermostat-02", "co2-01", "occupancy-01", "lamp-01",
 
 @dataclass
 class Building:
-    backend: DockerBackend
+    backend: DockerEngine
     run: str
     run_dir: Path
     serials: dict[str, str]
@@ -90,9 +90,9 @@ class Building:
 def building(
     docker_client: Any, node_image: str, cli_env: dict[str, str], testbed_home: Path
 ) -> Iterator[Building]:
-    run = f"ans-{uuid.uuid4().hex[:6]}"
+    run = f"{RUN_PREFIX}ans-{uuid.uuid4().hex[:6]}"
     with phase_environment(cli_env) as env:
-        backend = DockerBackend(docker_client)
+        backend = DockerEngine(docker_client)
         try:
             plan, text = bringup.plan_for(TOPOLOGY, run)
             # commissioning: phases (the default): every thing waits for the commission phase.

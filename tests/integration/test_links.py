@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from tests.integration.conftest import ROOT, TESTBED, remove_run, run_cli
 from tests.integration.nodes import action, metrics, state, wait_for
 
@@ -34,7 +34,7 @@ MALFORMED = 0x07000000  # PI_MALFORMED, the expert group of _ws.malformed
 
 
 @pytest.fixture(scope="module")
-def run(docker_client, node_image, cli_env) -> Iterator[tuple[DockerBackend, dict[str, str]]]:  # type: ignore[no-untyped-def]
+def run(docker_client, node_image, cli_env) -> Iterator[tuple[DockerEngine, dict[str, str]]]:  # type: ignore[no-untyped-def]
     remove_run(docker_client, RUN)
     up = run_cli(["up", "-t", str(ROOT / "topologies" / "radio.yaml"), "--run", RUN], cli_env)
     assert "commissioned: 3 of 3 things" in up.stdout, up.stdout
@@ -42,7 +42,7 @@ def run(docker_client, node_image, cli_env) -> Iterator[tuple[DockerBackend, dic
     for link in ("backbone", "internet"):
         assert f"link {link}: " in up.stdout, up.stdout
     try:
-        backend = DockerBackend(docker_client)
+        backend = DockerEngine(docker_client)
         wait_for(lambda: read(backend)["outcome"] == "ok", 60, "a first read of the thing")
         yield backend, cli_env
     finally:
@@ -50,14 +50,14 @@ def run(docker_client, node_image, cli_env) -> Iterator[tuple[DockerBackend, dic
         remove_run(docker_client, RUN)
 
 
-def read(backend: DockerBackend) -> dict[str, Any]:
+def read(backend: DockerEngine) -> dict[str, Any]:
     answer: dict[str, Any] = action(
         backend, RUN, "backend", "read", thing=THING, resource="temperature"
     )
     return answer
 
 
-def latencies(backend: DockerBackend, n: int = 9) -> list[float]:
+def latencies(backend: DockerEngine, n: int = 9) -> list[float]:
     out = []
     for _ in range(n):
         answer = read(backend)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from testbed.observe import dashcheck
 from testbed.observe import rules as R
 from testbed.observe.api import PrometheusAPI
@@ -22,7 +22,7 @@ from testbed.plan import Plan, make_plan
 from testbed.topology import load_topology
 from tests.integration.conftest import ROOT, remove_run, run_cli
 from tests.integration.nodes import action, wait_for
-from tests.unit.grafana.fake_grafana import FakeGrafana
+from tests.unit.observe.fake_grafana import FakeGrafana
 
 pytestmark = pytest.mark.integration
 DEFAULT = ROOT / "topologies" / "default.yaml"
@@ -70,7 +70,7 @@ def _down(docker_client: Any, cli_env: dict[str, str], run: str) -> None:
 
 @pytest.fixture(scope="module")
 def fake_grafana() -> Iterator[FakeGrafana]:
-    """A FAKE Grafana (tests/unit/grafana/fake_grafana.py: Grafana's HTTP API, not Grafana,
+    """A FAKE Grafana (tests/unit/observe/fake_grafana.py: Grafana's HTTP API, not Grafana,
     which cannot run here) for `testbed up` to push to."""
     with FakeGrafana(GRAFANA_TOKEN) as server:
         yield server
@@ -358,7 +358,7 @@ def radio(docker_client, node_image, cli_env) -> Iterator[Run]:  # type: ignore[
 
 
 def test_pan_loss_alert_and_pan_dashboard(radio: Run, docker_client: Any) -> None:
-    backend = DockerBackend(docker_client)
+    backend = DockerEngine(docker_client)
     assert action(backend, radio.name, "br1", "link-set", loss=0.3)["loss"] == 0.3
     try:
         loss = wait_for(

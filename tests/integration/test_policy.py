@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from testbed import bringup
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from testbed.plan.model import Plan
 from tests.integration.conftest import ROOT, phase_environment, remove_run, run_cli
 from tests.integration.nodes import action, state, wait_for
@@ -34,7 +34,7 @@ DROPPED = "testbed_policy_dropped_packets_total"
 
 @dataclass
 class Building:
-    backend: DockerBackend
+    backend: DockerEngine
     run: str
     plan: Plan
     env: dict[str, str]
@@ -81,7 +81,7 @@ def building(
 ) -> Iterator[Building]:
     run = f"pol-{uuid.uuid4().hex[:6]}"
     with phase_environment(cli_env) as env:
-        backend = DockerBackend(docker_client)
+        backend = DockerEngine(docker_client)
         try:
             plan, text = bringup.plan_for(TOPOLOGY, run)
             bringup.up(backend, plan, text, node_image, lambda event, name: None)

@@ -4,7 +4,7 @@ edhoc-01 (edhoc-oscore), cert-01 (dtls-cert, its model's profile) and psk-01 (dt
 per thing) commission; the backend then reads each over OSCORE, whatever the bootstrap was. A
 capture of the PAN during a dtls-cert bootstrap decodes in tshark as DTLS (through 6LoWPAN
 reassembly) without a malformed packet, and the DTLS things bootstrap again at 10 % frame loss.
-The security core's refusals are proven per profile at unit level (tests/unit/trust_center).
+The security core's refusals are proven per profile at unit level (tests/unit/node/trust_center).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from tests.integration.conftest import ROOT, TESTBED, remove_run, run_cli
 from tests.integration.nodes import action, sql, state, wait_for
 
@@ -32,18 +32,18 @@ TSHARK = shutil.which("tshark")
 
 
 @pytest.fixture(scope="module")
-def building(docker_client, node_image, cli_env) -> Iterator[tuple[DockerBackend, dict[str, str]]]:  # type: ignore[no-untyped-def]
+def building(docker_client, node_image, cli_env) -> Iterator[tuple[DockerEngine, dict[str, str]]]:  # type: ignore[no-untyped-def]
     remove_run(docker_client, RUN)
     up = run_cli(["up", "-t", str(TOPOLOGY), "--run", RUN], cli_env)
     assert "commissioned: 3 of 3 things" in up.stdout, up.stdout
     try:
-        yield DockerBackend(docker_client), cli_env
+        yield DockerEngine(docker_client), cli_env
     finally:
         run_cli(["down", "--run", RUN], cli_env, check=False)
         remove_run(docker_client, RUN)
 
 
-def _report(backend: DockerBackend, thing: str) -> dict[str, Any]:
+def _report(backend: DockerEngine, thing: str) -> dict[str, Any]:
     report: dict[str, Any] = state(backend, RUN, thing)["bootstrap"]
     return report.get("last") or report
 
@@ -95,6 +95,7 @@ def test_a_dtls_cert_bootstrap_on_the_pan_decodes_in_tshark(building, tmp_path: 
     )  # fmt: skip
     # The capture runs on the router once its state lists the PAN (not after a guessed delay).
     deadline = time.monotonic() + 60
+
     def capturing() -> bool:
         state = backend.node_state(RUN, ROUTER) or {}
         return "pan0" in state.get("links", {}).get("captures", [])

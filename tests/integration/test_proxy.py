@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from tests.integration.conftest import ROOT, remove_run, run_cli
 from tests.integration.nodes import action, metrics, state, wait_for
 
@@ -30,13 +30,13 @@ FLIPPED = {"on": False, "level": 20}
 
 
 @pytest.fixture(scope="module")
-def building(docker_client, node_image, cli_env) -> Iterator[DockerBackend]:  # type: ignore[no-untyped-def]
+def building(docker_client, node_image, cli_env) -> Iterator[DockerEngine]:  # type: ignore[no-untyped-def]
     """The running building; its plan is read from the run directory (TESTBED_HOME)."""
     remove_run(docker_client, RUN)
     up = run_cli(["up", "-t", str(TOPOLOGY), "--run", RUN], cli_env)
     assert "commissioned: 1 of 1 things" in up.stdout, up.stdout
     try:
-        backend = DockerBackend(docker_client)
+        backend = DockerEngine(docker_client)
         wait_for(
             lambda: "lamp-01" in state(backend, RUN, "backend")["backend"]["things"],
             60,
@@ -48,7 +48,7 @@ def building(docker_client, node_image, cli_env) -> Iterator[DockerBackend]:  # 
         remove_run(docker_client, RUN)
 
 
-def _proxy(backend: DockerBackend) -> dict[str, Any]:
+def _proxy(backend: DockerEngine) -> dict[str, Any]:
     return dict(action(backend, RUN, "br1", "proxy-show"))
 
 
@@ -65,7 +65,7 @@ def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before[k] for k in after}
 
 
-def _read(backend: DockerBackend, via: str) -> dict[str, Any]:
+def _read(backend: DockerEngine, via: str) -> dict[str, Any]:
     return dict(action(backend, RUN, "backend", "read", thing="lamp-01", resource="light", via=via))
 
 

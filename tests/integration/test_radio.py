@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from tests.integration.conftest import ROOT, remove_run, run_cli
 from tests.integration.nodes import action, metrics, state, wait_for
 
@@ -28,30 +28,30 @@ PAN = "floor1"
 
 
 @pytest.fixture(scope="module")
-def radio(docker_client, node_image, cli_env) -> Iterator[DockerBackend]:  # type: ignore[no-untyped-def]
+def radio(docker_client, node_image, cli_env) -> Iterator[DockerEngine]:  # type: ignore[no-untyped-def]
     remove_run(docker_client, RUN)
     up = run_cli(["up", "-t", str(ROOT / "topologies" / "radio.yaml"), "--run", RUN], cli_env)
     assert "commissioned: 3 of 3 things" in up.stdout, up.stdout
     try:
-        yield DockerBackend(docker_client)
+        yield DockerEngine(docker_client)
     finally:
         run_cli(["down", "--run", RUN], cli_env, check=False)
         remove_run(docker_client, RUN)
 
 
-def pan_state(backend: DockerBackend, node: str) -> dict[str, Any]:
+def pan_state(backend: DockerEngine, node: str) -> dict[str, Any]:
     answer = backend.node_state(RUN, node)
     assert answer is not None and "radio" in answer, answer
     radio: dict[str, Any] = answer["radio"][PAN]
     return radio
 
 
-def medium_nodes(backend: DockerBackend) -> dict[str, dict[str, Any]]:
+def medium_nodes(backend: DockerEngine) -> dict[str, dict[str, Any]]:
     nodes: dict[str, dict[str, Any]] = pan_state(backend, "br1")["medium"]["nodes"]
     return nodes
 
 
-def test_every_thing_is_operational_over_the_radio(radio: DockerBackend, cli_env) -> None:  # type: ignore[no-untyped-def]
+def test_every_thing_is_operational_over_the_radio(radio: DockerEngine, cli_env) -> None:  # type: ignore[no-untyped-def]
     status = json.loads(run_cli(["status", "--run", RUN, "--json"], cli_env).stdout)
     assert {s["node"]: s["lifecycle"] for s in status if s["role"] == "thing"} == dict.fromkeys(
         THINGS, "operational"
@@ -72,7 +72,7 @@ def test_every_thing_is_operational_over_the_radio(radio: DockerBackend, cli_env
     assert all(nodes[n]["frames_received"] > 0 and nodes[n]["transmissions"] > 0 for n in THINGS)
 
 
-def test_radio_metrics_moved(radio: DockerBackend) -> None:
+def test_radio_metrics_moved(radio: DockerEngine) -> None:
     m = metrics(radio, RUN, "br1", "testbed_radio_")
     assert m[f'testbed_radio_frames_sent_total{{node="br1",pan="{PAN}"}}'] > 10
     assert m[f'testbed_radio_frames_received_total{{node="thermostat-01",pan="{PAN}"}}'] > 0
@@ -85,7 +85,7 @@ def test_radio_metrics_moved(radio: DockerBackend) -> None:
     assert thing['testbed_radio_bootstrap_frames_sum{direction="sent"}'] >= 3
 
 
-def test_the_backend_reads_every_thing_over_the_radio(radio: DockerBackend) -> None:
+def test_the_backend_reads_every_thing_over_the_radio(radio: DockerEngine) -> None:
     def all_read() -> bool:
         things = state(radio, RUN, "backend")["backend"]["things"]
         return len(things) == 3 and all(
@@ -98,7 +98,7 @@ def test_the_backend_reads_every_thing_over_the_radio(radio: DockerBackend) -> N
     assert answer["code"] == "2.05" and answer["protected"] is True
 
 
-def rebootstrap_all(backend: DockerBackend) -> dict[str, dict[str, Any]]:
+def rebootstrap_all(backend: DockerEngine) -> dict[str, dict[str, Any]]:
     started = {t: state(backend, RUN, t)["bootstrap"]["at"] for t in THINGS}
     for thing in THINGS:
         action(backend, RUN, thing, "bootstrap")
@@ -116,7 +116,7 @@ def rebootstrap_all(backend: DockerBackend) -> dict[str, dict[str, Any]]:
     return reports
 
 
-def test_commissioning_completes_at_ten_percent_frame_loss(radio: DockerBackend) -> None:
+def test_commissioning_completes_at_ten_percent_frame_loss(radio: DockerEngine) -> None:
     before = {n: v["dropped"].get("channel-loss", 0) for n, v in medium_nodes(radio).items()}
     assert action(radio, RUN, "br1", "link-set", loss="10%")["loss"] == pytest.approx(0.1)
     try:
@@ -132,7 +132,7 @@ def test_commissioning_completes_at_ten_percent_frame_loss(radio: DockerBackend)
     assert pan_state(radio, "br1")["default_link"]["loss"] == 0.0
 
 
-def test_full_loss_stops_the_pan_and_reset_restores_it(radio: DockerBackend) -> None:
+def test_full_loss_stops_the_pan_and_reset_restores_it(radio: DockerEngine) -> None:
     action(radio, RUN, "br1", "link-set", loss=1)
     try:
         time.sleep(0.5)  # frames already on the air finish
@@ -157,13 +157,13 @@ def test_full_loss_stops_the_pan_and_reset_restores_it(radio: DockerBackend) -> 
     wait_for(read_ok, 90, "a read through the restored PAN", interval=1)
 
 
-def refused(backend: DockerBackend) -> dict[str, float]:
+def refused(backend: DockerEngine) -> dict[str, float]:
     m = metrics(backend, RUN, "br1", "testbed_radio_datagrams_refused_total")
     return {k.split('cause="')[1].split('"')[0]: v for k, v in m.items() if "cause=" in k}
 
 
 def test_a_spoofing_flooding_guest_station_cannot_stop_commissioning(  # type: ignore[no-untyped-def]
-    radio: DockerBackend, docker_client, node_image
+    radio: DockerEngine, docker_client, node_image
 ) -> None:
     """A real container on the PAN's carrier network plays a hostile guest station
     (tests/integration/guest_station.py): it claims lamp-01's EUI-64 by HELLO, sends frames as

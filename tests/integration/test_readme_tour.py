@@ -4,7 +4,7 @@ The commands are read from README.md itself, so the tour cannot drift from what 
 every command of the tour must have a check here (a new one fails until it gets one). What
 the test changes, and why: the run name (`office` -> a unique one, and `--run` on every verb
 that takes one, since other runs may be up on the same daemon), output files (into a temporary
-directory), the Grafana URL and token (a FAKE Grafana, tests/unit/grafana/fake_grafana.py:
+directory), the Grafana URL and token (a FAKE Grafana, tests/unit/observe/fake_grafana.py:
 Grafana itself cannot run here) and the capture's duration (2 s instead of 10).
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import ROOT, TESTBED, remove_run
-from tests.unit.grafana.fake_grafana import FakeGrafana
+from tests.unit.observe.fake_grafana import FakeGrafana
 
 pytestmark = pytest.mark.integration
 README = ROOT / "README.md"

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from tests.integration.conftest import ROOT, TESTBED, remove_run, run_cli
 from tests.integration.nodes import metrics, wait_for
 from tests.riot import FIXTURE, RiotNode
@@ -38,7 +38,7 @@ TSHARK = shutil.which("tshark")
 
 @dataclass(frozen=True)
 class Building:
-    backend: DockerBackend
+    backend: DockerEngine
     run: str
     host: str  # the host's address on the PAN's carrier network
     medium: str  # br1's carrier address: the medium's ZEP endpoint
@@ -53,7 +53,7 @@ def building(docker_client, node_image, cli_env, testbed_home: Path) -> Iterator
     topology = str(ROOT / "topologies" / "default.yaml")
     try:
         run_cli(["up", "-t", topology, "--run", run, "--no-wait"], cli_env)
-        backend = DockerBackend(docker_client)
+        backend = DockerEngine(docker_client)
         plan = json.loads((testbed_home / "runs" / run / "plan.json").read_text())
         carrier = next(n for n in plan["networks"] if n["name"] == f"pan-{PAN}")
         nodes = {s.node: s for s in backend.status(run)}

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from testbed.errors import RunStopped
 from tests.integration.conftest import ROOT, remove_run, run_cli
 from tests.integration.nodes import action, state, wait_for
@@ -32,18 +32,18 @@ THING = "thermostat-01"
 
 
 @pytest.fixture(scope="module")
-def building(docker_client, node_image, cli_env) -> Iterator[DockerBackend]:  # type: ignore[no-untyped-def]
+def building(docker_client, node_image, cli_env) -> Iterator[DockerEngine]:  # type: ignore[no-untyped-def]
     remove_run(docker_client, RUN)
     up = run_cli(["up", "-t", str(TOPOLOGY), "--run", RUN], cli_env)
     assert "commissioned: 1 of 1 things" in up.stdout, up.stdout
     try:
-        yield DockerBackend(docker_client)
+        yield DockerEngine(docker_client)
     finally:
         run_cli(["down", "--run", RUN], cli_env, check=False)
         remove_run(docker_client, RUN)
 
 
-def read(backend: DockerBackend) -> dict[str, Any]:
+def read(backend: DockerEngine) -> dict[str, Any]:
     answer: dict[str, Any] = action(
         backend, RUN, "backend", "read", thing=THING, resource="temperature"
     )
@@ -63,7 +63,7 @@ def _files(run_dir: Path) -> dict[str, tuple[str, int]]:
 
 
 def test_render_of_a_running_run_writes_its_compose_file_and_mints_nothing(
-    building: DockerBackend, cli_env: dict[str, str], tmp_path: Path
+    building: DockerEngine, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     (node,) = [n for n in building.status(RUN) if n.node == THING]
     run_dir = Path(node.run_dir)
@@ -82,7 +82,7 @@ def test_render_of_a_running_run_writes_its_compose_file_and_mints_nothing(
 
 
 def test_a_stopped_run_is_told_apart_and_starts_again(
-    building: DockerBackend, cli_env: dict[str, str]
+    building: DockerEngine, cli_env: dict[str, str]
 ) -> None:
     wait_for(lambda: read(building)["outcome"] == "ok", 60, "a first read of the thing")
     run_cli(["stop", "--run", RUN], cli_env)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from testbed import bringup
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from testbed.errors import NodeFailed
 from testbed.plan import Plan, make_plan
 from testbed.topology import load_topology
@@ -170,7 +170,7 @@ def test_failed_node_is_named_and_everything_is_removed(  # type: ignore[no-unty
     plan = _minimal_plan_with_a_broken("thermostat-01", run_name)
     try:
         with pytest.raises(NodeFailed) as caught:
-            bringup.up(DockerBackend(), plan, "", node_image, lambda *_: None)
+            bringup.up(DockerEngine(), plan, "", node_image, lambda *_: None)
         assert caught.value.node == "thermostat-01"
         assert "toaster" in caught.value.log_tail
         flt = {"label": f"testbed.run={run_name}"}
@@ -188,10 +188,10 @@ def test_keep_on_error_keeps_the_run(  # type: ignore[no-untyped-def]
     plan = _minimal_plan_with_a_broken("backend", run_name)
     try:
         with pytest.raises(NodeFailed):
-            bringup.up(DockerBackend(), plan, "", node_image, lambda *_: None, keep_on_error=True)
+            bringup.up(DockerEngine(), plan, "", node_image, lambda *_: None, keep_on_error=True)
         flt = {"label": f"testbed.run={run_name}"}
         assert docker_client.containers.list(all=True, filters=flt)
-        report = bringup.down(DockerBackend(), run_name)
+        report = bringup.down(DockerEngine(), run_name)
         assert report.containers
         # Every network went (or Docker kept one it had lost count of, which is reported).
         removed = sorted(report.networks + report.stale_networks)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from testbed import bringup
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from tests.integration.conftest import ROOT, remove_run, run_cli
 from tests.integration.nodes import action, metrics, sql, state, wait_for
 
@@ -29,12 +29,12 @@ PRIMARY = {
 
 
 @pytest.fixture(scope="module")
-def office(docker_client, node_image, cli_env) -> Iterator[tuple[DockerBackend, str]]:  # type: ignore[no-untyped-def]
+def office(docker_client, node_image, cli_env) -> Iterator[tuple[DockerEngine, str]]:  # type: ignore[no-untyped-def]
     run = "it-office"
     remove_run(docker_client, run)
     up = run_cli(["up", "-t", str(ROOT / "topologies" / "default.yaml"), "--run", run], cli_env)
     assert "commissioned: 6 of 6 things" in up.stdout, up.stdout
-    backend = DockerBackend(docker_client)
+    backend = DockerEngine(docker_client)
     try:
         # The backend learns things from the trust center every 2 s: let it catch up.
         wait_for(
@@ -105,7 +105,7 @@ def test_edhoc_message_sizes_agree_with_rfc_9529(office) -> None:  # type: ignor
 
     RFC 9529 (method 3): message_1 37, message_2 45, message_3 19 bytes. Documented difference:
     aiocoap's initiator always appends one EAD item to message_1 (1 byte more, 38);
-    tests/unit/bootstrap checks that this item is the whole difference.
+    tests/unit/node/bootstrap checks that this item is the whole difference.
     """
     backend, run = office
     report = state(backend, run, "thermostat-01")["bootstrap"]
@@ -145,7 +145,7 @@ UP_OUTPUT: dict[str, str] = {}  # run -> what its `testbed up` printed
 @pytest.fixture(scope="module")
 def refusals(
     docker_client, node_image, cli_env
-) -> Iterator[tuple[DockerBackend, str, dict[str, Any]]]:  # type: ignore[no-untyped-def]
+) -> Iterator[tuple[DockerEngine, str, dict[str, Any]]]:  # type: ignore[no-untyped-def]
     run = "it-refusals"
     remove_run(docker_client, run)
     up = run_cli(["up", "-t", str(FIXTURES / "refusals.yaml"), "--run", run], cli_env, check=False)
@@ -154,7 +154,7 @@ def refusals(
         assert up.returncode == 10, up.stdout + up.stderr
         assert "3 of 4 things are not operational" in up.stderr
         UP_OUTPUT[run] = up.stdout
-        backend = DockerBackend(docker_client)
+        backend = DockerEngine(docker_client)
         yield backend, run, state(backend, run, "tc-facility")
     finally:
         run_cli(["down", "--run", run], cli_env, check=False)
@@ -240,13 +240,13 @@ def test_trust_center_sigkill_mid_bootstrap(
     remove_run(docker_client, run)
     monkeypatch.setenv("TESTBED_HOME", cli_env["TESTBED_HOME"])
     plan, text = bringup.plan_for(FIXTURES / "twenty.yaml", run)
-    backend = DockerBackend(docker_client)
+    backend = DockerEngine(docker_client)
     errors: list[BaseException] = []
 
     def bring_up() -> None:
         try:
             # Its own Docker client: the main thread polls the trust center meanwhile.
-            bringup.up(DockerBackend(), plan, text, node_image, lambda *_: None)
+            bringup.up(DockerEngine(), plan, text, node_image, lambda *_: None)
         except BaseException as exc:  # reported below
             errors.append(exc)
 

@@ -1,4 +1,4 @@
-"""The Swarm backend on a single-node swarm: up, commissioned, read back, and down leaves nothing.
+"""The Swarm engine on a single-node swarm: up, commissioned, read back, and down leaves nothing.
 
 The fixture makes the daemon a single-node swarm only if it is not in one already, and leaves
 the swarm at the end only if it made it (other tests run plain containers on the same daemon
@@ -23,7 +23,7 @@ from tests.integration.conftest import remove_run, run_cli
 pytestmark = [
     pytest.mark.integration,
     # Docker 20.10's swarm still times out attaching containers to overlays now and then and
-    # may keep an overlay after `down` (docs/backends.md): opt in until that is settled, so
+    # may keep an overlay after `down` (docs/engines.md): opt in until that is settled, so
     # that a daemon fault cannot fail the whole suite.
     pytest.mark.skipif(
         os.environ.get("TESTBED_SWARM_TESTS") != "1",
@@ -92,13 +92,13 @@ def _run_objects(docker_client: Any, run: str) -> dict[str, list[str]]:
 def test_minimal_building_runs_on_overlays_and_is_commissioned(
     swarm_run: tuple[str, subprocess.CompletedProcess[str]], docker_client: Any
 ) -> None:
-    from testbed.backends.swarm import SwarmBackend
+    from testbed.engines.swarm import SwarmEngine
     from testbed.plan import labels as L
 
     run, up = swarm_run
     assert "commissioned: 1 of 1 things" in up.stdout, up.stdout
 
-    backend = SwarmBackend()
+    backend = SwarmEngine()
     nodes = {n.node: n for n in backend.status(run)}
     assert {"br1", "tc-facility", "backend", "thermostat-01", "prometheus"} <= set(nodes)
     assert all(n.state == "running" for n in nodes.values())
@@ -138,10 +138,10 @@ def test_minimal_building_runs_on_overlays_and_is_commissioned(
 def test_prometheus_scrapes_every_node_over_the_mgmt_overlay(
     swarm_run: tuple[str, subprocess.CompletedProcess[str]],
 ) -> None:
-    from testbed.backends.swarm import SwarmBackend
+    from testbed.engines.swarm import SwarmEngine
 
     run, _ = swarm_run
-    services = SwarmBackend().services()
+    services = SwarmEngine().services()
     assert services is not None
     url = services.prometheus_url(run)
     assert url is not None

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from testbed import bringup
-from testbed.backends.docker import DockerBackend
+from testbed.engines.docker import DockerEngine
 from testbed.observe.service import find_observer, observer_address
 from testbed.plan.model import Plan
 from tests.integration.conftest import ROOT, remove_run, run_cli
@@ -88,7 +88,7 @@ for _ in range(3):
 
 @dataclass
 class Building:
-    backend: DockerBackend
+    backend: DockerEngine
     docker: Any
     run: str
     plan: Plan
@@ -153,7 +153,7 @@ def building(
     path = Path(tmp_path_factory.mktemp("walls")) / "two-operators-attacker.yaml"
     path.write_text(yaml.safe_dump(topology, sort_keys=False))
     run = f"walls-{uuid.uuid4().hex[:6]}"
-    backend = DockerBackend(docker_client)
+    backend = DockerEngine(docker_client)
     try:
         plan, text = bringup.plan_for(path, run)
         bringup.up(backend, plan, text, node_image, lambda event, name: None)

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from testbed.node.config import Role
+from testbed.contracts.node_config import Role
 from testbed.plan import make_plan
 from testbed.topology import parse_topology
 from tests.unit.compose.conftest import ROOT

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from testbed import bringup
-from testbed.backends.base import EventFn, RemovalReport
+from testbed.engines.base import EventFn, RemovalReport
 from testbed.errors import NodeFailed
 from testbed.observe.service import Observer
 from testbed.plan import Plan
@@ -27,7 +27,7 @@ class Services:
         return Observer(plan.run, "http://127.0.0.1:1", "prometheus", "fd00::2")
 
 
-class Backend:
+class Engine:
     name = "scripted"
 
     def __init__(self, *, report_networks: bool = True, fail: bool = False) -> None:
@@ -75,20 +75,20 @@ def up(backend: Any, plan: Plan) -> bringup.UpResult:
 
 
 def test_prometheus_starts_while_the_nodes_do(plan: Plan) -> None:
-    backend = Backend()
+    backend = Engine()
     up(backend, plan)
     assert backend.seen_during_deploy is True
 
 
 def test_a_backend_without_network_events_gets_its_services_after_the_nodes(plan: Plan) -> None:
-    backend = Backend(report_networks=False)
+    backend = Engine(report_networks=False)
     up(backend, plan)
     assert backend.seen_during_deploy is False
     assert backend.svc.prometheus.is_set()
 
 
 def test_a_failed_deploy_waits_for_the_services_then_removes_the_run(plan: Plan) -> None:
-    backend = Backend(fail=True)
+    backend = Engine(fail=True)
     with pytest.raises(NodeFailed):
         up(backend, plan)
     assert backend.svc.prometheus.is_set()

@@ -18,6 +18,7 @@ import random
 import socket
 import struct
 
+from testbed.contracts.node_config import Attr
 from testbed.node.attacker.base import Attack, number, text
 from testbed.node.errors import ActionError
 from testbed.node.radio import addressing, frag, mac, zep
@@ -29,16 +30,16 @@ class FragmentFlood(Attack):
     name = "fragment-flood"
 
     async def setup(self) -> None:
-        medium = self.attributes.get("zep-medium")
+        medium = self.attributes.get(Attr.ZEP_MEDIUM)
         if not medium:
             raise ActionError(
                 "fragment-flood needs an attacker placed on a radio PAN",
                 "topology: hosts: [{name: mallory, role: attacker, placement: pan, pan: NAME}]",
             )
         self.medium = (str(ipaddress.IPv6Address(medium)), ZEP_PORT)
-        self.pan_id = int(self.attributes.get("pan-id", "43981"))
-        self.channel = int(self.attributes.get("channel", "15"))
-        self.dst = bytes.fromhex(self.attributes.get("router-short", "0001"))
+        self.pan_id = int(self.attributes.get(Attr.PAN_ID, "43981"))
+        self.channel = int(self.attributes.get(Attr.CHANNEL, "15"))
+        self.dst = bytes.fromhex(self.attributes.get(Attr.ROUTER_SHORT, "0001"))
         self.size = int(number(self.params, "datagram_size", 1280, 200, 2047))
         self.sources = text(self.params, "sources", "own")
         if self.sources not in ("own", "spoofed"):

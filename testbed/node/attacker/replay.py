@@ -27,6 +27,7 @@ import ipaddress
 import os
 import socket
 
+from testbed.contracts.node_config import Attr
 from testbed.node.attacker.base import Attack
 from testbed.node.errors import ActionError
 from testbed.node.radio import iphc, mac, zep
@@ -40,7 +41,7 @@ class FrameReplay(Attack):
     name = "replay"
 
     async def setup(self) -> None:
-        medium = self.attributes.get("zep-medium")
+        medium = self.attributes.get(Attr.ZEP_MEDIUM)
         if not medium:
             raise ActionError(
                 "replay needs an attacker placed on a radio PAN",
@@ -58,11 +59,11 @@ class FrameReplay(Attack):
                 raise ActionError(f"not a valid 802.15.4 frame: {exc}") from None
             self.frames.append(frame)
         self.medium = (str(ipaddress.IPv6Address(medium)), ZEP_PORT)
-        self.channel = int(self.attributes.get("channel", "15"))
+        self.channel = int(self.attributes.get(Attr.CHANNEL, "15"))
         if not self.count:
             self.count = len(self.frames)  # each recorded frame once unless asked otherwise
         self.fresh_ids = bool(self.params.get("fresh_message_id", True))
-        prefix = self.attributes.get("pan-prefix")
+        prefix = self.attributes.get(Attr.PAN_PREFIX)
         self.contexts = (
             {0: iphc.Context(ipaddress.IPv6Network(prefix).network_address.packed)}
             if prefix

@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from testbed.node import metric_catalogue as catalogue
+from testbed.node import declared_metrics as declared
 from testbed.node.attacker.base import Attack, Counters
 from testbed.node.attacker.coap_floods import CoapFlood, EdhocFlood
 from testbed.node.attacker.lowpan_flood import FragmentFlood
@@ -28,9 +28,9 @@ class AttackerService:
     ) -> None:
         self.attributes = dict(attributes)
         self.log = log
-        self.packets = catalogue.counter("testbed_attack_packets", registry) if registry else None
+        self.packets = declared.counter("testbed_attack_packets", registry) if registry else None
         self.running_gauge = (
-            catalogue.gauge("testbed_attack_running", registry) if registry else None
+            declared.gauge("testbed_attack_running", registry) if registry else None
         )
         self.attacks: dict[str, tuple[Attack, asyncio.Task[None]]] = {}
         self.finished: dict[str, dict[str, Any]] = {}

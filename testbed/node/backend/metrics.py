@@ -1,4 +1,4 @@
-"""The backend's Prometheus metrics (declared in testbed.node.metric_catalogue).
+"""The backend's Prometheus metrics (declared in testbed.contracts.metric_catalogue).
 
 testbed_backend_reads_total{thing,resource,outcome}      outcome: ok, refused (4.01/4.03),
                                                          error (other codes), timeout,
@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from testbed.node import metric_catalogue as catalogue
+from testbed.node import declared_metrics as declared
 
 
 class BackendMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.reads = catalogue.counter("testbed_backend_reads", registry)
-        self.latency = catalogue.histogram("testbed_backend_read_latency_seconds", registry)
-        self.polls = catalogue.counter("testbed_backend_polls", registry)
-        self.things = catalogue.gauge("testbed_backend_things", registry)
-        self.refused_responses = catalogue.counter("testbed_backend_refused_responses", registry)
-        self.proxied = catalogue.counter("testbed_backend_proxied_requests", registry)
-        self.proxied_latency = catalogue.histogram(
+        self.reads = declared.counter("testbed_backend_reads", registry)
+        self.latency = declared.histogram("testbed_backend_read_latency_seconds", registry)
+        self.polls = declared.counter("testbed_backend_polls", registry)
+        self.things = declared.gauge("testbed_backend_things", registry)
+        self.refused_responses = declared.counter("testbed_backend_refused_responses", registry)
+        self.proxied = declared.counter("testbed_backend_proxied_requests", registry)
+        self.proxied_latency = declared.histogram(
             "testbed_backend_proxied_latency_seconds", registry
         )
 

@@ -25,10 +25,10 @@ from aiocoap import oscore
 from aiocoap.message import UndecidedRemote
 from aiocoap.numbers import codes
 
+from testbed.contracts.proxy import ProxyRoute, hostport, router_psk
 from testbed.node.backend.peers import Reply
 from testbed.node.dtls import credentials as creds
 from testbed.node.proxy import channels
-from testbed.node.proxy.config import ProxyRoute, hostport, router_psk
 
 VIA_PROXY = "proxy"  # end to end: OSCORE through the proxy
 VIA_PROXY_DTLS = "proxy-dtls"  # hop by hop: DTLS to the proxy, DTLS from it to the thing

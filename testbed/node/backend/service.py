@@ -26,6 +26,7 @@ from typing import Any
 import aiocoap
 from aiocoap import error
 
+from testbed.contracts.proxy import COAPS_PORT, ProxyRoute
 from testbed.node.backend import probes
 from testbed.node.backend.directory import ListingError, ThingEntry, TrustCenterDirectory
 from testbed.node.backend.group import GroupCommander
@@ -49,7 +50,6 @@ from testbed.node.coap.errors import ChannelError, CredentialError
 from testbed.node.coap.transport import create_context
 from testbed.node.errors import ActionError, StateError
 from testbed.node.logs import EventLog
-from testbed.node.proxy.config import COAPS_PORT, ProxyRoute
 from testbed.node.thing import catalog
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], Any]

@@ -24,8 +24,8 @@ import cbor2
 from aiocoap import resource
 from prometheus_client import CollectorRegistry
 
+from testbed.node import declared_metrics as declared
 from testbed.node import material as M
-from testbed.node import metric_catalogue as catalogue
 from testbed.node.coap.transport import bound_port, create_context
 from testbed.node.errors import ConfigError, ServeError
 from testbed.node.firmware import api
@@ -92,8 +92,8 @@ class VendorCloud:
         self.releases: list[ServedRelease] = []
         self._coap: aiocoap.Context | None = None
         registry = registry or CollectorRegistry()
-        self.requests = catalogue.counter("testbed_vendor_cloud_requests", registry)
-        self.served = catalogue.gauge("testbed_vendor_cloud_releases", registry)
+        self.requests = declared.counter("testbed_vendor_cloud_requests", registry)
+        self.served = declared.gauge("testbed_vendor_cloud_releases", registry)
 
     def _counter(self, kind: str) -> Callable[[], None]:
         child = self.requests.labels(kind)

@@ -12,7 +12,7 @@
 Installed by the proxy when it starts, so the router's proxy ports are reachable from the
 backends exactly while the proxy is on (off: no table, and nothing listens). Only the input
 hook: the proxy's legs end and start at the router, so the forward policy
-(testbed.node.policy, its own table) is not involved, and the proxy's requests to the things
+(testbed.node.firewall, its own table) is not involved, and the proxy's requests to the things
 are the router's own output. The proxy refuses other sources itself as well (4.03), so that it
 holds without nftables too (unit tests on loopback).
 """

@@ -26,7 +26,7 @@ from aiocoap import error
 from aiocoap.numbers import codes
 from aiocoap.proxy.server import CanNotRedirect, ForwardProxy
 
-from testbed.node.proxy.config import END_TO_END, ProxyConfig, hostport
+from testbed.contracts.proxy import END_TO_END, ProxyConfig, hostport
 from testbed.node.proxy.inspect import REQUEST, RESPONSE, Inspector
 
 FORWARD_TIMEOUT_S = 60.0  # a DTLS handshake (at most 30 s) and two request attempts

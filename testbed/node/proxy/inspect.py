@@ -23,9 +23,9 @@ from typing import Any
 import aiocoap
 from prometheus_client import CollectorRegistry
 
-from testbed.node import metric_catalogue as catalogue
+from testbed.contracts.proxy import END_TO_END
+from testbed.node import declared_metrics as declared
 from testbed.node.logs import EventLog
-from testbed.node.proxy.config import END_TO_END
 from testbed.node.thing import catalog
 
 REQUEST = "request"
@@ -34,12 +34,12 @@ RESPONSE = "response"
 
 class ProxyMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = catalogue.counter("testbed_proxy_requests", registry)
-        self.plaintext = catalogue.counter("testbed_proxy_plaintext_bytes", registry)
-        self.opaque = catalogue.counter("testbed_proxy_opaque_bytes", registry)
-        self.tampered = catalogue.counter("testbed_proxy_tampered", registry)
-        self.wire_bytes = catalogue.counter("testbed_proxy_wire_bytes", registry)
-        self.datagrams = catalogue.counter("testbed_proxy_datagrams", registry)
+        self.requests = declared.counter("testbed_proxy_requests", registry)
+        self.plaintext = declared.counter("testbed_proxy_plaintext_bytes", registry)
+        self.opaque = declared.counter("testbed_proxy_opaque_bytes", registry)
+        self.tampered = declared.counter("testbed_proxy_tampered", registry)
+        self.wire_bytes = declared.counter("testbed_proxy_wire_bytes", registry)
+        self.datagrams = declared.counter("testbed_proxy_datagrams", registry)
 
 
 def flip_value(value: Any) -> Any:

@@ -20,6 +20,15 @@ from typing import Any
 
 import aiocoap
 
+from testbed.contracts.proxy import (
+    COAP_PORT,
+    COAPS_PORT,
+    END_TO_END,
+    HOP_BY_HOP,
+    ProxyConfig,
+    backend_psk,
+    thing_psk,
+)
 from testbed.node.bootstrap.accounting import Peer
 from testbed.node.coap.transport import Direction, create_context
 from testbed.node.dtls import credentials as creds
@@ -29,15 +38,6 @@ from testbed.node.errors import ActionError, ConfigError
 from testbed.node.logs import EventLog
 from testbed.node.proxy import channels
 from testbed.node.proxy import firewall as proxy_firewall
-from testbed.node.proxy.config import (
-    COAP_PORT,
-    COAPS_PORT,
-    END_TO_END,
-    HOP_BY_HOP,
-    ProxyConfig,
-    backend_psk,
-    thing_psk,
-)
 from testbed.node.proxy.forwarder import Forbidden, Outgoing, ThingProxy, destination
 from testbed.node.proxy.inspect import Inspector, ProxyMetrics
 

@@ -31,10 +31,10 @@ Medium.submit): it is dropped and counted by reason. Decoders used directly (mac
 zep.decode, iphc.decompress) raise ``MalformedError`` with a ``reason``.
 """
 
+from testbed.contracts.radio import ReassemblyLimits
 from testbed.node.radio.errors import EncodeError, MalformedError, RadioError
 from testbed.node.radio.links import GilbertElliott, LinkConfig
 from testbed.node.radio.medium import Delivery, Medium, MediumConfig, OnAir, TxStatus
-from testbed.node.radio.reassembly import ReassemblyLimits
 from testbed.node.radio.station import Station, StationConfig
 
 __all__ = [

@@ -33,8 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from testbed.contracts.radio import ext_from_short, short_from_ext
 from testbed.node.radio.addressing import BROADCAST
-from testbed.node.radio.config import ext_from_short, short_from_ext
 
 FOREIGN_SENDER = "foreign-sender"
 STATION_HIJACK = "station-hijack"

@@ -28,13 +28,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Histogram
 
 from testbed.contracts import impairment
-from testbed.node.config import NodeConfig
+from testbed.contracts.node_config import NodeConfig
+from testbed.contracts.radio import TUN_PREFIX, RadioPanConfig, radio_pans
 from testbed.node.errors import ActionError, ConfigError
 from testbed.node.logs import EventLog
 from testbed.node.radio.addressing import link_local
 from testbed.node.radio.bootstrap import RadioMetered
 from testbed.node.radio.bridge import RadioBridge
-from testbed.node.radio.config import TUN_PREFIX, RadioPanConfig, radio_pans
 from testbed.node.radio.dongle import DongleError
 from testbed.node.radio.frontend import MediumHub, ZepClient, link_config
 from testbed.node.radio.metrics import (

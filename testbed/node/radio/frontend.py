@@ -35,10 +35,10 @@ from collections.abc import Callable
 from typing import Any
 
 from testbed.contracts.impairment import GilbertElliott
+from testbed.contracts.radio import RadioPanConfig
 from testbed.node.radio import mac, zep
 from testbed.node.radio.addressing import BROADCAST
 from testbed.node.radio.admission import FOREIGN_SENDER, Endpoint, Stations
-from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.errors import MalformedError
 from testbed.node.radio.links import LinkConfig
 from testbed.node.radio.medium import Delivery, Medium, MediumConfig

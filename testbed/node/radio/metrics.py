@@ -43,7 +43,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from testbed.node import metric_catalogue as catalogue
+from testbed.node import declared_metrics as declared
 
 PUBLISH_INTERVAL = 0.5
 FRAGMENT_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16)
@@ -104,15 +104,15 @@ class RadioCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         s = self.samples
-        sent = catalogue.counter_family("testbed_radio_frames_sent")
-        received = catalogue.counter_family("testbed_radio_frames_received")
-        dropped = catalogue.counter_family("testbed_radio_frames_dropped")
-        retries = catalogue.counter_family("testbed_radio_retries")
-        fragments = catalogue.histogram_family("testbed_radio_fragments_per_packet")
-        airtime = catalogue.counter_family("testbed_radio_airtime_seconds")
-        queue = catalogue.gauge_family("testbed_radio_queue_length")
-        filtered = catalogue.counter_family("testbed_radio_packets_filtered")
-        fates = catalogue.counter_family("testbed_radio_fragmented_datagrams")
+        sent = declared.counter_family("testbed_radio_frames_sent")
+        received = declared.counter_family("testbed_radio_frames_received")
+        dropped = declared.counter_family("testbed_radio_frames_dropped")
+        retries = declared.counter_family("testbed_radio_retries")
+        fragments = declared.histogram_family("testbed_radio_fragments_per_packet")
+        airtime = declared.counter_family("testbed_radio_airtime_seconds")
+        queue = declared.gauge_family("testbed_radio_queue_length")
+        filtered = declared.counter_family("testbed_radio_packets_filtered")
+        fates = declared.counter_family("testbed_radio_fragmented_datagrams")
         for n in s.nodes:
             key = [n.pan, n.node]
             sent.add_metric(key, n.frames_sent)
@@ -131,12 +131,12 @@ class RadioCollector(Collector):
             if n.fragments:
                 buckets, total = fragment_buckets(n.fragments)
                 fragments.add_metric(key, buckets, total)
-        busy = catalogue.counter_family("testbed_radio_channel_busy_seconds")
-        loss = catalogue.gauge_family("testbed_radio_link_loss_ratio")
-        refused = catalogue.counter_family("testbed_radio_datagrams_refused")
-        registered = catalogue.gauge_family("testbed_radio_nd_registrations")
-        requests = catalogue.counter_family("testbed_radio_nd_registration_requests")
-        adverts = catalogue.counter_family("testbed_radio_nd_router_advertisements")
+        busy = declared.counter_family("testbed_radio_channel_busy_seconds")
+        loss = declared.gauge_family("testbed_radio_link_loss_ratio")
+        refused = declared.counter_family("testbed_radio_datagrams_refused")
+        registered = declared.gauge_family("testbed_radio_nd_registrations")
+        requests = declared.counter_family("testbed_radio_nd_registration_requests")
+        adverts = declared.counter_family("testbed_radio_nd_router_advertisements")
         for p in s.pans:
             busy.add_metric([p.pan], p.busy_s)
             loss.add_metric([p.pan], p.loss)
@@ -152,4 +152,4 @@ class RadioCollector(Collector):
 
 
 def bootstrap_frames_histogram(registry: CollectorRegistry) -> Histogram:
-    return catalogue.histogram("testbed_radio_bootstrap_frames", registry)
+    return declared.histogram("testbed_radio_bootstrap_frames", registry)

@@ -36,9 +36,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from testbed.contracts.radio import RadioPanConfig
 from testbed.node.radio import nd
 from testbed.node.radio.addressing import BROADCAST, iid_from_lladdr, link_local, lladdr_for_ipv6
-from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.errors import EncodeError, MalformedError
 from testbed.node.radio.phy import airtime
 from testbed.node.radio.port import StationPort

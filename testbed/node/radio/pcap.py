@@ -12,8 +12,8 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO
 
+from testbed.contracts.radio import ZEP_PORT
 from testbed.node.radio.iphc import internet_checksum
-from testbed.node.radio.zep import ZEP_PORT
 
 LINKTYPE_RAW = 101
 LINKTYPE_IEEE802_15_4_WITHFCS = 195

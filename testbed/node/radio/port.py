@@ -20,8 +20,8 @@ import ipaddress
 from collections import Counter
 from collections.abc import Callable
 
+from testbed.contracts.radio import RadioPanConfig
 from testbed.node.radio.addressing import BROADCAST, lladdr_for_ipv6
-from testbed.node.radio.config import RadioPanConfig
 from testbed.node.radio.errors import EncodeError
 from testbed.node.radio.iphc import IPV6_HEADER, Context
 from testbed.node.radio.phy import airtime

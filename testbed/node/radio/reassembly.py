@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from testbed.contracts.radio import PER_STATION, SHARED, ReassemblyLimits
 from testbed.node.radio.errors import MalformedError
 from testbed.node.radio.frag import FRAG1_DISPATCH, FRAG1_LEN, FRAGN_DISPATCH, FRAGN_LEN
 from testbed.node.radio.iphc import (
@@ -44,9 +45,6 @@ from testbed.node.radio.iphc import (
 TIMEOUT = "reassembly-timeout"
 BUFFER_FULL = "buffer-full"
 EVICTED = "evicted"
-PER_STATION = "per-station"
-SHARED = "shared"
-POLICIES = (PER_STATION, SHARED)
 MAX_DATAGRAM = 2047  # the 11-bit datagram_size
 OVERLAP = "overlap"
 DUPLICATE = "duplicate"
@@ -54,25 +52,6 @@ GARBLED = "garbled"
 
 _Key = tuple[bytes, bytes, int, int]
 Sender = bytes | str  # a claimed link-layer source, or the name of the sending station
-
-
-@dataclass(frozen=True)
-class ReassemblyLimits:
-    timeout: float = 60.0
-    per_sender_bytes: int = 2 * 1280
-    total_bytes: int = 8 * 1280
-    policy: str = PER_STATION
-
-    def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise ValueError(f"reassembly policy {self.policy!r}: one of {', '.join(POLICIES)}")
-        if not 0 < self.timeout <= 60:
-            raise ValueError("reassembly timeout must lie in (0, 60] s (RFC 4944)")
-        if not 1280 <= self.per_sender_bytes <= self.total_bytes <= 1 << 20:
-            raise ValueError(
-                "reassembly buffers: 1280 <= per-sender bytes <= total bytes <= 1 MiB "
-                "(IPv6 needs 1280-byte packets)"
-            )
 
 
 @dataclass(slots=True)

@@ -17,12 +17,13 @@ import random
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
+from testbed.contracts.radio import ReassemblyLimits
 from testbed.node.radio import mac
 from testbed.node.radio.addressing import BROADCAST, check_lladdr
 from testbed.node.radio.errors import MalformedError
 from testbed.node.radio.frag import fragment
 from testbed.node.radio.iphc import NO_CONTEXTS, Contexts
-from testbed.node.radio.reassembly import DUPLICATE, GARBLED, Reassembler, ReassemblyLimits
+from testbed.node.radio.reassembly import DUPLICATE, GARBLED, Reassembler
 
 # RIOT's default PAN ID (CONFIG_IEEE802154_DEFAULT_PANID): a RIOT native node joins unchanged.
 DEFAULT_PAN_ID = 0x0023

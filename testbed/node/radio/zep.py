@@ -41,10 +41,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from testbed.contracts.radio import ZEP_PORT as ZEP_PORT  # the medium port, re-exported
 from testbed.node.radio.errors import EncodeError, MalformedError
 from testbed.node.radio.phy import MAX_PSDU
 
-ZEP_PORT = 17754
 PREAMBLE = b"EX"
 VERSION = 2
 TYPE_DATA = 1

@@ -13,8 +13,8 @@ from testbed.node.errors import UnknownRole
 from testbed.node.roles.base import Role
 
 _ROLES: dict[str, str] = {
-    "thing": "testbed.node.roles.thing:ThingRole",
-    "trust_center": "testbed.node.roles.trust_center:TrustCenterRole",
+    "thing": "testbed.node.thing.role:ThingRole",
+    "trust_center": "testbed.node.trust_center.role:TrustCenterRole",
     "border_router": "testbed.node.roles.border_router:BorderRouterRole",
     "internet_host": "testbed.node.roles.internet_host:InternetHostRole",
 }

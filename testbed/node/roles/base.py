@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry
 
-from testbed.node.config import CONFIG_DIR, NodeConfig
+from testbed.contracts.node_config import CONFIG_DIR, NodeConfig
 from testbed.node.errors import ConfigError
 from testbed.node.logs import EventLog
 

@@ -14,7 +14,7 @@ It relays group commands (testbed.node.coap.group_relay): a Group OSCORE datagra
 address on a PAN, port 5690, goes out once to ff05::fd on that PAN (``group-relay``: "off"
 disables it); ``state`` counts what it relayed and refused.
 
-It installs an nftables forward chain at start (testbed.node.policy): always the guards (no
+It installs an nftables forward chain at start (testbed.node.firewall): always the guards (no
 IPv4, no forged source addresses per ingress interface, nothing from or to mgmt), and with a
 ``policy-forward`` attribute (a topology with ``policies:``) the cross-domain rules; it exports
 testbed_policy_dropped_packets_total{rule} and answers ``policy-show``.
@@ -28,13 +28,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from testbed.node import metric_catalogue as catalogue
+from testbed.contracts.node_config import Attr
+from testbed.contracts.proxy import ATTRIBUTE as PROXY_ATTRIBUTE
+from testbed.contracts.proxy import ProxyConfig, ProxyConfigError
+from testbed.contracts.radio import pan_address
+from testbed.node import declared_metrics as declared
 from testbed.node.coap.group_relay import GroupRelay
 from testbed.node.errors import ActionError, ConfigError
-from testbed.node.policy.firewall import PolicyFirewall
-from testbed.node.proxy.config import ATTRIBUTE as PROXY_ATTRIBUTE
-from testbed.node.proxy.config import ProxyConfig, ProxyConfigError
-from testbed.node.radio.config import pan_address
+from testbed.node.firewall.firewall import PolicyFirewall
 from testbed.node.roles.base import Action, Role, RoleContext
 
 PAN_PREFIX = "pan-"
@@ -50,7 +51,7 @@ class BorderRouterRole(Role):
             for iface in self.config.interfaces
             if iface.network.startswith(PAN_PREFIX)
         )
-        declared = self.attribute("pans")
+        declared = self.attribute(Attr.PANS)
         self.pans = (
             sorted(p.strip() for p in declared.split(",") if p.strip())
             if declared is not None
@@ -61,7 +62,7 @@ class BorderRouterRole(Role):
         self.proxy: Any = None  # testbed.node.proxy.service.CoapProxy once started
         self._registry: CollectorRegistry | None = None
         self.group_relay: GroupRelay | None = None
-        if self.attribute("group-relay") != "off":
+        if self.attribute(Attr.GROUP_RELAY) != "off":
             self.group_relay = GroupRelay(self._pan_addresses(), self.log)
 
     def _pan_addresses(self) -> dict[str, str]:
@@ -91,7 +92,7 @@ class BorderRouterRole(Role):
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
         self.policy.register_metrics(registry)
-        catalogue.gauge("testbed_border_router_served_pans", registry).set(len(self.pans))
+        declared.gauge("testbed_border_router_served_pans", registry).set(len(self.pans))
         self._registry = registry
 
     async def start(self) -> None:

@@ -19,7 +19,7 @@ of a running backend:
     status {}                            the backend's state (things, generations, polls)
 
 Optional attributes: poll-interval (2 s), read-interval (5 s), request-timeout (10 s),
-proxies (the border routers' CoAP proxies, testbed.node.proxy.config.ProxyRoute as JSON).
+proxies (the border routers' CoAP proxies, testbed.contracts.proxy.ProxyRoute as JSON).
 
 A vendor cloud serves the firmware releases of its material over CoAP on
 [``coap-bind``]:``coap-port`` (default [::]:5683; testbed.node.firmware.cloud); action
@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
+from testbed.contracts.node_config import Attr
+from testbed.contracts.proxy import BACKEND_ATTRIBUTE, ProxyConfigError, ProxyRoute, parse_routes
 from testbed.node import material
 from testbed.node.errors import ActionError, ConfigError
-from testbed.node.proxy.config import BACKEND_ATTRIBUTE, ProxyConfigError, ProxyRoute, parse_routes
 from testbed.node.roles.base import Action, Role, RoleContext
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class InternetHostRole(Role):
 
     def __init__(self, ctx: RoleContext) -> None:
         super().__init__(ctx)
-        raw = self.config.attributes["kind"]
+        raw = self.config.attributes[Attr.KIND]
         try:
             self.kind = HostKind(raw)
         except ValueError:
@@ -69,10 +70,10 @@ class InternetHostRole(Role):
             ) from None
         self.material_root = ctx.material_root  # beside node.json: /etc/testbed
         self.trust_centers: dict[str, str] = {}
-        if self.kind is HostKind.BACKEND and self.attribute("trust-centers"):
+        if self.kind is HostKind.BACKEND and self.attribute(Attr.TRUST_CENTERS):
             try:
                 self.trust_centers = material.parse_trust_centers(
-                    self.config.attributes["trust-centers"]
+                    self.config.attributes[Attr.TRUST_CENTERS]
                 )
             except ValueError as exc:
                 raise ConfigError(str(exc), 'write "domain=coap://[addr]:port,..."') from None
@@ -108,8 +109,8 @@ class InternetHostRole(Role):
 
     def facts(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"kind": self.kind.value}
-        if self.kind is HostKind.VENDOR_CLOUD and self.attribute("vendor"):
-            facts["vendor"] = self.attribute("vendor")
+        if self.kind is HostKind.VENDOR_CLOUD and self.attribute(Attr.VENDOR):
+            facts["vendor"] = self.attribute(Attr.VENDOR)
         return facts
 
     def state(self) -> dict[str, Any]:
@@ -164,9 +165,9 @@ class InternetHostRole(Role):
     async def _start_cloud(self) -> None:
         from testbed.node.firmware.cloud import VendorCloud
 
-        port = self.attribute("coap-port")
+        port = self.attribute(Attr.COAP_PORT)
         try:
-            bind = (self.attribute("coap-bind") or "::", int(port or material.COAP_PORT))
+            bind = (self.attribute(Attr.COAP_BIND) or "::", int(port or material.COAP_PORT))
         except ValueError:
             raise ConfigError(f"attribute coap-port={port!r} is not a port number") from None
         cloud = VendorCloud(self.material_root, bind, self._registry)

@@ -29,8 +29,8 @@ from testbed.contracts.impairment import (
     LinkSpec,
     link_specs,
 )
-from testbed.node import metric_catalogue as catalogue
-from testbed.node.config import NodeConfig
+from testbed.contracts.node_config import NodeConfig
+from testbed.node import declared_metrics as declared
 from testbed.node.errors import ActionError, ConfigError, NetSetupError
 from testbed.node.logs import EventLog
 from testbed.node.radio.attach import RadioAttachment
@@ -283,8 +283,8 @@ class _Collector(Collector):
         self.shaping = shaping
 
     def collect(self) -> Iterable[Metric]:
-        packets = catalogue.counter_family("testbed_link_packets")
-        info = catalogue.gauge_family("testbed_link_info")
+        packets = declared.counter_family("testbed_link_packets")
+        info = declared.gauge_family("testbed_link_info")
         for name in self.shaping.specs:
             counts = self.shaping.counts(name)
             for action in ACTIONS:

@@ -38,6 +38,7 @@ import math
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from testbed.contracts.node_config import Attr
 from testbed.node.errors import ActionError, LifecycleError, StateError
 from testbed.node.firmware.updater import FirmwareUpdater
 from testbed.node.lifecycle import (
@@ -57,7 +58,7 @@ from testbed.node.thing.rekey import renew
 from testbed.pki.firmware import check_image_name, parse_version
 
 if TYPE_CHECKING:
-    from testbed.node.roles.thing import ThingRole
+    from testbed.node.thing.role import ThingRole
 
 S = LifecycleState
 
@@ -218,7 +219,7 @@ class ThingActions:
 
     def _updater(self) -> FirmwareUpdater:
         role = self.role
-        cloud = role.attribute("vendor-cloud-uri")
+        cloud = role.attribute(Attr.VENDOR_CLOUD_URI)
         if cloud is None:
             raise ActionError(
                 f"thing {role.config.node} does not know a vendor cloud",
@@ -226,8 +227,8 @@ class ThingActions:
                 "vendor-cloud host",
             )
         updater = FirmwareUpdater(
-            vendor=role.attribute("vendor") or "",
-            model=role.attribute("model") or "",
+            vendor=role.attribute(Attr.VENDOR) or "",
+            model=role.attribute(Attr.MODEL) or "",
             vendor_ca_cert=path(THING_VENDOR_CA, role.material_root),
             cloud_uri=cloud,
             store=role.firmware,

@@ -26,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from testbed.contracts.node_config import Attr
 from testbed.errors import PkiError
 from testbed.node import material
 from testbed.node.bootstrap.profile import (
@@ -187,7 +188,7 @@ class Bootstrapper:
 
     def _trust_center_from_attributes(self) -> TrustCenterRef:
         return TrustCenterRef(
-            uri=self.attributes["trust-center-uri"],
+            uri=self.attributes[Attr.TRUST_CENTER_URI],
             ccs=material.path(material.TRUST_CENTER_CCS, self.material_root),
             ca_certificate=material.path(material.TRUST_CENTER_CA, self.material_root),
         )
@@ -197,7 +198,7 @@ class Bootstrapper:
         operational key). PkiError, ValueError or OSError if the factory material is unusable."""
         root = self.material_root
         device = load_device(root / material.IDENTITY)  # key, IDevID and CCS, checked together
-        serial = self.attributes.get("serial")
+        serial = self.attributes.get(Attr.SERIAL)
         if serial and serial != device.serial:
             raise ValueError(f"attribute serial {serial!r} but the IDevID says {device.serial!r}")
         csr = make_csr(device, key or self.store.operational_key())

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from aiocoap import resource
 
+from testbed.contracts.proxy import COAPS_PORT, OPERATION_PSK
 from testbed.node.dtls import credentials as creds
 from testbed.node.dtls.coaps import CoapsSite
 from testbed.node.dtls.endpoint import DtlsServer, ServerSession
 from testbed.node.errors import ConfigError, ServeError
 from testbed.node.logs import EventLog
 from testbed.node.proxy import channels
-from testbed.node.proxy.config import COAPS_PORT, OPERATION_PSK
 
 
 class ThingDtlsServer:

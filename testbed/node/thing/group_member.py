@@ -22,12 +22,12 @@ from typing import Any
 
 from aiocoap import interfaces, oscore
 
+from testbed.contracts.node_config import NodeConfig
+from testbed.contracts.radio import pan_address
 from testbed.node import material
 from testbed.node.coap import group
 from testbed.node.coap.credentials import Credential, load_private_key
 from testbed.node.coap.group import IF_INET6, interface_holding
-from testbed.node.config import NodeConfig
-from testbed.node.radio.config import pan_address
 from testbed.node.thing.contexts import read_group
 
 

@@ -1,6 +1,6 @@
 """The thing's Prometheus metrics: bootstrap cost per attempt, requests served, refusals.
 
-Declared in testbed.node.metric_catalogue (names, help, labels, buckets); built from there.
+Declared in testbed.contracts.metric_catalogue (names, help, labels, buckets); built from there.
 
     testbed_bootstrap_duration_seconds{vendor,model,domain,profile}            histogram
     testbed_bootstrap_bytes{vendor,model,domain,profile,direction}             histogram
@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from testbed.node import metric_catalogue as catalogue
+from testbed.contracts import metric_catalogue as catalogue
+from testbed.node import declared_metrics as declared
 from testbed.node.bootstrap.profile import BootstrapResult
 
 IDENTITY_LABELS = catalogue.IDENTITY
@@ -34,16 +35,16 @@ IDENTITY_LABELS = catalogue.IDENTITY
 class ThingMetrics:
     def __init__(self, registry: CollectorRegistry, identity: dict[str, str]) -> None:
         self.identity = {k: identity.get(k) or "" for k in IDENTITY_LABELS}
-        self.duration = catalogue.histogram("testbed_bootstrap_duration_seconds", registry)
-        self.bytes = catalogue.histogram("testbed_bootstrap_bytes", registry)
-        self.datagrams = catalogue.counter("testbed_bootstrap_datagrams", registry)
-        self.retransmissions = catalogue.counter("testbed_bootstrap_retransmissions", registry)
-        self.attempts = catalogue.counter("testbed_bootstrap_attempts", registry)
-        self.requests = catalogue.counter("testbed_thing_requests", registry)
-        self.refused = catalogue.counter("testbed_thing_refused", registry)
-        self.firmware_updates = catalogue.counter("testbed_thing_firmware_updates", registry)
-        self.firmware = catalogue.gauge("testbed_thing_firmware_info", registry)
-        self.rekeys = catalogue.counter("testbed_thing_rekeys", registry)
+        self.duration = declared.histogram("testbed_bootstrap_duration_seconds", registry)
+        self.bytes = declared.histogram("testbed_bootstrap_bytes", registry)
+        self.datagrams = declared.counter("testbed_bootstrap_datagrams", registry)
+        self.retransmissions = declared.counter("testbed_bootstrap_retransmissions", registry)
+        self.attempts = declared.counter("testbed_bootstrap_attempts", registry)
+        self.requests = declared.counter("testbed_thing_requests", registry)
+        self.refused = declared.counter("testbed_thing_refused", registry)
+        self.firmware_updates = declared.counter("testbed_thing_firmware_updates", registry)
+        self.firmware = declared.gauge("testbed_thing_firmware_info", registry)
+        self.rekeys = declared.counter("testbed_thing_rekeys", registry)
 
     def installed(self, version: str | None) -> None:
         self.firmware.clear()

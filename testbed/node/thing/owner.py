@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from testbed.contracts.node_config import Attr
 from testbed.errors import PkiError
 from testbed.node import material
 from testbed.node.coap.credentials import Credential
@@ -62,8 +63,8 @@ class OwnerStore:
         data = read_json(self.root / INDEX)
         if data is None:
             return Owner(
-                domain=self.attributes.get("domain") or None,
-                trust_center_uri=self.attributes.get("trust-center-uri") or None,
+                domain=self.attributes.get(Attr.DOMAIN) or None,
+                trust_center_uri=self.attributes.get(Attr.TRUST_CENTER_URI) or None,
                 trust_center_ccs=material.path(material.TRUST_CENTER_CCS, self.material_root),
             )
         try:

@@ -1,8 +1,9 @@
 """Bootstrap profile registry: the thing's ``profile`` attribute -> a profile instance.
 
-The one list of bootstrap profiles: the topology schema accepts exactly these names
-(``PROFILE_NAMES``), the planner passes the name on, the thing builds the profile from here.
-A new profile is a module under testbed.node.bootstrap plus one entry in ``PROFILES``
+The names are the contract testbed.contracts.profiles (``PROFILE_NAMES``: the topology schema
+accepts exactly these, the planner passes the name on); the thing builds the profile from here.
+A new profile is a module under testbed.node.bootstrap, its name in the contract and one entry in
+``PROFILES``
 (``edhoc-oscore``; ``dtls-cert`` and ``dtls-psk`` in ``bootstrap.dtls_coaps``). A name
 that is not here is a configuration error the node reports at start (exit 2), not a bootstrap
 failure: retrying cannot make a missing implementation appear. Factories import their profile
@@ -17,7 +18,6 @@ from urllib.parse import quote
 from testbed.node.bootstrap.profile import BootstrapProfile
 from testbed.node.errors import ConfigError
 
-DEFAULT_PROFILE = "edhoc-oscore"
 # What the thing tells the trust center about itself at enrollment, as Uri-Query items
 # (enrollment_api Q_NAME, Q_DEVICE_CLASS, Q_PORT), so that /things can list it.
 Report = Mapping[str, str]
@@ -62,7 +62,6 @@ PROFILES: dict[str, Callable[[Report, bool], BootstrapProfile]] = {
     "dtls-cert": _dtls("cert"),
     "dtls-psk": _dtls("psk"),
 }
-PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 
 
 def profile_for(

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.node import metric_catalogue as catalogue
+from testbed.node import declared_metrics as declared
 from testbed.node.coap.handshake_gate import GateConfig, HandshakeGate
 from testbed.node.coap.sessions import SessionTable
 from testbed.node.errors import ConfigError
@@ -100,13 +100,13 @@ class DefenceCollector:
         self.refusals = refusals
 
     def collect(self) -> Iterator[Any]:
-        enabled = catalogue.gauge_family("testbed_tc_defence_enabled")
+        enabled = declared.gauge_family("testbed_tc_defence_enabled")
         enabled.add_metric(["return_routability"], float(self.defences.return_routability))
         limited = self.defences.rate_limit_per_source is not None
         enabled.add_metric(["rate_limit_per_source"], float(limited))
         yield enabled
         if self.gate is not None:
-            gate = catalogue.counter_family("testbed_tc_handshake_gate")
+            gate = declared.counter_family("testbed_tc_handshake_gate")
             stats = self.gate.stats
             for outcome, value in (
                 ("challenged", stats.echo_challenges),
@@ -122,21 +122,21 @@ class DefenceCollector:
             ("testbed_tc_half_open_sources", len(by_source)),
             ("testbed_tc_half_open_max_per_source", max(by_source.values(), default=0)),
         ):
-            family = catalogue.gauge_family(name)
+            family = declared.gauge_family(name)
             family.add_metric([], float(value))
             yield family
         s = self.sessions.stats
-        evicted = catalogue.counter_family("testbed_tc_half_open_evicted")
+        evicted = declared.counter_family("testbed_tc_half_open_evicted")
         evicted.add_metric(["timeout"], float(s.expired_pending))
         evicted.add_metric(["source-share"], float(s.evicted_own))
         table_full = s.evicted_pending - s.expired_pending - s.evicted_own
         evicted.add_metric(["table-full"], float(table_full))
         yield evicted
         if self.refusals is not None:
-            unrecorded = catalogue.counter_family("testbed_tc_refusals_unrecorded")
+            unrecorded = declared.counter_family("testbed_tc_refusals_unrecorded")
             pending_counts = sum(self.refusals.unrecorded.values())
             unrecorded.add_metric([], float(self.refusals.summarised + pending_counts))
             yield unrecorded
-            queue = catalogue.gauge_family("testbed_tc_refusal_queue")
+            queue = declared.gauge_family("testbed_tc_refusal_queue")
             queue.add_metric([], float(self.refusals.queued))
             yield queue

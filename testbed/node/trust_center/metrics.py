@@ -1,4 +1,4 @@
-"""Prometheus metrics of the trust center role (declared in testbed.node.metric_catalogue).
+"""Prometheus metrics of the trust center role (declared in testbed.contracts.metric_catalogue).
 
     testbed_tc_enrollments_total{vendor,model,domain,profile,outcome,reason}
                                      answers of /est/sen and /est/sren (outcome success|refused;
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry
 from prometheus_client.registry import Collector
 
-from testbed.node import metric_catalogue as catalogue
+from testbed.node import declared_metrics as declared
 from testbed.node.trust_center.registry import STATES
 
 PROFILE = "edhoc-oscore"  # the EDHOC responder's; the CoAPS server labels dtls-cert / dtls-psk
@@ -42,17 +42,17 @@ class TrustCenterMetrics:
     def __init__(self, registry: CollectorRegistry, domain: str) -> None:
         self.domain = domain
         self._registry = registry
-        self.enrollments = catalogue.counter("testbed_tc_enrollments", registry)
-        self.refusals = catalogue.counter("testbed_tc_refusals", registry)
-        self.certificates = catalogue.counter("testbed_tc_certificates_issued", registry)
-        self.things = catalogue.gauge("testbed_tc_registry_things", registry)
+        self.enrollments = declared.counter("testbed_tc_enrollments", registry)
+        self.refusals = declared.counter("testbed_tc_refusals", registry)
+        self.certificates = declared.counter("testbed_tc_certificates_issued", registry)
+        self.things = declared.gauge("testbed_tc_registry_things", registry)
         for state in STATES:
             self.things.labels(state).set(0)
-        self.crl_entries = catalogue.gauge("testbed_tc_crl_entries", registry)
-        self.group_generation = catalogue.gauge("testbed_tc_group_key_generation", registry)
-        self.edhoc_sessions = catalogue.gauge("testbed_tc_edhoc_sessions", registry)
-        self.duration = catalogue.histogram("testbed_tc_bootstrap_duration_seconds", registry)
-        self.bytes = catalogue.histogram("testbed_tc_bootstrap_bytes", registry)
+        self.crl_entries = declared.gauge("testbed_tc_crl_entries", registry)
+        self.group_generation = declared.gauge("testbed_tc_group_key_generation", registry)
+        self.edhoc_sessions = declared.gauge("testbed_tc_edhoc_sessions", registry)
+        self.duration = declared.histogram("testbed_tc_bootstrap_duration_seconds", registry)
+        self.bytes = declared.histogram("testbed_tc_bootstrap_bytes", registry)
 
     def watch_defences(self, collector: Collector) -> None:
         """The defences' counters and the half-open table, read at scrape time."""

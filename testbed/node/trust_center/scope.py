@@ -1,6 +1,6 @@
 """Which things a backend sees in GET /things, when the cross-domain policy restricts it.
 
-The planner (testbed.plan.policy) writes ``policy-backends`` on every trust center: for each
+The planner (testbed.plan.cross_domain) writes ``policy-backends`` on every trust center: for each
 restricted backend (by node name, as its credential file is named), the factory serials of the
 things it may talk to. A backend not named there sees every enrolled thing. Serials, not the
 names things report, decide: a thing cannot talk itself into another backend's listing.
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from testbed.node.errors import ConfigError
 
-ATTRIBUTE = "policy-backends"  # testbed.plan.policy.BACKENDS_ATTRIBUTE
+ATTRIBUTE = "policy-backends"  # testbed.plan.cross_domain.BACKENDS_ATTRIBUTE
 
 BackendScope = Mapping[str, frozenset[str]]
 

@@ -1,6 +1,6 @@
-"""A recording stand-in for the docker SDK client: what DockerBackend.deploy asks Docker for.
+"""A recording stand-in for the docker SDK client: what DockerEngine.deploy asks Docker for.
 
-Only the calls ``DockerBackend.deploy`` makes are implemented; each records its arguments, so a
+Only the calls ``DockerEngine.deploy`` makes are implemented; each records its arguments, so a
 test can compare what the backend creates with what a compose file declares.
 """
 

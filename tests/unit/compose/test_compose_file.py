@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testbed.compose import tool
+from testbed.compose.document import ComposeOptions, render, rendered_paths
 from testbed.plan import make_plan
-from testbed.render import tool
-from testbed.render.compose import ComposeOptions, render, rendered_paths
 from testbed.topology import load_topology
 from tests.unit.compose.conftest import DEFAULT_TOPOLOGY, ROOT, plan_for
 

@@ -1,4 +1,4 @@
-"""testbed.render.prepare and `testbed render`: the run directory compose mounts, minted."""
+"""testbed.compose.prepare and `testbed render`: the run directory compose mounts, minted."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import yaml
 from typer.testing import CliRunner
 
 from testbed.cli.app import app
+from testbed.compose.document import compose_document, run_dir_of
+from testbed.compose.prepare import prepare_run_dir
 from testbed.errors import AlreadyRunning
 from testbed.plan.model import Plan
-from testbed.render.compose import compose_document, run_dir_of
-from testbed.render.prepare import prepare_run_dir
 from tests.unit.compose.conftest import DEFAULT_TOPOLOGY
 
 
-class UpBackend:
+class UpEngine:
     """A backend that reports the run as up (the only call prepare makes)."""
 
     def __init__(self, run: str) -> None:
@@ -70,13 +70,13 @@ def test_prepare_refuses_a_run_that_is_up(default_plan: Plan) -> None:
     marker.parent.mkdir(parents=True)
     marker.write_text("credentials of the running nodes")
     with pytest.raises(AlreadyRunning):
-        prepare_run_dir(default_plan, "", UpBackend(default_plan.run))  # type: ignore[arg-type]
+        prepare_run_dir(default_plan, "", UpEngine(default_plan.run))  # type: ignore[arg-type]
     assert marker.exists()
 
 
 def test_cli_render_mints_and_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESTBED_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr("testbed.cli.compose_cli._backend_or_none", lambda: None)
+    monkeypatch.setattr("testbed.cli.compose._backend_or_none", lambda: None)
     out = tmp_path / "out" / "compose.yaml"
     args = ["render", "-t", str(DEFAULT_TOPOLOGY), "--run", "comp-cli", "-o", str(out)]
     result = CliRunner().invoke(app, [*args, "--no-build", "--prometheus-port", "21000"])

@@ -1,4 +1,4 @@
-"""testbed.render.compose: the compose file declares what DockerBackend.deploy creates."""
+"""testbed.compose.document: the compose file declares what DockerEngine.deploy creates."""
 
 from __future__ import annotations
 
@@ -8,13 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed.backends.docker import DockerBackend
-from testbed.node.config import CONFIG_DIR, STATE_DIR
-from testbed.observe import grafana_service
-from testbed.observe import service as observer
-from testbed.plan import labels as L
-from testbed.plan.model import Plan
-from testbed.render.compose import (
+from testbed.compose.document import (
     EXTENSION,
     NODE_IMAGE,
     ComposeOptions,
@@ -26,6 +20,12 @@ from testbed.render.compose import (
     rendered_paths,
     run_dir_of,
 )
+from testbed.contracts.node_config import CONFIG_DIR, STATE_DIR
+from testbed.engines.docker import DockerEngine
+from testbed.observe import grafana_service
+from testbed.observe import service as observer
+from testbed.plan import labels as L
+from testbed.plan.model import Plan
 from tests.unit.compose.conftest import ROOT, plan_for
 from tests.unit.compose.fake_docker import RecordingClient
 
@@ -34,7 +34,7 @@ TOPOLOGIES = sorted((ROOT / "topologies").glob("*.yaml"))
 
 def deployed(plan: Plan) -> RecordingClient:
     client = RecordingClient()
-    backend = DockerBackend(client=client)  # type: ignore[arg-type]
+    backend = DockerEngine(client=client)  # type: ignore[arg-type]
     backend.deploy(plan, NODE_IMAGE, Path(run_dir_of(plan)), lambda event, name: None)
     return client
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from testbed.contracts import impairment
+from testbed.contracts.radio import RadioPanConfig
 from testbed.links.options import parameters
 from testbed.node.errors import ActionError
 from testbed.node.radio import links as radio_links
 from testbed.node.radio.attach import probability as node_probability
-from testbed.node.radio.config import RadioPanConfig
 from testbed.topology import schema, units
 
 

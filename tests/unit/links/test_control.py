@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.base import ExecResult, NodeStatus
+from testbed.engines.base import ExecResult, NodeStatus
 from testbed.links.control import LinkActionError, Links
 from testbed.links.options import LinkName, LinkOptionError
 
 RADIO = json.dumps({"loss": 0.0, "max_frame_retries": 3})
 
 
-class FakeBackend:
+class FakeEngine:
     def __init__(self, answers: dict[str, Any], fail: str = "") -> None:
         self.answers = answers
         self.fail = fail
@@ -57,7 +57,7 @@ MEDIUM = {
 
 
 def test_show_lists_ip_radio_and_bridge_links() -> None:
-    backend = FakeBackend({"shaping-show": SHAPING, "link-show": MEDIUM})
+    backend = FakeEngine({"shaping-show": SHAPING, "link-show": MEDIUM})
     rows = {r.link: r for r in Links(backend, "r").show()}  # type: ignore[arg-type]
     assert set(rows) == {"internet", "backbone", "pan-floor1", "pan-hall"}
     assert rows["internet"].implementation == "userspace-tap"
@@ -68,7 +68,7 @@ def test_show_lists_ip_radio_and_bridge_links() -> None:
 
 
 def test_set_and_reset_reach_the_right_actions() -> None:
-    backend = FakeBackend({"link-set": {"loss": 0.2}})
+    backend = FakeEngine({"link-set": {"loss": 0.2}})
     links = Links(backend, "r")  # type: ignore[arg-type]
     links.set_ip(LinkName("ip", "internet"), {"delay": 0.05})
     links.set_pan(LinkName("pan", "floor1"), {"pan": "floor1", "loss": 0.2})
@@ -83,7 +83,7 @@ def test_set_and_reset_reach_the_right_actions() -> None:
 
 
 def test_bridge_pans_say_what_they_lack() -> None:
-    links = Links(FakeBackend({}), "r")  # type: ignore[arg-type]
+    links = Links(FakeEngine({}), "r")  # type: ignore[arg-type]
     with pytest.raises(LinkOptionError, match="bridge PAN") as info:
         links.set_pan(LinkName("pan", "hall"), {"pan": "hall", "loss": 0.1})
     assert "medium: radio" in info.value.hint
@@ -92,7 +92,7 @@ def test_bridge_pans_say_what_they_lack() -> None:
 
 
 def test_a_refusal_carries_the_nodes_words() -> None:
-    links = Links(FakeBackend({}, fail="shaping-set"), "r")  # type: ignore[arg-type]
+    links = Links(FakeEngine({}, fail="shaping-set"), "r")  # type: ignore[arg-type]
     with pytest.raises(LinkActionError, match="jitter: must not exceed") as info:
         links.set_ip(LinkName("ip", "internet"), {"jitter": 0.1})
     assert info.value.hint == "check jitter"
@@ -100,7 +100,7 @@ def test_a_refusal_carries_the_nodes_words() -> None:
 
 def test_capture_decodes_the_pcap() -> None:
     answer = {"pcap_b64": base64.b64encode(b"PCAP").decode(), "frames": 3, "context0": "fd::/64"}
-    backend = FakeBackend({"capture": answer})
+    backend = FakeEngine({"capture": answer})
     pcap, info = Links(backend, "r").capture(LinkName("pan", "floor1"), 2.0)  # type: ignore[arg-type]
     assert pcap == b"PCAP" and info["frames"] == 3
     assert backend.calls[0][2] == {"pan": "floor1", "duration": 2.0}

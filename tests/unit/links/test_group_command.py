@@ -10,7 +10,7 @@ import aiocoap
 import pytest
 from aiocoap.numbers.types import Type
 
-from testbed.backends.base import ExecResult, NodeStatus
+from testbed.engines.base import ExecResult, NodeStatus
 from testbed.errors import GroupCommandError
 from testbed.links.group import send_group_command
 from testbed.node.coap import group
@@ -19,7 +19,7 @@ from testbed.node.coap.group_relay import group_request
 from testbed.node.trust_center import contexts
 
 
-class FakeBackend:
+class FakeEngine:
     def __init__(self, backends: int = 1) -> None:
         self.backends = backends
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
@@ -44,7 +44,7 @@ class FakeBackend:
 
 
 def test_the_backend_sends_through_the_router_of_the_pan() -> None:
-    backend = FakeBackend()
+    backend = FakeEngine()
     out = send_group_command(backend, "r", "hall", "light", {"on": False})  # type: ignore[arg-type]
     assert backend.calls == [
         ("backend-0", "group", {"relay": "fd00:1::2", "path": "light", "value": {"on": False}})
@@ -54,7 +54,7 @@ def test_the_backend_sends_through_the_router_of_the_pan() -> None:
 
 
 def test_several_backends_need_a_name() -> None:
-    backend = FakeBackend(backends=2)
+    backend = FakeEngine(backends=2)
     with pytest.raises(GroupCommandError, match="found: backend-0, backend-1"):
         send_group_command(backend, "r", "hall", "light", {"on": False})  # type: ignore[arg-type]
     send_group_command(

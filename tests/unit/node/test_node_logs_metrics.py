@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from testbed.contracts.node_config import Interface, NodeConfig
 from testbed.node import logs, metrics
-from testbed.node.config import Interface, NodeConfig
 from testbed.node.errors import ServeError
 from testbed.node.metrics import NodeMetrics, info_labels
 from testbed.node.redact import REDACTED, is_secret_name, scrub

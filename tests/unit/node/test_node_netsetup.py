@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed.contracts.node_config import Interface, NodeConfig, Route
 from testbed.node import logs, netns, netsetup
-from testbed.node.config import Interface, NodeConfig, Route
 from testbed.node.errors import ConfigError, NetSetupError
 
 LOG = logs.setup("n", "r", stream=io.StringIO())

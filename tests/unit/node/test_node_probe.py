@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testbed.node import config, probe
+from testbed.contracts import node_config as config
+from testbed.node import probe
 from tests.unit.node.node_harness import ROOT, NodeProcess, free_port
 
 
@@ -78,8 +79,8 @@ def test_probe_stays_light() -> None:
     # The host runs it through docker exec for every node while bringing a building up.
     code = (
         "import sys, testbed.node.probe\n"
-        "heavy = {'asyncio', 'prometheus_client', 'cryptography', 'aiocoap', 'testbed.node.config',"
-        " 'testbed.node.app', 'dataclasses'}\n"
+        "heavy = {'asyncio', 'prometheus_client', 'cryptography', 'aiocoap',"
+        " 'testbed.contracts.node_config', 'testbed.node.app', 'dataclasses'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )
     out = subprocess.run(

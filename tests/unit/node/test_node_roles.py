@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed.contracts.node_config import Interface, NodeConfig
 from testbed.node import logs
-from testbed.node.config import Interface, NodeConfig
 from testbed.node.errors import ConfigError, UnknownRole
 from testbed.node.roles import role_class, role_names
 from testbed.node.roles.base import Role, RoleContext

@@ -106,7 +106,7 @@ def _exported_metrics() -> set[str]:
                 names.add(name)
     names |= {"process_cpu_seconds_total", "process_resident_memory_bytes"}
     # Modules that build their metrics from the catalogue name them there.
-    from testbed.node.metric_catalogue import METRICS
+    from testbed.contracts.metric_catalogue import METRICS
 
     for spec in METRICS.values():
         names |= set(spec.samples)

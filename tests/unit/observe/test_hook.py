@@ -16,7 +16,7 @@ class FakeServices:
     """Run services that are never reached: the tests replace ``hook._start``."""
 
 
-class FakeBackend:
+class FakeEngine:
     def services(self) -> FakeServices:
         return FakeServices()
 
@@ -43,7 +43,7 @@ def test_an_image_failure_is_announced_not_raised(
         raise ImageError("no prometheus anywhere", "install Debian's prometheus package")
 
     monkeypatch.setattr(hook, "_start", fail)
-    assert hook.start_for_run(FakeBackend(), plan, tmp_path) is None  # type: ignore[arg-type]
+    assert hook.start_for_run(FakeEngine(), plan, tmp_path) is None  # type: ignore[arg-type]
     assert len(said) == 1
     assert "Prometheus not started" in said[0] and "no prometheus anywhere" in said[0]
     assert "install Debian's prometheus package" in said[0]
@@ -56,7 +56,7 @@ def test_a_bug_is_announced_not_raised(
         raise KeyError("oops")
 
     monkeypatch.setattr(hook, "_start", bug)
-    assert hook.start_for_run(FakeBackend(), plan, tmp_path) is None  # type: ignore[arg-type]
+    assert hook.start_for_run(FakeEngine(), plan, tmp_path) is None  # type: ignore[arg-type]
     assert "KeyError" in said[0]
 
 
@@ -65,7 +65,7 @@ def test_off_by_environment(
 ) -> None:
     monkeypatch.setenv(hook.ENABLE_ENV, "0")
     monkeypatch.setattr(hook, "_start", lambda *a: pytest.fail("must not start"))
-    assert hook.start_for_run(FakeBackend(), plan, tmp_path) is None  # type: ignore[arg-type]
+    assert hook.start_for_run(FakeEngine(), plan, tmp_path) is None  # type: ignore[arg-type]
     assert said == [f"Prometheus: off ({hook.ENABLE_ENV}=0)"]
 
 

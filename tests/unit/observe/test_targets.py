@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from testbed.backends.base import NodeStatus
+from testbed.engines.base import NodeStatus
 from testbed.observe.targets import (
     read_targets,
     targets_from_plan,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from testbed import usecases
-from testbed.backends.base import EventFn
+from testbed.engines.base import EventFn
 from testbed.errors import CommissioningFailed
 from testbed.plan import Plan
 from testbed.usecases.progress import Stage
@@ -24,7 +24,7 @@ class Image:
     tag: str = "testbed/node:0123456789ab"
 
 
-class ScriptedBackend:
+class ScriptedEngine:
     name = "scripted"
 
     def __init__(self) -> None:
@@ -71,7 +71,7 @@ def test_up_runs_the_sequence_and_reports_it(
 ) -> None:
     monkeypatch.setenv("TESTBED_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("GRAFANA_URL", raising=False)
-    backend, progress = ScriptedBackend(), Recorder()
+    backend, progress = ScriptedEngine(), Recorder()
     options = usecases.UpOptions(commission=False)
     result = usecases.up(backend, TOPOLOGY, "uc-unit", options, progress)  # type: ignore[arg-type]
 

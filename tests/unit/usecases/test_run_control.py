@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from testbed import backends, bringup, usecases
-from testbed.backends.base import EventFn, NodeStatus
+from testbed import bringup, engines, usecases
 from testbed.cli.app import app
+from testbed.engines.base import EventFn, NodeStatus
 from testbed.errors import AlreadyRunning, InputError, RunStopped
 from testbed.plan import make_plan
 from testbed.topology import load_topology
@@ -40,7 +40,7 @@ def building(state: str = "exited") -> list[NodeStatus]:
     ]
 
 
-class ScriptedBackend:
+class ScriptedEngine:
     """Containers that exist; records what is stopped and started, and how."""
 
     name = "scripted"
@@ -83,7 +83,7 @@ class ScriptedBackend:
 
 
 def test_start_follows_the_order_of_up_and_probes_nodes_only() -> None:
-    backend = ScriptedBackend(building())
+    backend = ScriptedEngine(building())
     result = usecases.start(backend, "office")  # type: ignore[arg-type]
     assert backend.calls == [
         ("start", ["backend", "br1", "tc-facility"], True),
@@ -101,7 +101,7 @@ def test_start_follows_the_order_of_up_and_probes_nodes_only() -> None:
 def test_start_leaves_running_nodes_alone_and_restart_of_one_node_touches_only_it() -> None:
     nodes = building("running")
     nodes[0] = dataclasses.replace(nodes[0], state="exited")  # thermostat-01
-    backend = ScriptedBackend(nodes)
+    backend = ScriptedEngine(nodes)
     usecases.start(backend, "office")  # type: ignore[arg-type]
     assert backend.calls == [("start", ["thermostat-01"], True)]
     backend.calls.clear()
@@ -110,7 +110,7 @@ def test_start_leaves_running_nodes_alone_and_restart_of_one_node_touches_only_i
 
 
 def test_stop_stops_services_first_and_things_before_the_infrastructure() -> None:
-    backend = ScriptedBackend(building("running"))
+    backend = ScriptedEngine(building("running"))
     stopped = usecases.stop(backend, "office")  # type: ignore[arg-type]
     assert [names for _, names, _ in backend.calls] == [
         ["prometheus"],
@@ -129,11 +129,11 @@ def test_tiers_put_unknown_roles_last() -> None:
 
 
 def test_a_stopped_run_is_not_an_up_run() -> None:
-    stopped = ScriptedBackend(building("exited"))
+    stopped = ScriptedEngine(building("exited"))
     with pytest.raises(RunStopped) as caught:
         bringup.ensure_not_running(stopped, "office")  # type: ignore[arg-type]
     assert caught.value.exit_code == 14 and "testbed start --run office" in caught.value.hint
-    running = ScriptedBackend(building("running"))
+    running = ScriptedEngine(building("running"))
     with pytest.raises(AlreadyRunning):
         bringup.ensure_not_running(running, "office")  # type: ignore[arg-type]
 
@@ -155,15 +155,45 @@ def test_status_lines_tell_stopped_and_partly_running_runs() -> None:
     assert usecases.state_lines(services_down) == []
 
 
-def test_a_backend_is_chosen_by_name() -> None:
-    assert "docker" in backends.names() and backends.DEFAULT == "docker"
+def test_an_engine_is_chosen_by_name() -> None:
+    assert "docker" in engines.names() and engines.DEFAULT == "docker"
     with pytest.raises(InputError) as caught:
-        backends.get("kubernetes-someday")
+        engines.get("kubernetes-someday")
     assert caught.value.exit_code == 2 and "docker" in caught.value.hint
     result = CliRunner().invoke(app, ["--backend", "nope", "validate", "topologies/minimal.yaml"])
     # main() turns it into exit code 2; the runner hands over the error itself.
     assert isinstance(result.exception, InputError)
-    assert "unknown backend 'nope'" in str(result.exception)
+    assert "unknown engine 'nope'" in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--engine", "nope"], {}),
+        (["--backend", "nope"], {}),  # the earlier name, kept as a hidden alias
+        ([], {"TESTBED_ENGINE": "nope"}),
+        ([], {"TESTBED_BACKEND": "nope"}),
+    ],
+)
+def test_the_engine_option_its_variable_and_their_old_names(
+    args: list[str], env: dict[str, str]
+) -> None:
+    result = CliRunner().invoke(app, [*args, "validate", "topologies/minimal.yaml"], env=env)
+    assert isinstance(result.exception, InputError)
+    assert "unknown engine 'nope'" in str(result.exception)
+
+
+def test_the_engine_and_its_alias_must_agree() -> None:
+    result = CliRunner().invoke(
+        app, ["--engine", "docker", "--backend", "swarm", "validate", "topologies/minimal.yaml"]
+    )
+    assert isinstance(result.exception, InputError)
+    assert "name different engines" in str(result.exception)
+    ok = CliRunner().invoke(
+        app, ["--engine", "docker", "--backend", "docker", "validate", "topologies/minimal.yaml"]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "--backend" not in CliRunner().invoke(app, ["--help"]).output
 
 
 def test_a_topology_made_in_code_plans_like_its_file() -> None:

@@ -1,0 +1,500 @@
+"""Docker engine (docker SDK): networks, volumes and containers of a plan, found by labels.
+
+Every Docker error is translated into a TestbedError with a hint at this boundary, so users
+see what to do instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import groupby
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker
+import docker.errors
+from docker.types import IPAMConfig, IPAMPool
+
+from testbed import rundir
+from testbed.contracts.node_config import CONFIG_DIR, STATE_DIR, Role
+from testbed.engines.base import EventFn, ExecResult, NodeStatus, RemovalReport, RunServices
+from testbed.engines.docker_errors import _translated, daemon_error
+from testbed.errors import EngineError, NodeFailed, NotRunning
+from testbed.plan import labels as L
+from testbed.plan.model import NetworkPlan, NodePlan, Plan
+from testbed.project import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from testbed.engines.images import ImageResult, ProgressFn
+
+READY_TIMEOUT = 60.0
+READY_POLL = 0.25  # between probe execs (an exec ends early when the node stops)
+READY_PROBE_WAIT = 10.0
+STOP_TIMEOUT = 5
+WORKERS = 8
+LOG_TAIL = 30
+
+
+def connect() -> docker.DockerClient:
+    """A client for the local daemon, or DaemonUnavailable with what to do about it."""
+    try:
+        # Generous: a busy daemon (many nodes starting on 2 cores) can take long to answer.
+        client = docker.from_env(timeout=180, max_pool_size=WORKERS + 4)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise daemon_error(exc) from exc
+    return client
+
+
+class DockerEngine:
+    name = "docker"
+
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self.client = client or connect()
+
+    # -- bring-up ---------------------------------------------------------------------------
+
+    def deploy(self, plan: Plan, image: str, run_dir: Path, on_event: EventFn) -> None:
+        with _translated("creating networks"):
+            for net in plan.networks:
+                self._create_network(plan, net)
+                on_event("network", net.name)
+        tiers = [
+            list(group)
+            for _, group in groupby(sorted(plan.nodes, key=lambda n: n.tier), key=lambda n: n.tier)
+        ]
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            for tier in tiers:
+                # Nodes of one tier are independent: create, start and wait for them together.
+                list(pool.map(lambda n: self._start_node(plan, n, image, run_dir, on_event), tier))
+
+    def _create_network(self, plan: Plan, net: NetworkPlan) -> None:
+        def create() -> None:
+            self.client.networks.create(
+                net.resource,
+                driver="bridge",
+                enable_ipv6=True,
+                internal=net.internal,
+                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=net.subnet6, gateway=net.gateway6)]),
+                labels=net.labels,
+                check_duplicate=True,
+            )
+
+        try:
+            create()
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+            existing = self._leftover_network(plan, net)
+            if existing is None:
+                raise
+        # A network of this very run with nothing attached: left behind by an earlier `down`.
+        if self._remove_network(existing) != "stale":
+            create()
+            return
+        # The daemon cannot remove it until it restarts (a stale endpoint count). It works
+        # otherwise, so reuse it when it is exactly what the plan asks for.
+        if _network_shape(existing.attrs) != (net.subnet6, net.gateway6, net.internal, True):
+            raise EngineError(
+                f"network {net.resource} is left over from an earlier run {plan.run!r} with "
+                "another configuration, and Docker refuses to remove it (a stale endpoint "
+                "count, a Docker 20.10 libnetwork defect)",
+                "restart the Docker daemon (`sudo systemctl restart docker`), which drops it, "
+                "or bring the topology up under another --run NAME",
+            )
+
+    def _leftover_network(self, plan: Plan, net: NetworkPlan) -> Any | None:
+        """The existing network of that name if it belongs to this run and is empty."""
+        try:
+            existing = self.client.networks.get(net.resource)
+        except docker.errors.NotFound:
+            return None
+        labels = existing.attrs.get("Labels") or {}
+        if labels.get(L.RUN) != plan.run or _attached(existing.attrs):
+            return None
+        return existing
+
+    def _start_node(
+        self, plan: Plan, node: NodePlan, image: str, run_dir: Path, on_event: EventFn
+    ) -> None:
+        nets = {n.name: n for n in plan.networks}
+        first, *rest = node.config.interfaces
+        with _translated(f"creating node {node.name}"):
+            self.client.volumes.create(node.volume, labels={L.RUN: plan.run, L.NODE: node.name})
+            config_source = self._config_source(plan, node, run_dir)
+            networking = self.client.api.create_networking_config(
+                {
+                    nets[first.network].resource: self.client.api.create_endpoint_config(
+                        ipv6_address=first.ipv6.split("/")[0], aliases=[node.name]
+                    )
+                }
+            )
+            host_config = self.client.api.create_host_config(
+                binds={
+                    node.volume: {"bind": str(STATE_DIR), "mode": "rw"},
+                    config_source: {"bind": str(CONFIG_DIR), "mode": "ro"},
+                },
+                cap_add=["NET_ADMIN"] if node.net_admin else None,
+                devices=(["/dev/net/tun:/dev/net/tun:rwm"] if node.tun else [])
+                + [f"{d}:{d}:rwm" for d in node.devices]
+                or None,
+                sysctls=node.sysctls or None,
+                network_mode=nets[first.network].resource,
+                init=False,
+            )
+            created = self.client.api.create_container(
+                image,
+                name=node.resource,
+                hostname=node.hostname,
+                labels=node.labels,
+                environment={"PYTHONUNBUFFERED": "1"},
+                host_config=host_config,
+                networking_config=networking,
+                stop_timeout=STOP_TIMEOUT,
+                detach=True,
+            )
+            container_id = created["Id"]
+            for iface in rest:
+                self.client.api.connect_container_to_network(
+                    container_id,
+                    nets[iface.network].resource,
+                    ipv6_address=iface.ipv6.split("/")[0],
+                    aliases=[node.name],
+                )
+            on_event("created", node.name)
+            self._start_container(container_id)
+            on_event("started", node.name)
+        self._wait_ready(node.name, container_id)
+        on_event("ready", node.name)
+
+    def _start_container(self, container_id: str) -> None:
+        self.client.api.start(container_id)
+
+    def _config_source(self, plan: Plan, node: NodePlan, run_dir: Path) -> str:
+        """What is mounted read-only at the node's CONFIG_DIR: its run-directory folder (an
+        engine on another host overrides this with a copy it can reach)."""
+        return str((run_dir / "nodes" / node.name).resolve())
+
+    def _wait_ready(self, name: str, container_id: str) -> None:
+        """Until the node's control endpoint answers /ready with 200 (NodeFailed if it stops or
+        takes longer than READY_TIMEOUT). The probe waits inside the node, asking every 50 ms,
+        for up to READY_PROBE_WAIT s per exec: one interpreter start per node rather than one
+        per poll, which on a busy host cost more CPU than the nodes' own start."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            with _translated(f"checking node {name}"):
+                info = self.client.api.inspect_container(container_id)
+                if not info["State"]["Running"]:
+                    raise NodeFailed(
+                        name,
+                        f"node {name} stopped during start-up "
+                        f"(exit code {info['State']['ExitCode']})",
+                        self._log_tail(container_id),
+                        f"read its log: `testbed logs {name}`",
+                    )
+                wait = max(0.0, min(READY_PROBE_WAIT, deadline - time.monotonic()))
+                probe = ["python3", "-m", "testbed.node.probe", "ready", "--wait", f"{wait:.1f}"]
+                try:
+                    exec_id = self.client.api.exec_create(container_id, probe)["Id"]
+                    self.client.api.exec_start(exec_id)
+                    if self.client.api.exec_inspect(exec_id)["ExitCode"] == 0:
+                        return
+                except docker.errors.APIError as exc:
+                    # The node may exit between the inspection and the probe (the daemon
+                    # answers 409 "is not running"): the next inspection reports its exit.
+                    if exc.status_code != 409:
+                        raise
+            if time.monotonic() > deadline:
+                raise NodeFailed(
+                    name,
+                    f"node {name} did not report ready within {READY_TIMEOUT:.0f} s",
+                    self._log_tail(container_id),
+                    f"read its log: `testbed logs {name}`; rerun with --keep-on-error",
+                )
+            time.sleep(READY_POLL)
+
+    def _log_tail(self, container_id: str) -> str:
+        try:
+            raw: bytes = self.client.api.logs(container_id, tail=LOG_TAIL)
+            return raw.decode("utf-8", "replace")
+        except docker.errors.DockerException:
+            return "(log not available)"
+
+    # -- stop and start a deployed run ------------------------------------------------------
+
+    def stop_nodes(self, run: str, nodes: Sequence[str]) -> list[str]:
+        wanted = set(nodes)
+        with _translated(f"stopping nodes of run {run}"):
+            containers = [
+                c
+                for c in self.client.containers.list(filters=L.run_filter(run), ignore_removed=True)
+                if c.labels.get(L.NODE) in wanted
+            ]
+
+            def stop(container: Any) -> str:
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.stop(timeout=STOP_TIMEOUT)  # SIGTERM: nodes shut down cleanly
+                return str(container.labels.get(L.NODE))
+
+            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+                return sorted(pool.map(stop, containers))
+
+    def start_nodes(
+        self, run: str, nodes: Sequence[str], on_event: EventFn, *, probe: bool = True
+    ) -> None:
+        def start(node: str) -> None:
+            container = self._container(run, node)
+            with _translated(f"starting node {node}"):
+                self._start_container(container.id)  # a running container is left as it is
+            on_event("started", node)
+            if probe:
+                self._wait_ready(node, container.id)
+                on_event("ready", node)
+
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            list(pool.map(start, nodes))
+
+    # -- image, services, Ansible -----------------------------------------------------------
+
+    def ensure_node_image(
+        self,
+        *,
+        base_image: str | None = None,
+        force: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> ImageResult:
+        from testbed.engines.images import ensure_node_image
+
+        return ensure_node_image(
+            self.client,
+            project_root=PROJECT_ROOT,
+            cache_dir=rundir.cache_dir(),
+            base_image=base_image,
+            force=force,
+            progress=progress,
+        )
+
+    def services(self) -> RunServices | None:
+        from testbed.engines.docker_services import DockerRunServices
+
+        return DockerRunServices(self.client)
+
+    def ansible_connection(self, node: NodeStatus) -> dict[str, str]:
+        return ansible_connection(node)
+
+    # -- tear-down --------------------------------------------------------------------------
+
+    def undeploy(self, run: str) -> RemovalReport:
+        report = RemovalReport()
+        filters = L.run_filter(run)
+        with _translated(f"removing run {run}"):
+            containers = self.client.containers.list(all=True, filters=filters, ignore_removed=True)
+
+            def remove(container: Any) -> str:
+                # Stop first (SIGTERM: nodes shut down cleanly), then remove. Force-removing
+                # running containers in parallel can leave a stale endpoint behind in Docker
+                # 20.10's libnetwork, and the network then refuses removal.
+                with contextlib.suppress(docker.errors.NotFound):
+                    if container.status == "running":
+                        container.stop(timeout=STOP_TIMEOUT)
+                    container.remove(force=True, v=False)
+                return str(container.name)
+
+            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+                report.containers = list(pool.map(remove, containers))
+            for net in self.client.networks.list(filters=filters):
+                # One stale network must not keep the others and the volumes from going.
+                outcome = self._remove_network(net)
+                if outcome == "removed":
+                    report.networks.append(net.name)
+                elif outcome == "stale":
+                    report.stale_networks.append(net.name)
+            for volume in self.client.volumes.list(filters=filters):
+                try:
+                    volume.remove(force=True)
+                    report.volumes.append(volume.name)
+                except docker.errors.NotFound:
+                    pass
+        return report
+
+    def _remove_network(self, net: Any, attempts: int = 10) -> str:
+        """Remove a network: "removed", "gone" (someone else did), or "stale" when the daemon
+        still counts an endpoint after every detach and retry (Docker 20.10's libnetwork keeps
+        its endpoint count apart from its endpoints, and the two can disagree until the daemon
+        restarts: moby/moby#42119)."""
+        for attempt in range(attempts):
+            try:
+                net.remove()
+                return "removed"
+            except docker.errors.NotFound:
+                return "gone"
+            except docker.errors.APIError as exc:
+                if "active endpoints" not in str(exc):
+                    raise
+                # Containers just removed may still hold endpoints for a moment; a container
+                # removed mid-connect leaves one that only a forced disconnect reaches.
+                detach_endpoints(self.client, net)
+                time.sleep(0.2 * (attempt + 1))
+        return "stale"
+
+    def empty_networks(self, run: str) -> list[str]:
+        with _translated(f"listing the networks of run {run}"):
+            names = [n.name for n in self.client.networks.list(filters=L.run_filter(run))]
+            empty = []
+            for name in names:
+                # The list call leaves "Containers" out: inspect each network.
+                with contextlib.suppress(docker.errors.NotFound):
+                    if not _attached(self.client.networks.get(name).attrs):
+                        empty.append(name)
+        return empty
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def runs(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        filters = L.run_filter(None)
+        with _translated("listing runs"):
+            objects: list[Any] = [
+                *self.client.containers.list(all=True, filters=filters, ignore_removed=True),
+                *self.client.networks.list(filters=filters),
+                *self.client.volumes.list(filters=filters),
+            ]
+        for obj in objects:
+            run = (obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}).get(
+                L.RUN
+            )
+            if run:
+                counts[run] = counts.get(run, 0) + 1
+        return counts
+
+    def status(self, run: str | None = None) -> list[NodeStatus]:
+        with _translated("listing nodes"):
+            containers = self.client.containers.list(
+                all=True, filters=L.run_filter(run), ignore_removed=True
+            )
+            nets = self.client.networks.list(filters=L.run_filter(run))
+        logical = {n.name: n.attrs["Labels"].get(L.NETWORK, n.name) for n in nets}
+        out = []
+        for container in containers:
+            labels = container.labels
+            if L.NODE not in labels:
+                continue
+            ident = L.NodeLabels.from_labels(labels)
+            addresses: dict[str, str] = {}
+            mgmt_ipv4 = ""
+            for net_name, endpoint in container.attrs["NetworkSettings"]["Networks"].items():
+                name = logical.get(net_name, net_name)
+                if endpoint.get("GlobalIPv6Address"):
+                    addresses[name] = endpoint["GlobalIPv6Address"]
+                if name == "mgmt":
+                    mgmt_ipv4 = endpoint.get("IPAddress", "")
+            out.append(
+                NodeStatus(
+                    run=ident.run,
+                    node=ident.node,
+                    role=ident.role,
+                    kind=ident.kind,
+                    state=container.status,
+                    resource=container.name,
+                    image=(container.image.tags or [container.image.short_id])[0]
+                    if container.image
+                    else "",
+                    addresses=addresses,
+                    mgmt_ipv4=mgmt_ipv4,
+                    attributes=ident.attribute_map,
+                    run_dir=ident.run_dir,
+                    topology=ident.topology,
+                )
+            )
+        return sorted(out, key=lambda s: (s.run, _ROLE_ORDER.get(s.role, 9), s.node))
+
+    def _container(self, run: str, node: str) -> Any:
+        with _translated(f"finding node {node}"):
+            found = self.client.containers.list(
+                all=True,
+                filters={"label": [f"{L.RUN}={run}", f"{L.NODE}={node}"]},
+                ignore_removed=True,
+            )
+        if not found:
+            raise NotRunning(
+                f"run {run!r} has no node {node!r}",
+                f"list its nodes with `testbed status --run {run}`",
+            )
+        return found[0]
+
+    def exec(self, run: str, node: str, command: list[str]) -> ExecResult:
+        container = self._container(run, node)
+        with _translated(f"running a command in {node}"):
+            result = container.exec_run(command, demux=False)
+        return ExecResult(exit_code=int(result.exit_code), output=result.output or b"")
+
+    def node_state(self, run: str, node: str) -> dict[str, Any] | None:
+        try:
+            result = self.exec(run, node, ["python3", "-m", "testbed.node.probe", "state"])
+        except (EngineError, NotRunning):
+            return None
+        if result.exit_code != 0:
+            return None
+        try:
+            state = json.loads(result.output)
+        except ValueError:
+            return None
+        return state if isinstance(state, dict) else None
+
+    def logs(self, run: str, node: str, tail: int, follow: bool) -> Iterator[bytes]:
+        container = self._container(run, node)
+        with _translated(f"reading the log of {node}"):
+            if follow:
+                yield from container.logs(stream=True, follow=True, tail=tail)
+            else:
+                yield container.logs(tail=tail)
+
+
+_ROLE_ORDER = {role: order for order, role in enumerate(Role.ALL)}
+ANSIBLE_CONNECTION = "community.docker.docker"
+
+
+def ansible_connection(node: NodeStatus) -> dict[str, str]:
+    """Ansible reaches a node through the Docker API: ``docker exec`` into its container."""
+    return {"ansible_connection": ANSIBLE_CONNECTION, "ansible_host": node.resource}
+
+
+def _attached(attrs: dict[str, Any]) -> list[str]:
+    """Containers an inspected network lists; an ``ep-<id>`` key is an endpoint whose container
+    is gone (moby/moby#23302), which a forced disconnect removes, not a container."""
+    return [key for key in (attrs.get("Containers") or {}) if not key.startswith("ep-")]
+
+
+def _network_shape(attrs: dict[str, Any]) -> tuple[str, str, bool, bool]:
+    """(IPv6 subnet, gateway, internal, IPv6 enabled) of an inspected network."""
+    pools = (attrs.get("IPAM") or {}).get("Config") or []
+    v6: dict[str, str] = next((p for p in pools if ":" in p.get("Subnet", "")), {})
+    return (
+        v6.get("Subnet", ""),
+        v6.get("Gateway", ""),
+        bool(attrs.get("Internal")),
+        bool(attrs.get("EnableIPv6")),
+    )
+
+
+def detach_endpoints(client: docker.DockerClient, net: Any) -> None:
+    """Force-disconnect whatever a network still lists (a container removed mid-connect, a
+    foreign container attached by hand). A stale endpoint whose container is gone is listed
+    under ``ep-<id>`` and only its endpoint name reaches it, as with ``docker network
+    disconnect -f NET NAME`` (moby/moby#23302): try the key, then the name."""
+    with contextlib.suppress(docker.errors.APIError):
+        net.reload()
+        for key, endpoint in (net.attrs.get("Containers") or {}).items():
+            for target in dict.fromkeys((key, (endpoint or {}).get("Name"))):
+                if not target:
+                    continue
+                try:
+                    client.api.disconnect_container_from_network(target, net.id, force=True)
+                    break
+                except docker.errors.APIError:
+                    continue
