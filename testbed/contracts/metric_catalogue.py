@@ -733,6 +733,22 @@ _SPECS: tuple[MetricSpec, ...] = (
         always=False,
     ),
     MetricSpec(
+        "testbed_radio_dongle_refused",
+        "counter",
+        "What a PAN's USB dongle (Spinel) or SLIP uplink refused, by station and cause.",
+        ("pan", "radio", "cause"),
+        roles=("border_router",),
+        component="radio",
+        note="PANs with radios: only. cause: from the line: hdlc-bad-fcs, hdlc-bad-escape, "
+        "hdlc-truncated, hdlc-overlong, spinel-bad-header, spinel-bad-uint, "
+        "spinel-bad-stream-length, spinel-truncated-stream, spinel-unexpected-command, "
+        "spinel-unknown-property, wrong-channel, slip-bad-escape, slip-oversize, slip-not-ipv6, "
+        "ipv6-bad-length, foreign-source; for the line: oversize, queue-full, line-full, "
+        "no-answer, status-N (the radio's transmit status), closed; the device: line-lost "
+        "(gone mid-run), open-failed (could not be opened at start)",
+        always=False,
+    ),
+    MetricSpec(
         "testbed_radio_bootstrap_frames",
         "histogram",
         "802.15.4 frames of one bootstrap attempt, per direction (sent: put on the air).",

@@ -423,6 +423,24 @@ PAN_HEALTH = Dashboard(
             ),
         ),
         Panel(
+            "Dongle and SLIP uplink refusals, by cause",
+            (
+                (
+                    or_zero(
+                        "sum by (pan, radio, cause) "
+                        f"(increase(testbed_radio_dongle_refused_total{_sel(RUN, PAN)}"
+                        "[$__rate_interval]))",
+                        "cause",
+                    ),
+                    "{{pan}} {{radio}} {{cause}}",
+                ),
+            ),
+            stacked=True,
+            description="What the PAN's USB dongles (Spinel) and SLIP uplinks refused: garbled "
+            "HDLC/SLIP, bad FCS, wrong channel, oversize, unknown property, a device gone "
+            "(line-lost) or not opened; 0 (none) on a PAN without radios.",
+        ),
+        Panel(
             "Estimated energy per thing (J, by component)",
             (
                 (

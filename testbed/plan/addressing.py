@@ -48,6 +48,8 @@ class HostNumbers:
 # The PAN /64 (PAN_BASE + index) lives on the nodes' TUN devices; the PAN's Docker network only
 # carries ZEP between the things and the medium, on a carrier /64 of its own.
 CARRIER_BASE = 0x100
+# SLIP uplinks (real border router boards): a routed /64 each, in topology order.
+SLIP_BASE = 0x200
 _SHORT_IID = 0x0000_00FF_FE00_0000  # RFC 6282: IID 0000:00ff:fe00:XXXX of short address XXXX
 
 

@@ -65,6 +65,8 @@ def members(topo: Topology, selector: str) -> tuple[str, ...]:
     if kind == "domain":
         domain = next(d for d in topo.domains if d.name == name)
         things = [n for t in topo.things if t.domain == name for n in t.names()]
+        # A SLIP uplink of the domain: its routed prefix stands for its board's nodes.
+        things += [r.station for p in topo.pans for r in p.radios if r.domain == name]
         return (domain.trust_center_name, *things)
     routers = {r.name for r in topo.border_routers}
     return tuple(n for n in topo.node_names() if n not in routers)

@@ -172,6 +172,18 @@ class _Builder:
         self.pan_routes = [
             (f"pan-{pan.name}", self.router_of_pan[pan.name]) for pan in topology.pans
         ]
+        # SLIP uplinks (real border router boards): a routed /64 each, reached through the
+        # router of their PAN like a PAN of it (testbed.node.radio.slipuplink).
+        slips = [
+            (p.name, r.station) for p in topology.pans for r in p.radios if r.protocol == "slip"
+        ]
+        self.slip_prefix = {
+            station: addressing.subnet(prefix, addressing.SLIP_BASE + i)
+            for i, (_, station) in enumerate(slips)
+        }
+        for pan_name, station in slips:
+            self.pan_prefix[f"slip-{station}"] = self.slip_prefix[station]
+            self.pan_routes.append((f"slip-{station}", self.router_of_pan[pan_name]))
 
         # -- cross-domain rules (testbed.plan.cross_domain): enforced by the routers, scoped lists
         self.rules = cross_domain.resolve(topology)
@@ -179,7 +191,12 @@ class _Builder:
         self.policy_forward = (
             {
                 cross_domain.FORWARD_ATTRIBUTE: cross_domain.forward_attribute(
-                    self.rules, lambda n: self.address_of(n, data_network[n])
+                    self.rules,
+                    lambda n: (
+                        str(self.slip_prefix[n])
+                        if n in self.slip_prefix
+                        else self.address_of(n, data_network[n])
+                    ),
                 )
             }
             if self.rules
@@ -233,6 +250,15 @@ class _Builder:
                 config = _with_channel_model(config, pan, names)
                 config = dataclasses.replace(
                     config,
+                    radios=[
+                        {**r, "prefix": str(self.slip_prefix[r["station"]])}
+                        if r["protocol"] == "slip"
+                        else r
+                        for r in config.radios
+                    ],
+                )
+                config = dataclasses.replace(
+                    config,
                     carriers={n: self.carrier_of(n, network) for n in names.values() if n != node},
                 )
             out[config.key] = config.to_attribute()
@@ -253,7 +279,7 @@ class _Builder:
         return tuple(
             Route(
                 prefix=str(self.pan_prefix[dest])
-                if dest in self.radio
+                if dest in self.radio or dest.startswith("slip-")
                 else self.nets[dest].subnet6,
                 via=self.address_of(router, network),
             )
@@ -497,7 +523,7 @@ def _with_channel_model(config: RadioPanConfig, pan: Pan, names: dict[str, str])
         seed=pan.seed,
         names=names,
         guest_stations=pan.guest_stations,
-        radios=[r.model_dump() for r in pan.radios],
+        radios=[r.model_dump(exclude_none=True) for r in pan.radios],
     )
 
 

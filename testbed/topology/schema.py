@@ -167,22 +167,45 @@ class Reassembly(Strict):
 
 
 class Radio(Strict):
-    """A USB IEEE 802.15.4 dongle bridged into a radio PAN (testbed.node.radio.bridge): its
-    frames from the air enter the medium as frames of ``station``; frames for it leave through
-    the dongle. The device is passed into the border router's container."""
+    """A serial device of a radio PAN, passed into the border router's container.
+
+    ``protocol: spinel``: a USB IEEE 802.15.4 dongle bridged into the PAN
+    (testbed.node.radio.bridge): its frames from the air enter the medium as frames of
+    ``station``; frames for it leave through the dongle. ``protocol: slip``: a real border
+    router board (tunslip6-compatible, testbed.node.radio.slipuplink) routed by the PAN's
+    router with a /64 of its own; ``station`` names the uplink."""
 
     device: str = Field(
         pattern=r"^/dev/[A-Za-z0-9._/-]+$",
         description="serial device of the dongle on the host, e.g. /dev/ttyACM0 or a "
         "/dev/serial/by-id/ path",
     )
-    protocol: Literal["spinel"] = Field(
-        "spinel", description="Spinel over HDLC-lite: OpenThread's ot-rcp firmware"
+    protocol: Literal["spinel", "slip"] = Field(
+        "spinel",
+        description="spinel: Spinel over HDLC-lite (OpenThread's ot-rcp firmware); slip: SLIP "
+        "(RFC 1055) with IPv6, as tunslip6 speaks it (RIOT gnrc_border_router, Contiki-NG "
+        "rpl-border-router)",
     )
-    station: Name = Field(description="the name the medium gives the dongle's station")
+    station: Name = Field(
+        description="the name the medium gives the dongle's station (slip: the uplink's name)"
+    )
     loss_model: bool = Field(
-        False, description="apply the PAN's frame loss to the dongle's links too"
+        False, description="apply the PAN's frame loss to the dongle's links too (spinel only)"
     )
+    domain: Name | None = Field(
+        None,
+        description="slip only: the domain whose policies the board's routed prefix falls "
+        "under (its nodes count as that domain's things); none: only allow rules naming "
+        "nothing reach it",
+    )
+
+    @model_validator(mode="after")
+    def _keys_of_the_protocol(self) -> Radio:
+        if self.protocol == "slip" and self.loss_model:
+            raise ValueError("loss_model: a SLIP uplink carries IPv6, not frames of the medium")
+        if self.protocol == "spinel" and self.domain is not None:
+            raise ValueError("domain: only a SLIP uplink has a routed prefix of its own")
+        return self
 
 
 class Pan(Strict):
@@ -491,6 +514,22 @@ def cross_reference_problems(topo: Topology) -> list[tuple[Loc, str]]:
                     f"PAN {pan_model.name!r} has no border router: list it in a router's 'pans'",
                 )
             )
+    for pi, pan_model in enumerate(topo.pans):
+        for ri, radio in enumerate(pan_model.radios):
+            if radio.protocol == "slip" and radio.station in topo.node_names():
+                problems.append(
+                    (
+                        ("pans", pi, "radios", ri, "station"),
+                        f"{radio.station!r} is a node's name; a SLIP uplink needs one of its own",
+                    )
+                )
+            if radio.domain is not None and radio.domain not in domains:
+                problems.append(
+                    (
+                        ("pans", pi, "radios", ri, "domain"),
+                        f"unknown domain {radio.domain!r}; known domains: {sorted(domains)}",
+                    )
+                )
     for hi, host in enumerate(topo.hosts):
         if host.pan is not None and host.pan not in pans:
             problems.append(

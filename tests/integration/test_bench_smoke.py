@@ -38,6 +38,7 @@ SMOKE: dict[str, tuple[list[str], set[str]]] = {
     ),
     "proxy.py": (["--requests", "2"], set()),
     "refusals.py": (["--count", "50"], set()),
+    "slip.py": (["--seconds", "0.05"], set()),
     "scale.py": (["--things", "2", "--idle", "1", "--settle", "1"], {"docker"}),
 }
 

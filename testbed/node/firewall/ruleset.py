@@ -100,7 +100,7 @@ def _rule(entry: dict[str, object]) -> ForwardRule:
         values = entry[key]
         if not isinstance(values, list):
             raise TypeError(f"{key} must be a list")
-        return tuple(str(ipaddress.IPv6Address(str(v))) for v in values)
+        return tuple(_address_or_prefix(str(v)) for v in values)
 
     ports = entry.get("ports") or []
     if not isinstance(ports, list) or not all(isinstance(p, int) and 0 < p < 65536 for p in ports):
@@ -115,6 +115,14 @@ def _rule(entry: dict[str, object]) -> ForwardRule:
         destinations=addresses("to"),
         ports=tuple(ports),
     )
+
+
+def _address_or_prefix(text: str) -> str:
+    """A node's address, or a routed prefix (a SLIP uplink's board and its nodes)."""
+    if "/" not in text:
+        return str(ipaddress.IPv6Address(text))
+    net = ipaddress.IPv6Network(text)  # strict: host bits set is a planner bug
+    return str(net.network_address) if net.prefixlen == 128 else str(net)
 
 
 def render(policy: ForwardPolicy) -> str:

@@ -47,6 +47,7 @@ from testbed.node.radio.metrics import (
 )
 from testbed.node.radio.ndrouter import RouterPort
 from testbed.node.radio.port import StationPort
+from testbed.node.radio.slipuplink import LINK_LOCAL, SlipUplink
 from testbed.node.radio.tun import Tun
 
 Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -77,8 +78,11 @@ class _Pan:
         port = RouterPort if hub else StationPort  # the router answers 6LoWPAN-ND
         self.port = port(config, lambda frame: self._transmit(frame), self.tun.write)
         self.node = node
+        self.index = index
         self.bridges: list[RadioBridge] = []  # USB dongles on this PAN (hub only)
+        self.uplinks: list[SlipUplink] = []  # SLIP border router boards (hub only)
         self.radio_errors: list[str] = []
+        self.open_failed: list[str] = []  # stations whose device could not be opened
 
     def _from_tun(self, packet: bytes) -> None:
         self.port.send_packet(packet)
@@ -108,19 +112,59 @@ class _Pan:
         (its error is logged and shown in the state); the PAN runs on without it."""
         assert self.hub is not None
         for spec in self.config.radios:
-            bridge = RadioBridge(
-                self.hub, str(spec["station"]), str(spec["device"]), bool(spec.get("loss_model"))
-            )
+            station, device = str(spec["station"]), str(spec["device"])
+            if spec.get("protocol") == "slip":
+                await self._start_uplink(station, device, str(spec["prefix"]))
+                continue
+            bridge = RadioBridge(self.hub, station, device, bool(spec.get("loss_model")))
             try:
                 await bridge.start()
             except DongleError as exc:
-                self.radio_errors.append(f"{spec['station']}: {exc}")
+                self.radio_errors.append(f"{station}: {exc}")
+                self.open_failed.append(station)
                 continue
             self.bridges.append(bridge)
+
+    async def _start_uplink(self, station: str, device: str, prefix: str) -> None:
+        """The uplink's TUN carries its routed prefix whether or not the board is there (the
+        routes and the policy stay as planned); a line that cannot be opened is an error of
+        the uplink alone."""
+        uplink = SlipUplink(station, device, prefix, f"slip{self.index}-{len(self.uplinks)}")
+        await uplink.tun.open(uplink.address, link_local=LINK_LOCAL)  # TunError: fatal
+        self.uplinks.append(uplink)
+        try:
+            uplink.open_line()
+        except OSError as exc:
+            uplink.lost = str(exc.strerror or exc)
+            self.radio_errors.append(f"{station}: {uplink.lost}")
+            self.open_failed.append(station)
+
+    def retry_lines(self, now: float) -> list[str]:
+        """The SLIP boards whose line came back (see SlipUplink.retry)."""
+        return [u.name for u in self.uplinks if u.retry(now)]
+
+    def lost_devices(self) -> list[tuple[str, str]]:
+        """(station, reason) of every device of the PAN whose line ended during the run."""
+        out = [(b.name, b.lost) for b in self.bridges if b.lost is not None]
+        out += [(u.name, u.lost) for u in self.uplinks if u.lost and u.refused["line-lost"]]
+        return out
+
+    def refusals(self) -> dict[tuple[str, str], int]:
+        """(station, cause) -> count: what the PAN's dongles and uplinks refused."""
+        out: dict[tuple[str, str], int] = {(s, "open-failed"): 1 for s in self.open_failed}
+        for bridge in self.bridges:
+            for cause, n in (bridge.dongle.refused + bridge.dongle.tx_failed).items():
+                out[bridge.name, cause] = n
+        for uplink in self.uplinks:
+            for cause, n in uplink.refused.items():
+                out[uplink.name, cause] = n
+        return out
 
     def stop(self) -> None:
         for bridge in self.bridges:
             bridge.close()
+        for uplink in self.uplinks:
+            uplink.close()
         with contextlib.suppress(Exception):
             self.tun.close()
         if self.hub is not None:
@@ -188,6 +232,7 @@ class _Pan:
             nd_registrations=len(nd.registrations()) if nd else 0,
             nd_requests=dict(nd.counters.registrations) if nd else {},
             nd_advertisements=dict(nd.counters.router_advertisements) if nd else {},
+            radio_refused=self.refusals(),
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -207,6 +252,7 @@ class _Pan:
             out["nd"] = self.port.nd.snapshot(asyncio.get_running_loop().time())
         if self.config.radios:
             out["radios"] = [b.snapshot() for b in self.bridges]
+            out["radios"] += [u.snapshot() for u in self.uplinks]
             out["radio_errors"] = list(self.radio_errors)
         if self.hub is not None:
             out["medium"] = self.hub.medium.snapshot()
@@ -234,6 +280,7 @@ class RadioAttachment:
         self.bootstrap_frames: Histogram | None = None
         self.metered: RadioMetered | None = None
         self._task: asyncio.Task[None] | None = None
+        self._reported_lost: set[tuple[str, str]] = set()
 
     @classmethod
     def for_node(cls, config: NodeConfig, log: EventLog) -> RadioAttachment | None:
@@ -281,7 +328,7 @@ class RadioAttachment:
                     pan=pan.config.pan,
                     error=error,
                     hint="check the device path in the topology's radios: and that it runs "
-                    "OpenThread's ot-rcp firmware",
+                    "OpenThread's ot-rcp firmware (spinel) or speaks tunslip6's SLIP (slip)",
                 )
             self.log.info(
                 "radio.attached",
@@ -312,7 +359,26 @@ class RadioAttachment:
                 pan.port.station.expire(loop.time())
                 if isinstance(pan.port, RouterPort):
                     pan.port.tick(loop.time())
+                self._report_lost(pan)
+                for station in pan.retry_lines(loop.time()):
+                    self._reported_lost.discard((pan.config.pan, station))
+                    self.log.info("radio.dongle_back", pan=pan.config.pan, radio=station)
             self.publish()
+
+    def _report_lost(self, pan: _Pan) -> None:
+        """A dongle or board whose line ended mid-run: logged once; its station falls silent,
+        the PAN runs on (the state and testbed_radio_dongle_refused_total say it too)."""
+        for station, reason in pan.lost_devices():
+            if (pan.config.pan, station) not in self._reported_lost:
+                self._reported_lost.add((pan.config.pan, station))
+                self.log.error(
+                    "radio.dongle_lost",
+                    pan=pan.config.pan,
+                    radio=station,
+                    reason=reason,
+                    hint="plug it in again: a SLIP board's line is reopened by itself, a "
+                    "Spinel dongle needs the border router restarted (testbed restart NODE)",
+                )
 
     def publish(self) -> None:
         nodes, pans = [], []

@@ -10,8 +10,9 @@ sends them one at a time (the firmware keeps one transmission: a second overwrit
 each answered by ``LAST_STATUS`` with its transaction id. The radio does its own ACKs and
 retries on the air.
 
-Nothing read from the line raises out of the reader: garbled HDLC frames and undecodable Spinel
-frames are dropped and counted by reason (``refused``); a line that ends (the dongle unplugged,
+Nothing read from the line raises out of the reader: garbled HDLC frames, undecodable Spinel
+frames, unexpected commands, unknown properties and frames heard on another channel than the
+PAN's are dropped and counted by reason (``refused``); a line that ends (the dongle unplugged,
 the pseudo-terminal closed) is reported once to ``on_lost`` with the reason, and transmits are
 refused from then on (counted as ``closed``).
 """
@@ -128,6 +129,7 @@ class Dongle:
             fut.set_result(frame)
             return
         if frame.command != spinel.CMD_PROP_VALUE_IS:
+            self._refused["spinel-unexpected-command"] += 1
             return
         if frame.prop == spinel.PROP_STREAM_RAW:
             try:
@@ -135,11 +137,17 @@ class Dongle:
             except MalformedError as exc:
                 self._refused[exc.reason] += 1
                 return
+            heard_on = spinel.raw_channel(frame.value)
+            if self.channel and heard_on is not None and heard_on != self.channel:
+                self._refused["wrong-channel"] += 1  # not the PAN's: it must not enter it
+                return
             self.frames_received += 1
             self.on_frame(air)
         elif frame.prop == spinel.PROP_LAST_STATUS:
             with contextlib.suppress(MalformedError):
                 self._status.put_nowait(spinel.unpack_uint(frame.value)[0])
+        else:
+            self._refused["spinel-unknown-property"] += 1
 
     def _write(self, frame: SpinelFrame) -> None:
         if self._fd is None:
@@ -217,8 +225,11 @@ class Dongle:
                     spinel.PROP_STREAM_RAW,
                     spinel.raw_transmit(frame, self.channel),
                 )
-            except (DongleError, ValueError) as exc:
-                self.tx_failed[type(exc).__name__] += 1
+            except ValueError:
+                self.tx_failed["oversize"] += 1  # more than 127 B: no 802.15.4 frame
+                continue
+            except DongleError:
+                self.tx_failed["no-answer" if self._fd is not None else "closed"] += 1
                 continue
             status = spinel.unpack_uint(answer.value)[0] if answer.value else -1
             if answer.prop == spinel.PROP_LAST_STATUS and status == spinel.STATUS_OK:

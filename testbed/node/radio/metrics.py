@@ -22,6 +22,10 @@
                                                           duplicate, neighbour-cache-full,
                                                           removed; expired registrations
     testbed_radio_nd_router_advertisements_total{pan,kind}  solicited / unsolicited RAs sent
+    testbed_radio_dongle_refused_total{pan,radio,cause}  what a USB dongle (Spinel) or SLIP
+                                                          uplink refused (router): hdlc-*,
+                                                          spinel-*, slip-*, wrong-channel,
+                                                          oversize, line-lost, open-failed, ...
     testbed_radio_bootstrap_frames{direction}            histogram per bootstrap attempt (thing)
     testbed_radio_fragmented_datagrams_total{pan,node,outcome}  unicast datagrams the node sent
                                                           in fragments, by fate: delivered,
@@ -77,6 +81,8 @@ class PanSample:
     nd_registrations: int = 0
     nd_requests: Mapping[str, int] = field(default_factory=dict)
     nd_advertisements: Mapping[str, int] = field(default_factory=dict)
+    # What the PAN's dongles and SLIP uplinks refused: (station, cause) -> count.
+    radio_refused: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,7 @@ class RadioCollector(Collector):
         registered = declared.gauge_family("testbed_radio_nd_registrations")
         requests = declared.counter_family("testbed_radio_nd_registration_requests")
         adverts = declared.counter_family("testbed_radio_nd_router_advertisements")
+        dongle = declared.counter_family("testbed_radio_dongle_refused")
         for p in s.pans:
             busy.add_metric([p.pan], p.busy_s)
             loss.add_metric([p.pan], p.loss)
@@ -147,8 +154,10 @@ class RadioCollector(Collector):
                 requests.add_metric([p.pan, status], count)
             for kind, count in sorted(p.nd_advertisements.items()):
                 adverts.add_metric([p.pan, kind], count)
+            for (radio, cause), count in sorted(p.radio_refused.items()):
+                dongle.add_metric([p.pan, radio, cause], count)
         yield from (sent, received, dropped, retries, fragments, airtime, queue, filtered, fates)
-        yield from (busy, loss, refused, registered, requests, adverts)
+        yield from (busy, loss, refused, registered, requests, adverts, dongle)
 
 
 def bootstrap_frames_histogram(registry: CollectorRegistry) -> Histogram:

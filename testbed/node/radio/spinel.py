@@ -182,6 +182,15 @@ def raw_frame(value: bytes) -> bytes:
     return value[2 : 2 + n]
 
 
+def raw_channel(value: bytes) -> int | None:
+    """The channel a received ``STREAM_RAW`` value says the frame was heard on, None without
+    that metadata. After the frame: RSSI, noise floor (1 B each), flags (2 B), then the PHY
+    data struct (2 B length, channel, LQI, timestamp)."""
+    n = struct.unpack_from("<H", value)[0]
+    at = 2 + n + 6
+    return value[at] if len(value) > at else None
+
+
 def raw_transmit(frame: bytes, channel: int) -> bytes:
     """A ``STREAM_RAW`` value that transmits ``frame`` (FCS included: the radio recomputes it)
     on ``channel``."""

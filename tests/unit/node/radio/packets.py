@@ -56,3 +56,15 @@ def udp_checksum_ok(packet: bytes) -> bool:
 
 def filler(n: int, seed: int = 0) -> bytes:
     return bytes((i * 31 + seed * 7 + 11) & 0xFF for i in range(n))
+
+
+def echo(src: bytes, dst: bytes, kind: int, ident: int, seq: int, data: bytes) -> bytes:
+    """An ICMPv6 echo request (kind 128) or reply (129) with its checksum."""
+    body = struct.pack("!BBHHH", kind, 0, 0, ident, seq) + data
+    pseudo = src + dst + struct.pack("!IxxxB", len(body), 58)
+    checksum = internet_checksum(pseudo + body)
+    return ipv6(src, dst, 58, body[:2] + checksum.to_bytes(2, "big") + body[4:])
+
+
+def is_echo(packet: bytes, kind: int) -> bool:
+    return len(packet) > 44 and packet[6] == 58 and packet[40] == kind

@@ -55,7 +55,7 @@ def test_radios_plan_into_the_border_router() -> None:
     [
         (RADIOS, "bridge", "medium: radio only"),
         ("    radios:\n      - device: ttyACM0\n        station: d\n", "radio", "device"),
-        ("    radios:\n      - device: /dev/ttyACM0\n        station: d\n        protocol: slip\n",
+        ("    radios:\n      - device: /dev/ttyACM0\n        station: d\n        protocol: zb\n",
          "radio", "protocol"),
         ("    radios:\n      - device: /dev/a\n        station: d\n      - device: /dev/b\n"
          "        station: d\n", "radio", "station name of its own"),
