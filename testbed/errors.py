@@ -187,5 +187,10 @@ class ScenarioTimeout(ScenarioFailed):
     pass
 
 
+class MoveError(InputError):
+    """`testbed move`: an unknown thing or PAN, the PAN it is on, a thing that cannot move
+    (not on a radio PAN), or a building whose policy pins planned addresses (exit 2)."""
+
+
 class GroupCommandError(PlanError):
     """`testbed group`: the run has no single backend or no relay address on the PAN (exit 2)."""

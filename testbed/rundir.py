@@ -50,6 +50,7 @@ def write_run_dir(plan: Plan, run_dir: Path, topology_text: str) -> None:
     os.chmod(run_dir, 0o700)
     write_private(run_dir / "topology.yaml", topology_text.encode())
     write_private(run_dir / "plan.json", json.dumps(plan.to_dict(), indent=2).encode())
+    (run_dir / "moves.json").unlink(missing_ok=True)  # a run starts where the plan puts things
     for node in plan.nodes:
         node_dir = private_dir(run_dir / "nodes" / node.name)
         write_private(node_dir / "node.json", node.config.to_json().encode())

@@ -18,6 +18,7 @@ from testbed.cli.dashboards import dashboards_app
 from testbed.cli.group import register as register_group_command
 from testbed.cli.links import print_implementations
 from testbed.cli.links import register as register_link_commands
+from testbed.cli.move import register as register_move_command
 from testbed.cli.observe import metrics_app
 from testbed.cli.output import console, error, status_json, status_table
 from testbed.cli.phase import register as register_phase_commands
@@ -26,6 +27,7 @@ from testbed.cli.scenario import register as register_scenario_commands
 from testbed.errors import INTERRUPTED, CommissioningFailed, NotRunning, TestbedError
 from testbed.topology import load_topology
 from testbed.topology.schema import Topology
+from testbed.usecases import placement
 
 DEFAULT_TOPOLOGY = Path("topologies/default.yaml")
 
@@ -257,7 +259,7 @@ def status(
 ) -> None:
     """Show the nodes of one run, or of every run, as Docker reports them."""
     backend = context.engine()
-    nodes = bringup.with_lifecycle(backend, backend.status(run))
+    nodes = bringup.with_lifecycle(backend, placement.placed_runs(backend.status(run)))
     if as_json:
         print(status_json(nodes))
         return
@@ -305,6 +307,7 @@ register_phase_commands(app)
 register_link_commands(app)
 register_scenario_commands(app)
 register_group_command(app)
+register_move_command(app)
 app.command("render")(render_command)
 
 

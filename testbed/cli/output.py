@@ -15,6 +15,7 @@ from testbed.contracts.radio import pan_address
 from testbed.engines.base import NodeStatus
 from testbed.errors import NodeFailed, TestbedError
 from testbed.node.lifecycle import LifecycleState
+from testbed.usecases.placement import PLANNED_PAN
 
 PIPED_WIDTH = 200
 
@@ -111,11 +112,19 @@ def status_table(nodes: list[NodeStatus]) -> None:
                 a.get("url") or a.get("device-class", n.kind),
                 a.get("vendor", ""),
                 _domain(n),
-                a.get("pan", a.get("pans", "")),
+                _pan(a),
             )
             # Names and URLs as they are: "[fd00::1]" in a URL is no style tag.
             table.add_row(*map(escape, plain), state, _lifecycle(n), escape("\n".join(data)))
         console.print(table)
+
+
+def _pan(attributes: dict[str, str]) -> str:
+    """A thing's PAN (``planned`` beside it when `testbed move` took it elsewhere), or the
+    PANs a router serves."""
+    pan = attributes.get("pan", attributes.get("pans", ""))
+    planned = attributes.get(PLANNED_PAN)
+    return f"{pan} (planned {planned})" if planned and planned != pan else pan
 
 
 def _domain(node: NodeStatus) -> str:

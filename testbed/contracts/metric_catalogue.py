@@ -217,6 +217,23 @@ _SPECS: tuple[MetricSpec, ...] = (
         component="thing",
         note="outcome: renewed, failed",
     ),
+    MetricSpec(
+        "testbed_thing_moves",
+        "counter",
+        "Moves of the thing to another PAN (testbed move).",
+        IDENTITY,
+        roles=("thing",),
+        component="thing",
+    ),
+    MetricSpec(
+        "testbed_thing_move_handshakes",
+        "counter",
+        "Bootstrap attempts (handshakes) the thing needed to re-register after a move.",
+        IDENTITY,
+        roles=("thing",),
+        component="thing",
+        note="0 per move when it keeps its contexts (no re-registration)",
+    ),
     # -- trust centers (testbed.node.trust_center.metrics) ----------------------------------
     MetricSpec(
         "testbed_tc_enrollments",

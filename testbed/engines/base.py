@@ -140,6 +140,12 @@ class Engine(Protocol):
 
     def exec(self, run: str, node: str, command: list[str]) -> ExecResult: ...
 
+    def attach_network(self, run: str, node: str, network: str, ipv6: str) -> None:
+        """Connect a running node to the run's ``network`` (logical name) at ``ipv6``."""
+
+    def detach_network(self, run: str, node: str, network: str) -> None:
+        """Disconnect a node from the run's ``network`` (logical name)."""
+
     def node_state(self, run: str, node: str) -> dict[str, Any] | None:
         """What the node's control endpoint reports under GET /state (None: no answer)."""
 

@@ -427,6 +427,34 @@ class DockerEngine:
             )
         return found[0]
 
+    def _network(self, run: str, network: str) -> Any:
+        with _translated(f"finding network {network} of run {run}"):
+            found = self.client.networks.list(
+                filters={"label": [f"{L.RUN}={run}", f"{L.NETWORK}={network}"]}
+            )
+        if not found:
+            raise NotRunning(
+                f"run {run!r} has no network {network!r}",
+                f"list its nodes and networks with `testbed status --run {run}`",
+            )
+        return found[0]
+
+    def attach_network(self, run: str, node: str, network: str, ipv6: str) -> None:
+        container, net = self._container(run, node), self._network(run, network)
+        if net.name in (container.attrs.get("NetworkSettings") or {}).get("Networks", {}):
+            return  # attached already (a move that is tried again)
+        with _translated(f"connecting {node} to {network}"):
+            self.client.api.connect_container_to_network(
+                container.id, net.id, ipv6_address=ipv6, aliases=[node]
+            )
+
+    def detach_network(self, run: str, node: str, network: str) -> None:
+        container, net = self._container(run, node), self._network(run, network)
+        if net.name not in (container.attrs.get("NetworkSettings") or {}).get("Networks", {}):
+            return
+        with _translated(f"disconnecting {node} from {network}"):
+            self.client.api.disconnect_container_from_network(container.id, net.id)
+
     def exec(self, run: str, node: str, command: list[str]) -> ExecResult:
         container = self._container(run, node)
         with _translated(f"running a command in {node}"):

@@ -387,6 +387,12 @@ class SwarmEngine:
     def exec(self, run: str, node: str, command: list[str]) -> ExecResult:
         return self._engine_of(run, node).exec(run, node, command)
 
+    def attach_network(self, run: str, node: str, network: str, ipv6: str) -> None:
+        self._engine_of(run, node).attach_network(run, node, network, ipv6)
+
+    def detach_network(self, run: str, node: str, network: str) -> None:
+        self._engine_of(run, node).detach_network(run, node, network)
+
     def node_state(self, run: str, node: str) -> dict[str, Any] | None:
         try:
             engine = self._engine_of(run, node)

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from testbed.observe.api import PrometheusAPI
     from testbed.phases.runner import PhaseResult
 
-
 @dataclass
 class UpOutcome:
     run_dir: Path
@@ -76,6 +75,15 @@ class Testbed:
         name = options.parse_link(pan if pan.startswith("pan-") else f"pan-{pan}")
         return Links(self.backend, self.run).capture(name, duration)
 
+    # ------------------------------------------------------------------ mobility
+
+    def move(
+        self, thing: str, pan: str, *, reregister: bool, wait_read: float
+    ) -> usecases.MoveResult:
+        return usecases.move(
+            self.backend, thing, pan, self.run, reregister=reregister, wait_read=wait_read
+        )
+
     # ------------------------------------------------------------------ nodes
 
     def things(self) -> list[str]:
@@ -90,7 +98,7 @@ class Testbed:
         """A node's address on its data network (not mgmt); an address is returned as is."""
         if ":" in target:
             return target
-        for status in self.backend.status(self.run):
+        for status in usecases.mobility.current(self.backend, self.run):
             if status.node == target:
                 data = [a for n, a in sorted(status.addresses.items()) if n != "mgmt"]
                 if data:
@@ -102,7 +110,7 @@ class Testbed:
 
     def short_address(self, node: str) -> bytes:
         """A radio station's 802.15.4 short address, from its radio-<pan> label attribute."""
-        for status in self.backend.status(self.run):
+        for status in usecases.mobility.current(self.backend, self.run):
             if status.node != node:
                 continue
             for key, value in sorted(status.attributes.items()):

@@ -219,6 +219,21 @@ class Action(Strict):
     path: str | None = None
 
 
+class Move(Strict):
+    """A thing moves to another radio PAN (`testbed move`), measured: NAME.ok, .read_again_s
+    (from the start of the move until every backend read it at its new address), .radio_s,
+    .handshakes, .bytes, .datagrams, .frames (radio frames it sent re-registering)."""
+
+    thing: str
+    pan: str
+    name: MeasureName = "move"
+    reregister: bool = Field(True, description="re-register with the trust center (handshake)")
+    wait_read: Duration = Field(
+        120.0, description="s to wait for a backend read at the new address"
+    )
+    must_succeed: bool = Field(True, description="a failed move fails the scenario")
+
+
 class Down(Strict):
     keep_files: bool = False
 
@@ -238,6 +253,7 @@ STEP_KINDS = (
     "node_stop",
     "node_start",
     "action",
+    "move",
     "down",
 )
 
@@ -257,6 +273,7 @@ class Step(Strict):
     node_stop: NodeControl | None = None
     node_start: NodeControl | None = None
     action: Action | None = None
+    move: Move | None = None
     down: Down | None = None
 
     @model_validator(mode="before")

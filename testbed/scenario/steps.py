@@ -16,7 +16,7 @@ from typing import Any
 from testbed.errors import StepFailed, TestbedError
 from testbed.node.radio import mac
 from testbed.node.radio.errors import RadioError
-from testbed.scenario import eavesdrop, fragfate, schema
+from testbed.scenario import eavesdrop, fragfate, moves, schema
 from testbed.scenario.adapter import Testbed
 from testbed.scenario.results import Expectation, Measurement, PointResult
 
@@ -472,6 +472,7 @@ HANDLERS: dict[str, Callable[[Context, Any], None]] = {
     "attack_start": attack_start,
     "attack_stop": attack_stop,
     "action": action,
+    "move": moves.move,
     "wait": wait,
     "measure": measure,
     "bootstrap": bootstrap,

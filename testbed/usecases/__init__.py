@@ -6,6 +6,7 @@ tests alike (the CLI only parses options and draws progress and results).
     stop / start / restart(backend, run, node, progress)             a run that exists
     phase(backend, name, run, limit=..., ...) -> PhaseRun            a lifecycle phase
     link_set / link_reset(backend, link, run, ...) -> LinkChange     impair a link live
+    move(backend, thing, pan, run, ...) -> MoveResult                a thing to another PAN
 
 The backend comes from ``testbed.engines.get(name)``. Errors are ``testbed.errors`` classes.
 """
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 from testbed.usecases.bring_up import UpOptions, UpResult, down, plan_of, up
 from testbed.usecases.links import LinkChange, link_reset, link_set
+from testbed.usecases.mobility import MoveResult, move
 from testbed.usecases.phases import PhaseRun, phase
 from testbed.usecases.progress import NoProgress, Progress, Stage
 from testbed.usecases.run_control import StartResult, restart, start, state_lines, stop
 
 __all__ = [
     "LinkChange",
+    "MoveResult",
     "NoProgress",
     "PhaseRun",
     "Progress",
@@ -30,6 +33,7 @@ __all__ = [
     "down",
     "link_reset",
     "link_set",
+    "move",
     "phase",
     "plan_of",
     "restart",

@@ -138,6 +138,38 @@ class Stations:
             st.addresses.add(addr)
             self._owner[addr] = name
 
+    def add_planned(self, name: str, short: bytes, carrier: Endpoint) -> None:
+        """A planned station that joins at run time (a thing moved to this PAN): it owns its
+        short address and the EUI-64 that embeds it, bound to ``carrier`` like a planned one.
+        KeyError if another station owns one of the two addresses."""
+        ext = ext_from_short(int.from_bytes(short, "big"))
+        for addr in (short, ext):
+            owner = self._owner.get(addr)
+            if owner is not None and owner != name:
+                raise KeyError(owner)
+        self.remove(name)
+        st = _Station(name, planned=True, addresses={short, ext})
+        st.carrier = (host_of((carrier[0],)), int(carrier[1]))
+        st.host = st.carrier[0]
+        self._stations[name] = st
+        self._owner[short] = self._owner[ext] = name
+
+    def remove(self, name: str) -> bool:
+        """Forget a station (a thing that left this PAN); its addresses become free. The
+        router's own station stays. True if there was one."""
+        st = self._stations.get(name)
+        if st is None or st.local:
+            return False
+        del self._stations[name]
+        for addr in st.addresses:
+            if self._owner.get(addr) == name:
+                del self._owner[addr]
+        if st.endpoint is not None:
+            self._at.pop(st.endpoint, None)
+        if not st.planned:
+            self.guests -= 1
+        return True
+
     def admit(
         self, endpoint: Endpoint, lladdr: bytes | None, hello: bool = False
     ) -> Admitted | str:

@@ -32,6 +32,7 @@ from testbed.contracts.node_config import NodeConfig
 from testbed.contracts.radio import TUN_PREFIX, RadioPanConfig, radio_pans
 from testbed.node.errors import ActionError, ConfigError
 from testbed.node.logs import EventLog
+from testbed.node.radio import moves
 from testbed.node.radio.addressing import link_local
 from testbed.node.radio.bootstrap import RadioMetered
 from testbed.node.radio.bridge import RadioBridge
@@ -54,14 +55,17 @@ Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 BIND_DEADLINE = 10.0  # the carrier address may still be tentative right after start
 
 
-async def _bind(open_: Callable[[], Awaitable[None]]) -> None:
+async def _bind(open_: Callable[[], Awaitable[None]], *also: int) -> None:
+    """``open_`` until the address can be bound: retried while it is not available (still
+    tentative) or, with ``also``, for those errnos too."""
     give_up = time.monotonic() + BIND_DEADLINE
+    retry = {errno.EADDRNOTAVAIL, *also}
     while True:
         try:
             await open_()
             return
         except OSError as exc:
-            if exc.errno != errno.EADDRNOTAVAIL or time.monotonic() >= give_up:
+            if exc.errno not in retry or time.monotonic() >= give_up:
                 raise
             await asyncio.sleep(0.2)
 
@@ -124,6 +128,19 @@ class _Pan:
                 self.open_failed.append(station)
                 continue
             self.bridges.append(bridge)
+
+    async def move(self, config: RadioPanConfig) -> None:
+        """This station leaves its medium for another PAN's (a thing that moves): a new port
+        with the new PAN's addresses and a new ZEP client towards the new hub. The TUN stays;
+        its addresses and routes are the host's part (this process holds no CAP_NET_ADMIN)."""
+        assert self.client is not None, "only a station moves"
+        self.client.close()
+        self.config = config
+        self.client = ZepClient(config)
+        self.port = StationPort(config, lambda frame: self._transmit(frame), self.tun.write)
+        self.client.port = self.port
+        self._transmit = self.client.transmit
+        await _bind(self.client.open, errno.EADDRINUSE)  # the old socket closes on the next turn
 
     async def _start_uplink(self, station: str, device: str, prefix: str) -> None:
         """The uplink's TUN carries its routed prefix whether or not the board is there (the
@@ -399,8 +416,14 @@ class RadioAttachment:
 
     def actions(self) -> Mapping[str, Action]:
         if not self.is_hub:
-            return {"link-show": self._show}
-        return {"link-show": self._show, "link-set": self._set, "link-reset": self._reset}
+            return {"link-show": self._show, "radio-move": lambda p: moves.radio_move(self, p)}
+        return {
+            "link-show": self._show,
+            "link-set": self._set,
+            "link-reset": self._reset,
+            "station-admit": lambda params: moves.station_admit(self, params),
+            "station-release": lambda params: moves.station_release(self, params),
+        }
 
     def _pan(self, params: dict[str, Any]) -> _Pan:
         name = params.get("pan")

@@ -40,6 +40,10 @@ class RadioMetered:
         self._histogram = histogram
         self.last: dict[str, int] | None = None
 
+    def follow(self, counters: Counters) -> None:
+        """Count from another port's counters (the thing's station moved to another PAN)."""
+        self._counters = counters
+
     async def bootstrap(self, ctx: BootstrapContext) -> BootstrapResult:
         before = dict(self._counters())
         result = await self.inner.bootstrap(ctx)

@@ -210,7 +210,7 @@ class MediumHub(asyncio.DatagramProtocol):
         self._guest_acked: dict[Endpoint, float] = {}  # guests whose ACK we wait for
         self.dropped: Counter[str] = Counter()  # datagrams the hub refused, by reason
         # Planned stations run our MAC emulation; the others (guests) their own (_guest_frame).
-        self._planned = frozenset(config.names.values())
+        self._planned = set(config.names.values())
 
     # ------------------------------------------------------------ lifecycle
 
@@ -265,6 +265,29 @@ class MediumHub(asyncio.DatagramProtocol):
         self._local[name] = receive
         self._index[name] = len(self._index)
         return lambda frame: self.submit(name, frame)
+
+    def admit_station(self, name: str, short: int, carrier: str) -> None:
+        """A thing that moves onto this PAN: a planned station from now on, bound to its
+        carrier address (it attaches to the medium with its first HELLO or frame). KeyError
+        (the owner's name) if another station holds that short address."""
+        self.stations.add_planned(name, short.to_bytes(2, "big"), (carrier, self.config.port))
+        if name in self.medium.nodes():
+            self.medium.detach(name)
+        self._planned.add(name)
+        self.config.names[f"{short:04x}"] = name
+
+    def release_station(self, name: str) -> bool:
+        """A thing that left this PAN: off the medium and out of the registry, so nobody
+        speaks with its addresses here any more. False if it was not a station here."""
+        known = self.stations.remove(name)
+        if name in self.medium.nodes():
+            self.medium.detach(name)
+            known = True
+        self._planned.discard(name)
+        for short, owner in list(self.config.names.items()):
+            if owner == name:
+                del self.config.names[short]
+        return known
 
     def _node_for(
         self, endpoint: Endpoint, lladdr: bytes | None, hello: bool = False

@@ -19,6 +19,9 @@ a request the lifecycle does not allow is a LifecycleError (HTTP 409) naming wha
                                       wiped (the factory identity is not on the volume)
     transfer        {trust_center_uri, trust_center_ccs (base64), domain}
                                       decommissioned -> installed under the new owner
+    moved           {pan, address, reregister=true, timeout=120}
+                                      after the host moved it to another PAN: re-register with
+                                      the trust center by a new bootstrap (testbed.node.thing.moved)
 
 ``older_than`` (Unix seconds) makes rekey and rebootstrap idempotent for a playbook: they act
 only if the current credentials were enrolled before that time (a phase passes its start).
@@ -52,6 +55,7 @@ from testbed.node.lifecycle import (
 from testbed.node.material import THING_VENDOR_CA, path
 from testbed.node.roles.base import Action
 from testbed.node.thing.bootstrapper import Bootstrapper
+from testbed.node.thing.moved import moved
 from testbed.node.thing.owner import transfer_params
 from testbed.node.thing.profiles import profile_for
 from testbed.node.thing.rekey import renew
@@ -97,7 +101,11 @@ class ThingActions:
             "firmware-update": self.firmware_update,
             "decommission": self.decommission,
             "transfer": self.transfer,
+            "moved": self.moved,
         }
+
+    async def moved(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await moved(self, params)
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -15,6 +15,10 @@ Declared in testbed.contracts.metric_catalogue (names, help, labels, buckets); b
     testbed_thing_firmware_info{version}                    1 for the installed version
     testbed_thing_rekeys_total{outcome,reason}              outcome renewed, failed; reason as
                                                             for bootstrap attempts (none)
+    testbed_thing_moves_total{vendor,model,domain,profile}  moves to another PAN
+    testbed_thing_move_handshakes_total{vendor,model,domain,profile}
+                                                            bootstrap attempts re-registering
+                                                            after a move
 
 The vendor/model/domain/profile labels repeat on every thing, so that a query across the
 building compares vendors and profiles without joining testbed_node_info. Bytes are UDP
@@ -45,6 +49,8 @@ class ThingMetrics:
         self.firmware_updates = declared.counter("testbed_thing_firmware_updates", registry)
         self.firmware = declared.gauge("testbed_thing_firmware_info", registry)
         self.rekeys = declared.counter("testbed_thing_rekeys", registry)
+        self.moves = declared.counter("testbed_thing_moves", registry)
+        self.move_handshakes = declared.counter("testbed_thing_move_handshakes", registry)
 
     def installed(self, version: str | None) -> None:
         self.firmware.clear()

@@ -85,6 +85,8 @@ class ThingRole(Role):
         self._state_gauge: Gauge | None = None
         self._transitions: Counter | None = None
         self.metrics: ThingMetrics | None = None
+        # Where the thing is after `testbed move` (pan, address, moved_at); None: as planned.
+        self.placement: dict[str, Any] | None = None
         self.device_class = self.attribute(Attr.DEVICE_CLASS) or "sensor"
         self.bind = (
             self.attribute(Attr.COAP_BIND) or "::",
@@ -156,7 +158,7 @@ class ThingRole(Role):
             "model": self.attribute(Attr.MODEL),
             "device_class": self.attribute(Attr.DEVICE_CLASS),  # sensor, actuator, luminaire...
             "domain": self.attribute(Attr.DOMAIN),
-            "pan": self.attribute(Attr.PAN),
+            "pan": self.placement["pan"] if self.placement else self.attribute(Attr.PAN),
             "profile": self.attribute(Attr.PROFILE),  # bootstrap profile, e.g. edhoc-oscore
             "firmware": self.attribute(Attr.FIRMWARE),
         }
@@ -174,6 +176,8 @@ class ThingRole(Role):
         }
         if self.owner.transferred_at is not None:
             state["transferred_at"] = self.owner.transferred_at
+        if self.placement is not None:
+            state["placement"] = {**self.placement, "planned_pan": self.attribute(Attr.PAN)}
         if self.bootstrapper is not None:
             status = self.bootstrapper.status()
             state["bootstrap"] = status.pop("last")

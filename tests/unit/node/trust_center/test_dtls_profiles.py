@@ -124,13 +124,17 @@ def test_a_replayed_enrollment_record_is_not_answered_again(world: World) -> Non
                 # The attacker replays the CSR record from the thing's address (the relay).
                 relay.upstream.sendto(request)
                 await asyncio.sleep(0.5)
-                return result, before, len(relay.forwarded)
+                return result, relay.forwarded[:before], relay.forwarded[before:]
             finally:
                 relay.close()
 
-    result, before, after = asyncio.run(body())
+    result, _, later = asyncio.run(body())
     assert result.outcome is Outcome.SUCCESS
-    assert after == before  # no answer: the session was closed and the record is not new
+    # No answer: the session was closed and the record is not new. Only application data from
+    # the trust center would be an answer; a late alert or a flight its timer resent on a
+    # loaded machine may still pass the relay after the bootstrap returned (seen once: 9 == 8).
+    answers = [d for s, d in later if s == "server" and d[0] == R.ContentType.APPLICATION_DATA]
+    assert answers == []
     registry = Registry.open(world.state)
     try:
         (row,) = registry.things()
