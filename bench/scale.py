@@ -2,17 +2,24 @@
 
 The building is the default one (a facility operator, its trust center, two vendors, a backend
 on the Internet side) with N lamps spread over radio PANs of at most --per-pan things each, and
-one border router per --pans-per-router PANs. It reports
+one border router per --pans-per-router PANs; with --pack K the lamps run packed, K per
+container (thing hosts, docs/packed-things.md); --auto lets them commission themselves rather
+than through the install and commission phases; --topology FILE brings up that building
+instead (topologies/campus-1000.yaml). It reports
   - time to ready:         `up` until every node answers /ready,
   - time to commissioned:  until every thing is operational (install + commission phases),
   - per thing, idle:       memory (cgroup usage without page cache, Docker stats) and CPU (the
-                           cgroup's CPU time over --idle seconds), median and max over things,
+                           cgroup's CPU time over --idle seconds), median and max over thing
+                           containers (a thing host's divided by its things),
+  - the building, idle:    memory and CPU of every container of the run (routers, trust
+                           centers, backend, Prometheus included),
   - with --breakdown:      what a thing process's memory is made of (resident set size inside a
                            container of the node image after each import stage),
 and removes the run. It exits non-zero when the run does not come up or a thing is not
 operational, or a thing's figures cannot be read.
 
-Run: .venv/bin/python bench/scale.py --things 100 [--per-pan 50] [--idle 20] [--breakdown]
+Run: .venv/bin/python bench/scale.py --things 100 [--per-pan 50] [--pack 50] [--auto]
+     [--idle 20] [--breakdown];  .venv/bin/python bench/scale.py --topology FILE
 """
 
 from __future__ import annotations
@@ -41,8 +48,11 @@ from testbed.usecases.progress import Stage
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def topology_text(things: int, per_pan: int, pans_per_router: int) -> str:
-    """default.yaml's building with ``things`` lamps over as many PANs as it takes."""
+def topology_text(
+    things: int, per_pan: int, pans_per_router: int, pack: int = 0, auto: bool = False
+) -> str:
+    """default.yaml's building with ``things`` lamps over as many PANs as it takes (packed
+    ``pack`` per thing host when ``pack`` is set; commissioning by themselves with ``auto``)."""
     base = yaml.safe_load((ROOT / "topologies" / "default.yaml").read_text())
     pan_count = max(1, -(-things // per_pan))
     template = base["pans"][0]
@@ -67,8 +77,11 @@ def topology_text(things: int, per_pan: int, pans_per_router: int) -> str:
                 "name": f"lamp-f{p + 1}-{{n:03d}}",
                 "count": count,
                 "pan": f"floor{p + 1}",
+                **({"pack": pack} if pack else {}),
             }
         )
+    if auto:
+        base["commissioning"] = "auto"
     base["description"] = f"default building, {things} lamps on {pan_count} PANs"
     return yaml.safe_dump(base, sort_keys=False)
 
@@ -178,26 +191,38 @@ def breakdown(client: docker.DockerClient, image: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--things", type=int, required=True)
+    parser.add_argument("--things", type=int)
     parser.add_argument("--per-pan", type=int, default=50, help="things per PAN at most")
     parser.add_argument("--pans-per-router", type=int, default=2)
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle measurement")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds before measuring")
     parser.add_argument("--timeout", type=float, default=900.0, help="commissioning timeout")
     parser.add_argument("--breakdown", action="store_true", help="memory by import stage")
+    parser.add_argument("--pack", type=int, default=0, help="things per thing host (0: off)")
+    parser.add_argument("--auto", action="store_true", help="things commission themselves")
+    parser.add_argument("--topology", type=Path, help="bring up this topology file instead")
+    parser.add_argument("--run-prefix", default="scale-", help="the run's name before its id")
     args = parser.parse_args()
-    if args.things < 1 or args.per_pan < 1 or args.pans_per_router < 1:
+    if args.topology is None and args.things is None:
+        parser.error("give --things N or --topology FILE")
+    if args.things is not None and (
+        args.things < 1 or args.per_pan < 1 or args.pans_per_router < 1
+    ):
         parser.error("--things, --per-pan and --pans-per-router must be at least 1")
     os.environ.setdefault("TESTBED_HOME", tempfile.mkdtemp(prefix="testbed-scale-"))
     # Measure the nodes, not the run's Grafana (Prometheus stays: it scrapes every thing).
     os.environ.setdefault("TESTBED_GRAFANA", "0")
-    text = topology_text(args.things, args.per_pan, args.pans_per_router)
+    if args.topology is not None:
+        text = args.topology.read_text()
+    else:
+        text = topology_text(args.things, args.per_pan, args.pans_per_router, args.pack, args.auto)
     topology = parse_topology(text)
-    run = f"scale-{uuid.uuid4().hex[:6]}"
+    expected = sum(len(t.names()) for t in topology.things)
+    run = f"{args.run_prefix}{uuid.uuid4().hex[:6]}"
     backend = DockerEngine()
     clock = Clock()
     print(
-        f"run {run}: {args.things} things on {len(topology.pans)} PANs, "
+        f"run {run}: {expected} things on {len(topology.pans)} PANs, "
         f"{len(topology.border_routers)} border routers",
         flush=True,
     )
@@ -213,30 +238,57 @@ def main() -> int:
         for name, (state, reason) in sorted(result.failed.items()):
             failures.append(f"{name}: {state} {reason}")
         image = result.image
-        things = [
-            s.resource for s in backend.status(run) if s.role == Role.THING and s.state == "running"
-        ]
-        if len(things) != args.things:
-            failures.append(f"{len(things)} of {args.things} thing containers run")
+        statuses = [s for s in backend.status(run) if s.state == "running"]
+        running = [s for s in statuses if s.role == Role.THING]
+        if len(running) != expected:
+            failures.append(f"{len(running)} of {expected} things run")
+        # Per container: a thing's own, or a thing host's (shared by the things it runs).
+        per_container: dict[str, int] = {}
+        for s in running:
+            per_container[s.resource] = per_container.get(s.resource, 0) + 1
+        containers = sorted(per_container)
+        everything = sorted({s.resource for s in statuses})
         ready = clock.ended["nodes"] - clock.ended.get("image", 0.0)
         commissioned = clock.ended["commissioned"] - clock.ended.get("image", 0.0)
         time.sleep(args.settle)
-        memory, cpu = idle_figures(backend.client, things, args.idle)
+        all_memory, all_cpu = idle_figures(backend.client, everything, args.idle)
+        by_name = dict(zip(everything, zip(all_memory, all_cpu, strict=True), strict=True))
+        memory = [by_name[c][0] / per_container[c] for c in containers]
+        cpu = [by_name[c][1] / per_container[c] for c in containers]
         mib = [m / 2**20 for m in memory]
-        print(f"things                  {args.things}")
+        things_mib = sum(by_name[c][0] for c in containers) / 2**20
+        things_cpu = sum(by_name[c][1] for c in containers)
+        print(f"things                  {expected} in {len(containers)} containers")
         print(f"time to ready           {ready:8.1f} s (after the node image was found)")
         print(
             f"time to commissioned    {commissioned:8.1f} s "
-            f"({args.things - len(result.failed)} operational)"
+            f"({expected - len(result.failed)} operational)"
         )
         print(
             f"memory per thing, idle  median {statistics.median(mib):.1f} MiB, "
-            f"max {max(mib):.1f}, sum {sum(mib):.0f} MiB"
+            f"max {max(mib):.1f}, things' sum {things_mib:.0f} MiB"
         )
         print(
             f"CPU per thing, idle     median {100 * statistics.median(cpu):.2f} %, "
-            f"max {100 * max(cpu):.2f} %, sum {100 * sum(cpu):.1f} % of one core "
+            f"max {100 * max(cpu):.2f} %, things' sum "
+            f"{100 * things_cpu:.1f} % of one core "
             f"(over {args.idle:.0f} s)"
+        )
+        print(
+            f"building, idle          {sum(all_memory) / 2**30:.2f} GiB, "
+            f"{100 * sum(all_cpu):.1f} % of one core in {len(everything)} containers"
+        )
+        roles = {s.resource: s.role for s in statuses if s.role != Role.THING}
+        roles.update({c: "things" for c in containers})
+        shares: dict[str, float] = {}
+        for name, (_, cpu_share) in by_name.items():
+            role = roles.get(name, "observer")
+            shares[role] = shares.get(role, 0.0) + cpu_share
+        print(
+            "  idle CPU by role      "
+            + ", ".join(
+                f"{r} {100 * c:.1f} %" for r, c in sorted(shares.items(), key=lambda x: -x[1])
+            )
         )
         if args.breakdown:
             breakdown(backend.client, image)

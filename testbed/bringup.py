@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from testbed import manufacture, rundir
 from testbed.contracts.node_config import Attr, Role
+from testbed.engines import packed
 from testbed.engines.base import Engine, EventFn, NodeStatus, RemovalReport
 from testbed.errors import AlreadyRunning, NotRunning, RunStopped, TestbedError
 from testbed.node.lifecycle import SETTLED
@@ -149,29 +150,23 @@ def wait_final(
     pending = list(things)
     result: dict[str, tuple[str, str]] = {}
     deadline = time.monotonic() + timeout
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        while pending:
-            states = dict(
-                zip(
-                    pending,
-                    pool.map(lambda n: backend.node_state(run, n), pending),
-                    strict=True,
-                )
-            )
-            still = []
-            for name, state in states.items():
-                result[name] = lifecycle_of(state)
-                if result[name][0] in SETTLED:
-                    on_event(result[name][0], name)
-                else:
-                    still.append(name)
-            pending = still
-            if pending and time.monotonic() > deadline:
-                for name in pending:
-                    result[name] = (result[name][0] or "unknown", "timeout: still not commissioned")
-                break
-            if pending:
-                time.sleep(0.5)
+    packed_in = packed.thing_hosts(backend.status(run)) if pending else {}
+    while pending:
+        states = packed.node_states(backend, run, pending, packed_in)
+        still = []
+        for name, state in states.items():
+            result[name] = lifecycle_of(state)
+            if result[name][0] in SETTLED:
+                on_event(result[name][0], name)
+            else:
+                still.append(name)
+        pending = still
+        if pending and time.monotonic() > deadline:
+            for name in pending:
+                result[name] = (result[name][0] or "unknown", "timeout: still not commissioned")
+            break
+        if pending:
+            time.sleep(0.5)
     return result
 
 
@@ -209,14 +204,13 @@ def with_lifecycle(backend: Engine, nodes: list[NodeStatus]) -> list[NodeStatus]
     """Status entries of running things completed with the lifecycle state and the operator
     domain they report (a transferred thing's label still names its planned owner)."""
     asked = [n for n in nodes if n.role == Role.THING and n.state == "running"]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = dict(
-            zip(
-                [n.node + "@" + n.run for n in asked],
-                pool.map(lambda n: backend.node_state(n.run, n.node), asked),
-                strict=True,
-            )
-        )
+    answers = {
+        f"{node}@{run}": state
+        for run in sorted({n.run for n in asked})
+        for node, state in packed.node_states(
+            backend, run, [n.node for n in asked if n.run == run], packed.thing_hosts(nodes)
+        ).items()
+    }
     out = []
     for node in nodes:
         answer = answers.get(node.node + "@" + node.run)

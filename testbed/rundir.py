@@ -54,6 +54,8 @@ def write_run_dir(plan: Plan, run_dir: Path, topology_text: str) -> None:
     for node in plan.nodes:
         node_dir = private_dir(run_dir / "nodes" / node.name)
         write_private(node_dir / "node.json", node.config.to_json().encode())
+        if node.packed_in:  # where its folder is mounted in its thing host's config folder
+            private_dir(run_dir / "nodes" / node.packed_in / "things" / node.name)
 
 
 def remove_run_dir(run_dir: Path) -> bool:

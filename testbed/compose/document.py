@@ -148,11 +148,21 @@ def _node_service(plan: Plan, node: NodePlan, options: ComposeOptions) -> dict[s
             "target": str(CONFIG_DIR),
             "read_only": True,
         },
+        *(  # a thing host: each packed thing's own folder, read-only, in its config
+            {
+                "type": "bind",
+                "source": f"{run_dir}/nodes/{member.name}",
+                "target": f"{CONFIG_DIR}/things/{member.name}",
+                "read_only": True,
+            }
+            for member in plan.members(node)
+        ),
     ]
-    earlier = [n.name for n in plan.nodes if n.tier < node.tier]
+    containers = plan.containers()
+    earlier = [n.name for n in containers if n.tier < node.tier]
     if earlier:
         service["depends_on"] = {name: {"condition": "service_healthy"} for name in earlier}
-    elif any(n.tier > node.tier for n in plan.nodes):
+    elif any(n.tier > node.tier for n in containers):
         service["healthcheck"] = {"test": list(READY_PROBE), **HEALTHCHECK}
     service["stop_grace_period"] = STOP_GRACE
     return service
@@ -233,10 +243,10 @@ def _grafana(plan: Plan, image: str, port: int, dashboards: str) -> tuple[str, d
 def compose_document(plan: Plan, options: ComposeOptions | None = None) -> dict[str, Any]:
     """The compose document of a plan (a dict in the order it is written)."""
     opts = options or ComposeOptions()
-    services = {node.name: _node_service(plan, node, opts) for node in plan.nodes}
+    services = {node.name: _node_service(plan, node, opts) for node in plan.containers()}
     volumes: dict[str, Any] = {
         node.volume: {"name": node.volume, "labels": {L.RUN: plan.run, L.NODE: node.name}}
-        for node in plan.nodes
+        for node in plan.containers()
     }
     if opts.prometheus_image:
         port = opts.prometheus_port or default_prometheus_port(plan.run)

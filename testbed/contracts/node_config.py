@@ -125,3 +125,4 @@ class Attr:
     CHANNEL = "channel"
     PAN_PREFIX = "pan-prefix"
     ROUTER_SHORT = "router-short"
+    THING_HOST = "thing-host"  # a packed thing: the thing host whose container runs it

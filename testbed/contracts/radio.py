@@ -93,6 +93,9 @@ class RadioPanConfig:
     reassembly_per_sender: int = 2 * 1280
     # USB dongles bridged in (hub only): {"device", "protocol", "station", "loss_model"}.
     radios: list[dict[str, Any]] = field(default_factory=list)
+    # The UDP port this station's radio sends from (0: ``port``). Packed things share their
+    # thing host's carrier address, so each needs a port of its own there.
+    local_port: int = 0
 
     def __post_init__(self) -> None:
         iface = ipaddress.IPv6Interface(self.address)
@@ -168,7 +171,17 @@ _OPTIONAL: dict[str, object] = {
     "reassembly_policy": "per-station",
     "reassembly_buffer": 8 * 1280,
     "reassembly_per_sender": 2 * 1280,
+    "local_port": 0,
 }
+
+
+def carrier_endpoint(value: str, port: int) -> tuple[str, int]:
+    """A ``carriers`` entry as (host, port): "addr" speaks from the PAN's ZEP ``port``,
+    "[addr]:port" (a packed thing, beside its packmates on one address) from its own port."""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]:")
+        return host, int(rest)
+    return value, port
 
 
 def pan_address(attributes: Mapping[str, str], network: str) -> str | None:

@@ -21,8 +21,10 @@ from docker.types import IPAMConfig, IPAMPool
 
 from testbed import rundir
 from testbed.contracts.node_config import CONFIG_DIR, STATE_DIR, Role
+from testbed.engines import packed
 from testbed.engines.base import EventFn, ExecResult, NodeStatus, RemovalReport, RunServices
 from testbed.engines.docker_errors import _translated, daemon_error
+from testbed.engines.docker_networks import _attached, _network_shape, detach_endpoints
 from testbed.errors import EngineError, NodeFailed, NotRunning
 from testbed.plan import labels as L
 from testbed.plan.model import NetworkPlan, NodePlan, Plan
@@ -65,7 +67,9 @@ class DockerEngine:
                 on_event("network", net.name)
         tiers = [
             list(group)
-            for _, group in groupby(sorted(plan.nodes, key=lambda n: n.tier), key=lambda n: n.tier)
+            for _, group in groupby(
+                sorted(plan.containers(), key=lambda n: n.tier), key=lambda n: n.tier
+            )
         ]
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             for tier in tiers:
@@ -138,6 +142,14 @@ class DockerEngine:
                 binds={
                     node.volume: {"bind": str(STATE_DIR), "mode": "rw"},
                     config_source: {"bind": str(CONFIG_DIR), "mode": "ro"},
+                    # a thing host: each packed thing's own folder, read-only, in its config
+                    **{
+                        self._config_source(plan, m, run_dir): {
+                            "bind": f"{CONFIG_DIR}/things/{m.name}",
+                            "mode": "ro",
+                        }
+                        for m in plan.members(node)
+                    },
                 },
                 cap_add=["NET_ADMIN"] if node.net_admin else None,
                 devices=(["/dev/net/tun:/dev/net/tun:rwm"] if node.tun else [])
@@ -411,6 +423,7 @@ class DockerEngine:
                     topology=ident.topology,
                 )
             )
+            out += packed.expand(out[-1], labels)
         return sorted(out, key=lambda s: (s.run, _ROLE_ORDER.get(s.role, 9), s.node))
 
     def _container(self, run: str, node: str) -> Any:
@@ -420,6 +433,13 @@ class DockerEngine:
                 filters={"label": [f"{L.RUN}={run}", f"{L.NODE}={node}"]},
                 ignore_removed=True,
             )
+        if not found:  # a packed thing: its thing host's container
+            with _translated(f"finding node {node}"):
+                found = self.client.containers.list(
+                    all=True,
+                    filters={"label": [f"{L.RUN}={run}", packed.label_key(node)]},
+                    ignore_removed=True,
+                )
         if not found:
             raise NotRunning(
                 f"run {run!r} has no node {node!r}",
@@ -457,8 +477,10 @@ class DockerEngine:
 
     def exec(self, run: str, node: str, command: list[str]) -> ExecResult:
         container = self._container(run, node)
+        # A packed thing: its probes and modules ask its own control port in the host's container.
+        env = packed.exec_environment(container.labels, node)
         with _translated(f"running a command in {node}"):
-            result = container.exec_run(command, demux=False)
+            result = container.exec_run(command, demux=False, environment=env or None)
         return ExecResult(exit_code=int(result.exit_code), output=result.output or b"")
 
     def node_state(self, run: str, node: str) -> dict[str, Any] | None:
@@ -487,42 +509,13 @@ _ROLE_ORDER = {role: order for order, role in enumerate(Role.ALL)}
 ANSIBLE_CONNECTION = "community.docker.docker"
 
 
-def ansible_connection(node: NodeStatus) -> dict[str, str]:
-    """Ansible reaches a node through the Docker API: ``docker exec`` into its container."""
-    return {"ansible_connection": ANSIBLE_CONNECTION, "ansible_host": node.resource}
-
-
-def _attached(attrs: dict[str, Any]) -> list[str]:
-    """Containers an inspected network lists; an ``ep-<id>`` key is an endpoint whose container
-    is gone (moby/moby#23302), which a forced disconnect removes, not a container."""
-    return [key for key in (attrs.get("Containers") or {}) if not key.startswith("ep-")]
-
-
-def _network_shape(attrs: dict[str, Any]) -> tuple[str, str, bool, bool]:
-    """(IPv6 subnet, gateway, internal, IPv6 enabled) of an inspected network."""
-    pools = (attrs.get("IPAM") or {}).get("Config") or []
-    v6: dict[str, str] = next((p for p in pools if ":" in p.get("Subnet", "")), {})
-    return (
-        v6.get("Subnet", ""),
-        v6.get("Gateway", ""),
-        bool(attrs.get("Internal")),
-        bool(attrs.get("EnableIPv6")),
-    )
-
-
-def detach_endpoints(client: docker.DockerClient, net: Any) -> None:
-    """Force-disconnect whatever a network still lists (a container removed mid-connect, a
-    foreign container attached by hand). A stale endpoint whose container is gone is listed
-    under ``ep-<id>`` and only its endpoint name reaches it, as with ``docker network
-    disconnect -f NET NAME`` (moby/moby#23302): try the key, then the name."""
-    with contextlib.suppress(docker.errors.APIError):
-        net.reload()
-        for key, endpoint in (net.attrs.get("Containers") or {}).items():
-            for target in dict.fromkeys((key, (endpoint or {}).get("Name"))):
-                if not target:
-                    continue
-                try:
-                    client.api.disconnect_container_from_network(target, net.id, force=True)
-                    break
-                except docker.errors.APIError:
-                    continue
+def ansible_connection(node: NodeStatus) -> dict[str, Any]:
+    """Ansible reaches a node through the Docker API: ``docker exec`` into its container; a
+    packed thing's modules are told its control port in their environment."""
+    port = packed.control_port(node)
+    return {
+        "ansible_connection": ANSIBLE_CONNECTION,
+        "ansible_host": node.resource,
+        # Explicitly empty elsewhere: a task delegated to another node must not take it along.
+        "ansible_docker_extra_env": {packed.CONTROL_PORT_ENV: str(port)} if port else {},
+    }

@@ -210,7 +210,8 @@ class SwarmEngine:
 
     def deploy(self, plan: Plan, image: str, run_dir: Path, on_event: EventFn) -> None:
         placed = choose(
-            {n.name: n.labels.get(L.PLACEMENT, "") for n in plan.nodes}, self.swarm_nodes()
+            {n.name: n.labels.get(L.PLACEMENT, "") for n in plan.containers()},
+            self.swarm_nodes(),
         )
         engines = {name: self.engine(host) for name, host in placed.items()}
         for engine in set(engines.values()):
@@ -223,7 +224,9 @@ class SwarmEngine:
                 self._wait_visible(net.resource)
         tiers = [
             list(group)
-            for _, group in groupby(sorted(plan.nodes, key=lambda n: n.tier), key=lambda n: n.tier)
+            for _, group in groupby(
+                sorted(plan.containers(), key=lambda n: n.tier), key=lambda n: n.tier
+            )
         ]
 
         def start(node: NodePlan) -> None:

@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from testbed.contracts.node_config import CONFIG_FILE, STATE_DIR, NodeConfig
+from testbed.contracts.packing import ROLE as THING_HOST
 from testbed.node import logs
 from testbed.node.errors import ConfigError, NodeError, StateError
 from testbed.node.netsetup import validate_route
 from testbed.node.node import Node
+from testbed.node.packing.host import ThingHost
 
 EXIT_OK = 0
 
@@ -71,7 +73,7 @@ def prepare_state_dir(path: Path) -> None:
         ) from exc
 
 
-async def run(node: Node) -> int:
+async def run(node: Node | ThingHost) -> int:
     """Start the node, then wait for a stop signal or a fatal role failure."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -129,7 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             state_dir=str(args.state_dir),
         )
         prepare_state_dir(args.state_dir)
-        node = Node(config, args.state_dir, log, material_root=Path(args.config).parent)
+        node: Node | ThingHost
+        if config.role == THING_HOST:
+            node = ThingHost(config, args.state_dir, log, Path(args.config).parent)
+        else:
+            node = Node(config, args.state_dir, log, material_root=Path(args.config).parent)
     except NodeError as exc:
         log.error("node.failed", error=exc.message, hint=exc.hint, exit_code=exc.exit_code)
         return exc.exit_code

@@ -59,10 +59,17 @@ def _iso_utc(created: float) -> str:
 class EventLog:
     """``log.info("route.installed", prefix=..., via=...)``: an event name plus fields."""
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logging.Logger, **bound: Any) -> None:
         self._logger = logger
+        self._bound = bound  # fields every line carries (a packed thing's name)
+
+    def bind(self, **fields: Any) -> EventLog:
+        """The same log, with ``fields`` on every line."""
+        return EventLog(self._logger, **self._bound, **fields)
 
     def _emit(self, level: int, event: str, fields: dict[str, Any], exc: bool = False) -> None:
+        if self._bound:
+            fields = {**self._bound, **fields}
         if self._logger.isEnabledFor(level):
             self._logger.log(level, event, extra={"event": event, "fields": fields}, exc_info=exc)
 

@@ -62,7 +62,7 @@ def info_labels(config: NodeConfig) -> dict[str, str]:
 
 
 class NodeMetrics:
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, process: bool = True) -> None:
         # No *_created series: they double the series count and nothing here uses them.
         # (Process-global in prometheus_client; this process exports only this registry.)
         disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
@@ -73,8 +73,10 @@ class NodeMetrics:
         self.ready = declared.gauge("testbed_node_ready", self.registry)
         declared.gauge("testbed_node_start_time_seconds", self.registry).set(time.time())
         # The cost of security functions is what the testbed measures: keep CPU/RSS at hand.
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
+        # A packed thing leaves them to its thing host: its process is the host's, shared.
+        if process:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 

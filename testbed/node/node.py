@@ -31,7 +31,8 @@ from testbed.node.logs import EventLog
 from testbed.node.metrics import NodeMetrics
 from testbed.node.netsetup import setup_network
 from testbed.node.phase_marks import PhaseMarks
-from testbed.node.radio.attach import RadioAttachment
+from testbed.node.radio.attach import RadioAttachment, TunFactory
+from testbed.node.radio.tun import Tun
 from testbed.node.redact import scrub
 from testbed.node.roles import role_class
 from testbed.node.roles.base import Action, Role, RoleContext
@@ -43,7 +44,14 @@ THREADS_DEADLINE = 3.0  # for threads started before the capability drop to end
 
 class Node:
     def __init__(
-        self, config: NodeConfig, state_dir: Path, log: EventLog, material_root: Path = CONFIG_DIR
+        self,
+        config: NodeConfig,
+        state_dir: Path,
+        log: EventLog,
+        material_root: Path = CONFIG_DIR,
+        *,
+        tun: TunFactory = Tun,
+        packed: bool = False,
     ) -> None:
         self.config = config
         self.state_dir = state_dir
@@ -52,6 +60,9 @@ class Node:
         self._ready = False
         self._network: dict[str, object] = {}
         self._failure: BaseException | None = None
+        # A packed thing (testbed.node.packing): its thing host set up the network namespace
+        # it shares with its packmates (routes, filters, the TUN, capabilities) once for all.
+        self.packed = packed
         self.failed = asyncio.Event()
         ctx = RoleContext(
             config=config,
@@ -62,12 +73,12 @@ class Node:
         )
         # Raises UnknownRole/ConfigError before anything is bound: exit code 2.
         self.role: Role = role_class(config.role)(ctx)
-        self.metrics = NodeMetrics(config)
+        self.metrics = NodeMetrics(config, process=not packed)
         self.role.register_metrics(self.metrics.registry)
         # Lifecycle phase runs (phase-mark), on every role: the playbooks mark every host.
         self.phase_marks = PhaseMarks(self.metrics.registry)
         # Radio PANs (medium: radio): TUN + 802.15.4 emulation; None on bridge PANs.
-        self.radio = RadioAttachment.for_node(config, log)
+        self.radio = RadioAttachment.for_node(config, log, tun)
         if self.radio is not None:
             self.radio.register_metrics(self.metrics.registry)
             self.radio.instrument(self.role)
@@ -96,6 +107,9 @@ class Node:
                 "another process holds the port; check control_port in node.json",
             ) from exc
         self.log.info("control.serving", port=self.config.control_port)
+        if self.packed:
+            await self._start_packed()
+            return
         where = netns.check()
         if not where.own and (self.radio is not None or self.shaping is not None):
             raise NetSetupError(
@@ -118,38 +132,21 @@ class Node:
         self.metrics.ready.set(1)
         self.log.info("node.ready", state=self.role.state())
 
+    async def _start_packed(self) -> None:
+        if self.radio is not None:
+            await self.radio.start()
+        if self.energy is not None:
+            self._energy_task = asyncio.get_running_loop().create_task(self.energy.run())
+        self._network = {"packed": True}
+        await self.metrics.serve(self.config.address("mgmt"), self.config.metrics_port, self.log)
+        await self.role.start()
+        self._role_started = True
+        self._ready = True
+        self.metrics.ready.set(1)
+        self.log.info("node.ready", state=self.role.state())
+
     async def _drop_capabilities(self) -> None:
-        """Give up what the role does not need at run time; NetSetupError if that fails."""
-        dropping = capabilities.to_drop(self.config.role)
-        if not dropping:
-            self._network["capabilities_kept"] = "CAP_NET_ADMIN, CAP_NET_RAW"
-            return
-        # Threads started so far (the default executor's, e.g. for getaddrinfo) keep their own
-        # sets: replace the executor, so that every later thread descends from this one.
-        loop = asyncio.get_running_loop()
-        old = getattr(loop, "_default_executor", None)
-        loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="node"))
-        if old is not None:
-            await asyncio.to_thread(old.shutdown, True)
-        try:
-            capabilities.drop(dropping)
-        except OSError as exc:
-            raise NetSetupError(
-                f"cannot drop network capabilities: {exc}", "the node needs CAP_SETPCAP to start"
-            ) from exc
-        # asyncio reaps each subprocess (ip, nft) on a thread of its own that ends with it:
-        # give those a moment to end before calling a holder a failure.
-        give_up = time.monotonic() + THREADS_DEADLINE
-        while (holders := capabilities.holders(dropping)) and time.monotonic() < give_up:
-            await asyncio.sleep(0.05)
-        if holders:
-            raise NetSetupError(
-                f"threads {', '.join(holders)} still hold network capabilities",
-                "start no thread before the network is set up",
-            )
-        names = [capabilities.NAMES[c] for c in dropping]
-        self._network["capabilities_dropped"] = ", ".join(names)
-        self.log.info("node.capabilities_dropped", dropped=names)
+        self._network.update(await drop_capabilities(self.config.role, self.log))
 
     async def stop(self) -> None:
         self._ready = False
@@ -232,3 +229,37 @@ class Node:
                 "GET /actions lists them",
             )
         return await action(params)
+
+
+async def drop_capabilities(role: str, log: EventLog) -> dict[str, str]:
+    """Give up what ``role`` does not need at run time; what was done, for /state's network
+    section. NetSetupError if that fails."""
+    dropping = capabilities.to_drop(role)
+    if not dropping:
+        return {"capabilities_kept": "CAP_NET_ADMIN, CAP_NET_RAW"}
+    # Threads started so far (the default executor's, e.g. for getaddrinfo) keep their own
+    # sets: replace the executor, so that every later thread descends from this one.
+    loop = asyncio.get_running_loop()
+    old = getattr(loop, "_default_executor", None)
+    loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="node"))
+    if old is not None:
+        await asyncio.to_thread(old.shutdown, True)
+    try:
+        capabilities.drop(dropping)
+    except OSError as exc:
+        raise NetSetupError(
+            f"cannot drop network capabilities: {exc}", "the node needs CAP_SETPCAP to start"
+        ) from exc
+    # asyncio reaps each subprocess (ip, nft) on a thread of its own that ends with it:
+    # give those a moment to end before calling a holder a failure.
+    give_up = time.monotonic() + THREADS_DEADLINE
+    while (holders := capabilities.holders(dropping)) and time.monotonic() < give_up:
+        await asyncio.sleep(0.05)
+    if holders:
+        raise NetSetupError(
+            f"threads {', '.join(holders)} still hold network capabilities",
+            "start no thread before the network is set up",
+        )
+    names = [capabilities.NAMES[c] for c in dropping]
+    log.info("node.capabilities_dropped", dropped=names)
+    return {"capabilities_dropped": ", ".join(names)}

@@ -37,13 +37,17 @@ from typing import Any
 CONFIG_FILE = "/etc/testbed/node.json"
 CONTROL_PORT = 8730
 CONTROL_HOST = "127.0.0.1"
+CONTROL_PORT_ENV = "TESTBED_CONTROL_PORT"
 
 ICMP6_ECHO_REQUEST = 128
 ICMP6_ECHO_REPLY = 129
 
 
 def _control_port(config_path: str) -> int:
-    """The node's control port from its config, so callers need not know it."""
+    """The node's control port: TESTBED_CONTROL_PORT where the caller sets it (a packed thing,
+    inside its thing host's container: the host side's exec does), else from its config."""
+    if os.environ.get(CONTROL_PORT_ENV, "").isdigit():
+        return int(os.environ[CONTROL_PORT_ENV])
     try:
         with open(config_path) as f:
             return int(json.load(f).get("control_port", CONTROL_PORT))

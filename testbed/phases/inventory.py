@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import yaml
 
 from testbed import rundir
 from testbed.contracts.node_config import Attr, Role
+from testbed.engines import packed
 from testbed.engines.base import Engine, NodeStatus
 from testbed.errors import NotRunning
 from testbed.node.thing.status import ThingStatus
@@ -166,14 +166,14 @@ def build_inventory(
 def live_states(backend: Engine, nodes: list[NodeStatus], workers: int = 8) -> dict[str, Any]:
     """What running things report under GET /state (role part), asked in parallel."""
     asked = [n for n in nodes if n.role == Role.THING and n.state == "running"]
-
-    def ask(node: NodeStatus) -> dict[str, Any]:
-        answer = backend.node_state(node.run, node.node) or {}
-        state = answer.get("state")
-        return state if isinstance(state, dict) else {}
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip([n.node for n in asked], pool.map(ask, asked), strict=True))
+    out: dict[str, Any] = {}
+    for run in sorted({n.run for n in asked}):
+        names = [n.node for n in asked if n.run == run]
+        hosts = packed.thing_hosts(nodes)
+        for node, answer in packed.node_states(backend, run, names, hosts, workers).items():
+            state = (answer or {}).get("state")
+            out[node] = state if isinstance(state, dict) else {}
+    return out
 
 
 def inventory_for_run(backend: Engine, run: str, *, live: bool = True) -> Inventory:

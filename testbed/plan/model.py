@@ -40,6 +40,9 @@ class NodePlan:
     tun: bool = False
     sysctls: dict[str, str] = field(default_factory=dict)
     devices: tuple[str, ...] = ()  # host devices passed in (radio dongles' serial lines)
+    # A packed thing: the thing host (a node of the plan) whose container runs it; "" for a
+    # node with a container of its own.
+    packed_in: str = ""
 
     @property
     def networks(self) -> list[str]:
@@ -68,6 +71,15 @@ class Plan:
             if node.name == name:
                 return node
         raise KeyError(name)
+
+    def containers(self) -> list[NodePlan]:
+        """The nodes that get a container of their own (packed things run in their thing
+        host's: docs/packed-things.md)."""
+        return [n for n in self.nodes if not n.packed_in]
+
+    def members(self, host: NodePlan) -> list[NodePlan]:
+        """The packed things a thing host runs ([] for any other node)."""
+        return [n for n in self.nodes if n.packed_in == host.name]
 
     def network(self, name: str) -> NetworkPlan:
         for network in self.networks:

@@ -22,7 +22,7 @@ from testbed.contracts import impairment as shaping
 from testbed.contracts.node_config import Attr, Interface, NodeConfig, Role, Route
 from testbed.contracts.radio import RadioPanConfig
 from testbed.errors import PlanError
-from testbed.plan import addressing, cross_domain, proxies
+from testbed.plan import addressing, cross_domain, packing, proxies
 from testbed.plan.labels import NETWORK, PLACEMENT, RUN, NodeLabels
 from testbed.plan.model import NetworkKind, NetworkPlan, NodePlan, Plan
 from testbed.topology.schema import (
@@ -153,6 +153,10 @@ class _Builder:
                 self.interfaces[name] = [
                     Interface(n, addr(n)) for n in ("mgmt", f"pan-{thing.pan}")
                 ]
+        # Thing hosts (packed things) after every thing, so that packing changes no address.
+        self.packing = packing.Packing(topology)
+        for thing_host, pan in self.packing.hosts.items():
+            self.interfaces[thing_host] = [Interface(n, addr(n)) for n in ("mgmt", f"pan-{pan}")]
 
         # -- radio PANs: the node's PAN address is on its TUN, its interface on the carrier ---
         self.radio = {f"pan-{p.name}": p for p in topology.pans if p.medium == "radio"}
@@ -167,8 +171,14 @@ class _Builder:
             )
             for node, ifaces in self.interfaces.items()
             for iface in ifaces
-            if iface.network in self.radio and node not in guests
+            if iface.network in self.radio
+            and node not in guests
+            and node not in self.packing.hosts  # not a station: its things are
         }
+        # A packed thing is reached at its host's mgmt and carrier addresses (its own ports
+        # there); its PAN address, from the number it was given above, stays its own.
+        for name, thing_host in self.packing.host_of.items():
+            self.interfaces[name] = list(self.interfaces[thing_host])
         self.pan_routes = [
             (f"pan-{pan.name}", self.router_of_pan[pan.name]) for pan in topology.pans
         ]
@@ -234,6 +244,7 @@ class _Builder:
                 if net == network
             }
             config = RadioPanConfig(
+                local_port=self.packing.zep_port(node),
                 pan=pan.name,
                 address=f"{address}/64",
                 short=addressing.host_number(str(address)) & 0xFFFF,
@@ -259,7 +270,11 @@ class _Builder:
                 )
                 config = dataclasses.replace(
                     config,
-                    carriers={n: self.carrier_of(n, network) for n in names.values() if n != node},
+                    carriers={
+                        n: self.packing.carrier(n, self.carrier_of(n, network))
+                        for n in names.values()
+                        if n != node
+                    },
                 )
             out[config.key] = config.to_attribute()
         return out
@@ -404,6 +419,7 @@ class _Builder:
         others = [(n, pan_router) for n in ("backbone", "internet")]
         # Other PANs are reached through the own router, which forwards over the backbone.
         others += [(p, pan_router) for p, _ in self.pan_routes if p != f"pan-{thing.pan}"]
+        routes = self.routes_via(f"pan-{thing.pan}", others)
         for name in thing.names():
             self.add(
                 name,
@@ -413,10 +429,24 @@ class _Builder:
                     **attributes,
                     Attr.SERIAL: serial_number(topology.building, thing.vendor, name),
                     **self.radio_attributes(name, [thing.pan], False),
+                    **self.packing.thing_attributes(name, self.radio_address),
                 },
-                self.routes_via(f"pan-{thing.pan}", others),
+                routes,
                 tun=True,
                 placement=thing.placement_constraint,
+            )
+        for host, names in thing.packs():
+            packed = set(names)
+            members = [n for n in self.nodes if n.name in packed]
+            self.add(
+                host,
+                packing.ROLE,
+                TIER_THINGS,
+                {Attr.PAN: thing.pan, packing.THINGS_ATTRIBUTE: ",".join(names)},
+                routes,
+                tun=True,
+                placement=thing.placement_constraint,
+                extra_labels=packing.member_labels(members),
             )
 
     def add(
@@ -432,6 +462,7 @@ class _Builder:
         tun: bool = False,
         devices: tuple[str, ...] = (),
         placement: str | None = None,
+        extra_labels: dict[str, str] | None = None,
     ) -> None:
         attributes = {**attributes, **self.proxy_attributes.get(name, {})}
         config = NodeConfig(
@@ -444,6 +475,7 @@ class _Builder:
             attributes={**attributes, **({Attr.KIND: kind} if kind else {})},
             forwarding=forwarding,
             isolate=True,
+            **self.packing.ports(name),
         )
         labels = NodeLabels(
             run=self.run,
@@ -469,13 +501,16 @@ class _Builder:
                 hostname=name,
                 volume=resource_name(self.run, f"{name}-state"),
                 # Only where set: plans without placements stay as they were.
-                labels=labels.to_labels() | ({PLACEMENT: placement} if placement else {}),
+                labels=labels.to_labels()
+                | ({PLACEMENT: placement} if placement else {})
+                | (extra_labels or {}),
                 config=config,
                 tier=tier,
                 net_admin=True,  # every node installs its own routes
                 tun=tun,
                 sysctls=sysctls,
                 devices=devices,
+                packed_in=self.packing.host_of.get(name, ""),
             )
         )
 

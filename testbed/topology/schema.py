@@ -306,6 +306,9 @@ def _check_pattern(name: str) -> str:
     return name
 
 
+MAX_PACK = 200  # packed things per thing host: one control and one metrics port each
+
+
 class Thing(Strict):
     """One thing, or a group of them when ``count`` is set and ``name`` has an ``{n}``."""
 
@@ -322,6 +325,13 @@ class Thing(Strict):
         default_factory=list, description="minted flaws for security experiments"
     )
     placement_constraint: Placement | None = Field(None, description=PLACEMENT_HELP)
+    pack: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_PACK,
+        description="packed things: run up to this many of the group in one container (a "
+        "thing host, docs/packed-things.md); absent = one container per thing",
+    )
 
     @model_validator(mode="after")
     def _count_needs_pattern(self) -> Thing:
@@ -335,6 +345,16 @@ class Thing(Strict):
         if self.count is None:
             return [self.name]
         return [self.name.format(n=i) for i in range(self.start, self.start + self.count)]
+
+    def packs(self) -> list[tuple[str, list[str]]]:
+        """(thing host name, its things) for a packed group, in order; [] when not packed.
+        A host is named after the group's pattern: "lamp-{n:03d}" -> lamp-pack-01, ..."""
+        if self.pack is None:
+            return []
+        names = self.names()
+        stem = self.name.split("{")[0].rstrip("-_") or "thing"
+        chunks = [names[i : i + self.pack] for i in range(0, len(names), self.pack)]
+        return [(f"{stem}-pack-{j:02d}", chunk) for j, chunk in enumerate(chunks, 1)]
 
 
 ProxyMode = Literal["end-to-end", "hop-by-hop"]
@@ -447,6 +467,7 @@ class Topology(Strict):
         names += [h.name for h in self.hosts]
         for thing in self.things:
             names += thing.names()
+            names += [host for host, _ in thing.packs()]
         return names
 
     def vendor(self, name: str) -> Vendor:
@@ -570,6 +591,20 @@ def cross_reference_problems(topo: Topology) -> list[tuple[Loc, str]]:
             problems.append(
                 (("things", ti, "pan"), f"unknown PAN {thing.pan!r}; known PANs: {sorted(pans)}")
             )
+        elif thing.pack is not None and not any(
+            p.name == thing.pan and p.medium == "radio" for p in topo.pans
+        ):
+            problems.append(
+                (
+                    ("things", ti, "pack"),
+                    f"packed things need a PAN with medium: radio; {thing.pan!r} is a bridge "
+                    "(each packed thing's address lives on the thing host's TUN)",
+                )
+            )
+        if thing.pack is not None and thing.count is None:
+            problems.append(
+                (("things", ti, "pack"), "'pack' needs a group: set 'count' and an {n} in 'name'")
+            )
     seen: dict[str, str] = {}
     for loc_name, name in _node_name_locations(topo):
         if name in seen:
@@ -588,6 +623,7 @@ def _node_name_locations(topo: Topology) -> list[tuple[Loc, str]]:
     out += [(("hosts", i, "name"), h.name) for i, h in enumerate(topo.hosts)]
     for ti, thing in enumerate(topo.things):
         out += [(("things", ti, "name"), name) for name in thing.names()]
+        out += [(("things", ti, "pack"), host) for host, _ in thing.packs()]
     return out
 
 

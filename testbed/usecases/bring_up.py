@@ -102,7 +102,7 @@ def up(
     report.end("image", image.tag)
 
     report.begin("networks", len(plan.networks))
-    report.begin("nodes", len(plan.nodes))
+    report.begin("nodes", sum(1 for n in plan.nodes if not n.packed_in))  # containers
 
     def on_deploy(event: str, name: str) -> None:
         if event == "network":

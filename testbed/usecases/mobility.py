@@ -217,6 +217,15 @@ def _checked(nodes: list[NodeStatus], run: str, thing: str, pan: str) -> _Plan:
         )
     if status.role != Role.THING:
         raise MoveError(f"{thing} is a {status.role}, not a thing: only things move")
+    host = status.attributes.get(Attr.THING_HOST)
+    if host:
+        # Its packmates share its container, TUN and carrier address: re-attaching the
+        # container to another PAN would move them all.
+        raise MoveError(
+            f"{thing} is packed in thing host {host} with other things: only a thing in a "
+            "container of its own moves",
+            "give its group no `pack:` key in the topology",
+        )
     if status.state != "running":
         raise MoveError(
             f"{thing} is {status.state}, not running", f"`testbed start {thing} --run {run}` first"

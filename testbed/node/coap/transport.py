@@ -9,6 +9,7 @@ and hooks ``datagram_msg_received``. Nothing else of aiocoap changes.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any, Literal, Protocol
 
 import aiocoap
@@ -16,6 +17,13 @@ from aiocoap.transports.oscore import TransportOSCORE
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
 Direction = Literal["sent", "received"]
+
+# The address a client context sends from. Unset, the kernel chooses (one address per node).
+# A packed thing (testbed.node.packing) sets it for everything it runs: its packmates share
+# the network namespace, and each must speak from its own PAN address, through its own station.
+SOURCE_ADDRESS: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "coap_source_address", default=None
+)
 Peer = tuple[str, int]
 
 
@@ -72,6 +80,9 @@ async def create_context(
     transport class, and aiocoap is pinned (==0.4.17) for that reason among others.
     """
     loop = asyncio.get_running_loop()
+    source = SOURCE_ADDRESS.get()
+    if bind is None and source is not None:
+        bind = (source, 0)  # a server endpoint on an ephemeral port sends requests as well
     context = aiocoap.Context(loop=loop, serversite=site, loggername=loggername)
     # OSCORE first: it claims requests for which client credentials exist, UDP takes the rest.
     context.request_interfaces.append(TransportOSCORE(context, context))

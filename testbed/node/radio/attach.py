@@ -52,6 +52,9 @@ from testbed.node.radio.slipuplink import LINK_LOCAL, SlipUplink
 from testbed.node.radio.tun import Tun
 
 Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+# (device name, packet handler) -> the station's TUN: its own device, or a packed thing's view
+# of the TUN it shares with its packmates (testbed.node.packing.shared_tun).
+TunFactory = Callable[[str, Callable[[bytes], None]], Tun]
 BIND_DEADLINE = 10.0  # the carrier address may still be tentative right after start
 
 
@@ -73,9 +76,11 @@ async def _bind(open_: Callable[[], Awaitable[None]], *also: int) -> None:
 class _Pan:
     """One PAN of this node: its TUN, station port and radio (client or hub)."""
 
-    def __init__(self, node: str, config: RadioPanConfig, index: int, hub: bool) -> None:
+    def __init__(
+        self, node: str, config: RadioPanConfig, index: int, hub: bool, tun: TunFactory = Tun
+    ) -> None:
         self.config = config
-        self.tun = Tun(f"{TUN_PREFIX}{index}", self._from_tun)
+        self.tun = tun(f"{TUN_PREFIX}{index}", self._from_tun)
         self.hub = MediumHub(config) if hub else None
         self.client = None if hub else ZepClient(config)
         self._transmit: Callable[[bytes], None] = lambda frame: None
@@ -288,11 +293,17 @@ class _Pan:
 
 
 class RadioAttachment:
-    def __init__(self, config: NodeConfig, pans: list[RadioPanConfig], log: EventLog) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        pans: list[RadioPanConfig],
+        log: EventLog,
+        tun: TunFactory = Tun,
+    ) -> None:
         self.config = config
         self.log = log
         self.is_hub = config.role == "border_router"
-        self.pans = {p.pan: _Pan(config.node, p, i, self.is_hub) for i, p in enumerate(pans)}
+        self.pans = {p.pan: _Pan(config.node, p, i, self.is_hub, tun) for i, p in enumerate(pans)}
         self.collector = RadioCollector()
         self.bootstrap_frames: Histogram | None = None
         self.metered: RadioMetered | None = None
@@ -300,7 +311,9 @@ class RadioAttachment:
         self._reported_lost: set[tuple[str, str]] = set()
 
     @classmethod
-    def for_node(cls, config: NodeConfig, log: EventLog) -> RadioAttachment | None:
+    def for_node(
+        cls, config: NodeConfig, log: EventLog, tun: TunFactory = Tun
+    ) -> RadioAttachment | None:
         """The attachment the config asks for; None when no PAN of the node is a radio PAN."""
         try:
             pans = radio_pans(config.attributes)
@@ -310,7 +323,7 @@ class RadioAttachment:
             return None
         if config.role != "border_router" and len(pans) != 1:
             raise ConfigError(f"node {config.node} is on {len(pans)} radio PANs; a thing has one")
-        return cls(config, pans, log)
+        return cls(config, pans, log, tun)
 
     # ------------------------------------------------------------ node integration
 

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from testbed.contracts.impairment import GilbertElliott
-from testbed.contracts.radio import RadioPanConfig
+from testbed.contracts.radio import RadioPanConfig, carrier_endpoint
 from testbed.node.radio import mac, zep
 from testbed.node.radio.addressing import BROADCAST
 from testbed.node.radio.admission import FOREIGN_SENDER, Endpoint, Stations
@@ -83,7 +83,7 @@ class ZepClient(asyncio.DatagramProtocol):
     async def open(self, bind: Endpoint | None = None) -> None:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: self, local_addr=bind or ("::", self.config.port)
+            lambda: self, local_addr=bind or ("::", self.config.local_port or self.config.port)
         )
         self.transport = transport
         self._send_hello()
@@ -197,7 +197,7 @@ class MediumHub(asyncio.DatagramProtocol):
         self.stations = Stations(
             {bytes.fromhex(short): name for short, name in config.names.items()},
             MAX_NODES if config.guest_stations is None else config.guest_stations,
-            {name: (host, config.port) for name, host in config.carriers.items()},
+            {name: carrier_endpoint(v, config.port) for name, v in config.carriers.items()},
         )
         self._index: dict[str, int] = {}
         self._local: dict[str, Callable[[bytes, float, str], None]] = {}

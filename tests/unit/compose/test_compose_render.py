@@ -45,8 +45,8 @@ def test_services_match_what_the_backend_creates(topology: Path, tmp_path: Path)
     client = deployed(plan)
     doc = compose_document(plan, ComposeOptions(prometheus_image=None))
     resources = {n.name: n.resource for n in plan.networks}
-    assert set(doc["services"]) == {n.name for n in plan.nodes}
-    for node in plan.nodes:
+    assert set(doc["services"]) == {n.name for n in plan.containers()}
+    for node in plan.containers():
         service = doc["services"][node.name]
         created = client.api.containers[node.resource]
         host = created.kwargs["host_config"]

@@ -271,3 +271,19 @@ def test_read_at_needs_the_new_address_and_a_fresh_successful_read() -> None:
     assert not mobility.read_at(state, "t", "fd::1", since=101.0)
     assert not mobility.read_at(state, "t", "fd::2", since=0.0)
     assert not mobility.read_at(None, "t", "fd::1", since=0.0)
+
+
+def test_a_packed_thing_is_refused() -> None:
+    # A packed thing's status as the engine reports it (engines/packed.py expand): its thing
+    # host's container, its own attributes with the host's name.
+    nodes = _nodes("two-floors.yaml")
+    nodes = [
+        n
+        if n.node != "lamp-101"
+        else dataclasses.replace(n, attributes={**n.attributes, "thing-host": "lamp-pack-01"})
+        for n in nodes
+    ]
+    backend = ScriptedBackend(nodes)
+    with pytest.raises(MoveError, match="packed in thing host lamp-pack-01"):
+        mobility.move(backend, "lamp-101", "floor2", RUN)  # type: ignore[arg-type]
+    assert backend.calls == []

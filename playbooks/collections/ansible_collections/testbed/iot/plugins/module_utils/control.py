@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 from typing import Any
 
 CONFIG_FILE = "/etc/testbed/node.json"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8730
+CONTROL_PORT_ENV = "TESTBED_CONTROL_PORT"
 CONFLICT = 409
 
 
@@ -42,7 +44,10 @@ class ControlError(Exception):
 
 
 def control_port(config_file: str = CONFIG_FILE) -> int:
-    """The node's control port from its node.json; the default when it cannot be read."""
+    """The node's control port: TESTBED_CONTROL_PORT where the inventory sets it (a packed
+    thing, inside its thing host's container), else from node.json, else the default."""
+    if os.environ.get(CONTROL_PORT_ENV, "").isdigit():
+        return int(os.environ[CONTROL_PORT_ENV])
     try:
         with open(config_file, encoding="utf-8") as handle:
             return int(json.load(handle).get("control_port", DEFAULT_PORT))
