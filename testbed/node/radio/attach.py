@@ -217,7 +217,6 @@ class _Pan:
         assert self.hub is not None
         out = []
         nodes: dict[str, dict[str, Any]] = self.hub.medium.snapshot(links=False)["nodes"]  # type: ignore[assignment]
-        fates = self.hub.medium.fates.by_sender()
         for name, n in nodes.items():
             dropped = dict(n["dropped"])
             mine = name == self.node
@@ -236,7 +235,7 @@ class _Pan:
                     dict(self.port.packets_filtered) if mine else {},
                     retries=n["retries"],
                     queue_length=n["queue_length"],
-                    fates=fates.get(name, {}),
+                    fates=self.hub.medium.fates.by_sender().get(name, {}),
                 )
             )
         return out
