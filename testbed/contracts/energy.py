@@ -11,8 +11,9 @@
 - t_cpu: the node process's CPU time, scaled by ``cpu_scale`` (a Python process on a PC is not
   a Cortex-M; 1.0 means "as many seconds as the emulation used", a stated upper bound).
 
-Figures (typical, 3 V) come from the datasheets named in ``DATASHEETS``; topology parameters
-can override each one. Exported as ``testbed_thing_energy_joules{component}`` (tx, rx, listen,
+Figures (typical, 3 V) come from the datasheets named in ``DATASHEETS``, each cited with its
+table and value in ``CITATIONS`` (and in docs/nightly.md); topology parameters can override
+each one. Exported as ``testbed_thing_energy_joules{component}`` (tx, rx, listen,
 cpu, sleep) and, per lifecycle phase run (phase marks), ``testbed_thing_energy_phase_joules``.
 Standard library only: the planner builds the model (``model_for``), writes it as the thing's
 ``energy`` attribute, and the node's meter (testbed.node.energy) reads it back.
@@ -40,13 +41,111 @@ class RadioFigures:
     sleep_ua: float
 
 
+# Each figure with the document, table and value it comes from (docs/nightly.md, "Energy per
+# thing", repeats this table; tests/unit/node/test_datasheets.py pins each figure to it).
+# ``verified`` says how the value was checked: against the vendor's own page, against a
+# verbatim copy of the vendor's table, or not at all (then the figure is a stated assumption).
+NRF52840_PS = "Nordic nRF52840 Product Specification (v1.x), Electrical specification"
+CC2538_DS = "TI CC2538 datasheet, SWRS096D (December 2012, revised April 2015)"
+
+
+@dataclass(frozen=True)
+class Citation:
+    document: str
+    where: str  # section / table and the parameter's symbol or row
+    value: float
+    unit: str
+    verified: str
+
+
+CITATIONS: Mapping[str, Mapping[str, Citation]] = {
+    "nrf52840": {
+        "tx_ma": Citation(
+            NRF52840_PS,
+            "Radio transmitting/receiving, IRADIO_TX5: 0 dBm, 250 kbit/s IEEE 802.15.4-2006 "
+            "mode, Clock = HFXO, Regulator = DC/DC",
+            6.40,
+            "mA",
+            "vendor page (docs.nordicsemi.com, ps_nrf52840, parameters.i_radio)",
+        ),
+        "rx_ma": Citation(
+            NRF52840_PS,
+            "Radio transmitting/receiving, IRADIO_RX2: 250 kbit/s IEEE 802.15.4-2006 mode, "
+            "Clock = HFXO, Regulator = DC/DC",
+            6.53,
+            "mA",
+            "vendor page (docs.nordicsemi.com, ps_nrf52840, parameters.i_radio)",
+        ),
+        "cpu_ma": Citation(
+            NRF52840_PS,
+            "CPU running, CPU running CoreMark @64 MHz from flash, cache enabled, DC/DC",
+            3.3,
+            "mA",
+            "not verified: the CPU running table was not reachable (a third-party calculator "
+            "quotes 3.2 mA for this row)",
+        ),
+        "sleep_ua": Citation(
+            NRF52840_PS,
+            "Sleep, ION_RAMOFF_RTC: System ON, no RAM retention, wake on RTC (LFRC)",
+            1.5,
+            "uA",
+            "verbatim copy of the Sleep table (1.50 uA); the vendor page was not reachable",
+        ),
+        "voltage": Citation(
+            NRF52840_PS,
+            "Current consumption scenarios: supply 3 V on VDD",
+            3.0,
+            "V",
+            "not verified: the common-conditions table of the nRF52840 was not reachable",
+        ),
+    },
+    "cc2538": {
+        "tx_ma": Citation(
+            CC2538_DS,
+            "1.1 Features, Low Power: active-mode TX at 0 dBm (CPU idle)",
+            24.0,
+            "mA",
+            "verbatim copy of the feature list; TI's page showed only its table of contents",
+        ),
+        "rx_ma": Citation(
+            CC2538_DS,
+            "1.1 Features, Low Power: active-mode RX (CPU idle)",
+            20.0,
+            "mA",
+            "verbatim copy of the feature list; TI's page showed only its table of contents",
+        ),
+        "cpu_ma": Citation(
+            CC2538_DS,
+            "5.4 Electrical Characteristics: active mode, CPU at 32 MHz (radio off)",
+            13.0,
+            "mA",
+            "not verified: section 5.4 was not reachable; a stated assumption",
+        ),
+        "sleep_ua": Citation(
+            CC2538_DS,
+            "1.1 Features, Low Power: power mode 2 (sleep timer running, 16-kB RAM retention, "
+            "configuration register retention)",
+            1.3,
+            "uA",
+            "verbatim copy of the feature list; TI's page showed only its table of contents",
+        ),
+        "voltage": Citation(
+            CC2538_DS,
+            "5.4 Electrical Characteristics: VDD = 3 V",
+            3.0,
+            "V",
+            "not verified: section 5.4 was not reachable",
+        ),
+    },
+}
+
 DATASHEETS: Mapping[str, RadioFigures] = {
     "nrf52840": RadioFigures(
         "Nordic nRF52840",
-        "nRF52840 Product Specification, radio current consumption: IRADIO_TX5 (0 dBm, "
-        "IEEE 802.15.4 250 kbit/s, DC/DC) 6.40 mA, IRADIO_RX2 (IEEE 802.15.4, DC/DC) 6.53 mA; "
-        "CPU running CoreMark from flash at 64 MHz, DC/DC: 3.3 mA; System ON idle with RAM "
-        "retention: about 1.5 uA",
+        f"{NRF52840_PS}: IRADIO_TX5 (0 dBm, IEEE 802.15.4 250 kbit/s, DC/DC) 6.40 mA, "
+        "IRADIO_RX2 (IEEE 802.15.4, DC/DC) 6.53 mA, ION_RAMOFF_RTC (System ON, no RAM "
+        "retention, wake on RTC) 1.50 uA; CPU running CoreMark from flash at 64 MHz, DC/DC, "
+        "3.3 mA (not verified)",
         3.0,
         6.40,
         6.53,
@@ -55,9 +154,9 @@ DATASHEETS: Mapping[str, RadioFigures] = {
     ),
     "cc2538": RadioFigures(
         "TI CC2538",
-        "CC2538 datasheet (SWRS096), feature summary: active-mode RX (CPU idle) 20 mA, "
-        "active-mode TX at 0 dBm (CPU idle) 24 mA, power mode 2 (sleep timer on) 1.3 uA; "
-        "CPU active at 32 MHz taken as 13 mA",
+        f"{CC2538_DS}, 1.1 Features: active-mode TX at 0 dBm (CPU idle) 24 mA, active-mode RX "
+        "(CPU idle) 20 mA, power mode 2 (sleep timer running) 1.3 uA; CPU active at 32 MHz "
+        "13 mA (not verified, a stated assumption)",
         3.0,
         24.0,
         20.0,

@@ -738,6 +738,18 @@ _SPECS: tuple[MetricSpec, ...] = (
         note="kind: solicited (answering an RS), unsolicited (periodic multicast)",
     ),
     MetricSpec(
+        "testbed_radio_fragmented_datagrams",
+        "counter",
+        "Unicast datagrams the node sent in 6LoWPAN fragments, by fate on the medium.",
+        (*RADIO_NODE, "outcome"),
+        roles=("border_router",),
+        component="radio",
+        note="outcome: delivered, lost-one-fragment, lost-several-fragments (RFC 4944 has no "
+        "fragment recovery: one lost fragment loses the datagram); samples once a node has "
+        "sent a fragmented datagram",
+        always=False,
+    ),
+    MetricSpec(
         "testbed_radio_dongle_refused",
         "counter",
         "What a PAN's USB dongle (Spinel) or SLIP uplink refused, by station and cause.",

@@ -93,6 +93,49 @@ def sweep_plots(scenario: ScenarioResult) -> list[tuple[str, str]]:
     return out
 
 
+def fate_plots(scenario: ScenarioResult) -> list[tuple[str, str]]:
+    """Per bootstrap step with fragment fates (fragfate.py): datagrams lost against the sweep,
+    measured (mean, min-max over the repeats) beside the model's expectation and its Chernoff
+    bound (the widest over the repeats)."""
+    if not scenario.sweep:
+        return []
+    parameter, unit = scenario.sweep["parameter"], scenario.sweep.get("unit", "")
+    data = sweep_data(scenario)
+    out = []
+    for name in sorted(n[: -len(".frag.lost")] for n in data if n.endswith(".frag.lost")):
+        lost, expected = data[f"{name}.frag.lost"], data.get(f"{name}.frag.expected_lost")
+        low, high = data.get(f"{name}.frag.bound_low"), data.get(f"{name}.frag.bound_high")
+        if not expected or not all(isinstance(r[0], float) for r in lost):
+            continue
+        fig, ax = _figure()
+        xs = [float(r[0]) for r in lost]
+        means = [r[1] for r in lost]
+        ax.errorbar(
+            xs,
+            means,
+            yerr=[[r[1] - r[2] for r in lost], [r[3] - r[1] for r in lost]],
+            marker="o",
+            capsize=3,
+            label="lost (measured)",
+        )
+        ax.plot([float(r[0]) for r in expected], [r[1] for r in expected], "k--", label="model")
+        if low and high and len(low) == len(high):
+            ax.fill_between(
+                [float(r[0]) for r in high],
+                [r[2] for r in low],
+                [r[3] for r in high],
+                alpha=0.15,
+                label="Chernoff bound, alpha 0.001",
+            )
+        ax.set_xlabel(f"{parameter} {f'({unit})' if unit else ''}".strip())
+        ax.set_ylabel("fragmented datagrams lost per point")
+        ax.set_title(f"{scenario.name}: {name} fragment fates, 1-(1-q)^n", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        out.append((f"{name}: datagrams lost to fragment loss, measured and model", _data_uri(fig)))
+    return out
+
+
 def series_plots(scenario: ScenarioResult) -> list[tuple[str, str]]:
     """One figure per measured time series (all points of the scenario overlaid)."""
     grouped: dict[str, list[tuple[str, list[list[float]]]]] = defaultdict(list)

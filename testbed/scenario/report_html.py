@@ -113,7 +113,7 @@ def _scenario(s: ScenarioResult) -> str:
     errors = [p for p in s.points if p.error]
     for p in errors:
         parts.append(f"<p class='error'>{_e(p.label)}: error: {_e(p.error)}</p>")
-    figures = plots.sweep_plots(s) + plots.series_plots(s)
+    figures = plots.fate_plots(s) + plots.sweep_plots(s) + plots.series_plots(s)
     if figures:
         parts.append("<h3>Plots</h3>")
         parts += [

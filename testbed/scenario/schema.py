@@ -174,6 +174,12 @@ class Bootstrap(Strict):
     per_profile: bool = Field(
         False, description="also NAME.PROFILE.<figure> per bootstrap profile (mixed buildings)"
     )
+    fates: bool = Field(
+        False,
+        description="follow each fragmented datagram of the bootstraps to its fate on the "
+        "radio medium: NAME.frag.* measures (reads every border router before and after, "
+        "through its control endpoint, which a running capture holds: not with a capture)",
+    )
 
 
 class Command(Strict):

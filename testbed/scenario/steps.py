@@ -16,7 +16,7 @@ from typing import Any
 from testbed.errors import StepFailed, TestbedError
 from testbed.node.radio import mac
 from testbed.node.radio.errors import RadioError
-from testbed.scenario import comparison, eavesdrop, moves, schema
+from testbed.scenario import comparison, eavesdrop, fragfate, moves, schema
 from testbed.scenario.adapter import Testbed
 from testbed.scenario.results import Expectation, Measurement, PointResult
 
@@ -271,10 +271,12 @@ def bootstrap(ctx: Context, args: schema.Bootstrap) -> None:
             return {"lifecycle": "error", "error": exc.message}
         return ctx.testbed.state(thing) or {}
 
+    fates_before = _fates(ctx) if args.fates else {}
     with ThreadPoolExecutor(max_workers=min(8, len(things))) as pool:
         before = list(pool.map(lambda t: _energy(ctx, t), things))
         states = list(pool.map(one, things))
         after = list(pool.map(lambda t: _energy(ctx, t), things))
+    fates_after = _fates(ctx) if args.fates else {}
     spent = [
         b2 - b1 for b1, b2 in zip(before, after, strict=True) if b1 is not None and b2 is not None
     ]
@@ -305,6 +307,17 @@ def bootstrap(ctx: Context, args: schema.Bootstrap) -> None:
         for profile, row in rows.items():
             for key, value in row.items():
                 ctx.record(f"{args.name}.{comparison.measure_part(profile)}.{key}", value)
+    if fates_after:  # radio PANs: the fate of each fragmented datagram of these bootstraps
+        measures = fragfate.summarise(
+            fragfate.Bootstrap(
+                fragfate.tally(fates_before, fates_after, t),
+                s in ok,
+                sum(int(m.get("retransmissions", 0)) for m in _messages(s)),
+            )
+            for t, s in zip(things, states, strict=True)
+        )
+        for key, value in measures.items():
+            ctx.record(f"{args.name}.frag.{key}", value)
     failed = [
         f"{t}: {s.get('lifecycle_reason') or s.get('error') or s.get('lifecycle')}"
         for t, s in zip(things, states, strict=True)
@@ -312,6 +325,23 @@ def bootstrap(ctx: Context, args: schema.Bootstrap) -> None:
     ]
     if failed:
         ctx.point.log.append("  not operational: " + "; ".join(failed)[:600])
+
+
+def _messages(state: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = (state.get("bootstrap") or {}).get("messages") or []
+    return [m for m in messages if isinstance(m, dict)]
+
+
+def _fates(ctx: Context) -> dict[str, dict[str, Any]]:
+    """Every border router's per-link fragment fates (fragfate.fates_of), keyed by router."""
+    out: dict[str, dict[str, Any]] = {}
+    for router in ctx.testbed.nodes("border_router"):
+        try:
+            answer = ctx.testbed.action(router, "link-show", {})
+        except TestbedError:  # no radio PAN there
+            continue
+        out.update({f"{router}/{k}": v for k, v in fragfate.fates_of(answer).items()})
+    return out
 
 
 def _energy(ctx: Context, thing: str) -> float | None:

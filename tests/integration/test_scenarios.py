@@ -74,6 +74,20 @@ def test_results_hold_every_measured_value_with_point_and_seed(reports: Path) ->
         assert values["boot.success_rate"] == 1.0
         assert values["boot.frames"] >= 3 and values["boot.bytes"] > 500
         assert point["seed"] == 7 and all(e["passed"] for e in point["expectations"])
+        # the border router followed the bootstrap's fragmented datagrams to their fate
+        assert values["boot.frag.datagrams"] >= 1
+        assert values["boot.frag.fragments_per_datagram"] >= 2
+        assert 0 <= values["boot.frag.lost_one"] <= values["boot.frag.lost"]
+        assert values["boot.frag.bound_low"] <= values["boot.frag.lost"]
+        assert values["boot.frag.lost"] <= values["boot.frag.bound_high"]
+        assert values["boot.frag.model_ok"] == 1.0
+        hit = values["boot.frag.bootstraps_hit"]
+        assert 0.0 <= values["boot.frag.lost_to_single_fragment"] <= hit
+    lossless = {m["name"]: m["value"] for m in frag["points"][0]["measurements"]}
+    assert lossless["boot.frag.expected_lost"] == 0.0 and lossless["boot.frag.lost"] == 0.0
+    lossy = {m["name"]: m["value"] for m in frag["points"][1]["measurements"]}
+    # q = 0.2^4 per fragment: the model expects a small, positive loss
+    assert 0.0 < lossy["boot.frag.expected_lost"] < 1.0
     # the merged topology really ran the PAN on the radio medium, with the scenario's seed
     topology = (reports / "fragmentation-fate" / "topology.yaml").read_text()
     assert "medium: radio" in topology and "seed: 7" in topology

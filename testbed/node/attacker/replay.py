@@ -1,11 +1,16 @@
 """replay: recorded 802.15.4 frames sent again into the PAN, from a guest radio station.
 
 The frames (``frames``: base64 PSDUs, FCS included) come from a capture of the PAN (the
-scenario runner picks them: the frames an eavesdropper recorded towards one thing), so they
-claim their original link-layer source, as a replaying attacker's frames would. The thing's
-OSCORE replay window (RFC 8613 Section 7.4) must refuse each protected request; that shows in
-``testbed_thing_refused_total{reason="replay"}`` on the victim, since its answers go to the
-claimed source, not to the attacker. Only ``sent`` moves here.
+scenario runner picks them: the frames an eavesdropper recorded towards one thing). Each one's
+IPv6 packet is sent again as recorded, from the attacker's own station: the medium binds every
+station to its link-layer addresses and refuses a frame that claims another's source
+(``foreign-sender``, radio/admission.py), so the frame is decompressed with its recorded
+addresses (RFC 6282) and compressed again with the attacker's extended address as the
+link-layer source; the IPv6 source, the recorded one, is then carried inline. Frames that do
+not decompress as one whole IPv6 packet (fragments) go out unchanged and meet the medium's
+refusal. The thing's OSCORE replay window (RFC 8613 Section 7.4) must refuse each protected
+request; that shows in ``testbed_thing_refused_total{reason="replay"}`` on the victim, since its
+answers go to the recorded IPv6 source, not to the attacker. Only ``sent`` moves here.
 
 With ``fresh_message_id`` (default on) each CoAP request gets a new message ID first: the ID
 is not protected by OSCORE, and without a fresh one the victim's CoAP deduplication (RFC 7252
@@ -67,42 +72,48 @@ class FrameReplay(Attack):
         self.sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
         # Registered as a station of its own first (a guest with an extended address).
-        own = bytes((0x02,)) + os.urandom(7)
-        self.sock.sendto(zep.encode_hello(own), self.medium)
+        self.own = bytes((0x02,)) + os.urandom(7)
+        self.sock.sendto(zep.encode_hello(self.own), self.medium)
 
     async def send_one(self, index: int) -> None:
-        frame = self.frames[index % len(self.frames)]
-        if self.fresh_ids:
-            frame = self.with_fresh_message_id(frame, index)
+        frame = self.rewrite(self.frames[index % len(self.frames)], index)
         self.sock.sendto(zep.encode_data(frame, channel=self.channel, seq=index), self.medium)
         self.counters.add("sent")
 
-    def with_fresh_message_id(self, frame: bytes, index: int) -> bytes:
-        """The frame with a new CoAP message ID, if it carries a whole CoAP request over UDP;
-        else unchanged."""
+    def rewrite(self, frame: bytes, index: int) -> bytes:
+        """The frame's IPv6 packet from the attacker's own link-layer address (``self.own``),
+        with a new CoAP message ID if it is a CoAP request and ``fresh_ids``; a frame that is
+        not one whole IPv6 packet unchanged."""
         try:
             decoded = mac.decode(frame)
             if decoded.src is None or decoded.dst is None or decoded.dst_pan is None:
                 return frame
             head = iphc.decompress(decoded.payload, decoded.src, decoded.dst, self.contexts)
             packet = bytearray(head.header + decoded.payload[head.consumed :])
-            if len(packet) < 52 or packet[6] != 17 or packet[42:44] != b"\x16\x33":
-                return frame  # not UDP to port 5683 (CoAP)
-            coap = 48
-            if packet[coap] >> 6 != 1 or not 1 <= packet[coap + 1] <= 31:
-                return frame  # not a CoAP request
-            packet[coap + 2 : coap + 4] = ((index * 7919 + 4099) & 0xFFFF).to_bytes(2, "big")
-            iphc.fill_udp_checksum(packet)
-            compressed, consumed = iphc.compress(packet, decoded.src, decoded.dst, self.contexts)
+            if self.fresh_ids:
+                self.fresh_message_id(packet, index)
+            if len(packet) >= 48 and packet[6] == 17:
+                iphc.fill_udp_checksum(packet)  # also where the recording elided it
+            compressed, consumed = iphc.compress(packet, self.own, decoded.dst, self.contexts)
             return mac.encode_data(
                 seq=decoded.seq,
                 pan_id=decoded.dst_pan,
-                src=decoded.src,
+                src=self.own,
                 dst=decoded.dst,
                 payload=compressed + bytes(packet[consumed:]),
             )
         except (RadioError, ValueError):
             return frame
+
+    @staticmethod
+    def fresh_message_id(packet: bytearray, index: int) -> None:
+        """A new CoAP message ID, in place, if the packet is a CoAP request over UDP."""
+        if len(packet) < 52 or packet[6] != 17 or packet[42:44] != b"\x16\x33":
+            return  # not UDP to port 5683 (CoAP)
+        coap = 48
+        if packet[coap] >> 6 != 1 or not 1 <= packet[coap + 1] <= 31:
+            return  # not a CoAP request
+        packet[coap + 2 : coap + 4] = ((index * 7919 + 4099) & 0xFFFF).to_bytes(2, "big")
 
     async def close(self) -> None:
         self.sock.close()

@@ -236,6 +236,7 @@ class _Pan:
                     dict(self.port.packets_filtered) if mine else {},
                     retries=n["retries"],
                     queue_length=n["queue_length"],
+                    fates=self.hub.medium.fates.by_sender().get(name, {}),
                 )
             )
         return out

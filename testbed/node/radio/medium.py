@@ -30,6 +30,9 @@ What it models, and why so:
   broadcasts and address-less frames (ACKs from RIOT nodes) reach every other node, each over
   its own link. ``record_air`` adds an ``OnAir`` event per transmission, for captures.
 
+Fragmented datagrams (``fates``, fate.py): for each unicast datagram our stations send in
+fragments, whether every fragment arrived, and the loss the link model predicts for it.
+
 Counters (``snapshot()``): per node frames submitted, transmissions, retries, frames received,
 ACKs, airtime, queue length (now and peak), drops by cause (queue-full, retries-exhausted,
 channel-loss of its transmissions, garbled input); per directed link frames, delivered, ACKs,
@@ -47,6 +50,7 @@ from dataclasses import dataclass, field
 from testbed.node.radio import mac
 from testbed.node.radio.addressing import BROADCAST, check_lladdr
 from testbed.node.radio.errors import MalformedError
+from testbed.node.radio.fate import DatagramFates, frame_loss
 from testbed.node.radio.links import LinkConfig, LinkState, LinkTable
 from testbed.node.radio.phy import ACK_AIRTIME_S, ACK_WAIT_S, TURNAROUND_S, airtime
 
@@ -112,6 +116,8 @@ class _Pending:
     frame: bytes
     info: mac.MacFrame
     attempts: int = 0
+    delivered: bool = False  # some attempt's data frame reached its (unicast) receiver
+    q: float | None = None  # its modelled loss (fate.py), set at its first attempt
 
 
 @dataclass(slots=True)
@@ -149,6 +155,7 @@ class Medium:
         self.busy_s = 0.0
         self.transmissions = 0
         self.garbled: Counter[str] = Counter()
+        self.fates = DatagramFates()
 
     # ------------------------------------------------------------ nodes and links
 
@@ -276,8 +283,16 @@ class Medium:
             # another node owns (that would silently cut the owner off), and a node learns at
             # most one address of each length (invented sources cannot grow the table).
             self.learn(name, src)
+        # fate.py follows a unicast frame of ours from here to the end of its MAC exchange
+        owner = self._owner.get(info.dst) if info.dst is not None else None
+        followed = owner if node.emulate_mac and owner != name else None
+        if followed is not None:
+            self.fates.queued(name, followed, info.payload)
         if len(node.queue) >= self.config.queue_limit:
             node.dropped[QUEUE_FULL] += 1
+            if followed is not None:
+                q = self._frame_loss(node, followed, info.ack_request)
+                self.fates.done(name, followed, info.payload, False, q)
             out.append(TxStatus(self.now, name, info.seq, False, 0, QUEUE_FULL))
             return
         node.queue.append(_Pending(frame, info))
@@ -349,6 +364,10 @@ class Medium:
             and info.ack_request
             and (node.emulate_mac or (target is not None and target.emulate_mac))
         )
+        if unicast and target is not None and node.emulate_mac:
+            if pending.attempts == 1:
+                pending.q = self._frame_loss(node, target.name, wants_ack)
+            pending.delivered = pending.delivered or bool(heard)
         end = end_data
         acked = False
         if wants_ack and target is not None and heard:
@@ -395,6 +414,8 @@ class Medium:
             self._make_ready(node, retry_at)
             return
         node.queue.popleft()
+        if target is not None and node.emulate_mac:
+            self.fates.done(name, target.name, pending.info.payload, pending.delivered, pending.q)
         if outcome == _SUCCESS:
             node.delivered_frames += 1
             out.append(TxStatus(self.now, name, pending.info.seq, True, pending.attempts))
@@ -407,6 +428,14 @@ class Medium:
         node.scheduled = False
         if node.queue:
             self._make_ready(node, self.now)
+
+    def _frame_loss(self, node: _Node, dst: str, retried: bool) -> float | None:
+        """The modelled loss of a frame of ``node`` to ``dst`` (fate.py), ``retried`` by the
+        medium's MAC or sent once; None on a bursty link (losses not independent)."""
+        link = self.links.config(node.name, dst)
+        if link.burst is not None:
+            return None
+        return frame_loss(1.0 - link.delivery, self.config.max_frame_retries if retried else None)
 
     # ------------------------------------------------------------ observation
 
@@ -450,6 +479,7 @@ class Medium:
             },
             "garbled": dict(self.garbled),
             "nodes": nodes,
+            "fates": self.fates.snapshot(),
         }
         if links:
             out["links"] = {

@@ -27,6 +27,10 @@
                                                           spinel-*, slip-*, wrong-channel,
                                                           oversize, line-lost, open-failed, ...
     testbed_radio_bootstrap_frames{direction}            histogram per bootstrap attempt (thing)
+    testbed_radio_fragmented_datagrams_total{pan,node,outcome}  unicast datagrams the node sent
+                                                          in fragments, by fate: delivered,
+                                                          lost-one-fragment,
+                                                          lost-several-fragments (router, fate.py)
 
 The router exports every node of its medium (the medium's view: what really crossed the
 channel); a thing exports itself (its station's view). Counters live in the radio objects that
@@ -63,6 +67,7 @@ class NodeSample:
     filtered: Mapping[str, int] = field(default_factory=dict)
     retries: int | None = None
     queue_length: int | None = None
+    fates: Mapping[str, int] = field(default_factory=dict)  # fragmented datagrams by outcome
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class RadioCollector(Collector):
         airtime = declared.counter_family("testbed_radio_airtime_seconds")
         queue = declared.gauge_family("testbed_radio_queue_length")
         filtered = declared.counter_family("testbed_radio_packets_filtered")
+        fates = declared.counter_family("testbed_radio_fragmented_datagrams")
         for n in s.nodes:
             key = [n.pan, n.node]
             sent.add_metric(key, n.frames_sent)
@@ -126,6 +132,8 @@ class RadioCollector(Collector):
                 retries.add_metric(key, n.retries)
             if n.queue_length is not None:
                 queue.add_metric(key, n.queue_length)
+            for outcome, count in sorted(n.fates.items()):
+                fates.add_metric([*key, outcome], count)
             if n.fragments:
                 buckets, total = fragment_buckets(n.fragments)
                 fragments.add_metric(key, buckets, total)
@@ -148,7 +156,7 @@ class RadioCollector(Collector):
                 adverts.add_metric([p.pan, kind], count)
             for (radio, cause), count in sorted(p.radio_refused.items()):
                 dongle.add_metric([p.pan, radio, cause], count)
-        yield from (sent, received, dropped, retries, fragments, airtime, queue, filtered)
+        yield from (sent, received, dropped, retries, fragments, airtime, queue, filtered, fates)
         yield from (busy, loss, refused, registered, requests, adverts, dongle)
 
 

@@ -56,7 +56,7 @@ class FakeTestbed:
     def things(self) -> list[str]:
         return ["t1", "t2"]
 
-    def nodes(self) -> list[str]:
+    def nodes(self, role: str | None = None) -> list[str]:
         return []
 
     def action(self, node: str, action: str, params: dict[str, Any], timeout: float = 30) -> Any:

@@ -220,8 +220,9 @@ def test_replay_gives_a_coap_request_a_fresh_message_id_and_nothing_else() -> No
     attack = FrameReplay(
         {"frames": ["AA=="]}, {"pan-prefix": str(prefix)}, Counters("replay", None)
     )
-    attack.contexts = contexts
-    changed = mac.decode(attack.with_fresh_message_id(frame, 3))
+    attack.contexts, attack.fresh_ids = contexts, True
+    attack.own = bytes.fromhex("02aabbccddeeff01")
+    changed = mac.decode(attack.rewrite(frame, 3))
     head = iphc.decompress(changed.payload, changed.src, changed.dst, contexts)
     again = bytearray(head.header + changed.payload[head.consumed :])
     assert again[48 + 2 : 48 + 4] != b"\x12\x34"  # a new message ID ...
@@ -229,4 +230,44 @@ def test_replay_gives_a_coap_request_a_fresh_message_id_and_nothing_else() -> No
     check = bytearray(again)
     iphc.fill_udp_checksum(check)
     assert check == again  # the UDP checksum fits the new ID
-    assert changed.src == router and changed.dst == thing
+    # sent from the attacker's own station, the recorded IPv6 source carried inline
+    assert changed.src == attack.own and changed.dst == thing
+    assert again[8:24] == src
+
+
+def test_replayed_frames_pass_the_medium_that_refuses_the_recorded_ones() -> None:
+    """The medium binds stations to their addresses: a guest sending the router's recorded
+    frames as they were is refused as foreign-sender; the replay's rewritten frames, from the
+    guest's own address, are admitted (and then meet the thing's OSCORE replay window)."""
+    import ipaddress
+    import struct
+
+    from testbed.node.attacker.replay import FrameReplay
+    from testbed.node.radio import iphc
+    from testbed.node.radio.admission import FOREIGN_SENDER, Admitted, Stations
+
+    prefix = ipaddress.IPv6Network("fd00:1:2:10::/64")
+    router, thing = b"\x00\x00", b"\x00\x13"
+    src = ipaddress.IPv6Address("fd00:1:2:2::11").packed
+    dst = prefix.network_address.packed[:8] + bytes.fromhex("000000fffe000013")
+    udp = struct.pack("!HHHH", 40000, 5683, 12, 0) + bytes([0x40, 0x01, 0, 1])
+    packet = bytearray(struct.pack("!IHBB", 6 << 28, len(udp), 17, 64) + src + dst + udp)
+    iphc.fill_udp_checksum(packet)
+    contexts = {0: iphc.Context(prefix.network_address.packed)}
+    compressed, consumed = iphc.compress(packet, router, thing, contexts)
+    recorded = mac.encode_data(
+        seq=9, pan_id=0xABCD, src=router, dst=thing, payload=compressed + bytes(packet[consumed:])
+    )
+    attack = FrameReplay({"frames": ["AA=="]}, {}, Counters("replay", None))
+    attack.contexts, attack.fresh_ids = contexts, False
+    attack.own = bytes.fromhex("02aabbccddeeff02")
+
+    stations = Stations({router: "br1", thing: "lamp-01"}, 4)
+    stations.add_local("br1", (router,))
+    guest = ("fd00::99", 17754)
+    assert isinstance(stations.admit(guest, attack.own, hello=True), Admitted)
+    assert stations.admit(guest, mac.decode(recorded).src) == FOREIGN_SENDER
+    replayed = mac.decode(attack.rewrite(recorded, 0))
+    assert isinstance(stations.admit(guest, replayed.src), Admitted)
+    head = iphc.decompress(replayed.payload, replayed.src, replayed.dst, contexts)
+    assert bytes(head.header + replayed.payload[head.consumed :]) == bytes(packet)
