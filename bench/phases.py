@@ -88,7 +88,7 @@ def bench(things: int, forks: int, image: str, phases: list[str]) -> dict[str, A
                     into.append(event.duration_s)
 
             result = run_phase(
-                phase, backend=backend, run=run, forks=forks, on_event=collect, **options
+                phase, engine=backend, run=run, forks=forks, on_event=collect, **options
             )
             wall = result.end - result.start
             remote = [d for d in durations if d >= 0.05]  # controller-only tasks cost ~0

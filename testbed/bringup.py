@@ -46,7 +46,7 @@ def plan_for(topology_path: Path, run: str | None) -> tuple[Plan, str]:
 
 
 def up(
-    backend: Engine,
+    engine: Engine,
     plan: Plan,
     topology_text: str,
     image: str,
@@ -54,13 +54,13 @@ def up(
     *,
     keep_on_error: bool = False,
 ) -> UpResult:
-    ensure_not_running(backend, plan.run)
+    ensure_not_running(engine, plan.run)
     run_dir = rundir.run_dir_for(plan.run)
     # Nothing of this run is up, so a directory left by a crashed run is stale: start clean.
     rundir.remove_run_dir(run_dir)
     rundir.write_run_dir(plan, run_dir, topology_text)
     # The run's Prometheus and Grafana need only the networks and the plan (their targets come
-    # from it), so they start while the nodes do, once the backend reports every network made.
+    # from it), so they start while the nodes do, once the engine reports every network made.
     # Neither ever raises: a run without them still works and the user is told. `down` removes
     # them by the run's labels.
     services = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-services")
@@ -71,28 +71,28 @@ def up(
         if event == "network":
             networks_made.add(name)
             if len(networks_made) == len(plan.networks) and not started:
-                started.append(services.submit(_start_services, backend, plan, run_dir))
+                started.append(services.submit(_start_services, engine, plan, run_dir))
         on_event(event, name)
 
     try:
         manufacture.mint(plan, run_dir)
-        backend.deploy(plan, image, run_dir, on_deploy)
+        engine.deploy(plan, image, run_dir, on_deploy)
     except BaseException:
         _join(started, services)
         # Leave nothing half-made behind unless the user wants to look at it.
         if not keep_on_error:
-            backend.undeploy(plan.run)
+            engine.undeploy(plan.run)
             rundir.remove_run_dir(run_dir)
         raise
-    if not started:  # a backend that reports no networks: after the nodes, as before
-        _start_services(backend, plan, run_dir)
+    if not started:  # an engine that reports no networks: after the nodes, as before
+        _start_services(engine, plan, run_dir)
     _join(started, services)
     return UpResult(plan=plan, run_dir=run_dir, image=image)
 
 
-def _start_services(backend: Engine, plan: Plan, run_dir: Path) -> None:
-    start_prometheus(backend, plan, run_dir)
-    start_grafana(backend, plan, run_dir)  # when its image is available; likewise never raises
+def _start_services(engine: Engine, plan: Plan, run_dir: Path) -> None:
+    start_prometheus(engine, plan, run_dir)
+    start_grafana(engine, plan, run_dir)  # when its image is available; likewise never raises
 
 
 def _join(started: list[Future[None]], pool: ThreadPoolExecutor) -> None:
@@ -125,7 +125,7 @@ def domain_of(state: dict[str, Any] | None) -> str:
 
 
 def wait_commissioned(
-    backend: Engine,
+    engine: Engine,
     plan: Plan,
     on_event: EventFn,
     timeout: float = COMMISSION_TIMEOUT,
@@ -136,11 +136,11 @@ def wait_commissioned(
     caller can say which ones hang and where.
     """
     things = [n.name for n in plan.nodes if n.role == Role.THING]
-    return wait_final(backend, plan.run, things, on_event, timeout)
+    return wait_final(engine, plan.run, things, on_event, timeout)
 
 
 def wait_final(
-    backend: Engine,
+    engine: Engine,
     run: str,
     things: list[str],
     on_event: EventFn,
@@ -150,9 +150,9 @@ def wait_final(
     pending = list(things)
     result: dict[str, tuple[str, str]] = {}
     deadline = time.monotonic() + timeout
-    packed_in = packed.thing_hosts(backend.status(run)) if pending else {}
+    packed_in = packed.thing_hosts(engine.status(run)) if pending else {}
     while pending:
-        states = packed.node_states(backend, run, pending, packed_in)
+        states = packed.node_states(engine, run, pending, packed_in)
         still = []
         for name, state in states.items():
             result[name] = lifecycle_of(state)
@@ -180,7 +180,7 @@ def commissioned_by_phases(plan: Plan) -> bool:
 
 
 def commission_by_phases(
-    backend: Engine, plan: Plan, on_event: Callable[[PhaseEvent], None] | None = None
+    engine: Engine, plan: Plan, on_event: Callable[[PhaseEvent], None] | None = None
 ) -> list[PhaseResult]:
     """install, then commission: the same playbooks `testbed phase` runs.
 
@@ -189,18 +189,18 @@ def commission_by_phases(
     """
     from testbed.phases.runner import PhaseFailed, run_phase
 
-    install = run_phase("install", backend=backend, run=plan.run, on_event=on_event)
+    install = run_phase("install", engine=engine, run=plan.run, on_event=on_event)
     if not install.succeeded:
         raise PhaseFailed(
             f"install failed on {', '.join(install.failed_hosts) or 'the run'}: "
             + "; ".join(install.hosts[h].reason for h in install.failed_hosts),
             f"see `testbed phase install --run {plan.run}` and {install.artifacts}",
         )
-    commission = run_phase("commission", backend=backend, run=plan.run, on_event=on_event)
+    commission = run_phase("commission", engine=engine, run=plan.run, on_event=on_event)
     return [install, commission]
 
 
-def with_lifecycle(backend: Engine, nodes: list[NodeStatus]) -> list[NodeStatus]:
+def with_lifecycle(engine: Engine, nodes: list[NodeStatus]) -> list[NodeStatus]:
     """Status entries of running things completed with the lifecycle state and the operator
     domain they report (a transferred thing's label still names its planned owner)."""
     asked = [n for n in nodes if n.role == Role.THING and n.state == "running"]
@@ -208,7 +208,7 @@ def with_lifecycle(backend: Engine, nodes: list[NodeStatus]) -> list[NodeStatus]
         f"{node}@{run}": state
         for run in sorted({n.run for n in asked})
         for node, state in packed.node_states(
-            backend, run, [n.node for n in asked if n.run == run], packed.thing_hosts(nodes)
+            engine, run, [n.node for n in asked if n.run == run], packed.thing_hosts(nodes)
         ).items()
     }
     out = []
@@ -220,13 +220,13 @@ def with_lifecycle(backend: Engine, nodes: list[NodeStatus]) -> list[NodeStatus]
     return out
 
 
-def live_runs(backend: Engine) -> dict[str, int]:
+def live_runs(engine: Engine) -> dict[str, int]:
     """Runs that are up. A run of empty networks alone is what a `down` could not remove (see
     RemovalReport.stale_networks): it is gone, and its next deploy removes or reuses them."""
     return {
         run: count
-        for run, count in backend.runs().items()
-        if count > len(backend.empty_networks(run))
+        for run, count in engine.runs().items()
+        if count > len(engine.empty_networks(run))
     }
 
 
@@ -259,10 +259,10 @@ def run_states(nodes: list[NodeStatus]) -> dict[str, RunState]:
     }
 
 
-def ensure_not_running(backend: Engine, run: str) -> None:
-    count = backend.runs().get(run, 0)
-    if count and count > len(backend.empty_networks(run)):  # as in live_runs, for one run
-        state = run_states(backend.status(run)).get(run)
+def ensure_not_running(engine: Engine, run: str) -> None:
+    count = engine.runs().get(run, 0)
+    if count and count > len(engine.empty_networks(run)):  # as in live_runs, for one run
+        state = run_states(engine.status(run)).get(run)
         if state is not None and state.word == "stopped":
             raise RunStopped(
                 f"run {run!r} is stopped: its {state.nodes} nodes exist but none runs (after "
@@ -277,11 +277,11 @@ def ensure_not_running(backend: Engine, run: str) -> None:
         )
 
 
-def resolve_run(backend: Engine, run: str | None) -> str:
+def resolve_run(engine: Engine, run: str | None) -> str:
     """The run a command means: the one named, or the only one that is up."""
     if run:
         return run
-    runs = live_runs(backend)
+    runs = live_runs(engine)
     if not runs:
         raise NotRunning("no testbed run is up", "start one with `testbed up`")
     if len(runs) > 1:
@@ -292,11 +292,11 @@ def resolve_run(backend: Engine, run: str | None) -> str:
     return next(iter(runs))
 
 
-def down(backend: Engine, run: str, *, keep_files: bool = False) -> RemovalReport:
-    run_dirs = {Path(s.run_dir) for s in backend.status(run) if s.run_dir}
-    if not backend.runs().get(run) and not run_dirs and not rundir.run_dir_for(run).is_dir():
+def down(engine: Engine, run: str, *, keep_files: bool = False) -> RemovalReport:
+    run_dirs = {Path(s.run_dir) for s in engine.status(run) if s.run_dir}
+    if not engine.runs().get(run) and not run_dirs and not rundir.run_dir_for(run).is_dir():
         raise NotRunning(f"run {run!r} is not up", "list what is up with `testbed status`")
-    report = backend.undeploy(run)
+    report = engine.undeploy(run)
     if not keep_files:
         for path in sorted(run_dirs | {rundir.run_dir_for(run)}):
             if rundir.remove_run_dir(path):

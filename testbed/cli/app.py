@@ -106,11 +106,11 @@ def images_build(
     force: Annotated[bool, typer.Option(help="rebuild even if the inputs did not change")] = False,
 ) -> None:
     """Build the node image offline when needed (rebuilt only when its inputs change)."""
-    backend = context.engine()
+    engine = context.engine()
     with bars() as progress:
         shown = BarProgress(progress)
         shown.begin("image", None)
-        result = backend.ensure_node_image(
+        result = engine.ensure_node_image(
             base_image=base_image,
             force=force,
             progress=lambda message, step, total: shown.update(
@@ -142,7 +142,7 @@ def up(
     commission_timeout: Annotated[float, typer.Option(help="seconds to wait for that")] = 180.0,
 ) -> None:
     """Bring up an emulated building from a topology file, commissioned."""
-    backend = context.engine()
+    engine = context.engine()
     options = usecases.UpOptions(
         base_image=base_image,
         keep_on_error=keep_on_error,
@@ -150,7 +150,7 @@ def up(
         commission_timeout=commission_timeout,
     )
     with bars() as progress:
-        result = usecases.up(backend, topology, run, options, BarProgress(progress))
+        result = usecases.up(engine, topology, run, options, BarProgress(progress))
     name = result.plan.run
     console.print(
         f"[green]run {name!r} is up[/]: {len(result.plan.nodes)} nodes, "
@@ -160,7 +160,7 @@ def up(
     console.print(f"  logs:     testbed logs NODE --run {name}")
     console.print(f"  run dir:  {result.run_dir}")
     console.print(f"  tear down: testbed down --run {name}")
-    print_implementations(backend, name)
+    print_implementations(engine, name)
     for line in result.grafana:
         console.print(line)
     _print_outcomes(result.outcomes)
@@ -182,10 +182,10 @@ def down(
     keep_files: Annotated[bool, typer.Option(help="keep the run directory")] = False,
 ) -> None:
     """Remove every container, network, volume and file of a run (found by labels)."""
-    backend = context.engine()
-    runs = sorted(backend.runs()) if all_runs else [bringup.resolve_run(backend, run)]
+    engine = context.engine()
+    runs = sorted(engine.runs()) if all_runs else [bringup.resolve_run(engine, run)]
     for name in runs:
-        report = usecases.down(backend, name, keep_files=keep_files)
+        report = usecases.down(engine, name, keep_files=keep_files)
         console.print(
             f"run {name!r} removed: {len(report.containers)} containers, "
             f"{len(report.networks)} networks, {len(report.volumes)} volumes"
@@ -258,8 +258,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Show the nodes of one run, or of every run, as Docker reports them."""
-    backend = context.engine()
-    nodes = bringup.with_lifecycle(backend, placement.placed_runs(backend.status(run)))
+    engine = context.engine()
+    nodes = bringup.with_lifecycle(engine, placement.placed_runs(engine.status(run)))
     if as_json:
         print(status_json(nodes))
         return
@@ -279,8 +279,8 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
 ) -> None:
     """Print a node's log (structured JSON lines)."""
-    backend = context.engine()
-    for chunk in backend.logs(bringup.resolve_run(backend, run), node, tail, follow):
+    engine = context.engine()
+    for chunk in engine.logs(bringup.resolve_run(engine, run), node, tail, follow):
         sys.stdout.write(chunk.decode("utf-8", "replace"))
         sys.stdout.flush()
 
@@ -295,9 +295,9 @@ def exec_(
 
     The command gets the node's run-time privileges only (testbed.node.confine): no
     CAP_NET_ADMIN or CAP_NET_RAW except on border routers."""
-    backend = context.engine()
+    engine = context.engine()
     confined = ["python3", "-m", "testbed.node.confine", "--", *command]
-    result = backend.exec(bringup.resolve_run(backend, run), node, confined)
+    result = engine.exec(bringup.resolve_run(engine, run), node, confined)
     sys.stdout.buffer.write(result.output)
     sys.stdout.flush()
     raise typer.Exit(result.exit_code)

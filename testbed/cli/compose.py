@@ -33,30 +33,30 @@ if TYPE_CHECKING:
 DEFAULT_TOPOLOGY = Path("topologies/default.yaml")
 
 
-def _backend_or_none() -> Engine | None:
-    """The chosen backend when its engine answers (to find out whether the run exists)."""
+def _engine_or_none() -> Engine | None:
+    """The chosen engine when it answers (to find out whether the run exists)."""
     from testbed.errors import DaemonUnavailable
 
-    backend = context.engine()
+    engine = context.engine()
     try:
-        backend.runs()
+        engine.runs()
     except DaemonUnavailable:
         return None
-    return backend
+    return engine
 
 
 def _ensure_images(node: bool, prometheus: bool) -> bool:
     """Build or confirm the images wanted; False when Prometheus' cannot be had."""
-    backend = context.engine()
+    engine = context.engine()
     if node:
-        built = backend.ensure_node_image()
+        built = engine.ensure_node_image()
         verb = "built" if built.built else "up to date"
         console.print(f"node image {built.tag} {verb} (as {NODE_IMAGE})")
     if not prometheus:
         return True
-    services = backend.services()
+    services = engine.services()
     if services is None:
-        console.print(f"[yellow]backend {backend.name} has no Prometheus image[/]")
+        console.print(f"[yellow]engine {engine.name} has no Prometheus image[/]")
         return False
     try:
         prom = services.prometheus_image()
@@ -111,19 +111,19 @@ def render_command(
 
     the_plan, text = bringup.plan_for(topology, run)
     if mint:
-        backend = _backend_or_none()
-        existing = existing_run_dir(the_plan, backend)
-        if existing is not None and backend is not None:
+        engine = _engine_or_none()
+        existing = existing_run_dir(the_plan, engine)
+        if existing is not None and engine is not None:
             console.print(
                 f"run {the_plan.run!r} exists: the compose file uses its run directory "
                 f"{existing} as it is (nothing minted)"
             )
             # The ports the run's services are published on now, unless others are asked for.
-            prometheus_port = prometheus_port or _port_of(url_of(backend, the_plan.run))
-            own_grafana = grafana_of(backend, the_plan.run)
+            prometheus_port = prometheus_port or _port_of(url_of(engine, the_plan.run))
+            own_grafana = grafana_of(engine, the_plan.run)
             grafana_port = grafana_port or _port_of(own_grafana.url if own_grafana else None)
         else:
-            run_dir = prepare_run_dir(the_plan, text, backend)
+            run_dir = prepare_run_dir(the_plan, text, engine)
             console.print(f"run directory {run_dir} written (credentials minted)")
     if build and (image is None or prometheus):
         prometheus = _ensure_images(image is None, prometheus) and prometheus

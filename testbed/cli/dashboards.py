@@ -42,13 +42,13 @@ def _run_context(run: str | None) -> tuple[str | None, Path | None, str | None]:
     try:
         from testbed.observe.hook import url_of
 
-        backend = context.engine()
-        name = bringup.resolve_run(backend, run)
+        engine = context.engine()
+        name = bringup.resolve_run(engine, run)
     except TestbedError:
         # No daemon, no run up, or several: a named run's directory may still hold its phases.
         return (run, rundir.run_dir_for(run), None) if run else (None, None, None)
-    dirs = {Path(n.run_dir) for n in backend.status(name) if n.run_dir}
-    return name, (dirs.pop() if len(dirs) == 1 else rundir.run_dir_for(name)), url_of(backend, name)
+    dirs = {Path(n.run_dir) for n in engine.status(name) if n.run_dir}
+    return name, (dirs.pop() if len(dirs) == 1 else rundir.run_dir_for(name)), url_of(engine, name)
 
 
 @dashboards_app.command("push")

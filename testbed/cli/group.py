@@ -45,10 +45,10 @@ def group(
         parsed: Any = json.loads(value)
     except ValueError as exc:
         raise GroupCommandError(f"VALUE is not JSON: {exc}", "e.g. '{\"on\": false}'") from None
-    backend = context.engine()
+    engine = context.engine()
     outcome = send_group_command(
-        backend,
-        bringup.resolve_run(backend, run),
+        engine,
+        bringup.resolve_run(engine, run),
         pan,
         path,
         parsed,

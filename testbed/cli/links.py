@@ -46,8 +46,8 @@ Value = Annotated[str | None, typer.Option()]
 
 
 def _links(run: str | None) -> Links:
-    backend = context.engine()
-    return Links(backend, bringup.resolve_run(backend, run))
+    engine = context.engine()
+    return Links(engine, bringup.resolve_run(engine, run))
 
 
 @link_app.command("show")
@@ -153,12 +153,12 @@ def capture(
     )
 
 
-def print_implementations(backend: Engine, run: str) -> None:
+def print_implementations(engine: Engine, run: str) -> None:
     """For `testbed up`: which implementation shapes each IP link (from the routers' state)."""
-    for node in backend.status(run):
+    for node in engine.status(run):
         if node.role != "border_router":
             continue
-        state = backend.node_state(run, node.node) or {}
+        state = engine.node_state(run, node.node) or {}
         shaping = state.get("links")
         if not shaping:
             continue

@@ -35,9 +35,9 @@ RunOption = Annotated[
 def _api(run: str | None) -> tuple[str, PrometheusAPI]:
     from testbed.observe.hook import url_of
 
-    backend = context.engine()
-    name = run or bringup.resolve_run(backend, run)
-    url = url_of(backend, name)
+    engine = context.engine()
+    name = run or bringup.resolve_run(engine, run)
+    url = url_of(engine, name)
     if url is None:
         raise ObserveError(
             f"run {name!r} has no running Prometheus",

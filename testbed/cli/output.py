@@ -47,7 +47,7 @@ def error(exc: TestbedError) -> None:
 
 
 def status_json(nodes: Iterable[NodeStatus]) -> str:
-    """Each node as the backend reports it (``addresses``: its attachments to Docker networks),
+    """Each node as the engine reports it (``addresses``: its attachments to Docker networks),
     plus where experiment traffic reaches it (``data_addresses``) and, on radio PANs, the
     address on the network that only carries the medium's ZEP (``carrier_addresses``)."""
     return json.dumps(

@@ -179,15 +179,15 @@ def phase(
 ) -> None:
     """Run a lifecycle phase (an Ansible playbook) on the things of a running testbed."""
     extravars = parse_extravars(extra or [])
-    backend = context.engine()
-    run_name = bringup.resolve_run(backend, run)
+    engine = context.engine()
+    run_name = bringup.resolve_run(engine, run)
 
     def said(message: str) -> None:
         console.print(f"  {escape(message)}")
 
     with PhaseProgress(name) as progress:
         done = usecases.phase(
-            backend,
+            engine,
             name,
             run_name,
             limit=limit,
@@ -214,8 +214,8 @@ def inventory(
     ] = True,
 ) -> None:
     """Print the Ansible inventory of a running testbed (derived from its Docker labels)."""
-    backend = context.engine()
-    built = inv.inventory_for_run(backend, bringup.resolve_run(backend, run), live=live)
+    engine = context.engine()
+    built = inv.inventory_for_run(engine, bringup.resolve_run(engine, run), live=live)
     print(built.graph() if graph else built.to_yaml(), end="")
 
 

@@ -26,10 +26,10 @@ if TYPE_CHECKING:
     from testbed.engines.base import Engine
 
 
-def prepare_run_dir(plan: Plan, topology_text: str, backend: Engine | None = None) -> Path:
+def prepare_run_dir(plan: Plan, topology_text: str, engine: Engine | None = None) -> Path:
     """Write and mint the run directory of ``plan`` (refused while the run is up)."""
-    if backend is not None:
-        bringup.ensure_not_running(backend, plan.run)
+    if engine is not None:
+        bringup.ensure_not_running(engine, plan.run)
     run_dir = Path(run_dir_of(plan))
     # Nothing of this run is up, so a directory left behind is stale: start clean, as `up` does.
     rundir.remove_run_dir(run_dir)
@@ -44,17 +44,17 @@ def prepare_run_dir(plan: Plan, topology_text: str, backend: Engine | None = Non
     return run_dir
 
 
-def existing_run_dir(plan: Plan, backend: Engine | None) -> Path | None:
+def existing_run_dir(plan: Plan, engine: Engine | None) -> Path | None:
     """The run directory of ``plan``'s run when that run exists (up or stopped), else None.
 
     Nothing is written: the directory is the one the run's nodes were made with. It must hold
     this very plan (the same topology and run name give the same plan); a run made from another
     topology is an error rather than a compose file that does not describe it.
     """
-    if backend is None:
+    if engine is None:
         return None
     try:
-        bringup.ensure_not_running(backend, plan.run)
+        bringup.ensure_not_running(engine, plan.run)
         return None
     except (AlreadyRunning, RunStopped):
         pass

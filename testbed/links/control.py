@@ -41,11 +41,11 @@ class LinkRow:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def call(backend: Engine, run: str, node: str, action: str, params: dict[str, Any],
+def call(engine: Engine, run: str, node: str, action: str, params: dict[str, Any],
          timeout: float = ACTION_TIMEOUT) -> dict[str, Any]:  # fmt: skip
     """One control action on a node; its refusal becomes an error with the node's words."""
     cmd = [*PROBE, action, json.dumps(params), "--timeout", str(timeout)]
-    result = backend.exec(run, node, cmd)
+    result = engine.exec(run, node, cmd)
     try:
         answer = json.loads(result.output.decode("utf-8", "replace").strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -60,11 +60,11 @@ def call(backend: Engine, run: str, node: str, action: str, params: dict[str, An
 
 
 class Links:
-    def __init__(self, backend: Engine, run: str) -> None:
-        self.backend = backend
+    def __init__(self, engine: Engine, run: str) -> None:
+        self.engine = engine
         self.run = run
         self.routers: list[NodeStatus] = [
-            n for n in backend.status(run) if n.role == Role.BORDER_ROUTER and n.state == "running"
+            n for n in engine.status(run) if n.role == Role.BORDER_ROUTER and n.state == "running"
         ]
         if not self.routers:
             raise NotRunning(
@@ -89,7 +89,7 @@ class Links:
     def show(self) -> list[LinkRow]:
         rows: list[LinkRow] = []
         for router in self.routers:
-            shaping = call(self.backend, self.run, router.node, "shaping-show", {})
+            shaping = call(self.engine, self.run, router.node, "shaping-show", {})
             for name, link in sorted(shaping["links"].items()):
                 rows.append(
                     LinkRow(
@@ -100,7 +100,7 @@ class Links:
                 )  # fmt: skip
             pans = [p for p in router.attributes.get(Attr.PANS, "").split(",") if p]
             radio = (
-                call(self.backend, self.run, router.node, "link-show", {})
+                call(self.engine, self.run, router.node, "link-show", {})
                 if any(self.radio_config(router, p) for p in pans)
                 else {}
             )
@@ -140,14 +140,14 @@ class Links:
         """Every border router's interface on that network (each answer names its router)."""
         params = {"link": link.name, "impairment": impairment}
         return [
-            {**call(self.backend, self.run, r.node, "shaping-set", params), "router": r.node}
+            {**call(self.engine, self.run, r.node, "shaping-set", params), "router": r.node}
             for r in self.routers
         ]
 
     def reset_ip(self, link: LinkName) -> list[dict[str, Any]]:
         params = {"link": link.name}
         return [
-            {**call(self.backend, self.run, r.node, "shaping-reset", params), "router": r.node}
+            {**call(self.engine, self.run, r.node, "shaping-reset", params), "router": r.node}
             for r in self.routers
         ]
 
@@ -163,18 +163,18 @@ class Links:
         return router
 
     def set_pan(self, link: LinkName, params: dict[str, Any]) -> dict[str, Any]:
-        return call(self.backend, self.run, self._radio_router(link).node, "link-set", params)
+        return call(self.engine, self.run, self._radio_router(link).node, "link-set", params)
 
     def reset_pan(self, link: LinkName) -> dict[str, Any]:
         router = self._radio_router(link)
-        return call(self.backend, self.run, router.node, "link-reset", {"pan": link.name})
+        return call(self.engine, self.run, router.node, "link-reset", {"pan": link.name})
 
     # ------------------------------------------------------------ capture
 
     def capture(self, link: LinkName, duration: float) -> tuple[bytes, dict[str, Any]]:
         router = self._radio_router(link)
         answer = call(
-            self.backend, self.run, router.node, "capture",
+            self.engine, self.run, router.node, "capture",
             {"pan": link.name, "duration": duration}, timeout=duration + ACTION_TIMEOUT,
         )  # fmt: skip
         pcap = base64.b64decode(answer.pop("pcap_b64"))

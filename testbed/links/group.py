@@ -35,10 +35,10 @@ class GroupOutcome:
     medium: dict[str, float] = field(default_factory=dict)  # counter deltas on a radio PAN
 
 
-def backend_node(backend: Engine, run: str, name: str | None) -> NodeStatus:
+def backend_node(engine: Engine, run: str, name: str | None) -> NodeStatus:
     hosts = [
         n
-        for n in backend.status(run)
+        for n in engine.status(run)
         if n.role == "internet_host" and "backend" in (n.kind, n.attributes.get("kind"))
     ]
     if name is not None:
@@ -69,7 +69,7 @@ def medium_counters(links: Links, router: NodeStatus, pan: str) -> dict[str, flo
     if links.radio_config(router, pan) is None:
         return None
     try:
-        shown = call(links.backend, links.run, router.node, "link-show", {}, MEDIUM_TIMEOUT)
+        shown = call(links.engine, links.run, router.node, "link-show", {}, MEDIUM_TIMEOUT)
     except LinkActionError:
         return None
     state = shown.get(pan) or {}
@@ -84,7 +84,7 @@ def medium_counters(links: Links, router: NodeStatus, pan: str) -> dict[str, flo
 
 
 def send_group_command(
-    backend: Engine,
+    engine: Engine,
     run: str,
     pan: str,
     path: str,
@@ -94,14 +94,14 @@ def send_group_command(
     backend_name: str | None = None,
     settle_s: float = 1.0,
 ) -> GroupOutcome:
-    links = Links(backend, run)
+    links = Links(engine, run)
     router = links.router_of(pan)
-    host = backend_node(backend, run, backend_name)
+    host = backend_node(engine, run, backend_name)
     params: dict[str, Any] = {"relay": relay_address(router, pan), "path": path, "value": value}
     if domain is not None:
         params["domain"] = domain
     before = medium_counters(links, router, pan)
-    sent = call(backend, run, host.node, "group", params)
+    sent = call(engine, run, host.node, "group", params)
     outcome = GroupOutcome(pan, router.node, host.node, sent)
     if before is not None:
         time.sleep(settle_s)  # the frames take a few ms on the air; the hub needs a moment

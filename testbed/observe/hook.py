@@ -2,7 +2,7 @@
 
 ``start_for_run`` (Prometheus) and ``start_grafana_for_run`` are called by the bring-up once the
 run's networks exist, while the nodes start (their targets come from the plan). They ask the
-backend for its run services (``Engine.services()``: None when its engine has none) and never
+engine for its run services (``Engine.services()``: None when its engine has none) and never
 raise (Ctrl-C aside): without Prometheus or Grafana the testbed is still useful, so a missing
 image or a failed start is announced and the run goes on.
 ``TESTBED_OBSERVE=0`` turns Prometheus off, ``TESTBED_GRAFANA=0`` Grafana. Teardown needs no
@@ -38,8 +38,8 @@ def enabled() -> bool:
     return os.environ.get(ENABLE_ENV, "1").strip().lower() not in {"0", "off", "no", "false"}
 
 
-def start_for_run(backend: Engine, plan: Plan, run_dir: Path) -> Observer | None:
-    services = backend.services()
+def start_for_run(engine: Engine, plan: Plan, run_dir: Path) -> Observer | None:
+    services = engine.services()
     if services is None:
         return None
     if not enabled():
@@ -68,31 +68,31 @@ def _start(services: RunServices, plan: Plan, run_dir: Path) -> Observer:
     return observer
 
 
-def sync_targets(backend: Engine, run: str) -> Path:
+def sync_targets(engine: Engine, run: str) -> Path:
     """Rewrite the run's file_sd targets from the nodes that run now (nodes came or went)."""
-    nodes = backend.status(run)
+    nodes = engine.status(run)
     run_dirs = {n.run_dir for n in nodes if n.run_dir}
     directory = observe_dir(Path(run_dirs.pop()) if run_dirs else rundir.run_dir_for(run))
     return write_targets(directory, targets_from_status(nodes))
 
 
-def url_of(backend: Engine, run: str) -> str | None:
+def url_of(engine: Engine, run: str) -> str | None:
     """The URL of the run's running Prometheus (None: none runs, or the engine has none)."""
-    services = backend.services()
+    services = engine.services()
     return services.prometheus_url(run) if services is not None else None
 
 
-def grafana_of(backend: Engine, run: str) -> GrafanaService | None:
+def grafana_of(engine: Engine, run: str) -> GrafanaService | None:
     """The run's running Grafana (None: none runs, or the engine has none)."""
-    services = backend.services()
+    services = engine.services()
     return services.grafana(run) if services is not None else None
 
 
-def start_grafana_for_run(backend: Engine, plan: Plan, run_dir: Path) -> GrafanaService | None:
+def start_grafana_for_run(engine: Engine, plan: Plan, run_dir: Path) -> GrafanaService | None:
     """The run's Grafana when its image is here or can be pulled; never raises (Ctrl-C aside)."""
     from testbed.observe import grafana_service as G
 
-    services = backend.services()
+    services = engine.services()
     if services is None:
         return None
     if not G.enabled():

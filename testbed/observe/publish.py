@@ -24,10 +24,10 @@ URL_ENV, TOKEN_ENV = "GRAFANA_URL", "GRAFANA_TOKEN"
 DASHBOARD_DIR = DASHBOARDS / "json"
 
 
-def annotate_own_grafana(backend: Engine, run: str, run_dir: Path) -> str | None:
+def annotate_own_grafana(engine: Engine, run: str, run_dir: Path) -> str | None:
     """Sync the run's phase annotations into its own Grafana; a line to print, None if none."""
     try:
-        own = grafana_of(backend, run)
+        own = grafana_of(engine, run)
     except Exception:  # a listing race, a daemon gone: then there is none to annotate
         return None
     if own is None:
@@ -46,12 +46,12 @@ def annotate_own_grafana(backend: Engine, run: str, run_dir: Path) -> str | None
 
 
 def publish_after_up(
-    backend: Engine, run: str, run_dir: Path, prometheus_url: str | None
+    engine: Engine, run: str, run_dir: Path, prometheus_url: str | None
 ) -> list[str]:
     """The Grafana lines of `up`: the run's own Grafana when it runs, and a push to $GRAFANA_URL
     when one is configured; without either, how to connect one."""
     lines: list[str] = []
-    own = annotate_own_grafana(backend, run, run_dir)
+    own = annotate_own_grafana(engine, run, run_dir)
     if own is not None:
         lines.append(own)
     url, token = os.environ.get(URL_ENV, "").strip(), os.environ.get(TOKEN_ENV, "").strip()

@@ -1,12 +1,12 @@
 """The Ansible inventory of a running testbed, derived from Docker labels (no local state).
 
-Hosts are node names (``--limit thermostat-03``); each is reached the way its backend says
+Hosts are node names (``--limit thermostat-03``); each is reached the way its engine says
 (``Engine.ansible_connection``: on Docker ``community.docker.docker`` with ``ansible_host`` =
 container name) and runs modules with the node image's Python. Groups, with names made
 Ansible-safe (``-`` -> ``_``):
 
     role_<role>      thing, trust_center, border_router, internet_host
-    kind_<kind>      backend, vendor_cloud, attacker (Internet hosts)
+    kind_<kind>      engine, vendor_cloud, attacker (Internet hosts)
     vendor_<v>  model_<m>  pan_<p>  (things; a border router joins each PAN it serves)
     domain_<d>       things and trust centers of an operator domain
     lifecycle_<s>    things by the lifecycle state they report now (when asked, see below)
@@ -107,7 +107,7 @@ def build_inventory(
     connection: ConnectionFn,
 ) -> Inventory:
     """Inventory of one run's nodes; ``live`` maps node -> the role state it reports now;
-    ``connection`` gives each node's connection variables (the backend's)."""
+    ``connection`` gives each node's connection variables (the engine's)."""
     # Observers (Prometheus) are part of the run but no Ansible hosts: no testbed Python there.
     members = [n for n in nodes if n.run == run and n.role != "observer"]
     run_dirs = sorted({n.run_dir for n in members if n.run_dir})
@@ -163,28 +163,28 @@ def build_inventory(
     return inventory
 
 
-def live_states(backend: Engine, nodes: list[NodeStatus], workers: int = 8) -> dict[str, Any]:
+def live_states(engine: Engine, nodes: list[NodeStatus], workers: int = 8) -> dict[str, Any]:
     """What running things report under GET /state (role part), asked in parallel."""
     asked = [n for n in nodes if n.role == Role.THING and n.state == "running"]
     out: dict[str, Any] = {}
     for run in sorted({n.run for n in asked}):
         names = [n.node for n in asked if n.run == run]
         hosts = packed.thing_hosts(nodes)
-        for node, answer in packed.node_states(backend, run, names, hosts, workers).items():
+        for node, answer in packed.node_states(engine, run, names, hosts, workers).items():
             state = (answer or {}).get("state")
             out[node] = state if isinstance(state, dict) else {}
     return out
 
 
-def inventory_for_run(backend: Engine, run: str, *, live: bool = True) -> Inventory:
-    nodes = backend.status(run)
+def inventory_for_run(engine: Engine, run: str, *, live: bool = True) -> Inventory:
+    nodes = engine.status(run)
     if not nodes:
         raise NotRunning(f"run {run!r} has no nodes", "list what is up with `testbed status`")
     return build_inventory(
         nodes,
         run,
-        live_states(backend, nodes) if live else None,
-        connection=backend.ansible_connection,
+        live_states(engine, nodes) if live else None,
+        connection=engine.ansible_connection,
     )
 
 

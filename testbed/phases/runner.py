@@ -270,7 +270,7 @@ def runner_environment(cols: collections.Collections) -> dict[str, str]:
 def run_phase(
     phase: str,
     *,
-    backend: Engine,
+    engine: Engine,
     run: str,
     limit: str | None = None,
     extravars: Mapping[str, Any] | None = None,
@@ -294,7 +294,7 @@ def run_phase(
         raise PhaseError(
             "ansible-runner is not installed", "install the project: pip install -e ."
         ) from exc
-    inv = inventory.inventory_for_run(backend, run)
+    inv = inventory.inventory_for_run(engine, run)
     run_dir = Path(inv.run_dir)
     inventory_file = inventory.write_inventory(inv, run_dir)
     cols = collections.ensure_collections(report=on_collections)

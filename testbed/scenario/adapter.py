@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from testbed.observe.api import PrometheusAPI
     from testbed.phases.runner import PhaseResult
 
+
 @dataclass
 class UpOutcome:
     run_dir: Path
@@ -29,12 +30,12 @@ class UpOutcome:
 class Testbed:
     """The use cases of one run, as the CLI calls them."""
 
-    def __init__(self, run: str, backend: Engine | None = None) -> None:
-        if backend is None:
+    def __init__(self, run: str, engine: Engine | None = None) -> None:
+        if engine is None:
             from testbed import engines
 
-            backend = engines.get("docker")
-        self.backend = backend
+            engine = engines.get("docker")
+        self.engine = engine
         self.run = run
         self._api: PrometheusAPI | None = None
 
@@ -42,14 +43,14 @@ class Testbed:
 
     def up(self, topology: Path, *, commission: bool, timeout: float) -> UpOutcome:
         options = usecases.UpOptions(commission=commission, commission_timeout=timeout)
-        result = usecases.up(self.backend, topology, self.run, options)
+        result = usecases.up(self.engine, topology, self.run, options)
         return UpOutcome(run_dir=result.run_dir, things=dict(result.outcomes))
 
     def down(self, *, keep_files: bool = False) -> None:
-        usecases.down(self.backend, self.run, keep_files=keep_files)
+        usecases.down(self.engine, self.run, keep_files=keep_files)
 
     def is_up(self) -> bool:
-        return bool(self.backend.runs().get(self.run))
+        return bool(self.engine.runs().get(self.run))
 
     def run_dir(self) -> Path:
         return rundir.run_dir_for(self.run)
@@ -57,23 +58,23 @@ class Testbed:
     # ------------------------------------------------------------------ phases
 
     def phase(self, name: str, limit: str | None, extravars: dict[str, Any]) -> PhaseResult:
-        return usecases.phase(self.backend, name, self.run, limit=limit, extravars=extravars).result
+        return usecases.phase(self.engine, name, self.run, limit=limit, extravars=extravars).result
 
     # ------------------------------------------------------------------ links and captures
 
     def link_set(self, link: str, given: dict[str, str | None]) -> dict[str, Any]:
-        change = usecases.link_set(self.backend, link, self.run, **given)
+        change = usecases.link_set(self.engine, link, self.run, **given)
         return _link_answer(change)
 
     def link_reset(self, link: str) -> dict[str, Any]:
-        return _link_answer(usecases.link_reset(self.backend, link, self.run))
+        return _link_answer(usecases.link_reset(self.engine, link, self.run))
 
     def capture(self, pan: str, duration: float) -> tuple[bytes, dict[str, Any]]:
         from testbed.links import options
         from testbed.links.control import Links
 
         name = options.parse_link(pan if pan.startswith("pan-") else f"pan-{pan}")
-        return Links(self.backend, self.run).capture(name, duration)
+        return Links(self.engine, self.run).capture(name, duration)
 
     # ------------------------------------------------------------------ mobility
 
@@ -81,24 +82,24 @@ class Testbed:
         self, thing: str, pan: str, *, reregister: bool, wait_read: float
     ) -> usecases.MoveResult:
         return usecases.move(
-            self.backend, thing, pan, self.run, reregister=reregister, wait_read=wait_read
+            self.engine, thing, pan, self.run, reregister=reregister, wait_read=wait_read
         )
 
     # ------------------------------------------------------------------ nodes
 
     def things(self) -> list[str]:
-        return sorted(n.node for n in self.backend.status(self.run) if n.role == "thing")
+        return sorted(n.node for n in self.engine.status(self.run) if n.role == "thing")
 
     def nodes(self, role: str | None = None) -> list[str]:
         return sorted(
-            n.node for n in self.backend.status(self.run) if role is None or n.role == role
+            n.node for n in self.engine.status(self.run) if role is None or n.role == role
         )
 
     def address_of(self, target: str) -> str:
         """A node's address on its data network (not mgmt); an address is returned as is."""
         if ":" in target:
             return target
-        for status in usecases.mobility.current(self.backend, self.run):
+        for status in usecases.mobility.current(self.engine, self.run):
             if status.node == target:
                 data = [a for n, a in sorted(status.addresses.items()) if n != "mgmt"]
                 if data:
@@ -110,7 +111,7 @@ class Testbed:
 
     def short_address(self, node: str) -> bytes:
         """A radio station's 802.15.4 short address, from its radio-<pan> label attribute."""
-        for status in usecases.mobility.current(self.backend, self.run):
+        for status in usecases.mobility.current(self.engine, self.run):
             if status.node != node:
                 continue
             for key, value in sorted(status.attributes.items()):
@@ -122,7 +123,7 @@ class Testbed:
         )
 
     def state(self, node: str) -> dict[str, Any] | None:
-        answer = self.backend.node_state(self.run, node)
+        answer = self.engine.node_state(self.run, node)
         if answer is None:
             return None
         inner = answer.get("state")
@@ -133,16 +134,16 @@ class Testbed:
     ) -> dict[str, Any]:
         from testbed.links.control import call
 
-        return call(self.backend, self.run, node, action, params, timeout=timeout)
+        return call(self.engine, self.run, node, action, params, timeout=timeout)
 
     def stop_node(self, node: str) -> None:
-        usecases.stop(self.backend, self.run, node)
+        usecases.stop(self.engine, self.run, node)
 
     def start_node(self, node: str, wait_ready: bool, timeout: float = 90.0) -> None:
         if wait_ready:  # as `testbed start NODE`: the readiness probe of `up`
-            usecases.start(self.backend, self.run, node, timeout=timeout)
+            usecases.start(self.engine, self.run, node, timeout=timeout)
         else:
-            self.backend.start_nodes(self.run, [node], lambda _event, _name: None, probe=False)
+            self.engine.start_nodes(self.run, [node], lambda _event, _name: None, probe=False)
 
     def profiles(self) -> dict[str, str]:
         """Each thing's bootstrap profile, from its ``profile`` attribute (the planned one)."""
@@ -150,7 +151,7 @@ class Testbed:
 
         return {
             n.node: n.attributes.get(Attr.PROFILE, "")
-            for n in self.backend.status(self.run)
+            for n in self.engine.status(self.run)
             if n.role == "thing"
         }
 
@@ -162,7 +163,7 @@ class Testbed:
         from testbed.links.control import Links
         from testbed.links.group import medium_counters
 
-        links = Links(self.backend, self.run)
+        links = Links(self.engine, self.run)
         return medium_counters(links, links.router_of(pan), pan)
 
     def group_send(self, pan: str, path: str, value: Any) -> dict[str, Any]:
@@ -171,16 +172,16 @@ class Testbed:
         from testbed.links.control import Links
         from testbed.links.group import backend_node, relay_address
 
-        links = Links(self.backend, self.run)
+        links = Links(self.engine, self.run)
         router = links.router_of(pan)
-        host = backend_node(self.backend, self.run, None)
+        host = backend_node(self.engine, self.run, None)
         params = {"relay": relay_address(router, pan), "path": path, "value": value}
         return self.action(host.node, "group", params)
 
     def backend_host(self) -> str:
         from testbed.links.group import backend_node
 
-        return backend_node(self.backend, self.run, None).node
+        return backend_node(self.engine, self.run, None).node
 
     # ------------------------------------------------------------------ metrics
 
@@ -189,7 +190,7 @@ class Testbed:
             from testbed.observe.api import PrometheusAPI
             from testbed.observe.hook import url_of
 
-            url = url_of(self.backend, self.run)
+            url = url_of(self.engine, self.run)
             if url is None:
                 raise StepFailed(
                     f"run {self.run!r} has no running Prometheus: PromQL steps need one",

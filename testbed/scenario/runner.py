@@ -207,7 +207,7 @@ def _collect(testbed: Testbed, directory: Path, result: ScenarioResult, say: Say
     logs.mkdir(exist_ok=True)
     for node in testbed.nodes():
         try:
-            chunks = testbed.backend.logs(testbed.run, node, LOG_TAIL, False)
+            chunks = testbed.engine.logs(testbed.run, node, LOG_TAIL, False)
             (logs / f"{node}.log").write_bytes(b"".join(chunks))
             result.files[f"logs/{node}.log"] = f"{directory.name}/logs/{node}.log"
         except Exception:  # a node that is gone has no log to keep

@@ -1,14 +1,14 @@
 """The use cases: what a user does with the testbed, callable from the CLI, a scenario runner and
 tests alike (the CLI only parses options and draws progress and results).
 
-    up(backend, topology, run, options, progress) -> UpResult      bring a building up
-    down(backend, run, keep_files=...) -> RemovalReport              remove a run
-    stop / start / restart(backend, run, node, progress)             a run that exists
-    phase(backend, name, run, limit=..., ...) -> PhaseRun            a lifecycle phase
-    link_set / link_reset(backend, link, run, ...) -> LinkChange     impair a link live
-    move(backend, thing, pan, run, ...) -> MoveResult                a thing to another PAN
+    up(engine, topology, run, options, progress) -> UpResult      bring a building up
+    down(engine, run, keep_files=...) -> RemovalReport              remove a run
+    stop / start / restart(engine, run, node, progress)             a run that exists
+    phase(engine, name, run, limit=..., ...) -> PhaseRun            a lifecycle phase
+    link_set / link_reset(engine, link, run, ...) -> LinkChange     impair a link live
+    move(engine, thing, pan, run, ...) -> MoveResult                a thing to another PAN
 
-The backend comes from ``testbed.engines.get(name)``. Errors are ``testbed.errors`` classes.
+The engine comes from ``testbed.engines.get(name)``. Errors are ``testbed.errors`` classes.
 """
 
 from __future__ import annotations

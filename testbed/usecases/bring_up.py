@@ -1,10 +1,10 @@
 """`up` and `down` as use cases: what the CLI, scenario runners and tests call.
 
-up(backend, topology, run, options, progress) -> UpResult
+up(engine, topology, run, options, progress) -> UpResult
     plan -> node image -> run directory and credentials -> networks, volumes, nodes (ready)
     -> Prometheus, Grafana -> install + commission (Ansible) -> wait until every thing is
     operational or failed -> publish to Grafana
-down(backend, run, keep_files=...) -> RemovalReport
+down(engine, run, keep_files=...) -> RemovalReport
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def plan_of(topology: Path | Topology, run: str | None = None) -> tuple[Plan, st
 
 
 def up(
-    backend: Engine,
+    engine: Engine,
     topology: Path | Topology,
     run: str | None = None,
     options: UpOptions | None = None,
@@ -90,10 +90,10 @@ def up(
     options = options or UpOptions()
     report = progress or NoProgress()
     plan, text = plan_of(topology, run)
-    bringup.ensure_not_running(backend, plan.run)  # before minutes of image building
+    bringup.ensure_not_running(engine, plan.run)  # before minutes of image building
 
     report.begin("image", None)
-    image = backend.ensure_node_image(
+    image = engine.ensure_node_image(
         base_image=options.base_image,
         progress=lambda message, step, total: report.update(
             "image", message, completed=step, total=total
@@ -111,7 +111,7 @@ def up(
             report.update("nodes", name, advance=1)
 
     deployed = bringup.up(
-        backend, plan, text, image.tag, on_deploy, keep_on_error=options.keep_on_error
+        engine, plan, text, image.tag, on_deploy, keep_on_error=options.keep_on_error
     )
     report.end("networks")
     report.end("nodes")
@@ -126,20 +126,20 @@ def up(
                 if event.kind != "task":
                     report.update("phases", f"{event.host}: {event.task[:40]}")
 
-            bringup.commission_by_phases(backend, plan, on_phase)
+            bringup.commission_by_phases(engine, plan, on_phase)
             report.end("phases", "done")
         things = [n for n in plan.nodes if n.role == Role.THING]
         report.begin("commissioned", len(things))
         outcomes = bringup.wait_commissioned(
-            backend,
+            engine,
             plan,
             lambda state, name: report.update("commissioned", f"{name}: {state}", advance=1),
             timeout=options.commission_timeout,
         )
         report.end("commissioned")
 
-    prometheus = url_of(backend, plan.run)
-    grafana = publish_after_up(backend, plan.run, deployed.run_dir, prometheus)
+    prometheus = url_of(engine, plan.run)
+    grafana = publish_after_up(engine, plan.run, deployed.run_dir, prometheus)
     return UpResult(
         plan=plan,
         run_dir=deployed.run_dir,
@@ -150,6 +150,6 @@ def up(
     )
 
 
-def down(backend: Engine, run: str | None, *, keep_files: bool = False) -> RemovalReport:
+def down(engine: Engine, run: str | None, *, keep_files: bool = False) -> RemovalReport:
     """Remove every container, network, volume and file of a run (the only one up if None)."""
-    return bringup.down(backend, bringup.resolve_run(backend, run), keep_files=keep_files)
+    return bringup.down(engine, bringup.resolve_run(engine, run), keep_files=keep_files)

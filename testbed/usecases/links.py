@@ -22,7 +22,7 @@ class LinkChange:
 
 
 def link_set(
-    backend: Engine,
+    engine: Engine,
     link: str,
     run: str | None = None,
     *,
@@ -47,17 +47,17 @@ def link_set(
     # Bad values are refused before any run is looked for.
     if name.kind == "pan":
         pan = options.pan_parameters(name, params)
-        links = Links(backend, bringup.resolve_run(backend, run))
+        links = Links(engine, bringup.resolve_run(engine, run))
         return LinkChange(name, [links.set_pan(name, pan)])
     impairment = options.ip_impairment(params).to_dict()
-    links = Links(backend, bringup.resolve_run(backend, run))
+    links = Links(engine, bringup.resolve_run(engine, run))
     return LinkChange(name, links.set_ip(name, impairment))
 
 
-def link_reset(backend: Engine, link: str, run: str | None = None) -> LinkChange:
+def link_reset(engine: Engine, link: str, run: str | None = None) -> LinkChange:
     """Back to the topology's settings for that link."""
     name = options.parse_link(link)
-    links = Links(backend, bringup.resolve_run(backend, run))
+    links = Links(engine, bringup.resolve_run(engine, run))
     if name.kind == "pan":
         return LinkChange(name, [links.reset_pan(name)])
     return LinkChange(name, links.reset_ip(name))

@@ -1,7 +1,7 @@
 """Moving a running thing to another PAN of the building: what `testbed move` and the scenario
 step ``move`` call.
 
-    move(backend, thing, pan, run, reregister=True, wait_read=60) -> MoveResult
+    move(engine, thing, pan, run, reregister=True, wait_read=60) -> MoveResult
 
 A move is what happens when a device is carried to another floor: its radio leaves one medium
 and joins another, it takes an address in the new PAN's prefix, and whoever talks to it must
@@ -102,13 +102,13 @@ class MoveResult:
         }
 
 
-def current(backend: Engine, run: str) -> list[NodeStatus]:
+def current(engine: Engine, run: str) -> list[NodeStatus]:
     """The run's nodes with moved things shown where they are now."""
-    return placement.placed(backend.status(run), placement.read(run_dir_for(run)))
+    return placement.placed(engine.status(run), placement.read(run_dir_for(run)))
 
 
 def move(
-    backend: Engine,
+    engine: Engine,
     thing: str,
     pan: str,
     run: str | None = None,
@@ -117,18 +117,16 @@ def move(
     wait_read: float | None = 60.0,
     timeout: float = 120.0,
 ) -> MoveResult:
-    run = bringup.resolve_run(backend, run)
-    nodes = current(backend, run)
+    run = bringup.resolve_run(engine, run)
+    nodes = current(engine, run)
     plan = _checked(nodes, run, thing, pan)
     started = time.monotonic()
     timings: dict[str, float] = {}
 
-    _attach(backend, run, thing, plan)
+    _attach(engine, run, thing, plan)
     # 4. the old medium forgets it; the move is recorded
-    call(
-        backend, run, plan.old_router.node, "station-release", {"pan": plan.old.pan, "name": thing}
-    )
-    backend.detach_network(run, thing, f"pan-{plan.old.pan}")
+    call(engine, run, plan.old_router.node, "station-release", {"pan": plan.old.pan, "name": thing})
+    engine.detach_network(run, thing, f"pan-{plan.old.pan}")
     record = placement.read(run_dir_for(run))
     before = record.get(thing)
     planned_pan = before.planned_pan if before else plan.status.attributes.get(Attr.PAN, "")
@@ -139,14 +137,14 @@ def move(
 
     # 5. security: re-register with the trust center (or keep every context)
     answer = call(
-        backend, run, thing, "moved",
+        engine, run, thing, "moved",
         {"pan": pan, "address": str(plan.new.ip), "reregister": reregister, "timeout": timeout},
         timeout=timeout + 15.0,
     )  # fmt: skip
     timings["reregistered"] = round(time.monotonic() - started, 3)
     # 6. the backends read it at its new address
     if wait_read is not None and reregister:
-        _wait_read(backend, run, thing, str(plan.new.ip), started, wait_read)
+        _wait_read(engine, run, thing, str(plan.new.ip), started, wait_read)
         timings["read_again"] = round(time.monotonic() - started, 3)
     return MoveResult(
         run=run,
@@ -162,33 +160,33 @@ def move(
         reregistered=reregister,
         handshakes=int(answer.get("handshakes", 0)),
         lifecycle=str(answer.get("lifecycle", "")),
-        bootstrap=cost(_last(backend, run, thing)) if reregister else None,
+        bootstrap=cost(_last(engine, run, thing)) if reregister else None,
         timings=timings,
     )
 
 
-def _attach(backend: Engine, run: str, thing: str, plan: _Plan) -> None:
+def _attach(engine: Engine, run: str, thing: str, plan: _Plan) -> None:
     """Steps 2 and 3. A failure undoes what was done (best effort, in reverse), so that the
     thing is back on its old PAN and the error can be acted on and the move tried again."""
     pan = plan.new.pan
     undo: list[Callable[[], object]] = []
     try:
         # 2. the radio: admitted by the new medium, on its carrier, station moved
-        call(backend, run, plan.router.node, "station-admit", {
+        call(engine, run, plan.router.node, "station-admit", {
             "pan": pan, "name": thing, "short": plan.new.short, "carrier": plan.carrier,
         })  # fmt: skip
         undo.append(lambda: call(
-            backend, run, plan.router.node, "station-release", {"pan": pan, "name": thing}
+            engine, run, plan.router.node, "station-release", {"pan": pan, "name": thing}
         ))  # fmt: skip
-        backend.attach_network(run, thing, f"pan-{pan}", plan.carrier)
-        undo.append(lambda: backend.detach_network(run, thing, f"pan-{pan}"))
-        call(backend, run, thing, "radio-move", {"pan": pan, "attribute": plan.new.to_attribute()})
-        undo.append(lambda: call(backend, run, thing, "radio-move", {
+        engine.attach_network(run, thing, f"pan-{pan}", plan.carrier)
+        undo.append(lambda: engine.detach_network(run, thing, f"pan-{pan}"))
+        call(engine, run, thing, "radio-move", {"pan": pan, "attribute": plan.new.to_attribute()})
+        undo.append(lambda: call(engine, run, thing, "radio-move", {
             "pan": plan.old.pan, "attribute": plan.old.to_attribute(),
         }))  # fmt: skip
         # 3. its addresses and routes, as the planner's static set-up would have made them
-        undo.append(lambda: _readdress(backend, run, thing, plan.new, plan.old))
-        _readdress(backend, run, thing, plan.old, plan.new)
+        undo.append(lambda: _readdress(engine, run, thing, plan.new, plan.old))
+        _readdress(engine, run, thing, plan.old, plan.new)
     except TestbedError:
         for step in reversed(undo):
             with contextlib.suppress(TestbedError):
@@ -311,13 +309,13 @@ def _placement(
 
 
 def _readdress(
-    backend: Engine, run: str, thing: str, old: RadioPanConfig, new: RadioPanConfig
+    engine: Engine, run: str, thing: str, old: RadioPanConfig, new: RadioPanConfig
 ) -> None:
     """New address (and link-local, if the short address changed) on the thing's TUN, every
     route through the old router through the new one, the old prefix through the new router
     (things left behind stay reachable), then the old address gone. One shell script, run as
     the container's root (the thing's own process has no CAP_NET_ADMIN any more)."""
-    listed = backend.exec(run, thing, ["ip", "-6", "-j", "route", "show"])
+    listed = engine.exec(run, thing, ["ip", "-6", "-j", "route", "show"])
     try:
         routes = json.loads(listed.output.decode() or "[]")
     except ValueError:
@@ -342,7 +340,7 @@ def _readdress(
     if new_ll != old_ll:
         lines.append(f"ip -6 addr del {q(old_ll)} dev {dev}")
     lines.append(f"ip -6 route replace {q(str(old.prefix))} via {q(new.router)} dev {dev}")
-    result = backend.exec(run, thing, ["sh", "-c", "\n".join(lines)])
+    result = engine.exec(run, thing, ["sh", "-c", "\n".join(lines)])
     if result.exit_code != 0:
         raise MoveError(
             f"{thing}: re-addressing on PAN {new.pan} failed: {result.output.decode()[-300:]}",
@@ -350,9 +348,9 @@ def _readdress(
         )
 
 
-def _backends(backend: Engine, run: str) -> list[str]:
+def _backends(engine: Engine, run: str) -> list[str]:
     return [
-        n.node for n in backend.status(run) if n.role == Role.INTERNET_HOST and n.kind == "backend"
+        n.node for n in engine.status(run) if n.role == Role.INTERNET_HOST and n.kind == "backend"
     ]
 
 
@@ -371,17 +369,17 @@ def read_at(state: dict[str, Any] | None, thing: str, address: str, since: float
 
 
 def _wait_read(
-    backend: Engine, run: str, thing: str, address: str, started: float, limit: float
+    engine: Engine, run: str, thing: str, address: str, started: float, limit: float
 ) -> None:
     since = time.time() - (time.monotonic() - started)
-    backends = _backends(backend, run)
+    backends = _backends(engine, run)
     if not backends:
         return  # nobody reads things in this building
     deadline = time.monotonic() + limit
     pending = set(backends)
     while pending:
         pending = {
-            b for b in pending if not read_at(backend.node_state(run, b), thing, address, since)
+            b for b in pending if not read_at(engine.node_state(run, b), thing, address, since)
         }
         if not pending:
             return
@@ -416,8 +414,8 @@ def cost(bootstrap: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def _last(backend: Engine, run: str, thing: str) -> dict[str, Any] | None:
-    state = backend.node_state(run, thing)
+def _last(engine: Engine, run: str, thing: str) -> dict[str, Any] | None:
+    state = engine.node_state(run, thing)
     inner = (state or {}).get("state", state or {})
     last = inner.get("bootstrap")
     return last if isinstance(last, dict) else None

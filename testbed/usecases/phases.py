@@ -37,7 +37,7 @@ class PhaseRun:
 
 
 def phase(
-    backend: Engine,
+    engine: Engine,
     name: str,
     run: str | None = None,
     *,
@@ -53,8 +53,8 @@ def phase(
     it cannot run at all. Failed hosts are in the result: ``raise_for_failure()`` raises."""
     result = run_phase(
         name,
-        backend=backend,
-        run=bringup.resolve_run(backend, run),
+        engine=engine,
+        run=bringup.resolve_run(engine, run),
         limit=limit,
         extravars=extravars or {},
         forks=forks,
@@ -63,4 +63,4 @@ def phase(
         on_event=on_event,
         on_collections=on_collections,
     )
-    return PhaseRun(result, annotate_own_grafana(backend, result.run, Path(result.run_dir)))
+    return PhaseRun(result, annotate_own_grafana(engine, result.run, Path(result.run_dir)))

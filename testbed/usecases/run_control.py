@@ -41,8 +41,8 @@ def tiers(nodes: list[NodeStatus]) -> list[list[NodeStatus]]:
     return [tier for tier in (infrastructure, things, services) if tier]
 
 
-def _members(backend: Engine, run: str, node: str | None) -> list[NodeStatus]:
-    nodes = backend.status(run)
+def _members(engine: Engine, run: str, node: str | None) -> list[NodeStatus]:
+    nodes = engine.status(run)
     if not nodes:
         raise NotRunning(f"run {run!r} has no nodes", "list what exists with `testbed status`")
     if node is None:
@@ -56,16 +56,16 @@ def _members(backend: Engine, run: str, node: str | None) -> list[NodeStatus]:
 
 
 def stop(
-    backend: Engine, run: str | None, node: str | None = None, progress: Progress | None = None
+    engine: Engine, run: str | None, node: str | None = None, progress: Progress | None = None
 ) -> list[str]:
     """Stop a run's nodes (or one node), keeping them; returns those that were running."""
     report = progress or NoProgress()
-    name = bringup.resolve_run(backend, run)
-    members = _members(backend, name, node)
+    name = bringup.resolve_run(engine, run)
+    members = _members(engine, name, node)
     report.begin("stopped", len(members))
     stopped: list[str] = []
     for tier in reversed(tiers(members)):
-        done = backend.stop_nodes(name, [n.node for n in tier])
+        done = engine.stop_nodes(name, [n.node for n in tier])
         stopped += done
         report.update("stopped", ", ".join(done), advance=len(tier))
     report.end("stopped")
@@ -73,7 +73,7 @@ def stop(
 
 
 def start(
-    backend: Engine,
+    engine: Engine,
     run: str | None,
     node: str | None = None,
     progress: Progress | None = None,
@@ -83,12 +83,12 @@ def start(
     """Start what of a run (or of one node) is not running, in dependency order, and wait until
     each node is ready and each thing started is operational or failed."""
     report = progress or NoProgress()
-    name = bringup.resolve_run(backend, run)
-    waiting = [n for n in _members(backend, name, node) if n.state != "running"]
+    name = bringup.resolve_run(engine, run)
+    waiting = [n for n in _members(engine, name, node) if n.state != "running"]
     report.begin("nodes", len(waiting))
     for tier in tiers(waiting):
         probe = all(n.role in Role.ALL for n in tier)  # services have no readiness probe
-        backend.start_nodes(
+        engine.start_nodes(
             name,
             [n.node for n in tier],
             lambda event, started: report.update(
@@ -102,7 +102,7 @@ def start(
     things = [n.node for n in waiting if n.role == Role.THING]
     report.begin("commissioned", len(things))
     outcomes = bringup.wait_final(
-        backend,
+        engine,
         name,
         things,
         lambda state, thing: report.update("commissioned", f"{thing}: {state}", advance=1),
@@ -113,7 +113,7 @@ def start(
 
 
 def restart(
-    backend: Engine,
+    engine: Engine,
     run: str | None,
     node: str | None = None,
     progress: Progress | None = None,
@@ -121,9 +121,9 @@ def restart(
     timeout: float = bringup.COMMISSION_TIMEOUT,
 ) -> StartResult:
     """Stop, then start a run (or one node) as `stop` and `start` do."""
-    name = bringup.resolve_run(backend, run)
-    stop(backend, name, node, progress)
-    return start(backend, name, node, progress, timeout=timeout)
+    name = bringup.resolve_run(engine, run)
+    stop(engine, name, node, progress)
+    return start(engine, name, node, progress, timeout=timeout)
 
 
 def state_lines(nodes: list[NodeStatus]) -> list[str]:

@@ -46,7 +46,7 @@ class Building:
     env: dict[str, str]
 
     def phase(self, name: str, **kwargs: Any) -> PhaseResult:
-        return run_phase(name, backend=self.backend, run=self.run, **kwargs)
+        return run_phase(name, engine=self.backend, run=self.run, **kwargs)
 
     def status(self, thing: str) -> dict[str, Any]:
         result: dict[str, Any] = action(self.backend, self.run, thing, "status")

@@ -165,7 +165,7 @@ def test_an_unprotected_request_to_one_packed_thing_is_refused(packed: Packed) -
 
 
 def test_decommission_one_packed_thing_through_its_phase(packed: Packed) -> None:
-    result = run_phase("decommission", backend=packed.backend, run=packed.run, limit=LEAVER)
+    result = run_phase("decommission", engine=packed.backend, run=packed.run, limit=LEAVER)
     assert result.succeeded and set(result.hosts) == {LEAVER}, result.hosts
     status = action(packed.backend, packed.run, LEAVER, "status")
     assert status["lifecycle"] == "decommissioned" and status["ldevid_serial"] is None

@@ -76,7 +76,7 @@ def test_prepare_refuses_a_run_that_is_up(default_plan: Plan) -> None:
 
 def test_cli_render_mints_and_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESTBED_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr("testbed.cli.compose._backend_or_none", lambda: None)
+    monkeypatch.setattr("testbed.cli.compose._engine_or_none", lambda: None)
     out = tmp_path / "out" / "compose.yaml"
     args = ["render", "-t", str(DEFAULT_TOPOLOGY), "--run", "comp-cli", "-o", str(out)]
     result = CliRunner().invoke(app, [*args, "--no-build", "--prometheus-port", "21000"])

@@ -85,7 +85,7 @@ def test_phase_outcomes_events_and_record(
     events: list[runner.PhaseEvent] = []
     result = runner.run_phase(
         "commission",
-        backend=backend,  # type: ignore[arg-type]
+        engine=backend,  # type: ignore[arg-type]
         run="ans-runner",
         extravars={"greeting": "hi"},
         forks=4,
@@ -130,7 +130,7 @@ def test_phase_outcomes_events_and_record(
 def test_limit_narrows_the_hosts(project: Path, backend: FakeEngine) -> None:
     result = runner.run_phase(
         "commission",
-        backend=backend,
+        engine=backend,
         run="ans-runner",
         limit="vendor_acme",  # type: ignore[arg-type]
     )
@@ -142,7 +142,7 @@ def test_nothing_ran_is_an_error_with_ansibles_words(project: Path, backend: Fak
     with pytest.raises(runner.PhaseError, match="before any task ran"):
         runner.run_phase(
             "commission",
-            backend=backend,
+            engine=backend,
             run="ans-runner",
             limit="nosuchhost",  # type: ignore[arg-type]
         )

@@ -26,7 +26,7 @@ class FakeTestbed:
 
     def __init__(self, run: str) -> None:
         self.run, self.up_now, self.loss = run, False, 0.0
-        self.backend = self
+        self.engine = self
 
     def up(self, topology: Path, *, commission: bool, timeout: float) -> UpOutcome:
         assert topology.is_file()

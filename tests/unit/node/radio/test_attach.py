@@ -137,7 +137,11 @@ def test_attachment_only_for_radio_pans(tmp_path: Path) -> None:
     br = RadioAttachment.for_node(node_config("border_router", attrs), log)
     assert br is not None and set(br.pans) == {"a", "b"}
     assert set(br.actions()) == {
-        "link-show", "link-set", "link-reset", "station-admit", "station-release"
+        "link-show",
+        "link-set",
+        "link-reset",
+        "station-admit",
+        "station-release",
     }
     with pytest.raises(ActionError):
         asyncio.run(br.actions()["link-set"]({"loss": 0.5}))  # which PAN?
