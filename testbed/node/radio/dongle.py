@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import struct
-import termios
-import tty
 from collections import Counter, deque
 from collections.abc import Callable
 
-from testbed.node.radio import spinel
+from testbed.node.radio import serial_line, spinel
 from testbed.node.radio.errors import MalformedError, RadioError
 from testbed.node.radio.spinel import SpinelFrame
 
@@ -70,11 +67,9 @@ class Dongle:
 
     def open(self) -> None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = serial_line.open_raw(self.path)
         except OSError as exc:
-            raise DongleError(f"cannot open {self.path}: {exc.strerror}") from exc
-        with contextlib.suppress(termios.error):
-            tty.setraw(fd)  # no echo, no line editing: Spinel is binary
+            raise DongleError(str(exc.strerror)) from exc
         self._fd = fd
         asyncio.get_running_loop().add_reader(fd, self._readable)
 
@@ -101,14 +96,9 @@ class Dongle:
         if self._fd is None:
             return
         try:
-            data = os.read(self._fd, 4096)
-        except BlockingIOError:
-            return
-        except OSError as exc:  # EIO: the other end of the pseudo-terminal went away
-            self._lose(f"{self.path}: {exc.strerror or errno.errorcode.get(exc.errno or 0)}")
-            return
-        if not data:
-            self._lose(f"{self.path}: end of file")
+            data = serial_line.read_available(self._fd, self.path)
+        except serial_line.LineGone as gone:
+            self._lose(str(gone))
             return
         for payload in self._decoder.feed(data):
             self._payload(payload)

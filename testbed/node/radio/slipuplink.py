@@ -29,15 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import ipaddress
 import os
 import termios
-import tty
 from collections import Counter
 from collections.abc import Callable
 
-from testbed.node.radio import slip
+from testbed.node.radio import serial_line, slip
 from testbed.node.radio.tun import Tun
 
 BAUDRATE = termios.B115200  # tunslip6's default, and RIOT's and Contiki-NG's SLIP UART's
@@ -88,15 +86,7 @@ class SlipUplink:
         self.open_line()
 
     def open_line(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            raise OSError(exc.errno, f"cannot open {self.path}: {exc.strerror}") from exc
-        with contextlib.suppress(termios.error):
-            tty.setraw(fd)  # SLIP is binary: no echo, no line editing, no CR/LF mapping
-            attrs = termios.tcgetattr(fd)
-            attrs[4] = attrs[5] = BAUDRATE  # a real UART's speed (a pty or USB CDC ignores it)
-            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        fd = serial_line.open_raw(self.path, BAUDRATE)
         self._fd = fd
         self.lost = None
         self.decoder.reset()  # a frame cut off by an earlier loss is not continued
@@ -150,14 +140,9 @@ class SlipUplink:
         if self._fd is None:
             return
         try:
-            data = os.read(self._fd, 4096)
-        except BlockingIOError:
-            return
-        except OSError as exc:  # EIO: the other end of the pseudo-terminal went away
-            self._lose(f"{self.path}: {exc.strerror or errno.errorcode.get(exc.errno or 0)}")
-            return
-        if not data:
-            self._lose(f"{self.path}: end of file")
+            data = serial_line.read_available(self._fd, self.path)
+        except serial_line.LineGone as gone:
+            self._lose(str(gone))
             return
         for frame in self.decoder.feed(data):
             self._frame(frame)

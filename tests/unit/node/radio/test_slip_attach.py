@@ -10,13 +10,10 @@ start is logged and counted while its prefix stays routed. Skipped where namespa
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-import pytest
+from tests.unit.node.radio.namespace import run_in_namespace
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -127,20 +124,4 @@ SCRIPT = textwrap.dedent(
 
 
 def test_the_router_starts_a_slip_uplink_and_reports_its_loss() -> None:
-    unshare = shutil.which("unshare")
-    if unshare is None or not Path("/dev/net/tun").exists() or shutil.which("ip") is None:
-        pytest.skip("needs unshare, ip and /dev/net/tun")
-    proc = subprocess.run(
-        [unshare, "-rn", "sh", "-c", f'ip link set lo up && exec {sys.executable} -c "$0"', SCRIPT],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if (
-        proc.returncode != 0
-        and "unshare" in proc.stderr
-        and "Operation not permitted" in proc.stderr
-    ):
-        pytest.skip(f"no network namespace here: {proc.stderr.strip()}")
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+    run_in_namespace(SCRIPT, ROOT)

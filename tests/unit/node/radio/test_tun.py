@@ -4,13 +4,10 @@ that the test neither needs nor touches the host's interfaces. Skipped where nam
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-import pytest
+from tests.unit.node.radio.namespace import run_in_namespace
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -50,21 +47,4 @@ SCRIPT = textwrap.dedent(
 
 
 def test_packets_cross_a_real_tun_device() -> None:
-    unshare = shutil.which("unshare")
-    if unshare is None or not Path("/dev/net/tun").exists() or shutil.which("ip") is None:
-        pytest.skip("needs unshare, ip and /dev/net/tun")
-    # -r maps us to root in a user namespace where we are not root on the host.
-    proc = subprocess.run(
-        [unshare, "-rn", "sh", "-c", f'ip link set lo up && exec {sys.executable} -c "$0"', SCRIPT],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if (
-        proc.returncode != 0
-        and "unshare" in proc.stderr
-        and "Operation not permitted" in proc.stderr
-    ):
-        pytest.skip(f"no network namespace here: {proc.stderr.strip()}")
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+    run_in_namespace(SCRIPT, ROOT)
