@@ -61,6 +61,22 @@ class Role(ABC):
     def attribute(self, name: str) -> str | None:
         return self.config.attributes.get(name) or None
 
+    def number_attribute(self, name: str, default: float, *, positive: bool = False) -> float:
+        """A numeric attribute of node.json (``default`` when absent); ConfigError when it is
+        not a number, negative, or (``positive``) zero."""
+        raw = self.attribute(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"attribute {name}={raw!r} is not a number") from None
+        if value < 0 or (positive and value == 0):
+            raise ConfigError(
+                f"attribute {name}={raw!r} must {'be positive' if positive else 'not be negative'}"
+            )
+        return value
+
     @abstractmethod
     def facts(self) -> dict[str, Any]:
         """Static description of this node in its role (vendor/model, served PANs, kind...)."""

@@ -78,9 +78,9 @@ class InternetHostRole(Role):
             except ValueError as exc:
                 raise ConfigError(str(exc), 'write "domain=coap://[addr]:port,..."') from None
         self.intervals = {
-            "poll_interval": self._seconds("poll-interval", 2.0),
-            "read_interval": self._seconds("read-interval", 5.0),
-            "timeout": self._seconds("request-timeout", 10.0),
+            "poll_interval": self.number_attribute("poll-interval", 2.0, positive=True),
+            "read_interval": self.number_attribute("read-interval", 5.0, positive=True),
+            "timeout": self.number_attribute("request-timeout", 10.0, positive=True),
         }
         self.proxies: list[ProxyRoute] = []
         if self.kind is HostKind.BACKEND and self.attribute(BACKEND_ATTRIBUTE):
@@ -94,18 +94,6 @@ class InternetHostRole(Role):
         self.backend: Backend | None = None
         self.cloud: VendorCloud | None = None
         self.attacker: AttackerService | None = None
-
-    def _seconds(self, name: str, default: float) -> float:
-        raw = self.attribute(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"attribute {name}={raw!r} is not a number") from None
-        if value <= 0:
-            raise ConfigError(f"attribute {name}={raw!r} must be positive")
-        return value
 
     def facts(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"kind": self.kind.value}

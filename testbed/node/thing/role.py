@@ -90,7 +90,7 @@ class ThingRole(Role):
         self.device_class = self.attribute(Attr.DEVICE_CLASS) or "sensor"
         self.bind = (
             self.attribute(Attr.COAP_BIND) or "::",
-            int(self._number("coap-port", material.COAP_PORT)),
+            int(self.number_attribute("coap-port", material.COAP_PORT)),
         )
         # What the trust center's /things will list for the backend to reach us by.
         self.report = {api.Q_NAME: self.config.node, api.Q_DEVICE_CLASS: self.device_class}
@@ -101,17 +101,19 @@ class ThingRole(Role):
         # A thing that is to bootstrap refuses a config it cannot work with right here (exit 2).
         if self.commissioning:
             self.profile = self._check_profile()
-        self.block_size = int(self._number("firmware-block-size", fwapi.DEFAULT_BLOCK_SIZE))
+        self.block_size = int(
+            self.number_attribute("firmware-block-size", fwapi.DEFAULT_BLOCK_SIZE)
+        )
         try:
             fwapi.size_exponent(self.block_size)
         except ValueError as exc:
             raise ConfigError(f"attribute firmware-block-size: {exc}") from None
         self.policy = RetryPolicy(
-            self._number("bootstrap-retry-initial", RetryPolicy.initial_s),
-            self._number("bootstrap-retry-max", RetryPolicy.max_s),
+            self.number_attribute("bootstrap-retry-initial", RetryPolicy.initial_s),
+            self.number_attribute("bootstrap-retry-max", RetryPolicy.max_s),
         )
         timeout = self.attribute(Attr.BOOTSTRAP_TIMEOUT)
-        self.timeout_s = None if timeout is None else self._number("bootstrap-timeout", 0)
+        self.timeout_s = None if timeout is None else self.number_attribute("bootstrap-timeout", 0)
         self.device = physics.device_for(
             self.device_class if self.device_class in physics.MODELS else "sensor",
             seed=self.config.node,
@@ -139,18 +141,6 @@ class ThingRole(Role):
                 "one of: " + ", ".join(catalog.DEVICE_CLASSES),
             )
         return profile_for(self.profile_name, self.report)
-
-    def _number(self, name: str, default: float) -> float:
-        raw = self.attribute(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"attribute {name}={raw!r} is not a number") from None
-        if value < 0:
-            raise ConfigError(f"attribute {name}={raw!r} must not be negative")
-        return value
 
     def facts(self) -> dict[str, Any]:
         return {
@@ -430,7 +420,7 @@ class ThingRole(Role):
             identity=identity,
             material_root=self.material_root,
             log=self.log,
-            bind=(self.bind[0], int(self._number("coaps-port", COAPS_PORT))),
+            bind=(self.bind[0], int(self.number_attribute("coaps-port", COAPS_PORT))),
         )
         await dtls.start()
         self.dtls_server = dtls
