@@ -42,6 +42,23 @@ ROLE_STOP_TIMEOUT = 0.8
 THREADS_DEADLINE = 3.0  # for threads started before the capability drop to end
 
 
+def describe(
+    config: NodeConfig, ready: bool, started_at: float, network: dict[str, object]
+) -> dict[str, Any]:
+    """What GET /state says of a node process before its role's state: who it is, its
+    attributes, whether it is ready, since when, its network set-up."""
+    return {
+        "node": config.node,
+        "run": config.run,
+        "building": config.building,
+        "role": config.role,
+        "attributes": dict(config.attributes),
+        "ready": ready,
+        "started_at": started_at,
+        "network": network,
+    }
+
+
 class Node:
     def __init__(
         self,
@@ -189,14 +206,7 @@ class Node:
     def snapshot(self) -> dict[str, Any]:
         snapshot: dict[str, Any] = scrub(
             {
-                "node": self.config.node,
-                "run": self.config.run,
-                "building": self.config.building,
-                "role": self.config.role,
-                "attributes": dict(self.config.attributes),
-                "ready": self._ready,
-                "started_at": self.started_at,
-                "network": self._network,
+                **describe(self.config, self._ready, self.started_at, self._network),
                 "state": self.role.state() if self._role_started else None,
                 **({"radio": self.radio.snapshot()} if self.radio is not None else {}),
                 **({"links": self.shaping.snapshot()} if self.shaping is not None else {}),

@@ -38,7 +38,7 @@ from testbed.node.errors import ConfigError, NetSetupError, ServeError, UnknownA
 from testbed.node.logs import EventLog
 from testbed.node.metrics import NodeMetrics
 from testbed.node.netsetup import setup_network
-from testbed.node.node import Node, drop_capabilities
+from testbed.node.node import Node, describe, drop_capabilities
 from testbed.node.packing.shared_tun import SharedTun
 from testbed.node.radio.addressing import link_local
 from testbed.node.redact import scrub
@@ -160,14 +160,7 @@ class ThingHost:
     def snapshot(self) -> dict[str, Any]:
         snapshot: dict[str, Any] = scrub(
             {
-                "node": self.config.node,
-                "run": self.config.run,
-                "building": self.config.building,
-                "role": self.config.role,
-                "attributes": dict(self.config.attributes),
-                "ready": self._ready,
-                "started_at": self.started_at,
-                "network": self._network,
+                **describe(self.config, self._ready, self.started_at, self._network),
                 "state": {
                     "things": {
                         name: {"ready": node.ready, "control_port": node.config.control_port}
