@@ -36,7 +36,9 @@ def prepare_run_dir(plan: Plan, topology_text: str, engine: Engine | None = None
     rundir.write_run_dir(plan, run_dir, topology_text)
     try:
         manufacture.mint(plan, run_dir)
-        write_observe_dir(plan.run, run_dir, targets_from_plan(plan))
+        write_observe_dir(
+            plan.run, run_dir, targets_from_plan(plan), interval_s=plan.scrape_interval_s
+        )
         grafana_service.write_password(run_dir)  # the compose file's Grafana mounts it
     except BaseException:
         rundir.remove_run_dir(run_dir)

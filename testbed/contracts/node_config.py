@@ -109,6 +109,7 @@ class Attr:
     SERIAL = "serial"
     TRUST_CENTER_URI = "trust-center-uri"
     TRUST_CENTERS = "trust-centers"  # backends: domain=uri,...
+    READ_INTERVAL = "read-interval"  # backends: seconds between two reads of a thing
     TRUSTED_VENDORS = "trusted-vendors"
     AUTO_COMMISSION = "auto-commission"
     VENDOR_CLOUD_URI = "vendor-cloud-uri"

@@ -59,7 +59,9 @@ class DockerRunServices:
             announce(
                 f"built Prometheus image {image.tag} ({image.source}) in {image.seconds:.0f} s"
             )
-        files = write_observe_dir(plan.run, run_dir, targets_from_plan(plan))
+        files = write_observe_dir(
+            plan.run, run_dir, targets_from_plan(plan), interval_s=plan.scrape_interval_s
+        )
         return start_observer(self.client, plan, files.directory, image.tag)
 
     def prometheus_url(self, run: str) -> str | None:

@@ -28,9 +28,13 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import yaml
 
 from testbed import rundir
+from testbed.observe.config import SCRAPE_INTERVAL_S, observe_dir
+from testbed.observe.dashboards import DATASOURCE_FILE, datasource_provisioning
 from testbed.observe.errors import ObserveError
+from testbed.observe.files import atomic_write, ensure_dir
 from testbed.observe.service import create_on_mgmt, start_published, wait_until_ready
 from testbed.observe.targets import OBSERVER_ROLE
 from testbed.plan import labels as L
@@ -99,6 +103,18 @@ def write_password(run_dir: Path) -> Path:
     return path
 
 
+def datasource_mount(plan: Plan, run_dir: Path) -> dict[str, dict[str, str]]:
+    """A run scraped at another interval than the default gets its own datasource file over the
+    repository's, so that Grafana's ``$__rate_interval`` spans four of its scrapes."""
+    if plan.scrape_interval_s == SCRAPE_INTERVAL_S:
+        return {}
+    path = ensure_dir(observe_dir(run_dir)) / "grafana-datasource.yaml"
+    spec = datasource_provisioning(interval_s=plan.scrape_interval_s)
+    atomic_write(path, yaml.safe_dump(spec, sort_keys=False))
+    target = f"{PROVISIONING_MOUNT}/datasources/{DATASOURCE_FILE}"
+    return {str(path.resolve()): {"bind": target, "mode": "ro"}}
+
+
 def grafana_labels(plan: Plan, url: str, run_dir: Path) -> dict[str, str]:
     return L.NodeLabels(
         run=plan.run,
@@ -128,6 +144,7 @@ def start_grafana(
         },
         str((dashboards_dir / "json").resolve()): {"bind": DASHBOARDS_MOUNT, "mode": "ro"},
         str(secret_dir(run_dir).resolve()): {"bind": SECRET_MOUNT, "mode": "ro"},
+        **datasource_mount(plan, run_dir),
     }
 
     def create(port: int, url: str) -> str:

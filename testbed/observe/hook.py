@@ -62,7 +62,8 @@ def _start(services: RunServices, plan: Plan, run_dir: Path) -> Observer:
     started = time.monotonic()
     observer = services.start_prometheus(plan, run_dir)
     announce(
-        f"Prometheus: [bold]{observer.url}[/] (scrapes {len(plan.nodes)} nodes on mgmt every 5 s; "
+        f"Prometheus: [bold]{observer.url}[/] (scrapes {len(plan.nodes)} nodes on mgmt "
+        f"every {plan.scrape_interval_s} s; "
         f"ready in {time.monotonic() - started:.1f} s)"
     )
     return observer

@@ -65,6 +65,8 @@ class Plan:
     ula_prefix: str  # the /48 of this run
     networks: tuple[NetworkPlan, ...]
     nodes: tuple[NodePlan, ...]
+    # How often the run's Prometheus scrapes every node (topology `observe: scrape_interval`).
+    scrape_interval_s: int = 5
 
     def node(self, name: str) -> NodePlan:
         for node in self.nodes:

@@ -28,8 +28,8 @@ from testbed.plan.labels import PLACEMENT, NodeLabels
 from testbed.plan.model import NetworkPlan, NodePlan, Plan
 from testbed.plan.networks import networks as _networks
 from testbed.plan.networks import resource_name
+from testbed.topology.fields import NAME_RE
 from testbed.topology.schema import (
-    NAME_RE,
     BorderRouter,
     Domain,
     Host,
@@ -80,6 +80,7 @@ def make_plan(topology: Topology, run: str, topology_path: str = "", run_dir: st
         ula_prefix=str(prefix),
         networks=tuple(networks),
         nodes=tuple(builder.nodes),
+        scrape_interval_s=int(topology.observe.scrape_interval),
     )
 
 
@@ -322,6 +323,8 @@ class _Builder:
 
     def internet_host(self, host: Host) -> None:
         host_attributes = {}
+        if host.read_interval is not None:  # the schema allows it on a backend only
+            host_attributes[Attr.READ_INTERVAL] = f"{host.read_interval:g}"
         if host.role == "backend":
             # A backend works for every operator domain of the building whose trust center the
             # cross-domain policy lets it reach (polling one it may not reach only times out).

@@ -10,70 +10,31 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
 from testbed.contracts import impairment
-from testbed.contracts.profiles import DEFAULT_PROFILE, PROFILE_NAMES
-from testbed.topology import units
+from testbed.contracts.profiles import DEFAULT_PROFILE
 from testbed.topology.cross_domain_rules import PolicyRule
+from testbed.topology.fields import (
+    DEFAULT_SCRAPE_INTERVAL,
+    MAX_READ_INTERVAL,
+    MAX_SCRAPE_INTERVAL,
+    MIN_READ_INTERVAL,
+    MIN_SCRAPE_INTERVAL,
+    NAME_RE,
+    PLACEMENT_HELP,
+    Duration,
+    Fault,
+    HostRole,
+    Name,
+    Placement,
+    Probability,
+    ProfileName,
+    Rate,
+    Strict,
+    ThingRole,
+)
 from testbed.topology.references import cross_reference_problems, dotted
-
-NAME_RE = r"^[a-z][a-z0-9-]{0,29}$"
-Name = Annotated[str, Field(pattern=NAME_RE, description="lower case, digits and '-', max 30")]
-
-Probability = Annotated[float, BeforeValidator(units.probability)]
-Duration = Annotated[float, BeforeValidator(units.duration)]
-Rate = Annotated[int, BeforeValidator(units.rate)]
-
-ThingRole = Literal["thermostat", "luminaire", "smoke-detector", "sensor", "actuator"]
-HostRole = Literal["backend", "vendor-cloud", "attacker"]
-
-
-def _known_profile(name: str) -> str:
-    if name not in PROFILE_NAMES:
-        raise ValueError(
-            f"unknown bootstrap profile {name!r}; available: {', '.join(PROFILE_NAMES)}"
-        )
-    return name
-
-
-# The bootstrap profiles are the contract's list (testbed.contracts.profiles), which the node's
-# registry implements (a test ties them): a topology may name exactly those.
-ProfileName = Annotated[
-    str,
-    AfterValidator(_known_profile),
-    WithJsonSchema({"type": "string", "enum": list(PROFILE_NAMES)}),
-]
-# Manufacturing faults and attacks a thing can be minted with (RFC 8576 Section 3 threats):
-# rogue-idevid: a counterfeit whose IDevID is signed by a CA other than its vendor's;
-# foreign-voucher: its voucher assigns it to an owner outside this building.
-Fault = Literal["rogue-idevid", "foreign-voucher"]
-
-
-# Where a node group runs on a multi-host engine: a Swarm placement constraint on node labels
-# (``node.labels.zone==east``, ``node.hostname!=edge-1``); engines with one host ignore it.
-PLACEMENT_RE = (
-    r"^node\.(labels\.[A-Za-z0-9_.-]+|hostname|role|id|platform\.os|platform\.arch)"
-    r"\s*(==|!=)\s*\S+$"
-)
-PLACEMENT_HELP = (
-    "placement constraint on a multi-host engine (Swarm), e.g. 'node.labels.zone==east'; "
-    "default: anywhere"
-)
-Placement = Annotated[str, Field(pattern=PLACEMENT_RE)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Model(Strict):
@@ -399,6 +360,12 @@ class Host(Strict):
     )
     pan: Name | None = Field(None, description="placement: pan - which PAN")
     placement_constraint: Placement | None = Field(None, description=PLACEMENT_HELP)
+    read_interval: Duration | None = Field(
+        None,
+        description="backends only: how often the backend reads each thing, e.g. '30s' "
+        f"({MIN_READ_INTERVAL:g} s to {MAX_READ_INTERVAL:g} s; absent = every 5 s). A large "
+        "building reads its things less often to idle lighter",
+    )
 
     @model_validator(mode="after")
     def _placement(self) -> Host:
@@ -406,6 +373,16 @@ class Host(Strict):
             raise ValueError("only an attacker can be placed off the Internet side")
         if (self.placement == "pan") != (self.pan is not None):
             raise ValueError("placement: pan needs 'pan' (and 'pan' needs placement: pan)")
+        if self.read_interval is not None:
+            if self.role != "backend":
+                raise ValueError(
+                    f"read_interval is for a backend; {self.name} is a {self.role} (remove it)"
+                )
+            if not MIN_READ_INTERVAL <= self.read_interval <= MAX_READ_INTERVAL:
+                raise ValueError(
+                    f"read_interval {self.read_interval:g} s is out of range: give "
+                    f"{MIN_READ_INTERVAL:g}s to {MAX_READ_INTERVAL:g}s, e.g. '30s'"
+                )
         return self
 
 
@@ -425,6 +402,28 @@ class Energy(Strict):
     sleep_ua: float | None = Field(None, ge=0, le=10_000)
 
 
+class Observe(Strict):
+    """How the run's Prometheus watches the building (testbed.observe)."""
+
+    scrape_interval: Duration = Field(
+        DEFAULT_SCRAPE_INTERVAL,
+        description="how often Prometheus scrapes every node, whole seconds from "
+        f"{MIN_SCRAPE_INTERVAL:g}s to {MAX_SCRAPE_INTERVAL:g}s (the rules' one-minute rate "
+        "windows need four scrapes); a large building scrapes less often to idle lighter",
+    )
+
+    @model_validator(mode="after")
+    def _interval(self) -> Observe:
+        seconds = self.scrape_interval
+        if seconds != int(seconds) or not MIN_SCRAPE_INTERVAL <= seconds <= MAX_SCRAPE_INTERVAL:
+            raise ValueError(
+                f"scrape_interval {seconds:g} s: give whole seconds from "
+                f"{MIN_SCRAPE_INTERVAL:g}s to {MAX_SCRAPE_INTERVAL:g}s, e.g. '15s' (the "
+                "one-minute rate windows of the recording rules need four scrapes each)"
+            )
+        return self
+
+
 class Topology(Strict):
     """An emulated building: vendors, operator domains, PANs, things, routers and hosts."""
 
@@ -435,7 +434,7 @@ class Topology(Strict):
     pans: list[Pan] = Field(min_length=1)
     border_routers: list[BorderRouter] = Field(min_length=1)
     things: list[Thing] = Field(min_length=1)
-    hosts: list[Host] = []
+    hosts: list[Host] = Field(default_factory=list)
     links: Links = Links()
     policies: list[PolicyRule] | None = Field(
         None,
@@ -444,6 +443,10 @@ class Topology(Strict):
     )
     energy: Energy | None = Field(
         None, description="estimate the energy of things on radio PANs (absent: no estimate)"
+    )
+    observe: Observe = Field(
+        default_factory=lambda: Observe.model_validate({}),
+        description="the run's Prometheus: scrape_interval (default 5s)",
     )
     commissioning: Literal["phases", "auto"] = Field(
         "phases",

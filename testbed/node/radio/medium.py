@@ -449,8 +449,8 @@ class Medium:
 
     def snapshot(self, links: bool = True) -> dict[str, object]:
         """Plain nested dicts (str keys, numbers) for metrics and reports. ``links=False``
-        leaves out the per-link counters: the periodic metrics need only the nodes, and links
-        grow with the square of the nodes."""
+        leaves out the per-link counters and the fates of fragmented datagrams per link: the
+        periodic metrics need only the nodes, and links grow with the square of the nodes."""
         nodes: dict[str, object] = {}
         for n in self._nodes.values():
             nodes[n.name] = {
@@ -479,9 +479,9 @@ class Medium:
             },
             "garbled": dict(self.garbled),
             "nodes": nodes,
-            "fates": self.fates.snapshot(),
         }
         if links:
+            out["fates"] = self.fates.snapshot()
             out["links"] = {
                 f"{src}->{dst}": s.snapshot() for (src, dst), s in self.links.states().items()
             }

@@ -79,7 +79,7 @@ class InternetHostRole(Role):
                 raise ConfigError(str(exc), 'write "domain=coap://[addr]:port,..."') from None
         self.intervals = {
             "poll_interval": self.number_attribute("poll-interval", 2.0, positive=True),
-            "read_interval": self.number_attribute("read-interval", 5.0, positive=True),
+            "read_interval": self.number_attribute(Attr.READ_INTERVAL, 5.0, positive=True),
             "timeout": self.number_attribute("request-timeout", 10.0, positive=True),
         }
         self.proxies: list[ProxyRoute] = []

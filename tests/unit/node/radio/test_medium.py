@@ -261,3 +261,4 @@ def test_the_periodic_node_snapshot_does_not_walk_the_links() -> None:
     assert len(m.snapshot()["links"]) == 5  # type: ignore[arg-type]
     light = m.snapshot(links=False)
     assert "links" not in light and len(light["nodes"]) == 6  # type: ignore[arg-type]
+    assert "fates" not in light and "fates" in m.snapshot()
