@@ -32,9 +32,10 @@ INTRO = """\
 
 Generated from `testbed/contracts/metric_catalogue.py` by `python -m testbed.observe.catalogue`;
 do not edit. Every node serves these on `http://[<mgmt address>]:9180/metrics`; the run's Prometheus
-scrapes them every 5 s with the target labels `run`, `node`, `role` and, where the node has them,
-`vendor`, `model`, `domain`, `pan` (`honor_labels`: labels a node sets itself win). Recording
-rules and dashboards build on them (`testbed/observe/rules.py`, `dashboards/`).
+scrapes them every 5 s (a topology's `observe: {scrape_interval}` sets another) with the target
+labels `run`, `node`, `role` and, where the node has them, `vendor`, `model`, `domain`, `pan`
+(`honor_labels`: labels a node sets itself win). Recording rules and dashboards build on them
+(`testbed/observe/rules.py`, `dashboards/`).
 
 Names are as scraped: counters end in `_total`, infos in `_info`; a histogram is the series
 `_bucket` (with `le`), `_sum` and `_count`. Units are in the names (seconds, bytes).

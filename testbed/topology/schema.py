@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from testbed.contracts import impairment
 from testbed.contracts.profiles import DEFAULT_PROFILE
@@ -373,17 +373,21 @@ class Host(Strict):
             raise ValueError("only an attacker can be placed off the Internet side")
         if (self.placement == "pan") != (self.pan is not None):
             raise ValueError("placement: pan needs 'pan' (and 'pan' needs placement: pan)")
-        if self.read_interval is not None:
-            if self.role != "backend":
-                raise ValueError(
-                    f"read_interval is for a backend; {self.name} is a {self.role} (remove it)"
-                )
-            if not MIN_READ_INTERVAL <= self.read_interval <= MAX_READ_INTERVAL:
-                raise ValueError(
-                    f"read_interval {self.read_interval:g} s is out of range: give "
-                    f"{MIN_READ_INTERVAL:g}s to {MAX_READ_INTERVAL:g}s, e.g. '30s'"
-                )
+        if self.read_interval is not None and self.role != "backend":
+            raise ValueError(
+                f"read_interval is for a backend; {self.name} has role {self.role} (remove it)"
+            )
         return self
+
+    @field_validator("read_interval")
+    @classmethod
+    def _read_interval(cls, seconds: float | None) -> float | None:
+        if seconds is not None and not MIN_READ_INTERVAL <= seconds <= MAX_READ_INTERVAL:
+            raise ValueError(
+                f"{seconds:g} s is out of range: give {MIN_READ_INTERVAL:g}s to "
+                f"{MAX_READ_INTERVAL:g}s, e.g. '30s'"
+            )
+        return seconds
 
 
 class Energy(Strict):
@@ -412,16 +416,16 @@ class Observe(Strict):
         "windows need four scrapes); a large building scrapes less often to idle lighter",
     )
 
-    @model_validator(mode="after")
-    def _interval(self) -> Observe:
-        seconds = self.scrape_interval
+    @field_validator("scrape_interval")
+    @classmethod
+    def _interval(cls, seconds: float) -> float:
         if seconds != int(seconds) or not MIN_SCRAPE_INTERVAL <= seconds <= MAX_SCRAPE_INTERVAL:
             raise ValueError(
-                f"scrape_interval {seconds:g} s: give whole seconds from "
-                f"{MIN_SCRAPE_INTERVAL:g}s to {MAX_SCRAPE_INTERVAL:g}s, e.g. '15s' (the "
-                "one-minute rate windows of the recording rules need four scrapes each)"
+                f"{seconds:g} s: give whole seconds from {MIN_SCRAPE_INTERVAL:g}s to "
+                f"{MAX_SCRAPE_INTERVAL:g}s, e.g. '15s' (the one-minute rate windows of the "
+                "recording rules need four scrapes each)"
             )
-        return self
+        return seconds
 
 
 class Topology(Strict):

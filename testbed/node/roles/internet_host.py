@@ -18,7 +18,8 @@ of a running backend:
                                          socket -> the replay's code (4.01 Replay detected)
     status {}                            the backend's state (things, generations, polls)
 
-Optional attributes: poll-interval (2 s), read-interval (5 s), request-timeout (10 s),
+Optional attributes: poll-interval (2 s), read-interval (5 s; a backend's ``read_interval`` in
+the topology), request-timeout (10 s),
 proxies (the border routers' CoAP proxies, testbed.contracts.proxy.ProxyRoute as JSON).
 
 A vendor cloud serves the firmware releases of its material over CoAP on

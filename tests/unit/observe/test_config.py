@@ -137,3 +137,36 @@ def test_recording_rule_names_follow_the_convention() -> None:
             level, metric, operation = rule["record"].split(":")
             assert level and metric and operation
             assert "run" in level.split("_"), rule["record"]  # every series stays per run
+
+
+def test_a_longer_scrape_interval_passes_promtool(
+    plan: Plan, tmp_path: Path, promtool: str
+) -> None:
+    """15 s, the longest a topology may ask for: the rules' one-minute windows still hold four
+    scrapes, the timeout stays below the interval, and promtool accepts both files."""
+    files = write_observe_dir(plan.run, tmp_path, targets_from_plan(plan), interval_s=15)
+    assert check_config(files.config).ok
+    config = yaml.safe_load(files.config.read_text())["global"]
+    assert config == {
+        "scrape_interval": "15s",
+        "scrape_timeout": "4s",
+        "evaluation_interval": "15s",
+    }
+    windows = re.findall(r"\[(\d+)m\]", files.recording.read_text() + files.alerts.read_text())
+    assert windows and min(int(w) for w in windows) * 60 >= 4 * 15
+    short = prometheus_config(plan.run, interval_s=2)["global"]
+    assert short["scrape_timeout"] == "2s"  # Prometheus refuses a timeout above the interval
+
+
+def test_grafana_gets_the_runs_scrape_interval(plan: Plan, tmp_path: Path) -> None:
+    """A run scraped every 15 s mounts its own datasource (timeInterval 15s) over the
+    repository's; a run at the default interval uses the repository's as it is."""
+    from dataclasses import replace
+
+    from testbed.observe.grafana_service import PROVISIONING_MOUNT, datasource_mount
+
+    assert datasource_mount(plan, tmp_path) == {}
+    ((source, mount),) = datasource_mount(replace(plan, scrape_interval_s=15), tmp_path).items()
+    assert mount == {"bind": f"{PROVISIONING_MOUNT}/datasources/testbed.yaml", "mode": "ro"}
+    (datasource,) = yaml.safe_load(Path(source).read_text())["datasources"]
+    assert datasource["jsonData"] == {"timeInterval": "15s"}

@@ -138,3 +138,24 @@ def test_two_pans_two_routers() -> None:
     via = {r.prefix: r.via for r in tc.routes}
     assert via[plan.network("pan-p1").subnet6] == br1.address("backbone")
     assert via[plan.network("pan-p2").subnet6] == br2.address("backbone")
+
+
+def test_scale_settings_reach_the_plan_and_the_backend() -> None:
+    """`observe: scrape_interval` goes into the plan (Prometheus and Grafana read it there),
+    a backend's `read_interval` into its node attributes; without them, today's 5 s each."""
+    default = make_plan(load_topology(DEFAULT), "office")
+    assert default.scrape_interval_s == 5
+    assert "read-interval" not in default.node("backend").config.attributes
+    text = DEFAULT.read_text().replace(
+        "    role: backend\n", "    role: backend\n    read_interval: 30s\n"
+    )
+    assert text != DEFAULT.read_text()
+    plan = make_plan(parse_topology(text + "observe:\n  scrape_interval: 15s\n"), "office")
+    assert plan.scrape_interval_s == 15
+    assert plan.node("backend").config.attributes["read-interval"] == "30"
+
+
+def test_campus_idles_with_longer_intervals() -> None:
+    campus = load_topology(ROOT / "topologies" / "campus-1000.yaml")
+    assert campus.observe.scrape_interval == 15
+    assert [h.read_interval for h in campus.hosts if h.role == "backend"] == [30]
