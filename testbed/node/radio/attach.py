@@ -197,8 +197,9 @@ class _Pan:
 
     def samples(self) -> list[NodeSample]:
         pan, st = self.config.pan, self.port.station
-        own = st.snapshot()
-        own_dropped: dict[str, int] = dict(own["dropped_frames"])  # type: ignore[call-overload]
+        # Only the drops: the whole snapshot (reassembly state and all) is for GET /state, and
+        # this runs every PUBLISH_INTERVAL in every station of a thing host.
+        own_dropped = st.dropped_frames()
         if self.client is not None:
             for reason, count in self.client.dropped.items():
                 own_dropped[reason] = own_dropped.get(reason, 0) + count

@@ -139,9 +139,13 @@ class Station:
     def expire(self, now: float) -> int:
         return self.reassembler.expire(now)
 
-    def snapshot(self) -> dict[str, object]:
+    def dropped_frames(self) -> dict[str, int]:
+        """Frames dropped, by cause (the station's own and the reassembler's fragments)."""
         dropped = Counter(self.dropped)
         dropped.update(self.reassembler.dropped_fragments)
+        return dict(dropped)
+
+    def snapshot(self) -> dict[str, object]:
         return {
             "packets_sent": self.packets_sent,
             "frames_sent": self.frames_sent,
@@ -150,7 +154,7 @@ class Station:
             "acks_received": self.acks_received,
             "packets_received": self.reassembler.packets,
             "fragments_per_packet": dict(sorted(self.fragments_per_packet.items())),
-            "dropped_frames": dict(dropped),
+            "dropped_frames": self.dropped_frames(),
             "dropped_packets": dict(self.reassembler.dropped_packets),
             "garbled": dict(self.garbled + self.reassembler.garbled),
             "reassembly": self.reassembler.snapshot(),
