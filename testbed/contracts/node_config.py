@@ -110,6 +110,7 @@ class Attr:
     TRUST_CENTER_URI = "trust-center-uri"
     TRUST_CENTERS = "trust-centers"  # backends: domain=uri,...
     READ_INTERVAL = "read-interval"  # backends: seconds between two reads of a thing
+    POLL_INTERVAL = "poll-interval"  # backends: seconds between two listings of a trust center
     TRUSTED_VENDORS = "trusted-vendors"
     AUTO_COMMISSION = "auto-commission"
     VENDOR_CLOUD_URI = "vendor-cloud-uri"

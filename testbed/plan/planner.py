@@ -323,8 +323,11 @@ class _Builder:
 
     def internet_host(self, host: Host) -> None:
         host_attributes = {}
-        if host.read_interval is not None:  # the schema allows it on a backend only
+        # The schema allows these on a backend only.
+        if host.read_interval is not None:
             host_attributes[Attr.READ_INTERVAL] = f"{host.read_interval:g}"
+        if host.poll_interval is not None:
+            host_attributes[Attr.POLL_INTERVAL] = f"{host.poll_interval:g}"
         if host.role == "backend":
             # A backend works for every operator domain of the building whose trust center the
             # cross-domain policy lets it reach (polling one it may not reach only times out).

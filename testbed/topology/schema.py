@@ -366,6 +366,13 @@ class Host(Strict):
         f"({MIN_READ_INTERVAL:g} s to {MAX_READ_INTERVAL:g} s; absent = every 5 s). A large "
         "building reads its things less often to idle lighter",
     )
+    poll_interval: Duration | None = Field(
+        None,
+        description="backends only: how often the backend asks each trust center for its "
+        f"listing of operational things, e.g. '10s' ({MIN_READ_INTERVAL:g} s to "
+        f"{MAX_READ_INTERVAL:g} s; absent = every 2 s); a listing of hundreds of things is "
+        "tens of OSCORE-protected blocks",
+    )
 
     @model_validator(mode="after")
     def _placement(self) -> Host:
@@ -373,15 +380,16 @@ class Host(Strict):
             raise ValueError("only an attacker can be placed off the Internet side")
         if (self.placement == "pan") != (self.pan is not None):
             raise ValueError("placement: pan needs 'pan' (and 'pan' needs placement: pan)")
-        if self.read_interval is not None and self.role != "backend":
-            raise ValueError(
-                f"read_interval is for a backend; {self.name} has role {self.role} (remove it)"
-            )
+        for key in ("read_interval", "poll_interval"):
+            if getattr(self, key) is not None and self.role != "backend":
+                raise ValueError(
+                    f"{key} is for a backend; {self.name} has role {self.role} (remove it)"
+                )
         return self
 
-    @field_validator("read_interval")
+    @field_validator("read_interval", "poll_interval")
     @classmethod
-    def _read_interval(cls, seconds: float | None) -> float | None:
+    def _backend_interval(cls, seconds: float | None) -> float | None:
         if seconds is not None and not MIN_READ_INTERVAL <= seconds <= MAX_READ_INTERVAL:
             raise ValueError(
                 f"{seconds:g} s is out of range: give {MIN_READ_INTERVAL:g}s to "

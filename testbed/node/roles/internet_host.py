@@ -18,8 +18,8 @@ of a running backend:
                                          socket -> the replay's code (4.01 Replay detected)
     status {}                            the backend's state (things, generations, polls)
 
-Optional attributes: poll-interval (2 s), read-interval (5 s; a backend's ``read_interval`` in
-the topology), request-timeout (10 s),
+Optional attributes: poll-interval (2 s) and read-interval (5 s) (a backend's ``poll_interval``
+and ``read_interval`` in the topology), request-timeout (10 s),
 proxies (the border routers' CoAP proxies, testbed.contracts.proxy.ProxyRoute as JSON).
 
 A vendor cloud serves the firmware releases of its material over CoAP on
@@ -79,7 +79,7 @@ class InternetHostRole(Role):
             except ValueError as exc:
                 raise ConfigError(str(exc), 'write "domain=coap://[addr]:port,..."') from None
         self.intervals = {
-            "poll_interval": self.number_attribute("poll-interval", 2.0, positive=True),
+            "poll_interval": self.number_attribute(Attr.POLL_INTERVAL, 2.0, positive=True),
             "read_interval": self.number_attribute(Attr.READ_INTERVAL, 5.0, positive=True),
             "timeout": self.number_attribute("request-timeout", 10.0, positive=True),
         }

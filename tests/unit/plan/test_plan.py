@@ -147,15 +147,17 @@ def test_scale_settings_reach_the_plan_and_the_backend() -> None:
     assert default.scrape_interval_s == 5
     assert "read-interval" not in default.node("backend").config.attributes
     text = DEFAULT.read_text().replace(
-        "    role: backend\n", "    role: backend\n    read_interval: 30s\n"
+        "    role: backend\n", "    role: backend\n    read_interval: 30s\n    poll_interval: 10s\n"
     )
     assert text != DEFAULT.read_text()
     plan = make_plan(parse_topology(text + "observe:\n  scrape_interval: 15s\n"), "office")
     assert plan.scrape_interval_s == 15
-    assert plan.node("backend").config.attributes["read-interval"] == "30"
+    attributes = plan.node("backend").config.attributes
+    assert (attributes["read-interval"], attributes["poll-interval"]) == ("30", "10")
 
 
 def test_campus_idles_with_longer_intervals() -> None:
     campus = load_topology(ROOT / "topologies" / "campus-1000.yaml")
     assert campus.observe.scrape_interval == 15
-    assert [h.read_interval for h in campus.hosts if h.role == "backend"] == [30]
+    backends = [h for h in campus.hosts if h.role == "backend"]
+    assert [(h.read_interval, h.poll_interval) for h in backends] == [(30, 10)]
