@@ -195,6 +195,24 @@ class _Pan:
         if self.client is not None:
             self.client.close()
 
+    def version(self) -> tuple[float, ...] | None:
+        """What a station's sample is made of, as totals (every counter only grows, so equal
+        totals mean an equal sample); None for the medium's side, which publishes always."""
+        if self.client is None:
+            return None
+        st = self.port.station
+        return (
+            st.frames_sent,
+            st.frames_received,
+            self.port.airtime_s,
+            st.dropped.total(),
+            st.reassembler.dropped_fragments.total(),
+            st.fragments_per_packet.total(),
+            self.client.dropped.total(),
+            self.tun.write_dropped,
+            self.port.packets_filtered.total(),
+        )
+
     def samples(self) -> list[NodeSample]:
         pan, st = self.config.pan, self.port.station
         # Only the drops: the whole snapshot (reassembly state and all) is for GET /state, and
@@ -313,6 +331,7 @@ class RadioAttachment:
         self.metered: RadioMetered | None = None
         self._task: asyncio.Task[None] | None = None
         self._reported_lost: set[tuple[str, str]] = set()
+        self._published: tuple[tuple[float, ...] | None, ...] | None = None
 
     @classmethod
     def for_node(
@@ -415,6 +434,10 @@ class RadioAttachment:
                 )
 
     def publish(self) -> None:
+        versions = tuple(pan.version() for pan in self.pans.values())
+        if None not in versions and versions == self._published:
+            return  # an idle station: the samples published last still hold
+        self._published = versions
         nodes, pans = [], []
         for pan in self.pans.values():
             nodes += pan.samples()

@@ -206,3 +206,37 @@ def test_frames_per_bootstrap_go_into_the_report() -> None:
     report = result.to_dict()
     assert report["radio"] == {"frames_sent": 9, "frames_received": 12}
     assert report["outcome"] == "success" and report["profile"] == "edhoc-oscore"
+
+
+def test_an_idle_station_keeps_its_published_samples_and_a_busy_one_renews_them() -> None:
+    """A thing's station publishes its samples again only when one of its counters moved (a
+    packed thing host runs this twice a second for each of its things); every kind of counter
+    that goes into a sample counts as a move."""
+    log = EventLog(logging.getLogger("radio-test"))
+    one = RadioPanConfig(pan="a", address="fd00::ff:fe00:11/64", short=0x11, medium="::1")
+    thing = RadioAttachment.for_node(node_config("thing", {one.key: one.to_attribute()}), log)
+    assert thing is not None
+    pan = thing.pans["a"]
+    thing.publish()
+    first = thing.collector.samples
+    assert [n.frames_sent for n in first.nodes] == [0]
+    thing.publish()
+    assert thing.collector.samples is first  # nothing moved: not rebuilt
+    assert pan.client is not None
+    moves = [
+        lambda: setattr(pan.port.station, "frames_sent", 3),
+        lambda: pan.port.station.dropped.update(["duplicate"]),
+        lambda: pan.port.station.reassembler.dropped_fragments.update(["garbled"]),
+        lambda: pan.port.station.fragments_per_packet.update([2]),
+        lambda: pan.client.dropped.update(["foreign-sender"]),  # type: ignore[union-attr]
+        lambda: setattr(pan.tun, "write_dropped", 1),
+        lambda: pan.port.packets_filtered.update(["mld"]),
+    ]
+    for move in moves:
+        before = thing.collector.samples
+        move()
+        thing.publish()
+        assert thing.collector.samples is not before
+    (sample,) = thing.collector.samples.nodes
+    assert sample.frames_sent == 3 and sample.filtered == {"mld": 1}
+    assert sample.dropped["tun-write"] == 1 and sample.dropped["foreign-sender"] == 1
