@@ -12,7 +12,9 @@ instead (topologies/campus-1000.yaml). It reports
                            cgroup's CPU time over --idle seconds), median and max over thing
                            containers (a thing host's divided by its things),
   - the building, idle:    memory and CPU of every container of the run (routers, trust
-                           centers, backend, Prometheus included),
+                           centers, backend, Prometheus included), by role, with the load
+                           average before and after (others' work is in the load, not in
+                           the run's containers' CPU time),
   - with --breakdown:      what a thing process's memory is made of (resident set size inside a
                            container of the node image after each import stage),
 and removes the run. It exits non-zero when the run does not come up or a thing is not
@@ -251,7 +253,10 @@ def main() -> int:
         ready = clock.ended["nodes"] - clock.ended.get("image", 0.0)
         commissioned = clock.ended["commissioned"] - clock.ended.get("image", 0.0)
         time.sleep(args.settle)
+        # Other work on the machine shows in the load, not in these containers' CPU time.
+        load_before = os.getloadavg()[0]
         all_memory, all_cpu = idle_figures(backend.client, everything, args.idle)
+        load_after = os.getloadavg()[0]
         by_name = dict(zip(everything, zip(all_memory, all_cpu, strict=True), strict=True))
         memory = [by_name[c][0] / per_container[c] for c in containers]
         cpu = [by_name[c][1] / per_container[c] for c in containers]
@@ -290,6 +295,7 @@ def main() -> int:
                 f"{r} {100 * c:.1f} %" for r, c in sorted(shares.items(), key=lambda x: -x[1])
             )
         )
+        print(f"  load average (1 min)  {load_before:.1f} before, {load_after:.1f} after")
         if args.breakdown:
             breakdown(backend.client, image)
     except Exception as exc:  # reported, then torn down; the exit code says it failed
