@@ -160,4 +160,4 @@ def test_campus_idles_with_longer_intervals() -> None:
     campus = load_topology(ROOT / "topologies" / "campus-1000.yaml")
     assert campus.observe.scrape_interval == 15
     backends = [h for h in campus.hosts if h.role == "backend"]
-    assert [(h.read_interval, h.poll_interval) for h in backends] == [(30, 10)]
+    assert [(h.read_interval, h.poll_interval) for h in backends] == [(60, 10)]
