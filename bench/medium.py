@@ -140,7 +140,11 @@ class TimedHub(MediumHub):
         super()._deliver(d)
 
 
-def hub_config() -> RadioPanConfig:
+def hub_config(planned: int) -> RadioPanConfig:
+    # The nodes are planned stations, as a PAN's things are (the plan names them by short
+    # address; no carrier address, so each binds to the endpoint it first speaks from): the hub
+    # runs their MAC (emulated ACKs and retries). Unplanned nodes would be guests, RIOT native
+    # nodes with a MAC of their own, which the hub paces and answers with ACKs of its own.
     return RadioPanConfig(
         pan="bench",
         address="fd00:0:0:1:0:ff:fe00:1/64",
@@ -150,6 +154,7 @@ def hub_config() -> RadioPanConfig:
         channel=CHANNEL,
         pan_id=PAN_ID,
         seed=1,
+        names={f"{FIRST_SHORT + i:04x}": f"n{i}" for i in range(planned)},
     )
 
 
@@ -179,11 +184,12 @@ def hub_memory() -> HubMemory:
     return HubMemory(tracemalloc.get_traced_memory()[0])
 
 
-async def serve(trace: bool) -> None:
+async def serve(trace: bool, planned: int) -> None:
     """The hub, answering one JSON line on stdout per command line on stdin."""
     if trace:
         tracemalloc.start()  # before the hub exists: all it allocates is traced
-    hub: MediumHub = MediumHub(hub_config()) if trace else TimedHub(hub_config())
+    config = hub_config(planned)
+    hub: MediumHub = MediumHub(config) if trace else TimedHub(config)
     await hub.open((HOST, 0))
     assert hub.transport is not None
     reply({"port": hub.transport.get_extra_info("sockname")[1]})
@@ -230,8 +236,8 @@ def reply(obj: dict[str, Any]) -> None:
 class HubProcess:
     """A hub subprocess and its command channel."""
 
-    def __init__(self, trace: bool = False) -> None:
-        args = [sys.executable, os.path.abspath(__file__), "--serve"]
+    def __init__(self, planned: int, trace: bool = False) -> None:
+        args = [sys.executable, os.path.abspath(__file__), "--serve", f"--plan={planned}"]
         self.proc = subprocess.Popen(
             args + (["--trace"] if trace else []),
             stdin=subprocess.PIPE,
@@ -578,7 +584,7 @@ class Memory:
 
 def memory(n: int) -> Memory:
     with (
-        contextlib.closing(HubProcess(trace=True)) as hub,
+        contextlib.closing(HubProcess(n, trace=True)) as hub,
         contextlib.closing(Nodes(n, hub.port)) as nodes,
     ):
         empty = hub.memory()
@@ -625,7 +631,7 @@ class Result:
 
 def measure(n: int, seconds: float, size: int) -> Result:
     start = time.monotonic()
-    with contextlib.closing(HubProcess()) as hub, contextlib.closing(Nodes(n, hub.port)) as nodes:
+    with contextlib.closing(HubProcess(n)) as hub, contextlib.closing(Nodes(n, hub.port)) as nodes:
         register(nodes, hub)
         unicast = saturate(nodes, hub, seconds, size, broadcast=False)
         broadcast = saturate(nodes, hub, seconds, size, broadcast=True)
@@ -720,9 +726,10 @@ def main() -> None:
     # The hub subprocess is this script too.
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--plan", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve(args.trace))
+        asyncio.run(serve(args.trace, args.plan))
         return
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
