@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from testbed.node.radio import mac
 from testbed.node.radio.addressing import BROADCAST, check_lladdr
 from testbed.node.radio.errors import MalformedError
-from testbed.node.radio.fate import DatagramFates, frame_loss
+from testbed.node.radio.fate import DatagramFates, Fragment, frame_loss, parse_fragment
 from testbed.node.radio.links import LinkConfig, LinkState, LinkTable
 from testbed.node.radio.phy import ACK_AIRTIME_S, ACK_WAIT_S, TURNAROUND_S, airtime
 
@@ -106,8 +106,9 @@ MediumEvent = Delivery | TxStatus | OnAir
 _ACKS = [mac.encode_ack(seq) for seq in range(256)]  # every ACK frame there is, made once
 
 # Internal events are actions ordered by (time, insertion) in one heap; None only wakes the
-# scheduler (a retry becoming eligible while the channel is idle).
-_Action = Callable[[list[MediumEvent]], None] | None
+# scheduler (a retry becoming eligible while the channel is idle); a Delivery is handed out
+# as it is (most events are deliveries: no closure to build and call for each).
+_Action = Callable[[list[MediumEvent]], None] | Delivery | None
 _SUCCESS, _RETRY, _EXHAUSTED = range(3)
 
 
@@ -118,6 +119,7 @@ class _Pending:
     attempts: int = 0
     delivered: bool = False  # some attempt's data frame reached its (unicast) receiver
     q: float | None = None  # its modelled loss (fate.py), set at its first attempt
+    frag: Fragment | None = None  # its 6LoWPAN fragment header (fate.py), parsed once
 
 
 @dataclass(slots=True)
@@ -236,7 +238,9 @@ class Medium:
         while events and events[0][0] <= until:
             t, _, action = heapq.heappop(events)
             self.now = t
-            if action is not None:
+            if type(action) is Delivery:
+                out.append(action)
+            elif action is not None:
                 action(out)
             if ready and not self._busy:
                 self._try_start(out)
@@ -256,7 +260,7 @@ class Medium:
         heapq.heappush(self._events, (t, next(self._order), action))
 
     def _deliver(self, delivery: Delivery) -> None:
-        self._schedule(delivery.time, lambda out: out.append(delivery))
+        heapq.heappush(self._events, (delivery.time, next(self._order), delivery))
 
     def _make_ready(self, node: _Node, t: float) -> None:
         node.scheduled = True
@@ -284,18 +288,22 @@ class Medium:
             # most one address of each length (invented sources cannot grow the table).
             self.learn(name, src)
         # fate.py follows a unicast frame of ours from here to the end of its MAC exchange
-        owner = self._owner.get(info.dst) if info.dst is not None else None
-        followed = owner if node.emulate_mac and owner != name else None
-        if followed is not None:
-            self.fates.queued(name, followed, info.payload)
+        # (its fragment header is parsed once, here, and kept with the frame until it is done)
+        frag = parse_fragment(info.payload) if node.emulate_mac else None
+        followed = None
+        if frag is not None and info.dst is not None:
+            owner = self._owner.get(info.dst)
+            followed = owner if owner != name else None
+            if followed is not None:
+                self.fates.queued_fragment(name, followed, frag)
         if len(node.queue) >= self.config.queue_limit:
             node.dropped[QUEUE_FULL] += 1
-            if followed is not None:
+            if followed is not None and frag is not None:
                 q = self._frame_loss(node, followed, info.ack_request)
-                self.fates.done(name, followed, info.payload, False, q)
+                self.fates.done_fragment(name, followed, frag, False, q)
             out.append(TxStatus(self.now, name, info.seq, False, 0, QUEUE_FULL))
             return
-        node.queue.append(_Pending(frame, info))
+        node.queue.append(_Pending(frame, info, frag=frag))
         node.queue_max = max(node.queue_max, len(node.queue))
         if not node.scheduled:
             self._make_ready(node, self.now)
@@ -365,7 +373,7 @@ class Medium:
             and (node.emulate_mac or (target is not None and target.emulate_mac))
         )
         if unicast and target is not None and node.emulate_mac:
-            if pending.attempts == 1:
+            if pending.attempts == 1 and pending.frag is not None:
                 pending.q = self._frame_loss(node, target.name, wants_ack)
             pending.delivered = pending.delivered or bool(heard)
         end = end_data
@@ -414,8 +422,8 @@ class Medium:
             self._make_ready(node, retry_at)
             return
         node.queue.popleft()
-        if target is not None and node.emulate_mac:
-            self.fates.done(name, target.name, pending.info.payload, pending.delivered, pending.q)
+        if target is not None and pending.frag is not None:
+            self.fates.done_fragment(name, target.name, pending.frag, pending.delivered, pending.q)
         if outcome == _SUCCESS:
             node.delivered_frames += 1
             out.append(TxStatus(self.now, name, pending.info.seq, True, pending.attempts))
@@ -449,8 +457,9 @@ class Medium:
 
     def snapshot(self, links: bool = True) -> dict[str, object]:
         """Plain nested dicts (str keys, numbers) for metrics and reports. ``links=False``
-        leaves out the per-link counters: the periodic metrics need only the nodes, and links
-        grow with the square of the nodes."""
+        leaves out the per-link counters and fates: the periodic metrics need only the nodes
+        (their cost stays linear in the stations), and links grow with the square of the
+        nodes."""
         nodes: dict[str, object] = {}
         for n in self._nodes.values():
             nodes[n.name] = {
@@ -479,9 +488,9 @@ class Medium:
             },
             "garbled": dict(self.garbled),
             "nodes": nodes,
-            "fates": self.fates.snapshot(),
         }
         if links:
+            out["fates"] = self.fates.snapshot()
             out["links"] = {
                 f"{src}->{dst}": s.snapshot() for (src, dst), s in self.links.states().items()
             }
