@@ -179,6 +179,24 @@ def hub_stats(hub: MediumHub) -> HubStats:
     return stats
 
 
+@dataclass(frozen=True)
+class HubSnapshot:
+    seconds: float  # CPU time of one metrics publication's reading of the medium
+    links: int  # directed link states the medium holds
+
+
+def hub_snapshot(hub: MediumHub) -> HubSnapshot:
+    """What the border router's periodic metrics read from the medium (attach.py
+    ``_Pan.samples``): the node counters and the fragmented-datagram outcomes per sender."""
+    medium = hub.medium
+    rounds = 20
+    start = time.process_time()
+    for _ in range(rounds):
+        medium.snapshot(links=False)
+        medium.fates.by_sender()
+    return HubSnapshot((time.process_time() - start) / rounds, len(medium.links.states()))
+
+
 def hub_memory() -> HubMemory:
     gc.collect()  # what the hub holds, not garbage awaiting collection
     return HubMemory(tracemalloc.get_traced_memory()[0])
@@ -214,6 +232,8 @@ async def serve(trace: bool, planned: int) -> None:
                 reply(asdict(hub_stats(hub)))
             elif command == "memory":
                 reply(asdict(hub_memory()))
+            elif command == "snapshot":
+                reply(asdict(hub_snapshot(hub)))
             elif command == "quit":
                 finished.set_result(None)
                 return
@@ -266,6 +286,9 @@ class HubProcess:
 
     def memory(self) -> HubMemory:
         return HubMemory(**self._ask("memory"))
+
+    def snapshot(self) -> HubSnapshot:
+        return HubSnapshot(**self._ask("snapshot"))
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -626,6 +649,7 @@ class Result:
     memory: Memory
     kernel_timestamps: bool
     hub_dropped: dict[str, int]  # datagrams the hub refused (should be none)
+    snapshot: HubSnapshot  # the metrics' reading of the medium, every link state in place
     seconds: float  # how long this N took
 
 
@@ -638,8 +662,10 @@ def measure(n: int, seconds: float, size: int) -> Result:
         timing = light_load(nodes, hub, seconds, size)
         kernel = nodes.kernel_timestamps
         dropped = hub.stats().dropped
+        snapshot = hub.snapshot()  # after the broadcasts: every node has a link to every other
     mem = memory(n)
-    return Result(n, unicast, broadcast, timing, mem, kernel, dropped, time.monotonic() - start)
+    took = time.monotonic() - start
+    return Result(n, unicast, broadcast, timing, mem, kernel, dropped, snapshot, took)
 
 
 def throughput_cells(t: Throughput, deliveries: bool) -> str:
@@ -673,7 +699,7 @@ def report(results: list[Result], size: int) -> None:
     print(
         f"{'nodes':>5} {'err p50 ms':>10} {'err p99 ms':>10} {'late p50 ms':>11} "
         f"{'late p99 ms':>11} {'samples':>7} {'node KiB':>8} {'+uni KiB':>8} "
-        f"{'+bcast KiB':>10} {'took s':>6}"
+        f"{'+bcast KiB':>10} {'snap us':>7} {'links':>6} {'took s':>6}"
     )
     notes: list[str] = []
     for r in results:
@@ -683,7 +709,8 @@ def report(results: list[Result], size: int) -> None:
             f"{percentile(errors, 0.99) * 1e3:>10.3f} {percentile(late, 0.5) * 1e3:>11.3f} "
             f"{percentile(late, 0.99) * 1e3:>11.3f} {len(errors):>7} "
             f"{r.memory.per_node / 1024:>8.2f} {r.memory.unicast / 1024:>8.2f} "
-            f"{r.memory.broadcast / 1024:>10.1f} {r.seconds:>6.1f}"
+            f"{r.memory.broadcast / 1024:>10.1f} {r.snapshot.seconds * 1e6:>7.0f} "
+            f"{r.snapshot.links:>6} {r.seconds:>6.1f}"
         )
         if r.timing.missing:
             notes.append(f"N={r.nodes}: {r.timing.missing} light-load frames or ACKs missing")
@@ -694,7 +721,9 @@ def report(results: list[Result], size: int) -> None:
     print(
         "\nerr: arrival in the receiver's socket - (sendto + airtime); late: the hub's share "
         "(socket send -\nmodel time). KiB per node: registered (HELLO), then added by one "
-        "unicast, then by one broadcast\nfrom every node (directed link states)."
+        "unicast, then by one broadcast\nfrom every node (directed link states). snap: CPU time of "
+        "the medium's reading for one\nmetrics publication, with that many directed link states "
+        "held."
     )
     for note in notes:
         print(note)

@@ -222,8 +222,10 @@ class Medium:
                 node.dropped[GARBLED] += 1
                 return GARBLED
         t = self.now if at is None or at < self.now else at
-        data = bytes(frame)
-        self._schedule(t, lambda out: self._on_submit(name, data, info, out))
+        data = frame if type(frame) is bytes else bytes(frame)
+        heapq.heappush(
+            self._events, (t, next(self._order), lambda out: self._on_submit(name, data, info, out))
+        )
         return None
 
     # ------------------------------------------------------------ clock
@@ -355,15 +357,34 @@ class Medium:
         if not receivers:
             node.no_receiver += 1
         heard: list[_Node] = []
-        state = self.links.state
+        # _cross and _deliver written out: a broadcast runs this once per receiver
+        state, events, order, src, frame = (
+            self.links.state,
+            self._events,
+            self._order,
+            node.name,
+            pending.frame,
+        )
         for rx in receivers:
-            if self._cross(state(node.name, rx.name), air, is_ack):
+            link = state(src, rx.name)
+            link.airtime_s += air
+            ok = link.transmit()
+            if is_ack:
+                link.acks += 1
+                link.acks_lost += not ok
+            else:
+                link.frames += 1
+                link.delivered += ok
+                link.lost += not ok
+            if ok:
                 heard.append(rx)
                 if is_ack:
                     rx.acks_received += 1
                 else:
                     rx.received += 1
-                self._deliver(Delivery(end_data, node.name, rx.name, pending.frame))
+                heapq.heappush(
+                    events, (end_data, next(order), Delivery(end_data, src, rx.name, frame))
+                )
             else:
                 node.dropped[CHANNEL_LOSS] += 1
 
