@@ -7,11 +7,14 @@ The medium under test is the real one: ``frontend.MediumHub`` (the ZEP v2 server
 own (this script with ``--serve``) so that its CPU time is its own. This process plays N nodes
 with one UDP socket each, registered as ``ZepClient`` and RIOT's ``socket_zep`` register: a ZEP
 HELLO carrying the node's EUI-64 02:00:00:ff:fe:00:XX:XX, from which the hub also learns the
-short address XXXX. Frames are ZEP v2 data datagrams carrying 802.15.4 data frames (short
-addresses, PAN ID compression, valid FCS, ACK request on unicast) of ``--size`` bytes. Links
-are loss-free, so every frame goes through on its first attempt and the figures are the
-medium's own cost and timing. The hub has no station of its own here: the router's station
-only adds one in-process delivery target.
+short address XXXX. The nodes are planned stations, as a PAN's things are (the hub's plan names
+them by short address, without carrier addresses): the medium runs their MAC. Unplanned they
+would be guests (RIOT native nodes with a MAC of their own), whose frames the hub answers with
+an immediate ACK of its own and paces, which is not what this script measures. Frames are ZEP v2
+data datagrams carrying 802.15.4 data frames (short addresses, PAN ID compression, valid FCS,
+ACK request on unicast) of ``--size`` bytes. Links are loss-free, so every frame goes through on
+its first attempt and the figures are the medium's own cost and timing. The hub has no station
+of its own here: the router's station only adds one in-process delivery target.
 
 For each N (default 2, 10, 50, 200):
 
@@ -54,7 +57,11 @@ For each N (default 2, 10, 50, 200):
   and reverse ACK link) and after each node sent one short broadcast (``+bcast``: now every
   node has a link state towards every other node; each holds its own random.Random, 2.5 KB);
   each difference divided by N. tracemalloc counts Python allocations; RSS would add the
-  allocator's slack.
+  allocator's slack. The plan's registry of the N stations exists before the first reading.
+- Snapshot (``snap us``): after the broadcasts, when every node holds a link state towards
+  every other (``links``, N(N-1)), the CPU time of what one publication of the border router's
+  metrics reads from the medium (``Medium.snapshot(links=False)`` and the fragmented-datagram
+  outcomes per sender): it grows with the stations, not with the links.
 
 Everything runs on one machine: the node side (this process) competes with the hub for CPU, and
 whatever else runs on the box shows in the figures. They are measurements, not pass/fail.
