@@ -237,8 +237,6 @@ class _Pan:
         assert self.hub is not None
         out = []
         nodes: dict[str, dict[str, Any]] = self.hub.medium.snapshot(links=False)["nodes"]  # type: ignore[assignment]
-        # Once per sample, not once per node: it walks every link of the PAN (a PAN of 250
-        # stations has about 500), and this runs every PUBLISH_INTERVAL.
         fates = self.hub.medium.fates.by_sender()
         for name, n in nodes.items():
             dropped = dict(n["dropped"])
