@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ipaddress
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
 import aiocoap
@@ -74,7 +76,11 @@ async def create_context(
 
     ``bind`` makes it a server on that address (port 0: any free port, see ``bound_port``);
     without it the socket takes an ephemeral port and serves as a client. ``multicast``
-    ((group address, interface name), ...) makes a server socket join those groups. This mirrors
+    ((group address, interface name), ...) makes a server socket join those groups. A socket
+    bound to a unicast address (a packed thing's ``coap-bind``) never sees a datagram sent to a
+    group, so then each group gets a socket of its own on the server's port, bound to the group
+    address and feeding the same site; aiocoap sets SO_REUSEPORT, so every packmate binds it too,
+    and Linux hands each such socket its own copy of a multicast datagram. This mirrors
     ``Context.create_server_context`` with ``transports=["oscore", "udp6"]``; the private
     ``_append_tokenmanaged_messagemanaged_transport`` is the only way to hand aiocoap another
     transport class, and aiocoap is pinned (==0.4.17) for that reason among others.
@@ -87,19 +93,35 @@ async def create_context(
     # OSCORE first: it claims requests for which client credentials exist, UDP takes the rest.
     context.request_interfaces.append(TransportOSCORE(context, context))
 
-    async def endpoint(mman: Any) -> RecordingUDP6:
-        if bind is None:
-            udp = await RecordingUDP6.create_client_transport_endpoint(
-                mman, log=context.log, loop=loop
-            )
-        else:
-            udp = await RecordingUDP6.create_server_transport_endpoint(
-                mman, log=context.log, loop=loop, bind=bind, multicast=list(multicast or [])
-            )
-        udp.sink = sink
-        return udp  # type: ignore[no-any-return]
+    groups = list(multicast or [])
+    unicast = bind is not None and not ipaddress.IPv6Address(bind[0] or "::").is_unspecified
 
-    await context._append_tokenmanaged_messagemanaged_transport(endpoint)
+    def endpoint(
+        address: tuple[str, int] | None, joins: list[tuple[str, str]]
+    ) -> Callable[[Any], Awaitable[RecordingUDP6]]:
+        async def create(mman: Any) -> RecordingUDP6:
+            if address is None:
+                udp = await RecordingUDP6.create_client_transport_endpoint(
+                    mman, log=context.log, loop=loop
+                )
+            else:
+                udp = await RecordingUDP6.create_server_transport_endpoint(
+                    mman, log=context.log, loop=loop, bind=address, multicast=joins
+                )
+            udp.sink = sink
+            return udp  # type: ignore[no-any-return]
+
+        return create
+
+    await context._append_tokenmanaged_messagemanaged_transport(
+        endpoint(bind, [] if unicast else groups)
+    )
+    if unicast and groups:
+        port = bound_port(context)
+        for group, interface in groups:
+            await context._append_tokenmanaged_messagemanaged_transport(
+                endpoint((group, port), [(group, interface)])
+            )
     return context
 
 

@@ -464,12 +464,21 @@ class MediumHub(asyncio.DatagramProtocol):
 
     # ------------------------------------------------------------ live link changes
 
-    def set_links(self, config: LinkConfig, src: str | None = None, dst: str | None = None) -> None:
-        """Every link (no names), or the directed links from/to the named nodes."""
-        if src is None and dst is None:
+    def set_links(
+        self, config: LinkConfig, src: str | None = None, dst: str | None = None,
+        node: str | None = None,
+    ) -> None:  # fmt: skip
+        """Every link (no names), the directed links from/to the named nodes, or every link
+        from and to ``node`` (both directions: one station's radio, its neighbours untouched)."""
+        if node is not None and (src is not None or dst is not None):
+            raise ValueError("give either node or src/dst")
+        if src is None and dst is None and node is None:
             self.medium.links.set_default(config)
             return
-        for a, b in self._pairs(src, dst):
+        pairs = self._pairs(src, dst) if node is None else [
+            *self._pairs(node, None), *self._pairs(None, node)
+        ]  # fmt: skip
+        for a, b in pairs:
             self.medium.set_link(a, b, config)
 
     def reset_links(self) -> None:
