@@ -66,6 +66,9 @@ class LinkSet(Strict):
     reorder: str | None = None
     corrupt: str | None = None
     gilbert_elliott: str | None = None
+    node: str | None = Field(
+        default=None, description="PAN links only: just the links from and to this thing"
+    )
 
 
 class LinkReset(Strict):

@@ -9,7 +9,9 @@ things of a thing host share its carrier address, each sends from its own port) 
 medium's (the router's own transmissions go to ff02::1, "the air"), stamped with the wall time
 of the transmission's start. ``devices`` names the ZEP device id of each sender. With ``node``
 only that station's air is kept: the frames it sent, the frames addressed to it (its short or
-extended address) and the ACKs of both; broadcasts from others are left out. Wireshark dissects it as ZEP -> IEEE 802.15.4 -> 6LoWPAN -> IPv6 -> UDP -> CoAP (and
+extended address) and the ACKs of both; broadcasts from others are left out.
+
+Wireshark dissects it as ZEP -> IEEE 802.15.4 -> 6LoWPAN -> IPv6 -> UDP -> CoAP (and
 OSCORE/EDHOC inside); ``context0`` is the PAN prefix IPHC compresses against (tshark:
 ``-o 6lowpan.context0:PREFIX``), without which addresses are shown only partly.
 
