@@ -311,7 +311,7 @@ def test_the_air_of_the_pan_and_of_one_packed_thing(packed: Packed, tmp_path: Pa
     assert all(len(addresses) == 1 for addresses in sources.values()), sources
     # One packed thing: what it sent and what was sent to it, nothing of its packmates.
     frames = air(one)
-    own = {f.src for sport, f in frames if f is not None and sport == port_of[caught]}
+    own = {f.src for sport, f in frames if f is not None and f.src and sport == port_of[caught]}
     assert len(own) == 1, own
     (address,) = own
     addresses = {address}

@@ -36,6 +36,7 @@ from typing import Any
 from testbed.node.errors import ActionError
 from testbed.node.radio import mac, zep
 from testbed.node.radio.attach import RadioAttachment
+from testbed.node.radio.errors import MalformedError
 from testbed.node.radio.frontend import MediumHub
 from testbed.node.radio.medium import MediumEvent, OnAir
 from testbed.node.radio.pcap import LINKTYPE_RAW, PcapWriter, zep_udp
@@ -100,7 +101,7 @@ def for_station(frames: list[AirFrame], node: str, addresses: frozenset[bytes]) 
     for f in frames:
         try:
             decoded = mac.decode(f.frame)
-        except mac.MalformedError:
+        except MalformedError:
             previous = f.node == node
             if previous:
                 kept.append(f)
