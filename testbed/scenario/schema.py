@@ -208,6 +208,7 @@ class Capture(Strict):
     pan: str
     duration: Duration = Field(10.0, gt=0, le=300)
     name: MeasureName = "capture"
+    node: str | None = Field(None, description="only this thing's frames (sent by it or to it)")
     eavesdrop: bool = Field(
         False, description="list what the capture shows in clear: NAME.clear.* measures"
     )

@@ -30,7 +30,8 @@ INFRASTRUCTURE = (Role.BORDER_ROUTER, Role.TRUST_CENTER, Role.INTERNET_HOST)
 @dataclass(frozen=True)
 class StartResult:
     run: str
-    started: list[str] = field(default_factory=list)  # nodes and services that were not running
+    # containers (nodes, thing hosts, services) that were not running
+    started: list[str] = field(default_factory=list)
     # thing -> (lifecycle state, reason) after the start, as `up` reports them
     outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -111,7 +112,8 @@ def start(
     report = progress or NoProgress()
     name = bringup.resolve_run(engine, run)
     waiting = [n for n in _members(engine, name, node) if n.state != "running"]
-    report.begin("nodes", len(waiting))
+    containers = [n for n in waiting if not packed_in(n)]  # a packed thing is its host's
+    report.begin("nodes", len(containers))
     for tier in tiers(waiting):
         # services have no readiness probe; nodes and thing hosts do
         probe = all(n.role in (*Role.ALL, packing.ROLE) for n in tier)
@@ -136,7 +138,7 @@ def start(
         timeout,
     )
     report.end("commissioned")
-    return StartResult(run=name, started=[n.node for n in waiting], outcomes=outcomes)
+    return StartResult(run=name, started=[n.node for n in containers], outcomes=outcomes)
 
 
 def restart(

@@ -178,8 +178,9 @@ def test_an_unprotected_request_to_one_packed_thing_is_refused(packed: Packed) -
 
 def pack_requests(packed: Packed, host: str) -> dict[str, dict[str, Any]]:
     """Each packed thing's request counts, from one GET /state of its thing host."""
-    pack = state(packed.backend, packed.run, host)["packed"]
-    return {thing: entry["requests"] for thing, entry in pack.items()}
+    answer = packed.backend.node_state(packed.run, host)
+    assert answer is not None, f"{host} did not answer GET /state"
+    return {thing: entry["state"]["requests"] for thing, entry in answer["packed"].items()}
 
 
 def puts(requests: dict[str, Any]) -> int:
@@ -350,3 +351,22 @@ def test_decommission_one_packed_thing_through_its_phase(packed: Packed) -> None
     )
     assert again.returncode != 0
     assert "cannot commission a decommissioned thing" in " ".join(again.stdout.split())
+
+
+def test_restarting_a_thing_host_restarts_its_pack(packed: Packed) -> None:
+    """Last: the whole pack of thermostats goes down and comes back, each thing operational."""
+    host = "thermo-pack-01"
+    thermos = [t for t in packed.things if t.startswith("thermo-")]
+    restarted = run_cli(["restart", host, "--run", packed.run], packed.env)
+    assert "started 1" in " ".join(restarted.stdout.split()), restarted.stdout
+    shown = run_cli(["status", "--run", packed.run, "--json"], packed.env)
+    rows = {row["node"]: row for row in json.loads(shown.stdout)}
+    assert {rows[t]["lifecycle"] for t in thermos} == {"operational"}
+    # The others never stopped.
+    assert rows["lamp-08"]["lifecycle"] == "operational" and rows["solo-01"]["state"] == "running"
+
+    def readable() -> bool:
+        code, answer = packed.read(PROBED, "temperature")
+        return code == 0 and answer["result"]["code"] == "2.05"
+
+    wait_for(readable, 120, f"the backend to read {PROBED} again")

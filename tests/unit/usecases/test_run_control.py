@@ -164,6 +164,7 @@ def test_a_thing_host_starts_with_the_things_and_its_pack_is_awaited() -> None:
         ("start", ["prometheus"], False),
     ]
     assert set(result.outcomes) == {"lamp-01", "thermostat-01", "lamp-02", "lamp-03"}
+    assert sorted(result.started) == sorted([*ROLES, "lamp-pack-01"])  # containers
     backend.calls.clear()
     usecases.stop(backend, "office")  # type: ignore[arg-type]
     assert backend.calls[1] == ("stop", ["lamp-01", "lamp-pack-01", "thermostat-01"], False)
@@ -173,7 +174,7 @@ def test_restarting_a_thing_host_restarts_its_pack_and_one_packed_thing_is_refus
     backend = PackedEngine("running")
     result = usecases.restart(backend, "office", "lamp-pack-01")  # type: ignore[arg-type]
     assert backend.calls == [("stop", ["lamp-pack-01"], False), ("start", ["lamp-pack-01"], True)]
-    assert set(result.outcomes) == {"lamp-02", "lamp-03"}
+    assert set(result.outcomes) == {"lamp-02", "lamp-03"} and result.started == ["lamp-pack-01"]
     backend.calls.clear()
     for verb in (usecases.restart, usecases.stop, usecases.start):
         with pytest.raises(PackedThingError) as caught:
