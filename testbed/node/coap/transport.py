@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import ipaddress
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
@@ -45,6 +46,8 @@ class _TappedTransport:
     def sendmsg(self, data: bytes, ancdata: Any, flags: int, address: Any) -> None:
         if self._owner.sink is not None:
             self._owner.sink.record("sent", (address[0], address[1]), data)
+        if self._owner.source is not None and not ancdata:
+            ancdata = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, self._owner.source)]
         self._inner.sendmsg(data, ancdata, flags, address)
 
     def __getattr__(self, name: str) -> Any:
@@ -54,6 +57,7 @@ class _TappedTransport:
 class RecordingUDP6(MessageInterfaceUDP6):  # type: ignore[misc]
     # Set right after the endpoint is created (aiocoap's factories take no extra arguments).
     sink: DatagramSink | None = None
+    source: bytes | None = None  # in6_pktinfo to send from when aiocoap gives none (a group's)
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(_TappedTransport(transport, self))
@@ -94,7 +98,9 @@ async def create_context(
     context.request_interfaces.append(TransportOSCORE(context, context))
 
     groups = list(multicast or [])
-    unicast = bind is not None and not ipaddress.IPv6Address(bind[0] or "::").is_unspecified
+    unicast = (
+        bind[0] if bind and not ipaddress.IPv6Address(bind[0] or "::").is_unspecified else None
+    )  # the address of a server bound to one
 
     def endpoint(
         address: tuple[str, int] | None, joins: list[tuple[str, str]]
@@ -114,22 +120,35 @@ async def create_context(
         return create
 
     await context._append_tokenmanaged_messagemanaged_transport(
-        endpoint(bind, [] if unicast else groups)
+        endpoint(bind, [] if unicast is not None else groups)
     )
-    if unicast and groups:
+    if unicast is not None and groups:
         port = bound_port(context)
         for group, interface in groups:
             await context._append_tokenmanaged_messagemanaged_transport(
                 endpoint((group, port), [(group, interface)])
             )
+        # An answer to a group request (an error to an unprotected one, say) leaves a socket
+        # bound to the group without a source address: it is to be the server's, or the kernel
+        # would pick any address of the TUN, a packmate's.
+        pktinfo = ipaddress.IPv6Address(unicast).packed + bytes(4)  # in6_pktinfo, any ifindex
+        for udp in _udp_endpoints(context)[1:]:
+            udp.source = pktinfo
     return context
+
+
+def _udp_endpoints(context: aiocoap.Context) -> list[RecordingUDP6]:
+    out = []
+    for interface in context.request_interfaces:
+        udp = getattr(getattr(interface, "token_interface", None), "message_interface", None)
+        if isinstance(udp, RecordingUDP6):
+            out.append(udp)
+    return out
 
 
 def bound_port(context: aiocoap.Context) -> int:
     """The UDP port a context created by ``create_context`` listens on."""
-    for interface in context.request_interfaces:
-        udp = getattr(getattr(interface, "token_interface", None), "message_interface", None)
-        if isinstance(udp, RecordingUDP6):
-            port: int = udp.transport.get_extra_info("socket").getsockname()[1]
-            return port
+    for udp in _udp_endpoints(context):
+        port: int = udp.transport.get_extra_info("socket").getsockname()[1]
+        return port
     raise LookupError("context has no recording UDP transport")

@@ -3,7 +3,8 @@ join, gets a socket of its own per group (testbed.node.coap.transport.create_con
 
 In a network namespace of its own: two servers bound to two addresses of one TUN (two packmates
 of a thing host) each receive one multicast request to ff05::fd, and a unicast request still
-reaches only the server it is addressed to."""
+reaches only the server it is addressed to. An answer to the group request leaves each server
+from its own address (its packmates share the TUN: the kernel would pick any of theirs)."""
 
 from __future__ import annotations
 
@@ -45,15 +46,24 @@ async def main():
     site.add_resource(["light"], Light(seen, "fd00::3"))
     servers.append(await create_context(site=site, bind=("fd00::3", 5683)))
     sender = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sender.bind(("fd00::3", 40000))
+    sender.setblocking(False)
     sender.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex("pan0"))
     sender.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
     request = aiocoap.Message(code=aiocoap.PUT, uri_path=("light",), payload=b"group")
     request.mtype, request.mid, request.token = aiocoap.NON, 7, b"\x01"
     sender.sendto(request.encode(), ("ff05::fd", 5683))
+    replies = []
     for _ in range(200):
-        if len(seen) >= 2:
+        try:
+            data, peer = sender.recvfrom(2000)
+            replies.append((peer[0], aiocoap.Message.decode(data).code))
+        except BlockingIOError:
+            await asyncio.sleep(0.05)
+        if len(seen) >= 2 and len(replies) >= 2:
             break
-        await asyncio.sleep(0.05)
+    # Each answers from its own address, not from whichever the kernel would pick.
+    assert sorted(replies) == [("fd00::1", aiocoap.CHANGED), ("fd00::2", aiocoap.CHANGED)], replies
     client = await create_context()
     answer = await client.request(aiocoap.Message(
         code=aiocoap.PUT, uri="coap://[fd00::2]/light", payload=b"unicast")).response
