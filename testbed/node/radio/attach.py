@@ -472,10 +472,10 @@ class RadioAttachment:
         except ValueError as exc:
             raise ActionError(f"gilbert_elliott: {exc}") from None
         names = {k: params.get(k) for k in ("src", "dst", "node")}
+        if names["node"] is not None and (names["src"], names["dst"]) != (None, None):
+            raise ActionError("give either node or src/dst", '{"node": "lamp-07", "loss": 0.5}')
         try:
             pan.hub.set_links(config, **names)
-        except ValueError as exc:  # node and src/dst together
-            raise ActionError(str(exc), '{"node": "lamp-07", "loss": 0.5}') from None
         except KeyError as exc:
             raise ActionError(
                 f"no node {exc.args[0]!r} on PAN {pan.config.pan}",
