@@ -6,7 +6,8 @@ For default.yaml and a 30-thing topology, it measures
               same thread pool, doing nothing (`sleep`), with no networks or readiness checks,
 and prints the median of each (with min-max: the machine may be shared, so the two are measured
 alternately, back to back) and the ratio of the medians.
-Run: .venv/bin/python bench/bringup.py [--repeat N] [--cases default.yaml ...]
+Run: .venv/bin/python bench/bringup.py [--repeat N] [--cases default.yaml ...] [--prefix NAME]
+(run names start with NAME, default "bench": on a shared daemon, give yours your own)
 """
 
 from __future__ import annotations
