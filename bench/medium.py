@@ -7,11 +7,14 @@ The medium under test is the real one: ``frontend.MediumHub`` (the ZEP v2 server
 own (this script with ``--serve``) so that its CPU time is its own. This process plays N nodes
 with one UDP socket each, registered as ``ZepClient`` and RIOT's ``socket_zep`` register: a ZEP
 HELLO carrying the node's EUI-64 02:00:00:ff:fe:00:XX:XX, from which the hub also learns the
-short address XXXX. Frames are ZEP v2 data datagrams carrying 802.15.4 data frames (short
-addresses, PAN ID compression, valid FCS, ACK request on unicast) of ``--size`` bytes. Links
-are loss-free, so every frame goes through on its first attempt and the figures are the
-medium's own cost and timing. The hub has no station of its own here: the router's station
-only adds one in-process delivery target.
+short address XXXX. The nodes are planned stations, as a PAN's things are (the hub's plan names
+them by short address, without carrier addresses): the medium runs their MAC. Unplanned they
+would be guests (RIOT native nodes with a MAC of their own), whose frames the hub answers with
+an immediate ACK of its own and paces, which is not what this script measures. Frames are ZEP v2
+data datagrams carrying 802.15.4 data frames (short addresses, PAN ID compression, valid FCS,
+ACK request on unicast) of ``--size`` bytes. Links are loss-free, so every frame goes through on
+its first attempt and the figures are the medium's own cost and timing. The hub has no station
+of its own here: the router's station only adds one in-process delivery target.
 
 For each N (default 2, 10, 50, 200):
 
@@ -54,7 +57,11 @@ For each N (default 2, 10, 50, 200):
   and reverse ACK link) and after each node sent one short broadcast (``+bcast``: now every
   node has a link state towards every other node; each holds its own random.Random, 2.5 KB);
   each difference divided by N. tracemalloc counts Python allocations; RSS would add the
-  allocator's slack.
+  allocator's slack. The plan's registry of the N stations exists before the first reading.
+- Snapshot (``snap us``): after the broadcasts, when every node holds a link state towards
+  every other (``links``, N(N-1)), the CPU time of what one publication of the border router's
+  metrics reads from the medium (``Medium.snapshot(links=False)`` and the fragmented-datagram
+  outcomes per sender): it grows with the stations, not with the links.
 
 Everything runs on one machine: the node side (this process) competes with the hub for CPU, and
 whatever else runs on the box shows in the figures. They are measurements, not pass/fail.
@@ -140,7 +147,11 @@ class TimedHub(MediumHub):
         super()._deliver(d)
 
 
-def hub_config() -> RadioPanConfig:
+def hub_config(planned: int) -> RadioPanConfig:
+    # The nodes are planned stations, as a PAN's things are (the plan names them by short
+    # address; no carrier address, so each binds to the endpoint it first speaks from): the hub
+    # runs their MAC (emulated ACKs and retries). Unplanned nodes would be guests, RIOT native
+    # nodes with a MAC of their own, which the hub paces and answers with ACKs of its own.
     return RadioPanConfig(
         pan="bench",
         address="fd00:0:0:1:0:ff:fe00:1/64",
@@ -150,6 +161,7 @@ def hub_config() -> RadioPanConfig:
         channel=CHANNEL,
         pan_id=PAN_ID,
         seed=1,
+        names={f"{FIRST_SHORT + i:04x}": f"n{i}" for i in range(planned)},
     )
 
 
@@ -174,16 +186,35 @@ def hub_stats(hub: MediumHub) -> HubStats:
     return stats
 
 
+@dataclass(frozen=True)
+class HubSnapshot:
+    seconds: float  # CPU time of one metrics publication's reading of the medium
+    links: int  # directed link states the medium holds
+
+
+def hub_snapshot(hub: MediumHub) -> HubSnapshot:
+    """What the border router's periodic metrics read from the medium (attach.py
+    ``_Pan.samples``): the node counters and the fragmented-datagram outcomes per sender."""
+    medium = hub.medium
+    rounds = 20
+    start = time.process_time()
+    for _ in range(rounds):
+        medium.snapshot(links=False)
+        medium.fates.by_sender()
+    return HubSnapshot((time.process_time() - start) / rounds, len(medium.links.states()))
+
+
 def hub_memory() -> HubMemory:
     gc.collect()  # what the hub holds, not garbage awaiting collection
     return HubMemory(tracemalloc.get_traced_memory()[0])
 
 
-async def serve(trace: bool) -> None:
+async def serve(trace: bool, planned: int) -> None:
     """The hub, answering one JSON line on stdout per command line on stdin."""
     if trace:
         tracemalloc.start()  # before the hub exists: all it allocates is traced
-    hub: MediumHub = MediumHub(hub_config()) if trace else TimedHub(hub_config())
+    config = hub_config(planned)
+    hub: MediumHub = MediumHub(config) if trace else TimedHub(config)
     await hub.open((HOST, 0))
     assert hub.transport is not None
     reply({"port": hub.transport.get_extra_info("sockname")[1]})
@@ -208,6 +239,8 @@ async def serve(trace: bool) -> None:
                 reply(asdict(hub_stats(hub)))
             elif command == "memory":
                 reply(asdict(hub_memory()))
+            elif command == "snapshot":
+                reply(asdict(hub_snapshot(hub)))
             elif command == "quit":
                 finished.set_result(None)
                 return
@@ -230,8 +263,8 @@ def reply(obj: dict[str, Any]) -> None:
 class HubProcess:
     """A hub subprocess and its command channel."""
 
-    def __init__(self, trace: bool = False) -> None:
-        args = [sys.executable, os.path.abspath(__file__), "--serve"]
+    def __init__(self, planned: int, trace: bool = False) -> None:
+        args = [sys.executable, os.path.abspath(__file__), "--serve", f"--plan={planned}"]
         self.proc = subprocess.Popen(
             args + (["--trace"] if trace else []),
             stdin=subprocess.PIPE,
@@ -260,6 +293,9 @@ class HubProcess:
 
     def memory(self) -> HubMemory:
         return HubMemory(**self._ask("memory"))
+
+    def snapshot(self) -> HubSnapshot:
+        return HubSnapshot(**self._ask("snapshot"))
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -578,7 +614,7 @@ class Memory:
 
 def memory(n: int) -> Memory:
     with (
-        contextlib.closing(HubProcess(trace=True)) as hub,
+        contextlib.closing(HubProcess(n, trace=True)) as hub,
         contextlib.closing(Nodes(n, hub.port)) as nodes,
     ):
         empty = hub.memory()
@@ -620,20 +656,23 @@ class Result:
     memory: Memory
     kernel_timestamps: bool
     hub_dropped: dict[str, int]  # datagrams the hub refused (should be none)
+    snapshot: HubSnapshot  # the metrics' reading of the medium, every link state in place
     seconds: float  # how long this N took
 
 
 def measure(n: int, seconds: float, size: int) -> Result:
     start = time.monotonic()
-    with contextlib.closing(HubProcess()) as hub, contextlib.closing(Nodes(n, hub.port)) as nodes:
+    with contextlib.closing(HubProcess(n)) as hub, contextlib.closing(Nodes(n, hub.port)) as nodes:
         register(nodes, hub)
         unicast = saturate(nodes, hub, seconds, size, broadcast=False)
         broadcast = saturate(nodes, hub, seconds, size, broadcast=True)
         timing = light_load(nodes, hub, seconds, size)
         kernel = nodes.kernel_timestamps
         dropped = hub.stats().dropped
+        snapshot = hub.snapshot()  # after the broadcasts: every node has a link to every other
     mem = memory(n)
-    return Result(n, unicast, broadcast, timing, mem, kernel, dropped, time.monotonic() - start)
+    took = time.monotonic() - start
+    return Result(n, unicast, broadcast, timing, mem, kernel, dropped, snapshot, took)
 
 
 def throughput_cells(t: Throughput, deliveries: bool) -> str:
@@ -667,7 +706,7 @@ def report(results: list[Result], size: int) -> None:
     print(
         f"{'nodes':>5} {'err p50 ms':>10} {'err p99 ms':>10} {'late p50 ms':>11} "
         f"{'late p99 ms':>11} {'samples':>7} {'node KiB':>8} {'+uni KiB':>8} "
-        f"{'+bcast KiB':>10} {'took s':>6}"
+        f"{'+bcast KiB':>10} {'snap us':>7} {'links':>6} {'took s':>6}"
     )
     notes: list[str] = []
     for r in results:
@@ -677,7 +716,8 @@ def report(results: list[Result], size: int) -> None:
             f"{percentile(errors, 0.99) * 1e3:>10.3f} {percentile(late, 0.5) * 1e3:>11.3f} "
             f"{percentile(late, 0.99) * 1e3:>11.3f} {len(errors):>7} "
             f"{r.memory.per_node / 1024:>8.2f} {r.memory.unicast / 1024:>8.2f} "
-            f"{r.memory.broadcast / 1024:>10.1f} {r.seconds:>6.1f}"
+            f"{r.memory.broadcast / 1024:>10.1f} {r.snapshot.seconds * 1e6:>7.0f} "
+            f"{r.snapshot.links:>6} {r.seconds:>6.1f}"
         )
         if r.timing.missing:
             notes.append(f"N={r.nodes}: {r.timing.missing} light-load frames or ACKs missing")
@@ -688,7 +728,9 @@ def report(results: list[Result], size: int) -> None:
     print(
         "\nerr: arrival in the receiver's socket - (sendto + airtime); late: the hub's share "
         "(socket send -\nmodel time). KiB per node: registered (HELLO), then added by one "
-        "unicast, then by one broadcast\nfrom every node (directed link states)."
+        "unicast, then by one broadcast\nfrom every node (directed link states). snap: CPU time of "
+        "the medium's reading for one\nmetrics publication, with that many directed link states "
+        "held."
     )
     for note in notes:
         print(note)
@@ -720,9 +762,10 @@ def main() -> None:
     # The hub subprocess is this script too.
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--plan", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve(args.trace))
+        asyncio.run(serve(args.trace, args.plan))
         return
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -138,7 +138,7 @@ def _remove_network(docker_client, net) -> None:  # type: ignore[no-untyped-def]
     network of a uniquely named run disturbs no other test) instead of failing the teardown."""
     import docker
 
-    from testbed.engines.docker import detach_endpoints
+    from testbed.engines.docker_networks import detach_endpoints
 
     for attempt in range(10):
         try:

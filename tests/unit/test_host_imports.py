@@ -16,7 +16,7 @@ import pytest
 from tests.unit.test_node_isolation import imported_names
 
 ROOT = Path(__file__).resolve().parents[1].parent
-HOST_PACKAGES = ("plan", "topology", "render", "usecases")
+HOST_PACKAGES = ("plan", "topology", "compose", "usecases")
 # module path (relative to the repository) -> why it may import testbed.node. Empty: keep it so.
 ALLOWED: dict[str, str] = {}
 
@@ -44,6 +44,14 @@ def test_host_layers_import_no_node_module() -> None:
     assert not offenders, "host modules importing testbed.node (use testbed.contracts):\n" + (
         "\n".join(f"{module}: {', '.join(lines)}" for module, lines in sorted(offenders.items()))
     )
+
+
+def test_every_host_package_exists() -> None:
+    # A package renamed or moved must not silently drop out of the check.
+    missing = [
+        pkg for pkg in HOST_PACKAGES if not (ROOT / "testbed" / pkg / "__init__.py").is_file()
+    ]
+    assert not missing, f"HOST_PACKAGES names packages that are gone: {missing}"
 
 
 def test_every_allowed_exception_still_exists_and_has_a_reason() -> None:

@@ -68,6 +68,7 @@ class _Station:
     host: str | None = None  # the host it is bound to (first use, or the planned carrier)
     endpoint: Endpoint | None = None
     attached: bool = False  # known to the medium
+    admitted: Admitted | None = None  # the verdict for its everyday datagrams, made once
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +181,9 @@ class Stations:
         if name is not None:
             st = self._stations[name]
             if lladdr is None or lladdr in st.addresses:
-                return Admitted(name)
+                if st.admitted is None:
+                    st.admitted = Admitted(name)
+                return st.admitted
             owner = self._owner.get(lladdr)
             if owner is None and self._may_learn(st, lladdr):
                 return Admitted(name, learn=self._learn(st, lladdr))

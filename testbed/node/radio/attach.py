@@ -218,6 +218,7 @@ class _Pan:
         assert self.hub is not None
         out = []
         nodes: dict[str, dict[str, Any]] = self.hub.medium.snapshot(links=False)["nodes"]  # type: ignore[assignment]
+        fates = self.hub.medium.fates.by_sender()
         for name, n in nodes.items():
             dropped = dict(n["dropped"])
             mine = name == self.node
@@ -236,7 +237,7 @@ class _Pan:
                     dict(self.port.packets_filtered) if mine else {},
                     retries=n["retries"],
                     queue_length=n["queue_length"],
-                    fates=self.hub.medium.fates.by_sender().get(name, {}),
+                    fates=fates.get(name, {}),
                 )
             )
         return out

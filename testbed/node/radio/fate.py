@@ -129,12 +129,19 @@ class DatagramFates:
         self._open: OrderedDict[tuple[str, str, int, int], _Open] = OrderedDict()
         self._limit = open_limit
         self.links: dict[tuple[str, str], LinkFates] = {}
+        # Outcome counts per sender, kept as datagrams close: the metrics read them every
+        # publication, and summing ``links`` then would cost a walk over every link.
+        self._senders: dict[str, dict[str, int]] = {}
 
     def queued(self, src: str, dst: str, payload: bytes) -> None:
         """Node ``src`` hands the medium a unicast frame for node ``dst`` (in sending order)."""
         frag = parse_fragment(payload)
-        if frag is None:
-            return
+        if frag is not None:
+            self.queued_fragment(src, dst, frag)
+
+    def queued_fragment(self, src: str, dst: str, frag: Fragment) -> None:
+        """``queued`` for a frame whose fragment header the caller parsed already (the medium
+        parses each frame once, at submission, and keeps it until the frame is done)."""
         key = (src, dst, frag.size, frag.tag)
         if frag.first:
             if key in self._open:  # a datagram whose end never came, its tag reused
@@ -152,8 +159,13 @@ class DatagramFates:
         """The medium is done with a queued frame: ``delivered`` if any attempt's data reached
         ``dst``; ``q`` its modelled loss (None: no model)."""
         frag = parse_fragment(payload)
-        if frag is None:
-            return
+        if frag is not None:
+            self.done_fragment(src, dst, frag, delivered, q)
+
+    def done_fragment(
+        self, src: str, dst: str, frag: Fragment, delivered: bool, q: float | None
+    ) -> None:
+        """``done`` for a frame whose fragment header the caller parsed already."""
         key = (src, dst, frag.size, frag.tag)
         dg = self._open.get(key)
         if dg is None or dg.fragments >= dg.queued:
@@ -175,9 +187,13 @@ class DatagramFates:
     def _close(self, key: tuple[str, str, int, int], *, complete: bool) -> None:
         dg = self._open.pop(key)
         link = self.links.setdefault((key[0], key[1]), LinkFates())
+        outcomes = self._senders.get(key[0])
+        if outcomes is None:
+            outcomes = self._senders[key[0]] = dict.fromkeys(OUTCOMES, 0)
         if not complete:
             link.incomplete += 1
             return
+        outcomes[DELIVERED if not dg.lost else LOST_ONE if dg.lost == 1 else LOST_SEVERAL] += 1
         n = dg.fragments
         link.datagrams[n] += 1
         link.fragments += n
@@ -194,11 +210,9 @@ class DatagramFates:
             link.unmodelled += 1
 
     def by_sender(self) -> dict[str, dict[str, int]]:
-        """Outcome counts per sending node (for the metrics)."""
-        out: dict[str, Counter[str]] = {}
-        for (src, _), link in self.links.items():
-            out.setdefault(src, Counter()).update(link.outcomes())
-        return {node: dict(c) for node, c in out.items()}
+        """Outcome counts per sending node (for the metrics): the sum of ``LinkFates.outcomes``
+        over its links, kept up to date as datagrams close (no walk over the links)."""
+        return {node: dict(counts) for node, counts in self._senders.items()}
 
     def snapshot(self) -> dict[str, object]:
         return {f"{src}->{dst}": link.snapshot() for (src, dst), link in self.links.items()}

@@ -250,7 +250,7 @@ class MediumHub(asyncio.DatagramProtocol):
         time first: the model is the same as if the hub had woken for each, at one wake-up per
         frame instead of two. True when more datagrams may be waiting (a flood): then the hub
         reads on whatever the channel does, as fast as the event loop lets it."""
-        sock, loop = self._sock, self._loop
+        sock, loop, medium = self._sock, self._loop, self.medium
         if sock is None or loop is None:
             return False
         now = self.now()
@@ -269,39 +269,45 @@ class MediumHub(asyncio.DatagramProtocol):
                 if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
                     sec, nsec = _TIMESPEC.unpack_from(value)
                     at = min(now, max(floor, sec + nsec * 1e-9 + offset))
-                    for event in self.medium.run(at):
-                        if type(event) is Delivery:
-                            self._deliver(event)
+                    due = medium.next_event_time()
+                    if due is not None and due <= at:
+                        for event in medium.run(at):
+                            if type(event) is Delivery:
+                                self._deliver(event)
             floor = at
             self._receive(data, addr, at)
         return True
 
     def _receive(self, data: bytes, addr: Endpoint, at: float) -> None:
         self.datagrams_received += 1
-        try:
-            msg = zep.decode(data)
-        except MalformedError as exc:
-            self.dropped[f"garbled-{exc.reason}"] += 1
-            return
-        if isinstance(msg, zep.ZepHello):
-            self._node_for(addr, msg.ext_addr, hello=True)
-            return
-        if not isinstance(msg, zep.ZepData):
-            return
-        if msg.channel != self.config.channel:
+        data_frame = zep.data_frame(data)  # a data datagram, the common case, without ZepData
+        if data_frame is None:
+            try:
+                msg = zep.decode(data)
+            except MalformedError as exc:
+                self.dropped[f"garbled-{exc.reason}"] += 1
+                return
+            if isinstance(msg, zep.ZepHello):
+                self._node_for(addr, msg.ext_addr, hello=True)
+                return
+            if not isinstance(msg, zep.ZepData):
+                return
+            data_frame = msg.channel, msg.frame
+        channel, frame = data_frame
+        if channel != self.config.channel:
             self.dropped[WRONG_CHANNEL] += 1
             return
         try:
-            info: mac.MacFrame | None = mac.decode(msg.frame)
+            info: mac.MacFrame | None = mac.decode(frame)
         except MalformedError:
             info = None  # the medium counts it as garbled, if the sender is known
         name = self._node_for(addr, info.src if info is not None else None)
         if name is not None:
-            self.medium.submit(name, msg.frame, at, info)
-            if name not in self._planned:
-                self._guest_frame(addr, msg)
+            self.medium.submit(name, frame, at, info)
+            if name not in self._planned and info is not None:
+                self._guest_frame(addr, channel, info)
 
-    def _guest_frame(self, addr: Endpoint, msg: zep.ZepData) -> None:
+    def _guest_frame(self, addr: Endpoint, channel: int, f: mac.MacFrame) -> None:
         """A guest (RIOT native) runs its own MAC, on the host's clock:
 
         - after its socket write it waits only 864 us of wall-clock time for the ACK, less than
@@ -314,10 +320,6 @@ class MediumHub(asyncio.DatagramProtocol):
         - its ACK for a frame we sent it says that its MAC is ready for the next one
           (``_drain_guest``)."""
         if self._sock is None or self._loop is None:
-            return
-        try:
-            f = mac.decode(msg.frame)
-        except MalformedError:
             return
         now = self._loop.time()
         if f.frame_type == mac.FRAME_ACK:
@@ -332,7 +334,7 @@ class MediumHub(asyncio.DatagramProtocol):
             or self.medium.owner(f.dst) is None
         ):
             return
-        ack = zep.encode_data(mac.encode_ack(f.seq), channel=msg.channel, seq=self._seq)
+        ack = zep.encode_data(mac.encode_ack(f.seq), channel=channel, seq=self._seq)
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         self._loop.call_at(now + GUEST_ACK_DELAY, self._send_guest_ack, ack, addr)
         # Its MAC is busy with this exchange: our next frame for it waits.
@@ -404,24 +406,31 @@ class MediumHub(asyncio.DatagramProtocol):
             self._paused = busy
 
     def _deliver(self, d: Delivery) -> None:
-        local = self._local.get(d.dst)
+        dst, frame = d.dst, d.frame
+        local = self._local.get(dst)
         if local is not None:
-            local(d.frame, d.time + self._t0, d.src)
+            local(frame, d.time + self._t0, d.src)
             return
-        endpoint = self.stations.endpoint(d.dst)
+        endpoint = self.stations.endpoint(dst)
         if endpoint is None or self._sock is None:
             return
-        if d.dst not in self._planned and d.frame[0] & 0x07 == mac.FRAME_ACK:
+        planned = dst in self._planned
+        if not planned and frame[0] & 0x07 == mac.FRAME_ACK:
             return  # the guest had its ACK at once (_ack_guest)
-        datagram = zep.encode_data(
-            d.frame,
-            channel=self.config.channel,
-            device_id=self._index.get(d.src, 0),
-            seq=self._seq,
-            timestamp=zep.ntp_timestamp(time.time()),
+        # The medium's frames are at most 127 bytes (it decoded them): the header is packed
+        # directly, as zep.encode_data would write it.
+        datagram = (
+            zep.data_header(
+                self.config.channel,
+                self._index.get(d.src, 0),
+                self._seq,
+                zep.ntp_timestamp(time.time()),
+                len(frame),
+            )
+            + frame
         )
         self._seq = (self._seq + 1) & 0xFFFFFFFF
-        if d.dst in self._planned:
+        if planned:
             if self._send(datagram, endpoint):
                 self.datagrams_sent += 1
             return

