@@ -30,7 +30,8 @@ For each N (default 2, 10, 50, 200):
   to its sender) and, while frames contend, one event loop wake-up (the hub reads arriving
   datagrams when the channel frees, modelled at their kernel arrival times; frontend.py
   ``MediumHub._drain``). At these rates the hub sleeps between
-  events, so the figure is the cost per frame at the channel's pace, wake-ups included; a core
+  events, so the figure is the cost per frame at the channel's pace, wake-ups included
+  (``wake/f``: the hub's timer and socket callbacks per frame carried); a core
   kept busy may do better per frame (the broadcast column shows what one datagram costs when
   many go out back to back; ``--size 30`` triples the unicast frame rate).
 - Throughput, broadcast: the same closed loop with broadcasts (no ACK, so the ceiling is one
@@ -125,6 +126,7 @@ class HubStats:
     nodes: int  # nodes registered over UDP
     dropped: dict[str, int]  # datagrams the hub refused, by reason
     lateness_s: list[float]  # data deliveries since the last query: wall time - model time
+    wakeups: int  # the hub's timer and socket callbacks run (event loop wake-ups)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,15 @@ class TimedHub(MediumHub):
         super().__init__(config)
         self.delivered = 0
         self.lateness: list[float] = []
+        self.wakeups = 0
+
+    def _pump(self) -> None:
+        self.wakeups += 1
+        super()._pump()
+
+    def _readable(self) -> None:
+        self.wakeups += 1
+        super()._readable()
 
     def _deliver(self, d: Delivery) -> None:
         if d.frame[0] & 0x07 == mac.FRAME_DATA:
@@ -181,6 +192,7 @@ def hub_stats(hub: MediumHub) -> HubStats:
         nodes=len(hub.endpoints()),
         dropped=dict(hub.dropped),
         lateness_s=list(lateness),
+        wakeups=timed.wakeups if timed else 0,
     )
     lateness.clear()
     return stats
@@ -469,6 +481,7 @@ class Throughput:
     cpu_percent: float  # of one core
     frames_per_cpu_s: float
     deliveries_per_cpu_s: float  # data frames handed to receivers' sockets
+    wakeups_per_frame: float  # the hub's timer and socket callbacks per frame carried
 
 
 class ClosedLoop:
@@ -559,6 +572,7 @@ def saturate(
         cpu_percent=100 * cpu / wall,
         frames_per_cpu_s=frames / cpu if cpu > 0 else math.inf,
         deliveries_per_cpu_s=deliveries / cpu if cpu > 0 else math.inf,
+        wakeups_per_frame=(after.wakeups - before.wakeups) / frames if frames else math.nan,
     )
 
 
@@ -680,7 +694,9 @@ def throughput_cells(t: Throughput, deliveries: bool) -> str:
         f"{t.frames_per_s:>9,.0f} {t.ceiling_percent:>9.1f} {t.cpu_percent:>9.1f} "
         f"{t.frames_per_cpu_s:>12,.0f}"
     )
-    return cells + (f" {t.deliveries_per_cpu_s:>16,.0f}" if deliveries else "")
+    if deliveries:
+        return cells + f" {t.deliveries_per_cpu_s:>16,.0f}"
+    return cells + f" {t.wakeups_per_frame:>6.2f}"
 
 
 def report(results: list[Result], size: int) -> None:
@@ -691,8 +707,8 @@ def report(results: list[Result], size: int) -> None:
     )
     columns = f"{'frames/s':>9} {'% ceiling':>9} {'hub CPU %':>9} {'frames/CPU-s':>12}"
     unicast_head = "unicast, ACKed"
-    print(f"{'':>5} {unicast_head:<42}  broadcast")
-    print(f"{'nodes':>5} {columns}  {columns} {'deliveries/CPU-s':>16}")
+    print(f"{'':>5} {unicast_head:<49}  broadcast")
+    print(f"{'nodes':>5} {columns} {'wake/f':>6}  {columns} {'deliveries/CPU-s':>16}")
     for r in results:
         print(
             f"{r.nodes:>5} {throughput_cells(r.unicast, False)}  "
