@@ -79,7 +79,8 @@ class MediumHub(asyncio.DatagramProtocol):
         )
         self.transport: HubSocket | None = None
         self._sock: socket.socket | None = None
-        self._paused = False  # reading paused while the channel is busy
+        self._paused = False  # reading paused while the channel is busy (_pace)
+        self._contended = False  # a datagram came while the channel was busy
         self._backlog = False  # the last read left datagrams waiting
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
@@ -209,19 +210,21 @@ class MediumHub(asyncio.DatagramProtocol):
 
     def _readable(self) -> None:
         """The loop's read callback: whatever waits in the socket, then the medium runs."""
+        self._contended = self._contended or self.medium.busy
         self._backlog = self._drain()
         self._advance()
 
     def _drain(self, floor: float = 0.0) -> bool:
         """Datagrams waiting in the socket (up to ``DRAIN``), each at its kernel arrival time.
 
-        While the channel is busy the hub does not wake up for arriving datagrams (``_pace``):
-        a frame arriving then could not start before the channel frees, and the medium's timer
-        wakes the hub at that moment anyway. The datagrams are read then, and each is modelled
-        at the time the kernel stamped on it (SO_TIMESTAMPNS), the medium having run up to that
-        time first: the model is the same as if the hub had woken for each, at one wake-up per
-        frame instead of two. True when more datagrams may be waiting (a flood): then the hub
-        reads on whatever the channel does, as fast as the event loop lets it."""
+        While the channel is busy and frames contend for it, the hub does not wake up for
+        arriving datagrams (``_pace``): a frame arriving then could not start before the channel
+        frees, and the medium's timer wakes the hub at that moment anyway. The datagrams are
+        read then, and each is modelled at the time the kernel stamped on it (SO_TIMESTAMPNS),
+        the medium having run up to that time first: the model is the same as if the hub had
+        woken for each, at one wake-up per frame instead of two. True when more datagrams may
+        be waiting (a flood): then the hub reads on whatever the channel does, as fast as the
+        event loop lets it."""
         sock, loop, medium, transport = self._sock, self._loop, self.medium, self.transport
         if sock is None or loop is None or transport is None:
             return False
@@ -376,11 +379,17 @@ class MediumHub(asyncio.DatagramProtocol):
         self._pace()
 
     def _pace(self) -> None:
-        """Read the socket only while the channel is idle (see ``_drain``)."""
-        busy = self.medium.busy and self._timer is not None and not self._backlog
-        if busy != self._paused and self.transport is not None:
-            self.transport.reading(not busy)
-            self._paused = busy
+        """Once a datagram has come while the channel was busy, read the socket only while the
+        channel is idle (see ``_drain``), until it is idle again. Under light load nothing comes
+        while a frame is on the air, and the socket stays read: pausing and resuming it for every
+        frame cost two epoll_ctl calls and the event loop's bookkeeping of its readers."""
+        busy = self.medium.busy
+        if not busy:
+            self._contended = False
+        pause = busy and self._contended and self._timer is not None and not self._backlog
+        if pause != self._paused and self.transport is not None:
+            self.transport.reading(not pause)
+            self._paused = pause
 
     def _deliver(self, d: Delivery) -> None:
         dst, frame = d.dst, d.frame
