@@ -18,8 +18,8 @@ class HubSocket:
         self._loop, self._sock, self._readable = loop, sock, readable
         self._reading = False
         self.reading(True)
-        # waiting(0): whether a datagram waits, asked with a zero-timeout poll. A read that
-        # fails with EAGAIN costs twice as much (it raises), and every wake-up would end so.
+        # waiting(0): whether another datagram waits, asked with a zero-timeout poll. A read
+        # that fails with EAGAIN costs twice as much (it raises), and every wake-up would end so.
         poller = select.poll()
         poller.register(sock.fileno(), select.POLLIN)
         self.waiting: Callable[[float], list[tuple[int, int]]] = poller.poll
