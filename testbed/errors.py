@@ -7,6 +7,7 @@
     │   │   └── GroupCommandError a group command has no backend or relay to go through
     │   ├── LinkOptionError       a `testbed link` option cannot be understood
     │   ├── TransferError         an ownership transfer cannot be prepared from what was given
+    │   ├── PackedThingError      a command acts on containers and was named a packed thing
     │   └── ScenarioError         a scenario file is unreadable or invalid (file, line, key path)
     ├── ImageError                building or finding node images failed
     ├── EngineError              the container runtime refused or failed
@@ -185,6 +186,11 @@ class StepFailed(ScenarioFailed):
 
 class ScenarioTimeout(ScenarioFailed):
     pass
+
+
+class PackedThingError(InputError):
+    """`testbed stop`/`start`/`restart` of one packed thing: it has no container of its own,
+    and its thing host's container runs its packmates too (exit 2)."""
 
 
 class MoveError(InputError):

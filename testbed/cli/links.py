@@ -3,14 +3,16 @@
     testbed link show [--run R] [--json]
     testbed link set LINK [--loss 20%] [--delay 30ms] [--jitter 5ms] [--rate 250kbit]
                           [--duplicate 1%] [--reorder 5%] [--corrupt 0.1%]
-                          [--gilbert-elliott p,r[,loss_good[,loss_bad]]] [--run R]
+                          [--gilbert-elliott p,r[,loss_good[,loss_bad]]] [--node THING] [--run R]
     testbed link reset LINK [--run R]
-    testbed capture PAN -o FILE.pcap [--duration S] [--run R]
+    testbed capture PAN -o FILE.pcap [--duration S] [--node THING] [--run R]
 
 LINK: ``internet``, ``backbone`` (IP links: the border routers' interfaces there, both
 directions, netem semantics) or ``pan-<name>`` (the PAN's radio medium: frame loss; needs
 ``medium: radio``). ``set`` replaces the link's impairments with exactly the options given, as
 ``tc qdisc replace`` would; ``reset`` goes back to the topology's settings. Nothing restarts.
+``--node`` narrows a PAN's setting to the links from and to one thing's station (packed or not)
+and a capture to that station's frames; ``reset`` of the PAN clears per-thing settings too.
 """
 
 from __future__ import annotations
@@ -85,18 +87,22 @@ def set_(
         str | None,
         typer.Option("--gilbert-elliott", help="bursty loss p,r[,loss_good[,loss_bad]]"),
     ] = None,
+    node: Annotated[
+        str | None, typer.Option(help="PAN only: just the links from and to this thing")
+    ] = None,
     run: RunOption = None,
 ) -> None:
     """Impair a link live; the options given replace the link's current impairments."""
     change = usecases.link_set(
         context.engine(), link, run,
         loss=loss, delay=delay, jitter=jitter, rate=rate, duplicate=duplicate, reorder=reorder,
-        corrupt=corrupt, gilbert_elliott=gilbert_elliott,
+        corrupt=corrupt, gilbert_elliott=gilbert_elliott, node=node,
     )  # fmt: skip
     name = change.link
     if name.kind == "pan":
         (answer,) = change.answers
-        console.print(f"{name.text}: frame loss {answer['loss'] * 100:g}% on every radio link")
+        scope = f"every radio link of {node}" if node else "every radio link"
+        console.print(f"{name.text}: frame loss {answer['loss'] * 100:g}% on {scope}")
         return
     for answer in change.answers:
         console.print(
@@ -127,6 +133,9 @@ def capture(
     pan: Annotated[str, typer.Argument(help="the PAN: pan-<name> or <name>")],
     output: Annotated[Path, typer.Option("--output", "-o", help="pcap file to write")],
     duration: Annotated[float, typer.Option(help="seconds to record")] = 10.0,
+    node: Annotated[
+        str | None, typer.Option(help="only this thing's frames (sent by it or to it, ACKs)")
+    ] = None,
     run: RunOption = None,
 ) -> None:
     """Record a radio PAN's air traffic (ZEP/802.15.4 frames from the medium) into a pcap."""
@@ -141,10 +150,11 @@ def capture(
     if not 0 < duration <= 300:
         raise options.LinkOptionError("--duration must lie in (0, 300] seconds", "e.g. 30")
     console.print(f"recording {name.text} for {duration:g} s ...")
-    pcap, info = _links(run).capture(name, duration)
+    pcap, info = _links(run).capture(name, duration, node)
     output.write_bytes(pcap)
     note = " (cut at the frame limit)" if info.get("truncated") else ""
-    console.print(f"{output}: {info['frames']} frames{note}")
+    whose = f" of {node}" if node else ""
+    console.print(f"{output}: {info['frames']} frames{whose}{note}")
     # IPHC compresses against the PAN prefix (context 0): Wireshark needs it for addresses.
     console.print(
         f"  tshark -r {output} -o 6lowpan.context0:{info['context0']}",

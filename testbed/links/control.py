@@ -171,11 +171,18 @@ class Links:
 
     # ------------------------------------------------------------ capture
 
-    def capture(self, link: LinkName, duration: float) -> tuple[bytes, dict[str, Any]]:
+    def capture(
+        self, link: LinkName, duration: float, node: str | None = None
+    ) -> tuple[bytes, dict[str, Any]]:
+        """The PAN's air for ``duration`` s; with ``node``, only that station's frames (sent by
+        it or addressed to it, and their ACKs)."""
         router = self._radio_router(link)
+        params: dict[str, Any] = {"pan": link.name, "duration": duration}
+        if node:
+            params["node"] = node
         answer = call(
-            self.engine, self.run, router.node, "capture",
-            {"pan": link.name, "duration": duration}, timeout=duration + ACTION_TIMEOUT,
+            self.engine, self.run, router.node, "capture", params,
+            timeout=duration + ACTION_TIMEOUT,
         )  # fmt: skip
         pcap = base64.b64decode(answer.pop("pcap_b64"))
         return pcap, answer

@@ -69,12 +69,14 @@ class Testbed:
     def link_reset(self, link: str) -> dict[str, Any]:
         return _link_answer(usecases.link_reset(self.engine, link, self.run))
 
-    def capture(self, pan: str, duration: float) -> tuple[bytes, dict[str, Any]]:
+    def capture(
+        self, pan: str, duration: float, node: str | None = None
+    ) -> tuple[bytes, dict[str, Any]]:
         from testbed.links import options
         from testbed.links.control import Links
 
         name = options.parse_link(pan if pan.startswith("pan-") else f"pan-{pan}")
-        return Links(self.engine, self.run).capture(name, duration)
+        return Links(self.engine, self.run).capture(name, duration, node)
 
     # ------------------------------------------------------------------ mobility
 

@@ -66,6 +66,9 @@ class LinkSet(Strict):
     reorder: str | None = None
     corrupt: str | None = None
     gilbert_elliott: str | None = None
+    node: str | None = Field(
+        default=None, description="PAN links only: just the links from and to this thing"
+    )
 
 
 class LinkReset(Strict):
@@ -205,6 +208,7 @@ class Capture(Strict):
     pan: str
     duration: Duration = Field(10.0, gt=0, le=300)
     name: MeasureName = "capture"
+    node: str | None = Field(None, description="only this thing's frames (sent by it or to it)")
     eavesdrop: bool = Field(
         False, description="list what the capture shows in clear: NAME.clear.* measures"
     )

@@ -358,7 +358,7 @@ def capture(ctx: Context, args: schema.Capture) -> None:
 
     def record() -> None:
         try:
-            pcap, info = ctx.testbed.capture(args.pan, args.duration)
+            pcap, info = ctx.testbed.capture(args.pan, args.duration, args.node)
             path.write_bytes(pcap)
             ctx.files[path.name] = path.name
             ctx.record(f"{args.name}.frames", float(info.get("frames", 0)))

@@ -34,8 +34,11 @@ def link_set(
     reorder: str | None = None,
     corrupt: str | None = None,
     gilbert_elliott: str | None = None,
+    node: str | None = None,
 ) -> LinkChange:
-    """Replace a link's impairments with exactly the options given (``tc qdisc replace``)."""
+    """Replace a link's impairments with exactly the options given (``tc qdisc replace``).
+    ``node`` (PAN links only): just the links from and to that thing's station, packed or not;
+    its neighbours keep theirs."""
     name = options.parse_link(link)
     params = options.parameters(
         {
@@ -47,8 +50,15 @@ def link_set(
     # Bad values are refused before any run is looked for.
     if name.kind == "pan":
         pan = options.pan_parameters(name, params)
+        if node:
+            pan["node"] = node
         links = Links(engine, bringup.resolve_run(engine, run))
         return LinkChange(name, [links.set_pan(name, pan)])
+    if node:
+        raise options.LinkOptionError(
+            f"--node: {name.text} is an IP link; only a PAN's radio medium has a link per thing",
+            f"impair one thing's radio with `testbed link set pan-<its PAN> --node {node} ...`",
+        )
     impairment = options.ip_impairment(params).to_dict()
     links = Links(engine, bringup.resolve_run(engine, run))
     return LinkChange(name, links.set_ip(name, impairment))

@@ -6,6 +6,11 @@ stopped run comes back as it was: after `testbed stop`, and after a restart of t
 routers, trust centers and Internet hosts first, then things), each tier together, with the
 readiness probe of `up`; then each thing is awaited until it is operational or failed again. The
 run's services (Prometheus, Grafana) start last, without a probe; they stop first.
+
+Packed things (docs/packed-things.md) have no container: a thing host's container runs all of
+its pack. Stopping or starting the thing host does so for its pack (the host is in the things'
+tier, and its things are awaited like any thing); naming one packed thing is refused, since
+acting on its container would silently stop or restart every packmate with it.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from testbed import bringup
-from testbed.contracts.node_config import Role
+from testbed.contracts import packing
+from testbed.contracts.node_config import Attr, Role
 from testbed.engines.base import Engine, NodeStatus
-from testbed.errors import NotRunning
+from testbed.errors import NotRunning, PackedThingError
 from testbed.usecases.progress import NoProgress, Progress
 
 INFRASTRUCTURE = (Role.BORDER_ROUTER, Role.TRUST_CENTER, Role.INTERNET_HOST)
@@ -24,7 +30,8 @@ INFRASTRUCTURE = (Role.BORDER_ROUTER, Role.TRUST_CENTER, Role.INTERNET_HOST)
 @dataclass(frozen=True)
 class StartResult:
     run: str
-    started: list[str] = field(default_factory=list)  # nodes and services that were not running
+    # containers (nodes, thing hosts, services) that were not running
+    started: list[str] = field(default_factory=list)
     # thing -> (lifecycle state, reason) after the start, as `up` reports them
     outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -34,11 +41,19 @@ class StartResult:
 
 
 def tiers(nodes: list[NodeStatus]) -> list[list[NodeStatus]]:
-    """Start order: infrastructure, things, then the run's services (anything else)."""
+    """Start order: infrastructure, things (and thing hosts), then the run's services (anything
+    else). Packed things are left out: their thing host's container is theirs."""
     infrastructure = [n for n in nodes if n.role in INFRASTRUCTURE]
-    things = [n for n in nodes if n.role == Role.THING]
-    services = [n for n in nodes if n.role not in Role.ALL]
+    things = [
+        n for n in nodes if (n.role == Role.THING and not packed_in(n)) or n.role == packing.ROLE
+    ]
+    services = [n for n in nodes if n.role not in (*Role.ALL, packing.ROLE)]
     return [tier for tier in (infrastructure, things, services) if tier]
+
+
+def packed_in(node: NodeStatus) -> str:
+    """The thing host of a packed thing ("" for every other node)."""
+    return node.attributes.get(Attr.THING_HOST, "") if node.role == Role.THING else ""
 
 
 def _members(engine: Engine, run: str, node: str | None) -> list[NodeStatus]:
@@ -52,7 +67,19 @@ def _members(engine: Engine, run: str, node: str | None) -> list[NodeStatus]:
         raise NotRunning(
             f"run {run!r} has no node {node!r}", f"list its nodes with `testbed status --run {run}`"
         )
-    return chosen
+    host = packed_in(chosen[0])
+    if host:
+        mates = sum(1 for n in nodes if packed_in(n) == host) - 1
+        raise PackedThingError(
+            f"{node} is a packed thing: it runs in thing host {host} with {mates} "
+            f"packmate{'' if mates == 1 else 's'} and has no container of its own to stop or "
+            "start",
+            f"`testbed restart {host} --run {run}` restarts the whole pack; to take {node} alone "
+            f"out of service run a phase on it, e.g. `testbed phase decommission --run {run} "
+            f"--limit {node}`",
+        )
+    # A thing host comes with its things: they are awaited after a start like any thing.
+    return chosen + [n for n in nodes if packed_in(n) == node]
 
 
 def stop(
@@ -85,9 +112,11 @@ def start(
     report = progress or NoProgress()
     name = bringup.resolve_run(engine, run)
     waiting = [n for n in _members(engine, name, node) if n.state != "running"]
-    report.begin("nodes", len(waiting))
+    containers = [n for n in waiting if not packed_in(n)]  # a packed thing is its host's
+    report.begin("nodes", len(containers))
     for tier in tiers(waiting):
-        probe = all(n.role in Role.ALL for n in tier)  # services have no readiness probe
+        # services have no readiness probe; nodes and thing hosts do
+        probe = all(n.role in (*Role.ALL, packing.ROLE) for n in tier)
         engine.start_nodes(
             name,
             [n.node for n in tier],
@@ -109,7 +138,7 @@ def start(
         timeout,
     )
     report.end("commissioned")
-    return StartResult(run=name, started=[n.node for n in waiting], outcomes=outcomes)
+    return StartResult(run=name, started=[n.node for n in containers], outcomes=outcomes)
 
 
 def restart(

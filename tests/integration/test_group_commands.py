@@ -22,11 +22,11 @@ import pytest
 
 from testbed.engines.docker import DockerEngine
 from testbed.links.group import relay_address
-from tests.integration.conftest import ROOT, TESTBED, remove_run, run_cli
+from tests.integration.conftest import ROOT, RUN_PREFIX, TESTBED, remove_run, run_cli
 from tests.integration.nodes import action, state, wait_for
 
 pytestmark = pytest.mark.integration
-RUN = f"group-it-{uuid.uuid4().hex[:6]}"
+RUN = f"{RUN_PREFIX}group-it-{uuid.uuid4().hex[:6]}"
 LAMPS = ("lamp-01", "lamp-02")
 TSHARK = shutil.which("tshark")
 

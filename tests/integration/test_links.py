@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 
 from testbed.engines.docker import DockerEngine
-from tests.integration.conftest import ROOT, TESTBED, remove_run, run_cli
+from tests.integration.conftest import ROOT, RUN_PREFIX, TESTBED, remove_run, run_cli
 from tests.integration.nodes import action, metrics, state, wait_for
 
 pytestmark = pytest.mark.integration
-RUN = f"link-{uuid.uuid4().hex[:6]}"
+RUN = f"{RUN_PREFIX}link-{uuid.uuid4().hex[:6]}"
 THING = "thermostat-01"
 TSHARK = shutil.which("tshark")
 MALFORMED = 0x07000000  # PI_MALFORMED, the expert group of _ws.malformed

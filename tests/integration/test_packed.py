@@ -3,26 +3,38 @@
 One building (tests/fixtures/topologies/integration/packed.yaml, commissioning: auto) for the
 whole module: every thing commissions, the backend reads each one over OSCORE at its own
 address, each packed thing is its own station on its PAN's medium and has its own status,
-metrics and refusal counts, and one packed thing is decommissioned through
-``testbed phase --limit`` and is then refused while its packmates keep working.
+metrics and refusal counts, a group command reaches each packed thing, a link setting and an
+air capture can name one packed thing, restarting one packed thing alone is refused, and one
+packed thing is decommissioned through ``testbed phase --limit`` and is then refused while its
+packmates keep working.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from testbed import bringup
+from testbed.contracts.radio import ext_from_short, short_from_ext
 from testbed.engines.docker import DockerEngine
+from testbed.node.radio import mac, zep
 from testbed.phases import inventory
 from testbed.phases.runner import run_phase
 from testbed.plan.model import Plan
-from tests.integration.conftest import ROOT, phase_environment, remove_run, run_cli
+from tests.integration.conftest import (
+    ROOT,
+    RUN_PREFIX,
+    phase_environment,
+    remove_run,
+    run_cli,
+)
 from tests.integration.nodes import action, state, wait_for
 
 pytestmark = pytest.mark.integration
@@ -62,7 +74,7 @@ class Packed:
 
 @pytest.fixture(scope="module")
 def packed(docker_client: Any, node_image: str, cli_env: dict[str, str]) -> Iterator[Packed]:
-    run = f"pk-{uuid.uuid4().hex[:6]}"
+    run = f"{RUN_PREFIX}pk-{uuid.uuid4().hex[:6]}"
     with phase_environment(cli_env) as env:
         backend = DockerEngine(docker_client)
         try:
@@ -164,6 +176,168 @@ def test_an_unprotected_request_to_one_packed_thing_is_refused(packed: Packed) -
     assert refused("thermo-06") == beside  # counted by the thing it was sent to only
 
 
+def pack_requests(packed: Packed, host: str) -> dict[str, dict[str, Any]]:
+    """Each packed thing's request counts, from one GET /state of its thing host."""
+    answer = packed.backend.node_state(packed.run, host)
+    assert answer is not None, f"{host} did not answer GET /state"
+    return {thing: entry["state"]["requests"] for thing, entry in answer["packed"].items()}
+
+
+def puts(requests: dict[str, Any]) -> int:
+    return int(requests["handled"].get("/light", {}).get("PUT", {}).get("2.04", 0))
+
+
+def test_a_group_command_reaches_every_packed_thing(packed: Packed) -> None:
+    wait_for(
+        lambda: state(packed.backend, packed.run, "backend")["backend"]["group"]["generations"]
+        .get("facility"),
+        120,
+        "the backend's group grant",
+    )  # fmt: skip
+    lamps = [t for t in packed.things if t.startswith("lamp-")]
+    before = pack_requests(packed, "lamp-pack-01")
+    solo = state(packed.backend, packed.run, "solo-01")["requests"]
+    thermos = {
+        t: r["handled"].get("/light") for t, r in pack_requests(packed, "thermo-pack-01").items()
+    }
+    sent = run_cli(
+        ["group", "east", "light", '{"on": false}', "--run", packed.run, "--json"], packed.env
+    )
+    assert json.loads(sent.stdout)["router"] == "br-east", sent.stdout
+
+    def acted() -> list[str]:
+        after = pack_requests(packed, "lamp-pack-01")
+        return [t for t in lamps if puts(after[t]) == puts(before[t]) + 1]
+
+    # One multicast datagram on the PAN, each packed thing handling its own copy under its own
+    # group context (a PUT answered 2.04 once each), as the thing with a container of its own.
+    wait_for(lambda: len(acted()) == len(lamps), 60, "all 32 packed lamps to act")
+    wait_for(
+        lambda: puts(state(packed.backend, packed.run, "solo-01")["requests"]) == puts(solo) + 1,
+        30,
+        "solo-01 to act",
+    )
+    # The other PAN's things never saw it.
+    after = pack_requests(packed, "thermo-pack-01")
+    assert {t: r["handled"].get("/light") for t, r in after.items()} == thermos
+
+
+def test_a_link_setting_on_one_packed_thing_leaves_its_packmates_alone(packed: Packed) -> None:
+    lossy, mate = "lamp-05", "lamp-06"
+
+    def links() -> dict[str, Any]:
+        shown = action(packed.backend, packed.run, "br-east", "link-show")
+        out: dict[str, Any] = shown["east"]["medium"]["links"]
+        return out
+
+    def lost_towards(thing: str, counts: dict[str, Any]) -> tuple[int, int]:
+        into = [v for k, v in counts.items() if k.endswith(f"->{thing}")]
+        return (
+            sum(v["dropped"]["channel-loss"] for v in into),
+            sum(v["delivered"] for v in into),
+        )
+
+    set_ = run_cli(
+        ["link", "set", "pan-east", "--node", lossy, "--loss", "100%", "--run", packed.run],
+        packed.env,
+    )
+    assert f"frame loss 100% on every radio link of {lossy}" in " ".join(set_.stdout.split())
+    try:
+        before = links()
+        for key, link in before.items():
+            ends = key.split("->")
+            assert link["delivery"] == (0.0 if lossy in ends else 1.0), (key, link)
+        lost, _ = lost_towards(lossy, before)
+        _, heard = lost_towards(mate, before)
+        mate_lost, _ = lost_towards(mate, before)
+        # The backend reads every thing every few seconds: its requests to lossy are lost on
+        # the air, those to its packmate arrive.
+        wait_for(
+            lambda: (
+                lost_towards(lossy, links())[0] >= lost + 3
+                and lost_towards(mate, links())[1] >= heard + 1
+            ),
+            60,
+            f"frames to {lossy} to be lost and frames to {mate} delivered",
+        )
+        assert lost_towards(mate, links())[0] == mate_lost
+    finally:
+        run_cli(["link", "reset", "pan-east", "--run", packed.run], packed.env)
+    assert all(link["delivery"] == 1.0 for link in links().values())
+    refused = run_cli(
+        ["link", "set", "pan-east", "--node", "nobody", "--loss", "1%", "--run", packed.run],
+        packed.env,
+        check=False,
+    )
+    assert refused.returncode != 0 and "no node 'nobody' on PAN east" in refused.stdout + (
+        refused.stderr
+    )
+
+
+def air(path: Path) -> list[tuple[int, mac.MacFrame | None]]:
+    """(ZEP source port, decoded 802.15.4 frame; None for an ACK) of each datagram of a
+    capture (LINKTYPE_RAW: IPv6, UDP, ZEP)."""
+    data = path.read_bytes()
+    out = []
+    offset = 24
+    while offset < len(data):
+        length = struct.unpack_from("<I", data, offset + 8)[0]
+        packet = data[offset + 16 : offset + 16 + length]
+        offset += 16 + length
+        message = zep.decode(packet[48:])
+        assert isinstance(message, zep.ZepData)
+        frame = mac.decode(message.frame)
+        sport = struct.unpack_from("!H", packet, 40)[0]
+        out.append((sport, None if frame.frame_type == mac.FRAME_ACK else frame))
+    return out
+
+
+def test_the_air_of_the_pan_and_of_one_packed_thing(packed: Packed, tmp_path: Path) -> None:
+    caught = "lamp-10"
+    endpoints = action(packed.backend, packed.run, "br-east", "link-show")["east"]["endpoints"]
+    port_of = {t: int(e.rpartition(":")[2]) for t, e in endpoints.items()}
+    whole, one = tmp_path / "east.pcap", tmp_path / "lamp-10.pcap"
+    # The backend reads every thing every few seconds: each capture sees some of those reads.
+    run_cli(
+        ["capture", "east", "-o", str(whole), "--duration", "6", "--run", packed.run], packed.env
+    )
+    only = ["--node", caught, "-o", str(one), "--duration", "12", "--run", packed.run]
+    shown = run_cli(["capture", "east", *only], packed.env)
+    assert f"frames of {caught}" in shown.stdout, shown.stdout
+    # The whole PAN: packed lamps send from their thing host's carrier address, each from its
+    # own port, and each port carries exactly one station's MAC source address.
+    lamps = {port_of[t]: t for t in packed.things if t.startswith("lamp-") and t in port_of}
+    sources: dict[int, set[bytes]] = {}
+    for sport, frame in air(whole):
+        if frame is not None and sport in lamps and frame.src is not None:
+            sources.setdefault(sport, set()).add(short_from_ext(frame.src) or frame.src)
+    assert len(sources) >= 2, sources
+    assert all(len(addresses) == 1 for addresses in sources.values()), sources
+    # One packed thing: what it sent and what was sent to it, nothing of its packmates.
+    frames = air(one)
+    own = {
+        short_from_ext(f.src) or f.src
+        for sport, f in frames
+        if f is not None and f.src and sport == port_of[caught]
+    }
+    assert len(own) == 1 and len(next(iter(own))) == 2, own
+    (short,) = own
+    addresses = {short, ext_from_short(int.from_bytes(short, "big"))}
+    data = [(sport, f) for sport, f in frames if f is not None]
+    assert any(f.dst in addresses for _, f in data) and any(f.src in addresses for _, f in data)
+    assert all(f.src in addresses or f.dst in addresses for _, f in data), data
+    assert {sport for sport, _ in frames} <= {port_of[caught], 17754}
+
+
+def test_one_packed_thing_cannot_be_stopped_alone(packed: Packed) -> None:
+    refused = run_cli(["restart", "lamp-05", "--run", packed.run], packed.env, check=False)
+    said = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode == 2, said
+    assert "lamp-05 is a packed thing: it runs in thing host lamp-pack-01 with 31 packmates" in said
+    assert "testbed restart lamp-pack-01" in said
+    assert action(packed.backend, packed.run, "lamp-05", "status")["lifecycle"] == "operational"
+
+
 def test_decommission_one_packed_thing_through_its_phase(packed: Packed) -> None:
     result = run_phase("decommission", engine=packed.backend, run=packed.run, limit=LEAVER)
     assert result.succeeded and set(result.hosts) == {LEAVER}, result.hosts
@@ -182,3 +356,22 @@ def test_decommission_one_packed_thing_through_its_phase(packed: Packed) -> None
     )
     assert again.returncode != 0
     assert "cannot commission a decommissioned thing" in " ".join(again.stdout.split())
+
+
+def test_restarting_a_thing_host_restarts_its_pack(packed: Packed) -> None:
+    """Last: the whole pack of thermostats goes down and comes back, each thing operational."""
+    host = "thermo-pack-01"
+    thermos = [t for t in packed.things if t.startswith("thermo-")]
+    restarted = run_cli(["restart", host, "--run", packed.run], packed.env)
+    assert "started 1" in " ".join(restarted.stdout.split()), restarted.stdout
+    shown = run_cli(["status", "--run", packed.run, "--json"], packed.env)
+    rows = {row["node"]: row for row in json.loads(shown.stdout)}
+    assert {rows[t]["lifecycle"] for t in thermos} == {"operational"}
+    # The others never stopped.
+    assert rows["lamp-08"]["lifecycle"] == "operational" and rows["solo-01"]["state"] == "running"
+
+    def readable() -> bool:
+        code, answer = packed.read(PROBED, "temperature")
+        return code == 0 and answer["result"]["code"] == "2.05"
+
+    wait_for(readable, 120, f"the backend to read {PROBED} again")

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
 import aiocoap
@@ -43,6 +46,8 @@ class _TappedTransport:
     def sendmsg(self, data: bytes, ancdata: Any, flags: int, address: Any) -> None:
         if self._owner.sink is not None:
             self._owner.sink.record("sent", (address[0], address[1]), data)
+        if self._owner.source is not None and not ancdata:
+            ancdata = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, self._owner.source)]
         self._inner.sendmsg(data, ancdata, flags, address)
 
     def __getattr__(self, name: str) -> Any:
@@ -52,6 +57,7 @@ class _TappedTransport:
 class RecordingUDP6(MessageInterfaceUDP6):  # type: ignore[misc]
     # Set right after the endpoint is created (aiocoap's factories take no extra arguments).
     sink: DatagramSink | None = None
+    source: bytes | None = None  # in6_pktinfo to send from when aiocoap gives none (a group's)
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(_TappedTransport(transport, self))
@@ -74,7 +80,11 @@ async def create_context(
 
     ``bind`` makes it a server on that address (port 0: any free port, see ``bound_port``);
     without it the socket takes an ephemeral port and serves as a client. ``multicast``
-    ((group address, interface name), ...) makes a server socket join those groups. This mirrors
+    ((group address, interface name), ...) makes a server socket join those groups. A socket
+    bound to a unicast address (a packed thing's ``coap-bind``) never sees a datagram sent to a
+    group, so then each group gets a socket of its own on the server's port, bound to the group
+    address and feeding the same site; aiocoap sets SO_REUSEPORT, so every packmate binds it too,
+    and Linux hands each such socket its own copy of a multicast datagram. This mirrors
     ``Context.create_server_context`` with ``transports=["oscore", "udp6"]``; the private
     ``_append_tokenmanaged_messagemanaged_transport`` is the only way to hand aiocoap another
     transport class, and aiocoap is pinned (==0.4.17) for that reason among others.
@@ -87,27 +97,58 @@ async def create_context(
     # OSCORE first: it claims requests for which client credentials exist, UDP takes the rest.
     context.request_interfaces.append(TransportOSCORE(context, context))
 
-    async def endpoint(mman: Any) -> RecordingUDP6:
-        if bind is None:
-            udp = await RecordingUDP6.create_client_transport_endpoint(
-                mman, log=context.log, loop=loop
-            )
-        else:
-            udp = await RecordingUDP6.create_server_transport_endpoint(
-                mman, log=context.log, loop=loop, bind=bind, multicast=list(multicast or [])
-            )
-        udp.sink = sink
-        return udp  # type: ignore[no-any-return]
+    groups = list(multicast or [])
+    unicast = (
+        bind[0] if bind and not ipaddress.IPv6Address(bind[0] or "::").is_unspecified else None
+    )  # the address of a server bound to one
 
-    await context._append_tokenmanaged_messagemanaged_transport(endpoint)
+    def endpoint(
+        address: tuple[str, int] | None, joins: list[tuple[str, str]]
+    ) -> Callable[[Any], Awaitable[RecordingUDP6]]:
+        async def create(mman: Any) -> RecordingUDP6:
+            if address is None:
+                udp = await RecordingUDP6.create_client_transport_endpoint(
+                    mman, log=context.log, loop=loop
+                )
+            else:
+                udp = await RecordingUDP6.create_server_transport_endpoint(
+                    mman, log=context.log, loop=loop, bind=address, multicast=joins
+                )
+            udp.sink = sink
+            return udp  # type: ignore[no-any-return]
+
+        return create
+
+    await context._append_tokenmanaged_messagemanaged_transport(
+        endpoint(bind, [] if unicast is not None else groups)
+    )
+    if unicast is not None and groups:
+        port = bound_port(context)
+        for group, interface in groups:
+            await context._append_tokenmanaged_messagemanaged_transport(
+                endpoint((group, port), [(group, interface)])
+            )
+        # An answer to a group request (an error to an unprotected one, say) leaves a socket
+        # bound to the group without a source address: it is to be the server's, or the kernel
+        # would pick any address of the TUN, a packmate's.
+        pktinfo = ipaddress.IPv6Address(unicast).packed + bytes(4)  # in6_pktinfo, any ifindex
+        for udp in _udp_endpoints(context)[1:]:
+            udp.source = pktinfo
     return context
+
+
+def _udp_endpoints(context: aiocoap.Context) -> list[RecordingUDP6]:
+    out = []
+    for interface in context.request_interfaces:
+        udp = getattr(getattr(interface, "token_interface", None), "message_interface", None)
+        if isinstance(udp, RecordingUDP6):
+            out.append(udp)
+    return out
 
 
 def bound_port(context: aiocoap.Context) -> int:
     """The UDP port a context created by ``create_context`` listens on."""
-    for interface in context.request_interfaces:
-        udp = getattr(getattr(interface, "token_interface", None), "message_interface", None)
-        if isinstance(udp, RecordingUDP6):
-            port: int = udp.transport.get_extra_info("socket").getsockname()[1]
-            return port
+    for udp in _udp_endpoints(context):
+        port: int = udp.transport.get_extra_info("socket").getsockname()[1]
+        return port
     raise LookupError("context has no recording UDP transport")

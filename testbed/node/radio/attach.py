@@ -10,8 +10,9 @@ forwards between its TUNs and the backbone like between any interfaces (forwardi
 
 Control actions (the later ``testbed link`` CLI calls them on the router):
     link-show  {}                                       links, nodes, counters per PAN
-    link-set   {loss, [pan], [src], [dst], [gilbert_elliott: {p, r, loss_good, loss_bad}]}
-               loss as 0.1 or "10%"; without src/dst it changes every link of the PAN
+    link-set   {loss, [pan], [src], [dst], [node], [gilbert_elliott: {p, r, loss_good, loss_bad}]}
+               loss as 0.1 or "10%"; without src/dst/node it changes every link of the PAN;
+               node: every link from and to that station (a thing, packed or not), both ways
     link-reset {[pan]}                                  back to the topology's settings
 """
 
@@ -470,20 +471,18 @@ class RadioAttachment:
             config = link_config(loss, burst)
         except ValueError as exc:
             raise ActionError(f"gilbert_elliott: {exc}") from None
+        names = {k: params.get(k) for k in ("src", "dst", "node")}
+        if names["node"] is not None and (names["src"], names["dst"]) != (None, None):
+            raise ActionError("give either node or src/dst", '{"node": "lamp-07", "loss": 0.5}')
         try:
-            pan.hub.set_links(config, params.get("src"), params.get("dst"))
+            pan.hub.set_links(config, **names)
         except KeyError as exc:
             raise ActionError(
                 f"no node {exc.args[0]!r} on PAN {pan.config.pan}",
                 "link-show lists the medium's nodes",
             ) from None
         self.log.info("radio.link_set", pan=pan.config.pan, loss=loss, burst=burst is not None)
-        return {
-            "pan": pan.config.pan,
-            "loss": loss,
-            "src": params.get("src"),
-            "dst": params.get("dst"),
-        }
+        return {"pan": pan.config.pan, "loss": loss, **names}
 
     async def _reset(self, params: dict[str, Any]) -> dict[str, Any]:
         pan = self._pan(params)

@@ -459,12 +459,14 @@ class MediumHub(asyncio.DatagramProtocol):
 
     # ------------------------------------------------------------ live link changes
 
-    def set_links(self, config: LinkConfig, src: str | None = None, dst: str | None = None) -> None:
-        """Every link (no names), or the directed links from/to the named nodes."""
-        if src is None and dst is None:
-            self.medium.links.set_default(config)
-            return
-        for a, b in self._pairs(src, dst):
+    def set_links(self, config: LinkConfig, src: str | None = None, dst: str | None = None,
+                  node: str | None = None) -> None:  # fmt: skip
+        """Every link (no names), the directed links from/to the named nodes, or those from and
+        to ``node`` (one station's radio both ways; its neighbours keep theirs)."""
+        if (src, dst, node) == (None, None, None):
+            return self.medium.links.set_default(config)
+        back = self._pairs(None, node) if node is not None else []
+        for a, b in self._pairs(src or node, dst) + back:
             self.medium.set_link(a, b, config)
 
     def reset_links(self) -> None:

@@ -1,12 +1,17 @@
 """``capture``: a radio PAN's transmissions, as the medium in the border router puts them on air.
 
-    capture {pan?, duration: seconds (0 < d <= 300), max_frames?: 1..200000}
-        -> {pan, frames, truncated, duration, pcap_b64, context0}
+    capture {pan?, duration: seconds (0 < d <= 300), max_frames?: 1..200000, node?}
+        -> {pan, frames, truncated, duration, pcap_b64, context0, node, devices}
 
 The pcap holds one IPv6/UDP/ZEP v2 datagram per transmission (data frames, retries and MAC
-ACKs; LINKTYPE_RAW), from the sender's carrier address to the medium's (the router's own
-transmissions go to ff02::1, "the air"), stamped with the wall time of the transmission's
-start. Wireshark dissects it as ZEP -> IEEE 802.15.4 -> 6LoWPAN -> IPv6 -> UDP -> CoAP (and
+ACKs; LINKTYPE_RAW), from the sender's carrier endpoint (address and UDP port: the packed
+things of a thing host share its carrier address, each sends from its own port) to the
+medium's (the router's own transmissions go to ff02::1, "the air"), stamped with the wall time
+of the transmission's start. ``devices`` names the ZEP device id of each sender. With ``node``
+only that station's air is kept: the frames it sent, the frames addressed to it (its short or
+extended address) and the ACKs of both; broadcasts from others are left out.
+
+Wireshark dissects it as ZEP -> IEEE 802.15.4 -> 6LoWPAN -> IPv6 -> UDP -> CoAP (and
 OSCORE/EDHOC inside); ``context0`` is the PAN prefix IPHC compresses against (tshark:
 ``-o 6lowpan.context0:PREFIX``), without which addresses are shown only partly.
 
@@ -29,8 +34,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from testbed.node.errors import ActionError
-from testbed.node.radio import zep
+from testbed.node.radio import mac, zep
 from testbed.node.radio.attach import RadioAttachment
+from testbed.node.radio.errors import MalformedError
 from testbed.node.radio.frontend import MediumHub
 from testbed.node.radio.medium import MediumEvent, OnAir
 from testbed.node.radio.pcap import LINKTYPE_RAW, PcapWriter, zep_udp
@@ -78,19 +84,47 @@ async def record(hub: MediumHub, duration: float, limit: int) -> tuple[list[AirF
     return frames, cut
 
 
-def _address(endpoint: str) -> bytes | None:
-    """ "[fd00::5]:17754" -> 16 bytes."""
+def _endpoint(endpoint: str) -> tuple[bytes, int] | None:
+    """ "[fd00::5]:17755" -> (16 bytes, 17755)."""
+    host, _, port = endpoint.rpartition(":")
     try:
-        return ipaddress.IPv6Address(endpoint.split("]")[0].lstrip("[")).packed
+        return ipaddress.IPv6Address(host.strip("[]")).packed, int(port or zep.ZEP_PORT)
     except ValueError:
         return None
 
 
-def to_pcap(frames: list[AirFrame], hub: MediumHub, router: str) -> bytes:
+def for_station(frames: list[AirFrame], node: str, addresses: frozenset[bytes]) -> list[AirFrame]:
+    """The frames ``node`` sent or that were addressed to it, each with the ACK that followed
+    it (an ACK carries no address: it belongs to the frame before it on the channel)."""
+    kept: list[AirFrame] = []
+    previous = False  # was the last data or command frame kept?
+    for f in frames:
+        try:
+            decoded = mac.decode(f.frame)
+        except MalformedError:
+            previous = f.node == node
+            if previous:
+                kept.append(f)
+            continue
+        if decoded.frame_type == mac.FRAME_ACK:
+            if previous or f.node == node:
+                kept.append(f)
+            continue
+        previous = f.node == node or (decoded.dst is not None and decoded.dst in addresses)
+        if previous:
+            kept.append(f)
+    return kept
+
+
+def to_pcap(
+    frames: list[AirFrame], hub: MediumHub, router: str, ids: dict[str, int] | None = None
+) -> bytes:
+    """``ids``: sender -> ZEP device id, filled in here (the router is 0)."""
     config = hub.config
     medium_address = ipaddress.IPv6Address(config.medium).packed
-    carriers = {name: _address(ep) for name, ep in hub.endpoints().items()}
-    ids: dict[str, int] = {router: 0}
+    carriers = {name: _endpoint(ep) for name, ep in hub.endpoints().items()}
+    ids = {router: 0} if ids is None else ids
+    ids.setdefault(router, 0)
     out = io.BytesIO()
     writer = PcapWriter(out, LINKTYPE_RAW)
     for seq, f in enumerate(frames):
@@ -102,11 +136,13 @@ def to_pcap(frames: list[AirFrame], hub: MediumHub, router: str) -> bytes:
             seq=seq,
             timestamp=zep.ntp_timestamp(f.time),
         )
+        port = zep.ZEP_PORT
         if f.node == router:
             src, dst = medium_address, AIR
         else:
-            src, dst = carriers.get(f.node) or medium_address, medium_address
-        writer.write(zep_udp(src, dst, datagram), f.time)
+            src, port = carriers.get(f.node) or (medium_address, port)
+            dst = medium_address
+        writer.write(zep_udp(src, dst, datagram, port), f.time)
     return out.getvalue()
 
 
@@ -137,16 +173,25 @@ class AirCapture:
         limit = params.get("max_frames", DEFAULT_MAX_FRAMES)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 200_000:
             raise ActionError("max_frames must be an integer in 1..200000")
-        if name in self._busy:
-            raise ActionError(f"a capture of PAN {name} is already running", "wait for it")
+        node = params.get("node")
         hub = pans[name].hub
         assert hub is not None
+        addresses = hub.stations.addresses(node) if isinstance(node, str) else frozenset()
+        if node is not None and not addresses:
+            raise ActionError(
+                f"no station {node!r} on PAN {name}", "link-show lists the medium's nodes"
+            )
+        if name in self._busy:
+            raise ActionError(f"a capture of PAN {name} is already running", "wait for it")
         self._busy.add(name)
         try:
             frames, cut = await record(hub, float(duration), limit)
         finally:
             self._busy.discard(name)
-        pcap = to_pcap(frames, hub, self.router)
+        if node is not None:
+            frames = for_station(frames, node, addresses)
+        devices: dict[str, int] = {}
+        pcap = to_pcap(frames, hub, self.router, devices)
         prefix = ipaddress.IPv6Interface(hub.config.address).network
         return {
             "pan": name,
@@ -154,5 +199,7 @@ class AirCapture:
             "truncated": cut,
             "duration": duration,
             "context0": str(prefix),
+            "node": node,
+            "devices": devices,
             "pcap_b64": base64.b64encode(pcap).decode("ascii"),
         }

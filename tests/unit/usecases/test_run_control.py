@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from testbed import bringup, engines, usecases
 from testbed.cli.app import app
 from testbed.engines.base import EventFn, NodeStatus
-from testbed.errors import AlreadyRunning, InputError, RunStopped
+from testbed.errors import AlreadyRunning, InputError, PackedThingError, RunStopped
 from testbed.plan import make_plan
 from testbed.topology import load_topology
 from testbed.usecases.run_control import tiers
@@ -126,6 +126,66 @@ def test_tiers_put_unknown_roles_last() -> None:
         ["thermostat-01", "lamp-01"],
         ["prometheus"],
     ]
+
+
+class PackedEngine(ScriptedEngine):
+    """The building plus a thing host running lamp-02 and lamp-03: a packed thing has no
+    container, and its status is its thing host's (testbed.engines.packed)."""
+
+    PACK = ("lamp-02", "lamp-03")
+
+    def __init__(self, state: str) -> None:
+        host = dataclasses.replace(
+            NODE, node="lamp-pack-01", role="thing_host", resource="tb-office-lamp-pack-01",
+            state=state,
+        )  # fmt: skip
+        super().__init__([*building(state), host])
+
+    def status(self, run: str | None = None) -> list[NodeStatus]:
+        host = self.nodes["lamp-pack-01"]
+        packed = [
+            dataclasses.replace(host, node=name, role="thing", attributes={"thing-host": host.node})
+            for name in self.PACK
+        ]
+        return [*self.nodes.values(), *packed]
+
+    def node_state(self, run: str, node: str) -> dict[str, Any] | None:
+        if node != "lamp-pack-01":
+            return super().node_state(run, node)
+        return {"packed": {name: {"state": {"lifecycle": "operational"}} for name in self.PACK}}
+
+
+def test_a_thing_host_starts_with_the_things_and_its_pack_is_awaited() -> None:
+    backend = PackedEngine("exited")
+    result = usecases.start(backend, "office")  # type: ignore[arg-type]
+    assert backend.calls == [
+        ("start", ["backend", "br1", "tc-facility"], True),
+        ("start", ["lamp-01", "lamp-pack-01", "thermostat-01"], True),  # with the readiness probe
+        ("start", ["prometheus"], False),
+    ]
+    assert set(result.outcomes) == {"lamp-01", "thermostat-01", "lamp-02", "lamp-03"}
+    assert sorted(result.started) == sorted([*ROLES, "lamp-pack-01"])  # containers
+    backend.calls.clear()
+    usecases.stop(backend, "office")  # type: ignore[arg-type]
+    assert backend.calls[1] == ("stop", ["lamp-01", "lamp-pack-01", "thermostat-01"], False)
+
+
+def test_restarting_a_thing_host_restarts_its_pack_and_one_packed_thing_is_refused() -> None:
+    backend = PackedEngine("running")
+    result = usecases.restart(backend, "office", "lamp-pack-01")  # type: ignore[arg-type]
+    assert backend.calls == [("stop", ["lamp-pack-01"], False), ("start", ["lamp-pack-01"], True)]
+    assert set(result.outcomes) == {"lamp-02", "lamp-03"} and result.started == ["lamp-pack-01"]
+    backend.calls.clear()
+    for verb in (usecases.restart, usecases.stop, usecases.start):
+        with pytest.raises(PackedThingError) as caught:
+            verb(backend, "office", "lamp-02")  # type: ignore[operator]
+        assert caught.value.exit_code == 2
+        assert "lamp-02 is a packed thing: it runs in thing host lamp-pack-01 with 1 packmate" in (
+            caught.value.message
+        )
+        assert "testbed restart lamp-pack-01 --run office" in caught.value.hint
+        assert "--limit lamp-02" in caught.value.hint
+    assert backend.calls == []  # nothing was stopped or started
 
 
 def test_a_stopped_run_is_not_an_up_run() -> None:

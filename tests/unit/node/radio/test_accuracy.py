@@ -210,9 +210,7 @@ def test_a_link_draws_its_stream_in_order() -> None:
     not (a Gilbert-Elliott link draws three values per frame)."""
     plain = LinkState(LinkConfig(delivery=0.6), 99)
     reference = SplitMix64(99)
-    assert [plain.transmit() for _ in range(500)] == [
-        reference.random() < 0.6 for _ in range(500)
-    ]
+    assert [plain.transmit() for _ in range(500)] == [reference.random() < 0.6 for _ in range(500)]
     assert plain.rng.state == reference.state
     burst = GilbertElliott(p=0.2, r=0.3, loss_good=0.05, loss_bad=0.7)
     bursty = LinkState(LinkConfig(delivery=0.9, burst=burst), 7)

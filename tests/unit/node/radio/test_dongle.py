@@ -67,10 +67,31 @@ class Air:
         self.rx.close()
 
 
+def _free_offset() -> int:
+    """A PORT_OFFSET whose ports are free. Offsets stay below 700 so that the simulation's
+    ports (BASE + 1, BASE + 2) stay under the kernel's ephemeral range (32768 up), where any
+    outgoing connection on a busy machine may hold them; the firmware exits when its bind fails,
+    and a closed pty then answers EIO."""
+    for attempt in range(50):
+        offset = 200 + (os.getpid() + 37 * attempt) % 480
+        probes = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+        try:
+            for node, probe in enumerate(probes, start=1):
+                probe.bind(("127.0.0.1", 9000 + offset * 34 + node))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+        return offset
+    raise AssertionError("no free PORT_OFFSET for the ot-rcp simulation among 50 tried")
+
+
 @pytest.fixture
 def rcp() -> Iterator[tuple[str, Air, subprocess.Popen[bytes]]]:
-    offset = 200 + os.getpid() % 1000  # its own air: simulations with one offset share one
+    offset = _free_offset()  # its own air: simulations with one offset share one
     master, slave = pty.openpty()
+    name = os.ttyname(slave)  # before the firmware owns the master side
     proc = subprocess.Popen(
         [str(OT_RCP), "1"], stdin=master, stdout=master, stderr=subprocess.DEVNULL,
         env={**os.environ, "PORT_OFFSET": str(offset)}, close_fds=True,
@@ -78,7 +99,7 @@ def rcp() -> Iterator[tuple[str, Air, subprocess.Popen[bytes]]]:
     os.close(master)  # the firmware holds the master side: when it exits, the line ends
     air = Air(offset)
     try:
-        yield os.ttyname(slave), air, proc
+        yield name, air, proc
     finally:
         proc.kill()
         proc.wait()

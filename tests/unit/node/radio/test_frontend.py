@@ -173,6 +173,23 @@ def test_planned_loss_and_per_link_settings() -> None:
     run(body, loss=1.0)
 
 
+def test_a_node_setting_changes_that_stations_links_both_ways_only() -> None:
+    async def body(pan: Pan) -> None:
+        links = pan.hub.medium.links
+        pan.hub.set_links(link_config(1.0), node="a")
+        assert {links.config(x, y).delivery for x, y in (("a", "b"), ("b", "a"))} == {0.0}
+        assert {links.config(x, y).delivery for x, y in (("a", "br"), ("br", "a"))} == {0.0}
+        assert links.config("b", "br").delivery == links.config("br", "b").delivery == 1.0
+        # Its neighbours still hear each other: b -> br gets through.
+        p = packet(addr(B), BACKBONE_HOST, 100)
+        pan.ports["b"].send_packet(p)
+        assert await pan.wait("br", 1) == [p]
+        with pytest.raises(KeyError):
+            pan.hub.set_links(link_config(0.0), node="nobody")
+
+    run(body)
+
+
 def test_mld_and_router_solicitations_stay_off_the_air() -> None:
     async def body(pan: Pan) -> None:
         a = pan.ports["a"]

@@ -5,6 +5,7 @@ UDP -> CoAP without a malformed packet (where tshark is installed)."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from testbed.contracts.radio import RadioPanConfig
+from testbed.node.radio import mac
 from testbed.node.radio.medium import OnAir
-from testbed.node.shaping.aircapture import record, to_pcap
+from testbed.node.shaping.aircapture import for_station, record, to_pcap
 from tests.unit.node.radio.packets import ip6, udp6
-from tests.unit.node.radio.pan import Pan
+from tests.unit.node.radio.pan import Pan, ext_of, short_of
 
 # A CoAP GET /temperature (confirmable, message id 0x1234, token 0xAB) and a large payload
 # that takes several fragments.
@@ -85,6 +87,50 @@ def test_the_limit_cuts_the_capture() -> None:
         return len(frames), cut
 
     assert asyncio.run(scenario()) == (3, True)
+
+
+def test_one_stations_air_is_what_it_sent_or_was_sent_and_their_acks() -> None:
+    hub = FakeHub()
+    hub.pan = Pan(n=3, seed=1)
+    hub.medium = hub.pan.medium
+    frames = capture(hub)  # n0 -> n1 and n1 -> n0, while n2 talks to n0 and broadcasts:
+
+    async def more() -> list:  # type: ignore[type-arg]
+        task = asyncio.create_task(record(hub, 0.2, 10_000))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        at = hub.clock
+        src, dst = ip6("fd00:0:0:10::3"), ip6("fd00:0:0:10::1")
+        hub.pan.send("n2", "n0", udp6(src, dst, 5683, 5683, COAP), at)
+        hub.pan.send("n2", None, udp6(src, ip6("ff02::1"), 5683, 5683, COAP), at)
+        hub.pan.send("n0", "n1", udp6(dst, ip6("fd00:0:0:10::2"), 5683, 5683, COAP), at)
+        hub.clock = at + 1.0
+        hub.pan.run(hub.clock)
+        recorded, _ = await task
+        return recorded
+
+    frames += asyncio.run(more())
+    kept = for_station(frames, "n1", frozenset({short_of(1), ext_of(1)}))
+    data = [mac.decode(f.frame) for f in kept if len(f.frame) > 5]
+    acks = [f for f in kept if len(f.frame) == 5]
+    assert {f.node for f in kept} == {"n0", "n1"}
+    assert all(d.dst in (short_of(1), ext_of(1)) or d.src in (short_of(1), ext_of(1)) for d in data)
+    assert len(acks) == len(data) >= 6  # each unicast frame with its ACK, nothing of n2's
+    everything = [f for f in frames if f.node == "n2"]
+    assert everything and not any(f.node == "n2" for f in kept)
+
+
+def test_the_pcap_names_each_station_by_its_carrier_port() -> None:
+    hub = FakeHub()
+    hub.endpoints = lambda: {"n1": "[fd00:0:0:20::5]:17760"}  # type: ignore[method-assign]
+    frames = capture(hub)
+    devices: dict[str, int] = {}
+    pcap = to_pcap(frames, hub, "br1", devices)  # type: ignore[arg-type]
+    assert devices == {"br1": 0, "n0": 1, "n1": 2} or devices == {"br1": 0, "n1": 1, "n0": 2}
+    # n1's datagrams go from [fd00:0:0:20::5]:17760 (a packed thing's own port) to the medium.
+    src = ipaddress.IPv6Address("fd00:0:0:20::5").packed
+    medium = ipaddress.IPv6Address("fd00:0:0:20::1").packed
+    sent = pcap.count(src + medium + (17760).to_bytes(2, "big"))
+    assert sent == len([f for f in frames if f.node == "n1"]) > 0
 
 
 TSHARK = shutil.which("tshark")
