@@ -6,7 +6,8 @@ For default.yaml and a 30-thing topology, it measures
               same thread pool, doing nothing (`sleep`), with no networks or readiness checks,
 and prints the median of each (with min-max: the machine may be shared, so the two are measured
 alternately, back to back) and the ratio of the medians.
-Run: .venv/bin/python bench/bringup.py [--repeat N] [--cases default.yaml ...]
+Run: .venv/bin/python bench/bringup.py [--repeat N] [--cases default.yaml ...] [--prefix NAME]
+(run names start with NAME, default "bench": on a shared daemon, give yours your own)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import docker
 
 from testbed import bringup
-from testbed.engines.docker import WORKERS, DockerEngine
+from testbed.engines.docker import CONNECTIONS, WORKERS, DockerEngine
 from testbed.engines.images import ensure_node_image
 from testbed.plan import make_plan
 from testbed.topology import parse_topology
@@ -39,8 +40,8 @@ def thirty_things() -> str:
     )
 
 
-def time_testbed(backend: DockerEngine, text: str, image: str) -> float:
-    run = f"bench-{uuid.uuid4().hex[:6]}"
+def time_testbed(backend: DockerEngine, text: str, image: str, prefix: str) -> float:
+    run = f"{prefix}-{uuid.uuid4().hex[:6]}"
     plan = make_plan(parse_topology(text), run)
     start = time.perf_counter()
     try:
@@ -50,8 +51,8 @@ def time_testbed(backend: DockerEngine, text: str, image: str) -> float:
         bringup.down(backend, run)
 
 
-def time_floor(client: docker.DockerClient, count: int, image: str) -> float:
-    run = f"bench-floor-{uuid.uuid4().hex[:6]}"
+def time_floor(client: docker.DockerClient, count: int, image: str, prefix: str) -> float:
+    run = f"{prefix}-floor-{uuid.uuid4().hex[:6]}"
 
     def start_one(i: int) -> None:
         client.containers.run(
@@ -79,9 +80,12 @@ def main() -> None:
         "--cases", nargs="+", choices=["default.yaml", "30 things"],
         default=["default.yaml", "30 things"], help="which topologies (default: both)",
     )  # fmt: skip
+    parser.add_argument(
+        "--prefix", default="bench", help="run names start with this (default: bench)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("TESTBED_HOME", tempfile.mkdtemp(prefix="testbed-bench-"))
-    client = docker.from_env(timeout=300)
+    client = docker.from_env(timeout=300, max_pool_size=CONNECTIONS)
     image = ensure_node_image(client, project_root=ROOT, cache_dir=ROOT / ".testbed" / "cache").tag
     backend = DockerEngine(client)
     cases = {
@@ -98,8 +102,8 @@ def main() -> None:
         nodes = len(make_plan(parse_topology(text), "x").nodes)
         ups, floors = [], []
         for _ in range(args.repeat):  # alternately, so that load from others hits both alike
-            ups.append(time_testbed(backend, text, image))
-            floors.append(time_floor(client, nodes, image))
+            ups.append(time_testbed(backend, text, image, args.prefix))
+            floors.append(time_floor(client, nodes, image, args.prefix))
         up_s, floor_s = statistics.median(ups), statistics.median(floors)
         print(
             f"{name:<14} {nodes:>5} {up_s:>9.2f} ({min(ups):5.2f}-{max(ups):5.2f}) "

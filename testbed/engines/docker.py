@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,10 @@ READY_TIMEOUT = 60.0
 READY_POLL = 0.25  # between probe execs (an exec ends early when the node stops)
 READY_PROBE_WAIT = 10.0
 STOP_TIMEOUT = 5
-WORKERS = 8
+WORKERS = 8  # concurrent create and start calls to the daemon
+READY_WORKERS = 32  # concurrent readiness waits
+# a connection each: creates, starts and waits at once, plus the run's services
+CONNECTIONS = 2 * WORKERS + READY_WORKERS + 4
 LOG_TAIL = 30
 
 
@@ -50,7 +54,7 @@ def connect() -> docker.DockerClient:
     """A client for the local daemon, or DaemonUnavailable with what to do about it."""
     try:
         # Generous: a busy daemon (many nodes starting on 2 cores) can take long to answer.
-        client = docker.from_env(timeout=180, max_pool_size=WORKERS + 4)
+        client = docker.from_env(timeout=180, max_pool_size=CONNECTIONS)
         client.ping()
     except docker.errors.DockerException as exc:
         raise daemon_error(exc) from exc
@@ -66,20 +70,48 @@ class DockerEngine:
     # -- bring-up ---------------------------------------------------------------------------
 
     def deploy(self, plan: Plan, image: str, run_dir: Path, on_event: EventFn) -> None:
-        with _translated("creating networks"):
-            for net in plan.networks:
-                self._create_network(plan, net)
+        # The networks are independent of each other: made together.
+        with _translated("creating networks"), ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            for net in pool.map(lambda n: self._make_network(plan, n), plan.networks):
                 on_event("network", net.name)
-        tiers = [
-            list(group)
-            for _, group in groupby(
-                sorted(plan.containers(), key=lambda n: n.tier), key=lambda n: n.tier
-            )
-        ]
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        nodes = sorted(plan.containers(), key=lambda n: n.tier)
+        tiers = [list(group) for _, group in groupby(nodes, key=lambda n: n.tier)]
+        # Creating a container (volume, container, its networks) starts nothing, so every
+        # node is created at once, in tier order, while the lower tiers start. Starts keep
+        # the tier order: a node starts only after every node of the tiers below is ready.
+        # Readiness waits mostly wait (one blocking probe exec each), so they get threads of
+        # their own rather than holding the WORKERS slots that create and start use.
+        starts = threading.Semaphore(WORKERS)
+        creating = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="create")
+        waiting = ThreadPoolExecutor(
+            max_workers=max(1, min(READY_WORKERS, max((len(t) for t in tiers), default=1))),
+            thread_name_prefix="ready",
+        )
+        try:
+            created = {
+                n.name: creating.submit(self._create_node, plan, n, image, run_dir, on_event)
+                for n in nodes
+            }
+
+            def start(node: NodePlan) -> None:
+                container_id = created[node.name].result()
+                with starts, _translated(f"starting node {node.name}"):
+                    self._start_container(container_id)
+                on_event("started", node.name)
+                self._wait_ready(node.name, container_id)
+                on_event("ready", node.name)
+
             for tier in tiers:
-                # Nodes of one tier are independent: create, start and wait for them together.
-                list(pool.map(lambda n: self._start_node(plan, n, image, run_dir, on_event), tier))
+                for future in [waiting.submit(start, n) for n in tier]:
+                    future.result()
+        finally:
+            # On a failure nothing more is created; what was is removed by the caller.
+            creating.shutdown(wait=True, cancel_futures=True)
+            waiting.shutdown(wait=True, cancel_futures=True)
+
+    def _make_network(self, plan: Plan, net: NetworkPlan) -> NetworkPlan:
+        self._create_network(plan, net)
+        return net
 
     def _create_network(self, plan: Plan, net: NetworkPlan) -> None:
         def create() -> None:
@@ -120,6 +152,18 @@ class DockerEngine:
     def _start_node(
         self, plan: Plan, node: NodePlan, image: str, run_dir: Path, on_event: EventFn
     ) -> None:
+        """Create, start and wait for one node."""
+        container_id = self._create_node(plan, node, image, run_dir, on_event)
+        with _translated(f"starting node {node.name}"):
+            self._start_container(container_id)
+        on_event("started", node.name)
+        self._wait_ready(node.name, container_id)
+        on_event("ready", node.name)
+
+    def _create_node(
+        self, plan: Plan, node: NodePlan, image: str, run_dir: Path, on_event: EventFn
+    ) -> str:
+        """The node's volume and container, attached to all its networks; its container id."""
         nets = {n.name: n for n in plan.networks}
         first, *rest = node.config.interfaces
         with _translated(f"creating node {node.name}"):
@@ -164,7 +208,7 @@ class DockerEngine:
                 stop_timeout=STOP_TIMEOUT,
                 detach=True,
             )
-            container_id = created["Id"]
+            container_id = str(created["Id"])
             for iface in rest:
                 self.client.api.connect_container_to_network(
                     container_id,
@@ -172,11 +216,8 @@ class DockerEngine:
                     ipv6_address=iface.ipv6.split("/")[0],
                     aliases=[node.name],
                 )
-            on_event("created", node.name)
-            self._start_container(container_id)
-            on_event("started", node.name)
-        self._wait_ready(node.name, container_id)
-        on_event("ready", node.name)
+        on_event("created", node.name)
+        return container_id
 
     def _start_container(self, container_id: str) -> None:
         self.client.api.start(container_id)
@@ -349,7 +390,9 @@ class DockerEngine:
         filters = L.run_filter(None)
         with _translated("listing runs"):
             objects: list[Any] = [
-                *self.client.containers.list(all=True, filters=filters, ignore_removed=True),
+                # sparse: the list call's own answer carries the labels; without it the SDK
+                # inspects every container of every run on the daemon, one call each.
+                *self.client.containers.list(all=True, filters=filters, sparse=True),
                 *self.client.networks.list(filters=filters),
                 *self.client.volumes.list(filters=filters),
             ]

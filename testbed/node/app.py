@@ -14,6 +14,7 @@ import json
 import signal
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from testbed.contracts.node_config import CONFIG_FILE, STATE_DIR, NodeConfig
 from testbed.contracts.packing import ROLE as THING_HOST
@@ -21,7 +22,9 @@ from testbed.node import logs
 from testbed.node.errors import ConfigError, NodeError, StateError
 from testbed.node.netsetup import validate_route
 from testbed.node.node import Node
-from testbed.node.packing.host import ThingHost
+
+if TYPE_CHECKING:
+    from testbed.node.packing.host import ThingHost
 
 EXIT_OK = 0
 
@@ -133,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prepare_state_dir(args.state_dir)
         node: Node | ThingHost
         if config.role == THING_HOST:
+            # Imported here: a thing host's stack (CoAP, OSCORE, EDHOC for every packmate) is
+            # start-up CPU that no other node needs to spend.
+            from testbed.node.packing.host import ThingHost
+
             node = ThingHost(config, args.state_dir, log, Path(args.config).parent)
         else:
             node = Node(config, args.state_dir, log, material_root=Path(args.config).parent)

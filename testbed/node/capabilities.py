@@ -24,7 +24,6 @@ packaged for this image.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -64,7 +63,14 @@ class CapabilityError(OSError):
 
 
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # glibc's name first: find_library runs ldconfig in a subprocess (and imports shutil and
+    # the compression modules), start-up time spent in every node.
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c") or "libc.so.6", use_errno=True)
 
 
 def to_drop(role: str) -> tuple[int, ...]:

@@ -20,8 +20,10 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from testbed.contracts import impairment
+from testbed.contracts import radio as radio_contract
 from testbed.contracts.node_config import CONFIG_DIR, NodeConfig
 from testbed.node import capabilities, netns
 from testbed.node.control import ControlServer
@@ -31,12 +33,13 @@ from testbed.node.logs import EventLog
 from testbed.node.metrics import NodeMetrics
 from testbed.node.netsetup import setup_network
 from testbed.node.phase_marks import PhaseMarks
-from testbed.node.radio.attach import RadioAttachment, TunFactory
-from testbed.node.radio.tun import Tun
 from testbed.node.redact import scrub
 from testbed.node.roles import role_class
 from testbed.node.roles.base import Action, Role, RoleContext
-from testbed.node.shaping.manager import LinkShaping
+
+if TYPE_CHECKING:
+    from testbed.node.radio.attach import RadioAttachment, TunFactory
+    from testbed.node.shaping.manager import LinkShaping
 
 ROLE_STOP_TIMEOUT = 0.8
 THREADS_DEADLINE = 3.0  # for threads started before the capability drop to end
@@ -67,7 +70,7 @@ class Node:
         log: EventLog,
         material_root: Path = CONFIG_DIR,
         *,
-        tun: TunFactory = Tun,
+        tun: TunFactory | None = None,
         packed: bool = False,
     ) -> None:
         self.config = config
@@ -95,7 +98,7 @@ class Node:
         # Lifecycle phase runs (phase-mark), on every role: the playbooks mark every host.
         self.phase_marks = PhaseMarks(self.metrics.registry)
         # Radio PANs (medium: radio): TUN + 802.15.4 emulation; None on bridge PANs.
-        self.radio = RadioAttachment.for_node(config, log, tun)
+        self.radio = radio_attachment(config, log, tun)
         if self.radio is not None:
             self.radio.register_metrics(self.metrics.registry)
             self.radio.instrument(self.role)
@@ -106,7 +109,7 @@ class Node:
             self.metrics.registry.register(self.energy)
             self.phase_marks.listeners.append(self.energy.on_phase)
         # IP link impairments (border routers: links-* attributes); None on other nodes.
-        self.shaping = LinkShaping.for_node(config, log, self.radio)
+        self.shaping = link_shaping(config, log, self.radio)
         if self.shaping is not None:
             self.shaping.register_metrics(self.metrics.registry)
         self.control = ControlServer(self, config.control_port, log)
@@ -239,6 +242,34 @@ class Node:
                 "GET /actions lists them",
             )
         return await action(params)
+
+
+# The radio and shaping stacks are imported only by the nodes whose config names a radio PAN or
+# an IP link to shape: on the others they were start-up CPU spent for nothing.
+
+
+def radio_attachment(
+    config: NodeConfig, log: EventLog, tun: TunFactory | None = None
+) -> RadioAttachment | None:
+    """The node's radio PANs (RadioAttachment.for_node); None without a radio-* attribute.
+    ``tun`` makes each TUN (default: the real device)."""
+    if not any(k.startswith(radio_contract.ATTRIBUTE_PREFIX) for k in config.attributes):
+        return None
+    from testbed.node.radio.attach import RadioAttachment
+    from testbed.node.radio.tun import Tun
+
+    return RadioAttachment.for_node(config, log, tun or Tun)
+
+
+def link_shaping(
+    config: NodeConfig, log: EventLog, radio: RadioAttachment | None
+) -> LinkShaping | None:
+    """The node's shaped IP links (LinkShaping.for_node); None without a links-* attribute."""
+    if not any(k.startswith(impairment.ATTRIBUTE_PREFIX) for k in config.attributes):
+        return None
+    from testbed.node.shaping.manager import LinkShaping
+
+    return LinkShaping.for_node(config, log, radio)
 
 
 async def drop_capabilities(role: str, log: EventLog) -> dict[str, str]:

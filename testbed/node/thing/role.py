@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -56,7 +56,6 @@ from testbed.node.roles.base import Action, Role, RoleContext
 from testbed.node.thing import catalog, group_member, physics
 from testbed.node.thing.actions import ThingActions
 from testbed.node.thing.bootstrapper import Bootstrapper, RetryPolicy
-from testbed.node.thing.dtls_server import ThingDtlsServer
 from testbed.node.thing.metrics import ThingMetrics
 from testbed.node.thing.oscore_server import ThingServer
 from testbed.node.thing.owner import Owner, OwnerStore
@@ -64,6 +63,9 @@ from testbed.node.thing.profiles import profile_for
 from testbed.node.thing.resources import RequestLog
 from testbed.node.thing.status import ThingStatus
 from testbed.node.thing.store import Operational, ThingStore
+
+if TYPE_CHECKING:
+    from testbed.node.thing.dtls_server import ThingDtlsServer
 
 STATE_FILE = "state.json"
 S = LifecycleState
@@ -415,6 +417,9 @@ class ThingRole(Role):
         identity = self.attribute(THING_IDENTITY_ATTRIBUTE)
         if identity is None or server.site is None:
             return
+        # Imported here: mbedtls is start-up CPU that a thing without a DTLS proxy never uses.
+        from testbed.node.thing.dtls_server import ThingDtlsServer
+
         dtls = ThingDtlsServer(
             server.site,
             identity=identity,
