@@ -30,7 +30,8 @@ For each N (default 2, 10, 50, 200):
   to its sender) and, while frames contend, one event loop wake-up (the hub reads arriving
   datagrams when the channel frees, modelled at their kernel arrival times; frontend.py
   ``MediumHub._drain``). At these rates the hub sleeps between
-  events, so the figure is the cost per frame at the channel's pace, wake-ups included; a core
+  events, so the figure is the cost per frame at the channel's pace, wake-ups included
+  (``wake/f``: the hub's timer and socket callbacks per frame carried); a core
   kept busy may do better per frame (the broadcast column shows what one datagram costs when
   many go out back to back; ``--size 30`` triples the unicast frame rate).
 - Throughput, broadcast: the same closed loop with broadcasts (no ACK, so the ceiling is one
@@ -50,6 +51,9 @@ For each N (default 2, 10, 50, 200):
   4.256 ms, almost nothing for 4.000 ms) plus the wake-up; the model's virtual times stay exact
   (frontend.py), only their real-time rendering is late. With about 250 samples per N, p99 is
   about the third-largest: it shows scheduling hiccups of the machine as much as the hub.
+  ``CPU us``: the hub's CPU time over this phase per frame (with its ACK and the idle gap
+  after it): the cost of a frame on a quiet PAN, where every frame wakes the hub twice (its
+  arrival, then its delivery and ACK).
 - Memory per node (KiB): a second hub subprocess runs with tracemalloc from its start; its live
   traced memory is read (after gc.collect(), the medium idle) before any node, after N HELLOs
   (``node``: what the hub and the medium keep per registered node), after each node sent one
@@ -125,6 +129,7 @@ class HubStats:
     nodes: int  # nodes registered over UDP
     dropped: dict[str, int]  # datagrams the hub refused, by reason
     lateness_s: list[float]  # data deliveries since the last query: wall time - model time
+    wakeups: int  # the hub's timer and socket callbacks run (event loop wake-ups)
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,15 @@ class TimedHub(MediumHub):
         super().__init__(config)
         self.delivered = 0
         self.lateness: list[float] = []
+        self.wakeups = 0
+
+    def _pump(self) -> None:
+        self.wakeups += 1
+        super()._pump()
+
+    def _readable(self) -> None:
+        self.wakeups += 1
+        super()._readable()
 
     def _deliver(self, d: Delivery) -> None:
         if d.frame[0] & 0x07 == mac.FRAME_DATA:
@@ -181,6 +195,7 @@ def hub_stats(hub: MediumHub) -> HubStats:
         nodes=len(hub.endpoints()),
         dropped=dict(hub.dropped),
         lateness_s=list(lateness),
+        wakeups=timed.wakeups if timed else 0,
     )
     lateness.clear()
     return stats
@@ -469,6 +484,7 @@ class Throughput:
     cpu_percent: float  # of one core
     frames_per_cpu_s: float
     deliveries_per_cpu_s: float  # data frames handed to receivers' sockets
+    wakeups_per_frame: float  # the hub's timer and socket callbacks per frame carried
 
 
 class ClosedLoop:
@@ -559,6 +575,7 @@ def saturate(
         cpu_percent=100 * cpu / wall,
         frames_per_cpu_s=frames / cpu if cpu > 0 else math.inf,
         deliveries_per_cpu_s=deliveries / cpu if cpu > 0 else math.inf,
+        wakeups_per_frame=(after.wakeups - before.wakeups) / frames if frames else math.nan,
     )
 
 
@@ -567,6 +584,7 @@ class Timing:
     errors_s: list[float]  # per frame: arrival in the receiver's socket - (sendto + airtime)
     lateness_s: list[float]  # per frame: the hub hands it to its socket - model delivery time
     missing: int  # frames or ACKs that never came
+    cpu_per_frame_s: float  # the hub's CPU time over the phase per frame (idle gaps included)
 
 
 def light_load(nodes: Nodes, hub: HubProcess, seconds: float, size: int) -> Timing:
@@ -574,7 +592,7 @@ def light_load(nodes: Nodes, hub: HubProcess, seconds: float, size: int) -> Timi
     rng = random.Random(1)
     errors: list[float] = []
     missing = 0
-    hub.stats()  # drops the lateness recorded under saturation
+    before = hub.stats()  # also drops the lateness recorded under saturation
     end = time.monotonic() + seconds
     number = 0
     while time.monotonic() < end:
@@ -602,7 +620,9 @@ def light_load(nodes: Nodes, hub: HubProcess, seconds: float, size: int) -> Timi
         # loop's millisecond timer granularity, which would bias the error either way.
         nodes.idle_for(rng.uniform(0.0005, 0.0025))
         number += 1
-    return Timing(errors, hub.stats().lateness_s, missing)
+    after = hub.stats()
+    cpu = (after.cpu_s - before.cpu_s) / number if number else math.nan
+    return Timing(errors, after.lateness_s, missing, cpu)
 
 
 @dataclass(frozen=True)
@@ -680,7 +700,9 @@ def throughput_cells(t: Throughput, deliveries: bool) -> str:
         f"{t.frames_per_s:>9,.0f} {t.ceiling_percent:>9.1f} {t.cpu_percent:>9.1f} "
         f"{t.frames_per_cpu_s:>12,.0f}"
     )
-    return cells + (f" {t.deliveries_per_cpu_s:>16,.0f}" if deliveries else "")
+    if deliveries:
+        return cells + f" {t.deliveries_per_cpu_s:>16,.0f}"
+    return cells + f" {t.wakeups_per_frame:>6.2f}"
 
 
 def report(results: list[Result], size: int) -> None:
@@ -691,8 +713,8 @@ def report(results: list[Result], size: int) -> None:
     )
     columns = f"{'frames/s':>9} {'% ceiling':>9} {'hub CPU %':>9} {'frames/CPU-s':>12}"
     unicast_head = "unicast, ACKed"
-    print(f"{'':>5} {unicast_head:<42}  broadcast")
-    print(f"{'nodes':>5} {columns}  {columns} {'deliveries/CPU-s':>16}")
+    print(f"{'':>5} {unicast_head:<49}  broadcast")
+    print(f"{'nodes':>5} {columns} {'wake/f':>6}  {columns} {'deliveries/CPU-s':>16}")
     for r in results:
         print(
             f"{r.nodes:>5} {throughput_cells(r.unicast, False)}  "
@@ -705,7 +727,7 @@ def report(results: list[Result], size: int) -> None:
     )
     print(
         f"{'nodes':>5} {'err p50 ms':>10} {'err p99 ms':>10} {'late p50 ms':>11} "
-        f"{'late p99 ms':>11} {'samples':>7} {'node KiB':>8} {'+uni KiB':>8} "
+        f"{'late p99 ms':>11} {'samples':>7} {'CPU us':>6} {'node KiB':>8} {'+uni KiB':>8} "
         f"{'+bcast KiB':>10} {'snap us':>7} {'links':>6} {'took s':>6}"
     )
     notes: list[str] = []
@@ -715,6 +737,7 @@ def report(results: list[Result], size: int) -> None:
             f"{r.nodes:>5} {percentile(errors, 0.5) * 1e3:>10.3f} "
             f"{percentile(errors, 0.99) * 1e3:>10.3f} {percentile(late, 0.5) * 1e3:>11.3f} "
             f"{percentile(late, 0.99) * 1e3:>11.3f} {len(errors):>7} "
+            f"{r.timing.cpu_per_frame_s * 1e6:>6.0f} "
             f"{r.memory.per_node / 1024:>8.2f} {r.memory.unicast / 1024:>8.2f} "
             f"{r.memory.broadcast / 1024:>10.1f} {r.snapshot.seconds * 1e6:>7.0f} "
             f"{r.snapshot.links:>6} {r.seconds:>6.1f}"
@@ -727,10 +750,10 @@ def report(results: list[Result], size: int) -> None:
             notes.append(f"N={r.nodes}: arrival times taken in user space, not by the kernel")
     print(
         "\nerr: arrival in the receiver's socket - (sendto + airtime); late: the hub's share "
-        "(socket send -\nmodel time). KiB per node: registered (HELLO), then added by one "
-        "unicast, then by one broadcast\nfrom every node (directed link states). snap: CPU time of "
-        "the medium's reading for one\nmetrics publication, with that many directed link states "
-        "held."
+        "(socket send -\nmodel time); CPU: the hub's CPU time per frame and its ACK in that "
+        "phase. KiB per node:\nregistered (HELLO), then added by one unicast, then by one "
+        "broadcast from every node (directed\nlink states). snap: CPU time of the medium's "
+        "reading for one metrics publication, with that\nmany directed link states held."
     )
     for note in notes:
         print(note)

@@ -22,6 +22,7 @@ The node side (``medium: radio`` PANs), on top of those:
     tun          the TUN device (lowpan<i>) the PAN /64 lives on
     port         a node's station on a PAN: next hop without ND, MLD/RS filter, airtime
     frontend     asyncio: ZepClient (a node's radio), MediumHub (the medium on the loop clock)
+    hub_socket   MediumHub's UDP socket on the loop: read when the hub says, polled
     metrics      testbed_radio_* from published samples; bootstrap frames histogram
     bootstrap    frames per bootstrap attempt, into the bootstrap report
     attach       what testbed.node.node starts: TUN + radio per PAN, link-set/reset actions

@@ -29,7 +29,6 @@ import struct
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import Any
 
 from testbed.contracts.impairment import GilbertElliott
 from testbed.contracts.radio import RadioPanConfig, carrier_endpoint
@@ -37,6 +36,7 @@ from testbed.node.radio import mac, zep
 from testbed.node.radio.addressing import BROADCAST
 from testbed.node.radio.admission import WRONG_CHANNEL, Endpoint, Stations
 from testbed.node.radio.errors import MalformedError
+from testbed.node.radio.hub_socket import HubSocket
 from testbed.node.radio.links import LinkConfig
 from testbed.node.radio.medium import Delivery, Medium, MediumConfig
 
@@ -64,35 +64,6 @@ def link_config(loss: float, burst: GilbertElliott | None = None) -> LinkConfig:
     return LinkConfig(delivery=1.0 - loss, burst=burst)
 
 
-class HubSocket:
-    """The hub's UDP socket on the event loop, read when the hub says so (``reading``)."""
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, readable: Callable[[], None]
-    ) -> None:
-        self._loop, self._sock, self._readable = loop, sock, readable
-        self._reading = False
-        self.reading(True)
-
-    def reading(self, on: bool) -> None:
-        if on and not self._reading:
-            self._loop.add_reader(self._sock.fileno(), self._readable)
-        elif not on and self._reading:
-            self._loop.remove_reader(self._sock.fileno())
-        self._reading = on
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """As asyncio's transports answer it: "sockname" and "socket"."""
-        if name == "sockname":
-            return self._sock.getsockname()
-        return self._sock if name == "socket" else default
-
-    def close(self) -> None:
-        if self._sock.fileno() >= 0:
-            self.reading(False)
-            self._sock.close()
-
-
 class MediumHub(asyncio.DatagramProtocol):
     """The medium of one PAN behind a UDP socket, on the event loop's clock."""
 
@@ -108,12 +79,14 @@ class MediumHub(asyncio.DatagramProtocol):
         )
         self.transport: HubSocket | None = None
         self._sock: socket.socket | None = None
-        self._paused = False  # reading paused while the channel is busy
+        self._paused = False  # reading paused while the channel is busy (_pace)
+        self._contended = False  # a datagram came while the channel was busy
         self._backlog = False  # the last read left datagrams waiting
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
+        self._stamp: int | None = None  # ZEP timestamp of the datagrams of this wake-up
         self.stations = Stations(
             {bytes.fromhex(short): name for short, name in config.names.items()},
             MAX_NODES if config.guest_stations is None else config.guest_stations,
@@ -237,26 +210,32 @@ class MediumHub(asyncio.DatagramProtocol):
 
     def _readable(self) -> None:
         """The loop's read callback: whatever waits in the socket, then the medium runs."""
+        self._contended = self._contended or self.medium.busy
         self._backlog = self._drain()
         self._advance()
 
     def _drain(self, floor: float = 0.0) -> bool:
         """Datagrams waiting in the socket (up to ``DRAIN``), each at its kernel arrival time.
 
-        While the channel is busy the hub does not wake up for arriving datagrams (``_pace``):
-        a frame arriving then could not start before the channel frees, and the medium's timer
-        wakes the hub at that moment anyway. The datagrams are read then, and each is modelled
-        at the time the kernel stamped on it (SO_TIMESTAMPNS), the medium having run up to that
-        time first: the model is the same as if the hub had woken for each, at one wake-up per
-        frame instead of two. True when more datagrams may be waiting (a flood): then the hub
-        reads on whatever the channel does, as fast as the event loop lets it."""
-        sock, loop, medium = self._sock, self._loop, self.medium
-        if sock is None or loop is None:
+        While the channel is busy and frames contend for it, the hub does not wake up for
+        arriving datagrams (``_pace``): a frame arriving then could not start before the channel
+        frees, and the medium's timer wakes the hub at that moment anyway. The datagrams are
+        read then, and each is modelled at the time the kernel stamped on it (SO_TIMESTAMPNS),
+        the medium having run up to that time first: the model is the same as if the hub had
+        woken for each, at one wake-up per frame instead of two. True when more datagrams may
+        be waiting (a flood): then the hub reads on whatever the channel does, as fast as the
+        event loop lets it."""
+        sock, loop, medium, transport = self._sock, self._loop, self.medium, self.transport
+        if sock is None or loop is None or transport is None:
             return False
+        waiting = transport.waiting
+        self._stamp = None
         now = self.now()
         floor = max(floor, self.medium.now)  # the datagrams' order is kept, whatever the stamps
         offset = loop.time() - self._t0 - time.time()  # virtual time = wall clock + offset
-        for _ in range(DRAIN):
+        for i in range(DRAIN):
+            if i and not waiting(0):  # the first read goes ahead: something usually waits
+                return False
             try:
                 data, ancillary, _, addr = sock.recvmsg(READ_SIZE, _ANCILLARY)
             except (BlockingIOError, InterruptedError):
@@ -392,6 +371,7 @@ class MediumHub(asyncio.DatagramProtocol):
         self._advance()
 
     def _advance(self) -> None:
+        self._stamp = None
         for event in self.medium.run(self.now()):
             if type(event) is Delivery:
                 self._deliver(event)
@@ -399,11 +379,17 @@ class MediumHub(asyncio.DatagramProtocol):
         self._pace()
 
     def _pace(self) -> None:
-        """Read the socket only while the channel is idle (see ``_drain``)."""
-        busy = self.medium.busy and self._timer is not None and not self._backlog
-        if busy != self._paused and self.transport is not None:
-            self.transport.reading(not busy)
-            self._paused = busy
+        """Once a datagram has come while the channel was busy, read the socket only while the
+        channel is idle (see ``_drain``), until it is idle again. Under light load nothing comes
+        while a frame is on the air, and the socket stays read: pausing and resuming it for every
+        frame cost two epoll_ctl calls and the event loop's bookkeeping of its readers."""
+        busy = self.medium.busy
+        if not busy:
+            self._contended = False
+        pause = busy and self._contended and self._timer is not None and not self._backlog
+        if pause != self._paused and self.transport is not None:
+            self.transport.reading(not pause)
+            self._paused = pause
 
     def _deliver(self, d: Delivery) -> None:
         dst, frame = d.dst, d.frame
@@ -418,14 +404,14 @@ class MediumHub(asyncio.DatagramProtocol):
         if not planned and frame[0] & 0x07 == mac.FRAME_ACK:
             return  # the guest had its ACK at once (_ack_guest)
         # The medium's frames are at most 127 bytes (it decoded them): the header is packed
-        # directly, as zep.encode_data would write it.
+        # directly, as zep.encode_data would write it. The datagrams a wake-up sends out share
+        # one timestamp (they leave within microseconds of each other).
+        stamp = self._stamp
+        if stamp is None:
+            stamp = self._stamp = zep.ntp_timestamp(time.time())
         datagram = (
             zep.data_header(
-                self.config.channel,
-                self._index.get(d.src, 0),
-                self._seq,
-                zep.ntp_timestamp(time.time()),
-                len(frame),
+                self.config.channel, self._index.get(d.src, 0), self._seq, stamp, len(frame)
             )
             + frame
         )
