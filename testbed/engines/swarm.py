@@ -68,7 +68,9 @@ if TYPE_CHECKING:
 IPV4_SPACE = ipaddress.IPv4Network("10.208.0.0/12")
 IPV4_ATTEMPTS = 16
 OVERLAY_RELEASE_S = 30.0
-START_ATTEMPTS = 3
+# Each failed attachment costs the daemon's own 20 s deadline; its cause is a draw that usually
+# goes right (see _start_container), so a few more attempts make a run's failure rare.
+START_ATTEMPTS = 6
 OVERLAY_VISIBLE_S = 20.0
 
 
@@ -89,9 +91,14 @@ class MemberEngine(DockerEngine):
         return copy_to_volume(self.client, plan, node, run_dir / "nodes" / node.name, self.image)
 
     def _start_container(self, container_id: str) -> None:
-        # At start the engine asks the manager for an attachment to each overlay and gives up
-        # after its own deadline when the manager is slow (seen on a loaded host: "attaching to
-        # network failed ... context deadline exceeded"); a second start then succeeds.
+        # At start the engine asks the manager for an attachment to each overlay. Docker 20.10
+        # sometimes answers after its own 20 s deadline ("attaching to network failed ... context
+        # deadline exceeded"); each time, the daemon's log shows the attachment task rejected
+        # with "Invalid address <an address of the overlay's IPv6 pool that the plan never
+        # gives>: It does not belong to any of this network's subnets" (seen on ::2 and ::3,
+        # while the plan's addresses start at ::10): the manager handed the attachment an
+        # address the agent then refused. It happens to some attachments, not to an overlay for
+        # good: a new attempt draws a new attachment, and one usually succeeds.
         for attempt in range(START_ATTEMPTS):
             try:
                 # One start at a time per host: concurrent attachment requests are what was
