@@ -184,6 +184,12 @@ def _link(t: Tour, p: subprocess.CompletedProcess[str]) -> None:
     _ok(p)
 
 
+def _link_node(t: Tour, p: subprocess.CompletedProcess[str]) -> None:
+    _ok(p)
+    # The medium answered for lamp-01's own links, not the PAN's.
+    assert "frame loss 50% on every radio link of lamp-01" in " ".join(p.stdout.split()), p.stdout
+
+
 def _capture(t: Tour, p: subprocess.CompletedProcess[str]) -> None:
     _ok(p)
     assert (t.tmp / "floor1.pcap").read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4")
@@ -239,6 +245,7 @@ CHECKS: dict[str, tuple[Check, tuple[Any, ...]]] = {
     "$T phase maintain --limit vendor_acme": (_maintain, ()),
     "$T inventory --graph": (_inventory, ()),
     "$T link set pan-floor1 --loss 20%": (_link, ()),
+    "$T link set pan-floor1 --node lamp-01 --loss 50%": (_link_node, ()),
     "$T link set internet --delay 30ms --jitter 5ms": (_link, ()),
     "$T capture pan-floor1 -o floor1.pcap --duration 10": (_capture, ()),
     "$T metrics url": (_metrics_url, ()),
