@@ -32,6 +32,7 @@ SMOKE: dict[str, tuple[list[str], set[str]]] = {
     "phases.py": (["--things", "6", "--phases", "install", "commission"], {"docker"}),
     "group.py": (["--members", "1,2", "--loss", "0,10", "--rounds", "5"], set()),
     "medium_flood.py": (["--frames", "2000"], set()),
+    "hub_floor.py": (["--seconds", "0.3", "--nodes", "2", "--repeat", "1"], set()),
     "profiles.py": (
         ["--things", "1", "--loss", "0", "--mtu", "1232", "--concurrency", "1"],
         set(),
