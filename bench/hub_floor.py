@@ -11,9 +11,9 @@ its sender 544 us later, in the same wake-up when it falls within the millisecon
 selector's timeout is rounded up to, as the real hub hands them out) and the same timers, and the
 same reading discipline (no read while the channel is busy: the next frame is read when the
 channel frees, in the wake-up that ends the previous one, or on its arrival when the hub was
-idle), with no ZEP parsing, no admission, no medium, no MAC. The nodes (``--nodes``, one UDP socket each,
-in a process of their own) run the closed loop of bench/medium.py: node i sends to node i+1 and
-sends its next frame when its ACK comes.
+idle), with no ZEP parsing, no admission, no medium, no MAC. The nodes (``--nodes``, one UDP
+socket each, in a process of their own) run the closed loop of bench/medium.py: node i sends
+to node i+1 and sends its next frame when its ACK comes.
 
 Two hubs, each in a process of its own so that its CPU time (user and system,
 ``time.process_time``) is its own:
@@ -22,8 +22,9 @@ Two hubs, each in a process of its own so that its CPU time (user and system,
 - ``epoll``: a bare loop over ``select.epoll`` and a heap of timers, the least an event loop
   in Python can do.
 
-``us/frame`` is the hub's CPU time per frame carried; 5,000 frames per CPU-second is 200 us. ``wake/f``: the hub's
-wake-ups per frame (the real hub's are in bench/medium.py's column of that name).
+``us/frame`` is the hub's CPU time per frame carried; 5,000 frames per CPU-second is 200 us.
+``wake/f``: the hub's wake-ups per frame (the real hub's are in bench/medium.py's column of
+that name).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
@@ -31,7 +30,8 @@ from testbed.engines.docker_networks import (
     leftover_network,
     remove_network,
 )
-from testbed.errors import EngineError, NodeFailed, NotRunning
+from testbed.engines.docker_ready import wait_ready
+from testbed.errors import EngineError, NotRunning
 from testbed.plan import labels as L
 from testbed.plan.model import NetworkPlan, NodePlan, Plan
 from testbed.project import PROJECT_ROOT
@@ -39,15 +39,11 @@ from testbed.project import PROJECT_ROOT
 if TYPE_CHECKING:
     from testbed.engines.images import ImageResult, ProgressFn
 
-READY_TIMEOUT = 60.0
-READY_POLL = 0.25  # between probe execs (an exec ends early when the node stops)
-READY_PROBE_WAIT = 10.0
 STOP_TIMEOUT = 5
 WORKERS = 8  # concurrent create and start calls to the daemon
 READY_WORKERS = 32  # concurrent readiness waits
 # a connection each: creates, starts and waits at once, plus the run's services
 CONNECTIONS = 2 * WORKERS + READY_WORKERS + 4
-LOG_TAIL = 30
 
 
 def connect() -> docker.DockerClient:
@@ -94,12 +90,7 @@ class DockerEngine:
             }
 
             def start(node: NodePlan) -> None:
-                container_id = created[node.name].result()
-                with starts, _translated(f"starting node {node.name}"):
-                    self._start_container(container_id)
-                on_event("started", node.name)
-                self._wait_ready(node.name, container_id)
-                on_event("ready", node.name)
+                self._start_created(node, created[node.name].result(), on_event, starts)
 
             for tier in tiers:
                 for future in [waiting.submit(start, n) for n in tier]:
@@ -154,10 +145,21 @@ class DockerEngine:
     ) -> None:
         """Create, start and wait for one node."""
         container_id = self._create_node(plan, node, image, run_dir, on_event)
-        with _translated(f"starting node {node.name}"):
+        self._start_created(node, container_id, on_event)
+
+    def _start_created(
+        self,
+        node: NodePlan,
+        container_id: str,
+        on_event: EventFn,
+        slots: threading.Semaphore | None = None,
+    ) -> None:
+        """Start a created node's container and wait until the node is ready; ``slots``
+        bounds how many start calls reach the daemon at once (the wait is not bounded)."""
+        with slots or contextlib.nullcontext(), _translated(f"starting node {node.name}"):
             self._start_container(container_id)
         on_event("started", node.name)
-        self._wait_ready(node.name, container_id)
+        wait_ready(self.client, node.name, container_id)
         on_event("ready", node.name)
 
     def _create_node(
@@ -227,51 +229,6 @@ class DockerEngine:
         engine on another host overrides this with a copy it can reach)."""
         return str((run_dir / "nodes" / node.name).resolve())
 
-    def _wait_ready(self, name: str, container_id: str) -> None:
-        """Until the node's control endpoint answers /ready with 200 (NodeFailed if it stops or
-        takes longer than READY_TIMEOUT). The probe waits inside the node, asking every 50 ms,
-        for up to READY_PROBE_WAIT s per exec: one interpreter start per node rather than one
-        per poll, which on a busy host cost more CPU than the nodes' own start."""
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            with _translated(f"checking node {name}"):
-                info = self.client.api.inspect_container(container_id)
-                if not info["State"]["Running"]:
-                    raise NodeFailed(
-                        name,
-                        f"node {name} stopped during start-up "
-                        f"(exit code {info['State']['ExitCode']})",
-                        self._log_tail(container_id),
-                        f"read its log: `testbed logs {name}`",
-                    )
-                wait = max(0.0, min(READY_PROBE_WAIT, deadline - time.monotonic()))
-                probe = ["python3", "-m", "testbed.node.probe", "ready", "--wait", f"{wait:.1f}"]
-                try:
-                    exec_id = self.client.api.exec_create(container_id, probe)["Id"]
-                    self.client.api.exec_start(exec_id)
-                    if self.client.api.exec_inspect(exec_id)["ExitCode"] == 0:
-                        return
-                except docker.errors.APIError as exc:
-                    # The node may exit between the inspection and the probe (the daemon
-                    # answers 409 "is not running"): the next inspection reports its exit.
-                    if exc.status_code != 409:
-                        raise
-            if time.monotonic() > deadline:
-                raise NodeFailed(
-                    name,
-                    f"node {name} did not report ready within {READY_TIMEOUT:.0f} s",
-                    self._log_tail(container_id),
-                    f"read its log: `testbed logs {name}`; rerun with --keep-on-error",
-                )
-            time.sleep(READY_POLL)
-
-    def _log_tail(self, container_id: str) -> str:
-        try:
-            raw: bytes = self.client.api.logs(container_id, tail=LOG_TAIL)
-            return raw.decode("utf-8", "replace")
-        except docker.errors.DockerException:
-            return "(log not available)"
-
     # -- stop and start a deployed run ------------------------------------------------------
 
     def stop_nodes(self, run: str, nodes: Sequence[str]) -> list[str]:
@@ -300,7 +257,7 @@ class DockerEngine:
                 self._start_container(container.id)  # a running container is left as it is
             on_event("started", node)
             if probe:
-                self._wait_ready(node, container.id)
+                wait_ready(self.client, node, container.id)
                 on_event("ready", node)
 
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:

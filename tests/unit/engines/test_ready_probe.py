@@ -1,4 +1,4 @@
-"""DockerEngine's readiness wait, against a scripted daemon: a node that exits between the
+"""The Docker engine's readiness wait, against a scripted daemon: a node that exits between the
 daemon's "running" answer and the probe is reported as a failed node (with its exit code), not
 as a name conflict (CI saw the 409 "container is not running" that this race produces)."""
 
@@ -11,7 +11,7 @@ import docker.errors
 import pytest
 import requests
 
-from testbed.engines.docker import DockerEngine
+from testbed.engines.docker_ready import wait_ready
 from testbed.errors import EngineError, NodeFailed
 from tests.unit.compose.conftest import ROOT, plan_for
 from tests.unit.compose.fake_docker import _API, RecordingClient
@@ -47,7 +47,7 @@ def test_a_node_exiting_before_its_probe_is_a_failed_node() -> None:
     client.api = _DiesBeforeTheProbe()
     node = plan_for(ROOT / "topologies" / "minimal.yaml", "unit", Path("/tmp/unit")).nodes[0]
     with pytest.raises(NodeFailed) as caught:
-        DockerEngine(client)._wait_ready(node.name, "c1")  # type: ignore[arg-type]
+        wait_ready(client, node.name, "c1")  # type: ignore[arg-type]
     assert caught.value.node == node.name
     assert "exit code 3" in str(caught.value)
     assert "toaster" in caught.value.log_tail
@@ -63,14 +63,15 @@ def test_other_daemon_errors_still_surface() -> None:
     client = RecordingClient()
     client.api = _Refuses()
     with pytest.raises(EngineError, match="disk full"):
-        DockerEngine(client)._wait_ready(
+        wait_ready(
+            client,  # type: ignore[arg-type]
             plan_for(ROOT / "topologies" / "minimal.yaml", "unit", Path("/tmp/unit")).nodes[0].name,
             "c1",
-        )  # type: ignore[arg-type]
+        )
 
 
 def test_a_command_in_a_stopped_node_says_it_stopped_not_name_conflict() -> None:
-    from testbed.engines.docker import _translated
+    from testbed.engines.docker_errors import _translated
     from testbed.errors import NotRunning
 
     with pytest.raises(NotRunning) as caught, _translated("running a command in thermostat-01"):

@@ -24,7 +24,7 @@ from tests.unit.engines.scripted_daemon import ScriptedDaemon
 
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("testbed.engines.docker.time.sleep", lambda _: None)
+    monkeypatch.setattr("testbed.engines.docker_networks.time.sleep", lambda _: None)
 
 
 @pytest.fixture
