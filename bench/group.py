@@ -44,7 +44,8 @@ from testbed.node.coap.credentials import EdhocIdentity
 from testbed.node.radio.addressing import BROADCAST, iid_from_lladdr
 from testbed.node.radio.iphc import internet_checksum
 from testbed.node.radio.links import LinkConfig
-from testbed.node.radio.medium import Delivery, Medium, MediumConfig
+from testbed.node.radio.medium import Medium
+from testbed.node.radio.medium_types import Delivery, MediumConfig
 from testbed.node.radio.station import Station, StationConfig
 from testbed.node.thing import contexts as store
 from testbed.node.trust_center import contexts

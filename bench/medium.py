@@ -96,7 +96,7 @@ from testbed.contracts.radio import RadioPanConfig, ext_from_short
 from testbed.node.radio import mac, zep
 from testbed.node.radio.addressing import BROADCAST
 from testbed.node.radio.frontend import MAX_NODES, MediumHub
-from testbed.node.radio.medium import Delivery
+from testbed.node.radio.medium_types import Delivery
 from testbed.node.radio.phy import ACK_AIRTIME_S, MAX_PSDU, TURNAROUND_S, airtime
 
 HOST = "127.0.0.1"

@@ -21,7 +21,8 @@ from functools import partial
 from testbed.node.radio.addressing import link_local
 from testbed.node.radio.iphc import internet_checksum
 from testbed.node.radio.links import LinkConfig
-from testbed.node.radio.medium import Medium, MediumConfig
+from testbed.node.radio.medium import Medium
+from testbed.node.radio.medium_types import MediumConfig
 from testbed.node.radio.station import Station, StationConfig
 
 CHANNEL_FRAMES_PER_S = 1 / 4.256e-3

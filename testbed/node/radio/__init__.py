@@ -35,7 +35,8 @@ zep.decode, iphc.decompress) raise ``MalformedError`` with a ``reason``.
 from testbed.contracts.radio import ReassemblyLimits
 from testbed.node.radio.errors import EncodeError, MalformedError, RadioError
 from testbed.node.radio.links import GilbertElliott, LinkConfig
-from testbed.node.radio.medium import Delivery, Medium, MediumConfig, OnAir, TxStatus
+from testbed.node.radio.medium import Medium
+from testbed.node.radio.medium_types import Delivery, MediumConfig, OnAir, TxStatus
 from testbed.node.radio.station import Station, StationConfig
 
 __all__ = [

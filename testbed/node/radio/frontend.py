@@ -38,7 +38,8 @@ from testbed.node.radio.admission import WRONG_CHANNEL, Endpoint, Stations
 from testbed.node.radio.errors import MalformedError
 from testbed.node.radio.hub_socket import HubSocket
 from testbed.node.radio.links import LinkConfig
-from testbed.node.radio.medium import Delivery, Medium, MediumConfig
+from testbed.node.radio.medium import Medium
+from testbed.node.radio.medium_types import Delivery, MediumConfig
 
 # Unplanned stations (guests: RIOT native nodes) admitted when the PAN's configuration sets no
 # bound (the plan sets the topology's guest_stations): a flood of fake endpoints stops here.

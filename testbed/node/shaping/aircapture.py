@@ -38,7 +38,7 @@ from testbed.node.radio import mac, zep
 from testbed.node.radio.attach import RadioAttachment
 from testbed.node.radio.errors import MalformedError
 from testbed.node.radio.frontend import MediumHub
-from testbed.node.radio.medium import MediumEvent, OnAir
+from testbed.node.radio.medium_types import MediumEvent, OnAir
 from testbed.node.radio.pcap import LINKTYPE_RAW, PcapWriter, zep_udp
 
 Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from testbed.contracts.radio import ReassemblyLimits
 from testbed.node.radio.links import LinkConfig
-from testbed.node.radio.medium import Delivery, Medium, MediumConfig, MediumEvent, TxStatus
+from testbed.node.radio.medium import Medium
+from testbed.node.radio.medium_types import Delivery, MediumConfig, MediumEvent, TxStatus
 from testbed.node.radio.station import Station, StationConfig
 
 

@@ -16,7 +16,8 @@ import pytest
 from testbed.contracts.radio import ReassemblyLimits
 from testbed.node.radio import mac
 from testbed.node.radio.links import GilbertElliott, LinkConfig, LinkState, SplitMix64
-from testbed.node.radio.medium import Delivery, Medium, MediumConfig, OnAir
+from testbed.node.radio.medium import Medium
+from testbed.node.radio.medium_types import Delivery, MediumConfig, OnAir
 from tests.unit.node.radio.packets import filler, ipv6
 from tests.unit.node.radio.pan import Pan, ext_of, short_of
 

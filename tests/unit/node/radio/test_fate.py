@@ -19,7 +19,8 @@ from testbed.node.radio.fate import (
 )
 from testbed.node.radio.frag import fragment
 from testbed.node.radio.links import LinkConfig
-from testbed.node.radio.medium import Delivery, Medium, MediumConfig
+from testbed.node.radio.medium import Medium
+from testbed.node.radio.medium_types import Delivery, MediumConfig
 from testbed.scenario.fragfate import chernoff_interval
 from tests.unit.node.radio.packets import A_SHORT, B_SHORT, ULA, filler, udp6
 from tests.unit.node.radio.pan import ext_of, short_of

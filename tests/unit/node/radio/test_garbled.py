@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from testbed.node.radio import mac, zep
 from testbed.node.radio.errors import MalformedError
-from testbed.node.radio.medium import Medium, MediumConfig
+from testbed.node.radio.medium import Medium
+from testbed.node.radio.medium_types import MediumConfig
 from tests.unit.node.radio.packets import filler, ipv6
 from tests.unit.node.radio.pan import Pan, ext_of, short_of
 

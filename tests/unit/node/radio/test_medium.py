@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from testbed.node.radio import mac
 from testbed.node.radio.links import LinkConfig
-from testbed.node.radio.medium import Delivery, Medium, MediumConfig, OnAir, TxStatus
+from testbed.node.radio.medium import Medium
+from testbed.node.radio.medium_types import Delivery, MediumConfig, OnAir, TxStatus
 from testbed.node.radio.phy import ACK_AIRTIME_S, ACK_WAIT_S, TURNAROUND_S, airtime
 from tests.unit.node.radio.packets import filler, ipv6
 from tests.unit.node.radio.pan import Pan, ext_of, short_of

@@ -14,7 +14,7 @@ import pytest
 
 from testbed.contracts.radio import RadioPanConfig
 from testbed.node.radio import mac
-from testbed.node.radio.medium import OnAir
+from testbed.node.radio.medium_types import OnAir
 from testbed.node.shaping.aircapture import for_station, record, to_pcap
 from tests.unit.node.radio.packets import ip6, udp6
 from tests.unit.node.radio.pan import Pan, ext_of, short_of
