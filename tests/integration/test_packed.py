@@ -3,7 +3,8 @@
 One building (tests/fixtures/topologies/integration/packed.yaml, commissioning: auto) for the
 whole module: every thing commissions, the backend reads each one over OSCORE at its own
 address, each packed thing is its own station on its PAN's medium and has its own status,
-metrics and refusal counts, a group command reaches each packed thing, a link setting and an
+metrics and refusal counts, a group command reaches each packed thing and an unprotected
+request to the group address is refused by each, a link setting and an
 air capture can name one packed thing, restarting one packed thing alone is refused, and one
 packed thing is decommissioned through ``testbed phase --limit`` and is then refused while its
 packmates keep working.
@@ -220,6 +221,53 @@ def test_a_group_command_reaches_every_packed_thing(packed: Packed) -> None:
     # The other PAN's things never saw it.
     after = pack_requests(packed, "thermo-pack-01")
     assert {t: r["handled"].get("/light") for t, r in after.items()} == thermos
+
+
+# An unprotected CoAP NON PUT /light {"on": false} to All CoAP Nodes on the thing's PAN
+# interface, sent from a thing whose commands an experimenter controls (raw bytes: no OSCORE,
+# no group signature). Multicast loop off: the sender's own server does not see it.
+UNPROTECTED_GROUP_PUT = """
+import json, socket, struct
+from pathlib import Path
+payload = json.dumps({"on": False}).encode()
+message = bytes([0x50, 0x03]) + struct.pack("!H", 0x5EC1)  # NON PUT, no token
+message += bytes([0xB5]) + b"light" + bytes([0x11, 50])  # Uri-Path, Content-Format JSON
+message += b"\\xff" + payload
+names = [line.split()[-1] for line in Path("/proc/net/if_inet6").read_text().splitlines()]
+iface = next(n for n in names if n.startswith("lowpan"))
+sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(iface))
+sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+sock.sendto(message, ("ff05::fd", 5683))
+print(iface, len(message))
+"""
+
+
+def test_an_unprotected_request_to_the_group_address_is_refused_by_every_packed_thing(
+    packed: Packed,
+) -> None:
+    lamps = [t for t in packed.things if t.startswith("lamp-")]
+
+    def unprotected(requests: dict[str, Any]) -> int:
+        return int(requests["refused"].get("unprotected", 0))
+
+    before = pack_requests(packed, "lamp-pack-01")
+    sent = run_cli(
+        ["exec", "solo-01", "--run", packed.run, "--", "python3", "-c", UNPROTECTED_GROUP_PUT],
+        packed.env,
+    )
+    assert sent.stdout.split()[0].startswith("lowpan"), sent.stdout
+
+    def refused_by() -> list[str]:
+        after = pack_requests(packed, "lamp-pack-01")
+        return [t for t in lamps if unprotected(after[t]) == unprotected(before[t]) + 1]
+
+    # One multicast datagram on the PAN reached each packed lamp's own server once, and each
+    # refused it as unprotected, as a thing in a container of its own refuses it.
+    wait_for(lambda: len(refused_by()) == len(lamps), 60, "all 32 packed lamps to refuse it")
+    after = pack_requests(packed, "lamp-pack-01")
+    assert [t for t in lamps if puts(after[t]) != puts(before[t])] == []  # none acted on it
+    assert [t for t in lamps if unprotected(after[t]) > unprotected(before[t]) + 1] == []
 
 
 def test_a_link_setting_on_one_packed_thing_leaves_its_packmates_alone(packed: Packed) -> None:
