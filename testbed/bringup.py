@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,7 @@ from testbed.contracts.node_config import Attr, Role
 from testbed.engines import packed
 from testbed.engines.base import Engine, EventFn, NodeStatus, RemovalReport
 from testbed.errors import AlreadyRunning, NotRunning, RunStopped, TestbedError
-from testbed.node.lifecycle import SETTLED
+from testbed.node.lifecycle import SETTLED, LifecycleState
 from testbed.node.thing.status import ThingStatus
 from testbed.observe.hook import start_for_run as start_prometheus
 from testbed.observe.hook import start_grafana_for_run as start_grafana
@@ -139,14 +139,29 @@ def wait_commissioned(
     return wait_final(engine, plan.run, things, on_event, timeout)
 
 
+# Where a thing stays until an operator acts (a phase or a control action moves it on): a
+# decommissioned or manufactured thing never bootstraps by itself.
+RESTING = frozenset({LifecycleState.DECOMMISSIONED, LifecycleState.MANUFACTURED})
+
+
+def rests(lifecycle: str, attributes: Mapping[str, str]) -> bool:
+    """Whether a thing in this lifecycle state stays there until an operator acts: RESTING,
+    or installed in a building whose things are commissioned by the phases."""
+    return lifecycle in RESTING or (
+        lifecycle == LifecycleState.INSTALLED and attributes.get(Attr.AUTO_COMMISSION) == "false"
+    )
+
+
 def wait_final(
     engine: Engine,
     run: str,
     things: list[str],
     on_event: EventFn,
     timeout: float = COMMISSION_TIMEOUT,
+    resting: Callable[[str, str], bool] | None = None,
 ) -> dict[str, tuple[str, str]]:
-    """Wait until each named thing of a run is operational or failed (see wait_commissioned)."""
+    """Wait until each named thing of a run is operational or failed (see wait_commissioned),
+    or, where ``resting(thing, lifecycle)`` says so, in a state it stays in by itself."""
     pending = list(things)
     result: dict[str, tuple[str, str]] = {}
     deadline = time.monotonic() + timeout
@@ -156,7 +171,8 @@ def wait_final(
         still = []
         for name, state in states.items():
             result[name] = lifecycle_of(state)
-            if result[name][0] in SETTLED:
+            lifecycle = result[name][0]
+            if lifecycle in SETTLED or (resting is not None and resting(name, lifecycle)):
                 on_event(result[name][0], name)
             else:
                 still.append(name)

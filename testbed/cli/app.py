@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated
 
@@ -167,12 +168,15 @@ def up(
     result.raise_for_commissioning()
 
 
-def _print_outcomes(outcomes: dict[str, tuple[str, str]]) -> None:
+def _print_outcomes(outcomes: dict[str, tuple[str, str]], resting: Collection[str] = ()) -> None:
     failed = {n: o for n, o in outcomes.items() if o[0] != "operational"}
     if outcomes:
         console.print(f"  commissioned: {len(outcomes) - len(failed)} of {len(outcomes)} things")
     for name, (state, reason) in sorted(failed.items()):
-        console.print(f"  [red]{name}[/]: {escape(state or 'no answer')} {escape(reason)}")
+        if name in resting:
+            console.print(f"  {name}: {escape(state)}, as it was left (an operator moves it on)")
+        else:
+            console.print(f"  [red]{name}[/]: {escape(state or 'no answer')} {escape(reason)}")
 
 
 @app.command()
@@ -243,7 +247,7 @@ def restart(
 
 def _report_start(result: usecases.StartResult) -> None:
     console.print(f"[green]run {result.run!r} runs[/]: started {len(result.started)}")
-    _print_outcomes(result.outcomes)
+    _print_outcomes(result.outcomes, result.resting)
     if result.failed:
         raise CommissioningFailed(
             f"{len(result.failed)} of {len(result.outcomes)} things are not operational",

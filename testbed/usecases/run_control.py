@@ -34,10 +34,17 @@ class StartResult:
     started: list[str] = field(default_factory=list)
     # thing -> (lifecycle state, reason) after the start, as `up` reports them
     outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # things that came back in a state they stay in until an operator acts (bringup.rests):
+    # left so before the stop (decommissioned, or awaiting the commission phase), not failed
+    resting: set[str] = field(default_factory=set)
 
     @property
     def failed(self) -> dict[str, tuple[str, str]]:
-        return {n: o for n, o in self.outcomes.items() if o[0] != "operational"}
+        return {
+            n: o
+            for n, o in self.outcomes.items()
+            if o[0] != "operational" and n not in self.resting
+        }
 
 
 def tiers(nodes: list[NodeStatus]) -> list[list[NodeStatus]]:
@@ -128,17 +135,25 @@ def start(
         if not probe:
             report.update("nodes", advance=len(tier))
     report.end("nodes")
-    things = [n.node for n in waiting if n.role == Role.THING]
+    things = {n.node: n.attributes for n in waiting if n.role == Role.THING}
     report.begin("commissioned", len(things))
     outcomes = bringup.wait_final(
         engine,
         name,
-        things,
+        list(things),
         lambda state, thing: report.update("commissioned", f"{thing}: {state}", advance=1),
         timeout,
+        # A thing decommissioned (or not yet commissioned by the phases) before the stop comes
+        # back so: nothing to wait for.
+        resting=lambda thing, lifecycle: bringup.rests(lifecycle, things[thing]),
     )
     report.end("commissioned")
-    return StartResult(run=name, started=[n.node for n in containers], outcomes=outcomes)
+    return StartResult(
+        run=name,
+        started=[n.node for n in containers],
+        outcomes=outcomes,
+        resting={t for t, (state, _) in outcomes.items() if bringup.rests(state, things[t])},
+    )
 
 
 def restart(

@@ -7,7 +7,7 @@ metrics and refusal counts, a group command reaches each packed thing and an unp
 request to the group address is refused by each, a link setting and an
 air capture can name one packed thing, restarting one packed thing alone is refused, and one
 packed thing is decommissioned through ``testbed phase --limit`` and is then refused while its
-packmates keep working.
+packmates keep working; last, the whole run is stopped and started again.
 """
 
 from __future__ import annotations
@@ -423,3 +423,26 @@ def test_restarting_a_thing_host_restarts_its_pack(packed: Packed) -> None:
         return code == 0 and answer["result"]["code"] == "2.05"
 
     wait_for(readable, 120, f"the backend to read {PROBED} again")
+
+
+def test_the_whole_packed_run_stops_and_starts_again(packed: Packed) -> None:
+    """After everything else: `testbed stop` and `start` of the whole run bring every thing
+    host back with its pack, each thing in the state it had (the decommissioned one stays out)."""
+    run_cli(["stop", "--run", packed.run], packed.env)
+    nodes = [n for n in packed.backend.status(packed.run) if n.role != "observer"]
+    assert nodes and {n.state for n in nodes} == {"exited"}, [(n.node, n.state) for n in nodes]
+
+    run_cli(["start", "--run", packed.run], packed.env)
+    shown = run_cli(["status", "--run", packed.run, "--json"], packed.env)
+    rows = {row["node"]: row for row in json.loads(shown.stdout)}
+    assert {rows[t]["lifecycle"] for t in packed.things if t != LEAVER} == {"operational"}
+    assert rows[LEAVER]["lifecycle"] == "decommissioned"
+    assert {rows[h]["state"] for h in ("lamp-pack-01", "thermo-pack-01")} == {"running"}
+
+    def readable(thing: str) -> bool:
+        code, answer = packed.read(thing, "light")
+        return code == 0 and answer["result"]["code"] == "2.05"
+
+    wait_for(lambda: readable(PACKMATE), 120, f"the backend to read {PACKMATE} again")
+    code, answer = packed.read(LEAVER, "light")
+    assert code != 0 or answer.get("result", {}).get("code") != "2.05", answer

@@ -270,3 +270,36 @@ def load_topology_text(text: str) -> Any:
     from testbed.topology.loader import parse_topology
 
     return parse_topology(text, source="<code>")
+
+
+class LeftEngine(ScriptedEngine):
+    """The building, stopped after lamp-01 was decommissioned; thermostat-01 never commissioned
+    (``left``: its lifecycle state and its auto-commission attribute)."""
+
+    def __init__(self, left: str, auto_commission: str) -> None:
+        nodes = building()
+        nodes[0] = dataclasses.replace(nodes[0], attributes={"auto-commission": auto_commission})
+        super().__init__(nodes)
+        self.left = left
+
+    def node_state(self, run: str, node: str) -> dict[str, Any] | None:
+        lifecycle = {"lamp-01": "decommissioned", "thermostat-01": self.left}[node]
+        return {"state": {"lifecycle": lifecycle}}
+
+
+def test_start_does_not_wait_for_things_left_where_only_an_operator_moves_them_on() -> None:
+    # No time to wait at all: what start still waits for would come back as a timeout.
+    result = usecases.start(LeftEngine("installed", "false"), "office", timeout=0.0)  # type: ignore[arg-type]
+    assert result.outcomes == {
+        "lamp-01": ("decommissioned", ""),
+        "thermostat-01": ("installed", ""),  # awaits the commission phase
+    }
+    assert result.resting == {"lamp-01", "thermostat-01"} and result.failed == {}
+
+
+def test_start_still_waits_for_a_thing_that_commissions_itself() -> None:
+    result = usecases.start(LeftEngine("installed", "true"), "office", timeout=0.0)  # type: ignore[arg-type]
+    assert result.resting == {"lamp-01"}
+    assert result.failed == {"thermostat-01": ("installed", "timeout: still not commissioned")}
+    failed = usecases.start(LeftEngine("failed", "false"), "office", timeout=0.0)  # type: ignore[arg-type]
+    assert failed.failed == {"thermostat-01": ("failed", "")}  # a failure is never resting
