@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import heapq
 import os
 import select
@@ -160,7 +161,7 @@ def epoll_hub(sock: socket.socket, seconds: float) -> tuple[int, int, float]:
         start = max(monotonic(), free_at)
         free_at = start + AIRTIME + ACK_AFTER
         to = ("127.0.0.1", int.from_bytes(data[:2], "big"))
-        at(start + AIRTIME, lambda: deliver(data, to, sender, free_at))
+        at(start + AIRTIME, functools.partial(deliver, data, to, sender, free_at))
 
     def deliver(data: bytes, to: Address, sender: Address, ack_at: float) -> None:
         nonlocal frames
@@ -170,7 +171,7 @@ def epoll_hub(sock: socket.socket, seconds: float) -> tuple[int, int, float]:
             sock.sendto(b"A", sender)
             take_next()
         else:
-            at(ack_at, lambda: ack(sender))
+            at(ack_at, functools.partial(ack, sender))
 
     def ack(sender: Address) -> None:
         sock.sendto(b"A", sender)
