@@ -165,6 +165,6 @@ class Engine(Protocol):
     def services(self) -> RunServices | None:
         """The engine's run services (Prometheus, Grafana); None when it has none."""
 
-    def ansible_connection(self, node: NodeStatus) -> dict[str, str]:
+    def ansible_connection(self, node: NodeStatus) -> dict[str, Any]:
         """Inventory host variables that make Ansible reach ``node`` (connection plugin and
         its target), e.g. ``community.docker.docker`` and the container name."""

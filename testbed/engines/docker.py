@@ -288,7 +288,7 @@ class DockerEngine:
 
         return DockerRunServices(self.client)
 
-    def ansible_connection(self, node: NodeStatus) -> dict[str, str]:
+    def ansible_connection(self, node: NodeStatus) -> dict[str, Any]:
         return ansible_connection(node)
 
     # -- tear-down --------------------------------------------------------------------------

@@ -48,9 +48,9 @@ from docker.types import IPAMConfig, IPAMPool
 from testbed.engines.base import EventFn, ExecResult, NodeStatus, RemovalReport, RunServices
 from testbed.engines.docker import (
     _ROLE_ORDER,
-    ANSIBLE_CONNECTION,
     WORKERS,
     DockerEngine,
+    ansible_connection,
     connect,
 )
 from testbed.engines.docker_errors import _translated, daemon_error
@@ -436,8 +436,10 @@ class SwarmEngine:
 
         return DockerRunServices(self.client)
 
-    def ansible_connection(self, node: NodeStatus) -> dict[str, str]:
-        variables = {"ansible_connection": ANSIBLE_CONNECTION, "ansible_host": node.resource}
+    def ansible_connection(self, node: NodeStatus) -> dict[str, Any]:
+        # As on one host (a packed thing's modules are told its control port), plus the Docker
+        # API of the host that runs the node when that is another one.
+        variables = ansible_connection(node)
         engine = self._where.get((node.run, node.node))
         if engine is not None and not engine.local:
             variables["ansible_docker_host"] = engine.swarm_node.engine

@@ -123,8 +123,11 @@ async def setup_network(
     ip_command: Sequence[str] = IP_COMMAND,
     route_deadline: float = ROUTE_DEADLINE,
     namespace: Callable[[], netns.Namespace] = netns.check,
+    metrics_ports: Sequence[int] = (),
 ) -> dict[str, object]:
-    """Apply the config's network settings; returns what was done (shown in /state)."""
+    """Apply the config's network settings; returns what was done (shown in /state).
+    ``metrics_ports``: more ports the mgmt filter lets scrapes reach besides the node's own
+    (a thing host's packed things)."""
     where = namespace()
     if not where.own:
         if config.isolate:
@@ -145,29 +148,34 @@ async def setup_network(
     report["routes"] = {r.prefix: o for r, o in zip(config.routes, outcomes, strict=True)}
     if config.isolate:
         report["default_routes_removed"] = await remove_default_routes(log, ip_command)
-        report["mgmt_filter"] = await filter_mgmt(config, log, ip_command)
+        report["mgmt_filter"] = await filter_mgmt(
+            config, log, ip_command, metrics_ports=metrics_ports
+        )
     return report
 
 
 NFT_COMMAND = ("nft",)
 
 
-def mgmt_ruleset(ifname: str, metrics_port: int) -> str:
+def mgmt_ruleset(ifname: str, metrics_port: int, more_ports: Sequence[int] = ()) -> str:
     """The node's mgmt filter, both directions, IPv4 and IPv6 (table ``inet``).
 
-    In: metrics scrapes and neighbour discovery; router advertisements are dropped (the plan's
+    In: metrics scrapes (its metrics port, and ``more_ports``: a thing host's packed things)
+    and neighbour discovery; router advertisements are dropped (the plan's
     routes are static: an RA from any peer on mgmt would add a default route to the host).
     Out: replies of accepted connections and neighbour discovery only, so that nothing the
     node starts (a request to Prometheus's API, to another node, or to the host through a
     default route via mgmt) leaves on mgmt.
     """
     nd = "nd-neighbor-solicit, nd-neighbor-advert"
+    every = sorted({metrics_port, *more_ports})
+    ports = str(every[0]) if len(every) == 1 else "{ " + ", ".join(map(str, every)) + " }"
     return (
         "table inet testbed_mgmt {\n"
         " chain input {\n"
         "  type filter hook input priority 0; policy accept;\n"
         f'  iifname "{ifname}" ct state established,related accept\n'
-        f'  iifname "{ifname}" tcp dport {metrics_port} accept\n'
+        f'  iifname "{ifname}" tcp dport {ports} accept\n'
         f'  iifname "{ifname}" icmpv6 type {{ {nd} }} accept\n'
         f'  iifname "{ifname}" drop\n'
         " }\n"
@@ -186,6 +194,7 @@ async def filter_mgmt(
     log: EventLog,
     ip_command: Sequence[str] = IP_COMMAND,
     nft_command: Sequence[str] = NFT_COMMAND,
+    metrics_ports: Sequence[int] = (),
 ) -> str:
     """Filter the mgmt interface (``mgmt_ruleset``); NetSetupError when that cannot be done.
 
@@ -205,14 +214,16 @@ async def filter_mgmt(
     if code != 0 or ifname is None:
         raise NetSetupError(f"cannot filter mgmt: no interface has {address}", hint)
     try:
-        ruleset = mgmt_ruleset(ifname, config.metrics_port)
+        ruleset = mgmt_ruleset(ifname, config.metrics_port, metrics_ports)
         code, err = await load_nft(nft_command, ruleset, IP_TIMEOUT)
     except FileNotFoundError:
         raise NetSetupError("cannot filter mgmt: no nft command", hint) from None
     if code != 0:
         raise NetSetupError("cannot filter mgmt: nft: " + err.strip()[:300], hint)
-    log.info("netsetup.mgmt_filtered", interface=ifname, metrics_port=config.metrics_port)
-    return f"only tcp/{config.metrics_port} on {ifname}"
+    ports = sorted({config.metrics_port, *metrics_ports})
+    log.info("netsetup.mgmt_filtered", interface=ifname, metrics_ports=ports)
+    shown = str(ports[0]) if len(ports) == 1 else f"{ports[0]}-{ports[-1]} ({len(ports)} ports)"
+    return f"only tcp/{shown} on {ifname}"
 
 
 async def load_nft(nft_command: Sequence[str], ruleset: str, timeout: float) -> tuple[int, str]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import struct
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -156,6 +158,33 @@ def test_metrics_are_per_thing(packed: Packed) -> None:
     text = result.output.decode()
     assert "testbed_node_info{" in text and 'node="lamp-03"' in text
     assert 'testbed_thing_lifecycle_state{state="operational"} 1.0' in text
+
+
+def test_prometheus_scrapes_each_packed_thing(packed: Packed) -> None:
+    """Through the thing host's mgmt filter, at each packed thing's own metrics port."""
+    services = packed.backend.services()
+    assert services is not None
+    url = services.prometheus_url(packed.run)
+    assert url is not None
+    query = urllib.parse.urlencode({"query": 'up{role="thing"}'})
+
+    def down() -> dict[str, str]:
+        with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=5) as answer:
+            results = json.load(answer)["data"]["result"]
+        up = {r["metric"].get("node"): r["value"][1] for r in results}
+        return {t: up.get(t, "absent") for t in packed.things if up.get(t) != "1"}
+
+    missing: dict[str, str] = {}
+
+    def all_up() -> bool:
+        missing.clear()
+        missing.update(down())
+        return not missing
+
+    try:
+        wait_for(all_up, 90, "Prometheus to scrape every packed thing")
+    except AssertionError:
+        raise AssertionError(f"not scraped as up: {missing}") from None
 
 
 def test_an_unprotected_request_to_one_packed_thing_is_refused(packed: Packed) -> None:

@@ -1,5 +1,6 @@
-"""The Swarm engine on a single-node swarm: the default building up, commissioned, read back by
-the backend, scraped, and down leaves nothing.
+"""The Swarm engine on a single-node swarm: the default building up (its three lamps packed in
+one thing host, the thermostats and the smoke detector in containers of their own),
+commissioned, read back by the backend, scraped, and down leaves nothing.
 
 The fixture makes the daemon a single-node swarm only if it is not in one already, and leaves
 the swarm at the end only if it made it (other tests run plain containers on the same daemon
@@ -15,11 +16,12 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import remove_run, run_cli
+from tests.integration.conftest import ROOT, remove_run, run_cli
 
 pytestmark = [
     pytest.mark.integration,
@@ -33,6 +35,17 @@ pytestmark = [
 
 PROMETHEUS_WAIT_S = 30.0
 READ_WAIT_S = 60.0
+LAMPS = ("lamp-01", "lamp-02", "lamp-03")
+LAMP_GROUP = '  - name: "lamp-{n:02d}"\n    count: 3\n'
+
+
+def packed_default(directory: Path) -> Path:
+    """topologies/default.yaml with its three lamps packed in one thing host (lamp-pack-01)."""
+    text = (ROOT / "topologies" / "default.yaml").read_text()
+    assert LAMP_GROUP in text, "default.yaml's lamp group changed: update LAMP_GROUP"
+    path = directory / "default-packed.yaml"
+    path.write_text(text.replace(LAMP_GROUP, LAMP_GROUP + "    pack: 3\n"))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +75,18 @@ def swarm(docker_client: Any) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def swarm_run(
-    swarm: None, docker_client: Any, node_image: str, cli_env: dict[str, str]
+    swarm: None,
+    docker_client: Any,
+    node_image: str,
+    cli_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, subprocess.CompletedProcess[str]]]:
     import uuid
 
     run = f"it-swarm-{uuid.uuid4().hex[:8]}"
+    topology = packed_default(tmp_path_factory.mktemp("swarm"))
     up = run_cli(
-        ["--backend", "swarm", "up", "--topology", "topologies/default.yaml", "--run", run],
+        ["--backend", "swarm", "up", "--topology", str(topology), "--run", run],
         cli_env,
         timeout=900,
     )
@@ -117,6 +135,11 @@ def test_default_building_runs_on_overlays_and_is_commissioned(
     assert set(br1.addresses) == {"mgmt", "backbone", "internet", "pan-floor1"}
     assert nodes["tc-facility"].addresses["backbone"].endswith("::11")
 
+    # The packed lamps run in one container of their own on the overlays.
+    assert nodes["lamp-pack-01"].role == "thing_host" and nodes["lamp-pack-01"].state == "running"
+    assert {n.attributes.get("thing-host") for n in nodes.values() if n.node in LAMPS} == {
+        "lamp-pack-01"
+    }
     # Every thing's own report through its control endpoint, read through the engine.
     things = [name for name, n in nodes.items() if n.role == "thing"]
     assert len(things) == 6, things
@@ -129,6 +152,7 @@ def test_default_building_runs_on_overlays_and_is_commissioned(
     assert backend.ansible_connection(nodes["thermostat-01"]) == {
         "ansible_connection": "community.docker.docker",
         "ansible_host": nodes["thermostat-01"].resource,
+        "ansible_docker_extra_env": {},  # a packed thing's would name its control port
     }
     # Experiment traffic crosses the overlays: the Internet backend reads the thing end to end
     # (OSCORE over internet -> br1 -> PAN), which the thing counts as handled requests.
@@ -137,6 +161,13 @@ def test_default_building_runs_on_overlays_and_is_commissioned(
         assert time.monotonic() < deadline, f"the backend never read the thing: {state}"
         time.sleep(1.0)
         state = backend.node_state(run, "thermostat-01")
+    # And a packed lamp, at its own address behind the same overlays.
+    lamp = backend.node_state(run, "lamp-02")
+    deadline = time.monotonic() + READ_WAIT_S
+    while not (lamp or {}).get("state", {}).get("requests", {}).get("handled"):
+        assert time.monotonic() < deadline, f"the backend never read lamp-02: {lamp}"
+        time.sleep(1.0)
+        lamp = backend.node_state(run, "lamp-02")
 
 
 def test_prometheus_scrapes_every_node_over_the_mgmt_overlay(
@@ -155,7 +186,7 @@ def test_prometheus_scrapes_every_node_over_the_mgmt_overlay(
         with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=5) as answer:
             results = json.load(answer)["data"]["result"]
         up = {r["metric"].get("node"): r["value"][1] for r in results}
-        wanted = {"br1", "tc-facility", "backend", "thermostat-01", "lamp-03"}
+        wanted = {"br1", "tc-facility", "backend", "thermostat-01", *LAMPS}
         if wanted <= set(up) and all(up[n] == "1" for n in wanted):
             return
         assert time.monotonic() < deadline, f"not every node scraped as up: {up}"

@@ -111,7 +111,13 @@ class ThingHost:
                 "run the thing host in its container",
             )
         await self.tun.open(self.addresses)  # before the routes: their next hop is on it
-        self._network = await setup_network(self.config, self.log)
+        # Prometheus scrapes each packed thing at its own metrics port on the host's mgmt
+        # address: the mgmt filter must let those in too.
+        self._network = await setup_network(
+            self.config,
+            self.log,
+            metrics_ports=[n.config.metrics_port for n in self.things.values()],
+        )
         self._network.update(await drop_capabilities(self.config.role, self.log))
         await self.metrics.serve(self.config.address("mgmt"), self.config.metrics_port, self.log)
         names = list(self.things)

@@ -111,3 +111,37 @@ def test_material_copy_keeps_modes_and_drops_host_owners(tmp_path: Path) -> None
         members = {m.name: m for m in tar.getmembers()}
     assert members["key.pem"].mode & 0o777 == 0o600
     assert {(m.uid, m.gid) for m in members.values()} == {(0, 0)}
+
+
+class _Manager:
+    """A client of a swarm manager, as far as SwarmEngine's constructor asks."""
+
+    def info(self) -> dict[str, Any]:
+        return {"Swarm": {"LocalNodeState": "active", "ControlAvailable": True, "NodeID": "m"}}
+
+
+def test_ansible_reaches_a_packed_thing_on_another_host_through_its_control_port() -> None:
+    from testbed.engines import packed
+    from testbed.engines.base import NodeStatus
+    from testbed.engines.swarm import MemberEngine, SwarmEngine
+
+    engine = SwarmEngine(_Manager())  # type: ignore[arg-type]
+    h2 = _node("h2", **{"testbed.engine": "tcp://h2:2375"})
+    remote = MemberEngine(_Manager(), h2, local=False)  # type: ignore[arg-type]
+    lamp = NodeStatus(
+        run="r", node="lamp-02", role="thing", kind="", state="running",
+        resource="tb-r-lamp-pack-01", image="",
+        attributes={"thing-host": "lamp-pack-01", packed.CONTROL_PORT_ATTRIBUTE: "9302"},
+    )  # fmt: skip
+    engine._where[("r", "lamp-02")] = remote
+    variables = engine.ansible_connection(lamp)
+    assert variables["ansible_host"] == "tb-r-lamp-pack-01"  # the thing host's container
+    assert variables["ansible_docker_extra_env"] == {packed.CONTROL_PORT_ENV: "9302"}
+    assert variables["ansible_docker_host"] == "tcp://h2:2375"
+    # A node in a container of its own, on this host: neither.
+    solo = NodeStatus(
+        run="r", node="thermostat-01", role="thing", kind="", state="running",
+        resource="tb-r-thermostat-01", image="",
+    )  # fmt: skip
+    variables = engine.ansible_connection(solo)
+    assert variables["ansible_docker_extra_env"] == {} and "ansible_docker_host" not in variables

@@ -156,6 +156,17 @@ def test_mgmt_filter_both_directions_without_router_advertisements(tmp_path: Pat
     assert "router-advert" not in ruleset  # RAs on mgmt are dropped, not accepted
 
 
+def test_a_thing_hosts_mgmt_filter_lets_scrapes_reach_each_packed_thing(tmp_path: Path) -> None:
+    """Prometheus scrapes each packed thing at its own port on the thing host's mgmt address."""
+    ip = fake_ip(tmp_path, ADDR_SHOW)
+    nft = fake_nft(tmp_path, 0)
+    done = asyncio.run(netsetup.filter_mgmt(MGMT, LOG, ip, nft, metrics_ports=[9182, 9181]))
+    assert done == "only tcp/9180-9182 (3 ports) on eth0"
+    ruleset = (tmp_path / "ruleset").read_text()
+    assert 'iifname "eth0" tcp dport { 9180, 9181, 9182 } accept' in ruleset
+    assert ruleset.count("dport") == 1  # nothing else comes in
+
+
 @pytest.mark.parametrize("failure", ["nft refuses", "no interface", "no nft"])
 def test_mgmt_filter_fails_closed(tmp_path: Path, failure: str) -> None:
     """A node whose mgmt filter is not in place must not run as if it were isolated."""
@@ -167,7 +178,10 @@ def test_mgmt_filter_fails_closed(tmp_path: Path, failure: str) -> None:
 
 def test_nft_accepts_the_mgmt_filter(tmp_path: Path) -> None:
     path = tmp_path / "mgmt.nft"
-    path.write_text(netsetup.mgmt_ruleset("eth0", 9180))
+    path.write_text(
+        netsetup.mgmt_ruleset("eth0", 9180)
+        + netsetup.mgmt_ruleset("eth1", 9180, [9181]).replace("testbed_mgmt", "testbed_mgmt_packed")
+    )
     try:
         done = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
     except FileNotFoundError:
