@@ -136,6 +136,12 @@ def start(
             report.update("nodes", advance=len(tier))
     report.end("nodes")
     things = {n.node: n.attributes for n in waiting if n.role == Role.THING}
+
+    def left_so(thing: str, lifecycle: str) -> bool:
+        # Decommissioned (or not yet commissioned by the phases) before the stop, a thing
+        # comes back so: nothing to wait for.
+        return bringup.rests(lifecycle, things[thing])
+
     report.begin("commissioned", len(things))
     outcomes = bringup.wait_final(
         engine,
@@ -143,16 +149,14 @@ def start(
         list(things),
         lambda state, thing: report.update("commissioned", f"{thing}: {state}", advance=1),
         timeout,
-        # A thing decommissioned (or not yet commissioned by the phases) before the stop comes
-        # back so: nothing to wait for.
-        resting=lambda thing, lifecycle: bringup.rests(lifecycle, things[thing]),
+        resting=left_so,
     )
     report.end("commissioned")
     return StartResult(
         run=name,
         started=[n.node for n in containers],
         outcomes=outcomes,
-        resting={t for t, (state, _) in outcomes.items() if bringup.rests(state, things[t])},
+        resting={t for t, (state, _) in outcomes.items() if left_so(t, state)},
     )
 
 
