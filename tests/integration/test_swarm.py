@@ -35,6 +35,7 @@ pytestmark = [
 
 PROMETHEUS_WAIT_S = 30.0
 READ_WAIT_S = 60.0
+OVERLAY_GONE_S = 30.0
 LAMPS = ("lamp-01", "lamp-02", "lamp-03")
 LAMP_GROUP = '  - name: "lamp-{n:02d}"\n    count: 3\n'
 
@@ -85,12 +86,12 @@ def swarm_run(
 
     run = f"it-swarm-{uuid.uuid4().hex[:8]}"
     topology = packed_default(tmp_path_factory.mktemp("swarm"))
-    up = run_cli(
-        ["--backend", "swarm", "up", "--topology", str(topology), "--run", run],
-        cli_env,
-        timeout=900,
-    )
-    try:
+    try:  # a failed `up` leaves its nodes behind (--keep-on-error or not): removed below too
+        up = run_cli(
+            ["--backend", "swarm", "up", "--topology", str(topology), "--run", run],
+            cli_env,
+            timeout=900,
+        )
         yield run, up
     finally:
         run_cli(["--backend", "swarm", "down", "--run", run], cli_env, timeout=300, check=False)
@@ -201,10 +202,16 @@ def test_down_leaves_nothing_of_the_run(
     run, _ = swarm_run
     down = run_cli(["--backend", "swarm", "down", "--run", run], cli_env, timeout=300)
     assert "removed" in down.stdout, down.stdout
-    left = _run_objects(docker_client, run)
-    assert (left["services"], left["containers"], left["volumes"]) == ([], [], [])
     # Docker 20.10 can keep a container's overlay attachment task after the container is gone
     # (seen on a freshly made swarm under load); the manager then refuses to remove that
-    # overlay. `down` must name every such network instead of leaving it silently.
+    # overlay. `down` must name every such network instead of leaving it silently. An overlay
+    # that was removed can still be listed for a moment (the manager removes it, the daemon's
+    # list follows): wait until only named ones are left.
     warned = " ".join((down.stdout + down.stderr).split())
+    deadline = time.monotonic() + OVERLAY_GONE_S
+    left = _run_objects(docker_client, run)
+    while any(n not in warned for n in left["networks"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = _run_objects(docker_client, run)
+    assert (left["services"], left["containers"], left["volumes"]) == ([], [], [])
     assert all(name in warned for name in left["networks"]), (left, down.stdout, down.stderr)
